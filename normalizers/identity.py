@@ -95,6 +95,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
     _mothers_ids(msg, pid, ident)
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
+    ident.birth_place = _birth_place(msg, pid)
     if text(msg, _first(msg, pid, 31)).strip().upper() == IDENTITY_UNKNOWN:
         # PID-31 'Y': the patient's identity is unknown (an unconscious patient admitted as
         # 'INCONNU'): the names and birth date sent are placeholders, never matched on
@@ -102,6 +103,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
             ident.warnings.append(f"{loc(pid, 31)}: identity unknown (Y): the names and birth "
                                   "date sent are placeholders, not used")
         ident.family = ident.given = ident.birth_family = ident.birth_date = ""
+        ident.birth_place = ""
         ident.birth_date_partial = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
     # PID-24 'Y', else a birth order past the first (some senders fill '1' for everyone)
@@ -431,6 +433,26 @@ def read_joined_family(ident: PatientIdentity, where: str) -> None:
         ident.birth_family = in_birth.birth
     ident.warnings.append(f"{where}: family name written with 'épouse' or 'née': read as a "
                           "birth name and a used name")
+
+
+BIRTH_ADDRESS = "BDL"  # XAD.7 address type: birth delivery location (HL7 v2.5 table 0190)
+ADDRESS, ADDRESS_TYPE, COUNTY_CODE, BIRTH_PLACE = 11, 7, 9, 23
+_INSEE_CODE = re.compile(r"(?:\d\d|2[AB])\d{3}")  # a commune's, or '99' + a country's
+
+
+def _birth_place(msg: Message, pid: Segment) -> str:
+    """The INSEE code of the birth place: PID-11's address of type BDL, its XAD.9 (IHE PAM
+    France, the INS traits' 'lieu de naissance'), else PID-23 when it holds such a code
+    (a place name there is not compared); '' when none is given. Only ever used to tell
+    two persons apart (identity resolution), never to find a dossier."""
+    for rep in reps(msg, pid, ADDRESS):
+        c = comps(msg, rep)
+        if text(msg, part(c, ADDRESS_TYPE)).upper() == BIRTH_ADDRESS:
+            code = text(msg, part(c, COUNTY_CODE)).upper()
+            if _INSEE_CODE.fullmatch(code):
+                return code
+    code = text(msg, part(comps(msg, _first(msg, pid, BIRTH_PLACE)), 1)).upper()
+    return code if _INSEE_CODE.fullmatch(code) else ""
 
 
 def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:

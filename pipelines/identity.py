@@ -33,7 +33,13 @@ from dossiers.patients import (
 from dossiers.schema import patient_identifiers, patients
 from normalizers.identity import read_identity_status
 from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
-from normalizers.nir import ins_kind, ins_replaced_by, nir_contradicts, nir_problem
+from normalizers.nir import (
+    birth_place_contradicts,
+    ins_kind,
+    ins_replaced_by,
+    nir_contradicts,
+    nir_problem,
+)
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
@@ -323,8 +329,9 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                            "their traits, no demographic match", warnings)
     found = _demographic_matches(lookup, identity)
     if len(found) == 1:
-        refused = _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),
-                             "demographics", warnings)
+        refused = _born_elsewhere(identity, lookup.patient(found[0]), warnings) or \
+            _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),
+                       "demographics", warnings)
         return refused or _accept(lookup, found[0], "demographics", local_ids, warnings,
                                   feeding)
     if len(found) > 1:
@@ -547,6 +554,21 @@ def _naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
             said.append(f"{li.authority}{typed} -> dossier{'s' if len(ids) > 1 else ''} "
                         f"{', '.join(map(str, ids))}")
     return "; ".join(said)
+
+
+def _born_elsewhere(identity: PatientIdentity, patient: Patient | None,
+                    warnings: list[str]) -> Resolution | None:
+    """IDENTITY_TRAITS_MISMATCH when the dossier the traits found holds an INS whose own
+    digits name another birth place than the one sent (PID-11 BDL): two persons of the same
+    names, birth date and sex, born in two communes (the homonyms the INS traits' birth
+    place is there to tell apart). Only ever a veto: a birth place finds no dossier."""
+    if patient is None or not patient.ins or \
+            not birth_place_contradicts(patient.ins, identity.birth_place):
+        return None
+    return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                       "the only dossier the demographics match holds an INS whose birth place "
+                       "(its digits 6-10) is not the one sent (PID-11 BDL): a homonym born the "
+                       "same day elsewhere; not filed on a guess (identity to check)", warnings)
 
 
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:

@@ -263,3 +263,69 @@ def test_a_local_id_whose_namespace_is_another_oid_is_read_by_its_universal_id(
     ident = extract_identity(parse_text(f"{MSH}\r{segment}"))
     assert ident.warnings == ["PID[2]-3 repetition 1: assigning authority's namespace (CX.4.1) "
                               "is another OID than its universal id (CX.4.2): CX.4.2 used"]
+
+
+# -- the birth place (PID-11 BDL, PID-23) confirms a demographic match, never makes one ----------
+LE_GOFF_NIR = nir("1551129232190")  # born November 1955 in Quimper (INSEE 29232)
+
+
+def born_in(address: str = "", place: str = "", names: str = "LE GOFF^Jérôme^^^^^L",
+            ipp: str = "55123") -> str:
+    """PID of Jérôme Le Goff, no INS, an IPP nobody knows, the birth place as given."""
+    fields = ["PID", "", "", f"{ipp}^^^LABO&{LABO}&ISO^PI", "", names, "", "19551102", "M",
+              "", "", address] + [""] * 11 + [place] + [""] * 8 + ["PROV"]
+    return "|".join(fields)
+
+
+@pytest.mark.parametrize(("address", "place", "filed"), [
+    ("4 place de l'Église^^Brest^^29200^FRA^H~^^^^^^BDL^^29019", "", False),  # born in Brest
+    ("", "29019", False),  # PID-23 holding the INSEE code
+    ("^^^^^^BDL^^99351", "", False),  # born abroad (Algeria), his INS says Quimper
+    ("^^^^^^BDL^^29232", "", True),  # Quimper, as his INS says
+    ("^^Brest^^29200^FRA^H", "Brest", True),  # no code: a place name is not compared
+    ("", "", True),  # no birth place: as before
+])
+def test_a_birth_place_other_than_the_dossiers_ins_says_is_a_homonym(
+        engine, address: str, place: str, filed: bool) -> None:  # noqa: ANN001
+    """M. Jérôme Le Goff born on 2 Nov 1955 in Quimper has a dossier with his INS; a
+    laboratory sends results for a Jérôme Le Goff born the same day in Brest, without INS.
+    The strict match found the dossier; the birth place sent (the INS trait that tells such
+    homonyms apart) was never read."""
+    his = dossier(engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02", sex="M",
+                  birth_family="Le Goff", ins=LE_GOFF_NIR, ins_oid=INS_NIR)
+    res = resolve(engine, born_in(address, place))
+    if filed:
+        assert (res.patient_id, res.via) == (his, "demographics")
+    else:
+        assert (res.patient_id, res.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+        assert "PID-11 BDL" in res.reason
+        for said in ("29019", "29232", "99351", "Brest", "Quimper"):
+            assert said not in res.reason
+
+
+def test_a_birth_place_alone_finds_nothing_and_a_dossier_without_ins_is_not_vetoed(
+        sqlite_engine) -> None:  # noqa: ANN001
+    """Only an INS's digits state a dossier's birth place: a dossier without one is matched
+    as before; and a birth place never makes a match of other traits."""
+    his = dossier(sqlite_engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02",
+                  sex="M", birth_family="Le Goff")
+    brest = "^^^^^^BDL^^29019"
+    assert resolve(sqlite_engine, born_in(brest)).patient_id == his
+    other = resolve(sqlite_engine, born_in(brest, names="LE GOFF^Yves^^^^^L", ipp="55124"))
+    assert (other.patient_id, other.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+
+
+@pytest.mark.parametrize(("nir_", "place", "contradicts"), [
+    (nir("1551129232190"), "29232", False),
+    (nir("1551129232190"), "29019", True),
+    (nir("1491220004828"), "2A004", False),  # born in Ajaccio before 1976: '20' in the NIR
+    (nir("149122A004828"), "20004", False),
+    (nir("149122A004828"), "2B033", True),
+    (nir("2840699351042"), "99351", False),  # born abroad: '99' and the country's code
+    (nir("7551129232190"), "29019", False),  # a temporary number says no birth place
+    (nir("1551129232190"), "Quimper", False),
+])
+def test_nir_digits_against_the_birth_place(nir_: str, place: str, contradicts: bool) -> None:
+    from normalizers.nir import birth_place_contradicts
+
+    assert birth_place_contradicts(nir_, place) is contradicts
