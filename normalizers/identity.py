@@ -448,10 +448,15 @@ def _birth_place(msg: Message, pid: Segment) -> str:
     for rep in reps(msg, pid, ADDRESS):
         c = comps(msg, rep)
         if text(msg, part(c, ADDRESS_TYPE)).upper() == BIRTH_ADDRESS:
-            code = text(msg, part(c, COUNTY_CODE)).upper()
-            if _INSEE_CODE.fullmatch(code):
+            code = insee_code(text(msg, part(c, COUNTY_CODE)))
+            if code:
                 return code
-    code = text(msg, part(comps(msg, _first(msg, pid, BIRTH_PLACE)), 1)).upper()
+    return insee_code(text(msg, part(comps(msg, _first(msg, pid, BIRTH_PLACE)), 1)))
+
+
+def insee_code(value: str) -> str:
+    """``value`` as an INSEE place code ('29232', '2A004', '99351'), '' when it is none."""
+    code = value.strip().upper()
     return code if _INSEE_CODE.fullmatch(code) else ""
 
 

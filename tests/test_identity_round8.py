@@ -329,3 +329,25 @@ def test_nir_digits_against_the_birth_place(nir_: str, place: str, contradicts: 
     from normalizers.nir import birth_place_contradicts
 
     assert birth_place_contradicts(nir_, place) is contradicts
+
+
+@pytest.mark.parametrize(("county", "filed"), [("29019", False), ("29232", True)])
+def test_a_cda_birth_place_is_compared_as_pid_11_is(sqlite_engine, county: str,  # noqa: ANN001
+                                                    filed: bool) -> None:
+    """A CR-BIO whose patient has an IPP nobody knows (no INS): the birthplace's INSEE code
+    (CI-SIS: birthplace/place/addr/county) vetoes the dossier of a homonym as PID-11 does."""
+    from normalizers.cda import normalize_cda
+    from parsers.cda import parse_cda
+    from tests.test_identity_round5 import CRBIO, CRBIO_IDS
+
+    his = dossier(sqlite_engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02",
+                  sex="M", birth_family="Le Goff", ins=LE_GOFF_NIR, ins_oid=INS_NIR)
+    unknown_ipp = '<id extension="4100009999" root="2.999.250.1.1"/>'
+    data = CRBIO.replace(CRBIO_IDS, unknown_ipp).replace(
+        "<county>29232</county>", f"<county>{county}</county>").encode()
+    ident = normalize_cda(parse_cda(data), data, "chu").identity
+    assert ident.birth_place == county
+    with sqlite_engine.begin() as conn:
+        res = resolve_identity(conn, ident, auto_create=False)
+    assert res.patient_id == (his if filed else None)
+    assert res.code == (None if filed else "IDENTITY_TRAITS_MISMATCH")
