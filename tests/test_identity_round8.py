@@ -44,13 +44,13 @@ def resolve(engine, *segments: str, auto_create: bool = False, trust_test_ins: b
     ("pROV~ud", False),  # lower case, as some engines write it
     ("PROV~UA", True),  # only the address is a default one
 ])
-def test_alias_or_default_birth_date_is_no_demographic_match(engine, status: str,  # noqa: ANN001
+def test_alias_or_default_birth_date_is_no_demographic_match(sqlite_engine, status: str,  # noqa: ANN001
                                                              matched: bool) -> None:
     """An engine outside PAM France fills PID-32 from HL7 table 0445: 'AL' (the name is an
     alias), 'UD' (a default birth date). Unknown to the table, the codes only withdrew trust
     from the INS: the look-alike dossier of Maëlle Le Bihan was matched on an alias."""
-    hers = dossier(engine)
-    res = resolve(engine, pid("", "MARTIN^Maëlle^^^^^L", status=status))
+    hers = dossier(sqlite_engine)
+    res = resolve(sqlite_engine, pid("", "MARTIN^Maëlle^^^^^L", status=status))
     if matched:
         assert (res.patient_id, res.via) == (hers, "demographics")
     else:
@@ -210,13 +210,13 @@ def test_an_unknown_ins_with_identifiers_naming_two_dossiers_names_both(sqlite_e
     ("BEBE B", False), ("BEBE", False), ("Bébé a", True), ("BEBE A", True),
     ("JUMEAU B", False),  # another placeholder: never twin A's
 ])
-def test_twins_placeholder_letters_are_compared(engine, given: str, same: bool) -> None:  # noqa: ANN001
+def test_twins_placeholder_letters_are_compared(sqlite_engine, given: str, same: bool) -> None:  # noqa: ANN001
     """Twin boys 'BEBE A' (dossier) and 'BEBE B', the laboratory sending no PID-24/25: only
     numbers after the placeholder were compared, so both keyed as BEBE with no mark and
     twin B's results went into twin A's dossier."""
-    first = dossier(engine, family="Le Bihan", given="BEBE A", birth_date="2026-11-20",
+    first = dossier(sqlite_engine, family="Le Bihan", given="BEBE A", birth_date="2026-11-20",
                     sex="M", birth_family="Le Bihan")
-    res = resolve(engine, pid(f"88002^^^CHU&{CHU}&ISO^PI", f"LE BIHAN^{given}^^^^^L",
+    res = resolve(sqlite_engine, pid(f"88002^^^CHU&{CHU}&ISO^PI", f"LE BIHAN^{given}^^^^^L",
                               birth="202611200412", sex="M"))
     assert res.patient_id == (first if same else None)
     if not same:
@@ -286,14 +286,14 @@ def born_in(address: str = "", place: str = "", names: str = "LE GOFF^Jérôme^^
     ("", "", True),  # no birth place: as before
 ])
 def test_a_birth_place_other_than_the_dossiers_ins_says_is_a_homonym(
-        engine, address: str, place: str, filed: bool) -> None:  # noqa: ANN001
+        sqlite_engine, address: str, place: str, filed: bool) -> None:  # noqa: ANN001
     """M. Jérôme Le Goff born on 2 Nov 1955 in Quimper has a dossier with his INS; a
     laboratory sends results for a Jérôme Le Goff born the same day in Brest, without INS.
     The strict match found the dossier; the birth place sent (the INS trait that tells such
     homonyms apart) was never read."""
-    his = dossier(engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02", sex="M",
-                  birth_family="Le Goff", ins=LE_GOFF_NIR, ins_oid=INS_NIR)
-    res = resolve(engine, born_in(address, place))
+    his = dossier(sqlite_engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02",
+                  sex="M", birth_family="Le Goff", ins=LE_GOFF_NIR, ins_oid=INS_NIR)
+    res = resolve(sqlite_engine, born_in(address, place))
     if filed:
         assert (res.patient_id, res.via) == (his, "demographics")
     else:
@@ -351,3 +351,25 @@ def test_a_cda_birth_place_is_compared_as_pid_11_is(sqlite_engine, county: str, 
         res = resolve_identity(conn, ident, auto_create=False)
     assert res.patient_id == (his if filed else None)
     assert res.code == (None if filed else "IDENTITY_TRAITS_MISMATCH")
+
+
+def test_the_round_on_both_stores(engine) -> None:  # noqa: ANN001
+    """What the store answers for this round's demographic rules, on SQLite and PostgreSQL:
+    an alias (PID-32 AL) is not matched, 'BEBE B' is not twin 'BEBE A', a homonym born
+    elsewhere than his dossier's INS says is not filed, and each is found when it should."""
+    twin = dossier(engine, family="Le Bihan", given="BEBE A", birth_date="2026-11-20",
+                   sex="M", birth_family="Le Bihan")
+    his = dossier(engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02", sex="M",
+                  birth_family="Le Goff", ins=LE_GOFF_NIR, ins_oid=INS_NIR)
+    hers = dossier(engine)
+
+    def newborn(given: str) -> str:
+        return pid("", f"LE BIHAN^{given}^^^^^L", birth="20261120", sex="M")
+
+    assert resolve(engine, newborn("BEBE B")).code == "IDENTITY_UNKNOWN_PATIENT"
+    assert resolve(engine, newborn("Bébé a")).patient_id == twin
+    assert resolve(engine, born_in("^^^^^^BDL^^29019")).code == "IDENTITY_TRAITS_MISMATCH"
+    assert resolve(engine, born_in("^^^^^^BDL^^29232", ipp="55125")).patient_id == his
+    assert resolve(engine, pid("", "MARTIN^Maëlle^^^^^L", status="PROV~AL")).code == \
+        "IDENTITY_UNKNOWN_PATIENT"
+    assert resolve(engine, pid("", "MARTIN^Maëlle^^^^^L", status="PROV~UA")).patient_id == hers
