@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
 
 from dossiers.merged import tombstone_ids
 from dossiers.names import fold_name, name_key
 from dossiers.schema import patient_identifiers, patients
+from normalizers.tabledata import read_csv_rows
+
+TABLES = Path(__file__).resolve().parent / "tables"
 
 
 class PatientError(ValueError):
@@ -231,9 +235,19 @@ def birth_order_marks(given: str) -> tuple[str, ...]:
     (``first_given_key`` keeps the first name of the list). A laboratory rarely sends the
     multiple birth (PID-24/25), so the strict match compares these too: 'BEBE 2' is not the
     dossier of 'BEBE 1', nor of a plain 'BEBE' (which twin is unknown); names without a
-    number are as before."""
+    number are as before. After a placeholder (tables/newborn_placeholders.csv) every word
+    counts, letters too: 'BEBE A' is not 'BEBE B' (read as numbers only, both had none)."""
     names = _GIVEN_SEPARATORS.split(given.strip()) if given else []
+    if names and name_key(names[0]) in _placeholders():
+        return tuple(n.lstrip("0") or "0" if n.isdigit() else name_key(n) for n in names[1:])
     return tuple(n.lstrip("0") or "0" for n in names if n.isdigit())
+
+
+@cache
+def _placeholders() -> frozenset[str]:
+    """The keys of tables/newborn_placeholders.csv."""
+    rows = read_csv_rows(TABLES / "newborn_placeholders.csv")
+    return frozenset(name_key(row["name"]) for row in rows)
 
 
 def _joined_given_keys(given: str) -> set[str]:

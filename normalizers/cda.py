@@ -40,7 +40,7 @@ from normalizers.codes import LOINC, CodeMappings, is_loinc_system, oid_names, r
 from normalizers.codes import system_name as coding_system_name
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from normalizers.death import feeding_cda_death
-from normalizers.identity import authority_of, read_joined_family
+from normalizers.identity import authority_of, insee_code, read_joined_family
 from normalizers.model import (
     ACTION_NEW,
     ACTION_REPLACE,
@@ -617,6 +617,9 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
     if rt.administrative_gender is not None:
         identity.sex = rt.administrative_gender.code.upper()[:1]
     identity.multiple_birth = _multiple_birth(rt)
+    # CI-SIS: the INSEE code of the birth commune in birthplace/place/addr/county
+    place = rt.birthplace.addr if rt.birthplace is not None else None
+    identity.birth_place = insee_code(place.get("county")) if place is not None else ""
     if rt.birth_time is not None and 0 < len(rt.birth_time.value) < 8:
         # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
         identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "

@@ -95,6 +95,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
     _mothers_ids(msg, pid, ident)
     _names(msg, pid, ident)
     _birth_date(msg, pid, ident)
+    ident.birth_place = _birth_place(msg, pid)
     if text(msg, _first(msg, pid, 31)).strip().upper() == IDENTITY_UNKNOWN:
         # PID-31 'Y': the patient's identity is unknown (an unconscious patient admitted as
         # 'INCONNU'): the names and birth date sent are placeholders, never matched on
@@ -102,6 +103,7 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
             ident.warnings.append(f"{loc(pid, 31)}: identity unknown (Y): the names and birth "
                                   "date sent are placeholders, not used")
         ident.family = ident.given = ident.birth_family = ident.birth_date = ""
+        ident.birth_place = ""
         ident.birth_date_partial = ""
     ident.sex = text(msg, part(comps(msg, _first(msg, pid, 8)), 1)).upper()
     # PID-24 'Y', else a birth order past the first (some senders fill '1' for everyone)
@@ -116,23 +118,48 @@ def extract_identity(msg: Message, pid: Segment | None = None) -> PatientIdentit
 
 
 MOTHERS_ID = 21  # PID-21 mother's identifier (a newborn's messages)
+MOTHER = "MTH"  # NK1-3 relationship: mother (HL7 v2.5 table 0063)
+NK1_RELATIONSHIP, NK1_IDENTIFIERS = 3, 33  # NK1-33: the associated party's identifiers
+# segments that may stand between a PID and its NK1s (v2.5 ADT: PID [PD1] [{ROL}] [{NK1}];
+# ORU: PID [PD1] [{NTE}] [{NK1}]): the NK1s after another segment are not this PID's
+_PATIENT_GROUP = frozenset({"PD1", "ROL", "NTE", "NK1"})
 
 
 def _mothers_ids(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
-    """A PID-3 identifier that PID-21 gives as the mother's: a newborn's message filled with
-    its mother's INS or IPP (the child has no NIR yet, the software copied the mother's).
-    Filed by it, the baby's results went into the mother's dossier: a conflict, quarantined
-    by identity resolution. Compared as read (INS by number, local ids by authority)."""
-    if not pid.raw(MOTHERS_ID):
-        return
-    mother = identifiers_in(msg, pid, MOTHERS_ID)
-    nirs = {i.nir for i in mother.ins}
-    locals_ = {(li.authority, li.value) for li in mother.local_ids}
-    if any(i.nir in nirs for i in ident.ins) or any(
-            (li.authority, li.value) in locals_ for li in ident.local_ids):
-        ident.conflicts.append(f"{loc(pid, 3)} holds the mother's identifier "
-                               f"({loc(pid, MOTHERS_ID)}): a newborn's message carrying its "
-                               "mother's identity")
+    """A PID-3 identifier that PID-21, or the identifiers (NK1-33) of an NK1 whose
+    relationship is the mother (NK1-3 'MTH'), give as the mother's: a newborn's message
+    filled with its mother's INS or IPP (the child has no NIR yet, the software copied the
+    mother's). Filed by it, the baby's results went into the mother's dossier: a conflict,
+    quarantined by identity resolution. Compared as read (INS by number, local ids by
+    authority). Plain HL7 senders name the mother in NK1 rather than PID-21: read only in
+    PID-21, her identifiers in PID-3 were not seen."""
+    for where, mother in _mothers(msg, pid):
+        nirs = {i.nir for i in mother.ins}
+        locals_ = {(li.authority, li.value) for li in mother.local_ids}
+        if any(i.nir in nirs for i in ident.ins) or any(
+                (li.authority, li.value) in locals_ for li in ident.local_ids):
+            ident.conflicts.append(f"{loc(pid, 3)} holds the mother's identifier "
+                                   f"({where}): a newborn's message carrying its "
+                                   "mother's identity")
+            return
+
+
+def _mothers(msg: Message, pid: Segment) -> list[tuple[str, PatientIdentity]]:
+    """(field position, identifiers) of the mother as this PID's message states her:
+    PID-21, and NK1-33 of this PID's NK1s whose relationship is 'MTH'."""
+    found = []
+    if pid.raw(MOTHERS_ID):
+        found.append((loc(pid, MOTHERS_ID), identifiers_in(msg, pid, MOTHERS_ID)))
+    for seg in msg.segments[pid.index:]:
+        if seg.name not in _PATIENT_GROUP:
+            break
+        if seg.name != "NK1" or not seg.raw(NK1_IDENTIFIERS):
+            continue
+        relation = text(msg, part(comps(msg, _first(msg, seg, NK1_RELATIONSHIP)), 1))
+        if relation.strip().upper() == MOTHER:
+            found.append((loc(seg, NK1_IDENTIFIERS),
+                          identifiers_in(msg, seg, NK1_IDENTIFIERS)))
+    return found
 
 
 STATUS_SEPARATOR = "~"  # PID-32 repeats: a status and its attributes, kept in order
@@ -237,6 +264,25 @@ def _ins_spelled_otherwise(namespace: str, oid: str, ident: PatientIdentity,
     return kind, bare
 
 
+def _oids_disagree(ident: PatientIdentity, namespace: str, universal_id: str, where: str,
+                   kind: str | None = None) -> None:
+    """CX.4.1 written as an OID other than CX.4.2's ('1.2.250.1.213.1.4.8&1.2.250.1.213.1.4.10'):
+    the universal id (CX.4.2) is the assigning authority (HL7 v2.5 2.A.33), said in a
+    warning; for an INS whose two OIDs name two kinds (a production and a test INS-NIR) a
+    conflict: which kind the number is, the sender does not know itself. Unread, the
+    namespace's OID was dropped in silence and the number filed as the other kind."""
+    said, used = _as_oid(namespace), _as_oid(universal_id)
+    if not said or not used or said == used:
+        return
+    said_kind = ins_kind(said)
+    if kind is not None and said_kind is not None and said_kind != kind:
+        ident.conflicts.append(f"{where}: the assigning authority names an {said_kind} "
+                               f"(CX.4.1) and an {kind} (CX.4.2)")
+        return
+    ident.warnings.append(f"{where}: assigning authority's namespace (CX.4.1) is another OID "
+                          "than its universal id (CX.4.2): CX.4.2 used")
+
+
 @cache
 def _not_patient_types() -> frozenset[str]:
     """CX.5 type codes of identifiers that name no patient (a stay, an account, an order)."""
@@ -267,6 +313,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
             oid, kind = guessed, ins_kind(guessed)
             ident.warnings.append(f"{where}: INS without OID, kind taken from {said}")
     if kind is not None and type_code != BILLING_NIR:
+        _oids_disagree(ident, namespace, oid, where, kind)
         nir = "".join(value.split()).upper()  # '2 88 02 99 351 042 xx', tabs, NBSP
         if ("ins", oid, nir) in seen:
             return
@@ -285,6 +332,7 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
         return
     if type_code == INS_TYPE or ins_oid_for_type_code(type_code):
         ident.warnings.append(f"{where}: typed INS but its authority is not an INS OID")
+    _oids_disagree(ident, namespace, oid, where)
     authority = authority_of(namespace, oid, oid_type)
     if not authority:
         ident.warnings.append(f"{where}: identifier without assigning authority")
@@ -385,6 +433,31 @@ def read_joined_family(ident: PatientIdentity, where: str) -> None:
         ident.birth_family = in_birth.birth
     ident.warnings.append(f"{where}: family name written with 'épouse' or 'née': read as a "
                           "birth name and a used name")
+
+
+BIRTH_ADDRESS = "BDL"  # XAD.7 address type: birth delivery location (HL7 v2.5 table 0190)
+ADDRESS, ADDRESS_TYPE, COUNTY_CODE, BIRTH_PLACE = 11, 7, 9, 23
+_INSEE_CODE = re.compile(r"(?:\d\d|2[AB])\d{3}")  # a commune's, or '99' + a country's
+
+
+def _birth_place(msg: Message, pid: Segment) -> str:
+    """The INSEE code of the birth place: PID-11's address of type BDL, its XAD.9 (IHE PAM
+    France, the INS traits' 'lieu de naissance'), else PID-23 when it holds such a code
+    (a place name there is not compared); '' when none is given. Only ever used to tell
+    two persons apart (identity resolution), never to find a dossier."""
+    for rep in reps(msg, pid, ADDRESS):
+        c = comps(msg, rep)
+        if text(msg, part(c, ADDRESS_TYPE)).upper() == BIRTH_ADDRESS:
+            code = insee_code(text(msg, part(c, COUNTY_CODE)))
+            if code:
+                return code
+    return insee_code(text(msg, part(comps(msg, _first(msg, pid, BIRTH_PLACE)), 1)))
+
+
+def insee_code(value: str) -> str:
+    """``value`` as an INSEE place code ('29232', '2A004', '99351'), '' when it is none."""
+    code = value.strip().upper()
+    return code if _INSEE_CODE.fullmatch(code) else ""
 
 
 def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:

@@ -121,6 +121,10 @@ class PatientIdentity:
     # one of twins, triplets... (PID-24 'Y', PID-25 a birth order): they share family name,
     # birth date and often sex, their given names are often placeholders ('BEBE 1')
     multiple_birth: bool = False
+    # the INSEE code of the birth place (PID-11 type BDL, XAD.9): never matched on, but a
+    # dossier whose INS says another birth place is not this person (a homonym born the same
+    # day elsewhere)
+    birth_place: str = ""
     sex: str = ""  # F, M, U, O...
     identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
     warnings: list[str] = field(default_factory=list)

@@ -8,6 +8,7 @@ error or a test record: identity resolution must then quarantine, never guess.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from normalizers.tabledata import table
@@ -116,3 +117,26 @@ def nir_contradicts(nir: str, birth_date: str, sex: str) -> str:
     if len(birth_date) >= 7 and "01" <= nir[3:5] <= "12" and birth_date[5:7] != nir[3:5]:
         return "birth month"
     return ""
+
+
+_INSEE_PLACE = re.compile(r"(?:\d\d|2[AB])\d{3}")
+_PLACE_DIGITS_UNKNOWN = {"7", "8"}  # NIR of a person being registered: no birth place in it
+
+
+def birth_place_contradicts(nir: str, place: str) -> bool:
+    """Whether a NIR's own digits 6-10 (the INSEE code of the birth commune, or '99' and
+    the country code for a birth abroad) contradict the birth place ``place`` (an INSEE
+    code, PID-11 BDL). False when either is missing or not of that shape, for a temporary
+    number (first digit 7 or 8), and for Corsica written 20 on one side and 2A/2B on the
+    other (NIRs of people born there before 1976 say 20). The INSi's traits agree with
+    the NIR: a birth place that does not is another person's."""
+    place = place.strip().upper()
+    if len(nir) < 10 or nir[0] in _PLACE_DIGITS_UNKNOWN or not _INSEE_PLACE.fullmatch(place):
+        return False
+    held = nir[5:10].upper()
+    if not _INSEE_PLACE.fullmatch(held):
+        return False
+    corsica = {"20", "2A", "2B"}
+    if held[:2] in corsica and place[:2] in corsica:
+        return held[2:] != place[2:]
+    return held != place

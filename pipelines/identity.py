@@ -33,7 +33,13 @@ from dossiers.patients import (
 from dossiers.schema import patient_identifiers, patients
 from normalizers.identity import read_identity_status
 from normalizers.model import InsIdentifier, LocalIdentifier, PatientIdentity
-from normalizers.nir import ins_kind, ins_replaced_by, nir_contradicts, nir_problem
+from normalizers.nir import (
+    birth_place_contradicts,
+    ins_kind,
+    ins_replaced_by,
+    nir_contradicts,
+    nir_problem,
+)
 
 OPPOSITION = "OPPOSITION"  # quarantine: the patient opposed the feeding of their dossier
 DOSSIER_CLOSED = "DOSSIER_CLOSED"  # quarantine: the patient's DMP is closed (ZFA-1 FERME)
@@ -43,6 +49,10 @@ CLOSED = "FERME"
 LOCAL_ID_NO_INS = "local-id-no-ins"
 KNOWN_SEXES = ("F", "M")  # what a strict demographic match compares; dossiers hold one
 TRUSTED_KINDS = {"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"}
+# the INSi test platform's and the demonstration INS (OIDs .4.10, .4.11): their numbers look
+# like real NIRs (some are), only the OID tells them apart; a production intake
+# (Settings.trust_test_ins false) never lets one choose or create a dossier
+TEST_KINDS = {"INS-NIR-TEST", "INS-NIR-DEMO"}
 NOT_IDENTITY_KINDS = {
     "INS-C": "the computed INS (OID 1.2.250.1.213.1.4.2) is obsolete, replaced by the INS-NIR",
     "NIR": "a NIR used as a social security number is not an INS",
@@ -212,12 +222,14 @@ def dossier_refusal(patient: Patient | None) -> tuple[str, str] | None:
 
 
 def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create: bool,
-                     lookup: StoreLookup | None = None, feeding: bool = True) -> Resolution:
+                     lookup: StoreLookup | None = None, feeding: bool = True,
+                     trust_test_ins: bool = True) -> Resolution:
     """Find the dossier (``lookup``: the store, or a batch's prefetched view of it).
 
     ``feeding``: the input would feed the dossier (results, documents), so a dossier the
     patient opposed or closed is refused. An ADT is not feeding: it is what states the
-    opposition, and what lifts it."""
+    opposition, and what lifts it. ``trust_test_ins`` false (a production intake): a test
+    or demonstration INS is ignored, as a NIR used for billing is (``_production_ins``)."""
     lookup = lookup or StoreLookup(conn)
     warnings: list[str] = []
     if identity.conflicts:
@@ -225,6 +237,8 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                            "guess", warnings)
     chosen = None
     ins_candidates = [i for i in identity.ins if i.kind in TRUSTED_KINDS]
+    if not trust_test_ins:
+        ins_candidates = _production_ins(ins_candidates, warnings)
     for kind in sorted({i.kind for i in identity.ins if i.kind not in TRUSTED_KINDS}):
         # INS-C: the computed INS withdrawn for the INS-NIR; NIR/NIA (OIDs .4.13, .4.14):
         # the number used for social security, not an identity (NOT_IDENTITY_KINDS)
@@ -285,9 +299,9 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                                 "qualified: its traits do not update the dossier")
         return _accept(lookup, matches.pop(), via, local_ids, warnings, feeding, patient=known)
     if len(matches) > 1:
-        return _quarantine("IDENTITY_AMBIGUOUS",
-                           f"local identifiers point to {len(matches)} different dossiers",
-                           warnings)
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the local identifiers point to {len(matches)} different dossiers "
+                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
 
     if not status.demographics:
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
@@ -315,8 +329,9 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                            "their traits, no demographic match", warnings)
     found = _demographic_matches(lookup, identity)
     if len(found) == 1:
-        refused = _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),
-                             "demographics", warnings)
+        refused = _born_elsewhere(identity, lookup.patient(found[0]), warnings) or \
+            _other_ins(lookup, unqualified, found[0], lookup.patient(found[0]),
+                       "demographics", warnings)
         return refused or _accept(lookup, found[0], "demographics", local_ids, warnings,
                                   feeding)
     if len(found) > 1:
@@ -345,14 +360,16 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         if named - {patient.id}:
             return _quarantine("IDENTITY_CONFLICT",
                                f"the {chosen.kind} and the local identifiers name different "
-                               "dossiers: not filed on a guess", warnings)
+                               f"dossiers ({chosen.kind} -> dossier {patient.id}; "
+                               f"{_naming(lookup, local_ids)}): not filed on a guess", warnings)
         refused = _incoherent(identity, chosen.kind, patient, warnings, feeding, chosen.nir)
         return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
                                   patient=patient)
     if len(named) > 1:
-        return _quarantine("IDENTITY_AMBIGUOUS",
+        return _quarantine("IDENTITY_CONFLICT",
                            f"no dossier holds this {chosen.kind} and the local identifiers "
-                           f"point to {len(named)} different dossiers", warnings)
+                           f"point to {len(named)} different dossiers "
+                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
     if named:
         known = lookup.patient(next(iter(named)))
         if known is None:
@@ -425,6 +442,19 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     # operator's `dossier create` is (under the sender's source id, with the import)
     return Resolution(pid, via="auto-create", warnings=warnings,
                       audit=("dossier.create", {"ins": True, "auto": True}))
+
+
+def _production_ins(candidates: list[InsIdentifier],
+                    warnings: list[str]) -> list[InsIdentifier]:
+    """``candidates`` without the test and demonstration INS (``TEST_KINDS``), each kind
+    dropped warned about. Why: a sender's engine left on the INSi test platform goes live
+    and sends its patients' test INS under VALI; trusted, they found or created dossiers by
+    a number that is not the patient's (and may be a real person's NIR). Not even kept as an
+    unqualified INS that could veto a dossier: the number says nothing of this person."""
+    for kind in sorted({i.kind for i in candidates if i.kind in TEST_KINDS}):
+        warnings.append(f"{kind} ignored: a test or demonstration INS is not trusted by a "
+                        "production intake (trust_test_ins = false)")
+    return [i for i in candidates if i.kind not in TEST_KINDS]
 
 
 def _holds_lasting_ins(patient: Patient | None) -> bool:
@@ -509,6 +539,36 @@ def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
                            f"{sent[0].kind} sent (not qualified): not filed on a guess",
                            warnings)
     return None
+
+
+def _naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
+    """Which identifier names which dossier, by assigning authority and type code and the
+    dossier's internal id ('1.2.250.1.71.4.2.2.1 (PI) -> dossier 12; LABO-X (PI) ->
+    dossier 34'), never the identifier's value: what the admin needs to find the two dossiers
+    (told only that there were two, they searched both by the patient's name)."""
+    said = []
+    for li in local_ids:
+        ids = sorted(set(lookup.by_local_id(li.authority, li.value)))
+        if ids:
+            typed = f" ({li.type_code})" if li.type_code else ""
+            said.append(f"{li.authority}{typed} -> dossier{'s' if len(ids) > 1 else ''} "
+                        f"{', '.join(map(str, ids))}")
+    return "; ".join(said)
+
+
+def _born_elsewhere(identity: PatientIdentity, patient: Patient | None,
+                    warnings: list[str]) -> Resolution | None:
+    """IDENTITY_TRAITS_MISMATCH when the dossier the traits found holds an INS whose own
+    digits name another birth place than the one sent (PID-11 BDL): two persons of the same
+    names, birth date and sex, born in two communes (the homonyms the INS traits' birth
+    place is there to tell apart). Only ever a veto: a birth place finds no dossier."""
+    if patient is None or not patient.ins or \
+            not birth_place_contradicts(patient.ins, identity.birth_place):
+        return None
+    return _quarantine("IDENTITY_TRAITS_MISMATCH",
+                       "the only dossier the demographics match holds an INS whose birth place "
+                       "(its digits 6-10) is not the one sent (PID-11 BDL): a homonym born the "
+                       "same day elsewhere; not filed on a guess (identity to check)", warnings)
 
 
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:

@@ -799,7 +799,8 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
         return assigned, "assigned", item.warnings + ["patient assigned by an admin"]
     resolution = resolve_identity(conn, normalized.identity,
                                   auto_create=ctx.settings.auto_create, lookup=lookup,
-                                  feeding=feeding)
+                                  feeding=feeding,
+                                  trust_test_ins=ctx.settings.trust_test_ins)
     warnings = item.warnings + (resolution.warnings or [])
     if resolution.patient_id is None:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,
@@ -1212,7 +1213,7 @@ def _resolve_patients(ctx: Context, conn, item: Prepared,  # noqa: ANN001
     for n, share in enumerate(shares, 1):
         said = f"patient {n} of {total} ({share.location})"
         resolution = resolve_identity(conn, share.identity, auto_create=ctx.settings.auto_create,
-                                      lookup=lookup)
+                                      lookup=lookup, trust_test_ins=ctx.settings.trust_test_ins)
         warnings.extend(f"{said}: {w}" for w in resolution.warnings or ())
         if resolution.patient_id is None:
             raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=resolution.code,

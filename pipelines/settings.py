@@ -169,6 +169,9 @@ class Settings:
     database_url: str
     archive_url: str
     auto_create: bool = False
+    # false in production: an INS under the test or demonstration OIDs (1.2.250.1.213.1.4.10,
+    # .4.11) is ignored (warning), never trusted to choose or create a dossier
+    trust_test_ins: bool = True
     mappings_dir: Path | None = None  # extra per-source local->LOINC CSV tables
     source_charsets: dict[str, str] = field(default_factory=dict)  # source -> fallback codec
     # source -> IANA zone of the times it sends without offset ('*': every source)
@@ -291,6 +294,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         database_url=database_url,
         archive_url=archive_url,
         auto_create=_truthy(str(pick("auto_create", ""))),
+        trust_test_ins=_truthy(str(pick("trust_test_ins", "true"))),
         mappings_dir=Path(str(mappings)) if mappings else None,
         source_charsets=charsets,
         source_timezones=zones,
