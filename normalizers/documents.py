@@ -298,6 +298,22 @@ def media_type(type_of_data: str, subtype: str) -> str:
             or OCTET_STREAM)
 
 
+def _late_encoding(msg: Message, c: list[str]) -> int | None:
+    """The place (1-based, past 4) of the ED's encoding when components come before its type
+    of data that the ED has not: '^^TEXT^XML^Base64^PD94...' (an engine writing ED.1 as two
+    components), 'SIL^1.2.250.1.71^ISO^TEXT^XML^Base64^...' (the source application's HD
+    with '^' where '&' belongs). The encoding was read in the subtype's place: the document
+    refused, ED_BAD_ENCODING 'XML'. None when ED.4 is an encoding, or no later component is
+    one with data right after it."""
+    encodings = ed_encodings()
+    if len(c) < 6 or text(msg, part(c, 4)).upper() in encodings:
+        return None
+    for k in range(len(c) - 1, 4, -1):
+        if text(msg, part(c, k)).upper() in encodings and part(c, k + 1).strip():
+            return k
+    return None
+
+
 def decode_ed(msg: Message, obx: Segment,
               more: tuple[str, ...] = ()) -> tuple[Attachment, str | None]:
     """The ED of OBX-5 as an Attachment; the note says what was repaired. ``more``: the raw
@@ -315,6 +331,11 @@ def decode_ed(msg: Message, obx: Segment,
         # one place early; the data was read as the encoding name (ED_BAD_ENCODING)
         c = ["", *c]
         shifted = "ED.1 (source application) missing: the components are read one place later"
+    elif (k := _late_encoding(msg, c)) is not None:
+        c = c[k - 4:]
+        shifted = (f"{k - 4} component(s) too many before the ED's type of data (an empty "
+                   "one, or the source application's HD written with '^'): the components "
+                   f"are read {k - 4} place(s) earlier")
     elif len(c) == 1 and c[0]:
         # 'OBX|1|ED|...||JVBERi0xLjQK...': the data alone, no ED components; it was read as
         # an empty ED.5 (and an empty document)

@@ -1,0 +1,47 @@
+"""Documents carried in HL7v2, round 7: ED components shifted the other way, MetaDMPMSS flags
+coded in their alternate triplet, a TXA-13 written without the '.' of its CDA id, a CDA sent
+as the MIME package of the CDA R2 standard (3.3).
+
+Why: each test pins what a real sender sends (the ANS examples included) and what we must
+file for it; the ones marked 'was' failed before the fix of the same commit."""
+
+from __future__ import annotations
+
+from normalizers.model import DOCUMENT
+from tests.test_documents_normalizer import DOC_ROOT, b64, cda, norm
+from tests.test_documents_senders import _oru_of
+
+DOC = b64(cda("DOC-1"))
+CDA_KEY = f"document|{DOC_ROOT}^DOC-1"
+
+
+def _ed(value: str, n: int = 1) -> str:
+    return f"OBX|{n}|ED|11502-2^CR d'examens biologiques^LN||{value}||||||F"
+
+
+def _doc(nm):  # noqa: ANN001, ANN202
+    docs = [e for e in nm.entries if e.type == DOCUMENT]
+    assert len(docs) == 1
+    return docs[0]
+
+
+# -- ED components one or more places late ---------------------------------------------------
+def test_components_before_the_type_of_data_are_read_past_with_a_warning():
+    """'^^TEXT^XML^Base64^...' and the source application's HD written with '^': the CDA is
+    read, keyed by its id. Was: ED_BAD_ENCODING 'XML' / 'TEXT', the document refused."""
+    for value, extra in ((f"^^TEXT^XML^Base64^{DOC}", 1),
+                         (f"SIL-Y^1.2.250.1.71.4.2.7^ISO^TEXT^XML^Base64^{DOC}", 2)):
+        nm = norm(_oru_of(_ed(value)))
+        doc = _doc(nm)
+        assert (doc.key, doc.attachment.media_type) == (CDA_KEY, "text/xml")
+        assert doc.attachment.data == cda("DOC-1")
+        assert any(w.startswith("OBX[6]-5:") and f"read {extra} place(s) earlier" in w
+                   for w in nm.warnings)
+
+
+def test_a_last_empty_component_or_a_source_application_shifts_nothing():
+    """ED.1 given as one component, or an empty component after ED.5: read as before."""
+    for value in (f"SIL-Y^TEXT^XML^Base64^{DOC}", f"^TEXT^XML^Base64^{DOC}^"):
+        nm = norm(_oru_of(_ed(value)))
+        assert _doc(nm).key == CDA_KEY
+        assert not any("place(s) earlier" in w for w in nm.warnings)
