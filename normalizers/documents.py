@@ -158,10 +158,10 @@ def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
 
     Recognised by OBX-3.3 = 'MetaDMPMSS', or, for the v1.x guides that sent no coding system,
     by a code from tables/metadmpmss.csv with an empty OBX-3.3; code and system in any case
-    (a 'metadmpmss' system was filed as a lab result and masked nothing).
+    (a 'metadmpmss' system was filed as a lab result and masked nothing). The code may be in
+    OBX-3's alternate triplet (``meta_triplet``).
     """
-    c = comps(msg, first_rep(msg, obx, 3))
-    code, system = sub(msg, part(c, 1), 1).strip(), sub(msg, part(c, 3), 1).strip()
+    code, system, _ = meta_triplet(msg, obx)
     hit = _meta_codes().get(code.upper())
     if system.upper() == _META_SYSTEM_U:
         return hit or (code, "flag")
@@ -170,13 +170,30 @@ def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
     return None
 
 
+def meta_triplet(msg: Message, obx: Segment) -> tuple[str, str, bool]:
+    """(code, coding system, from the alternate triplet) of OBX-3 as a MetaDMPMSS flag reads
+    it: the first triplet, or the alternate one (OBX-3.4 to 3.6) when it is the one under
+    MetaDMPMSS or the first is empty. Engines that map codes send the sender's local code
+    first and the standard one as the alternate ('MSQ^Masqué PS^L^MASQUE_PS^Masqué aux
+    professionnels de Santé^MetaDMPMSS', '^^^MASQUE_PS^...^MetaDMPMSS'): such a flag was
+    filed as a lab result, and the document it masks was shown to every professional."""
+    c = comps(msg, first_rep(msg, obx, 3))
+    code, system = sub(msg, part(c, 1), 1).strip(), sub(msg, part(c, 3), 1).strip()
+    alt_code, alt_system = sub(msg, part(c, 4), 1).strip(), sub(msg, part(c, 6), 1).strip()
+    if alt_code and system.upper() != _META_SYSTEM_U \
+            and (alt_system.upper() == _META_SYSTEM_U or not code):
+        return alt_code, alt_system, True
+    return code, system, False
+
+
 def classify_obx(msg: Message, obx: Segment) -> str:
     """OBX_META, OBX_MAIL, OBX_DOCUMENT (type ED) or OBX_RESULT. Runs for every OBX: the
     common case (a result) is decided on raw text without splitting anything."""
     f = obx.fields
     raw3 = (f[3] if len(f) > 3 else "").upper()
-    if (_META_SYSTEM_U in raw3
-            or raw3.split(msg.delimiters.component, 1)[0].strip() in _meta_codes()) \
+    first = raw3.split(msg.delimiters.component, 1)[0].strip()
+    if (_META_SYSTEM_U in raw3 or first in _meta_codes()
+            or not first and msg.delimiters.component in raw3) \
             and meta_name(msg, obx) is not None:
         return OBX_META
     vtype = f[2] if len(f) > 2 else ""
@@ -694,6 +711,9 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         meta.details["mail_body"] = body
         return
     name, kind = named
+    if meta_triplet(msg, obx)[2]:
+        warnings.append(f"{loc(obx, 3)}: MetaDMPMSS flag {name[:30]} read from the alternate "
+                        "identifier (OBX-3.4), the first being a local code or empty")
     if name.upper() not in _meta_codes():
         # a code under the MetaDMPMSS system that no CI-SIS guide defines ('MASQUE_PATIENT',
         # a typo of a flag): kept as sent, but nothing reads it; it was stored silently,
@@ -701,7 +721,7 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         warnings.append(f"{where}: {name[:30]!r} is not a MetaDMPMSS flag of the CI-SIS "
                         "guide: kept as sent, it masks nothing")
     if kind == "flag":
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).strip().upper()
+        value = flag_value(msg, obx, name, warnings)
         read = _flag_values().get(value)
         if read is None:
             warnings.append(f"{where}: MetaDMPMSS flag {name} is not Y or N, ignored")
@@ -727,6 +747,24 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
     else:
         body, _ = _safe_text(msg, obx, warnings)
         meta.details[name] = body
+
+
+def flag_value(msg: Message, obx: Segment, name: str, warnings: list[str]) -> str:
+    """A flag's OBX-5 value in upper case: CWE.1, else (CWE.1 empty) the alternate identifier
+    CWE.4 ('^^^Y^Oui^HL70136', an engine's mapping), else the text CWE.2 ('^Oui'), said on the
+    ledger. Read in CWE.1 alone, such a MASQUE_PS=Y was 'not Y or N, ignored', and the
+    document shown to the professionals it was hidden from."""
+    c = comps(msg, first_rep(msg, obx, 5))
+    value = text(msg, part(c, 1)).upper()
+    if value:
+        return value
+    for k, what in ((4, "alternate identifier (OBX-5.4)"), (2, "text (OBX-5.2), no code")):
+        value = text(msg, part(c, k)).upper()
+        if value:
+            warnings.append(f"{loc(obx, 5)}: MetaDMPMSS flag {name[:30]} value read from its "
+                            f"{what}")
+            return value
+    return ""
 
 
 def _safe_text(msg: Message, obx: Segment, warnings: list[str]) -> tuple[str, str | None]:

@@ -45,3 +45,48 @@ def test_a_last_empty_component_or_a_source_application_shifts_nothing():
         nm = norm(_oru_of(_ed(value)))
         assert _doc(nm).key == CDA_KEY
         assert not any("place(s) earlier" in w for w in nm.warnings)
+
+
+# -- MetaDMPMSS flags coded as engines map them -------------------------------------------------
+def _flag(obx3: str, obx5: str, n: int = 2) -> str:
+    return f"OBX|{n}|CWE|{obx3}||{obx5}||||||F"
+
+
+def test_a_flag_coded_in_the_alternate_triplet_masks_the_document():
+    """OBX-3 'MSQ^Masqué PS^L^MASQUE_PS^...^MetaDMPMSS' (the DPI's local code first) and
+    '^^^INVISIBLE_PATIENT^...^MetaDMPMSS': flags, said on the ledger. Was: two lab results
+    'MSQ' and '', the document shown to professionals and to the patient."""
+    nm = norm(_oru_of(
+        _ed(f"^TEXT^XML^Base64^{DOC}"),
+        _flag("MSQ^Masqué aux professionnels de Santé^L^MASQUE_PS^Masqué aux professionnels "
+              "de Santé^MetaDMPMSS", "Y^^HL70136"),
+        _flag("^^^INVISIBLE_PATIENT^Document non visible par le patient^MetaDMPMSS",
+              "Y^^HL70136", n=3)))
+    assert [e.type for e in nm.entries] == [DOCUMENT]
+    assert _doc(nm).masking == {"MASQUE_PS": True, "INVISIBLE_PATIENT": True}
+    said = [w for w in nm.warnings if "alternate identifier (OBX-3.4)" in w]
+    assert [w.split(":")[0] for w in said] == ["OBX[7]-3", "OBX[8]-3"]
+
+
+def test_a_lab_result_with_a_local_code_and_a_loinc_alternate_stays_a_result():
+    """'GLU^Glycémie^L^2345-7^Glucose^LN': no flag for all its alternate triplet."""
+    nm = norm(_oru_of(_ed(f"^TEXT^XML^Base64^{DOC}"),
+                      "OBX|2|NM|GLU^Glycémie^L^2345-7^Glucose^LN||5.4|mmol/L|||||F",
+                      "OBX|3|NM|^^^2345-7^Glucose^LN||5.4|mmol/L|||||F"))
+    assert [e.type for e in nm.entries].count("lab_result") == 2
+    assert _doc(nm).masking == {}
+
+
+def test_a_flag_value_in_the_alternate_identifier_or_the_text_is_read():
+    """OBX-5 '^^^Y^Oui^HL70136' (an engine's mapping to its own table first, left empty) and
+    '^Non' (the text alone). Was: 'not Y or N, ignored': MASQUE_PS=Y masked nothing."""
+    nm = norm(_oru_of(_ed(f"^TEXT^XML^Base64^{DOC}"),
+                      _flag("MASQUE_PS^Masqué aux professionnels de Santé^MetaDMPMSS",
+                            "^^^Y^Oui^HL70136"),
+                      _flag("INVISIBLE_PATIENT^Document non visible par le patient^MetaDMPMSS",
+                            "^Non", n=3)))
+    assert _doc(nm).masking == {"MASQUE_PS": True, "INVISIBLE_PATIENT": False}
+    assert any(w.startswith("OBX[7]-5:") and "alternate identifier (OBX-5.4)" in w
+               for w in nm.warnings)
+    assert any(w.startswith("OBX[8]-5:") and "text (OBX-5.2)" in w for w in nm.warnings)
+    assert not any("is not Y or N" in w for w in nm.warnings)
