@@ -1310,6 +1310,31 @@ def dotted_ii(text: str) -> str:
     return f"{m.group(1)}^{m.group(2)}" if m else text
 
 
+def parent_on_root(msg: Message, txa: Segment, doc_id: str, parent_id: str,
+                   warnings: list[str]) -> str:
+    """TXA-13 read on TXA-12's CDA root when the parent's number is that root and its
+    extension run together, the '.' between them left out: the ANS MDM replacement example
+    (v2.0) sends TXA-12 '1.2.250.1.71.4.2.2.120456789.A71024000082' and TXA-13
+    '1.2.250.1.71.4.2.2.120456789A71024000081'. Read alone, the parent was the id
+    '1.2.250.1.71.4.2.2^120456789A71024000081', a document nobody filed: the replacement
+    replaced nothing and both versions stayed current. A replacement and its parent are
+    documents of one application, under one root: the parent is read on it, with a warning.
+    ``parent_id`` unchanged otherwise (a parent under another root, an EI.3 given)."""
+    root = doc_id.partition("^")[0] if "^" in doc_id else ""
+    c = comps(msg, first_rep(msg, txa, 13))
+    entity = sub(msg, part(c, 1), 1).strip()
+    if not root or not _OID.fullmatch(root) or sub(msg, part(c, 3), 1).strip() \
+            or parent_id.startswith(root + "^") or not entity.startswith(root):
+        return parent_id
+    rest = entity[len(root):]
+    if not rest or "." in rest or "^" in rest or rest.isdigit():
+        return parent_id  # a longer OID, its own dotted id: no extension run into it
+    warnings.append(f"{loc(txa, 13)}: the parent document number runs the CDA root of "
+                    "TXA-12 and an extension together (no '.' between them): read as that "
+                    "root and extension")
+    return f"{root}^{rest}"
+
+
 def sender_performer(msg: Message) -> str | None:
     """The sender named by a PRT segment with role SB (CI-SIS), as a person name."""
     for prt in msg.all("PRT"):
@@ -1353,6 +1378,7 @@ def normalize_mdm(msg: Message, source: str,
         or person_name(msg, first_rep(msg, txa, 22)) or None,
         details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
         parent_where=loc(txa, 13))
+    ctx.parent_id = parent_on_root(msg, txa, doc_id, ctx.parent_id, warnings)
     txa_status_sources(msg, txa, ctx, warnings)
     ctx.document_type = loinc_document_type(msg, txa)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent

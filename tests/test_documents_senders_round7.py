@@ -7,9 +7,10 @@ file for it; the ones marked 'was' failed before the fix of the same commit."""
 
 from __future__ import annotations
 
-from normalizers.model import DOCUMENT
-from tests.test_documents_normalizer import DOC_ROOT, b64, cda, norm
-from tests.test_documents_senders import _oru_of
+from normalizers.model import ACTION_REPLACE, DOCUMENT
+from tests.test_documents_normalizer import DOC_ROOT, PID, b64, cda, norm
+from tests.test_documents_senders import _filed, _oru_of
+from tests.test_documents_senders_round4 import _auto, _through
 
 DOC = b64(cda("DOC-1"))
 CDA_KEY = f"document|{DOC_ROOT}^DOC-1"
@@ -90,3 +91,52 @@ def test_a_flag_value_in_the_alternate_identifier_or_the_text_is_read():
                for w in nm.warnings)
     assert any(w.startswith("OBX[8]-5:") and "text (OBX-5.2)" in w for w in nm.warnings)
     assert not any("is not Y or N" in w for w in nm.warnings)
+
+
+# -- TXA-13 written as the ANS example writes it -------------------------------------------------
+ANS_ROOT = "1.2.250.1.71.4.2.2.120456789"  # the ANS MDM examples' CDA root (v2.0)
+REPORT = "^text^plain^Base64^" + b64("IRM du genou droit : rupture du ménisque interne. "
+                                      "Dr Thomas Éric, radiologue.".encode())
+
+
+def _ans_mdm(trigger: str, obx11: str, txa12: str, txa13: str = "") -> str:
+    """An MDM of the ANS examples' shape (v2.0, 'Remplacement'): TXA-12 and TXA-13 the CDA
+    root and extension joined by '.', EI.2 the organisation."""
+    segs = [f"MSH|^~\\&|RIS-Y|Organisation-Y|PFI-X|Organisation-X|202106060931||MDM^{trigger}"
+            f"^MDM_T02|{trigger}-{txa12[-3:]}|P|2.6|||||FRA|UNICODE UTF-8|||2.0^CISIS_CDA_HL7_V2",
+            "EVN||20211005152908", PID, "PV1|1|I|UFNEPH",
+            f"TXA|1|18748-4|TEXT|202212160932||||||||{txa12}^Organisation-Y|"
+            f"{txa13 and txa13 + '^Organisation-Y'}||||LA",
+            f"OBX|1|ED|18748-4^CR d'imagerie médicale^LN||{REPORT}||||||{obx11}"]
+    return "\r".join(segs) + "\r"
+
+
+def test_a_parent_number_without_the_dot_of_its_root_is_read_on_txa12s_root():
+    """TXA-13 '<root>A71024000081' (the ANS example's): the parent is '<root>^A71024000081',
+    the document its T02 filed. Was: '1.2.250.1.71.4.2.2^120456789A71024000081', no one's."""
+    nm = norm(_ans_mdm("T10", "C", f"{ANS_ROOT}.A71024000082", f"{ANS_ROOT}A71024000081"))
+    doc = _doc(nm)
+    assert (doc.action, doc.replaces_key) == (ACTION_REPLACE, f"document|{ANS_ROOT}^A71024000081")
+    assert any(w.startswith("TXA[5]-13:") and "no '.' between them" in w for w in nm.warnings)
+
+
+def test_a_parent_under_another_root_or_a_longer_oid_is_read_as_sent():
+    """Nothing is run together: a parent with its '.', or another application's OID."""
+    for parent, key in ((f"{ANS_ROOT}.A71024000081", f"{ANS_ROOT}^A71024000081"),
+                        (f"{ANS_ROOT}7.A1", f"{ANS_ROOT}7^A1"),
+                        ("1.2.250.1.99.7.B12", "1.2.250.1.99.7^B12")):
+        nm = norm(_ans_mdm("T10", "C", f"{ANS_ROOT}.A71024000082", parent))
+        assert _doc(nm).replaces_key == f"document|{key}"
+        assert not any("no '.' between them" in w for w in nm.warnings)
+
+
+def test_the_ans_replacement_supersedes_the_document_its_t02_filed(sqlite_ctx):
+    """T02 then the T10 of the ANS example's TXA-13: one current document, the new one.
+    Was: both current, the replaced report shown as if valid."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, _ans_mdm("T02", "F", f"{ANS_ROOT}.A71024000081"),
+                    _ans_mdm("T10", "C", f"{ANS_ROOT}.A71024000082", f"{ANS_ROOT}A71024000081"))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    docs = {(e.key, e.current) for e in _filed(ctx) if e.type == DOCUMENT}
+    assert docs == {(f"document|{ANS_ROOT}^A71024000081", False),
+                    (f"document|{ANS_ROOT}^A71024000082", True)}
