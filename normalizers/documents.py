@@ -38,6 +38,7 @@ from normalizers.codes import (
 )
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.death import feeding_pid_death
+from normalizers.ed_mime import is_mime, mime_body
 from normalizers.fields import (
     comps,
     first_rep,
@@ -364,7 +365,11 @@ def decode_ed(msg: Message, obx: Segment,
     encoding = text(msg, part(c, 4)).upper()
     raw = part(c, 5) + "".join(more)
     kind = encodings.get(encoding, "text" if not encoding else "")
-    if kind == "base64":
+    if kind == "base64" and is_mime(unescaped(msg, raw[:4096]).encode("utf-8")):
+        # the MIME entity says how its body is encoded (its Content-Transfer-Encoding): its
+        # headers were read as base64, and the document refused (ED_BAD_BASE64)
+        data = unescaped(msg, raw).encode("utf-8")
+    elif kind == "base64":
         try:
             data, note = b64decode_lenient(unescaped(msg, raw))
         except (ValueError, binascii.Error):
@@ -394,6 +399,9 @@ def decode_ed(msg: Message, obx: Segment,
     if shifted:
         note = f"{shifted}; {note}" if note else shifted
     media = media_type(type_of_data, subtype)
+    if is_mime(data):
+        data, media, said = _mime_document(data, where)
+        note = f"{note}; {said}" if note else said
     found = sniff_media_type(data) if media != OCTET_STREAM else None
     if found and found != media and found != "text/xml":  # XML is told by its header below
         # a binary format's signature does not lie: a PDF sent as '^TEXT^XML^' was filed
@@ -413,6 +421,24 @@ def decode_ed(msg: Message, obx: Segment,
         if said:
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+def _mime_document(data: bytes, where: str) -> tuple[bytes, str, str]:
+    """(the document, its media type, what the ledger says) of an ED holding a MIME package
+    (normalizers/ed_mime.py): its first XML part (the CDA of CDA R2 3.3), else its first part;
+    the others are the document's attachments, kept in the archived message.
+
+    Raises NormalizationError ED_BAD_MIME when no part has a body."""
+    body = mime_body(data)
+    if body is None:
+        raise NormalizationError("ED_BAD_MIME", f"{where}: MIME package without a body part "
+                                 "(a multipart whose boundary never comes, or empty parts): "
+                                 "no document in it", where)
+    said = f"MIME package: its {body.media_type} part read as the document"
+    if body.others:
+        said += (f", {body.others} other part(s) (its attachments) kept in the archived "
+                 "message only")
+    return body.data, body.media_type, said
 
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})

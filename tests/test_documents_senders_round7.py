@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from normalizers.model import ACTION_REPLACE, DOCUMENT
 from tests.test_documents_normalizer import DOC_ROOT, PID, b64, cda, norm
-from tests.test_documents_senders import _filed, _oru_of
+from tests.test_documents_senders import PDF_REPORT, _filed, _oru_of
 from tests.test_documents_senders_round4 import _auto, _through
 
 DOC = b64(cda("DOC-1"))
@@ -140,3 +140,68 @@ def test_the_ans_replacement_supersedes_the_document_its_t02_filed(sqlite_ctx):
     docs = {(e.key, e.current) for e in _filed(ctx) if e.type == DOCUMENT}
     assert docs == {(f"document|{ANS_ROOT}^A71024000081", False),
                     (f"document|{ANS_ROOT}^A71024000082", True)}
+
+
+# -- a MIME package in the ED (CDA R2 3.3) -------------------------------------------------------
+CRLF = "\\X0D\\\\X0A\\"  # CR LF as HL7 escapes write them in a field
+JPEG = bytes.fromhex("FFD8FFE000104A46494600010100000100010000FFD9")
+
+
+def _mime(*parts: tuple[str, bytes]) -> str:
+    """A MIME multipart package as CDA R2 3.3 lays it out, its parts base64, CR LF escaped."""
+    lines = ["MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="HL7-CDA-boundary"',
+             ""]
+    for content_type, data in parts:
+        lines += ["--HL7-CDA-boundary", f"Content-Type: {content_type}",
+                  "Content-Transfer-Encoding: base64", "", b64(data)]
+    lines.append("--HL7-CDA-boundary--")
+    return CRLF.join(lines)
+
+
+def test_a_cda_sent_as_the_mime_package_of_cda_r2_is_read_and_its_patient_checked():
+    """'^multipart^-hl7-cda-level-one^A^MIME-Version: 1.0...': the CDA (first part) is the
+    document, keyed by its id; its JPEG stays in the archived message. A package holding the
+    CDA of another patient is quarantined. Was: an opaque application/octet-stream document,
+    filed under the order number, its patient never checked."""
+    package = _mime(("application/x-hl7-cda-level-one+xml", cda("DOC-1")), ("image/jpeg", JPEG))
+    nm = norm(_oru_of(_ed(f"^multipart^-hl7-cda-level-one^A^{package}")))
+    doc = _doc(nm)
+    assert (doc.key, doc.attachment.media_type) == (CDA_KEY, "text/xml")
+    assert doc.attachment.data == cda("DOC-1")
+    assert doc.details["cda"]["title"] == "Compte rendu d'examens biologiques"
+    assert any(w.startswith("OBX[6]-5: MIME package: its application/x-hl7-cda-level-one+xml")
+               and "1 other part(s)" in w for w in nm.warnings)
+    assert nm.quarantine_reasons == []
+    other = _mime(("text/xml", cda("DOC-2", nir="180067512345678")))
+    nm = norm(_oru_of(_ed(f"^multipart^x-hl7-cda-level-one^A^{other}")))
+    assert [r.split()[0] for r in nm.quarantine_reasons] == ["CISIS_PATIENT_MISMATCH"]
+
+
+def test_a_pdf_wrapped_in_mime_headers_under_a_base64_ed_is_read():
+    """'^AP^PDF^Base64^Content-Type: application/pdf...' (an engine that wraps the document as
+    a mail part), and base64 of a whole package: the PDF. Was: ED_BAD_BASE64 (the headers
+    read as base64), and an opaque document."""
+    pdf = PDF_REPORT.read_bytes()
+    wrapped = CRLF.join(["Content-Type: application/pdf", "Content-Transfer-Encoding: base64",
+                         "", b64(pdf)])
+    for value in (f"^AP^PDF^Base64^{wrapped}",
+                  "^multipart^related^Base64^" + b64(_mime(("application/pdf", pdf))
+                                                      .replace(CRLF, "\r\n").encode())):
+        nm = norm(_oru_of(_ed(value)))
+        doc = _doc(nm)
+        assert (doc.attachment.media_type, doc.attachment.data) == ("application/pdf", pdf)
+        assert any("MIME package: its application/pdf part" in w for w in nm.warnings)
+
+
+def test_a_package_without_a_body_part_fails_on_the_ledger_with_its_place(sqlite_ctx):
+    """A multipart whose boundary never comes: ED_BAD_MIME at OBX[6]-5, AE 102 to the sender,
+    nothing filed; no part of the data in the message."""
+    from pipelines.acknowledge import ack_rules
+
+    broken = CRLF.join(["MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=\"b\"",
+                        "", "Dupont Hélène : CR sans pièce"])
+    row, = _through(_auto(sqlite_ctx), _oru_of(_ed(f"^multipart^mixed^A^{broken}")))
+    assert (row.status, row.error_code) == ("failed", "ED_BAD_MIME")
+    assert "OBX[6]-5" in row.error_message and "Dupont" not in row.error_message
+    assert _filed(sqlite_ctx) == []
+    assert (ack_rules()["ED_BAD_MIME"].ack, ack_rules()["ED_BAD_MIME"].hl7_code) == ("AE", "102")
