@@ -278,6 +278,10 @@ def sniff_media_type(data: bytes) -> str | None:
 _XML_DECLARED = re.compile(r"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 
 
+# XML text as a document begins: its declaration, or an element (a CDA's root)
+_XML_TEXT = re.compile(r"\ufeff?\s*<(?:\?xml\s|[A-Za-z_][\w.:-]*[\s>/])")
+
+
 def text_bytes(value: str) -> bytes:
     """The bytes of an ED sent as text (not base64): an XML document in the encoding its
     declaration names (read as text in the message's charset, it was written out as UTF-8
@@ -373,8 +377,14 @@ def decode_ed(msg: Message, obx: Segment,
         try:
             data, note = b64decode_lenient(unescaped(msg, raw))
         except (ValueError, binascii.Error):
-            raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
-                                     where) from None
+            value = unescaped(msg, raw)
+            if not _XML_TEXT.match(value):
+                raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
+                                         where) from None
+            # the XML itself under '^TEXT^XML^Base64^' (an engine's template filled with
+            # the document as it is): '<' is no base64, the CDA was refused, ED_BAD_BASE64
+            data = text_bytes(value)
+            note = "ED encoding (ED.4) says base64, the data is XML text: read as text"
     elif kind == "text":
         value = unescaped(msg, raw)
         decoded = _undeclared_base64(value)  # also under 'A': senders label base64 so

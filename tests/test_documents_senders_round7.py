@@ -7,7 +7,9 @@ file for it; the ones marked 'was' failed before the fix of the same commit."""
 
 from __future__ import annotations
 
-from normalizers.model import ACTION_REPLACE, DOCUMENT
+import pytest
+
+from normalizers.model import ACTION_REPLACE, DOCUMENT, NormalizationError
 from tests.test_documents_normalizer import DOC_ROOT, PID, b64, cda, norm
 from tests.test_documents_senders import PDF_REPORT, _filed, _oru_of
 from tests.test_documents_senders_round4 import _auto, _through
@@ -205,3 +207,30 @@ def test_a_package_without_a_body_part_fails_on_the_ledger_with_its_place(sqlite
     assert "OBX[6]-5" in row.error_message and "Dupont" not in row.error_message
     assert _filed(sqlite_ctx) == []
     assert (ack_rules()["ED_BAD_MIME"].ack, ack_rules()["ED_BAD_MIME"].hl7_code) == ("AE", "102")
+
+
+# -- XML text under an ED that says base64 --------------------------------------------------------
+def _escaped(xml: bytes) -> str:
+    """XML text as a field holds it: the delimiters escaped, line ends as \\X0A\\."""
+    out = xml.decode("utf-8")
+    for raw, esc in (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"),
+                     ("~", "\\R\\"), ("\n", "\\X0A\\")):
+        out = out.replace(raw, esc)
+    return out
+
+
+def test_the_cda_itself_under_a_base64_ed_is_read_as_text_with_a_warning():
+    """'^TEXT^XML^Base64^<?xml version=...' (the engine's template, the CDA pasted as is): the
+    CDA, keyed by its id, accents kept. Was: ED_BAD_BASE64, the document refused."""
+    nm = norm(_oru_of(_ed(f"^TEXT^XML^Base64^{_escaped(cda('DOC-1'))}")))
+    doc = _doc(nm)
+    assert (doc.key, doc.attachment.data) == (CDA_KEY, cda("DOC-1"))
+    assert doc.details["cda"]["title"] == "Compte rendu d'examens biologiques"
+    assert any(w.startswith("OBX[6]-5:") and "the data is XML text" in w for w in nm.warnings)
+
+
+def test_text_that_is_neither_base64_nor_xml_is_still_refused():
+    """'Voir le compte rendu papier' under Base64: ED_BAD_BASE64 as before."""
+    with pytest.raises(NormalizationError) as err:
+        norm(_oru_of(_ed("^TEXT^XML^Base64^Voir le compte rendu papier <joint>")))
+    assert (err.value.code, err.value.location) == ("ED_BAD_BASE64", "OBX[6]-5")
