@@ -310,6 +310,20 @@ def _undeclared_base64(raw: str) -> bytes | None:
     return data if sniff_media_type(data) else None
 
 
+def _base64_twice(data: bytes, note: str | None) -> tuple[bytes, str | None]:
+    """The document of base64 data that decodes to base64 again, of a known format (a CDA, a
+    PDF): an engine that took a document already in base64 (from an XDS or FHIR source)
+    and encoded it once more. Read once, the document was the base64 text of the CDA, filed
+    as text/xml 'not a CDA document', its patient never checked. Other data unchanged."""
+    if sniff_media_type(data) is not None or not data[:16].isascii():
+        return data, note
+    twice = _undeclared_base64(data.decode("ascii", "replace"))
+    if twice is None:
+        return data, note
+    said = "the data is base64 encoded twice: decoded twice"
+    return twice, f"{note}; {said}" if note else said
+
+
 def media_type(type_of_data: str, subtype: str) -> str:
     """ED.2/ED.3 to a media type ('TEXT','XML' -> 'text/xml'; 'AP','PDF' -> application/pdf)."""
     sub_u = subtype.strip().upper()
@@ -376,6 +390,7 @@ def decode_ed(msg: Message, obx: Segment,
     elif kind == "base64":
         try:
             data, note = b64decode_lenient(unescaped(msg, raw))
+            data, note = _base64_twice(data, note)
         except (ValueError, binascii.Error):
             value = unescaped(msg, raw)
             if not _XML_TEXT.match(value):

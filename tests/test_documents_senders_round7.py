@@ -234,3 +234,25 @@ def test_text_that_is_neither_base64_nor_xml_is_still_refused():
     with pytest.raises(NormalizationError) as err:
         norm(_oru_of(_ed("^TEXT^XML^Base64^Voir le compte rendu papier <joint>")))
     assert (err.value.code, err.value.location) == ("ED_BAD_BASE64", "OBX[6]-5")
+
+
+# -- base64 of base64 ---------------------------------------------------------------------------
+def test_a_document_encoded_twice_in_base64_is_decoded_twice_and_its_patient_checked():
+    """An engine that encodes again a CDA it got in base64: the CDA, keyed by its id, its
+    patient checked. Was: its base64 text filed as text/xml, 'not a CDA document'."""
+    nm = norm(_oru_of(_ed("^TEXT^XML^Base64^" + b64(DOC.encode()))))
+    doc = _doc(nm)
+    assert (doc.key, doc.attachment.data) == (CDA_KEY, cda("DOC-1"))
+    assert any(w.startswith("OBX[6]-5:") and "encoded twice" in w for w in nm.warnings)
+    other = b64(b64(cda("DOC-2", nir="180067512345678")).encode())
+    nm = norm(_oru_of(_ed(f"^TEXT^XML^Base64^{other}")))
+    assert [r.split()[0] for r in nm.quarantine_reasons] == ["CISIS_PATIENT_MISMATCH"]
+
+
+def test_a_text_report_of_base64_letters_only_is_decoded_once():
+    """A plain-text report whose words are all of the base64 alphabet stays that text."""
+    words = b"Examen normal sans anomalie decelable ce jour"
+    nm = norm(_oru_of(_ed("^TEXT^PLAIN^Base64^" + b64(words))))
+    assert _doc(nm).attachment.data == words
+    assert not any("encoded twice" in w for w in nm.warnings)
+
