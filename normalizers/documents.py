@@ -383,6 +383,13 @@ def decode_ed(msg: Message, obx: Segment,
     encoding = text(msg, part(c, 4)).upper()
     raw = part(c, 5) + "".join(more)
     kind = encodings.get(encoding, "text" if not encoding else "")
+    if kind == "text" and any(x.strip() for x in c[5:]):
+        # a text ED whose data holds '^' its sender did not escape ('^TEXT^PLAIN^A^Kaliémie
+        # 5^2 mmol/L'): the data goes on to the field's end; it stopped at the first '^',
+        # the rest of the report dropped unsaid
+        raw = msg.delimiters.component.join(c[4:]) + "".join(more)
+        said = "ED data holds the component separator unescaped: read to the field's end"
+        shifted = f"{shifted}; {said}" if shifted else said
     if kind == "base64" and is_mime(unescaped(msg, raw[:4096]).encode("utf-8")):
         # the MIME entity says how its body is encoded (its Content-Transfer-Encoding): its
         # headers were read as base64, and the document refused (ED_BAD_BASE64)

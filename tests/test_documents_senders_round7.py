@@ -256,3 +256,16 @@ def test_a_text_report_of_base64_letters_only_is_decoded_once():
     assert _doc(nm).attachment.data == words
     assert not any("encoded twice" in w for w in nm.warnings)
 
+
+# -- a text ED with '^' unescaped in its data -----------------------------------------------------
+def test_a_text_report_with_an_unescaped_caret_is_kept_whole():
+    """'^TEXT^PLAIN^A^Kaliémie : 5^2 mmol/L...' (the sender escaped nothing): the whole report.
+    Was: 'Kaliémie : 5', the rest dropped without a word."""
+    report = "Kaliémie : 5^2 mmol/L (contrôle à 48 h)^Conclusion : hyperkaliémie modérée."
+    nm = norm(_oru_of(_ed(f"^TEXT^PLAIN^A^{report}")))
+    assert _doc(nm).attachment.data == report.encode("utf-8")
+    assert any(w.startswith("OBX[6]-5:") and "component separator unescaped" in w
+               for w in nm.warnings)
+    nm = norm(_oru_of(_ed("^TEXT^PLAIN^A^Examen normal.^")))  # an empty last component
+    assert _doc(nm).attachment.data == b"Examen normal."
+    assert not any("unescaped" in w for w in nm.warnings)
