@@ -38,6 +38,7 @@ from normalizers.codes import (
 )
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.death import feeding_pid_death
+from normalizers.ed_mime import is_mime, mime_body
 from normalizers.fields import (
     comps,
     first_rep,
@@ -158,10 +159,10 @@ def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
 
     Recognised by OBX-3.3 = 'MetaDMPMSS', or, for the v1.x guides that sent no coding system,
     by a code from tables/metadmpmss.csv with an empty OBX-3.3; code and system in any case
-    (a 'metadmpmss' system was filed as a lab result and masked nothing).
+    (a 'metadmpmss' system was filed as a lab result and masked nothing). The code may be in
+    OBX-3's alternate triplet (``meta_triplet``).
     """
-    c = comps(msg, first_rep(msg, obx, 3))
-    code, system = sub(msg, part(c, 1), 1).strip(), sub(msg, part(c, 3), 1).strip()
+    code, system, _ = meta_triplet(msg, obx)
     hit = _meta_codes().get(code.upper())
     if system.upper() == _META_SYSTEM_U:
         return hit or (code, "flag")
@@ -170,13 +171,30 @@ def meta_name(msg: Message, obx: Segment) -> tuple[str, str] | None:
     return None
 
 
+def meta_triplet(msg: Message, obx: Segment) -> tuple[str, str, bool]:
+    """(code, coding system, from the alternate triplet) of OBX-3 as a MetaDMPMSS flag reads
+    it: the first triplet, or the alternate one (OBX-3.4 to 3.6) when it is the one under
+    MetaDMPMSS or the first is empty. Engines that map codes send the sender's local code
+    first and the standard one as the alternate ('MSQ^Masqué PS^L^MASQUE_PS^Masqué aux
+    professionnels de Santé^MetaDMPMSS', '^^^MASQUE_PS^...^MetaDMPMSS'): such a flag was
+    filed as a lab result, and the document it masks was shown to every professional."""
+    c = comps(msg, first_rep(msg, obx, 3))
+    code, system = sub(msg, part(c, 1), 1).strip(), sub(msg, part(c, 3), 1).strip()
+    alt_code, alt_system = sub(msg, part(c, 4), 1).strip(), sub(msg, part(c, 6), 1).strip()
+    if alt_code and system.upper() != _META_SYSTEM_U \
+            and (alt_system.upper() == _META_SYSTEM_U or not code):
+        return alt_code, alt_system, True
+    return code, system, False
+
+
 def classify_obx(msg: Message, obx: Segment) -> str:
     """OBX_META, OBX_MAIL, OBX_DOCUMENT (type ED) or OBX_RESULT. Runs for every OBX: the
     common case (a result) is decided on raw text without splitting anything."""
     f = obx.fields
     raw3 = (f[3] if len(f) > 3 else "").upper()
-    if (_META_SYSTEM_U in raw3
-            or raw3.split(msg.delimiters.component, 1)[0].strip() in _meta_codes()) \
+    first = raw3.split(msg.delimiters.component, 1)[0].strip()
+    if (_META_SYSTEM_U in raw3 or first in _meta_codes()
+            or not first and msg.delimiters.component in raw3) \
             and meta_name(msg, obx) is not None:
         return OBX_META
     vtype = f[2] if len(f) > 2 else ""
@@ -260,6 +278,10 @@ def sniff_media_type(data: bytes) -> str | None:
 _XML_DECLARED = re.compile(r"""\s*<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 
 
+# XML text as a document begins: its declaration, or an element (a CDA's root)
+_XML_TEXT = re.compile(r"\ufeff?\s*<(?:\?xml\s|[A-Za-z_][\w.:-]*[\s>/])")
+
+
 def text_bytes(value: str) -> bytes:
     """The bytes of an ED sent as text (not base64): an XML document in the encoding its
     declaration names (read as text in the message's charset, it was written out as UTF-8
@@ -288,6 +310,20 @@ def _undeclared_base64(raw: str) -> bytes | None:
     return data if sniff_media_type(data) else None
 
 
+def _base64_twice(data: bytes, note: str | None) -> tuple[bytes, str | None]:
+    """The document of base64 data that decodes to base64 again, of a known format (a CDA, a
+    PDF): an engine that took a document already in base64 (from an XDS or FHIR source)
+    and encoded it once more. Read once, the document was the base64 text of the CDA, filed
+    as text/xml 'not a CDA document', its patient never checked. Other data unchanged."""
+    if sniff_media_type(data) is not None or not data[:16].isascii():
+        return data, note
+    twice = _undeclared_base64(data.decode("ascii", "replace"))
+    if twice is None:
+        return data, note
+    said = "the data is base64 encoded twice: decoded twice"
+    return twice, f"{note}; {said}" if note else said
+
+
 def media_type(type_of_data: str, subtype: str) -> str:
     """ED.2/ED.3 to a media type ('TEXT','XML' -> 'text/xml'; 'AP','PDF' -> application/pdf)."""
     sub_u = subtype.strip().upper()
@@ -296,6 +332,22 @@ def media_type(type_of_data: str, subtype: str) -> str:
     types = _media_types()
     return (types.get(("subtype", sub_u)) or types.get(("type", type_of_data.strip().upper()))
             or OCTET_STREAM)
+
+
+def _late_encoding(msg: Message, c: list[str]) -> int | None:
+    """The place (1-based, past 4) of the ED's encoding when components come before its type
+    of data that the ED has not: '^^TEXT^XML^Base64^PD94...' (an engine writing ED.1 as two
+    components), 'SIL^1.2.250.1.71^ISO^TEXT^XML^Base64^...' (the source application's HD
+    with '^' where '&' belongs). The encoding was read in the subtype's place: the document
+    refused, ED_BAD_ENCODING 'XML'. None when ED.4 is an encoding, or no later component is
+    one with data right after it."""
+    encodings = ed_encodings()
+    if len(c) < 6 or text(msg, part(c, 4)).upper() in encodings:
+        return None
+    for k in range(len(c) - 1, 4, -1):
+        if text(msg, part(c, k)).upper() in encodings and part(c, k + 1).strip():
+            return k
+    return None
 
 
 def decode_ed(msg: Message, obx: Segment,
@@ -315,6 +367,11 @@ def decode_ed(msg: Message, obx: Segment,
         # one place early; the data was read as the encoding name (ED_BAD_ENCODING)
         c = ["", *c]
         shifted = "ED.1 (source application) missing: the components are read one place later"
+    elif (k := _late_encoding(msg, c)) is not None:
+        c = c[k - 4:]
+        shifted = (f"{k - 4} component(s) too many before the ED's type of data (an empty "
+                   "one, or the source application's HD written with '^'): the components "
+                   f"are read {k - 4} place(s) earlier")
     elif len(c) == 1 and c[0]:
         # 'OBX|1|ED|...||JVBERi0xLjQK...': the data alone, no ED components; it was read as
         # an empty ED.5 (and an empty document)
@@ -326,12 +383,30 @@ def decode_ed(msg: Message, obx: Segment,
     encoding = text(msg, part(c, 4)).upper()
     raw = part(c, 5) + "".join(more)
     kind = encodings.get(encoding, "text" if not encoding else "")
-    if kind == "base64":
+    if kind == "text" and any(x.strip() for x in c[5:]):
+        # a text ED whose data holds '^' its sender did not escape ('^TEXT^PLAIN^A^Kaliémie
+        # 5^2 mmol/L'): the data goes on to the field's end; it stopped at the first '^',
+        # the rest of the report dropped unsaid
+        raw = msg.delimiters.component.join(c[4:]) + "".join(more)
+        said = "ED data holds the component separator unescaped: read to the field's end"
+        shifted = f"{shifted}; {said}" if shifted else said
+    if kind == "base64" and is_mime(unescaped(msg, raw[:4096]).encode("utf-8")):
+        # the MIME entity says how its body is encoded (its Content-Transfer-Encoding): its
+        # headers were read as base64, and the document refused (ED_BAD_BASE64)
+        data = unescaped(msg, raw).encode("utf-8")
+    elif kind == "base64":
         try:
             data, note = b64decode_lenient(unescaped(msg, raw))
+            data, note = _base64_twice(data, note)
         except (ValueError, binascii.Error):
-            raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
-                                     where) from None
+            value = unescaped(msg, raw)
+            if not _XML_TEXT.match(value):
+                raise NormalizationError("ED_BAD_BASE64", f"{where}: data is not valid base64",
+                                         where) from None
+            # the XML itself under '^TEXT^XML^Base64^' (an engine's template filled with
+            # the document as it is): '<' is no base64, the CDA was refused, ED_BAD_BASE64
+            data = text_bytes(value)
+            note = "ED encoding (ED.4) says base64, the data is XML text: read as text"
     elif kind == "text":
         value = unescaped(msg, raw)
         decoded = _undeclared_base64(value)  # also under 'A': senders label base64 so
@@ -356,6 +431,9 @@ def decode_ed(msg: Message, obx: Segment,
     if shifted:
         note = f"{shifted}; {note}" if note else shifted
     media = media_type(type_of_data, subtype)
+    if is_mime(data):
+        data, media, said = _mime_document(data, where)
+        note = f"{note}; {said}" if note else said
     found = sniff_media_type(data) if media != OCTET_STREAM else None
     if found and found != media and found != "text/xml":  # XML is told by its header below
         # a binary format's signature does not lie: a PDF sent as '^TEXT^XML^' was filed
@@ -375,6 +453,24 @@ def decode_ed(msg: Message, obx: Segment,
         if said:
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+def _mime_document(data: bytes, where: str) -> tuple[bytes, str, str]:
+    """(the document, its media type, what the ledger says) of an ED holding a MIME package
+    (normalizers/ed_mime.py): its first XML part (the CDA of CDA R2 3.3), else its first part;
+    the others are the document's attachments, kept in the archived message.
+
+    Raises NormalizationError ED_BAD_MIME when no part has a body."""
+    body = mime_body(data)
+    if body is None:
+        raise NormalizationError("ED_BAD_MIME", f"{where}: MIME package without a body part "
+                                 "(a multipart whose boundary never comes, or empty parts): "
+                                 "no document in it", where)
+    said = f"MIME package: its {body.media_type} part read as the document"
+    if body.others:
+        said += (f", {body.others} other part(s) (its attachments) kept in the archived "
+                 "message only")
+    return body.data, body.media_type, said
 
 
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
@@ -673,6 +769,9 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         meta.details["mail_body"] = body
         return
     name, kind = named
+    if meta_triplet(msg, obx)[2]:
+        warnings.append(f"{loc(obx, 3)}: MetaDMPMSS flag {name[:30]} read from the alternate "
+                        "identifier (OBX-3.4), the first being a local code or empty")
     if name.upper() not in _meta_codes():
         # a code under the MetaDMPMSS system that no CI-SIS guide defines ('MASQUE_PATIENT',
         # a typo of a flag): kept as sent, but nothing reads it; it was stored silently,
@@ -680,7 +779,7 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
         warnings.append(f"{where}: {name[:30]!r} is not a MetaDMPMSS flag of the CI-SIS "
                         "guide: kept as sent, it masks nothing")
     if kind == "flag":
-        value = text(msg, part(comps(msg, first_rep(msg, obx, 5)), 1)).strip().upper()
+        value = flag_value(msg, obx, name, warnings)
         read = _flag_values().get(value)
         if read is None:
             warnings.append(f"{where}: MetaDMPMSS flag {name} is not Y or N, ignored")
@@ -706,6 +805,24 @@ def collect_meta(msg: Message, obx: Segment, meta: MessageMeta, warnings: list[s
     else:
         body, _ = _safe_text(msg, obx, warnings)
         meta.details[name] = body
+
+
+def flag_value(msg: Message, obx: Segment, name: str, warnings: list[str]) -> str:
+    """A flag's OBX-5 value in upper case: CWE.1, else (CWE.1 empty) the alternate identifier
+    CWE.4 ('^^^Y^Oui^HL70136', an engine's mapping), else the text CWE.2 ('^Oui'), said on the
+    ledger. Read in CWE.1 alone, such a MASQUE_PS=Y was 'not Y or N, ignored', and the
+    document shown to the professionals it was hidden from."""
+    c = comps(msg, first_rep(msg, obx, 5))
+    value = text(msg, part(c, 1)).upper()
+    if value:
+        return value
+    for k, what in ((4, "alternate identifier (OBX-5.4)"), (2, "text (OBX-5.2), no code")):
+        value = text(msg, part(c, k)).upper()
+        if value:
+            warnings.append(f"{loc(obx, 5)}: MetaDMPMSS flag {name[:30]} value read from its "
+                            f"{what}")
+            return value
+    return ""
 
 
 def _safe_text(msg: Message, obx: Segment, warnings: list[str]) -> tuple[str, str | None]:
@@ -1251,6 +1368,31 @@ def dotted_ii(text: str) -> str:
     return f"{m.group(1)}^{m.group(2)}" if m else text
 
 
+def parent_on_root(msg: Message, txa: Segment, doc_id: str, parent_id: str,
+                   warnings: list[str]) -> str:
+    """TXA-13 read on TXA-12's CDA root when the parent's number is that root and its
+    extension run together, the '.' between them left out: the ANS MDM replacement example
+    (v2.0) sends TXA-12 '1.2.250.1.71.4.2.2.120456789.A71024000082' and TXA-13
+    '1.2.250.1.71.4.2.2.120456789A71024000081'. Read alone, the parent was the id
+    '1.2.250.1.71.4.2.2^120456789A71024000081', a document nobody filed: the replacement
+    replaced nothing and both versions stayed current. A replacement and its parent are
+    documents of one application, under one root: the parent is read on it, with a warning.
+    ``parent_id`` unchanged otherwise (a parent under another root, an EI.3 given)."""
+    root = doc_id.partition("^")[0] if "^" in doc_id else ""
+    c = comps(msg, first_rep(msg, txa, 13))
+    entity = sub(msg, part(c, 1), 1).strip()
+    if not root or not _OID.fullmatch(root) or sub(msg, part(c, 3), 1).strip() \
+            or parent_id.startswith(root + "^") or not entity.startswith(root):
+        return parent_id
+    rest = entity[len(root):]
+    if not rest or "." in rest or "^" in rest or rest.isdigit():
+        return parent_id  # a longer OID, its own dotted id: no extension run into it
+    warnings.append(f"{loc(txa, 13)}: the parent document number runs the CDA root of "
+                    "TXA-12 and an extension together (no '.' between them): read as that "
+                    "root and extension")
+    return f"{root}^{rest}"
+
+
 def sender_performer(msg: Message) -> str | None:
     """The sender named by a PRT segment with role SB (CI-SIS), as a person name."""
     for prt in msg.all("PRT"):
@@ -1294,6 +1436,7 @@ def normalize_mdm(msg: Message, source: str,
         or person_name(msg, first_rep(msg, txa, 22)) or None,
         details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
         parent_where=loc(txa, 13))
+    ctx.parent_id = parent_on_root(msg, txa, doc_id, ctx.parent_id, warnings)
     txa_status_sources(msg, txa, ctx, warnings)
     ctx.document_type = loinc_document_type(msg, txa)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
