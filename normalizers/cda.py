@@ -1476,6 +1476,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif made is not None and made.details.get("negated") and \
             (made.system, made.code) in _negated_absences():
         made = _negated_absence(made, kind)
+    elif made is not None and kind == PROBLEM and _no_diagnosis(made, act):
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {made.source_ref}: a problem statement "
+                            "whose diagnosis (value) is nullFlavor "
+                            f"{made.details['value_null_flavor']!r}, not filed")
+        return
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
                                                                  OBSERVATION, ENCOUNTER):
         # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
@@ -2010,6 +2015,22 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
     if entry.status == "active":  # the list is empty now: a statement made, no result to come
         entry.status = "final"  # ('active' was exported as a preliminary Observation)
     return entry
+
+
+def _no_diagnosis(entry: Entry, act: ClinicalStatement) -> bool:
+    """A problem whose value, the diagnosis, is a nullFlavor with no words, under a code that
+    only says 'problem' (C-CDA R2.1 Problem Observation, value nullFlavor NI: 'no information
+    on the problems'; CI-SIS FR-Probleme the same). It was filed as a problem named
+    'Problem', which a clinician reads as a diagnosis made. A problem the text names, one
+    whose value points at words (found or not: the sender meant to name something), or a
+    negated one (an absence, read above), is not this."""
+    value = _untyped(act.values[0]) if isinstance(act, Observation) and act.values else None
+    return (isinstance(value, CD) and not value.original_text
+            and not value.original_text_reference
+            and entry.value is None and "value_null_flavor" in entry.details
+            and not entry.details.get("negated")
+            and _negated_absences().get((entry.system or "", entry.code or ""))
+            == "no-known-problems")
 
 
 def _negated_absence(entry: Entry, kind: str) -> Entry:
@@ -2872,6 +2893,14 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 # there is, and the observation code ('problem', 'symptom') is no diagnosis
                 entry.code = entry.system = None
                 entry.display, entry.mapped = entry.value, False
+            elif kind == PROBLEM and value.null_flavor and _uncoded_name(act, section):
+                # value nullFlavor, the diagnosis in the statement's text only ('<text>
+                # <reference value="#pb1"/>', C-CDA R2.1 3.79): the words are the diagnosis
+                # (without them the problem names nothing and is not filed)
+                entry.details["observation_code"] = entry.code
+                entry.code = entry.system = None
+                entry.value = entry.display = _uncoded_name(act, section)
+                entry.mapped = False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
     elif kind == OBSERVATION and isinstance(act.effective_time, IVL) and \

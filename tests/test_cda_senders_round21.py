@@ -1,0 +1,79 @@
+"""CDA R2 documents the way other senders write them (round 21: negations and null values,
+value types, interpretations, authors). Each test builds a small invented document with one
+structure C-CDA R2.1 or the CI-SIS templates allow, with their templateIds, and checks what
+is filed against what a clinician reading the document understands.
+
+Found wrong and fixed here: a problem whose diagnosis is a nullFlavor ('no information')
+was filed as a problem named 'Problem', and one named only in the narrative lost its words."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
+
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+
+
+def _normalized(*sections: str, head: str = HEAD):  # noqa: ANN202
+    data = (head + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+# -- a problem whose diagnosis is a nullFlavor -------------------------------------------------
+def _problem(value: str, text: str = "") -> str:
+    """C-CDA R2.1 Problem Concern Act (4.3) holding a Problem Observation (4.4)."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.3" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.8" extension="PC1"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+      <effectiveTime><low value="20190301"/></effectiveTime>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+        <id root="1.2.250.1.999.8" extension="PO1"/>
+        <code code="55607006" {SNOMED} displayName="Problem">
+          <translation code="75326-9" {LOINC} displayName="Problem"/></code>{text}
+        <statusCode code="completed"/><effectiveTime><low value="20190301"/></effectiveTime>
+        {value}</observation></entryRelationship></act></entry>"""
+
+
+@pytest.mark.parametrize("flavor", ["NI", "UNK", "ASKU"])
+def test_a_problem_whose_diagnosis_is_a_null_flavor_is_not_a_problem(flavor: str) -> None:
+    """'No information on the problems' (value nullFlavor NI, as C-CDA R2.1 EHRs write an
+    empty problem list that still needs one entry) was filed as a problem 'Problem': the
+    dossier's problem list showed a diagnosis where the sender said it knew none."""
+    msg = _normalized(_section("11450-4", "Pas d'information sur les problèmes",
+                               _problem(f'<value xsi:type="CD" nullFlavor="{flavor}"/>')))
+    assert [e.type for e in msg.entries] == ["document"]
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_NO_INFORMATION")]
+    assert f"nullFlavor '{flavor}'" in warning and "/section/entry/act" in warning
+
+
+def test_a_problem_named_only_in_its_text_keeps_the_words_as_its_diagnosis() -> None:
+    """Value nullFlavor OTH and the diagnosis in the statement's text (a reference into the
+    narrative): the words are the problem; it was filed as 'Problem', the hypertension lost."""
+    (entry,) = _entries(_section(
+        "11450-4", '<list><item ID="pb1">Hypertension artérielle essentielle</item></list>',
+        _problem('<value xsi:type="CD" nullFlavor="OTH"/>',
+                 '<text><reference value="#pb1"/></text>')))
+    assert (entry.type, entry.code, entry.display, entry.mapped) == (
+        "problem", None, "Hypertension artérielle essentielle", False)
+    assert entry.effective == "2019-03-01"
+    assert entry.details["observation_code"] == "75326-9"
+
+
+def test_a_coded_problem_and_a_negated_one_are_unchanged() -> None:
+    """What the rule is not about: a coded diagnosis, and 'no known problems' (negated)."""
+    coded = _problem('<value xsi:type="CD" code="I10" codeSystem="2.16.840.1.113883.6.3" '
+                     'displayName="Hypertension essentielle"/>')
+    negated = _problem(f'<value xsi:type="CD" code="55607006" {SNOMED}/>').replace(
+        '<observation classCode="OBS" moodCode="EVN">',
+        '<observation classCode="OBS" moodCode="EVN" negationInd="true">').replace(
+        "PC1", "PC2").replace("PO1", "PO2")
+    got = _entries(_section("11450-4", "x", coded + negated))
+    assert [(e.type, e.code) for e in got] == [("problem", "I10"),
+                                               ("absence", "no-known-problems")]
+
