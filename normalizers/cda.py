@@ -795,6 +795,11 @@ def _author(author) -> dict:  # noqa: ANN001
             out["role"] = entity.code.code
         if entity.organization is not None:
             out["organization"] = [i.key for i in entity.organization.ids if i.root]
+            names = [n for n in entity.organization.names if n]
+            if entity.person is None and names:
+                # no person named: the organization (or the device's) is who wrote it,
+                # its name the only words saying so (a FINESS number alone is opaque)
+                out["organization_name"] = names[0]
         if entity.person is None and entity.player_names:  # assignedAuthoringDevice
             out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
@@ -1033,19 +1038,32 @@ def _document_performer(header) -> str | None:  # noqa: ANN001
     """Who the document is by: its first person author (``_human_author``), else its first
     author that is no device, else who signed it (legalAuthenticator). A C-CDA exported by
     an EHR names only the EHR as its author (Epic 'Care Everywhere', assignedAuthoringDevice):
-    the software's id was the document's performer."""
+    the software's id was the document's performer. Last, the organization a device author
+    writes for (a lab's middleware releasing its reports)."""
     authors = [a for a in header.authors if not _is_device(a)]
     if authors:
         return _performer(_human_author(authors))
     signed = header.legal_authenticator
-    return _performer(signed) if signed is not None else None
+    if signed is not None:
+        return _performer(signed)
+    # by devices only, signed by no one: the organization a device writes for (a lab's
+    # middleware releasing a CR-BIO on behalf of its laboratory, FINESS) is who it is by
+    return next((ids[0] for ids in (_org_ids(a.entity.organization) for a in header.authors
+                                    if a.entity is not None and a.entity.organization
+                                    is not None) if ids), None)
 
 
 def _performer(author) -> str | None:  # noqa: ANN001
+    """The author's id, else its organization's: an author that is an organization only
+    (assignedAuthor/id nullFlavor NA and a representedOrganization with its FINESS, as a
+    hospital's document service writes it; C-CDA R2.1 allows the same) left the document
+    with no performer, whoever wrote it."""
     entity = author.entity
     if entity is None:
         return None
     ids = [i.key for i in entity.ids if i.root]
+    if not ids and entity.organization is not None:
+        ids = _org_ids(entity.organization)
     return ids[0] if ids else None
 
 

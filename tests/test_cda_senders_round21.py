@@ -77,3 +77,60 @@ def test_a_coded_problem_and_a_negated_one_are_unchanged() -> None:
     assert [(e.type, e.code) for e in got] == [("problem", "I10"),
                                                ("absence", "no-known-problems")]
 
+
+# -- a document written by an organization, or by a device for it ------------------------------
+ORIGINAL_AUTHOR = HEAD[HEAD.index("<author>"):HEAD.index("</author>") + len("</author>")]
+HOSPITAL = """<author><time value="20240312101500+0100"/><assignedAuthor><id nullFlavor="NA"/>
+    <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1120000016"/>
+      <name>Centre hospitalier de Rodez – Service de médecine polyvalente</name>
+    </representedOrganization></assignedAuthor></author>"""
+MIDDLEWARE = """<author><time value="20240312101500+0100"/><assignedAuthor>
+    <id root="1.2.250.1.999.77" extension="AUTOMATE-3"/>
+    <assignedAuthoringDevice><manufacturerModelName>Cobas 8000</manufacturerModelName>
+      <softwareName>Middleware Biologie 4.2</softwareName></assignedAuthoringDevice>
+    <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1690012345"/>
+      <name>Laboratoire de biologie médicale Sainte-Anne</name></representedOrganization>
+  </assignedAuthor></author>"""
+
+
+def _document_by(*authors: str):  # noqa: ANN202
+    """The document entry of a document whose header names these authors, in order."""
+    head = HEAD.replace(ORIGINAL_AUTHOR, "".join(authors))
+    return _normalized(_section("11450-4", "Néant", ""), head=head).entries[0]
+
+
+@pytest.mark.parametrize("authors", [(HOSPITAL,), (HOSPITAL, MIDDLEWARE), (MIDDLEWARE, HOSPITAL)])
+def test_a_document_by_an_organization_is_performed_by_it(authors: tuple[str, ...]) -> None:
+    """An author that is an organization only (assignedAuthor/id nullFlavor NA, the FINESS
+    in representedOrganization: a hospital's document service) left the document with no
+    performer; its name, the only words saying who wrote it, was dropped."""
+    document = _document_by(*authors)
+    assert document.performer == "1.2.250.1.71.4.2.2^1120000016"
+    by_hospital = next(a for a in document.details["authors"] if not a["ids"])
+    assert by_hospital == {"ids": [], "organization": ["1.2.250.1.71.4.2.2^1120000016"],
+                           "organization_name": "Centre hospitalier de Rodez – Service de "
+                                                "médecine polyvalente",
+                           "time": "2024-03-12T10:15:00+01:00"}
+
+
+def test_a_document_released_by_a_labs_middleware_is_the_labs() -> None:
+    """A CR-BIO released by the lab's middleware, signed by no one: the device is no
+    performer (tests/test_cda_international.py), the laboratory it writes for is."""
+    document = _document_by(MIDDLEWARE)
+    assert document.performer == "1.2.250.1.71.4.2.2^1690012345"
+    assert document.details["authors"][0]["organization_name"] == \
+        "Laboratoire de biologie médicale Sainte-Anne"
+    assert document.details["authors"][0]["device"] == ["Cobas 8000", "Middleware Biologie 4.2"]
+
+
+def test_a_person_author_stays_the_performer_and_keeps_no_organization_name() -> None:
+    """What the rule is not about: a person's document, its organization named by id only."""
+    person = ORIGINAL_AUTHOR.replace(
+        "</assignedAuthor>", "<assignedPerson><name><family>Lefèvre</family></name>"
+        "</assignedPerson><representedOrganization><id root=\"1.2.250.1.71.4.2.2\" "
+        "extension=\"1120000016\"/><name>CH Rodez</name></representedOrganization>"
+        "</assignedAuthor>")
+    document = _document_by(person, HOSPITAL)
+    assert document.performer == "1.2.250.1.71.4.2.1^810000000001"
+    assert "organization_name" not in document.details["authors"][0]
+
