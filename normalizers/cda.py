@@ -2941,11 +2941,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # by two methods are not comparable; it was dropped
         entry.details["method"] = methods
     if act.interpretation_codes:
-        entry.interpretation = ",".join(filter(None, map(_interpretation,
-                                                         act.interpretation_codes))) or None
+        entry.interpretation = ",".join(filter(None, (
+            _interpretation(c, section) for c in act.interpretation_codes))) or None
         local = [c.code for c in act.interpretation_codes
                  if c.code and c.code_system != INTERPRETATION_SYSTEM and
-                 any(t.code_system == INTERPRETATION_SYSTEM for t in c.translations)]
+                 any(t.code_system == INTERPRETATION_SYSTEM or
+                     (t.code_system, t.code) in _interpretation_codes()
+                     for t in (c, *c.translations))]
         if local:
             entry.details["interpretation_local"] = local  # the lab's flag, as sent
     if act.reference_ranges:
@@ -3112,13 +3114,31 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
 INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
 
 
-def _interpretation(code: CD) -> str:
+@cache
+def _interpretation_codes() -> dict[tuple[str, str], str]:
+    """(code system OID, code) -> ObservationInterpretation (cda_interpretation_codes.csv)."""
+    return {(row["system"], row["code"]): row["interpretation"]
+            for row in table("cda_interpretation_codes")}
+
+
+def _interpretation(code: CD, section: Section) -> str:
     """An interpretation as the HL7 ObservationInterpretation code (H, L, A, S, R...) when
     the code or one of its translations is one: a lab's own flag ('++', 'ELEVE') translated
-    to HH was filed as '++', which no reader (nor the HL7v2 path's flags) knows."""
+    to HH was filed as '++', which no reader (nor the HL7v2 path's flags) knows. A SNOMED CT
+    qualifier ('281302008 above reference range') is read as the code it means; one sent as
+    words only (nullFlavor OTH, originalText 'Élevé') is kept in words, as an HL7v2 flag no
+    table lists is (it was dropped, the result filed as said without a comment). Words with
+    no nullFlavor stay unread: the ANS's family-history example (CANCER-D2LM-FIN) points an
+    interpretationCode's originalText at a count of relatives, no interpretation."""
     for c in (code, *code.translations):
         if c.code and c.code_system == INTERPRETATION_SYSTEM:
             return c.code
+    for c in (code, *code.translations):
+        meant = _interpretation_codes().get((c.code_system, c.code))
+        if c.code and meant:
+            return meant
+    if not code.code and code.null_flavor:
+        return original_text(code, section)
     return code.code
 
 

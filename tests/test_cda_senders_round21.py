@@ -134,3 +134,72 @@ def test_a_person_author_stays_the_performer_and_keeps_no_organization_name() ->
     assert document.performer == "1.2.250.1.71.4.2.1^810000000001"
     assert "organization_name" not in document.details["authors"][0]
 
+
+# -- interpretation codes of another code system than ObservationInterpretation --------------
+def _result(interpretation: str, value: str = '<value xsi:type="PQ" value="14.2" unit="mmol/L"/>',
+            code: str = "2345-7", name: str = "Glucose [Moles/volume] in Serum or Plasma") -> str:
+    """C-CDA R2.1 Result Organizer (4.1) with one Result Observation (4.2)."""
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.1" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.9" extension="ORG-1"/>
+      <code code="24323-8" {LOINC} displayName="Bilan métabolique"/>
+      <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.2" extension="2015-08-01"/>
+        <id root="1.2.250.1.999.9" extension="RES-1"/>
+        <code code="{code}" {LOINC} displayName="{name}"/>
+        <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>
+        {value}{interpretation}</observation></component></organizer></entry>"""
+
+
+@pytest.mark.parametrize(("sent", "meant", "local"), [
+    (f'<interpretationCode code="281302008" {SNOMED} displayName="Above reference range"/>',
+     "H", "281302008"),
+    (f'<interpretationCode code="62482003" {SNOMED} displayName="Low"/>', "L", "62482003"),
+    (f'<interpretationCode code="LOCAL-HAUT" codeSystem="1.2.250.1.999.3.2">'
+     f'<translation code="281302008" {SNOMED}/></interpretationCode>', "H", "LOCAL-HAUT"),
+], ids=["above-range", "low", "local-with-snomed-translation"])
+def test_a_snomed_interpretation_is_read_as_the_flag_it_means(sent: str, meant: str,
+                                                              local: str) -> None:
+    """IPS and some C-CDA exporters send SNOMED CT qualifiers as interpretation: the result
+    was filed flagged '281302008', exported to FHIR as that text, and differed from the same
+    result sent by HL7v2 with OBX-8 'H'. The code sent is kept."""
+    (result,) = [e for e in _entries(_section("30954-2", "Glycémie", _result(sent)))
+                 if e.type == "lab_result"]
+    assert result.interpretation == meant
+    assert result.details["interpretation_local"] == [local]
+
+
+def test_a_v3_and_a_v2_table_0078_flag_are_unchanged() -> None:
+    """What the rule is not about: ObservationInterpretation and HL7 table 0078 codes."""
+    got = [e for e in _entries(
+        _section("30954-2", "x", _result(
+            '<interpretationCode code="HH" codeSystem="2.16.840.1.113883.5.83"/>')),
+        _section("30954-2", "x", _result(
+            '<interpretationCode code="L" codeSystem="2.16.840.1.113883.12.78"/>').replace(
+            "RES-1", "RES-2").replace("ORG-1", "ORG-2")))
+        if e.type == "lab_result"]
+    assert [(e.interpretation, e.details.get("interpretation_local")) for e in got] == [
+        ("HH", None), ("L", None)]
+
+
+def test_an_interpretation_in_words_only_is_kept_in_words() -> None:
+    """nullFlavor OTH, originalText 'Élevé' (in the narrative): the lab's word was dropped
+    and the result filed as if it had none; kept as an HL7v2 flag no table lists is."""
+    sent = ('<interpretationCode nullFlavor="OTH"><originalText><reference value="#int1"/>'
+            '</originalText></interpretationCode>')
+    (result,) = [e for e in _entries(_section(
+        "30954-2", '<table><tbody><tr><td ID="int1">Élevé</td></tr></tbody></table>',
+        _result(sent))) if e.type == "lab_result"]
+    assert result.interpretation == "Élevé"
+    silent = sent.replace('<originalText><reference value="#int1"/></originalText>', "")
+    (result,) = [e for e in _entries(_section("30954-2", "x", _result(silent)))
+                 if e.type == "lab_result"]
+    assert result.interpretation is None
+    # words with no nullFlavor are not read (CANCER-D2LM-FIN: a count of relatives there)
+    count = sent.replace(' nullFlavor="OTH"', "")
+    (result,) = [e for e in _entries(_section(
+        "30954-2", '<table><tbody><tr><td ID="int1">2</td></tr></tbody></table>',
+        _result(count))) if e.type == "lab_result"]
+    assert result.interpretation is None
+
