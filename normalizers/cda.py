@@ -1499,6 +1499,12 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                             "whose diagnosis (value) is nullFlavor "
                             f"{made.details['value_null_flavor']!r}, not filed")
         return
+    elif made is not None and kind == ALLERGY and _no_allergy(made):
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {made.source_ref}: an allergy statement "
+                            "whose type (value) is nullFlavor "
+                            f"{made.details['value_null_flavor']!r} and that names no "
+                            "substance, not filed")
+        return
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
                                                                  OBSERVATION, ENCOUNTER):
         # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
@@ -2049,6 +2055,21 @@ def _no_diagnosis(entry: Entry, act: ClinicalStatement) -> bool:
             and not entry.details.get("negated")
             and _negated_absences().get((entry.system or "", entry.code or ""))
             == "no-known-problems")
+
+
+ASSERTION = "ASSERTION"  # HL7 ActCode: the C-CDA Allergy - Intolerance Observation's code
+
+
+def _no_allergy(entry: Entry) -> bool:
+    """A C-CDA R2.1 Allergy - Intolerance Observation (code ASSERTION) whose value, the
+    allergy's type, is a nullFlavor and whose substance is coded nullFlavor with no words
+    (value NI, playingEntity/code NI: 'no information on allergies'). It was filed as an
+    allergy 'ASSERTION' to nothing. One naming its substance (coded or in words), a type
+    with an unknown substance ('allergy to substance', participant UNK: an allergy the
+    patient cannot name), or a negated one, is not this."""
+    return (entry.code == ASSERTION and entry.system == ACT_CODE and entry.value is None
+            and "value_null_flavor" in entry.details and not entry.details.get("negated")
+            and not entry.details.get("allergen_text"))
 
 
 def _negated_absence(entry: Entry, kind: str) -> Entry:

@@ -4,7 +4,14 @@ structure C-CDA R2.1 or the CI-SIS templates allow, with their templateIds, and 
 is filed against what a clinician reading the document understands.
 
 Found wrong and fixed here: a problem whose diagnosis is a nullFlavor ('no information')
-was filed as a problem named 'Problem', and one named only in the narrative lost its words."""
+was filed as a problem named 'Problem', and one named only in the narrative lost its words;
+an allergy of no type to no substance was an allergy 'ASSERTION'; a document by an
+organization only (or by a lab's middleware for it) had no performer; SNOMED CT
+interpretation codes were filed as bare codes, and a nullFlavor'd one lost its words; 'once a
+day at 08:00' lost its hour. Checked right and kept so: negated allergies, problems,
+medications, vaccinations and procedures; CO, RTO_PQ_PQ, one-sided IVL_PQ, PQ translations,
+ED/ST narrative references, INT, BL, REAL values; IVL_PQ doses, PIVL_TS with IVL_TS, INT vs
+EVN medications, CIS/CIP/ATC translations; device authors, languageCode en-US."""
 
 from __future__ import annotations
 
@@ -202,4 +209,51 @@ def test_an_interpretation_in_words_only_is_kept_in_words() -> None:
         "30954-2", '<table><tbody><tr><td ID="int1">2</td></tr></tbody></table>',
         _result(count))) if e.type == "lab_result"]
     assert result.interpretation is None
+
+
+# -- an allergy that names nothing -------------------------------------------------------------
+def _allergy(value: str, agent: str, ident: str = "AO1") -> str:
+    """C-CDA R2.1 Allergy Concern Act (4.30) holding an Allergy - Intolerance Observation
+    (4.7), the substance in its consumable participant."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.30" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.7" extension="C-{ident}"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.7" extension="2014-06-09"/>
+        <id root="1.2.250.1.999.7" extension="{ident}"/>
+        <code code="ASSERTION" codeSystem="2.16.840.1.113883.5.4"/>
+        <statusCode code="completed"/>{value}
+        <participant typeCode="CSM"><participantRole classCode="MANU">
+          <playingEntity classCode="MMAT">{agent}</playingEntity></participantRole>
+        </participant></observation></entryRelationship></act></entry>"""
+
+
+def test_an_allergy_of_no_type_to_no_substance_is_not_an_allergy() -> None:
+    """'No information on allergies' written as an allergy whose type and substance are both
+    nullFlavor NI: filed as an allergy 'ASSERTION' to nothing, in the allergy list."""
+    msg = _normalized(_section("48765-2", "Allergies : pas d'information",
+                               _allergy('<value xsi:type="CD" nullFlavor="NI"/>',
+                                        '<code nullFlavor="NI"/>')))
+    assert [e.type for e in msg.entries] == ["document"]
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_NO_INFORMATION")]
+    assert "an allergy statement" in warning and "nullFlavor 'NI'" in warning
+
+
+def test_allergies_that_say_something_are_still_filed() -> None:
+    """What the rule is not about: an allergy to an unknown substance (the type is said),
+    one whose substance is in words only, one whose substance is coded."""
+    typed = f'<value xsi:type="CD" code="419199007" {SNOMED}/>'
+    unknown = '<value xsi:type="CD" nullFlavor="NI"/>'
+    got = _entries(_section(
+        "48765-2", '<list><item ID="al2">Pollen de bouleau</item></list>',
+        _allergy(typed, '<code nullFlavor="UNK"/>', "AO1")
+        + _allergy(unknown, '<code nullFlavor="OTH"><originalText><reference value="#al2"/>'
+                            "</originalText></code>", "AO2")
+        + _allergy(unknown, '<code code="J01CA04" codeSystem="2.16.840.1.113883.6.73" '
+                            'displayName="amoxicilline"/>', "AO3")))
+    assert [(e.type, e.code) for e in got] == [("allergy", "419199007"),
+                                               ("allergy", "ASSERTION"),
+                                               ("allergy", "J01CA04")]
+    assert got[1].details["allergen_text"] == "Pollen de bouleau"
 
