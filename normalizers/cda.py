@@ -3552,6 +3552,11 @@ def _united(times: list[Value], details: dict[str, Any]) -> None:
             details["frequency"] = f"{len(pivls)} times a day" if daily else \
                 f"{len(pivls)} times every {period.value.strip()} {period.unit.strip()}"
             details["times_of_day"] = sorted(hours)
+    elif len(pivls) == 1 and getattr(pivls[0], "institution_specified", "") != "true" and \
+            _phase_time(pivls[0]):
+        # one periodic time with its phase (C-CDA R2.1 'once a day at 08:00': phase low
+        # 198701010800, period 1 d): the hour was dropped, filed 'every 1 d' at any time
+        details["times_of_day"] = [_phase_time(pivls[0])]
     eivls = [t for t in flat if isinstance(t, EIVL_TS) and t.event is not None and
              t.event.code]
     if len(eivls) > 1 and all(t.operator not in ("A", "E") for t in eivls[1:]):

@@ -15,11 +15,16 @@ EVN medications, CIS/CIP/ATC translations; device authors, languageCode en-US.""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
+from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
+from tests.test_cda_senders_round10 import PATIENT
+from tests.test_fhir_export import check_bundle
 
 SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
@@ -257,3 +262,48 @@ def test_allergies_that_say_something_are_still_filed() -> None:
                                                ("allergy", "J01CA04")]
     assert got[1].details["allergen_text"] == "Pollen de bouleau"
 
+
+# -- a medication taken once a day at a set hour -----------------------------------------------
+def _amlodipine(times: str) -> str:
+    """C-CDA R2.1 Medication Activity (4.16), the product a Medication Information (4.23)."""
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.16" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.10" extension="MED-1"/><statusCode code="active"/>
+      <effectiveTime xsi:type="IVL_TS"><low value="20240301"/></effectiveTime>{times}
+      <doseQuantity value="1"/>
+      <consumable><manufacturedProduct classCode="MANU">
+        <templateId root="2.16.840.1.113883.10.20.22.4.23" extension="2014-06-09"/>
+        <manufacturedMaterial><code code="197361" codeSystem="2.16.840.1.113883.6.88"
+          displayName="amlodipine 5 MG Oral Tablet"/></manufacturedMaterial>
+      </manufacturedProduct></consumable></substanceAdministration></entry>"""
+
+
+def _pivl(phase: str, specified: str = "false") -> str:
+    return (f'<effectiveTime xsi:type="PIVL_TS" institutionSpecified="{specified}" '
+            f'operator="A"><phase><low value="{phase}"/><width value="10" unit="min"/>'
+            '</phase><period value="1" unit="d"/></effectiveTime>')
+
+
+def test_once_a_day_at_eight_keeps_its_hour() -> None:
+    """'Once a day at 08:00' (C-CDA R2.1 Medication Frequency: phase low 198701010800,
+    period 1 d) was filed 'every 1 d', the hour dropped; two such times already kept theirs
+    (IHE PCC 'matin et soir')."""
+    (med,) = _entries(_section("10160-0", "Amlodipine 5 mg le matin",
+                               _amlodipine(_pivl("198701010800"))))
+    assert (med.details["frequency"], med.details["times_of_day"]) == ("every 1 d", ["08:00"])
+    bundle = to_bundle(PATIENT, [{**asdict(med), "id": 1}])
+    check_bundle(bundle)
+    (statement,) = [e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "MedicationStatement"]
+    repeat = statement["dosage"][0]["timing"]["repeat"]
+    assert (repeat["frequency"], repeat["period"], repeat["periodUnit"],
+            repeat["timeOfDay"]) == (1, 1, "d", ["08:00:00"])
+
+
+@pytest.mark.parametrize(("phase", "specified"), [("19870101", "false"),
+                                                  ("198701010800", "true")])
+def test_a_phase_with_no_hour_or_left_to_the_ward_has_no_time_of_day(phase: str,
+                                                                     specified: str) -> None:
+    """A phase dated to the day says no hour; institutionSpecified says the ward sets it."""
+    (med,) = _entries(_section("10160-0", "x", _amlodipine(_pivl(phase, specified))))
+    assert "times_of_day" not in med.details
