@@ -23,10 +23,11 @@ from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.test_cda_real_world import HEAD, TAIL, _entries, _section
-from tests.test_cda_senders_round10 import PATIENT
 from tests.test_fhir_export import check_bundle
 
 SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+PATIENT = {"id": 1, "family": "ESSAI", "given": "Jeanne", "birth_date": "1962-04-15",
+           "sex": "F", "ins": None}
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 
 
