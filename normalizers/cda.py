@@ -798,6 +798,11 @@ def _author(author) -> dict:  # noqa: ANN001
             out["role"] = entity.code.code
         if entity.organization is not None:
             out["organization"] = [i.key for i in entity.organization.ids if i.root]
+            names = [n for n in entity.organization.names if n]
+            if entity.person is None and names:
+                # no person named: the organization (or the device's) is who wrote it,
+                # its name the only words saying so (a FINESS number alone is opaque)
+                out["organization_name"] = names[0]
         if entity.person is None and entity.player_names:  # assignedAuthoringDevice
             out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
@@ -1036,19 +1041,32 @@ def _document_performer(header) -> str | None:  # noqa: ANN001
     """Who the document is by: its first person author (``_human_author``), else its first
     author that is no device, else who signed it (legalAuthenticator). A C-CDA exported by
     an EHR names only the EHR as its author (Epic 'Care Everywhere', assignedAuthoringDevice):
-    the software's id was the document's performer."""
+    the software's id was the document's performer. Last, the organization a device author
+    writes for (a lab's middleware releasing its reports)."""
     authors = [a for a in header.authors if not _is_device(a)]
     if authors:
         return _performer(_human_author(authors))
     signed = header.legal_authenticator
-    return _performer(signed) if signed is not None else None
+    if signed is not None:
+        return _performer(signed)
+    # by devices only, signed by no one: the organization a device writes for (a lab's
+    # middleware releasing a CR-BIO on behalf of its laboratory, FINESS) is who it is by
+    return next((ids[0] for ids in (_org_ids(a.entity.organization) for a in header.authors
+                                    if a.entity is not None and a.entity.organization
+                                    is not None) if ids), None)
 
 
 def _performer(author) -> str | None:  # noqa: ANN001
+    """The author's id, else its organization's: an author that is an organization only
+    (assignedAuthor/id nullFlavor NA and a representedOrganization with its FINESS, as a
+    hospital's document service writes it; C-CDA R2.1 allows the same) left the document
+    with no performer, whoever wrote it."""
     entity = author.entity
     if entity is None:
         return None
     ids = [i.key for i in entity.ids if i.root]
+    if not ids and entity.organization is not None:
+        ids = _org_ids(entity.organization)
     return ids[0] if ids else None
 
 
@@ -1479,6 +1497,17 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif made is not None and made.details.get("negated") and \
             (made.system, made.code) in _negated_absences():
         made = _negated_absence(made, kind)
+    elif made is not None and kind == PROBLEM and _no_diagnosis(made, act):
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {made.source_ref}: a problem statement "
+                            "whose diagnosis (value) is nullFlavor "
+                            f"{made.details['value_null_flavor']!r}, not filed")
+        return
+    elif made is not None and kind == ALLERGY and _no_allergy(made):
+        ctx.warnings.append(f"CDA_NO_INFORMATION: {made.source_ref}: an allergy statement "
+                            "whose type (value) is nullFlavor "
+                            f"{made.details['value_null_flavor']!r} and that names no "
+                            "substance, not filed")
+        return
     if made is not None and mood not in ("", "EVN") and kind in (IMMUNIZATION, PROCEDURE,
                                                                  OBSERVATION, ENCOUNTER):
         # a planned vaccination, procedure, test or visit (C-CDA Planned Immunization/
@@ -2013,6 +2042,37 @@ def _absence(entry: Entry, kind: str, ctx: _Ctx) -> Entry | None:
     if entry.status == "active":  # the list is empty now: a statement made, no result to come
         entry.status = "final"  # ('active' was exported as a preliminary Observation)
     return entry
+
+
+def _no_diagnosis(entry: Entry, act: ClinicalStatement) -> bool:
+    """A problem whose value, the diagnosis, is a nullFlavor with no words, under a code that
+    only says 'problem' (C-CDA R2.1 Problem Observation, value nullFlavor NI: 'no information
+    on the problems'; CI-SIS FR-Probleme the same). It was filed as a problem named
+    'Problem', which a clinician reads as a diagnosis made. A problem the text names, one
+    whose value points at words (found or not: the sender meant to name something), or a
+    negated one (an absence, read above), is not this."""
+    value = _untyped(act.values[0]) if isinstance(act, Observation) and act.values else None
+    return (isinstance(value, CD) and not value.original_text
+            and not value.original_text_reference
+            and entry.value is None and "value_null_flavor" in entry.details
+            and not entry.details.get("negated")
+            and _negated_absences().get((entry.system or "", entry.code or ""))
+            == "no-known-problems")
+
+
+ASSERTION = "ASSERTION"  # HL7 ActCode: the C-CDA Allergy - Intolerance Observation's code
+
+
+def _no_allergy(entry: Entry) -> bool:
+    """A C-CDA R2.1 Allergy - Intolerance Observation (code ASSERTION) whose value, the
+    allergy's type, is a nullFlavor and whose substance is coded nullFlavor with no words
+    (value NI, playingEntity/code NI: 'no information on allergies'). It was filed as an
+    allergy 'ASSERTION' to nothing. One naming its substance (coded or in words), a type
+    with an unknown substance ('allergy to substance', participant UNK: an allergy the
+    patient cannot name), or a negated one, is not this."""
+    return (entry.code == ASSERTION and entry.system == ACT_CODE and entry.value is None
+            and "value_null_flavor" in entry.details and not entry.details.get("negated")
+            and not entry.details.get("allergen_text"))
 
 
 def _negated_absence(entry: Entry, kind: str) -> Entry:
@@ -2875,6 +2935,14 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 # there is, and the observation code ('problem', 'symptom') is no diagnosis
                 entry.code = entry.system = None
                 entry.display, entry.mapped = entry.value, False
+            elif kind == PROBLEM and value.null_flavor and _uncoded_name(act, section):
+                # value nullFlavor, the diagnosis in the statement's text only ('<text>
+                # <reference value="#pb1"/>', C-CDA R2.1 3.79): the words are the diagnosis
+                # (without them the problem names nothing and is not filed)
+                entry.details["observation_code"] = entry.code
+                entry.code = entry.system = None
+                entry.value = entry.display = _uncoded_name(act, section)
+                entry.mapped = False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
     elif kind == OBSERVATION and isinstance(act.effective_time, IVL) and \
@@ -2897,11 +2965,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # by two methods are not comparable; it was dropped
         entry.details["method"] = methods
     if act.interpretation_codes:
-        entry.interpretation = ",".join(filter(None, map(_interpretation,
-                                                         act.interpretation_codes))) or None
+        entry.interpretation = ",".join(filter(None, (
+            _interpretation(c, section) for c in act.interpretation_codes))) or None
         local = [c.code for c in act.interpretation_codes
                  if c.code and c.code_system != INTERPRETATION_SYSTEM and
-                 any(t.code_system == INTERPRETATION_SYSTEM for t in c.translations)]
+                 any(t.code_system == INTERPRETATION_SYSTEM or
+                     (t.code_system, t.code) in _interpretation_codes()
+                     for t in (c, *c.translations))]
         if local:
             entry.details["interpretation_local"] = local  # the lab's flag, as sent
     if act.reference_ranges:
@@ -3068,13 +3138,31 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
 INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
 
 
-def _interpretation(code: CD) -> str:
+@cache
+def _interpretation_codes() -> dict[tuple[str, str], str]:
+    """(code system OID, code) -> ObservationInterpretation (cda_interpretation_codes.csv)."""
+    return {(row["system"], row["code"]): row["interpretation"]
+            for row in table("cda_interpretation_codes")}
+
+
+def _interpretation(code: CD, section: Section) -> str:
     """An interpretation as the HL7 ObservationInterpretation code (H, L, A, S, R...) when
     the code or one of its translations is one: a lab's own flag ('++', 'ELEVE') translated
-    to HH was filed as '++', which no reader (nor the HL7v2 path's flags) knows."""
+    to HH was filed as '++', which no reader (nor the HL7v2 path's flags) knows. A SNOMED CT
+    qualifier ('281302008 above reference range') is read as the code it means; one sent as
+    words only (nullFlavor OTH, originalText 'Élevé') is kept in words, as an HL7v2 flag no
+    table lists is (it was dropped, the result filed as said without a comment). Words with
+    no nullFlavor stay unread: the ANS's family-history example (CANCER-D2LM-FIN) points an
+    interpretationCode's originalText at a count of relatives, no interpretation."""
     for c in (code, *code.translations):
         if c.code and c.code_system == INTERPRETATION_SYSTEM:
             return c.code
+    for c in (code, *code.translations):
+        meant = _interpretation_codes().get((c.code_system, c.code))
+        if c.code and meant:
+            return meant
+    if not code.code and code.null_flavor:
+        return original_text(code, section)
     return code.code
 
 
@@ -3467,6 +3555,11 @@ def _united(times: list[Value], details: dict[str, Any]) -> None:
             details["frequency"] = f"{len(pivls)} times a day" if daily else \
                 f"{len(pivls)} times every {period.value.strip()} {period.unit.strip()}"
             details["times_of_day"] = sorted(hours)
+    elif len(pivls) == 1 and getattr(pivls[0], "institution_specified", "") != "true" and \
+            _phase_time(pivls[0]):
+        # one periodic time with its phase (C-CDA R2.1 'once a day at 08:00': phase low
+        # 198701010800, period 1 d): the hour was dropped, filed 'every 1 d' at any time
+        details["times_of_day"] = [_phase_time(pivls[0])]
     eivls = [t for t in flat if isinstance(t, EIVL_TS) and t.event is not None and
              t.event.code]
     if len(eivls) > 1 and all(t.operator not in ("A", "E") for t in eivls[1:]):
