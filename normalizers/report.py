@@ -392,8 +392,12 @@ _EXAM_DATE = re.compile(
     r"|\bdate ?(?:et|/) ?heure (?:du |de )?prelevement"
     r"|\bprelevement (?:effectu|realis)ee? [li1|]e\b|\bprelevement :)"
     r"\s*:?\s*")
+# the report's own date ('Lyon, le 17/03/2025', 'Compte rendu du ...'); letters often put the
+# day of the week before it ('Paris, le lundi 17 mars 2025'): skipped, the date follows it
+_WEEKDAY = r"(?:(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\s+)?"
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
-                          r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
+                          r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*"
+                          + _WEEKDAY)
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
                          r"|\badresse par|\bprescrite?s? (?:le [0-9/.\-]{6,10} )?par)"
                          r"\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
@@ -425,7 +429,7 @@ _CONCLUSION_END = re.compile(
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
-    r"|[a-z][a-z\-' ]{1,30}, le \d)")
+    rf"|[a-z][a-z\-' ]{{1,30}}, le {_WEEKDAY}\d)")
 _EDGE_PUNCT = re.compile(r"^[\s.,;:|_\-]+(?=\w)|(?<=[\w.)!?])(?:\s+[,;:|_\-]+)+\s*$")
 _PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
