@@ -1,11 +1,17 @@
 """PDF reports from imaging centres and laboratories not seen before (round 10): what their
 real reports print that we still read wrong. A signature line dated with the day of the week
 ('Paris, le lundi 17 mars 2025': no report date, and the line read into the conclusion).
+A letterhead's sidebar (the centre's radiologists down the left of the page) wedged into the
+report's lines: the conclusion lost at a sidebar's 'Dr', a sidebar name taken for the signer.
+A letterhead of more than three lines printed again on page 2, and footers or 'continued'
+marks of other forms than 'Page 1/2', read into a conclusion going over the page.
 Born-digital PDFs are written with samples/generate_pdf.py's writer (tests/test_pdf_round3.py's
 helpers: each cell at its own x), read by parsers.pdf and normalized as the pipeline does."""
 
 from __future__ import annotations
 
+from parsers.pdf import PdfLimits, parse_pdf
+from samples import generate_pdf as g
 from tests.test_pdf_round3 import _lab_pdf, _read
 
 PARC = ("centre", "CENTRE D'IMAGERIE DU PARC - 12 avenue Jean Jaurès, 69007 Lyon")
@@ -40,3 +46,56 @@ def test_a_report_dated_with_its_day_of_the_week_is_dated_and_ends_the_conclusio
                           ("label", "Compte rendu du jeudi 20 mars 2025"),
                           ("head", "Conclusion :"), ("body", "Examen normal.")]))
     assert _fields(msg)["report_date"] == "2025-03-20"
+
+
+# -- a letterhead's sidebar beside the report ----------------------------------------------------
+SIDEBAR = ["Dr Jean MARTIN", "Dr Claire DUBOIS", "Dr Luc FABRE", "Radiologues",
+           "Anciens internes", "des Hôpitaux de Lyon", "Secrétariat", "04 78 12 34 56",
+           "Scanner - IRM", "Échographie", "Mammographie"]
+REPORT = ["CENTRE D'IMAGERIE DU PARC", "Patiente : Mme LEFÈVRE Hélène", "Née le 14/03/1968",
+          "IRM DU GENOU DROIT", "Examen du 12/03/2025", "Indication : douleur interne.",
+          "Conclusion :", "Fissure horizontale du ménisque interne.",
+          "Pas d'épanchement articulaire.", "Dr Jean MARTIN", "Lyon, le 17 mars 2025"]
+
+
+def _beside(sidebar_top: float) -> bytes:
+    """The report at x 170 (10 pt type, 14 pt leading) and the sidebar at x 30 (8.5 pt,
+    9.5 pt leading) from ``sidebar_top`` down."""
+    page = [g.Line("body", t, 170.0, 800.0 - 14.0 * n) for n, t in enumerate(REPORT)]
+    page += [g.Line("small", t, 30.0, sidebar_top - 9.5 * n) for n, t in enumerate(SIDEBAR)]
+    return g.write_pdf([page], title="Compte rendu")
+
+
+def test_a_letterhead_sidebar_is_read_after_the_report_not_into_its_lines() -> None:
+    """A radiology centre's sidebar listing its radiologists beside the report: its lines
+    were read into the report's ('Dr Jean MARTIN Fissure horizontale...'), the conclusion
+    ended at once on that 'Dr' (none filed) and 'Dr Jean MARTIN Fissure' was the signer;
+    beside the title, 'Radiologues IRM DU GENOU DROIT' was the exam. The sidebar is read as
+    a column of its own, after the page."""
+    for top in (705.0, 800.0):  # beside the conclusion; beside the whole report
+        data = _beside(top)
+        text = parse_pdf(data, PdfLimits(processes=1)).pages[0].text.splitlines()
+        assert text[:len(REPORT)] == REPORT and text[len(REPORT):] == SIDEBAR
+        msg = _read(data)
+        fields = _fields(msg)
+        assert fields["conclusion"] == ("Fissure horizontale du ménisque interne.\n"
+                                        "Pas d'épanchement articulaire.")
+        assert fields["radiologist"] == "Dr Jean MARTIN"
+        assert fields["exam_type"] == "IRM DU GENOU DROIT"
+        assert msg.identity.family == "LEFÈVRE" and msg.identity.birth_date == "1968-03-14"
+
+
+def test_labels_and_cells_beside_their_values_are_no_sidebar() -> None:
+    """Labels printed in a column left of their values ('Nom :' ... 'LEFÈVRE'), and a
+    result table's first column, share their rows' tops: read row by row as before."""
+    rows = [("label", (40.0, "Nom :"), (150.0, "LEFÈVRE")),
+            ("label", (40.0, "Prénom :"), (150.0, "Hélène")),
+            ("label", (40.0, "Né(e) le :"), (150.0, "14/03/1968")),
+            ("label", (40.0, "Examen :"), (150.0, "IRM DU GENOU DROIT")),
+            ("label", (40.0, "Date :"), (150.0, "12/03/2025")),
+            ("body", (40.0, "Sodium"), (150.0, "141 mmol/L"), (250.0, "(136 - 145)")),
+            ("body", (40.0, "Potassium"), (150.0, "4,1 mmol/L"), (250.0, "(3,5 - 5,1)"))]
+    text = parse_pdf(_lab_pdf(rows), PdfLimits(processes=1)).pages[0].text.splitlines()
+    assert text == ["Nom : LEFÈVRE", "Prénom : Hélène", "Né(e) le : 14/03/1968",
+                    "Examen : IRM DU GENOU DROIT", "Date : 12/03/2025",
+                    "Sodium 141 mmol/L (136 - 145)", "Potassium 4,1 mmol/L (3,5 - 5,1)"]
