@@ -1321,6 +1321,32 @@ def _page_margins(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> set[
     return out
 
 
+_HEADER_SCAN = 12  # lines at a page's top where a letterhead's running header may be
+
+
+def _running_headers(lines: list[_Line]) -> set[int]:
+    """The ids of the lines of a letterhead printed again at the top of every page: from a
+    page's first line, each line printed (digits aside) among the first _HEADER_SCAN lines
+    of another page too, up to the first that is not. A letterhead of five or six lines
+    (the centre, its address, phone, FINESS, its radiologists, the patient's banner) went
+    past _page_margins' three: a conclusion going over the page took its fourth line in and
+    ended at its fifth ('Dr Jean MARTIN - Dr Claire DUBOIS'), the rest of it lost."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    pages_of: dict[str, set[int]] = {}
+    for page, on_page in by_page.items():
+        for line in on_page[:_HEADER_SCAN]:
+            pages_of.setdefault(_masked(line), set()).add(page)
+    out: set[int] = set()
+    for on_page in by_page.values():
+        for line in on_page[:_HEADER_SCAN]:
+            if len(pages_of[_masked(line)]) < 2 or len(_masked(line)) < 8:
+                break
+            out.add(id(line))
+    return out
+
+
 def _masked(line: _Line) -> str:
     return " ".join(re.sub(r"[0-9]+", "#", line.folded).split())
 
@@ -1370,6 +1396,7 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
             parts.append((line, end, len(line.text)))
             texts.append(rest)
         margins = _page_margins(lines, fields)
+        headers = _running_headers(lines)
         empty = 0  # lines in a row with nothing in the conclusion's column
         above = line
         for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
@@ -1387,6 +1414,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
                     continue
                 empty = 0
             folded = nxt.folded[start:]
+            if nxt.page != line.page and id(nxt) in headers:
+                continue  # the letterhead again, where the conclusion goes over a page
             if _goes_on_next_page(folded):
                 continue  # 'Page 1/2' under a conclusion going on over the page
             if _CONCLUSION_END.match(folded):

@@ -99,3 +99,31 @@ def test_labels_and_cells_beside_their_values_are_no_sidebar() -> None:
     assert text == ["Nom : LEFÈVRE", "Prénom : Hélène", "Né(e) le : 14/03/1968",
                     "Examen : IRM DU GENOU DROIT", "Date : 12/03/2025",
                     "Sodium 141 mmol/L (136 - 145)", "Potassium 4,1 mmol/L (3,5 - 5,1)"]
+
+
+# -- a letterhead of six lines repeated on every page -------------------------------------------
+LETTERHEAD = [("centre", "CENTRE D'IMAGERIE DU PARC"),
+              ("small", "12 avenue Jean Jaurès, 69007 Lyon"),
+              ("small", "Tél. 04 78 12 34 56 - Fax 04 78 12 34 57"),
+              ("small", "FINESS 690000001 - www.imagerie-parc.fr"),
+              ("small", "Dr Jean MARTIN - Dr Claire DUBOIS - Dr Luc FABRE"),
+              ("small", "Patiente : Mme LEFÈVRE Hélène - Née le 14/03/1968")]
+
+
+def test_a_long_letterhead_on_every_page_stays_out_of_a_conclusion_over_the_page() -> None:
+    """A scanner report whose six-line letterhead is printed again on page 2, where its
+    conclusion goes on: the fourth line ('FINESS ... www...') was read into the conclusion
+    and the fifth ('Dr Jean MARTIN - Dr Claire DUBOIS ...') ended it, the follow-up advice
+    lost. The letterhead's lines printed again on the next page are skipped whatever their
+    number; the signature under it still ends the conclusion."""
+    page_1 = [*LETTERHEAD, ("title", "SCANNER THORACIQUE SANS INJECTION"),
+              ("label", "Examen du 28/03/2025"), ("head", "Conclusion :"),
+              ("body", "Nodule pulmonaire solide lobaire supérieur droit de 8 mm."),
+              ("small", "Page 1/2")]
+    page_2 = [*LETTERHEAD, ("body", "Contrôle scanographique à 3 mois recommandé."),
+              ("body", "Dr Jean MARTIN"), ("small", "Page 2/2")]
+    msg = _read(_lab_pdf(page_1, page_2))
+    assert msg.entries[0].value == ("Nodule pulmonaire solide lobaire supérieur droit de 8 mm.\n"
+                                    "Contrôle scanographique à 3 mois recommandé.")
+    assert _fields(msg)["radiologist"] == "Dr Jean MARTIN"
+    assert msg.identity.family == "LEFÈVRE" and len(msg.entries) == 1
