@@ -431,7 +431,12 @@ _CONCLUSION_END = re.compile(
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
     rf"|[a-z][a-z\-' ]{{1,30}}, le {_WEEKDAY}\d)")
 _EDGE_PUNCT = re.compile(r"^[\s.,;:|_\-]+(?=\w)|(?<=[\w.)!?])(?:\s+[,;:|_\-]+)+\s*$")
-_PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
+# A page's footer within the text: 'Page 1/2', '1 sur 2', 'p. 1/2', '- 1 -', and the marks
+# that the text goes on over the page ('Suite page suivante', '.../...', 'T.S.V.P.'): read
+# into a conclusion going over a page, they were a line of it
+_PAGE_NUMBER = re.compile(r"(?:(?:page|p\.) ?)?\d{1,3} ?(?:/|sur) ?\d{1,3}|- ?\d{1,3} ?-"
+                          r"|\(?suite (?:page suivante|au verso|en page \d{1,3})\)?\.?"
+                          r"|\.{2,3} ?/ ?\.{2,3}|t\.? ?s\.? ?v\.? ?p\.?")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")

@@ -127,3 +127,22 @@ def test_a_long_letterhead_on_every_page_stays_out_of_a_conclusion_over_the_page
                                     "Contrôle scanographique à 3 mois recommandé.")
     assert _fields(msg)["radiologist"] == "Dr Jean MARTIN"
     assert msg.identity.family == "LEFÈVRE" and len(msg.entries) == 1
+
+
+# -- page footers and 'continued' marks of other forms ------------------------------------------
+def test_page_footers_and_continued_marks_stay_out_of_a_conclusion_over_the_page() -> None:
+    """Footers as other centres print them ('- 1 -', 'p. 1/2') and the marks saying the
+    text goes on ('Suite page suivante', '.../...', 'T.S.V.P.') under a conclusion cut by
+    the page: they were read into it as a line ('Page 1/2' already was not)."""
+    banner = [PARC, *LEFEVRE]
+    for footer in ("- 1 -", "p. 1/2", "Suite page suivante", ".../...", "T.S.V.P."):
+        page_1 = [*banner, ("title", "SCANNER THORACIQUE"), ("label", "Examen du 28/03/2025"),
+                  ("head", "Conclusion :"),
+                  ("body", "Nodule pulmonaire solide lobaire supérieur droit de 8 mm."),
+                  ("small", footer)]
+        page_2 = [*banner, ("body", "Contrôle scanographique à 3 mois recommandé."),
+                  ("body", "Dr Jean MARTIN")]
+        msg = _read(_lab_pdf(page_1, page_2))
+        assert msg.entries[0].value == (
+            "Nodule pulmonaire solide lobaire supérieur droit de 8 mm.\n"
+            "Contrôle scanographique à 3 mois recommandé."), footer
