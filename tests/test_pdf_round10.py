@@ -10,10 +10,16 @@ helpers: each cell at its own x), read by parsers.pdf and normalized as the pipe
 
 from __future__ import annotations
 
-from parsers.pdf import PdfLimits, parse_pdf
+from pathlib import Path
+
+import pdfplumber
+import pytest
+
+from parsers.pdf import PdfLimits, _text_layer_page, parse_pdf
 from samples import generate_pdf as g
 from tests.test_pdf_round3 import _lab_pdf, _read
 
+CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "pdf"
 PARC = ("centre", "CENTRE D'IMAGERIE DU PARC - 12 avenue Jean Jaurès, 69007 Lyon")
 LEFEVRE = [("label", "Patiente : Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968")]
 
@@ -99,6 +105,21 @@ def test_labels_and_cells_beside_their_values_are_no_sidebar() -> None:
     assert text == ["Nom : LEFÈVRE", "Prénom : Hélène", "Né(e) le : 14/03/1968",
                     "Examen : IRM DU GENOU DROIT", "Date : 12/03/2025",
                     "Sodium 141 mmol/L (136 - 145)", "Potassium 4,1 mmol/L (3,5 - 5,1)"]
+
+
+def test_a_forms_labels_down_its_left_are_no_sidebar() -> None:
+    """The ANS's example prescription (../shared/corpus/pdf) prints its headings and labels
+    down the left ('Historique des grossesses', 'Patient', 'Nom de naissance PAT-TROIS')
+    between rows of values whose addresses run over two lines: not a block in one leading,
+    no sidebar; the patient's labels stay with their values, in their rows."""
+    path = CORPUS / "eP-MED-DM_2023.01_PosoNonStruct_22.pdf"
+    if not path.exists():
+        pytest.skip("ANS corpus not present")
+    with pdfplumber.open(path) as pdf:  # its text page alone (the others are scans)
+        text = _text_layer_page(pdf.pages[1], 2, 20).text.splitlines()
+    assert "Nom de naissance PAT-TROIS Adresse 28 Avenue de Breteuil Escalier A 75007" in text
+    assert text.index("Patient") < text.index("Prénom(s) de naissance DOMINIQUE") \
+        < text.index("Nom et prénom utilisés PAT-TROIS DOMINIQUE")
 
 
 # -- a letterhead of six lines repeated on every page -------------------------------------------

@@ -603,13 +603,16 @@ def _grouped(words: list[tuple]) -> list[list[tuple]]:
 # column's baselines by more than SIDEBAR_ROW, a line's bottom being its baseline's place
 # whatever the type's size). Cells and labels printed beside their values (a result table,
 # 'Nom :   DURAND') share their rows' baselines, as do a sidebar and a report printed with
-# one leading (told apart by nothing): never split.
+# one leading (told apart by nothing): never split; nor a form's labels down its left, not
+# one block in one leading (_one_leading: SIDEBAR_STEP, SIDEBAR_REGULAR).
 SIDEBAR_GUTTER = 12.0
 SIDEBAR_WIDTH = 0.35
 SIDEBAR_LINES = 4
 SIDEBAR_APART = 0.5
 SIDEBAR_ROW = 1.0
 SIDEBAR_PITCH = 1.5
+SIDEBAR_STEP = 0.25
+SIDEBAR_REGULAR = 2 / 3
 
 
 def _sidebar(words: list[tuple], width: float) -> set[int]:
@@ -656,11 +659,27 @@ def _a_column_beside(left: list[tuple], right: list[tuple]) -> bool:
     leading: of the lines of each beside the other's (SIDEBAR_LINES or more), SIDEBAR_APART
     stand between two consecutive lines of the other."""
     left_lines, right_lines = _grouped(left), _grouped(right)
+    if not _one_leading(left_lines):
+        return False
     for lines, others in ((left_lines, right_lines), (right_lines, left_lines)):
         beside, apart = _interleaved(lines, others)
         if beside < SIDEBAR_LINES or apart < SIDEBAR_APART * beside:
             return False
     return True
+
+
+def _one_leading(lines: list[list[tuple]]) -> bool:
+    """Whether ``lines`` are one block of text in one leading, as a sidebar is (a blank line
+    between its groups at most): SIDEBAR_REGULAR of the steps from a line's baseline to the
+    next within SIDEBAR_STEP of their median. A form's labels down its left (a heading,
+    'Patient', 'Nom de naissance', a date) stand as their rows fall: irregular."""
+    bases = [line[0][1] for line in lines]
+    steps = sorted(b - a for a, b in zip(bases, bases[1:], strict=False))
+    if not steps:
+        return False
+    usual = steps[len(steps) // 2]
+    regular = sum(abs(step - usual) <= SIDEBAR_STEP * usual for step in steps)
+    return regular >= SIDEBAR_REGULAR * len(steps)
 
 
 def _interleaved(lines: list[list[tuple]], others: list[list[tuple]]) -> tuple[int, int]:
