@@ -392,8 +392,12 @@ _EXAM_DATE = re.compile(
     r"|\bdate ?(?:et|/) ?heure (?:du |de )?prelevement"
     r"|\bprelevement (?:effectu|realis)ee? [li1|]e\b|\bprelevement :)"
     r"\s*:?\s*")
+# the report's own date ('Lyon, le 17/03/2025', 'Compte rendu du ...'); letters often put the
+# day of the week before it ('Paris, le lundi 17 mars 2025'): skipped, the date follows it
+_WEEKDAY = r"(?:(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\s+)?"
 _REPORT_DATE = re.compile(r"(?:\b[a-z][a-z\- ]{1,30}, [li1|]e\b|\bcompte[ -]rendu du"
-                          r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*")
+                          r"|\bdate du compte[ -]rendu\s*:?|\b(?:fait|edite) [li1|]e\b)\s*:?\s*"
+                          + _WEEKDAY)
 _PRESCRIBER = re.compile(r"(?:\bmedecin prescripteur|\bprescripteur|\bdemande par|\bdemandeur"
                          r"|\badresse par|\bprescrite?s? (?:le [0-9/.\-]{6,10} )?par)"
                          r"\s*:?\s*(?:(?:par )?(?:le|la|du) )?")
@@ -425,9 +429,14 @@ _CONCLUSION_END = re.compile(
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
     r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
-    r"|[a-z][a-z\-' ]{1,30}, le \d)")
+    rf"|[a-z][a-z\-' ]{{1,30}}, le {_WEEKDAY}\d)")
 _EDGE_PUNCT = re.compile(r"^[\s.,;:|_\-]+(?=\w)|(?<=[\w.)!?])(?:\s+[,;:|_\-]+)+\s*$")
-_PAGE_NUMBER = re.compile(r"(?:page )?\d{1,3} ?(?:/|sur) ?\d{1,3}")
+# A page's footer within the text: 'Page 1/2', '1 sur 2', 'p. 1/2', '- 1 -', and the marks
+# that the text goes on over the page ('Suite page suivante', '.../...', 'T.S.V.P.'): read
+# into a conclusion going over a page, they were a line of it
+_PAGE_NUMBER = re.compile(r"(?:(?:page|p\.) ?)?\d{1,3} ?(?:/|sur) ?\d{1,3}|- ?\d{1,3} ?-"
+                          r"|\(?suite (?:page suivante|au verso|en page \d{1,3})\)?\.?"
+                          r"|\.{2,3} ?/ ?\.{2,3}|t\.? ?s\.? ?v\.? ?p\.?")
 _TITLE_SKIP = re.compile(r"^\W*(?:antecedent|comparaison|indication|histoire|motif|renseignement"
                          r"|par rapport|prescripteur|demande par|medecin|centre|service|cabinet"
                          r"|technique|resultat|conclusion)")
@@ -1317,6 +1326,32 @@ def _page_margins(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> set[
     return out
 
 
+_HEADER_SCAN = 12  # lines at a page's top where a letterhead's running header may be
+
+
+def _running_headers(lines: list[_Line]) -> set[int]:
+    """The ids of the lines of a letterhead printed again at the top of every page: from a
+    page's first line, each line printed (digits aside) among the first _HEADER_SCAN lines
+    of another page too, up to the first that is not. A letterhead of five or six lines
+    (the centre, its address, phone, FINESS, its radiologists, the patient's banner) went
+    past _page_margins' three: a conclusion going over the page took its fourth line in and
+    ended at its fifth ('Dr Jean MARTIN - Dr Claire DUBOIS'), the rest of it lost."""
+    by_page: dict[int, list[_Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    pages_of: dict[str, set[int]] = {}
+    for page, on_page in by_page.items():
+        for line in on_page[:_HEADER_SCAN]:
+            pages_of.setdefault(_masked(line), set()).add(page)
+    out: set[int] = set()
+    for on_page in by_page.values():
+        for line in on_page[:_HEADER_SCAN]:
+            if len(pages_of[_masked(line)]) < 2 or len(_masked(line)) < 8:
+                break
+            out.add(id(line))
+    return out
+
+
 def _masked(line: _Line) -> str:
     return " ".join(re.sub(r"[0-9]+", "#", line.folded).split())
 
@@ -1366,6 +1401,7 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
             parts.append((line, end, len(line.text)))
             texts.append(rest)
         margins = _page_margins(lines, fields)
+        headers = _running_headers(lines)
         empty = 0  # lines in a row with nothing in the conclusion's column
         above = line
         for nxt in lines[i + 1:i + 1 + _MAX_CONCLUSION_LINES]:
@@ -1383,6 +1419,8 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
                     continue
                 empty = 0
             folded = nxt.folded[start:]
+            if nxt.page != line.page and id(nxt) in headers:
+                continue  # the letterhead again, where the conclusion goes over a page
             if _goes_on_next_page(folded):
                 continue  # 'Page 1/2' under a conclusion going on over the page
             if _CONCLUSION_END.match(folded):

@@ -31,6 +31,7 @@ in PdfDocument.warnings; neither ever holds report text or metadata.
 
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import multiprocessing
@@ -572,6 +573,140 @@ def _bold(chars: Iterable[dict]) -> bool:
     return bool(marks) and all(_BOLD_FONT.search(str(c.get("fontname", ""))) for c in marks)
 
 
+def _grouped(words: list[tuple]) -> list[list[tuple]]:
+    """(top, bottom, x0, x1, text) words as lines: sorted by top, a word joining the current
+    line when its top is within max(1 pt, 40 % of the line's first word height) of that
+    word's top; each line left to right."""
+    words = sorted(words, key=lambda w: (w[0], w[2]))
+    lines: list[list[tuple]] = []
+    line_top = line_tol = 0.0
+    for w in words:
+        if not lines or w[0] - line_top > line_tol:
+            lines.append([])
+            line_top, line_tol = w[0], max(1.0, 0.4 * (w[1] - w[0]))
+        lines[-1].append(w)
+    for line in lines:
+        line.sort(key=lambda w: w[2])
+    return lines
+
+
+# A letterhead's sidebar: a narrow column down the left of the page (the centre's
+# radiologists, 'Anciens internes des Hôpitaux', its phone numbers, its modalities) in a
+# smaller type beside the report. Grouped with the report's lines by their tops, its lines
+# were wedged into the report's ('Dr Luc FABRE Pas d'épanchement', 'Radiologues IRM DU
+# GENOU'): the conclusion cut at a sidebar's 'Dr', a sidebar name taken for the signer. A
+# sidebar is read after the page's lines when, over a run of the page's height that no word
+# crosses, the words left of a gutter at least SIDEBAR_GUTTER wide (its left edge within
+# SIDEBAR_WIDTH of the page's width) stand on SIDEBAR_LINES lines or more, as do the words
+# right of it beside them, and at least SIDEBAR_APART of the lines of each column stand
+# between two consecutive lines of the other (their own leading: apart from the other
+# column's baselines by more than SIDEBAR_ROW, a line's bottom being its baseline's place
+# whatever the type's size). Cells and labels printed beside their values (a result table,
+# 'Nom :   DURAND') share their rows' baselines, as do a sidebar and a report printed with
+# one leading (told apart by nothing): never split; nor a form's labels down its left, not
+# one block in one leading (_one_leading: SIDEBAR_STEP, SIDEBAR_REGULAR).
+SIDEBAR_GUTTER = 12.0
+SIDEBAR_WIDTH = 0.35
+SIDEBAR_LINES = 4
+SIDEBAR_APART = 0.5
+SIDEBAR_ROW = 1.0
+SIDEBAR_PITCH = 1.5
+SIDEBAR_STEP = 0.25
+SIDEBAR_REGULAR = 2 / 3
+
+
+def _sidebar(words: list[tuple], width: float) -> set[int]:
+    """The ids of the (top, bottom, x0, x1, text) words of the page's left sidebar (see
+    SIDEBAR_*), empty when it has none."""
+    best: set[int] = set()
+    edges: dict[int, float] = {}  # a gutter starts where a word ends: the last in 4 pt
+    for w in words:
+        if 0.08 * width <= w[3] <= SIDEBAR_WIDTH * width:
+            edges[int(w[3] // 4)] = max(edges.get(int(w[3] // 4), 0.0), w[3])
+    tried = 0
+    for gutter in sorted(edges.values()):
+        left = [w for w in words if w[3] <= gutter]
+        if len(left) < SIDEBAR_LINES or len(left) <= len(best) or len(left) == tried:
+            continue
+        tried = len(left)  # a farther gutter leaving the same words left: the same columns
+        crossing = sorted(w[0] for w in words if w[3] > gutter and w[2] < gutter + SIDEBAR_GUTTER)
+        runs: dict[int, list[tuple]] = {}
+        for w in words:
+            if w[3] <= gutter or w[2] >= gutter + SIDEBAR_GUTTER:
+                runs.setdefault(bisect.bisect_right(crossing, w[0]), []).append(w)
+        for run in runs.values():
+            side = [w for w in run if w[3] <= gutter]
+            others = [w for w in run if w[3] > gutter]
+            if len(side) > len(best) and min(len(side), len(others)) >= SIDEBAR_LINES \
+                    and _off_rows(side, others) and _a_column_beside(side, others):
+                best = {id(w) for w in side}
+    return best
+
+
+def _off_rows(left: list[tuple], right: list[tuple]) -> bool:
+    """A quick test before _a_column_beside: whether a quarter of the ``left`` words or more
+    stand on no baseline of a ``right`` word (a table's cells all share their row's)."""
+    bases = sorted(w[1] for w in right)
+    off = 0
+    for w in left:
+        at = bisect.bisect_left(bases, w[1] - SIDEBAR_ROW)
+        off += at == len(bases) or bases[at] > w[1] + SIDEBAR_ROW
+    return off * 4 >= len(left)
+
+
+def _a_column_beside(left: list[tuple], right: list[tuple]) -> bool:
+    """Whether ``left`` and ``right`` (words) are columns of their own, each in its own
+    leading: of the lines of each beside the other's (SIDEBAR_LINES or more), SIDEBAR_APART
+    stand between two consecutive lines of the other."""
+    left_lines, right_lines = _grouped(left), _grouped(right)
+    if not _one_leading(left_lines):
+        return False
+    for lines, others in ((left_lines, right_lines), (right_lines, left_lines)):
+        beside, apart = _interleaved(lines, others)
+        if beside < SIDEBAR_LINES or apart < SIDEBAR_APART * beside:
+            return False
+    return True
+
+
+def _one_leading(lines: list[list[tuple]]) -> bool:
+    """Whether ``lines`` are one block of text in one leading, as a sidebar is (a blank line
+    between its groups at most): SIDEBAR_REGULAR of the steps from a line's baseline to the
+    next within SIDEBAR_STEP of their median. A form's labels down its left (a heading,
+    'Patient', 'Nom de naissance', a date) stand as their rows fall: irregular."""
+    bases = [line[0][1] for line in lines]
+    steps = sorted(b - a for a, b in zip(bases, bases[1:], strict=False))
+    if not steps:
+        return False
+    usual = steps[len(steps) // 2]
+    regular = sum(abs(step - usual) <= SIDEBAR_STEP * usual for step in steps)
+    return regular >= SIDEBAR_REGULAR * len(steps)
+
+
+def _interleaved(lines: list[list[tuple]], others: list[list[tuple]]) -> tuple[int, int]:
+    """(lines beside ``others``: their baselines within the others' first and last, those
+    of them between two consecutive lines of ``others``: on none of their baselines, the
+    other column's lines around them no further apart than SIDEBAR_PITCH times its usual
+    leading). A label alone on its row of a table (a name printed on two rows) is between
+    rows a row apart from it each side, two leadings: not between consecutive lines."""
+    bases = sorted(line[0][1] for line in others)
+    steps = sorted(b - a for a, b in zip(bases, bases[1:], strict=False) if b - a > SIDEBAR_ROW)
+    if not steps:
+        return 0, 0
+    pitch = steps[len(steps) // 2]
+    beside = apart = 0
+    for line in lines:
+        base = line[0][1]
+        if not bases[0] - SIDEBAR_ROW <= base <= bases[-1] + SIDEBAR_ROW:
+            continue
+        beside += 1
+        at = bisect.bisect_left(bases, base)
+        above, below = bases[at - 1] if at else None, bases[at] if at < len(bases) else None
+        if above is not None and below is not None and base - above > SIDEBAR_ROW \
+                and below - base > SIDEBAR_ROW and below - above <= SIDEBAR_PITCH * pitch:
+            apart += 1
+    return beside, apart
+
+
 def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  # noqa: ANN001
     """The page from its text layer, or None when it has fewer than ``min_text_chars``
     letters/digits (scanned page, or a text layer of unmapped glyphs)."""
@@ -608,18 +743,9 @@ def _text_layer_page(ppage, number: int, min_text_chars: int) -> Page | None:  #
         return None  # the scanner's OCR read nonsense: read the image again
     if meaningful < STAMP_CHARS and scan and not ocr_layer:
         return None  # a scan with a stamped line of text (fax header, scanner banner)
-    # Lines: words sorted by top; a word joins the current line when its top is within
-    # max(1 pt, 40 % of the line's first word height) of that word's top.
-    words.sort(key=lambda w: (w[0], w[2]))
-    lines: list[list[tuple]] = []
-    line_top = line_tol = None
-    for w in words:
-        if line_top is None or w[0] - line_top > line_tol:
-            lines.append([])
-            line_top, line_tol = w[0], max(1.0, 0.4 * (w[1] - w[0]))
-        lines[-1].append(w)
-    for line in lines:
-        line.sort(key=lambda w: w[2])
+    side = _sidebar(words, float(ppage.width))
+    lines = _grouped([w for w in words if id(w) not in side])
+    lines.extend(_grouped([w for w in words if id(w) in side]))  # the sidebar, after the page
     lines.extend(aside)  # already in their own reading order
     out: list[Word] = []
     texts = []
