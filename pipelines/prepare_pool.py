@@ -302,6 +302,12 @@ def _worker_context(blob: bytes) -> Context:
 
 
 def _prepare_chunk(blob: bytes, rows: list[dict]) -> tuple[list[Prepared], Decided]:
+    """The chunk's messages prepared, each sent back with its ledger row's id alone: the
+    filing process puts its own row back (``Preparing.chunks``), so the copy (32 columns,
+    three timestamps) was pickled here and unpickled there for nothing."""
     from pipelines.process import prepare_rows
 
-    return prepare_rows(_worker_context(blob), [SimpleNamespace(**row) for row in rows])
+    done, decided = prepare_rows(_worker_context(blob), [SimpleNamespace(**row) for row in rows])
+    for item in done:
+        item.row = SimpleNamespace(id=item.row.id)
+    return done, decided
