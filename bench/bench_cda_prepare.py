@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(settings=settings, engine=None, archive=archive)  # type: ignore[arg-type]
     docs = [cr_bio(args.results, s) for s in range(1, args.docs + 1)]
     rows = [SimpleNamespace(id=i + 1, sha256=archive.put(d), format="cda", source="bench",
-                            assigned_patient_id=None, retries=0) for i, d in enumerate(docs)]
+                            size=len(d), assigned_patient_id=None, retries=0)
+            for i, d in enumerate(docs)]
     ctx.mappings  # noqa: B018 - loaded once, outside the figures
     prepared, outcomes = prepare_rows(ctx, rows)
     assert not outcomes and len(prepared) == len(rows), outcomes

@@ -124,6 +124,8 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
     'Hémoglobine' under 'Date'). Its text is read again in those rows, so each row says
     all it shows. A colspan="n" cell is followed by n-1 empty cells when more cells come.
     ``spans``: column -> [rows still covered, text], shared by the rows of one row group."""
+    if not spans and _plain_row(tr, out):
+        return
     append = out.append
     append(_BREAK)
     if tr.text:
@@ -189,6 +191,40 @@ def _row(tr: etree._Element, out: list[str], ids: dict[str, str],
         for begin, end in reversed(broken):
             out[begin:end] = ["".join(out[begin:end]).replace(_BREAK, " ")]
     append(_BREAK)
+
+
+# Cell attributes ``_row`` reads; a cell without any of them, nor children, is plain text.
+_CELL_READ = frozenset({"ID", "revised", "rowspan", "colspan"})
+
+
+def _plain_row(tr: etree._Element, out: list[str]) -> bool:
+    """``_row`` for the row of a results table: only cells (td, th), each its text alone
+    (no markup inside; attributes ``_row`` does not read, such as align or styleCode), no
+    cell of a row above covering one of its columns (the caller's ``spans`` empty). Writes
+    exactly what ``_row`` writes for it and returns True; False (nothing written) for any
+    other row. Why: a CR-BIO's narrative is a table row per result, and ``_row``'s
+    bookkeeping per cell (spans, IDs, line breaks) was most of its reading."""
+    cells = tr[:]
+    local = _LOCAL
+    for c in cells:
+        if len(c) or local.get(c.tag) not in _CELLS or not _CELL_READ.isdisjoint(c.keys()):
+            return False
+    append = out.append
+    append(_BREAK)
+    if tr.text:
+        append(tr.text)
+    first = True
+    for c in cells:
+        if first:
+            first = False
+        else:
+            append(" | ")
+        if c.text:
+            append(c.text)
+        if c.tail:
+            append(c.tail)
+    append(_BREAK)
+    return True
 
 
 def _spanned(column: int, cells: int, spans: dict[int, list],

@@ -234,6 +234,10 @@ def _refuse_too_many_elements(data: bytes, max_elements: int) -> None:
     and UTF-32 they overcount); only when a bound is over its limit are they counted, by a
     parse that builds no tree (huge_tree: a long base64 text node must not end the count
     early; no DTD can be there, refused before)."""
+    if len(data) <= max_elements:
+        # every count below is at most len(data): under both bounds without a scan (the
+        # three passes cost 0.3 ms of CPU for a 130 KB CR-BIO, some 3 % of preparing it)
+        return
     max_attributes = max_elements * ATTRIBUTES_PER_ELEMENT
     if data.count(b"<") - data.count(b"</") <= max_elements and \
             data.count(b"=") <= max_attributes:
