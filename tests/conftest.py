@@ -69,7 +69,28 @@ def _tmpfs_basetemp() -> Path | None:
     free = os.statvfs(TMPFS)
     if free.f_bavail * free.f_frsize < TMPFS_ROOM:
         return None
+    _remove_stale_basetemps()
     return TMPFS / f"dmp-pytest-{os.getpid()}"
+
+
+def _remove_stale_basetemps() -> None:
+    """The folders of sessions killed before their end (no sessionfinish): memory held until
+    the machine restarts otherwise. A folder is stale when its session's process is gone."""
+    for folder in TMPFS.glob("dmp-pytest-*"):
+        pid = folder.name.rsplit("-", 1)[1]
+        if pid.isdigit() and folder.stat().st_uid == os.getuid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of that id exists (one of another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.hookimpl(tryfirst=True)
