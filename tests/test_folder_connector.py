@@ -20,7 +20,7 @@ from pipelines.archive import ArchiveError, DirectoryArchive, sha256_hex
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import drain
 from pipelines.settings import FolderSource, SettingsError, load_settings
-from tests.conftest import SAMPLES, corpus_path
+from tests.conftest import ROOT, SAMPLES, corpus_path
 
 HL7 = SAMPLES / "hl7v2"
 
@@ -722,20 +722,24 @@ path = "drop/labA"
 
 @pytest.fixture
 def other_fs(tmp_path) -> Path:  # noqa: ANN001
-    """A folder on another file system than tmp_path (tmpfs /dev/shm)."""
+    """A folder on another file system than tmp_path: tmpfs /dev/shm, or, when tmp_path is
+    there already (tests/conftest.py), the system's temporary folder or this checkout."""
     import shutil
     import tempfile
 
-    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
-        pytest.skip("no second file system (/dev/shm) here")
-    folder = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="dmp-test-"))
+    here = tmp_path.stat().st_dev
+    places = [p for p in ("/dev/shm", tempfile.gettempdir(), str(ROOT))
+              if os.path.isdir(p) and os.access(p, os.W_OK) and os.stat(p).st_dev != here]
+    if not places:
+        pytest.skip("no second file system here")
+    folder = Path(tempfile.mkdtemp(dir=places[0], prefix="dmp-test-"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_folder_archive_done_and_failed_on_different_file_systems(sqlite_ctx, tmp_path,  # noqa: ANN001
                                                                   other_fs) -> None:
-    """The drop folder on one file system (tmpfs), the archive on another, and done/ and
+    """The drop folder on one file system, the archive on another, and done/ and
     failed/ links an admin made to a third place on that other disk. A recorded file could
     not be moved (a hard link across file systems: EXDEV): it stayed claimed, logged at every
     poll and never reported. It is copied, synced, then the claimed file removed; a name

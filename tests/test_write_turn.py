@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -127,12 +128,11 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
     stream = iter(traffic)
     messages = [next(stream) for _ in range(60)]
 
-    def run(name: str, trigger: str, waited_at: float = float("-inf")) -> tuple[int, int]:
+    def run(name: str, trigger: str, lately: bool = False) -> tuple[int, int]:
         settings = load_settings(env={"DMP_HOME": str(tmp_path / name)})
         settings = dataclasses.replace(settings, batch_size=500, commit_every=100,
                                        prepare_processes=0)
         ctx = Context.from_settings(settings, trigger=trigger)
-        ctx.waited_at = waited_at
         create_dossiers(ctx.engine, [DossierInput(ins=p.nir, family=p.family, given=p.given,
                                                   birth_date=p.birth_date.isoformat(),
                                                   sex=p.sex)
@@ -140,6 +140,8 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
         intake(ctx.engine, ctx.archive, [Received(m, "labs", "file") for m in messages])
         commits = []
         event.listen(ctx.engine, "commit", lambda conn: commits.append(1))
+        if lately:  # a waiter seen just now: set here, as the set-up above took seconds
+            ctx.waited_at = time.monotonic()  # under load, more than WAITED_RECENTLY
         filed = sum(drain(ctx).values())  # identical bytes twice are one row (level 1)
         ctx.engine.dispose()
         return filed, len(commits)
@@ -154,8 +156,7 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
     # ingest: the waiter is seen after the first piece, the whole batch here
     assert run("waited-ingest", "ingest") == (filed, alone)
     # ... and after a waiter was seen lately, small pieces again
-    import time
-    assert run("waited-lately", "ingest", time.monotonic()) == (filed, waited_for)
+    assert run("waited-lately", "ingest", lately=True) == (filed, waited_for)
 
 
 def test_processing_checkpoints_its_log_after_giving_its_turn_back(tmp_path: Path,
