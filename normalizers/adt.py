@@ -188,7 +188,7 @@ def _consents(msg: Message, zfas: list[Segment], stated_at: str,
     one's location): whether the patient objects decides whether the DMP is fed, and which
     one they said is not guessed."""
     stating = [(zfa, c) for zfa in zfas
-               if (c := _consent(msg, zfa, stated_at)) is not None]
+               if (c := _consent(msg, zfa, stated_at, warnings)) is not None]
     if not stating:
         warnings.append(f"{loc(zfas[0])}: ZFA states neither DMP status, opposition nor "
                         "consent; nothing applied")
@@ -207,25 +207,46 @@ def _consents(msg: Message, zfas: list[Segment], stated_at: str,
     return first
 
 
-def _consent(msg: Message, zfa: Segment, stated_at: str) -> ConsentStatement | None:
+def _consent(msg: Message, zfa: Segment, stated_at: str,
+             warnings: list[str]) -> ConsentStatement | None:
     """One ZFA's statement; None when it states neither status, opposition nor consent."""
-    status = _code(msg, zfa, ZFA_STATUS)
-    opposition = _code(msg, zfa, ZFA_OPPOSITION)
-    consultation = _code(msg, zfa, ZFA_CONSULTATION)
+    status = _code(msg, zfa, ZFA_STATUS, warnings)
+    opposition = _code(msg, zfa, ZFA_OPPOSITION, warnings)
+    consultation = _code(msg, zfa, ZFA_CONSULTATION, warnings)
     if status is None and opposition is None and consultation is None:
         return None
     return ConsentStatement(
         stated_at=stated_at, dmp_status=status, opposition=opposition,
-        opposition_date=ts_field(msg, zfa, ZFA_OPPOSITION_DATE) if opposition else None,
+        opposition_date=_date(msg, zfa, ZFA_OPPOSITION_DATE) if opposition else None,
         consultation=consultation,
-        consultation_date=ts_field(msg, zfa, ZFA_CONSULTATION_DATE) if consultation else None)
+        consultation_date=_date(msg, zfa, ZFA_CONSULTATION_DATE) if consultation else None)
 
 
-def _code(msg: Message, zfa: Segment, n: int) -> str | None:
+HL7_NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null
+
+
+def _date(msg: Message, zfa: Segment, n: int) -> str | None:
+    """ZFA-10 / ZFA-12 as ISO 8601; None when empty or sent as the HL7 null '""' (the
+    statement's own time then dates the choice, as when the date is left out)."""
+    if field_text(msg, zfa, n).strip() == HL7_NULL:
+        return None
+    return ts_field(msg, zfa, n)
+
+
+def _code(msg: Message, zfa: Segment, n: int, warnings: list[str]) -> str | None:
     """The code of ZFA-n, None when empty; ZFA_UNKNOWN_CODE when not in the table (the code is
-    quoted, cut short: it is a sender's code, never patient data)."""
+    quoted, cut short: it is a sender's code, never patient data).
+
+    The HL7 null '""' (GAMs write it in every field they have no value for) is None with a
+    warning: it says the sender does not know the patient's choice, not what it is, so the
+    dossier keeps what it holds. Read as a code, it failed the whole ADT (its identity
+    update, its other ZFA fields, its death) as ZFA_UNKNOWN_CODE."""
     value = field_text(msg, zfa, n).strip().upper()
     if not value:
+        return None
+    if value == HL7_NULL:
+        warnings.append(f"{loc(zfa, n)}: HL7 null (\"\") in ZFA-{n}: states no choice, the "
+                        "dossier keeps what it holds")
         return None
     allowed = zfa_codes()[n]
     if value not in allowed:
