@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dossiers.audit import AuditEvent, append
 from dossiers.audit import record as record_audit
-from dossiers.consent import apply_consent, instant, update_identity
+from dossiers.consent import apply_consent, identity_stated_at, instant, update_identity
 from dossiers.db import (
     begin_replayable,
     bulk_insert,
@@ -1290,10 +1290,11 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     if adt.updates_identity:
         if via in TRUSTED_MATCHES:
             values, held = identity_update(get_patient(conn, patient_id),
-                                           item.normalized.identity, adt)
+                                           item.normalized.identity, adt,
+                                           identity_stated_at(conn, patient_id))
             warnings.extend(held)
             changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
-                                      **values) if values else []
+                                      stated_at=adt.stated_at, **values) if values else []
             if changed:
                 done.append("identity updated: " + ", ".join(changed))
         elif via != LOCAL_ID_NO_INS:  # that match's own warning says why already

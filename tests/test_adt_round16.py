@@ -6,7 +6,9 @@ many-case tables on SQLite or without a store."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dossiers.schema import audit_log
 from normalizers.model import NormalizationError
 from tests.test_adt_consent import (
     SOURCE,
@@ -75,3 +77,45 @@ def test_zfa_null_keeps_the_opposition_and_applies_the_rest(ctx) -> None:  # noq
     assert "identity updated: family" in got.error_message
     assert any("ZFA[5]-9" in w and "HL7 null" in w for w in got.warnings)
     _no_patient_data(got)
+
+
+# -- identity statements received out of order ----------------------------------------------
+def test_an_older_a08_does_not_undo_a_newer_a31(ctx) -> None:  # noqa: ANN001
+    """An A31 recorded in June (married name MARTIN) reached us before an A08 recorded in
+    January (still LEFÈVRE): the A08 put the old name back, and the next results under
+    the new name no longer matched her traits. It is kept out now, with a warning."""
+    pid = make_patient(ctx)
+    ids = ingest(ctx, adt("C1", "A31", family="MARTIN", evn="20240601100000"),
+                 adt("C2", "A08", family="LEFÈVRE", given="Hélène", evn="20240115100000"),
+                 source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "deposited"]
+    assert patient_row(ctx, pid).family == "MARTIN"
+    late = ledger(ctx, ids[1])
+    assert late.error_message == "ADT^A08 recorded, nothing to apply"
+    assert any("older than the one the dossier's traits come from" in w
+               for w in late.warnings)
+    with ctx.engine.connect() as conn:
+        trail = conn.execute(select(audit_log.c.import_id, audit_log.c.details).where(
+            audit_log.c.action == "identity.update", audit_log.c.patient_id == pid)).all()
+    assert trail == [(ids[0], {"fields": ["family", "birth_family"],
+                               "stated_at": "2024-06-01T10:00:00+02:00"})]
+    _no_patient_data(late)
+
+
+def test_identity_statements_dated_later_or_alike_apply(sqlite_ctx) -> None:  # noqa: ANN001
+    """A newer statement applies; one dated like the held one too (the sender's later word);
+    a statement without EVN is dated by MSH-7."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31", family="MARTIN", evn="20240601100000"), source=SOURCE)
+    ingest(ctx, adt("C2", "A08", family="MARTIN-ROY", evn="20240601100000"), source=SOURCE)
+    assert patient_row(ctx, pid).family == "MARTIN-ROY"
+    older = adt("C3", "A08", family="DURAND", msh7="20240501100000").replace(
+        b"EVN||20240306111154||||20240306111154\r", b"")
+    ids = ingest(ctx, older, source=SOURCE)
+    assert patient_row(ctx, pid).family == "MARTIN-ROY"
+    assert "older than" in " ".join(ledger(ctx, ids[0]).warnings)
+    newer = adt("C4", "A08", family="DURAND", msh7="20240701100000").replace(
+        b"EVN||20240306111154||||20240306111154\r", b"")
+    ingest(ctx, newer, source=SOURCE)
+    assert patient_row(ctx, pid).family == "DURAND"
