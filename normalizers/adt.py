@@ -7,9 +7,10 @@ DMP-FACTS.md). An ADT yields no entry: an ``AdtEvent`` that the pipeline applies
 dossier (dossiers/consent.py).
 
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
-  PID), the merges of normalizers/tables/adt_merges.csv (A40, A18: MRG-1 the merged
-  patient's identifiers, applied by pipelines/merge.py) and A47 (an INS removed); the others
-  (links, identifier moves) stay HL7_UNSUPPORTED_EVENT.
+  PID), the merges of normalizers/tables/adt_merges.csv (A40, A18, and A34 / A36 of
+  v2.3.1 / v2.4: MRG-1 the merged patient's identifiers, applied by pipelines/merge.py)
+  and A47 (an INS removed); the others (links, identifier moves) stay
+  HL7_UNSUPPORTED_EVENT.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
@@ -147,8 +148,9 @@ def _removed_ins(msg: Message) -> list[tuple[str, str]]:
 
 
 def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
-    """ADT^A40 / A18: the identifiers of MRG-1, one list per MRG segment (an A40 may repeat
-    its PID-MRG group for one surviving patient: ``single_pid`` refuses two survivors).
+    """ADT^A40 / A18 / A34 / A36: the identifiers of MRG-1, one list per MRG segment (an A40
+    may repeat its PID-MRG group for one surviving patient: ``single_pid`` refuses two
+    survivors).
 
     Raises NormalizationError HL7_NO_MRG without MRG segment, ADT_MERGE_NO_IDENTIFIER when
     an MRG-1 names no identifier (nothing says which patient is merged)."""

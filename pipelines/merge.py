@@ -1,7 +1,8 @@
-"""ADT^A40 / A18 (IHE PAM, French extension): the patient of MRG-1 is merged into the patient
-of PID-3, the hospital's duplicate record closed. What it means for the DMP intake: the
-merged patient's local identifiers (MRG-1) name the surviving dossier from now on, so that
-a late result still sent under the old IPP, or a quarantined one rerun, files there.
+"""ADT^A40 / A18, A34 / A36 of v2.3.1 (IHE PAM, French extension): the patient of MRG-1 is
+merged into the patient of PID-3, the hospital's duplicate record closed. What it means for
+the DMP intake: the merged patient's local identifiers (MRG-1) name the surviving dossier
+from now on, so that a late result still sent under the old IPP, or a quarantined one
+rerun, files there.
 
 What is never done on the sender's word (an admin decides, the ADT is quarantined with the
 reason and nothing is changed):

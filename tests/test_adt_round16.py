@@ -119,3 +119,40 @@ def test_identity_statements_dated_later_or_alike_apply(sqlite_ctx) -> None:  # 
         b"EVN||20240306111154||||20240306111154\r", b"")
     ingest(ctx, newer, source=SOURCE)
     assert patient_row(ctx, pid).family == "DURAND"
+
+
+# -- merges of v2.3.1 / v2.4: A34, A36 -------------------------------------------------------
+def merge_v231(trigger: str, control: str, pid3: str, mrg1: str) -> bytes:
+    """An older GAM's merge (v2.3.1 structure: MSH EVN PID PD1 MRG, no PV1, no PID-32)."""
+    segs = [f"MSH|^~\\&|PASTEL|CH-ANNECY|DPI|CH-ANNECY|20240312101500||ADT^{trigger}|"
+            f"{control}|P|2.3.1|||AL|NE||8859/1",
+            f"EVN|{trigger}|20240312101400",
+            f"PID|1||{pid3}||LEFÈVRE^Hélène^^^^^L||19790328|F",
+            "PD1|||",
+            f"MRG|{mrg1}|||{mrg1.split('^')[0]}"]
+    return ("\r".join(segs) + "\r").encode("iso-8859-1")
+
+
+@pytest.mark.parametrize("trigger", ["A34", "A36"])
+def test_a34_a36_are_read_as_merges(trigger: str) -> None:
+    n = normalize(merge_v231(trigger, "M1", f"IPP0042^^^{CHU}^PI", f"IPP0007^^^{CHU}^PI"))
+    assert n.adt.trigger == trigger and not n.adt.updates_identity
+    [(where, merged)] = n.adt.merged
+    assert where == "MRG[5]-1"
+    assert [(li.value, li.type_code) for li in merged.local_ids] == [("IPP0007", "PI")]
+
+
+def test_a34_makes_the_old_ipp_name_the_surviving_dossier(ctx) -> None:  # noqa: ANN001
+    """ADT^A34 was refused as HL7_UNSUPPORTED_EVENT (AR): the older GAM's merge was lost, and
+    results still sent under the duplicate's IPP found no dossier."""
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)  # the dossier learns IPP0042
+    ids = ingest(ctx, merge_v231("A34", "M1", f"IPP0042^^^{CHU}^PI",
+                                 f"IPP0007^^^{CHU}^PI"), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", pid)
+    assert row.error_message == "ADT^A34 merge: 1 identifier(s) of MRG-1 now name the dossier"
+    later = ingest(ctx, adt("C2", "A01", local_id="IPP0007", nir="", pid32="PROV"),
+                   source=SOURCE)
+    assert ledger(ctx, later[0]).patient_id == pid
+    _no_patient_data(row)
