@@ -92,6 +92,20 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
     return done
 
 
+def merged_dossiers(conn: Connection, merged: list[tuple[str, PatientIdentity]]) -> set[int]:
+    """The dossiers that MRG-1's identifiers (INS or local, any authority) name here."""
+    found: set[int] = set()
+    for _, ident in merged:
+        for ins in ident.ins:
+            holder = find_by_ins(conn, ins.nir)
+            if holder is not None:
+                found.add(holder.id)
+        for li in ident.local_ids:
+            if li.authority and li.value:
+                found.update(find_by_local_id(conn, li.authority, li.value))
+    return found
+
+
 def _check_ins(conn: Connection, survivor: Patient, nir: str, kind: str, where: str,
                warnings: list[str]) -> None:
     holder = find_by_ins(conn, nir)

@@ -116,7 +116,7 @@ from pipelines.ledger import (
     record_outcomes,
 )
 from pipelines.mapping_policy import unmapped_failure
-from pipelines.merge import MergeRefused, apply_merge
+from pipelines.merge import MergeRefused, apply_merge, merged_dossiers
 from pipelines.prepare_pool import Preparing, start_preparing
 from pipelines.retry import transient_outcome
 from pipelines.settings import Settings
@@ -1360,13 +1360,23 @@ def _adt_without_dossier(conn, item: Prepared, stop: _Stop) -> Outcome:  # noqa:
 
 
 def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
-    """ADT^A40 / A18: the surviving dossier is PID-3's (resolved as any ADT's, but never by
-    demographics alone: moving identifiers on look-alike traits would file one patient's
-    results in another's dossier), then MRG-1's identifiers name it (pipelines/merge.py;
-    quarantined, nothing changed, when that would merge two dossiers), then the rest of the
-    ADT (dedupe level 2, its ZFA) as ``_file_adt``."""
+    """ADT^A40 / A18 (A34 / A36 of v2.3.1): the surviving dossier is PID-3's (resolved as any
+    ADT's, but never by demographics alone: moving identifiers on look-alike traits would
+    file one patient's results in another's dossier), then MRG-1's identifiers name it
+    (pipelines/merge.py; quarantined, nothing changed, when that would merge two dossiers),
+    then the rest of the ADT (dedupe level 2, its ZFA) as ``_file_adt``.
+
+    Neither patient with a dossier here (PID-3 unknown, MRG-1 naming no dossier), no ZFA:
+    recorded, not quarantined, as any ADT of a patient we do not hold
+    (``_adt_without_dossier``). A GAM sends the merges of all its patients; each one was
+    quarantined, work for nobody: no dossier here holds either patient's identifiers."""
     normalized = item.normalized
-    patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    try:
+        patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    except _Stop as stop:
+        if merged_dossiers(conn, normalized.adt.merged):
+            raise  # the merged patient has a dossier here: an admin decides
+        return _adt_without_dossier(conn, item, stop)
     if via not in MERGE_SURVIVOR_MATCHES:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_UNKNOWN_PATIENT",
                             error_message="the surviving patient of a merge (PID-3) was found "

@@ -156,3 +156,39 @@ def test_a34_makes_the_old_ipp_name_the_surviving_dossier(ctx) -> None:  # noqa:
                    source=SOURCE)
     assert ledger(ctx, later[0]).patient_id == pid
     _no_patient_data(row)
+
+
+# -- merges of patients who have no dossier here ---------------------------------------------
+def a40(control: str, pid3: str, mrg1: str, zfa_fields: str | None = None) -> bytes:
+    segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240312101500||ADT^A40^ADT_A39|{control}|P|"
+            "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+            "EVN||20240312101400",
+            f"PID|1||{pid3}||MARTIN^Hélène^^^^^L||19790328|F" + "|" * 24 + "PROV",
+            f"MRG|{mrg1}"]
+    if zfa_fields is not None:
+        segs.append(f"ZFA|{zfa_fields}")
+    return ("\r".join(segs) + "\r").encode()
+
+
+def test_a40_of_patients_we_do_not_hold_is_recorded_not_quarantined(ctx) -> None:  # noqa: ANN001
+    """A GAM sends the merges of all its patients: each one whose patients have no dossier
+    here was quarantined (IDENTITY_UNKNOWN_PATIENT), work for nobody. Recorded now, as any
+    other ADT of an unknown patient; with a ZFA (a patient's choice) it stays quarantined,
+    and so does a merge whose merged patient has a dossier (an admin decides)."""
+    make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)  # the dossier learns IPP0042
+    ids = ingest(ctx, a40("M1", f"IPP0100^^^{CHU}^PI", f"IPP0101^^^{CHU}^PI"),
+                 a40("M2", f"IPP0102^^^{CHU}^PI", f"IPP0103^^^{CHU}^PI",
+                     zfa("ACTIF", "IO", "20240312")),
+                 a40("M3", f"IPP0104^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI"), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "quarantined", "quarantined"]
+    recorded, with_zfa, known = (ledger(ctx, i) for i in ids)
+    assert (recorded.stage, recorded.patient_id) == ("consent", None)
+    assert recorded.error_message == ("ADT^A40 recorded: no dossier for this patient here, "
+                                      "nothing to apply")
+    assert with_zfa.error_code == known.error_code == "IDENTITY_UNKNOWN_PATIENT"
+    # the same merge again: a duplicate (dedupe level 2), nothing else
+    again = ingest(ctx, a40("M1", f"IPP0100^^^{CHU}^PI", f"IPP0101^^^{CHU}^PI")
+                   .replace(b"\r", b"\n"), source=SOURCE)
+    assert statuses(ctx, again) == ["duplicate"]
+    _no_patient_data(recorded, with_zfa, known)
