@@ -116,7 +116,7 @@ from pipelines.ledger import (
     record_outcomes,
 )
 from pipelines.mapping_policy import unmapped_failure
-from pipelines.merge import MergeRefused, apply_merge, merged_dossiers
+from pipelines.merge import MergeRefused, adopt_survivor, apply_merge, merged_dossiers
 from pipelines.prepare_pool import Preparing, start_preparing
 from pipelines.retry import transient_outcome
 from pipelines.settings import Settings
@@ -1369,14 +1369,18 @@ def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     Neither patient with a dossier here (PID-3 unknown, MRG-1 naming no dossier), no ZFA:
     recorded, not quarantined, as any ADT of a patient we do not hold
     (``_adt_without_dossier``). A GAM sends the merges of all its patients; each one was
-    quarantined, work for nobody: no dossier here holds either patient's identifiers."""
+    quarantined, work for nobody: no dossier here holds either patient's identifiers.
+    The surviving patient unknown, the merged one with a dossier: ``_merge_into_merged``."""
     normalized = item.normalized
     try:
         patient_id, via, warnings = _resolve_via(ctx, conn, item)
     except _Stop as stop:
-        if merged_dossiers(conn, normalized.adt.merged):
-            raise  # the merged patient has a dossier here: an admin decides
-        return _adt_without_dossier(conn, item, stop)
+        holders = merged_dossiers(conn, normalized.adt.merged)
+        if not holders:
+            return _adt_without_dossier(conn, item, stop)
+        if stop.outcome.error_code not in NO_DOSSIER_CODES or len(holders) > 1:
+            raise  # an identity problem, or MRG-1 names several dossiers: an admin decides
+        return _merge_into_merged(conn, item, holders.pop(), stop)
     if via not in MERGE_SURVIVOR_MATCHES:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_UNKNOWN_PATIENT",
                             error_message="the surviving patient of a merge (PID-3) was found "
@@ -1396,6 +1400,33 @@ def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     outcome = _file_adt(conn, item, patient_id, via, warnings)
     rest = outcome.error_message or ""
     note = done.note(adt.trigger)
+    if rest and not rest.endswith("nothing to apply"):
+        note += "; " + rest
+    return replace(outcome, error_message=note)
+
+
+def _merge_into_merged(conn, item: Prepared, holder_id: int,  # noqa: ANN001
+                       stop: _Stop) -> Outcome:
+    """A merge whose surviving patient (PID-3) has no dossier here while the merged one
+    (MRG-1) has: the hospital's duplicate record is the one that fed us. PID-3's
+    identifiers come to name that dossier (pipelines/merge.py ``adopt_survivor``), so the
+    results the hospital now sends under the surviving IPP reach it; then the rest of the
+    ADT as ``_file_adt``. Refused (quarantined, nothing changed) as a merge is."""
+    normalized = item.normalized
+    adt = normalized.adt
+    warnings = list(stop.outcome.warnings or item.warnings)
+    try:
+        learnt = adopt_survivor(conn, holder_id, normalized.identity, adt.merged,
+                                actor=item.row.source, import_id=item.row.id,
+                                trigger=adt.trigger, warnings=warnings)
+    except MergeRefused as refused:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refused.code,
+                            error_message=refused.reason, error_location=refused.location,
+                            logical_id=normalized.logical_id, warnings=warnings)) from None
+    outcome = _file_adt(conn, item, holder_id, "local-id", warnings)
+    note = (f"ADT^{adt.trigger} merge: the surviving patient (PID-3) had no dossier here; "
+            f"{learnt} identifier(s) of PID-3 now name the dossier MRG-1 names")
+    rest = outcome.error_message or ""
     if rest and not rest.endswith("nothing to apply"):
         note += "; " + rest
     return replace(outcome, error_message=note)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from dossiers.schema import audit_log
+from dossiers.schema import audit_log, patient_identifiers
 from normalizers.model import NormalizationError
 from tests.test_adt_consent import (
     SOURCE,
@@ -173,22 +173,63 @@ def a40(control: str, pid3: str, mrg1: str, zfa_fields: str | None = None) -> by
 def test_a40_of_patients_we_do_not_hold_is_recorded_not_quarantined(ctx) -> None:  # noqa: ANN001
     """A GAM sends the merges of all its patients: each one whose patients have no dossier
     here was quarantined (IDENTITY_UNKNOWN_PATIENT), work for nobody. Recorded now, as any
-    other ADT of an unknown patient; with a ZFA (a patient's choice) it stays quarantined,
-    and so does a merge whose merged patient has a dossier (an admin decides)."""
-    make_patient(ctx)
-    ingest(ctx, adt("C1", "A31"), source=SOURCE)  # the dossier learns IPP0042
+    other ADT of an unknown patient; with a ZFA (a patient's choice) it stays quarantined."""
     ids = ingest(ctx, a40("M1", f"IPP0100^^^{CHU}^PI", f"IPP0101^^^{CHU}^PI"),
                  a40("M2", f"IPP0102^^^{CHU}^PI", f"IPP0103^^^{CHU}^PI",
-                     zfa("ACTIF", "IO", "20240312")),
-                 a40("M3", f"IPP0104^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI"), source=SOURCE)
-    assert statuses(ctx, ids) == ["deposited", "quarantined", "quarantined"]
-    recorded, with_zfa, known = (ledger(ctx, i) for i in ids)
+                     zfa("ACTIF", "IO", "20240312")), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "quarantined"]
+    recorded, with_zfa = (ledger(ctx, i) for i in ids)
     assert (recorded.stage, recorded.patient_id) == ("consent", None)
     assert recorded.error_message == ("ADT^A40 recorded: no dossier for this patient here, "
                                       "nothing to apply")
-    assert with_zfa.error_code == known.error_code == "IDENTITY_UNKNOWN_PATIENT"
+    assert with_zfa.error_code == "IDENTITY_UNKNOWN_PATIENT"
     # the same merge again: a duplicate (dedupe level 2), nothing else
     again = ingest(ctx, a40("M1", f"IPP0100^^^{CHU}^PI", f"IPP0101^^^{CHU}^PI")
                    .replace(b"\r", b"\n"), source=SOURCE)
     assert statuses(ctx, again) == ["duplicate"]
-    _no_patient_data(recorded, with_zfa, known)
+    _no_patient_data(recorded, with_zfa)
+
+
+def test_a40_whose_survivor_is_unknown_gives_its_ipp_to_the_merged_dossier(ctx) -> None:  # noqa: ANN001
+    """The hospital's duplicate record (IPP0042) is the one that fed us; it is merged into a
+    record we never heard of (IPP0104). The A40 was quarantined, and every result sent
+    afterwards under IPP0104 too. IPP0104 now names her dossier, and the ZFA applies."""
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)  # the dossier learns IPP0042
+    ids = ingest(ctx, a40("M3", f"IPP0104^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI",
+                          zfa("ACTIF", "INO", "20240312")), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", pid)
+    assert row.error_message == (
+        "ADT^A40 merge: the surviving patient (PID-3) had no dossier here; 1 identifier(s) "
+        "of PID-3 now name the dossier MRG-1 names; consent applied: dmp_status, opposition")
+    later = ingest(ctx, adt("C2", "A01", local_id="IPP0104", nir="", pid32="PROV"),
+                   source=SOURCE)
+    assert ledger(ctx, later[0]).patient_id == pid
+    with ctx.engine.connect() as conn:
+        trail = conn.execute(select(audit_log.c.details).where(
+            audit_log.c.patient_id == pid, audit_log.c.action == "identity.merged")).scalar()
+    assert trail == {"trigger": "A40", "identifiers": 1, "surviving_unknown": True}
+    _no_patient_data(row)
+
+
+@pytest.mark.parametrize("pid3,code", [
+    # the survivor's qualified INS is another than the one the merged dossier holds
+    (f"IPP0104^^^{CHU}^PI~188102B17295165^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS",
+     "IDENTITY_CONFLICT"),
+    # the survivor is named by another hospital's identifier only
+    ("4100001953^^^CERBA-LYON&2.999.250.1.1&ISO^PI", "ADT_MERGE_NO_IDENTIFIER"),
+])
+def test_a40_whose_survivor_is_unknown_is_not_applied_on_a_guess(sqlite_ctx, pid3: str,  # noqa: ANN001
+                                                                 code: str) -> None:
+    ctx = sqlite_ctx
+    make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)
+    ids = ingest(ctx, a40("M3", pid3, f"IPP0042^^^{CHU}^PI").replace(b"|PROV\r", b"|VALI\r"),
+                 source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.error_code, row.error_location) == ("quarantined", code, "PID-3")
+    with ctx.engine.connect() as conn:  # nothing was learnt
+        learnt = conn.execute(select(patient_identifiers.c.value)).scalars().all()
+    assert sorted(learnt) == ["IPP0042"]
+    _no_patient_data(row)
