@@ -219,20 +219,34 @@ def _consent(msg: Message, zfa: Segment, stated_at: str,
         return None
     return ConsentStatement(
         stated_at=stated_at, dmp_status=status, opposition=opposition,
-        opposition_date=_date(msg, zfa, ZFA_OPPOSITION_DATE) if opposition else None,
+        opposition_date=(_date(msg, zfa, ZFA_OPPOSITION_DATE, stated_at, warnings)
+                         if opposition else None),
         consultation=consultation,
-        consultation_date=_date(msg, zfa, ZFA_CONSULTATION_DATE) if consultation else None)
+        consultation_date=(_date(msg, zfa, ZFA_CONSULTATION_DATE, stated_at, warnings)
+                           if consultation else None))
 
 
 HL7_NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null
 
 
-def _date(msg: Message, zfa: Segment, n: int) -> str | None:
+def _date(msg: Message, zfa: Segment, n: int, stated_at: str,
+          warnings: list[str]) -> str | None:
     """ZFA-10 / ZFA-12 as ISO 8601; None when empty or sent as the HL7 null '""' (the
-    statement's own time then dates the choice, as when the date is left out)."""
+    statement's own time then dates the choice, as when the date is left out).
+
+    A date on a later day than the message stating it (EVN-2, else MSH-7) is None with a
+    warning: a choice is not made after the message that reports it (a mistyped year,
+    20420301 for 20240301). Kept, it was the newest statement for decades: every later
+    real choice of the patient was filed as 'older, history only'. Compared by calendar
+    day as the sender wrote them: a date-only ZFA-10 of the message's day is not later."""
     if field_text(msg, zfa, n).strip() == HL7_NULL:
         return None
-    return ts_field(msg, zfa, n)
+    value = ts_field(msg, zfa, n)
+    if value is not None and value[:10] > stated_at[:10]:
+        warnings.append(f"{loc(zfa, n)}: dated after the message that states it (EVN-2, "
+                        "else MSH-7): the choice is dated by the message instead")
+        return None
+    return value
 
 
 def _code(msg: Message, zfa: Segment, n: int, warnings: list[str]) -> str | None:

@@ -79,6 +79,33 @@ def test_zfa_null_keeps_the_opposition_and_applies_the_rest(ctx) -> None:  # noq
     _no_patient_data(got)
 
 
+@pytest.mark.parametrize("zfa10,zfa12,kept", [
+    ("20420301", "20240306", (None, "2024-03-06")),  # a mistyped year
+    ("20240307", "202403061500", (None, "2024-03-06T15:00+01:00")),  # the day after
+    ("20240306", "2024", ("2024-03-06", "2024")),  # the message's day, a year: kept
+])
+def test_zfa_date_after_its_message_dates_nothing(zfa10: str, zfa12: str, kept: tuple) -> None:
+    c = normalize(adt("N1", "A08", evn="20240306111154",
+                      zfa=zfa("ACTIF", "IO", zfa10, "IC", zfa12))).adt.consent
+    assert (c.opposition_date, c.consultation_date) == kept
+
+
+def test_a_mistyped_future_date_does_not_lock_the_opposition(ctx) -> None:  # noqa: ANN001
+    """ZFA-10 '20420301' for 20240301: the opposition was the newest statement until 2042,
+    and the patient's withdrawal in April was filed as older, history only: her dossier
+    stayed closed to feeding. The opposition is now dated by its message."""
+    pid = make_patient(ctx)
+    ids = ingest(ctx, adt("C1", "A08", evn="20240306111154", zfa=zfa("ACTIF", "IO", "20420301")),
+                 adt("C2", "A08", evn="20240402090000", zfa=zfa("ACTIF", "INO", "20240402")),
+                 source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "deposited"]
+    assert not patient_row(ctx, pid).opposed
+    first = ledger(ctx, ids[0])
+    assert any(w.startswith("ZFA[5]-10: dated after the message") for w in first.warnings)
+    assert [h["opposition_date"] for h in history(ctx, pid)] == [None, "2024-04-02"]
+    _no_patient_data(first)
+
+
 # -- identity statements received out of order ----------------------------------------------
 def test_an_older_a08_does_not_undo_a_newer_a31(ctx) -> None:  # noqa: ANN001
     """An A31 recorded in June (married name MARTIN) reached us before an A08 recorded in
