@@ -99,7 +99,7 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
                                         or identity.birth_family != identity.family),
                      death=death)
     if trigger == CHANGE_IDENTIFIER:
-        event.removed_ins = _removed_ins(msg)
+        event.removed_ins = _removed_ins(msg, identity)
     elif trigger in merge_triggers():
         event.merged = _merged(msg, trigger)
         warnings.extend(w for _, ident in event.merged for w in ident.warnings)
@@ -131,19 +131,26 @@ def feeding_refused(msg: Message) -> str | None:
     return None
 
 
-def _removed_ins(msg: Message) -> list[tuple[str, str]]:
+def _removed_ins(msg: Message, identity: PatientIdentity) -> list[tuple[str, str]]:
     """ADT^A47: MRG-1 is the identifier that was wrong. Only an INS there is applied (the
     dossier holding it loses it, DMP-FACTS.md); a change of local identifiers would move
-    a hospital's id from one dossier to another on the sender's word: refused."""
+    a hospital's id from one dossier to another on the sender's word: refused.
+
+    An INS that PID-3 (the patient's identifiers now) still carries is not removed: GAMs
+    that change an IPP put the whole old identifier list in MRG-1, the INS that stays
+    valid included. Read as removed, the patient lost her INS because her IPP changed."""
     mrg = msg.first("MRG")
     if mrg is None:
         raise NormalizationError("HL7_NO_MRG", "ADT^A47 without MRG segment", "MRG")
-    ins = identifiers_in(msg, mrg, 1).ins
+    named = identifiers_in(msg, mrg, 1).ins
+    kept = {i.nir for i in identity.ins}
+    ins = [i for i in named if i.nir not in kept]
     if not ins:
         where = loc(mrg, 1)
-        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no INS; "
-                                 "a change of local identifiers is not applied by this "
-                                 "intake", where)
+        still = " (the INS it names, PID-3 still carries)" if named else ""
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no "
+                                 f"INS{still}; a change of local identifiers is not applied "
+                                 "by this intake", where)
     return [(i.nir, i.kind) for i in ins]
 
 

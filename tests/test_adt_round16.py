@@ -19,7 +19,7 @@ from tests.test_adt_consent import (
     patient_row,
     zfa,
 )
-from tests.test_pipeline import NIR, ingest, make_patient, statuses
+from tests.test_pipeline import INS_OID, NIR, ingest, make_patient, statuses
 
 CHU = "CHU-X&1.2.250.1.999.9&ISO"
 
@@ -146,6 +146,39 @@ def test_identity_statements_dated_later_or_alike_apply(sqlite_ctx) -> None:  # 
         b"EVN||20240306111154||||20240306111154\r", b"")
     ingest(ctx, newer, source=SOURCE)
     assert patient_row(ctx, pid).family == "DURAND"
+
+
+# -- ADT^A47 changing the IPP, MRG-1 holding the whole old identifier list ----------------
+def a47_ipp_change(control: str, mrg_ins: str = NIR) -> bytes:
+    """The GAM changes her IPP (IPP0042 -> IPP0777): MRG-1 is her old identifier list, the
+    INS included; PID-3 her list now, with the same INS."""
+    ins = f"^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS"
+    segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240307090000||ADT^A47^ADT_A30|{control}|P|"
+            "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+            "EVN||20240307090000",
+            f"PID|1||IPP0777^^^{CHU}^PI~{NIR}{ins}||LEFÈVRE^Hélène^^^^^L||19790328|F"
+            + "|" * 24 + "VALI",
+            f"MRG|IPP0042^^^{CHU}^PI~{mrg_ins}{ins}"]
+    return ("\r".join(segs) + "\r").encode()
+
+
+def test_a47_changing_the_ipp_keeps_the_ins_pid3_still_carries(sqlite_ctx) -> None:  # noqa: ANN001
+    """The INS in MRG-1 was read as 'removed': the patient lost her INS because her IPP
+    changed, and her next results with that INS found no dossier. An INS that PID-3 still
+    carries is not removed; the IPP change alone is refused as before."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)
+    ids = ingest(ctx, a47_ipp_change("C2"), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.error_code, row.error_location) == (
+        "failed", "HL7_UNSUPPORTED_TYPE", "MRG[4]-1")
+    assert "PID-3 still carries" in row.error_message
+    assert patient_row(ctx, pid).ins == NIR
+    # an INS in MRG-1 that PID-3 no longer carries is still removed
+    n = normalize(a47_ipp_change("C3", mrg_ins="188102B17295165"))
+    assert n.adt.removed_ins == [("188102B17295165", "INS-NIR-TEST")]
+    _no_patient_data(row)
 
 
 # -- merges of v2.3.1 / v2.4: A34, A36 -------------------------------------------------------
