@@ -146,15 +146,17 @@ def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
 
 
 def merged_dossiers(conn: Connection, merged: list[tuple[str, PatientIdentity]]) -> set[int]:
-    """The dossiers that MRG-1's identifiers (INS or local, any authority) name here."""
+    """The dossiers that MRG-1's identifiers (an INS, a local identifier of any authority)
+    name here. Not a NIR used for billing (OID .4.13, type NH): it may be the insured
+    parent's, and the child's merge would name the parent's dossier."""
     found: set[int] = set()
     for _, ident in merged:
         for ins in ident.ins:
-            holder = find_by_ins(conn, ins.nir)
+            holder = find_by_ins(conn, ins.nir) if ins.kind in INS_KINDS else None
             if holder is not None:
                 found.add(holder.id)
         for li in ident.local_ids:
-            if li.authority and li.value:
+            if li.authority and li.value and li.type_code != "NH":
                 found.update(find_by_local_id(conn, li.authority, li.value))
     return found
 

@@ -293,3 +293,22 @@ def test_a40_whose_survivor_is_unknown_is_not_applied_on_a_guess(sqlite_ctx, pid
         learnt = conn.execute(select(patient_identifiers.c.value)).scalars().all()
     assert sorted(learnt) == ["IPP0042"]
     _no_patient_data(row)
+
+
+@pytest.mark.parametrize("cx5", ["NH", "INS"])
+def test_a40_whose_mrg1_holds_a_billing_nir_names_no_dossier(sqlite_ctx, cx5: str) -> None:  # noqa: ANN001
+    """MRG-1 holding a NIR used for billing (OID .4.13: the insured person's, a parent's for
+    a child; some engines type it INS) is not the merged patient's identity: it names no
+    dossier, so the dossier holding that number as its INS does not receive the survivor's
+    IPP."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    billing = f"{NIR}^^^ASIP-SANTE-NIR&1.2.250.1.213.1.4.13&ISO^{cx5}"
+    ids = ingest(ctx, a40("M4", f"IPP0104^^^{CHU}^PI", billing), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", None)
+    assert "no dossier for this patient here" in row.error_message
+    with ctx.engine.connect() as conn:
+        held = conn.execute(select(patient_identifiers.c.value).where(
+            patient_identifiers.c.patient_id == pid)).scalars().all()
+    assert held == []
