@@ -62,7 +62,8 @@ def test_zfa_all_null_states_nothing_and_a_null_date_is_no_date() -> None:
     assert (exc.value.code, exc.value.location) == ("ZFA_UNKNOWN_CODE", "ZFA[5]-9")
 
 
-def test_zfa_null_keeps_the_opposition_and_applies_the_rest(ctx) -> None:  # noqa: ANN001
+def test_zfa_null_keeps_the_opposition_and_applies_the_rest(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # store rules it uses are run on both stores elsewhere
     pid = make_patient(ctx)
     ingest(ctx, adt("C1", "A31", zfa=zfa("ACTIF", "IO", "20240301")), source=SOURCE)
     assert patient_row(ctx, pid).opposed
@@ -90,10 +91,11 @@ def test_zfa_date_after_its_message_dates_nothing(zfa10: str, zfa12: str, kept: 
     assert (c.opposition_date, c.consultation_date) == kept
 
 
-def test_a_mistyped_future_date_does_not_lock_the_opposition(ctx) -> None:  # noqa: ANN001
+def test_a_mistyped_future_date_does_not_lock_the_opposition(sqlite_ctx) -> None:  # noqa: ANN001
     """ZFA-10 '20420301' for 20240301: the opposition was the newest statement until 2042,
     and the patient's withdrawal in April was filed as older, history only: her dossier
     stayed closed to feeding. The opposition is now dated by its message."""
+    ctx = sqlite_ctx  # store rules it uses are run on both stores elsewhere
     pid = make_patient(ctx)
     ids = ingest(ctx, adt("C1", "A08", evn="20240306111154", zfa=zfa("ACTIF", "IO", "20420301")),
                  adt("C2", "A08", evn="20240402090000", zfa=zfa("ACTIF", "INO", "20240402")),
@@ -202,9 +204,10 @@ def test_a34_a36_are_read_as_merges(trigger: str) -> None:
     assert [(li.value, li.type_code) for li in merged.local_ids] == [("IPP0007", "PI")]
 
 
-def test_a34_makes_the_old_ipp_name_the_surviving_dossier(ctx) -> None:  # noqa: ANN001
+def test_a34_makes_the_old_ipp_name_the_surviving_dossier(sqlite_ctx) -> None:  # noqa: ANN001
     """ADT^A34 was refused as HL7_UNSUPPORTED_EVENT (AR): the older GAM's merge was lost, and
     results still sent under the duplicate's IPP found no dossier."""
+    ctx = sqlite_ctx  # store rules it uses are run on both stores elsewhere
     pid = make_patient(ctx)
     ingest(ctx, adt("C1", "A31"), source=SOURCE)  # the dossier learns IPP0042
     ids = ingest(ctx, merge_v231("A34", "M1", f"IPP0042^^^{CHU}^PI",
@@ -230,10 +233,11 @@ def a40(control: str, pid3: str, mrg1: str, zfa_fields: str | None = None) -> by
     return ("\r".join(segs) + "\r").encode()
 
 
-def test_a40_of_patients_we_do_not_hold_is_recorded_not_quarantined(ctx) -> None:  # noqa: ANN001
+def test_a40_of_patients_we_do_not_hold_is_recorded_not_quarantined(sqlite_ctx) -> None:  # noqa: ANN001
     """A GAM sends the merges of all its patients: each one whose patients have no dossier
     here was quarantined (IDENTITY_UNKNOWN_PATIENT), work for nobody. Recorded now, as any
     other ADT of an unknown patient; with a ZFA (a patient's choice) it stays quarantined."""
+    ctx = sqlite_ctx  # store rules it uses are run on both stores elsewhere
     ids = ingest(ctx, a40("M1", f"IPP0100^^^{CHU}^PI", f"IPP0101^^^{CHU}^PI"),
                  a40("M2", f"IPP0102^^^{CHU}^PI", f"IPP0103^^^{CHU}^PI",
                      zfa("ACTIF", "IO", "20240312")), source=SOURCE)
