@@ -13,9 +13,11 @@ dossier (dossiers/consent.py).
   HL7_UNSUPPORTED_EVENT.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
-  decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
-- Several ZFA segments: the ones stating something must agree (else ZFA_CONTRADICTORY); an
-  empty one beside them is passed over with a warning.
+  decides whether a dossier may be fed; the HL7 null '""' states nothing (warned). ZFA-4 to
+  ZFA-8 are obsolete and not read.
+- Several ZFA segments: read together, field by field; one field stated differently by two
+  (or one choice with two dates) is ZFA_CONTRADICTORY; an empty one is passed over with a
+  warning.
 - PID-29 / PID-30 (the patient's death) are read by normalizers/death.py, whatever the
   trigger (PAM France states a death on the A03 discharge and on A08/A31 updates) and
   applied by dossiers/death.py.
@@ -25,6 +27,7 @@ dossier (dossiers/consent.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 from normalizers.death import check_death, pid_death
@@ -203,17 +206,51 @@ def _consents(msg: Message, zfas: list[Segment], stated_at: str,
                         "consent; nothing applied")
         return None
     (first_zfa, first), others = stating[0], stating[1:]
+    combined = first
     for zfa, consent in others:
-        if consent != first:
+        together = _together(combined, consent)
+        if together is None:
             where = loc(zfa)
             raise NormalizationError("ZFA_CONTRADICTORY", f"{where}: states other DMP choices "
                                      f"than {loc(first_zfa)} (status, opposition, consent or "
                                      "their dates): which the patient made is not guessed",
                                      where)
-    if len(zfas) > 1:
+        combined = together
+    if combined != first:
+        warnings.append(f"{loc(zfas[1])}: {len(zfas)} ZFA segments stating complementary "
+                        "choices (each field stated by one, or alike in both): read together")
+    elif len(zfas) > 1:
         warnings.append(f"{loc(zfas[1])}: {len(zfas)} ZFA segments ({len(stating)} stating the "
                         f"patient's choices, the same ones): {loc(first_zfa)} read")
-    return first
+    return combined
+
+
+# A choice of ZFA and the field dating it (the DMP status is dated by the message)
+_CHOICES = (("dmp_status", None), ("opposition", "opposition_date"),
+            ("consultation", "consultation_date"))
+
+
+def _together(a: ConsentStatement, b: ConsentStatement) -> ConsentStatement | None:
+    """Two ZFA statements of one message as one, None when they contradict.
+
+    Why: an EAI that merges the GAM's ZFA (the DMP status) with the DPI's (the opposition,
+    the consent) sends two, each stating some of the fields; refused as ZFA_CONTRADICTORY,
+    the patient's opposition was lost with the message. Contradiction is a field stated in
+    both with other values, or the same choice with two different dates."""
+    values: dict[str, str | None] = {}
+    for name, date_name in _CHOICES:
+        mine, theirs = getattr(a, name), getattr(b, name)
+        if mine is not None and theirs is not None and mine != theirs:
+            return None
+        values[name] = mine if mine is not None else theirs
+        if date_name is None:
+            continue
+        dates = {d for d in (getattr(a, date_name) if mine is not None else None,
+                             getattr(b, date_name) if theirs is not None else None) if d}
+        if len(dates) > 1:
+            return None
+        values[date_name] = dates.pop() if dates else None
+    return replace(a, **values)
 
 
 def _consent(msg: Message, zfa: Segment, stated_at: str,

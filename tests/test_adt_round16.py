@@ -108,6 +108,52 @@ def test_a_mistyped_future_date_does_not_lock_the_opposition(sqlite_ctx) -> None
     _no_patient_data(first)
 
 
+# -- several ZFA segments, each stating some of the choices ---------------------------------
+def _two_zfas(first: str, second: str, control: str = "Z1") -> bytes:
+    return adt(control, "A04", zfa=first) + f"ZFA|{second}\r".encode()
+
+
+@pytest.mark.parametrize("first,second,expected", [
+    # the GAM's status, the DPI's opposition and consent
+    (zfa("ACTIF"), zfa("", "IO", "20240301", "IC", "20240302"),
+     ("ACTIF", "IO", "2024-03-01", "IC", "2024-03-02")),
+    # the same status in both, the opposition dated in one only
+    (zfa("ACTIF", "IO"), zfa("ACTIF", "IO", "20240301"),
+     ("ACTIF", "IO", "2024-03-01", None, None)),
+    (zfa("", "", "", "INC", "20240305"), zfa("FERME"), ("FERME", None, None, "INC", "2024-03-05")),
+])
+def test_complementary_zfas_are_read_together(first: str, second: str,
+                                              expected: tuple) -> None:
+    """An EAI merging the GAM's ZFA (DMP status) with the DPI's (opposition, consent): the
+    two were refused as ZFA_CONTRADICTORY, and the patient's opposition lost."""
+    n = normalize(_two_zfas(first, second))
+    c = n.adt.consent
+    assert (c.dmp_status, c.opposition, c.opposition_date, c.consultation,
+            c.consultation_date) == expected
+    assert any("2 ZFA segments stating complementary choices" in w for w in n.warnings)
+
+
+@pytest.mark.parametrize("first,second", [
+    (zfa("ACTIF", "INO"), zfa("FERME")),  # two statuses
+    (zfa("ACTIF", "IO", "20240301"), zfa("", "IO", "20240302")),  # two dates of one choice
+    (zfa("", "", "", "IC"), zfa("ACTIF", "", "", "INC")),  # two consents
+])
+def test_zfas_stating_one_field_twice_differently_still_contradict(first: str,
+                                                                   second: str) -> None:
+    with pytest.raises(NormalizationError) as exc:
+        normalize(_two_zfas(first, second))
+    assert (exc.value.code, exc.value.location) == ("ZFA_CONTRADICTORY", "ZFA[6]")
+
+
+def test_complementary_zfas_apply_the_opposition(sqlite_ctx) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx  # store rules it uses are run on both stores elsewhere
+    pid = make_patient(ctx)
+    ids = ingest(ctx, _two_zfas(zfa("ACTIF"), zfa("", "IO", "20240301")), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"]
+    row = patient_row(ctx, pid)
+    assert (row.dmp_status, row.opposed) == ("ACTIF", True)
+
+
 # -- identity statements received out of order ----------------------------------------------
 def test_an_older_a08_does_not_undo_a_newer_a31(ctx) -> None:  # noqa: ANN001
     """An A31 recorded in June (married name MARTIN) reached us before an A08 recorded in
