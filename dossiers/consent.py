@@ -29,7 +29,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from dossiers.audit import record
 from dossiers.patients import update_demographics
-from dossiers.schema import consents, patients
+from dossiers.schema import audit_log, consents, patients
 from normalizers.model import ConsentStatement
 
 NOT_ASKED = "NA"
@@ -154,11 +154,30 @@ def consent_history(conn: Connection, patient_id: int) -> list[dict]:
 
 
 def update_identity(conn: Connection, patient_id: int, *, actor: str,
-                    import_id: int | None = None, **values: str | None) -> list[str]:
+                    import_id: int | None = None, stated_at: str | None = None,
+                    **values: str | None) -> list[str]:
     """Apply an identity statement (an ADT's PID) to the dossier's demographics; the audit
-    row 'identity.update' names the fields that changed, never their values."""
+    row 'identity.update' names the fields that changed, never their values, and the
+    statement's own time (``stated_at``: EVN-2, else MSH-7) that ``identity_stated_at``
+    orders the next statements by."""
     changed = update_demographics(conn, patient_id, **values)
     if changed:
+        details: dict[str, object] = {"fields": changed}
+        if stated_at:
+            details["stated_at"] = stated_at
         record(conn, actor, "identity.update", patient_id=patient_id, import_id=import_id,
-               details={"fields": changed})
+               details=details)
     return changed
+
+
+def identity_stated_at(conn: Connection, patient_id: int) -> datetime | None:
+    """The time of the most recent identity statement applied to the dossier (the
+    'identity.update' audit rows that carry one), None when none does.
+
+    Why the audit rows: they are where each applied statement is recorded already (no
+    migration), and a dossier's identity changes a handful of times in its life."""
+    rows = conn.execute(select(audit_log.c.details).where(
+        audit_log.c.patient_id == patient_id, audit_log.c.action == "identity.update"))
+    times = [instant(d["stated_at"]) for (d,) in rows
+             if isinstance(d, dict) and isinstance(d.get("stated_at"), str)]
+    return max(times) if times else None

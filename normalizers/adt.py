@@ -7,14 +7,17 @@ DMP-FACTS.md). An ADT yields no entry: an ``AdtEvent`` that the pipeline applies
 dossier (dossiers/consent.py).
 
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
-  PID), the merges of normalizers/tables/adt_merges.csv (A40, A18: MRG-1 the merged
-  patient's identifiers, applied by pipelines/merge.py) and A47 (an INS removed); the others
-  (links, identifier moves) stay HL7_UNSUPPORTED_EVENT.
+  PID), the merges of normalizers/tables/adt_merges.csv (A40, A18, and A34 / A36 of
+  v2.3.1 / v2.4: MRG-1 the merged patient's identifiers, applied by pipelines/merge.py)
+  and A47 (an INS removed); the others (links, identifier moves) stay
+  HL7_UNSUPPORTED_EVENT.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
-  decides whether a dossier may be fed. ZFA-4 to ZFA-8 are obsolete and not read.
-- Several ZFA segments: the ones stating something must agree (else ZFA_CONTRADICTORY); an
-  empty one beside them is passed over with a warning.
+  decides whether a dossier may be fed; the HL7 null '""' states nothing (warned). ZFA-4 to
+  ZFA-8 are obsolete and not read.
+- Several ZFA segments: read together, field by field; one field stated differently by two
+  (or one choice with two dates) is ZFA_CONTRADICTORY; an empty one is passed over with a
+  warning.
 - PID-29 / PID-30 (the patient's death) are read by normalizers/death.py, whatever the
   trigger (PAM France states a death on the A03 discharge and on A08/A31 updates) and
   applied by dossiers/death.py.
@@ -24,6 +27,7 @@ dossier (dossiers/consent.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 from normalizers.death import check_death, pid_death
@@ -98,7 +102,7 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
                                         or identity.birth_family != identity.family),
                      death=death)
     if trigger == CHANGE_IDENTIFIER:
-        event.removed_ins = _removed_ins(msg)
+        event.removed_ins = _removed_ins(msg, identity)
     elif trigger in merge_triggers():
         event.merged = _merged(msg, trigger)
         warnings.extend(w for _, ident in event.merged for w in ident.warnings)
@@ -130,25 +134,33 @@ def feeding_refused(msg: Message) -> str | None:
     return None
 
 
-def _removed_ins(msg: Message) -> list[tuple[str, str]]:
+def _removed_ins(msg: Message, identity: PatientIdentity) -> list[tuple[str, str]]:
     """ADT^A47: MRG-1 is the identifier that was wrong. Only an INS there is applied (the
     dossier holding it loses it, DMP-FACTS.md); a change of local identifiers would move
-    a hospital's id from one dossier to another on the sender's word: refused."""
+    a hospital's id from one dossier to another on the sender's word: refused.
+
+    An INS that PID-3 (the patient's identifiers now) still carries is not removed: GAMs
+    that change an IPP put the whole old identifier list in MRG-1, the INS that stays
+    valid included. Read as removed, the patient lost her INS because her IPP changed."""
     mrg = msg.first("MRG")
     if mrg is None:
         raise NormalizationError("HL7_NO_MRG", "ADT^A47 without MRG segment", "MRG")
-    ins = identifiers_in(msg, mrg, 1).ins
+    named = identifiers_in(msg, mrg, 1).ins
+    kept = {i.nir for i in identity.ins}
+    ins = [i for i in named if i.nir not in kept]
     if not ins:
         where = loc(mrg, 1)
-        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no INS; "
-                                 "a change of local identifiers is not applied by this "
-                                 "intake", where)
+        still = " (the INS it names, PID-3 still carries)" if named else ""
+        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no "
+                                 f"INS{still}; a change of local identifiers is not applied "
+                                 "by this intake", where)
     return [(i.nir, i.kind) for i in ins]
 
 
 def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
-    """ADT^A40 / A18: the identifiers of MRG-1, one list per MRG segment (an A40 may repeat
-    its PID-MRG group for one surviving patient: ``single_pid`` refuses two survivors).
+    """ADT^A40 / A18 / A34 / A36: the identifiers of MRG-1, one list per MRG segment (an A40
+    may repeat its PID-MRG group for one surviving patient: ``single_pid`` refuses two
+    survivors).
 
     Raises NormalizationError HL7_NO_MRG without MRG segment, ADT_MERGE_NO_IDENTIFIER when
     an MRG-1 names no identifier (nothing says which patient is merged)."""
@@ -188,44 +200,113 @@ def _consents(msg: Message, zfas: list[Segment], stated_at: str,
     one's location): whether the patient objects decides whether the DMP is fed, and which
     one they said is not guessed."""
     stating = [(zfa, c) for zfa in zfas
-               if (c := _consent(msg, zfa, stated_at)) is not None]
+               if (c := _consent(msg, zfa, stated_at, warnings)) is not None]
     if not stating:
         warnings.append(f"{loc(zfas[0])}: ZFA states neither DMP status, opposition nor "
                         "consent; nothing applied")
         return None
     (first_zfa, first), others = stating[0], stating[1:]
+    combined = first
     for zfa, consent in others:
-        if consent != first:
+        together = _together(combined, consent)
+        if together is None:
             where = loc(zfa)
             raise NormalizationError("ZFA_CONTRADICTORY", f"{where}: states other DMP choices "
                                      f"than {loc(first_zfa)} (status, opposition, consent or "
                                      "their dates): which the patient made is not guessed",
                                      where)
-    if len(zfas) > 1:
+        combined = together
+    if combined != first:
+        warnings.append(f"{loc(zfas[1])}: {len(zfas)} ZFA segments stating complementary "
+                        "choices (each field stated by one, or alike in both): read together")
+    elif len(zfas) > 1:
         warnings.append(f"{loc(zfas[1])}: {len(zfas)} ZFA segments ({len(stating)} stating the "
                         f"patient's choices, the same ones): {loc(first_zfa)} read")
-    return first
+    return combined
 
 
-def _consent(msg: Message, zfa: Segment, stated_at: str) -> ConsentStatement | None:
+# A choice of ZFA and the field dating it (the DMP status is dated by the message)
+_CHOICES = (("dmp_status", None), ("opposition", "opposition_date"),
+            ("consultation", "consultation_date"))
+
+
+def _together(a: ConsentStatement, b: ConsentStatement) -> ConsentStatement | None:
+    """Two ZFA statements of one message as one, None when they contradict.
+
+    Why: an EAI that merges the GAM's ZFA (the DMP status) with the DPI's (the opposition,
+    the consent) sends two, each stating some of the fields; refused as ZFA_CONTRADICTORY,
+    the patient's opposition was lost with the message. Contradiction is a field stated in
+    both with other values, or the same choice with two different dates."""
+    values: dict[str, str | None] = {}
+    for name, date_name in _CHOICES:
+        mine, theirs = getattr(a, name), getattr(b, name)
+        if mine is not None and theirs is not None and mine != theirs:
+            return None
+        values[name] = mine if mine is not None else theirs
+        if date_name is None:
+            continue
+        dates = {d for d in (getattr(a, date_name) if mine is not None else None,
+                             getattr(b, date_name) if theirs is not None else None) if d}
+        if len(dates) > 1:
+            return None
+        values[date_name] = dates.pop() if dates else None
+    return replace(a, **values)
+
+
+def _consent(msg: Message, zfa: Segment, stated_at: str,
+             warnings: list[str]) -> ConsentStatement | None:
     """One ZFA's statement; None when it states neither status, opposition nor consent."""
-    status = _code(msg, zfa, ZFA_STATUS)
-    opposition = _code(msg, zfa, ZFA_OPPOSITION)
-    consultation = _code(msg, zfa, ZFA_CONSULTATION)
+    status = _code(msg, zfa, ZFA_STATUS, warnings)
+    opposition = _code(msg, zfa, ZFA_OPPOSITION, warnings)
+    consultation = _code(msg, zfa, ZFA_CONSULTATION, warnings)
     if status is None and opposition is None and consultation is None:
         return None
     return ConsentStatement(
         stated_at=stated_at, dmp_status=status, opposition=opposition,
-        opposition_date=ts_field(msg, zfa, ZFA_OPPOSITION_DATE) if opposition else None,
+        opposition_date=(_date(msg, zfa, ZFA_OPPOSITION_DATE, stated_at, warnings)
+                         if opposition else None),
         consultation=consultation,
-        consultation_date=ts_field(msg, zfa, ZFA_CONSULTATION_DATE) if consultation else None)
+        consultation_date=(_date(msg, zfa, ZFA_CONSULTATION_DATE, stated_at, warnings)
+                           if consultation else None))
 
 
-def _code(msg: Message, zfa: Segment, n: int) -> str | None:
+HL7_NULL = '""'  # HL7 v2.5 2.5.3: a field sent as "" is explicitly null
+
+
+def _date(msg: Message, zfa: Segment, n: int, stated_at: str,
+          warnings: list[str]) -> str | None:
+    """ZFA-10 / ZFA-12 as ISO 8601; None when empty or sent as the HL7 null '""' (the
+    statement's own time then dates the choice, as when the date is left out).
+
+    A date on a later day than the message stating it (EVN-2, else MSH-7) is None with a
+    warning: a choice is not made after the message that reports it (a mistyped year,
+    20420301 for 20240301). Kept, it was the newest statement for decades: every later
+    real choice of the patient was filed as 'older, history only'. Compared by calendar
+    day as the sender wrote them: a date-only ZFA-10 of the message's day is not later."""
+    if field_text(msg, zfa, n).strip() == HL7_NULL:
+        return None
+    value = ts_field(msg, zfa, n)
+    if value is not None and value[:10] > stated_at[:10]:
+        warnings.append(f"{loc(zfa, n)}: dated after the message that states it (EVN-2, "
+                        "else MSH-7): the choice is dated by the message instead")
+        return None
+    return value
+
+
+def _code(msg: Message, zfa: Segment, n: int, warnings: list[str]) -> str | None:
     """The code of ZFA-n, None when empty; ZFA_UNKNOWN_CODE when not in the table (the code is
-    quoted, cut short: it is a sender's code, never patient data)."""
+    quoted, cut short: it is a sender's code, never patient data).
+
+    The HL7 null '""' (GAMs write it in every field they have no value for) is None with a
+    warning: it says the sender does not know the patient's choice, not what it is, so the
+    dossier keeps what it holds. Read as a code, it failed the whole ADT (its identity
+    update, its other ZFA fields, its death) as ZFA_UNKNOWN_CODE."""
     value = field_text(msg, zfa, n).strip().upper()
     if not value:
+        return None
+    if value == HL7_NULL:
+        warnings.append(f"{loc(zfa, n)}: HL7 null (\"\") in ZFA-{n}: states no choice, the "
+                        "dossier keeps what it holds")
         return None
     allowed = zfa_codes()[n]
     if value not in allowed:

@@ -9,20 +9,32 @@ found (a qualified INS, the hospital's own identifier) states the patient's trai
   the sex, 2-3 the birth year, 4-5 the birth month) is not a statement of that person's
   traits: INSi returns traits that agree with the NIR. Applied, it left the dossier's traits
   contradicting its own INS, and the next message with the right traits no longer matched;
-  nothing of that PID's identity is applied, and a warning names the trait (never a value).
+  nothing of that PID's identity is applied, and a warning names the trait (never a value);
+- a PID stated before the one the dossier's traits come from (EVN-2, else MSH-7: an A08
+  recorded in January reaching us after an A31 recorded in June, a GAM's backlog replayed
+  under new control ids) is history: applied, it put back the name the patient had left. A
+  statement dated like the held one is applied (the sender's later word), as for consent.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from dossiers.consent import instant
 from dossiers.patients import Patient
 from normalizers.model import AdtEvent, PatientIdentity
 from normalizers.nir import nir_contradicts
 
 
-def identity_update(patient: Patient | None, ident: PatientIdentity,
-                    adt: AdtEvent) -> tuple[dict[str, str | None], list[str]]:
+def identity_update(patient: Patient | None, ident: PatientIdentity, adt: AdtEvent,
+                    held_since: datetime | None = None
+                    ) -> tuple[dict[str, str | None], list[str]]:
     """The demographics to give ``update_identity`` (empty: nothing to apply) and the
-    warnings saying what was held back and why."""
+    warnings saying what was held back and why. ``held_since``: the time of the identity
+    statement the dossier's traits come from (``identity_stated_at``), None if unknown."""
+    if held_since is not None and instant(adt.stated_at) < held_since:
+        return {}, ["identity not updated: the statement (EVN-2, else MSH-7) is older than "
+                    "the one the dossier's traits come from (messages received out of order)"]
     sex = ident.sex if ident.sex in ("F", "M") else None
     ins = patient.ins if patient is not None else None
     if ins:

@@ -1,7 +1,8 @@
-"""ADT^A40 / A18 (IHE PAM, French extension): the patient of MRG-1 is merged into the patient
-of PID-3, the hospital's duplicate record closed. What it means for the DMP intake: the
-merged patient's local identifiers (MRG-1) name the surviving dossier from now on, so that
-a late result still sent under the old IPP, or a quarantined one rerun, files there.
+"""ADT^A40 / A18, A34 / A36 of v2.3.1 (IHE PAM, French extension): the patient of MRG-1 is
+merged into the patient of PID-3, the hospital's duplicate record closed. What it means for
+the DMP intake: the merged patient's local identifiers (MRG-1) name the surviving dossier
+from now on, so that a late result still sent under the old IPP, or a quarantined one
+rerun, files there.
 
 What is never done on the sender's word (an admin decides, the ADT is quarantined with the
 reason and nothing is changed):
@@ -25,6 +26,9 @@ from dossiers.audit import record as record_audit
 from dossiers.patients import Patient, add_identifier, find_by_ins, find_by_local_id, get_patient
 from dossiers.schema import entries
 from normalizers.model import PatientIdentity
+
+# The INS kinds that name a person (not a NIR used for billing, not the obsolete INS-C)
+INS_KINDS = frozenset({"INS-NIR", "INS-NIA", "INS-NIR-TEST", "INS-NIR-DEMO"})
 
 
 class MergeRefused(Exception):
@@ -89,6 +93,72 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
                      import_id=import_id,
                      details={"trigger": trigger, "identifiers": len(to_learn)})
     return done
+
+
+def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
+                   merged: list[tuple[str, PatientIdentity]], *, actor: str, import_id: int,
+                   trigger: str, warnings: list[str]) -> int:
+    """PID-3 names no dossier here and MRG-1 names one (``holder_id``): that dossier is the
+    patient's, now known to the hospital under PID-3's identifiers, which name it from now
+    on (those of MRG-1's assigning authorities: IHE PAM merges records of one domain).
+    Returns how many were learnt; raises MergeRefused, before any write, when an identifier
+    of PID-3 names another dossier (ADT_MERGE_DOSSIERS), when PID-3 carries an INS other
+    than the dossier's (IDENTITY_CONFLICT), or when PID-3 has none to give
+    (ADT_MERGE_NO_IDENTIFIER). PID-3's INS is never given: a merge does not qualify it."""
+    holder = get_patient(conn, holder_id)
+    if holder is None:
+        raise MergeRefused("IDENTITY_UNKNOWN_PATIENT", "the merged patient's dossier no "
+                           "longer exists", "MRG-1")
+    for ins in survivor.ins:
+        if ins.kind in INS_KINDS and holder.ins and ins.nir != holder.ins:
+            raise MergeRefused("IDENTITY_CONFLICT", f"PID-3: the surviving patient's {ins.kind} "
+                               f"is another than the INS of dossier {holder.id}, which MRG-1 "
+                               "names: two persons with different INS are never merged "
+                               "(identity to check with the sender)", "PID-3")
+        if ins.kind in INS_KINDS and not holder.ins:
+            warnings.append(f"PID-3: the surviving patient's {ins.kind} is held by no dossier: "
+                            "not given to the merged patient's dossier (a merge does not "
+                            "qualify an INS)")
+    domains = {li.authority for _, ident in merged for li in ident.local_ids if li.authority}
+    to_learn = []
+    for li in survivor.local_ids:
+        if not (li.authority and li.value) or li.type_code == "NH":
+            continue
+        if li.authority not in domains:
+            warnings.append("PID-3: identifier of another assigning authority than MRG-1's: "
+                            "not the sender's to merge, not learnt")
+            continue
+        holders = find_by_local_id(conn, li.authority, li.value)
+        if holders and holder.id not in holders:
+            _refuse_other_dossier(conn, holder, holders[0], "PID-3")
+        if not holders:
+            to_learn.append(li)
+    if not to_learn:
+        raise MergeRefused("ADT_MERGE_NO_IDENTIFIER", "PID-3: the surviving patient has no "
+                           "dossier here and no identifier of MRG-1's assigning authority to "
+                           f"give to dossier {holder.id}, which MRG-1 names", "PID-3")
+    for li in to_learn:
+        add_identifier(conn, holder.id, li.authority, li.value, li.type_code)
+    record_audit(conn, actor, "identity.merged", patient_id=holder.id, import_id=import_id,
+                 details={"trigger": trigger, "identifiers": len(to_learn),
+                          "surviving_unknown": True})
+    return len(to_learn)
+
+
+def merged_dossiers(conn: Connection, merged: list[tuple[str, PatientIdentity]]) -> set[int]:
+    """The dossiers that MRG-1's identifiers (an INS, a local identifier of any authority)
+    name here. Not a NIR used for billing (OID .4.13, type NH): it may be the insured
+    parent's, and the child's merge would name the parent's dossier."""
+    found: set[int] = set()
+    for _, ident in merged:
+        for ins in ident.ins:
+            holder = find_by_ins(conn, ins.nir) if ins.kind in INS_KINDS else None
+            if holder is not None:
+                found.add(holder.id)
+        for li in ident.local_ids:
+            if li.authority and li.value and li.type_code != "NH":
+                found.update(find_by_local_id(conn, li.authority, li.value))
+    return found
 
 
 def _check_ins(conn: Connection, survivor: Patient, nir: str, kind: str, where: str,

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dossiers.audit import AuditEvent, append
 from dossiers.audit import record as record_audit
-from dossiers.consent import apply_consent, instant, update_identity
+from dossiers.consent import apply_consent, identity_stated_at, instant, update_identity
 from dossiers.db import (
     begin_replayable,
     bulk_insert,
@@ -116,7 +116,7 @@ from pipelines.ledger import (
     record_outcomes,
 )
 from pipelines.mapping_policy import unmapped_failure
-from pipelines.merge import MergeRefused, apply_merge
+from pipelines.merge import MergeRefused, adopt_survivor, apply_merge, merged_dossiers
 from pipelines.prepare_pool import Preparing, start_preparing
 from pipelines.retry import transient_outcome
 from pipelines.settings import Settings
@@ -1302,10 +1302,11 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     if adt.updates_identity:
         if via in TRUSTED_MATCHES:
             values, held = identity_update(get_patient(conn, patient_id),
-                                           item.normalized.identity, adt)
+                                           item.normalized.identity, adt,
+                                           identity_stated_at(conn, patient_id))
             warnings.extend(held)
             changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
-                                      **values) if values else []
+                                      stated_at=adt.stated_at, **values) if values else []
             if changed:
                 done.append("identity updated: " + ", ".join(changed))
         elif via != LOCAL_ID_NO_INS:  # that match's own warning says why already
@@ -1371,13 +1372,27 @@ def _adt_without_dossier(conn, item: Prepared, stop: _Stop) -> Outcome:  # noqa:
 
 
 def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
-    """ADT^A40 / A18: the surviving dossier is PID-3's (resolved as any ADT's, but never by
-    demographics alone: moving identifiers on look-alike traits would file one patient's
-    results in another's dossier), then MRG-1's identifiers name it (pipelines/merge.py;
-    quarantined, nothing changed, when that would merge two dossiers), then the rest of the
-    ADT (dedupe level 2, its ZFA) as ``_file_adt``."""
+    """ADT^A40 / A18 (A34 / A36 of v2.3.1): the surviving dossier is PID-3's (resolved as any
+    ADT's, but never by demographics alone: moving identifiers on look-alike traits would
+    file one patient's results in another's dossier), then MRG-1's identifiers name it
+    (pipelines/merge.py; quarantined, nothing changed, when that would merge two dossiers),
+    then the rest of the ADT (dedupe level 2, its ZFA) as ``_file_adt``.
+
+    Neither patient with a dossier here (PID-3 unknown, MRG-1 naming no dossier), no ZFA:
+    recorded, not quarantined, as any ADT of a patient we do not hold
+    (``_adt_without_dossier``). A GAM sends the merges of all its patients; each one was
+    quarantined, work for nobody: no dossier here holds either patient's identifiers.
+    The surviving patient unknown, the merged one with a dossier: ``_merge_into_merged``."""
     normalized = item.normalized
-    patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    try:
+        patient_id, via, warnings = _resolve_via(ctx, conn, item)
+    except _Stop as stop:
+        holders = merged_dossiers(conn, normalized.adt.merged)
+        if not holders:
+            return _adt_without_dossier(conn, item, stop)
+        if stop.outcome.error_code not in NO_DOSSIER_CODES or len(holders) > 1:
+            raise  # an identity problem, or MRG-1 names several dossiers: an admin decides
+        return _merge_into_merged(conn, item, holders.pop(), stop)
     if via not in MERGE_SURVIVOR_MATCHES:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_UNKNOWN_PATIENT",
                             error_message="the surviving patient of a merge (PID-3) was found "
@@ -1397,6 +1412,33 @@ def _file_merge(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     outcome = _file_adt(conn, item, patient_id, via, warnings)
     rest = outcome.error_message or ""
     note = done.note(adt.trigger)
+    if rest and not rest.endswith("nothing to apply"):
+        note += "; " + rest
+    return replace(outcome, error_message=note)
+
+
+def _merge_into_merged(conn, item: Prepared, holder_id: int,  # noqa: ANN001
+                       stop: _Stop) -> Outcome:
+    """A merge whose surviving patient (PID-3) has no dossier here while the merged one
+    (MRG-1) has: the hospital's duplicate record is the one that fed us. PID-3's
+    identifiers come to name that dossier (pipelines/merge.py ``adopt_survivor``), so the
+    results the hospital now sends under the surviving IPP reach it; then the rest of the
+    ADT as ``_file_adt``. Refused (quarantined, nothing changed) as a merge is."""
+    normalized = item.normalized
+    adt = normalized.adt
+    warnings = list(stop.outcome.warnings or item.warnings)
+    try:
+        learnt = adopt_survivor(conn, holder_id, normalized.identity, adt.merged,
+                                actor=item.row.source, import_id=item.row.id,
+                                trigger=adt.trigger, warnings=warnings)
+    except MergeRefused as refused:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refused.code,
+                            error_message=refused.reason, error_location=refused.location,
+                            logical_id=normalized.logical_id, warnings=warnings)) from None
+    outcome = _file_adt(conn, item, holder_id, "local-id", warnings)
+    note = (f"ADT^{adt.trigger} merge: the surviving patient (PID-3) had no dossier here; "
+            f"{learnt} identifier(s) of PID-3 now name the dossier MRG-1 names")
+    rest = outcome.error_message or ""
     if rest and not rest.endswith("nothing to apply"):
         note += "; " + rest
     return replace(outcome, error_message=note)

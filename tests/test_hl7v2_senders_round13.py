@@ -133,10 +133,11 @@ def test_a31_with_only_the_used_name_keeps_the_birth_name(sqlite_ctx) -> None:  
     with ctx.engine.connect() as conn:
         audit = conn.execute(select(audit_log).where(
             audit_log.c.action == "identity.update", audit_log.c.import_id == ids[0])).one()
-    assert audit.details == {"fields": ["family"]}
-    # both names typed the PAM France way: the birth name is stated, and applied
-    ingest(ctx, _names(adt("N2", "A31"), "MARTIN^Hélène^^^^^D~LEFEVRE-ROY^Hélène^^^^^L"),
-           source=SOURCE)
+    assert audit.details == {"fields": ["family"], "stated_at": "2024-04-01T10:00:00+02:00"}
+    # both names typed the PAM France way: the birth name is stated, and applied (dated
+    # after N1: an older statement no longer undoes a newer one, round 16)
+    ingest(ctx, _names(adt("N2", "A31", evn="20240402100000"),
+                       "MARTIN^Hélène^^^^^D~LEFEVRE-ROY^Hélène^^^^^L"), source=SOURCE)
     row = patient_row(ctx, pid)
     assert (row.family, row.birth_family) == ("MARTIN", "LEFEVRE-ROY")
 
