@@ -141,8 +141,11 @@ _PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 # reading), with or without an order; the same PID, ORC, OBR, OBX layout as R01.
 # OUL^R22/R23 (specimen first) and R24 (order first), v2.5 13.4: the results of IHE LTW and
 # LAW laboratory systems, the same segments in another order (see _oul_groups).
+# OUL^R21 (v2.4-v2.6 7.3.x, laboratory automation middleware): ORU's ORC OBR OBX, each order
+# opened by its container ([SAC [{OBX}]] [{SID}] [ORC] OBR ...).
 _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
-            ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
+            ("ORU", "R32"): "oru", ("OUL", "R21"): "oul_container",
+            ("OUL", "R22"): "oul_specimen",
             ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
             **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
 POINT_OF_CARE = frozenset({"R30", "R31", "R32"})  # ORU triggers of point-of-care results
@@ -225,9 +228,10 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
         if trigger == "R01":  # the only one whose PATIENT_RESULT group repeats
             return normalize_results(msg, source, mappings)
         return normalize_oru(msg, source, mappings)
-    if handler in ("oul_specimen", "oul_order"):
+    if handler in ("oul_specimen", "oul_order", "oul_container"):
         return normalize_oru(msg, source, mappings,
-                             _oul_groups(msg, specimen_first=handler == "oul_specimen"))
+                             _oul_groups(msg, specimen_first=handler == "oul_specimen",
+                                         containers_first=handler == "oul_container"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
     if not kind:
@@ -461,14 +465,20 @@ def _groups(msg: Message) -> list[_Group]:
     return groups
 
 
-def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
+def _oul_groups(msg: Message, specimen_first: bool,
+                containers_first: bool = False) -> list[_Group]:
     """The orders of an OUL (v2.5 13.4), where the ORC follows its OBR.
 
     R22/R23 (``specimen_first``): SPM [OBX...] [SAC...] then the orders of that specimen,
     OBR [ORC] [NTE] [TQ1] [OBX [NTE]...]; the specimen's own OBX (its volume, its aspect)
     are filed with its first order, and its SPM-17 dates every order of it. R24: OBR [ORC]
     [NTE] [SPM [OBX]] [OBX [NTE]...], each SPM its order's. An ORC sent before its OBR, as
-    in an ORU, is still that OBR's."""
+    in an ORU, is still that OBR's.
+
+    R21 (``containers_first``): [SAC [OBX...]] [SID...] [ORC] OBR [NTE] [TQ1] [OBX [TCD]
+    [SID] [NTE]...]: a SAC opens the next order, its OBX (the tube's hemolysis or lipemia
+    index, its volume) are filed with that order as a specimen's are. Read as R24, they
+    were filed as results of the order before the SAC."""
     groups: list[_Group] = []
     current: _Group | None = None
     specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
@@ -529,6 +539,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             else:
                 current.specimens.append(seg)
                 notes = current.notes
+        elif name == "SAC" and containers_first:
+            current, last_obx, notes = None, None, None  # its OBX wait for its order
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "PID":
@@ -546,7 +558,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",
-                                 f"{where}: observation of a specimen no OBR follows", where)
+                                 f"{where}: observation of a specimen or container no OBR "
+                                 "follows", where)
     return groups
 
 

@@ -1,0 +1,68 @@
+"""HL7v2 message types, structures and versions, round 17: what senders we have not seen send
+besides ORU^R01 v2.5 (laboratory automation middleware, order and query traffic routed to
+the wrong interface, orders sent before their results), written as such a sender writes it
+(French lab traffic, invented patients) and checked against what must be filed or refused.
+
+What the round found:
+- OUL^R21 (v2.4-v2.6 'unsolicited laboratory observation', as laboratory automation
+  middleware sends an analyser's results: [SAC [OBX]] [SID] [ORC] OBR [OBX [TCD] [SID]]) was
+  refused HL7_UNSUPPORTED_EVENT (AR 201), every result lost to the dossier. It is read as
+  results, each container's own OBX (its hemolysis index, its volume) filed with the order
+  that follows it;
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.lab import handles_message_type
+from normalizers.model import NormalizationError
+from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
+
+K, NA = "2823-3", "2951-2"  # potassium, sodium [Moles/volume] in Serum or Plasma
+OBX_K = "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F|||202403150805"
+OBX_NA = "OBX|1|NM|2951-2^Sodium^LN||140|mmol/L|136-145|N|||F|||202403150805"
+ORC_2 = "ORC|RE|CMD-2^SERVICE-NEPHRO|24C0315-08^LABO-DEMO"
+OBR_2 = OBR.replace("CMD-1", "CMD-2").replace("24C0315-07", "24C0315-08").replace("OBR|1",
+                                                                                   "OBR|2")
+
+
+def _message(msh9: str, *segments: str, version: str = "2.5") -> str:
+    header = MSH.replace("ORU^R01^ORU_R01", msh9).replace("|P|2.5|", f"|P|{version}|")
+    return "\r".join([header, *segments]) + "\r"
+
+
+# -- OUL^R21: laboratory automation results, each order opened by its container -------------
+def _tube(tube: str, index: str) -> tuple[str, str]:
+    """A SAC (the tube, its volume in SAC-23/24) and the container's own OBX: its hemolysis
+    index as the automation line measures it."""
+    return (f"SAC|||{tube}^CHAINE-AUTO" + "|" * 20 + "4,5^mL",
+            f"OBX|1|NM|HEMOL^Indice d'hémolyse^L||{index}|mg/dL|||||F")
+
+
+def test_oul_r21_is_read_as_results_each_container_with_its_order() -> None:
+    sac_1, hemolysis_1 = _tube("T-0001", "12")
+    sac_2, hemolysis_2 = _tube("T-0002", "85")
+    nm = norm(_message("OUL^R21^OUL_R21",
+                       PID, sac_1, hemolysis_1, "SID|K^Potassium^L|LOT-2403||ROCHE", ORC, OBR,
+                       OBX_K, "TCD|2823-3^Potassium^LN|1^1", "NTE|1|L|Contrôlé sur 2e tube",
+                       sac_2, hemolysis_2, ORC_2, OBR_2, OBX_NA, version="2.4"))
+    reports = [e for e in nm.entries if e.type == "lab_report"]
+    assert len(reports) == 2
+    by_order = {r.key: sorted((e.code, e.value) for e in nm.entries
+                              if e.parent_key == r.key) for r in reports}
+    first, second = (by_order[r.key] for r in reports)
+    # read as R24 the second tube's index (85: a hemolysed tube) was the first order's
+    assert first == [(K, "4,1"), ("HEMOL", "12")]
+    assert second == [(NA, "140"), ("HEMOL", "85")]
+    potassium = next(e for e in nm.entries if e.code == K)
+    assert potassium.details["comments"] == ["Contrôlé sur 2e tube"]
+    assert handles_message_type("OUL", "R21")  # the listener accepts what is read
+
+
+def test_oul_r21_container_without_order_says_so() -> None:
+    sac, hemolysis = _tube("T-0003", "9")
+    with pytest.raises(NormalizationError) as exc:
+        norm(_message("OUL^R21^OUL_R21", PID, ORC, OBR, OBX_K, sac, hemolysis))
+    assert exc.value.code == "HL7_OBX_WITHOUT_OBR"
+    assert "specimen or container no OBR follows" in str(exc.value)
