@@ -250,8 +250,34 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
                                  "is not applied by this intake: a merge or identifier move "
                                  "changes which dossier is which; identity management decides",
                                  "MSH-9")
+    routed = _not_received().get(kind)
+    if routed is not None:
+        raise NormalizationError(code, _misrouted_text(msg, name[:16], *routed), "MSH-9")
     raise NormalizationError(code, f"message type {name[:16]} is not handled by this intake",
                              "MSH-9")
+
+
+@cache
+def _not_received() -> dict[str, tuple[str, str]]:
+    """MSH-9.1 -> (what such a message is, where it belongs), tables/
+    message_types_not_received.csv."""
+    return {row["kind"].upper(): (row["what"], row["belongs"])
+            for row in table("message_types_not_received")}
+
+
+def _misrouted_text(msg: Message, name: str, what: str, belongs: str) -> str:
+    """The refusal of a message routed here by mistake (an order, a query, an ACK...): what
+    it is and where it belongs, so that an operator fixes the route, not the message. An
+    acknowledgement also says which message it answers (MSA-2, a control id) and how
+    (MSA-1): the operator finds the misrouted exchange on the sender's side."""
+    said = f"message type {name} is {what}: this intake receives results, documents and " \
+           f"patient administration only; it belongs {belongs}"
+    msa = msg.first("MSA")
+    if msa is not None:
+        code, acked = text(msg, first_rep(msg, msa, 1)), text(msg, first_rep(msg, msa, 2))
+        if code or acked:
+            said += f" (MSA-1 {code[:2] or '?'}, answering control id {acked[:40] or '?'})"
+    return said
 
 
 _KINDS_READ = frozenset({kind for kind, _ in _HANDLED} | {"ADT"})

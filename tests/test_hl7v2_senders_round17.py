@@ -9,14 +9,23 @@ What the round found:
   refused HL7_UNSUPPORTED_EVENT (AR 201), every result lost to the dossier. It is read as
   results, each container's own OBX (its hemolysis index, its volume) filed with the order
   that follows it;
+- an order (ORM, OML), an order response (ORL), a query (QRY, QBP), a master file (MFN), a
+  business acknowledgement (ZAM) or an ACK routed to this intake was refused 'message type
+  X is not handled by this intake', which reads as a gap of ours: the refusal (the same
+  code, AR 200) now says what the message is and where it belongs, an acknowledgement
+  which control id it answers (tables/message_types_not_received.csv);
 """
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dossiers.schema import imports
 from normalizers.lab import handles_message_type
 from normalizers.model import NormalizationError
+from pipelines.intake import Received, intake
+from pipelines.process import drain
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
 
 K, NA = "2823-3", "2951-2"  # potassium, sodium [Moles/volume] in Serum or Plasma
@@ -66,3 +75,47 @@ def test_oul_r21_container_without_order_says_so() -> None:
         norm(_message("OUL^R21^OUL_R21", PID, ORC, OBR, OBX_K, sac, hemolysis))
     assert exc.value.code == "HL7_OBX_WITHOUT_OBR"
     assert "specimen or container no OBR follows" in str(exc.value)
+
+
+# -- messages routed to the wrong interface ------------------------------------------------
+@pytest.mark.parametrize("msh9, said", [
+    ("ORM^O01^ORM_O01", "is an order (a request for tests or exams)"),
+    ("OML^O21^OML_O21", "is a laboratory order"),
+    ("ORL^O22^ORL_O22", "is a laboratory order response"),
+    ("QBP^Q11^QBP_Q11", "is a query by parameter"),
+    ("QRY^R02", "is a query"),
+    ("MFN^M08^MFN_M08", "is a master file notification"),
+    ("ZAM^Z01^ZAM_Z01", "is a business acknowledgement"),
+])
+def test_a_message_routed_here_by_mistake_says_what_it_is(msh9: str, said: str) -> None:
+    with pytest.raises(NormalizationError) as exc:
+        norm(_message(msh9, PID, "ORC|NW|CMD-9^SERVICE-NEPHRO", "OBR|1|CMD-9^SERVICE-NEPHRO||"
+                      "BIOCHIMIE^Bilan biochimique^L"))
+    assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_TYPE", "MSH-9")
+    kind, trigger = msh9.split("^")[:2]
+    assert str(exc.value).startswith(f"message type {kind}^{trigger} {said}")
+    assert "this intake receives results, documents and patient administration only; it " \
+        "belongs to " in str(exc.value)
+    assert "LEFÈVRE" not in str(exc.value)
+
+
+def test_a_type_not_listed_is_refused_as_before() -> None:
+    with pytest.raises(NormalizationError) as exc:
+        norm(_message("SSU^U03^SSU_U03", PID))
+    assert str(exc.value) == "message type SSU^U03 is not handled by this intake"
+
+
+def test_an_acknowledgement_filed_here_names_the_exchange_on_the_ledger(sqlite_ctx) -> None:  # noqa: ANN001
+    """A lab engine routing its ACKs to this intake: the ledger says which message of its it
+    answers (MSA-2), for the operator to find the misrouted exchange."""
+    ack = ("MSH|^~\\&|SIL-BIO|LABO-DEMO|DMP-INTAKE|GHT|20240315104502||ACK^R01^ACK|ACK-0001|"
+           "P|2.5\rMSA|AE|MSG-0417\r")
+    ids = intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                 [Received(ack.encode(), "demo-lab", "file", file_name="ack.hl7")])[0].message_ids
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        row = conn.execute(select(imports.c.status, imports.c.error_code,
+                                  imports.c.error_message).where(imports.c.id == ids[0])).one()
+    assert (row.status, row.error_code) == ("failed", "HL7_UNSUPPORTED_TYPE")
+    assert row.error_message.startswith("message type ACK^R01 is an acknowledgement")
+    assert row.error_message.endswith("(MSA-1 AE, answering control id MSG-0417)")
