@@ -1464,6 +1464,27 @@ def _order_control_statuses() -> dict[str, str]:
     return column_map("order_control_status", "code", "status")
 
 
+@cache
+def _order_statuses() -> dict[str, str]:
+    return column_map("order_status", "code", "status")
+
+
+def _order_status(msg: Message, orc: Segment, resulted: bool) -> str:
+    """The status of an order sent without OBR-25 whose results tell none: its own ORC-1 may
+    say it was canceled ('OC'); with no result at all, its ORC-5 (table 0038) that it is in
+    process ('IP', 'SC': an order registered, its results to come). An order sent before its
+    results (ORC|SC||...||IP, an OBR without OBX) was filed as a report of unknown status.
+    (ORC-5 is not read beside results of their own status: they tell more than it.)"""
+    code1 = text(msg, first_rep(msg, orc, 1)).upper()
+    status = _order_control_statuses().get(code1)
+    if status is None and resulted:
+        return "unknown"
+    if status is None:
+        code5 = text(msg, part(comps(msg, first_rep(msg, orc, 5)), 1)).strip().upper()
+        status = _order_statuses().get(code5, "unknown")
+    return status
+
+
 def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             effective: str | None, issued: str | None, specimen_time: str | None,
             performer: str | None, results: list[Entry]) -> Entry:
@@ -1492,9 +1513,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     else:  # optional before v2.5: the results tell
         status = _status_of_results({r.status for r in results if r.type == LAB_RESULT})
         if status == "unknown" and g.own_orc and g.orc is not None:
-            # no result, no OBR-25: the order's own ORC-1 may say it was canceled ('OC')
-            code1 = text(msg, first_rep(msg, g.orc, 1)).upper()
-            status = _order_control_statuses().get(code1, status)
+            status = _order_status(msg, g.orc, resulted=any(r.type == LAB_RESULT for r in results))
     details: dict[str, Any] = {}
     if coded.local:
         details["local_code"] = dict(zip(("code", "system", "display"), coded.local, strict=True))

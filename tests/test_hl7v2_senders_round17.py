@@ -14,6 +14,9 @@ What the round found:
   X is not handled by this intake', which reads as a gap of ours: the refusal (the same
   code, AR 200) now says what the message is and where it belongs, an acknowledgement
   which control id it answers (tables/message_types_not_received.csv);
+- an order sent before its results (ORC-5 'IP' or 'SC', an OBR without OBX, OBR-25 empty as
+  v2.3 senders leave it) was filed as a report of unknown status: it is 'registered' now
+  (ORC-5, HL7 table 0038, tables/order_status.csv), a cancelled one 'cancelled'.
 """
 
 from __future__ import annotations
@@ -119,3 +122,32 @@ def test_an_acknowledgement_filed_here_names_the_exchange_on_the_ledger(sqlite_c
     assert (row.status, row.error_code) == ("failed", "HL7_UNSUPPORTED_TYPE")
     assert row.error_message.startswith("message type ACK^R01 is an acknowledgement")
     assert row.error_message.endswith("(MSA-1 AE, answering control id MSG-0417)")
+
+
+# -- an order sent before its results ---------------------------------------------------------
+OBR_NO_STATUS = OBR.replace("202403151045|||F", "202403151045|||")
+
+
+@pytest.mark.parametrize("orc, status", [
+    ("ORC|SC|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO||IP", "registered"),
+    ("ORC|SC|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO||SC", "registered"),
+    ("ORC|SC|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO||CA", "cancelled"),
+    ("ORC|OC|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO||IP", "cancelled"),  # ORC-1 first
+    ("ORC|SC|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO||CM", "unknown"),  # results elsewhere
+    (ORC, "unknown"),
+])
+def test_an_order_without_results_takes_its_status_from_orc5(orc: str, status: str) -> None:
+    nm = norm(_message("ORU^R01^ORU_R01", PID, orc, OBR_NO_STATUS, version="2.3"))
+    (report,) = nm.entries
+    assert report.status == status
+
+
+def test_orc5_is_not_read_beside_results() -> None:
+    """Results carry their own status: ORC-5 'IP' does not make a report with a final
+    potassium 'registered'."""
+    nm = norm(_message("ORU^R01^ORU_R01", PID,
+                       "ORC|SC|CMD-1^SERVICE-NEPHRO|24C0315-07^LABO-DEMO||IP", OBR_NO_STATUS,
+                       OBX_K))
+    report = next(e for e in nm.entries if e.type == "lab_report")
+    assert report.status == "final"
+
