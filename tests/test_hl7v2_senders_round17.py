@@ -16,10 +16,16 @@ What the round found:
   which control id it answers (tables/message_types_not_received.csv);
 - an order sent before its results (ORC-5 'IP' or 'SC', an OBR without OBX, OBR-25 empty as
   v2.3 senders leave it) was filed as a report of unknown status: it is 'registered' now
-  (ORC-5, HL7 table 0038, tables/order_status.csv), a cancelled one 'cancelled'.
+  (ORC-5, HL7 table 0038, tables/order_status.csv), a cancelled one 'cancelled';
+- a file whose FTS-1 counts its messages (v2.5: its batches), 'FHS BHS ... BTS|2 FTS|2' as
+  many senders write it, was failed HL7_BATCH_COUNT_MISMATCH ('truncated file?') although
+  every message was there: a warning on the file's row now (HL7_FTS_COUNTS_MESSAGES), on
+  both intake paths; a count that matches neither still fails the file.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -28,6 +34,7 @@ from dossiers.schema import imports
 from normalizers.lab import handles_message_type
 from normalizers.model import NormalizationError
 from pipelines.intake import Received, intake
+from pipelines.intake_stream import intake_file
 from pipelines.process import drain
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
 
@@ -151,3 +158,61 @@ def test_orc5_is_not_read_beside_results() -> None:
     report = next(e for e in nm.entries if e.type == "lab_report")
     assert report.status == "final"
 
+
+
+# -- FTS-1 counting the file's messages -------------------------------------------------------
+def _lab_file(fts: str, *, bhs: bool = True) -> bytes:
+    """One laboratory's file of two messages (two patients' potassium), FHS [BHS] ... FTS."""
+    first = _message("ORU^R01^ORU_R01", PID, ORC, OBR, OBX_K)
+    second = _message("ORU^R01^ORU_R01", PID, ORC_2, OBR_2, OBX_NA).replace("MSG-0001",
+                                                                            "MSG-0002")
+    body = first + second
+    if bhs:
+        body = "BHS|^~\\&|SIL-BIO|LABO-DEMO\r" + body + "BTS|2\r"
+    return ("FHS|^~\\&|SIL-BIO|LABO-DEMO\r" + body + fts).encode()
+
+
+def _file_row(ctx, result) -> tuple:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(imports.c.status, imports.c.error_code, imports.c.warnings)
+                            .where(imports.c.id == result.batch_id)).one()
+
+
+@pytest.mark.parametrize("bhs", [True, False])
+def test_fts1_counting_the_messages_is_a_warning_not_a_truncated_file(sqlite_ctx,  # noqa: ANN001
+                                                                    bhs: bool) -> None:
+    """v2.5 FTS-1 counts the file's batches; many senders write its messages there. Every
+    message announced is there: the file's row was failed 'FTS-1 announces 2 batches, 1
+    found: truncated file?', an operator sent looking for a batch never lost."""
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    (result,) = intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                       [Received(_lab_file("FTS|2\r", bhs=bhs), "demo-lab", "file",
+                                 file_name="CR_20240315.hl7")])
+    drain(sqlite_ctx)
+    status, code, warnings = _file_row(sqlite_ctx, result)
+    assert (status, code) == ("split", None)
+    at = _lab_file("FTS|2\r", bhs=bhs).rindex(b"\rFTS|") + 1
+    assert warnings == [f"HL7_FTS_COUNTS_MESSAGES: FTS-1 at byte {at}"
+                        " counts the file's 2 messages, not its 1 batch (the file batch "
+                        "count): every message it announces is there"]
+    with sqlite_ctx.engine.connect() as conn:
+        states = conn.execute(select(imports.c.status).where(
+            imports.c.id.in_(result.message_ids))).scalars().all()
+    assert states == ["deposited", "deposited"]
+
+
+def test_fts1_announcing_what_is_not_there_still_fails_the_file(sqlite_ctx) -> None:  # noqa: ANN001
+    (result,) = intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                       [Received(_lab_file("FTS|3\r"), "demo-lab", "file")])
+    status, code, _ = _file_row(sqlite_ctx, result)
+    assert (status, code) == ("failed", "HL7_BATCH_COUNT_MISMATCH")
+
+
+def test_a_big_file_whose_fts1_counts_its_messages_is_split_too(sqlite_ctx, tmp_path) -> None:  # noqa: ANN001
+    """The same file taken by the streaming intake (a file above LARGE_FILE_BYTES)."""
+    path = tmp_path / "CR_20240315.hl7"
+    path.write_bytes(_lab_file("FTS|2\r"))
+    result = intake_file(sqlite_ctx.engine, sqlite_ctx.archive, path, source="demo-lab")
+    status, code, warnings = _file_row(sqlite_ctx, result)
+    assert (status, code) == ("split", None)
+    assert [w.split(":")[0] for w in warnings] == ["HL7_FTS_COUNTS_MESSAGES"]
