@@ -227,7 +227,7 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
     if handler == "oru":
         if trigger == "R01":  # the only one whose PATIENT_RESULT group repeats
             return normalize_results(msg, source, mappings)
-        return normalize_oru(msg, source, mappings)
+        return normalize_oru(msg, source, mappings, _groups(msg, patient_observations=True))
     if handler in ("oul_specimen", "oul_order", "oul_container"):
         return normalize_oru(msg, source, mappings,
                              _oul_groups(msg, specimen_first=handler == "oul_specimen",
@@ -384,6 +384,10 @@ class _Group:
     # {SPM {OBX}}): what it observes is that specimen (its volume, its aspect, a bottle's
     # growth), not the order's first one
     specimen_of: dict[int, Segment] = field(default_factory=dict)
+    # OBX indices of the patient's own observations sent before any order (v2.7+ ORU_R30-R32
+    # PATIENT_OBSERVATION: the body temperature, the FiO2 a blood gas is read at), filed
+    # with the first order that follows
+    about_patient: set[int] = field(default_factory=set)
     # PRT (v2.7+: who took part, in place of OBX-15/16/23-25 and OBR-32): those after an
     # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
     result_parts: dict[int, list[Segment]] = field(default_factory=dict)
@@ -408,8 +412,13 @@ def _nulled(seg: Segment) -> Segment:
     return Segment(seg.name, ["" if x == NULL else x for x in seg.fields], seg.index)
 
 
-def _groups(msg: Message) -> list[_Group]:
+def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
+    """The orders of an ORU, each OBR with what follows it. ``patient_observations``
+    (point of care, ORU^R30-R32): OBX sent after the PID and before any OBR are the
+    patient's own (v2.7+ PATIENT_OBSERVATION group), filed with the order that follows;
+    elsewhere such an OBX fails the message (HL7_OBX_WITHOUT_OBR)."""
     groups: list[_Group] = []
+    waiting: list[tuple[Segment, list[Segment]]] = []  # patient observations, for an OBR
     current: _Group | None = None
     orc: Segment | None = None
     orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
@@ -421,11 +430,16 @@ def _groups(msg: Message) -> list[_Group]:
     spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
     last_obx: Segment | None = None  # the OBX a PRT sent now is about
     orc_parts: list[Segment] = []  # PRT sent after an ORC, before its OBR
+    in_patient = False  # a PID was read, no order yet: where patient observations go
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
             seg = _nulled(seg)
         if name == "OBX":
+            if current is None and patient_observations and in_patient and orc is None:
+                notes = []
+                waiting.append((seg, notes))
+                continue
             if current is None:
                 where = loc(seg)
                 raise NormalizationError("HL7_OBX_WITHOUT_OBR",
@@ -462,6 +476,10 @@ def _groups(msg: Message) -> list[_Group]:
             groups.append(current)
             notes = current.notes
             orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
+            if waiting:
+                current.observations.extend(waiting)
+                current.about_patient.update(obx.index for obx, _ in waiting)
+                waiting, in_patient = [], False
         elif name == "SPM" and current is not None:
             current.specimens.append(seg)
             spm, last_obx = seg, None
@@ -480,6 +498,7 @@ def _groups(msg: Message) -> list[_Group]:
             elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
                 orc, orc_fresh = None, False
                 patient_notes = notes = []
+                in_patient = not waiting
             elif name in _PATIENT_PARTS:
                 notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
             elif current is not None:
@@ -488,6 +507,10 @@ def _groups(msg: Message) -> list[_Group]:
                 notes = current.notes
                 if name == "TQ1":
                     current.timing.append(seg)
+    if waiting:
+        where = loc(waiting[0][0])
+        raise NormalizationError("HL7_OBX_WITHOUT_OBR", f"{where}: observation of the patient "
+                                 "(before any order) that no OBR follows", where)
     return groups
 
 
@@ -781,6 +804,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         r.details["specimen_site"] = dict(site)
             if len(g.specimens) > 1 and g.specimen_of:
                 _own_specimens(msg, g, results)
+        if g.about_patient:
+            _patient_observations(g, results)
         if g.specimens:
             _specimen_states(msg, g, entries[-1] if with_report else None, results)
         entries.extend(results)
@@ -1330,6 +1355,16 @@ def _specimen_site(msg: Message, g: _Group) -> dict[str, str] | None:
         if len(c) > 3 and c[3]:
             return _coded_specimen(msg, [c[3]], subcomponents=True)
     return None
+
+
+def _patient_observations(g: _Group, results: list[Entry]) -> None:
+    """The patient's own observations of a point-of-care message (its temperature, its FiO2)
+    are said to be (details['patient_observation']) and taken from no specimen."""
+    for r in results:
+        if r.type == LAB_RESULT and int(r.source_ref[4:-1]) in g.about_patient:
+            r.details["patient_observation"] = True
+            r.details.pop("specimen", None)
+            r.details.pop("specimen_site", None)
 
 
 def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:

@@ -17,6 +17,10 @@ What the round found:
 - an order sent before its results (ORC-5 'IP' or 'SC', an OBR without OBX, OBR-25 empty as
   v2.3 senders leave it) was filed as a report of unknown status: it is 'registered' now
   (ORC-5, HL7 table 0038, tables/order_status.csv), a cancelled one 'cancelled';
+- a point-of-care message (ORU^R30-R32, v2.7+) holding the patient's own observations
+  after the PID and before the order (a blood gas's temperature and FiO2: the
+  PATIENT_OBSERVATION group) failed HL7_OBX_WITHOUT_OBR: they are filed with the order that
+  follows, details['patient_observation'], no specimen of the order given to them;
 - a file whose FTS-1 counts its messages (v2.5: its batches), 'FHS BHS ... BTS|2 FTS|2' as
   many senders write it, was failed HL7_BATCH_COUNT_MISMATCH ('truncated file?') although
   every message was there: a warning on the file's row now (HL7_FTS_COUNTS_MESSAGES), on
@@ -159,6 +163,49 @@ def test_orc5_is_not_read_beside_results() -> None:
     assert report.status == "final"
 
 
+
+
+# -- point of care: the patient's own observations before the order (v2.7+ ORU_R30-R32) ------
+TEMPERATURE = "OBX|1|NM|8310-5^Température corporelle^LN||37,8|Cel|||||F|||202403150800"
+FIO2 = "OBX|2|NM|3150-0^FiO2^LN||40|%|||||F|||202403150800"
+GAS_ORC = "ORC|NW||GDS-2403150801^GAZO-URG"
+GAS_OBR = "OBR|1||GDS-2403150801^GAZO-URG|24336-0^Gaz du sang artériel^LN|||202403150801"
+PO2 = "OBX|1|NM|2703-7^pO2 artériel^LN||82|mm[Hg]|83-108|L|||F|||202403150801"
+
+
+@pytest.mark.parametrize("msh9", ["ORU^R30^ORU_R30", "ORU^R32^ORU_R30"])
+def test_point_of_care_patient_observations_are_filed_with_the_order(msh9: str) -> None:
+    """A blood gas analyser sends the patient's temperature and FiO2 (what the gas is read
+    at) after the PID, before the order, as ORU_R30's PATIENT_OBSERVATION group has them
+    (OBX [PRT]): the whole message failed HL7_OBX_WITHOUT_OBR."""
+    nm = norm(_message(msh9, PID, TEMPERATURE, "PRT||AD||AAP^Aide-soignant", FIO2, "PV1|1|E",
+                       GAS_ORC, GAS_OBR, PO2, "SPM|1|||122554006^Sang capillaire^SCT",
+                       version="2.7"))
+    report, *results = nm.entries
+    assert report.type == "lab_report"
+    assert [(r.code, r.value_num, r.parent_key) for r in results] == [
+        ("8310-5", 37.8, report.key), ("3150-0", 40.0, report.key),
+        ("2703-7", 82.0, report.key)]
+    temperature, fio2, po2 = results
+    assert temperature.details["patient_observation"] is fio2.details["patient_observation"]
+    assert "specimen" not in temperature.details  # the patient's, not the capillary blood's
+    assert "patient_observation" not in po2.details
+    assert po2.details["specimen"]["display"] == "Sang capillaire"
+
+
+@pytest.mark.parametrize("msh9, segments, said", [
+    ("ORU^R30^ORU_R30", (TEMPERATURE,), "observation of the patient (before any order) that "
+     "no OBR follows"),
+    ("ORU^R30^ORU_R30", (GAS_ORC, TEMPERATURE, GAS_OBR), "observation before any OBR"),
+    ("ORU^R01^ORU_R01", (TEMPERATURE, GAS_ORC, GAS_OBR, PO2), "observation before any OBR"),
+])
+def test_an_observation_before_any_order_elsewhere_still_fails(msh9: str, segments: tuple,
+                                                               said: str) -> None:
+    """Only ORU_R30-R32 have a patient's observations before the order: an R01's OBX there
+    (its OBR lost) or one between an ORC and its OBR still fails the message."""
+    with pytest.raises(NormalizationError) as exc:
+        norm(_message(msh9, PID, *segments, version="2.7"))
+    assert exc.value.code == "HL7_OBX_WITHOUT_OBR" and said in str(exc.value)
 
 # -- FTS-1 counting the file's messages -------------------------------------------------------
 def _lab_file(fts: str, *, bhs: bool = True) -> bytes:
