@@ -98,6 +98,7 @@ def test_oul_r21_container_without_order_says_so() -> None:
     ("ORL^O22^ORL_O22", "is a laboratory order response"),
     ("QBP^Q11^QBP_Q11", "is a query by parameter"),
     ("QRY^R02", "is a query"),
+    ("ORF^R04^ORF_R04", "is a query response carrying observations"),
     ("MFN^M08^MFN_M08", "is a master file notification"),
     ("ZAM^Z01^ZAM_Z01", "is a business acknowledgement"),
 ])
