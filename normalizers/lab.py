@@ -229,6 +229,7 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
             return normalize_results(msg, source, mappings)
         return normalize_oru(msg, source, mappings, _groups(msg, patient_observations=True))
     if handler in ("oul_specimen", "oul_order", "oul_container"):
+        _refuse_oul_without_patient(msg, f"{kind}^{trigger}")
         return normalize_oru(msg, source, mappings,
                              _oul_groups(msg, specimen_first=handler == "oul_specimen",
                                          containers_first=handler == "oul_container"))
@@ -255,6 +256,23 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
         raise NormalizationError(code, _misrouted_text(msg, name[:16], *routed), "MSH-9")
     raise NormalizationError(code, f"message type {name[:16]} is not handled by this intake",
                              "MSH-9")
+
+
+def _refuse_oul_without_patient(msg: Message, name: str) -> None:
+    """An OUL's PATIENT group is optional (v2.5 13.4): an automation line or its middleware
+    sends the results of its quality control and calibration specimens (SPM-11 'Q', 'C'
+    ...) without any PID. Such a message is sound HL7 and about no patient: refused
+    HL7_NO_PID saying so, where 'the message has no PID segment' told the sender its
+    message was broken."""
+    if msg.first("PID") is not None:
+        return
+    spm = msg.first("SPM")
+    role = text(msg, part(comps(msg, first_rep(msg, spm, 11)), 1)) if spm is not None else ""
+    said = f" (SPM-11 specimen role {role[:8]!r})" if role else ""
+    raise NormalizationError("HL7_NO_PID", f"{name} without a patient (no PID: an OUL's "
+                             "PATIENT group is optional, as in the results of quality control "
+                             f"or calibration specimens{said}): nothing in it is for a "
+                             "patient's dossier", "PID")
 
 
 @cache

@@ -8,7 +8,9 @@ What the round found:
   middleware sends an analyser's results: [SAC [OBX]] [SID] [ORC] OBR [OBX [TCD] [SID]]) was
   refused HL7_UNSUPPORTED_EVENT (AR 201), every result lost to the dossier. It is read as
   results, each container's own OBX (its hemolysis index, its volume) filed with the order
-  that follows it;
+  that follows it. An OUL without any PID (an automation line's quality control results:
+  its PATIENT group is optional) was refused 'the message has no PID segment', as if
+  broken: the refusal (still HL7_NO_PID) says it is about no patient;
 - an order (ORM, OML), an order response (ORL), a query (QRY, QBP), a master file (MFN), a
   business acknowledgement (ZAM) or an ACK routed to this intake was refused 'message type
   X is not handled by this intake', which reads as a gap of ours: the refusal (the same
@@ -90,6 +92,24 @@ def test_oul_r21_container_without_order_says_so() -> None:
     assert exc.value.code == "HL7_OBX_WITHOUT_OBR"
     assert "specimen or container no OBR follows" in str(exc.value)
 
+
+
+@pytest.mark.parametrize("msh9, segments, role", [
+    ("OUL^R22^OUL_R22", ("SPM|1|CQ-2403-01^CHAINE-AUTO||SER^Sérum^HL70487|||||||Q", OBR, ORC,
+                         OBX_K), " (SPM-11 specimen role 'Q')"),
+    ("OUL^R21^OUL_R21", (_tube("CQ-0002", "3")[0], ORC, OBR, OBX_K), ""),
+])
+def test_an_oul_without_patient_says_it_is_about_no_patient(msh9: str, segments: tuple,
+                                                             role: str) -> None:
+    """Quality control results of an automation line (OUL's PATIENT group is optional):
+    'the message has no PID segment' told the sender its message was broken."""
+    with pytest.raises(NormalizationError) as exc:
+        norm(_message(msh9, *segments))
+    assert (exc.value.code, exc.value.location) == ("HL7_NO_PID", "PID")
+    assert str(exc.value) == (
+        f"{msh9[:7]} without a patient (no PID: an OUL's PATIENT group is optional, as in the "
+        f"results of quality control or calibration specimens{role}): nothing in it is for a "
+        "patient's dossier")
 
 # -- messages routed to the wrong interface ------------------------------------------------
 @pytest.mark.parametrize("msh9, said", [
