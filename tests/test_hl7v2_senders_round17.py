@@ -42,7 +42,10 @@ from normalizers.model import NormalizationError
 from pipelines.intake import Received, intake
 from pipelines.intake_stream import intake_file
 from pipelines.process import drain
+from tests.conftest import migrated_sqlite
+from tests.mllp_support import Client, msa, running_service, segment
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
+from tests.test_mllp_service import make_ctx
 
 K, NA = "2823-3", "2951-2"  # potassium, sodium [Moles/volume] in Serum or Plasma
 OBX_K = "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F|||202403150805"
@@ -155,6 +158,33 @@ def test_an_acknowledgement_filed_here_names_the_exchange_on_the_ledger(sqlite_c
     assert row.error_message.startswith("message type ACK^R01 is an acknowledgement")
     assert row.error_message.endswith("(MSA-1 AE, answering control id MSG-0417)")
 
+
+
+def test_over_mllp_an_order_is_refused_saying_so_and_an_oul_r21_is_taken(
+        tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """Over a real socket (application ACKs): the order's AR carries the new text in ERR-8
+    (the listener refuses from MSH-9 with the normalizer's words), the OUL^R21 is taken."""
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"),
+                   ack_mode="application")
+    order = _message("ORM^O01^ORM_O01", PID, "ORC|NW|CMD-9^SERVICE-NEPHRO",
+                     "OBR|1|CMD-9^SERVICE-NEPHRO||BIOCHIMIE^Bilan biochimique^L")
+    sac, hemolysis = _tube("T-0004", "10")
+    results = _message("OUL^R21^OUL_R21", PID, sac, hemolysis, ORC, OBR, OBX_K,
+                       version="2.4").replace("MSG-0001", "MSG-0002")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            refused, taken = client.send(order.encode()), client.send(results.encode())
+        err = segment(refused, "ERR")
+        assert msa(refused)[1:3] == ["AR", "MSG-0001"]
+        assert err[3].startswith("200^") and err[8].startswith(
+            "HL7_UNSUPPORTED_TYPE: message type ORM\\S\\O01 is an order (a request for tests or "
+            "exams): this intake receives results")
+        assert msa(taken)[1:3] == ["AA", "MSG-0002"]
+        with ctx.engine.connect() as conn:
+            states = conn.execute(select(imports.c.status).order_by(imports.c.id)).scalars()
+            assert list(states)[1] in ("deposited", "quarantined")
+    finally:
+        ctx.engine.dispose()
 
 # -- an order sent before its results ---------------------------------------------------------
 OBR_NO_STATUS = OBR.replace("202403151045|||F", "202403151045|||")
