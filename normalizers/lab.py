@@ -664,6 +664,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if groups is None:
         groups = _groups(msg)
     _orders_without_request(msg, groups, warnings)
+    groups = [g for g in groups if not _empty_request(g, warnings)]
     if not groups:
         _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
@@ -907,6 +908,20 @@ def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[s
             code = text(msg, first_rep(msg, seg, 1))[:2]
             warnings.append(f"{loc(seg)}: order control{f' {code!r}' if code else ''} without "
                             "an OBR (observation request) after it: nothing filed for it")
+
+
+def _empty_request(g: _Group, warnings: list[str]) -> bool:
+    """An OBR that says nothing (no field valued beyond its set id: 'OBR|', 'OBR|2', as a
+    sender's template leaves a last order group unfilled) with nothing under it (no OBX,
+    SPM nor NTE): no order to file, said in a warning. It was filed as a report of no test,
+    no date and unknown status, under the order number of the ORC before it."""
+    if g.observations or g.specimens or g.notes:
+        return False
+    if any(value.strip() and value != NULL for value in g.obr.fields[2:]):
+        return False
+    warnings.append(f"{loc(g.obr)}: observation request with no field valued (no test, no "
+                    "order number) and no result: nothing filed for it")
+    return True
 
 
 def _participants(msg: Message, g: _Group, report: Entry | None,

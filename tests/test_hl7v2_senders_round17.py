@@ -19,6 +19,9 @@ What the round found:
 - an order sent before its results (ORC-5 'IP' or 'SC', an OBR without OBX, OBR-25 empty as
   v2.3 senders leave it) was filed as a report of unknown status: it is 'registered' now
   (ORC-5, HL7 table 0038, tables/order_status.csv), a cancelled one 'cancelled';
+- an OBR with no field valued at the end of a message ('OBR|2': a template's last order
+  group left unfilled) was filed as a report of no test, no date, unknown status, under the
+  number of the ORC before it: left out now, with a warning;
 - a point-of-care message (ORU^R30-R32, v2.7+) holding the patient's own observations
   after the PID and before the order (a blood gas's temperature and FiO2: the
   PATIENT_OBSERVATION group) failed HL7_OBX_WITHOUT_OBR: they are filed with the order that
@@ -215,6 +218,27 @@ def test_orc5_is_not_read_beside_results() -> None:
 
 
 
+
+
+@pytest.mark.parametrize("trailer", [("OBR|",), ("OBR|2",), ("OBR|2|\"\"|||",), ("ORC|", "OBR|2")])
+def test_a_trailing_empty_obr_files_no_phantom_report(trailer: tuple) -> None:
+    """A sender's template leaving its last order group unfilled ('OBR|2' at the end): a
+    report of no test, no date and unknown status was filed under the order number of the
+    ORC before it, beside the real one."""
+    nm = norm(_message("ORU^R01^ORU_R01", PID, ORC, OBR, OBX_K, *trailer))
+    assert [(e.type, e.code) for e in nm.entries] == [("lab_report", "BIOCHIMIE"),
+                                                      ("lab_result", K)]
+    where = 5 + len(trailer)
+    assert f"OBR[{where}]: observation request with no field valued (no test, no order " \
+        "number) and no result: nothing filed for it" in nm.warnings
+
+
+def test_an_obr_with_only_its_order_number_is_still_filed() -> None:
+    """Not empty: an order sent before its results, its number alone (the report 'registered'
+    or 'unknown' that the next message completes)."""
+    nm = norm(_message("ORU^R01^ORU_R01", PID, ORC, OBR, OBX_K, "OBR|2||24C0315-09^LABO-DEMO"))
+    assert [e.key for e in nm.entries if e.type == "lab_report"][1] == \
+        "report|24C0315-09|LABO-DEMO|"
 
 # -- point of care: the patient's own observations before the order (v2.7+ ORU_R30-R32) ------
 TEMPERATURE = "OBX|1|NM|8310-5^Température corporelle^LN||37,8|Cel|||||F|||202403150800"
