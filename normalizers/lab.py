@@ -406,6 +406,9 @@ class _Group:
     # PATIENT_OBSERVATION: the body temperature, the FiO2 a blood gas is read at), filed
     # with the first order that follows
     about_patient: set[int] = field(default_factory=set)
+    # SPM sent between the ORC and the OBR (or before the first OBR): this order's, said in
+    # a warning (ORU_R01 has the SPECIMEN group after the OBR and its results)
+    early_specimens: list[Segment] = field(default_factory=list)
     # PRT (v2.7+: who took part, in place of OBX-15/16/23-25 and OBR-32): those after an
     # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
     result_parts: dict[int, list[Segment]] = field(default_factory=dict)
@@ -449,6 +452,9 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
     last_obx: Segment | None = None  # the OBX a PRT sent now is about
     orc_parts: list[Segment] = []  # PRT sent after an ORC, before its OBR
     in_patient = False  # a PID was read, no order yet: where patient observations go
+    # SPM sent before the OBR of their order, with the group current then (where they went
+    # before, as they do still when no OBR follows them)
+    early: list[tuple[Segment, _Group | None]] = []
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
@@ -464,6 +470,7 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
                                          f"{where}: observation before any OBR (each "
                                          "result belongs to the order its OBR describes: "
                                          "the OBR comes first)", where)
+            early = _settle(early)
             if orc_fresh and not current.own_orc and not current.observations:
                 # OBR ORC OBX (the ORC after its OBR, as in an OUL): no OBR came after the
                 # ORC, it is this order's own. Left for the next OBR, an order sent with its
@@ -491,6 +498,10 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
                              patient_notes=patient_notes, order_parts=orc_parts,
                              message_notes=message_notes)
+            if early:
+                current.early_specimens = [spm for spm, _ in early]
+                current.specimens.extend(current.early_specimens)
+                early = []
             groups.append(current)
             notes = current.notes
             orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
@@ -498,7 +509,14 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
                 current.observations.extend(waiting)
                 current.about_patient.update(obx.index for obx, _ in waiting)
                 waiting, in_patient = [], False
-        elif name == "SPM" and current is not None:
+        elif name == "SPM" and (current is None or orc_fresh):
+            # ORC SPM OBR, or PID SPM OBR: the specimen of the order whose OBR follows (the
+            # ORC before it is that order's). Dropped before any OBR, and given to the order
+            # before the ORC after one: a urine specimen was filed as the serum order's.
+            early.append((seg, current))
+            spm, last_obx = seg, None
+            notes = order_notes
+        elif name == "SPM":
             current.specimens.append(seg)
             spm, last_obx = seg, None
             # an NTE right after the SPM (outside v2.5's ORU, which has none there, but sent:
@@ -510,6 +528,7 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
             if name in ("ORC", "PID"):
                 spm = last_obx = None
                 orc_parts = []
+                early = _settle(early)
             if name == "ORC":
                 orc, orc_fresh = seg, True
                 order_notes = notes = []
@@ -529,7 +548,17 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR", f"{where}: observation of the patient "
                                  "(before any order) that no OBR follows", where)
+    _settle(early)
     return groups
+
+
+def _settle(early: list[tuple[Segment, _Group | None]]) -> list:
+    """SPM sent before an OBR that did not come: each goes where it went before this reading
+    (the order current when it was sent; none before the first OBR). The empty list."""
+    for spm, group in early:
+        if group is not None:
+            group.specimens.append(spm)
+    return []
 
 
 def _oul_groups(msg: Message, specimen_first: bool,
@@ -665,6 +694,10 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         groups = _groups(msg)
     _orders_without_request(msg, groups, warnings)
     groups = [g for g in groups if not _empty_request(g, warnings)]
+    for g in groups:
+        warnings.extend(f"{loc(spm)}: specimen sent before its order's OBR (ORU_R01 has it "
+                        f"after the OBR and its results): read as {loc(g.obr)}'s"
+                        for spm in g.early_specimens)
     if not groups:
         _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))

@@ -22,6 +22,10 @@ What the round found:
 - an OBR with no field valued at the end of a message ('OBR|2': a template's last order
   group left unfilled) was filed as a report of no test, no date, unknown status, under the
   number of the ORC before it: left out now, with a warning;
+- an SPM sent between the ORC and its OBR (ORC SPM OBR OBX, where an OUL has it) was
+  dropped before the first order and given to the previous order after one (a urine's
+  specimen and collection time filed on the serum potassium, the urine sodium without
+  any): it is the specimen of the order whose OBR follows, with a warning;
 - a point-of-care message (ORU^R30-R32, v2.7+) holding the patient's own observations
   after the PID and before the order (a blood gas's temperature and FiO2: the
   PATIENT_OBSERVATION group) failed HL7_OBX_WITHOUT_OBR: they are filed with the order that
@@ -239,6 +243,37 @@ def test_an_obr_with_only_its_order_number_is_still_filed() -> None:
     nm = norm(_message("ORU^R01^ORU_R01", PID, ORC, OBR, OBX_K, "OBR|2||24C0315-09^LABO-DEMO"))
     assert [e.key for e in nm.entries if e.type == "lab_report"][1] == \
         "report|24C0315-09|LABO-DEMO|"
+
+
+# -- an SPM sent before its OBR ----------------------------------------------------------------
+SERUM = "SPM|1|24C0315-07-1^LABO-DEMO||SER^Sérum^HL70487" + "|" * 13 + "202403150805"
+URINE = "SPM|1|24C0315-08-1^LABO-DEMO||UR^Urine^HL70487" + "|" * 13 + "202403150700"
+
+
+def test_a_specimen_sent_before_its_obr_is_that_orders() -> None:
+    """ORC SPM OBR OBX, the specimen where an OUL or an OML has it: before any OBR it was
+    dropped, after the first order it was given to that order (the urine to the serum's
+    potassium), the urine sodium filed without specimen nor collection time."""
+    nm = norm(_message("ORU^R01^ORU_R01", PID, ORC, SERUM, OBR, OBX_K, ORC_2, URINE, OBR_2,
+                       OBX_NA.replace("202403150805", ""), version="2.5.1"))
+    k, na = (e for e in nm.entries if e.type == "lab_result")
+    assert (k.details["specimen"]["display"], k.specimen_time) == ("Sérum",
+                                                                   "2024-03-15T08:05+01:00")
+    assert (na.details["specimen"]["display"], na.specimen_time) == ("Urine",
+                                                                     "2024-03-15T07:00+01:00")
+    assert "SPM[4]: specimen sent before its order's OBR (ORU_R01 has it after the OBR and its " \
+        "results): read as OBR[5]'s" in nm.warnings
+    assert any(w.startswith("SPM[8]: specimen sent before") for w in nm.warnings)
+
+
+def test_a_specimen_after_its_obr_is_read_as_before() -> None:
+    """The v2.5.1 place (OBR OBX SPM), and an SPM after an ORC that no OBR follows (OBR ORC
+    SPM OBX, the ORC after its OBR): the order's, without a warning."""
+    for segments in ((ORC, OBR, OBX_K, SERUM), (OBR, ORC, SERUM, OBX_K)):
+        nm = norm(_message("ORU^R01^ORU_R01", PID, *segments, version="2.5.1"))
+        (k,) = (e for e in nm.entries if e.type == "lab_result")
+        assert k.details["specimen"]["display"] == "Sérum"
+        assert not any("specimen sent before" in w for w in nm.warnings)
 
 # -- point of care: the patient's own observations before the order (v2.7+ ORU_R30-R32) ------
 TEMPERATURE = "OBX|1|NM|8310-5^Température corporelle^LN||37,8|Cel|||||F|||202403150800"
