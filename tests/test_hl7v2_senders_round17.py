@@ -335,12 +335,20 @@ def _file_row(ctx, result) -> tuple:  # noqa: ANN001
                             .where(imports.c.id == result.batch_id)).one()
 
 
-@pytest.mark.parametrize("bhs", [True, False])
-def test_fts1_counting_the_messages_is_a_warning_not_a_truncated_file(sqlite_ctx,  # noqa: ANN001
-                                                                    bhs: bool) -> None:
+def test_fts1_counting_the_messages_is_a_warning_not_a_truncated_file(ctx) -> None:  # noqa: ANN001
     """v2.5 FTS-1 counts the file's batches; many senders write its messages there. Every
     message announced is there: the file's row was failed 'FTS-1 announces 2 batches, 1
-    found: truncated file?', an operator sent looking for a batch never lost."""
+    found: truncated file?', an operator sent looking for a batch never lost. (SQLite and
+    PostgreSQL: the file's row.)"""
+    _fts_counting_messages(ctx, bhs=True)
+
+
+def test_fts1_counting_the_messages_of_a_file_without_bhs(sqlite_ctx) -> None:  # noqa: ANN001
+    """FHS, messages, FTS|2: the file's one implicit batch holds two messages."""
+    _fts_counting_messages(sqlite_ctx, bhs=False)
+
+
+def _fts_counting_messages(sqlite_ctx, bhs: bool) -> None:  # noqa: ANN001
     sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
     (result,) = intake(sqlite_ctx.engine, sqlite_ctx.archive,
                        [Received(_lab_file("FTS|2\r", bhs=bhs), "demo-lab", "file",
