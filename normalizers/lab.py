@@ -409,6 +409,8 @@ class _Group:
     # SPM sent between the ORC and the OBR (or before the first OBR): this order's, said in
     # a warning (ORU_R01 has the SPECIMEN group after the OBR and its results)
     early_specimens: list[Segment] = field(default_factory=list)
+    # its ORC came before the message's PID (ORC PID [PV1] OBR): said in a warning
+    orc_before_patient: bool = False
     # PRT (v2.7+: who took part, in place of OBX-15/16/23-25 and OBR-32): those after an
     # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
     result_parts: dict[int, list[Segment]] = field(default_factory=dict)
@@ -455,6 +457,8 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
     # SPM sent before the OBR of their order, with the group current then (where they went
     # before, as they do still when no OBR follows them)
     early: list[tuple[Segment, _Group | None]] = []
+    pid_seen = False
+    pid_seen_before_orc = True  # whether a PID came before the last ORC
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
@@ -498,6 +502,7 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
                              patient_notes=patient_notes, order_parts=orc_parts,
                              message_notes=message_notes)
+            current.orc_before_patient = orc_fresh and not pid_seen_before_orc
             if early:
                 current.early_specimens = [spm for spm, _ in early]
                 current.specimens.extend(current.early_specimens)
@@ -532,8 +537,14 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
             if name == "ORC":
                 orc, orc_fresh = seg, True
                 order_notes = notes = []
+                pid_seen_before_orc = pid_seen
             elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
-                orc, orc_fresh = None, False
+                if not (orc_fresh and not pid_seen):
+                    # ORC PID ... OBR, the message's first ORC before its only patient: no
+                    # other order it could be; dropped, the order numbers it alone held
+                    # failed the message (HL7_NO_ORDER_NUMBER)
+                    orc, orc_fresh = None, False
+                pid_seen = True
                 patient_notes = notes = []
                 in_patient = not waiting
             elif name in _PATIENT_PARTS:
@@ -695,6 +706,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     _orders_without_request(msg, groups, warnings)
     groups = [g for g in groups if not _empty_request(g, warnings)]
     for g in groups:
+        if g.orc_before_patient and g.orc is not None:
+            warnings.append(f"{loc(g.orc)}: order control sent before the patient (PID): read "
+                            f"as {loc(g.obr)}'s, the message's only order control before it")
         warnings.extend(f"{loc(spm)}: specimen sent before its order's OBR (ORU_R01 has it "
                         f"after the OBR and its results): read as {loc(g.obr)}'s"
                         for spm in g.early_specimens)

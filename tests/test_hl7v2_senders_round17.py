@@ -26,6 +26,9 @@ What the round found:
   dropped before the first order and given to the previous order after one (a urine's
   specimen and collection time filed on the serum potassium, the urine sodium without
   any): it is the specimen of the order whose OBR follows, with a warning;
+- an ORC sent before the message's only PID (ORC PID OBR OBX) was dropped at the PID,
+  the order numbers it alone held lost: the message failed HL7_NO_ORDER_NUMBER. It is the
+  order's ORC now, with a warning (a message of several patients still refuses it);
 - a point-of-care message (ORU^R30-R32, v2.7+) holding the patient's own observations
   after the PID and before the order (a blood gas's temperature and FiO2: the
   PATIENT_OBSERVATION group) failed HL7_OBX_WITHOUT_OBR: they are filed with the order that
@@ -274,6 +277,33 @@ def test_a_specimen_after_its_obr_is_read_as_before() -> None:
         (k,) = (e for e in nm.entries if e.type == "lab_result")
         assert k.details["specimen"]["display"] == "Sérum"
         assert not any("specimen sent before" in w for w in nm.warnings)
+
+
+# -- an ORC sent before the PID ----------------------------------------------------------------
+OBR_UNNUMBERED = "OBR|1|||BIOCHIMIE^Bilan biochimique^L|||202403150810"
+
+
+@pytest.mark.parametrize("segments", [
+    (ORC, PID, OBR_UNNUMBERED, OBX_K),
+    (ORC, "NTE|1|L|Prélèvement au domicile", PID, "PV1|1|O", OBR_UNNUMBERED, OBX_K),
+])
+def test_an_orc_sent_before_the_pid_is_the_orders(segments: tuple) -> None:
+    """ORC PID OBR OBX, the order control first: its order numbers were dropped at the PID
+    and the message failed HL7_NO_ORDER_NUMBER, though no other order could be meant."""
+    nm = norm(_message("ORU^R01^ORU_R01", *segments, version="2.3"))
+    report, k = nm.entries
+    assert report.key == "report|24C0315-07|LABO-DEMO|BIOCHIMIE"
+    assert k.parent_key == report.key
+    assert "ORC[2]: order control sent before the patient (PID): read as " \
+        f"OBR[{len(segments)}]'s, the message's only order control before it" in nm.warnings
+    if len(segments) > 4:  # the order's comment, sent with it before the PID
+        assert report.details["comments"] == ["Prélèvement au domicile"]
+
+
+def test_an_orc_after_the_pid_is_read_as_before() -> None:
+    nm = norm(_message("ORU^R01^ORU_R01", PID, ORC, OBR_UNNUMBERED, OBX_K))
+    assert nm.entries[0].key == "report|24C0315-07|LABO-DEMO|BIOCHIMIE"
+    assert not any("before the patient" in w for w in nm.warnings)
 
 # -- point of care: the patient's own observations before the order (v2.7+ ORU_R30-R32) ------
 TEMPERATURE = "OBX|1|NM|8310-5^Température corporelle^LN||37,8|Cel|||||F|||202403150800"
