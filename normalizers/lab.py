@@ -141,8 +141,11 @@ _PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 # reading), with or without an order; the same PID, ORC, OBR, OBX layout as R01.
 # OUL^R22/R23 (specimen first) and R24 (order first), v2.5 13.4: the results of IHE LTW and
 # LAW laboratory systems, the same segments in another order (see _oul_groups).
+# OUL^R21 (v2.4-v2.6 7.3.x, laboratory automation middleware): ORU's ORC OBR OBX, each order
+# opened by its container ([SAC [{OBX}]] [{SID}] [ORC] OBR ...).
 _HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
-            ("ORU", "R32"): "oru", ("OUL", "R22"): "oul_specimen",
+            ("ORU", "R32"): "oru", ("OUL", "R21"): "oul_container",
+            ("OUL", "R22"): "oul_specimen",
             ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
             **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
 POINT_OF_CARE = frozenset({"R30", "R31", "R32"})  # ORU triggers of point-of-care results
@@ -224,10 +227,12 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
     if handler == "oru":
         if trigger == "R01":  # the only one whose PATIENT_RESULT group repeats
             return normalize_results(msg, source, mappings)
-        return normalize_oru(msg, source, mappings)
-    if handler in ("oul_specimen", "oul_order"):
+        return normalize_oru(msg, source, mappings, _groups(msg, patient_observations=True))
+    if handler in ("oul_specimen", "oul_order", "oul_container"):
+        _refuse_oul_without_patient(msg, f"{kind}^{trigger}")
         return normalize_oru(msg, source, mappings,
-                             _oul_groups(msg, specimen_first=handler == "oul_specimen"))
+                             _oul_groups(msg, specimen_first=handler == "oul_specimen",
+                                         containers_first=handler == "oul_container"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
     if not kind:
@@ -246,8 +251,51 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
                                  "is not applied by this intake: a merge or identifier move "
                                  "changes which dossier is which; identity management decides",
                                  "MSH-9")
+    routed = _not_received().get(kind)
+    if routed is not None:
+        raise NormalizationError(code, _misrouted_text(msg, name[:16], *routed), "MSH-9")
     raise NormalizationError(code, f"message type {name[:16]} is not handled by this intake",
                              "MSH-9")
+
+
+def _refuse_oul_without_patient(msg: Message, name: str) -> None:
+    """An OUL's PATIENT group is optional (v2.5 13.4): an automation line or its middleware
+    sends the results of its quality control and calibration specimens (SPM-11 'Q', 'C'
+    ...) without any PID. Such a message is sound HL7 and about no patient: refused
+    HL7_NO_PID saying so, where 'the message has no PID segment' told the sender its
+    message was broken."""
+    if msg.first("PID") is not None:
+        return
+    spm = msg.first("SPM")
+    role = text(msg, part(comps(msg, first_rep(msg, spm, 11)), 1)) if spm is not None else ""
+    said = f" (SPM-11 specimen role {role[:8]!r})" if role else ""
+    raise NormalizationError("HL7_NO_PID", f"{name} without a patient (no PID: an OUL's "
+                             "PATIENT group is optional, as in the results of quality control "
+                             f"or calibration specimens{said}): nothing in it is for a "
+                             "patient's dossier", "PID")
+
+
+@cache
+def _not_received() -> dict[str, tuple[str, str]]:
+    """MSH-9.1 -> (what such a message is, where it belongs), tables/
+    message_types_not_received.csv."""
+    return {row["kind"].upper(): (row["what"], row["belongs"])
+            for row in table("message_types_not_received")}
+
+
+def _misrouted_text(msg: Message, name: str, what: str, belongs: str) -> str:
+    """The refusal of a message routed here by mistake (an order, a query, an ACK...): what
+    it is and where it belongs, so that an operator fixes the route, not the message. An
+    acknowledgement also says which message it answers (MSA-2, a control id) and how
+    (MSA-1): the operator finds the misrouted exchange on the sender's side."""
+    said = f"message type {name} is {what}: this intake receives results, documents and " \
+           f"patient administration only; it belongs {belongs}"
+    msa = msg.first("MSA")
+    if msa is not None:
+        code, acked = text(msg, first_rep(msg, msa, 1)), text(msg, first_rep(msg, msa, 2))
+        if code or acked:
+            said += f" (MSA-1 {code[:2] or '?'}, answering control id {acked[:40] or '?'})"
+    return said
 
 
 _KINDS_READ = frozenset({kind for kind, _ in _HANDLED} | {"ADT"})
@@ -354,6 +402,15 @@ class _Group:
     # {SPM {OBX}}): what it observes is that specimen (its volume, its aspect, a bottle's
     # growth), not the order's first one
     specimen_of: dict[int, Segment] = field(default_factory=dict)
+    # OBX indices of the patient's own observations sent before any order (v2.7+ ORU_R30-R32
+    # PATIENT_OBSERVATION: the body temperature, the FiO2 a blood gas is read at), filed
+    # with the first order that follows
+    about_patient: set[int] = field(default_factory=set)
+    # SPM sent between the ORC and the OBR (or before the first OBR): this order's, said in
+    # a warning (ORU_R01 has the SPECIMEN group after the OBR and its results)
+    early_specimens: list[Segment] = field(default_factory=list)
+    # its ORC came before the message's PID (ORC PID [PV1] OBR): said in a warning
+    orc_before_patient: bool = False
     # PRT (v2.7+: who took part, in place of OBX-15/16/23-25 and OBR-32): those after an
     # OBX, by its index; those of the order (after its ORC or its OBR, before any OBX)
     result_parts: dict[int, list[Segment]] = field(default_factory=dict)
@@ -378,8 +435,13 @@ def _nulled(seg: Segment) -> Segment:
     return Segment(seg.name, ["" if x == NULL else x for x in seg.fields], seg.index)
 
 
-def _groups(msg: Message) -> list[_Group]:
+def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
+    """The orders of an ORU, each OBR with what follows it. ``patient_observations``
+    (point of care, ORU^R30-R32): OBX sent after the PID and before any OBR are the
+    patient's own (v2.7+ PATIENT_OBSERVATION group), filed with the order that follows;
+    elsewhere such an OBX fails the message (HL7_OBX_WITHOUT_OBR)."""
     groups: list[_Group] = []
+    waiting: list[tuple[Segment, list[Segment]]] = []  # patient observations, for an OBR
     current: _Group | None = None
     orc: Segment | None = None
     orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
@@ -391,17 +453,28 @@ def _groups(msg: Message) -> list[_Group]:
     spm: Segment | None = None  # the SPM of the SPECIMEN group the next OBX would be in
     last_obx: Segment | None = None  # the OBX a PRT sent now is about
     orc_parts: list[Segment] = []  # PRT sent after an ORC, before its OBR
+    in_patient = False  # a PID was read, no order yet: where patient observations go
+    # SPM sent before the OBR of their order, with the group current then (where they went
+    # before, as they do still when no OBR follows them)
+    early: list[tuple[Segment, _Group | None]] = []
+    pid_seen = False
+    pid_seen_before_orc = True  # whether a PID came before the last ORC
     for seg in msg.segments:
         name = seg.name
         if maybe_null and NULL in seg.fields and name in _NULLABLE:
             seg = _nulled(seg)
         if name == "OBX":
+            if current is None and patient_observations and in_patient and orc is None:
+                notes = []
+                waiting.append((seg, notes))
+                continue
             if current is None:
                 where = loc(seg)
                 raise NormalizationError("HL7_OBX_WITHOUT_OBR",
                                          f"{where}: observation before any OBR (each "
                                          "result belongs to the order its OBR describes: "
                                          "the OBR comes first)", where)
+            early = _settle(early)
             if orc_fresh and not current.own_orc and not current.observations:
                 # OBR ORC OBX (the ORC after its OBR, as in an OUL): no OBR came after the
                 # ORC, it is this order's own. Left for the next OBR, an order sent with its
@@ -429,10 +502,26 @@ def _groups(msg: Message) -> list[_Group]:
             current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
                              patient_notes=patient_notes, order_parts=orc_parts,
                              message_notes=message_notes)
+            current.orc_before_patient = orc_fresh and not pid_seen_before_orc
+            if early:
+                current.early_specimens = [spm for spm, _ in early]
+                current.specimens.extend(current.early_specimens)
+                early = []
             groups.append(current)
             notes = current.notes
             orc_fresh, order_notes, spm, last_obx, orc_parts = False, [], None, None, []
-        elif name == "SPM" and current is not None:
+            if waiting:
+                current.observations.extend(waiting)
+                current.about_patient.update(obx.index for obx, _ in waiting)
+                waiting, in_patient = [], False
+        elif name == "SPM" and (current is None or orc_fresh):
+            # ORC SPM OBR, or PID SPM OBR: the specimen of the order whose OBR follows (the
+            # ORC before it is that order's). Dropped before any OBR, and given to the order
+            # before the ORC after one: a urine specimen was filed as the serum order's.
+            early.append((seg, current))
+            spm, last_obx = seg, None
+            notes = order_notes
+        elif name == "SPM":
             current.specimens.append(seg)
             spm, last_obx = seg, None
             # an NTE right after the SPM (outside v2.5's ORU, which has none there, but sent:
@@ -444,12 +533,20 @@ def _groups(msg: Message) -> list[_Group]:
             if name in ("ORC", "PID"):
                 spm = last_obx = None
                 orc_parts = []
+                early = _settle(early)
             if name == "ORC":
                 orc, orc_fresh = seg, True
                 order_notes = notes = []
+                pid_seen_before_orc = pid_seen
             elif name == "PID":  # a new PATIENT_RESULT group: no order of the last one applies
-                orc, orc_fresh = None, False
+                if not (orc_fresh and not pid_seen):
+                    # ORC PID ... OBR, the message's first ORC before its only patient: no
+                    # other order it could be; dropped, the order numbers it alone held
+                    # failed the message (HL7_NO_ORDER_NUMBER)
+                    orc, orc_fresh = None, False
+                pid_seen = True
                 patient_notes = notes = []
+                in_patient = not waiting
             elif name in _PATIENT_PARTS:
                 notes = patient_notes  # PID [PD1] [{NTE}], and after NK1, PV1, PV2 as sent
             elif current is not None:
@@ -458,17 +555,37 @@ def _groups(msg: Message) -> list[_Group]:
                 notes = current.notes
                 if name == "TQ1":
                     current.timing.append(seg)
+    if waiting:
+        where = loc(waiting[0][0])
+        raise NormalizationError("HL7_OBX_WITHOUT_OBR", f"{where}: observation of the patient "
+                                 "(before any order) that no OBR follows", where)
+    _settle(early)
     return groups
 
 
-def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
+def _settle(early: list[tuple[Segment, _Group | None]]) -> list:
+    """SPM sent before an OBR that did not come: each goes where it went before this reading
+    (the order current when it was sent; none before the first OBR). The empty list."""
+    for spm, group in early:
+        if group is not None:
+            group.specimens.append(spm)
+    return []
+
+
+def _oul_groups(msg: Message, specimen_first: bool,
+                containers_first: bool = False) -> list[_Group]:
     """The orders of an OUL (v2.5 13.4), where the ORC follows its OBR.
 
     R22/R23 (``specimen_first``): SPM [OBX...] [SAC...] then the orders of that specimen,
     OBR [ORC] [NTE] [TQ1] [OBX [NTE]...]; the specimen's own OBX (its volume, its aspect)
     are filed with its first order, and its SPM-17 dates every order of it. R24: OBR [ORC]
     [NTE] [SPM [OBX]] [OBX [NTE]...], each SPM its order's. An ORC sent before its OBR, as
-    in an ORU, is still that OBR's."""
+    in an ORU, is still that OBR's.
+
+    R21 (``containers_first``): [SAC [OBX...]] [SID...] [ORC] OBR [NTE] [TQ1] [OBX [TCD]
+    [SID] [NTE]...]: a SAC opens the next order, its OBX (the tube's hemolysis or lipemia
+    index, its volume) are filed with that order as a specimen's are. Read as R24, they
+    were filed as results of the order before the SAC."""
     groups: list[_Group] = []
     current: _Group | None = None
     specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
@@ -529,6 +646,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
             else:
                 current.specimens.append(seg)
                 notes = current.notes
+        elif name == "SAC" and containers_first:
+            current, last_obx, notes = None, None, None  # its OBX wait for its order
         elif name in _NOTE_BREAKERS:
             notes = None
             if name == "PID":
@@ -546,7 +665,8 @@ def _oul_groups(msg: Message, specimen_first: bool) -> list[_Group]:
     if waiting:
         where = loc(waiting[0][0])
         raise NormalizationError("HL7_OBX_WITHOUT_OBR",
-                                 f"{where}: observation of a specimen no OBR follows", where)
+                                 f"{where}: observation of a specimen or container no OBR "
+                                 "follows", where)
     return groups
 
 
@@ -584,6 +704,14 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if groups is None:
         groups = _groups(msg)
     _orders_without_request(msg, groups, warnings)
+    groups = [g for g in groups if not _empty_request(g, warnings)]
+    for g in groups:
+        if g.orc_before_patient and g.orc is not None:
+            warnings.append(f"{loc(g.orc)}: order control sent before the patient (PID): read "
+                            f"as {loc(g.obr)}'s, the message's only order control before it")
+        warnings.extend(f"{loc(spm)}: specimen sent before its order's OBR (ORU_R01 has it "
+                        f"after the OBR and its results): read as {loc(g.obr)}'s"
+                        for spm in g.early_specimens)
     if not groups:
         _no_order(msg, warnings)
     ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
@@ -742,6 +870,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         r.details["specimen_site"] = dict(site)
             if len(g.specimens) > 1 and g.specimen_of:
                 _own_specimens(msg, g, results)
+        if g.about_patient:
+            _patient_observations(g, results)
         if g.specimens:
             _specimen_states(msg, g, entries[-1] if with_report else None, results)
         entries.extend(results)
@@ -825,6 +955,20 @@ def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[s
             code = text(msg, first_rep(msg, seg, 1))[:2]
             warnings.append(f"{loc(seg)}: order control{f' {code!r}' if code else ''} without "
                             "an OBR (observation request) after it: nothing filed for it")
+
+
+def _empty_request(g: _Group, warnings: list[str]) -> bool:
+    """An OBR that says nothing (no field valued beyond its set id: 'OBR|', 'OBR|2', as a
+    sender's template leaves a last order group unfilled) with nothing under it (no OBX,
+    SPM nor NTE): no order to file, said in a warning. It was filed as a report of no test,
+    no date and unknown status, under the order number of the ORC before it."""
+    if g.observations or g.specimens or g.notes:
+        return False
+    if any(value.strip() and value != NULL for value in g.obr.fields[2:]):
+        return False
+    warnings.append(f"{loc(g.obr)}: observation request with no field valued (no test, no "
+                    "order number) and no result: nothing filed for it")
+    return True
 
 
 def _participants(msg: Message, g: _Group, report: Entry | None,
@@ -1293,6 +1437,16 @@ def _specimen_site(msg: Message, g: _Group) -> dict[str, str] | None:
     return None
 
 
+def _patient_observations(g: _Group, results: list[Entry]) -> None:
+    """The patient's own observations of a point-of-care message (its temperature, its FiO2)
+    are said to be (details['patient_observation']) and taken from no specimen."""
+    for r in results:
+        if r.type == LAB_RESULT and int(r.source_ref[4:-1]) in g.about_patient:
+            r.details["patient_observation"] = True
+            r.details.pop("specimen", None)
+            r.details.pop("specimen_site", None)
+
+
 def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
     """The results of an order with several specimens (SPM) that came in a SPECIMEN group
     (v2.5.1 ORU_R01: SPM {OBX}) are about that SPM's specimen: its type (SPM-4) and its
@@ -1425,6 +1579,27 @@ def _order_control_statuses() -> dict[str, str]:
     return column_map("order_control_status", "code", "status")
 
 
+@cache
+def _order_statuses() -> dict[str, str]:
+    return column_map("order_status", "code", "status")
+
+
+def _order_status(msg: Message, orc: Segment, resulted: bool) -> str:
+    """The status of an order sent without OBR-25 whose results tell none: its own ORC-1 may
+    say it was canceled ('OC'); with no result at all, its ORC-5 (table 0038) that it is in
+    process ('IP', 'SC': an order registered, its results to come). An order sent before its
+    results (ORC|SC||...||IP, an OBR without OBX) was filed as a report of unknown status.
+    (ORC-5 is not read beside results of their own status: they tell more than it.)"""
+    code1 = text(msg, first_rep(msg, orc, 1)).upper()
+    status = _order_control_statuses().get(code1)
+    if status is None and resulted:
+        return "unknown"
+    if status is None:
+        code5 = text(msg, part(comps(msg, first_rep(msg, orc, 5)), 1)).strip().upper()
+        status = _order_statuses().get(code5, "unknown")
+    return status
+
+
 def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
             effective: str | None, issued: str | None, specimen_time: str | None,
             performer: str | None, results: list[Entry]) -> Entry:
@@ -1453,9 +1628,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     else:  # optional before v2.5: the results tell
         status = _status_of_results({r.status for r in results if r.type == LAB_RESULT})
         if status == "unknown" and g.own_orc and g.orc is not None:
-            # no result, no OBR-25: the order's own ORC-1 may say it was canceled ('OC')
-            code1 = text(msg, first_rep(msg, g.orc, 1)).upper()
-            status = _order_control_statuses().get(code1, status)
+            status = _order_status(msg, g.orc, resulted=any(r.type == LAB_RESULT for r in results))
     details: dict[str, Any] = {}
     if coded.local:
         details["local_code"] = dict(zip(("code", "system", "display"), coded.local, strict=True))

@@ -76,6 +76,13 @@ class IntakeResult:
     claimed_ids: list[int] = field(default_factory=list)  # rows written claimed (claim_for)
 
 
+def batch_warnings(failures: list, problems: list) -> list[str]:
+    """The warnings of a file's row: its problems after the first (which is its error),
+    then its notes (``BatchProblem.warning``: odd, nothing missing)."""
+    return [f"{p.code}: {p.message}" for p in failures[1:]] + [
+        f"{p.code}: {p.message}" for p in problems if p.warning]
+
+
 def _split(item: Received) -> tuple[str, list[bytes], list]:
     fmt = detect_format(item.data)
     if fmt != "hl7v2" or item.rejection is not None:
@@ -83,7 +90,8 @@ def _split(item: Received) -> tuple[str, list[bytes], list]:
     batch = split_batch(item.data)
     if not batch.messages and batch.envelope and not batch.problems:
         return fmt, [], []  # an empty batch (BTS-1 = 0): its batch row alone, nothing to file
-    return fmt, batch.messages or [item.data], list(batch.problems)
+    # the notes (warnings: nothing missing) ride with the problems, told apart by ``warning``
+    return fmt, batch.messages or [item.data], [*batch.problems, *batch.notes]
 
 
 @dataclass(slots=True)
@@ -221,13 +229,13 @@ def _record(conn, prepared: list, claim_for: str | None,  # noqa: ANN001
                 "claimed_by": None, "claimed_until": None}
         if whole is not None:
             result.batch_problems = [f"{p.code}: {p.message}" for p in problems]
+            failures = [p for p in problems if not p.warning]
             result.batch_id = conn.execute(insert(imports).values(
                 {**base, "sha256": whole, "size": len(item.data),
-                 "status": FAILED if problems else SPLIT, "stage": "intake",
-                 "error_code": problems[0].code if problems else None,
-                 "error_message": "; ".join(p.message for p in problems) or None,
-                 "warnings": [f"{p.code}: {p.message}" for p in problems[1:]]
-                 or _empty_batch(hashed)},
+                 "status": FAILED if failures else SPLIT, "stage": "intake",
+                 "error_code": failures[0].code if failures else None,
+                 "error_message": "; ".join(p.message for p in failures) or None,
+                 "warnings": batch_warnings(failures, problems) or _empty_batch(hashed)},
             ).returning(imports.c.id)).scalar_one()
         bases.append(base)
 

@@ -23,7 +23,14 @@ from dossiers.schema import imports
 from parsers.detect import detect_format
 from parsers.hl7v2.framing import Batch, iter_batch
 from pipelines.archive import Archive
-from pipelines.intake import EMPTY_BATCH, IntakeResult, Received, _first_seen, intake
+from pipelines.intake import (
+    EMPTY_BATCH,
+    IntakeResult,
+    Received,
+    _first_seen,
+    batch_warnings,
+    intake,
+)
 from pipelines.ledger import DUPLICATE, FAILED, RECEIVED, SPLIT, now
 
 # Above this an HL7v2 file is streamed. Held whole, a batch file costs about six times its
@@ -122,6 +129,7 @@ def intake_file(engine: Engine, archive: Archive, path: Path, *, source: str,
                 flush()
     flush()
     problems = list(envelope.problems)
+    notes = list(envelope.notes)
     empty = None
     if not messages and envelope.envelope and not problems:
         status, code, text = SPLIT, None, None  # an empty batch: intake._empty_batch
@@ -134,9 +142,9 @@ def intake_file(engine: Engine, archive: Archive, path: Path, *, source: str,
         text = "; ".join(p.message for p in problems)
     else:
         status, code, text = SPLIT, None, None
-    result.batch_problems = [f"{p.code}: {p.message}" for p in problems]
+    result.batch_problems = [f"{p.code}: {p.message}" for p in problems + notes]
     with engine.begin() as conn:
         conn.execute(update(imports).where(imports.c.id == batch_id).values(
             status=status, error_code=code, error_message=text,
-            warnings=result.batch_problems[1:] or empty, updated_at=now()))
+            warnings=batch_warnings(problems, problems + notes) or empty, updated_at=now()))
     return result

@@ -37,6 +37,8 @@ BATCH_COUNT_MISMATCH = "HL7_BATCH_COUNT_MISMATCH"  # BTS-1 / FTS-1 disagree with
 BATCH_TRUNCATED = "HL7_BATCH_TRUNCATED"  # BHS without BTS, FHS without FTS
 BATCH_BAD_COUNT = "HL7_BATCH_BAD_COUNT"  # BTS-1 / FTS-1 is not a number
 BATCH_UNEXPECTED = "HL7_BATCH_UNEXPECTED"  # BTS / FTS with no BHS / FHS to close
+# A note, not a problem: FTS-1 counting the file's messages rather than its batches
+FTS_COUNTS_MESSAGES = "HL7_FTS_COUNTS_MESSAGES"
 GARBAGE = "HL7_GARBAGE"  # bytes that belong to no message and are not envelope segments
 
 _BOM = b"\xef\xbb\xbf"
@@ -62,6 +64,7 @@ class BatchProblem:
     code: str
     message: str
     offset: int | None = None
+    warning: bool = False  # a note (``Batch.notes``): odd, but nothing is missing
 
 
 @dataclass(slots=True)
@@ -69,6 +72,8 @@ class Batch:
     messages: list[bytes]
     problems: list[BatchProblem] = field(default_factory=list)
     envelope: bool = False  # an FHS, BHS, BTS or FTS segment was seen
+    # what is odd in the envelope although every message is there (a warning, no failure)
+    notes: list[BatchProblem] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -78,6 +83,7 @@ class _Open:
     name: str
     offset: int
     count: int = 0  # messages seen (BHS) or batches seen (FHS)
+    messages: int = 0  # FHS: the messages seen in the file, in its batches or not
     loose: bool = False  # FHS only: messages met outside any batch
 
 
@@ -145,6 +151,7 @@ class _Splitter:
 
     def __init__(self) -> None:
         self.problems: list[BatchProblem] = []
+        self.notes: list[BatchProblem] = []
         self.envelope = False
         self.file: _Open | None = None
         self.batch: _Open | None = None
@@ -158,6 +165,8 @@ class _Splitter:
             end = bounds[i + 1][0] if i + 1 < len(bounds) else stop
             if name == "MSH":
                 yield pos, _message_end(data, pos, end)
+                if self.file is not None:
+                    self.file.messages += 1
                 if self.batch is not None:
                     self.batch.count += 1
                 elif self.file is not None:
@@ -196,15 +205,36 @@ class _Splitter:
                         at))
                     continue
                 found = self.file.count + (1 if self.file.loose else 0)
-                _check_count(data, pos, line_end, found, "FTS", "batch", problems, base)
+                if not self._counts_messages(data, pos, line_end, found, at):
+                    _check_count(data, pos, line_end, found, "FTS", "batch", problems, base)
                 self.file = None
+
+    def _counts_messages(self, data: bytes, pos: int, line_end: int, found: int,
+                         at: int) -> bool:
+        """Whether FTS-1 counts the file's messages where v2.5 has it count its batches
+        (FTS-1, file batch count), as many senders write it: one batch of 12 messages
+        with 'FTS|12', or messages under FHS without BHS. Every message announced is there;
+        read as a failed file ('FTS-1 announces 12 batches, 1 found: truncated file?'), it
+        sent an operator looking for eleven lost batches. A note (warning), not a problem."""
+        file = self.file
+        if file is None or file.messages == found:
+            return False
+        value = _count_field(data, pos, line_end)
+        if not value.isdigit() or int(value) != file.messages:
+            return False
+        self.notes.append(BatchProblem(
+            FTS_COUNTS_MESSAGES,
+            f"FTS-1 at byte {at} counts the file's {file.messages} messages, not its {found} "
+            f"batch{'es' if found != 1 else ''} (the file batch count): every message it "
+            "announces is there", at, warning=True))
+        return True
 
     def finish(self, messages: list[bytes]) -> Batch:
         _close_batch(self.batch, self.problems, "the end of the input")
         if self.file is not None:
             _close_file(self.file, self.problems, "the end of the input")
         self.problems.sort(key=lambda p: p.offset or 0)  # stable: in the order of the input
-        return Batch(messages, self.problems, self.envelope)
+        return Batch(messages, self.problems, self.envelope, self.notes)
 
 
 def _skip_lead(data: bytes) -> int:
@@ -285,9 +315,7 @@ def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, wh
 
     Field 1 sits between the byte after the segment name (the field separator) and the next
     occurrence of that byte; it is an NM, so only its digits matter. Empty means "not given"."""
-    line = data[pos:line_end].rstrip(_JUNK)
-    sep = line[3:4]
-    value = line[4:].split(sep)[0].strip() if sep else b""
+    value = _count_field(data, pos, line_end)
     if not value:
         return
     if not value.isdigit():
@@ -302,6 +330,13 @@ def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, wh
             f"{name}-1 announces {announced} {plural}, {found} found: "
             f"truncated {'batch' if name == 'BTS' else 'file'}?",
             base + pos))
+
+
+def _count_field(data: bytes, pos: int, line_end: int) -> bytes:
+    """BTS-1 or FTS-1 as sent, stripped (b'' when absent)."""
+    line = data[pos:line_end].rstrip(_JUNK)
+    sep = line[3:4]
+    return line[4:].split(sep)[0].strip() if sep else b""
 
 
 def _close_batch(batch: _Open | None, problems: list[BatchProblem], by: str) -> None:
