@@ -17,6 +17,16 @@ arrived: a sender padding its end block with a blank ('FS SP', 'FS SP CR') waite
 that never came, the frame read on as if the FS were text.
 A frame over ``max_size`` is read to its end without being kept (only its head is, for the
 error report), so one oversize message does not cost the connection.
+
+A connection whose first bytes are another protocol's opening (a TLS ClientHello record, an
+HTTP request line: ``FOREIGN_OPENINGS``) is no MLLP sender: a lab engine configured for TLS
+pointed at the plain port, a load balancer's HTTP health check, a browser. Its bytes were
+read as noise (a ClientHello holds 0x0B bytes, so a "frame" was started in it) until the
+idle timeout, five minutes by default, while the client waited for an answer and the log
+said a frame had been cut. The reader now ends the stream at once and names the protocol
+(``foreign``), for the listener to say so and close. Only the connection's first bytes are
+looked at: no MLLP stream starts so (frames start with VT, noise between them comes after a
+frame), and a sender without start blocks begins with 'MSH', no method name.
 """
 
 from __future__ import annotations
@@ -32,6 +42,16 @@ AFTER_END = frozenset(b"\r\n\x00\x0b")
 BLANKS = b" \t"  # padding some senders put after the end block, before its CR or nothing
 HEAD_KEPT = 65536
 READ_SIZE = 65536
+# A connection's first bytes -> the protocol it speaks instead of MLLP. A TLS record of type
+# handshake (0x16) and major version 3 (SSL 3.0 to TLS 1.3 all write 0x03 there, RFC 8446
+# 5.1); HTTP/1.x request lines (RFC 9110 methods) and HTTP/2's connection preface.
+FOREIGN_OPENINGS: tuple[tuple[bytes, str], ...] = (
+    (b"\x16\x03", "TLS"),
+    *((method + b" ", "HTTP") for method in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE",
+                                              b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")),
+    (b"PRI * HTTP/2", "HTTP"),
+)
+_LONGEST_OPENING = max(len(opening) for opening, _ in FOREIGN_OPENINGS)
 
 
 def frame(payload: bytes) -> bytes:
@@ -60,6 +80,8 @@ class FrameReader:
         self.unframed = 0  # end blocks (FS) outside any frame: frames sent without their VT
         self.inner_fs = 0  # FS bytes read as content (followed by other data)
         self.in_frame = False  # a start block read, its end block not yet (a cut is mid-frame)
+        self.foreign: str | None = None  # the protocol the peer opened with, when not MLLP
+        self._opening = True  # the connection's first bytes are still to be looked at
         # called at each such FS, as it arrives: its sender waits for an ACK that will not
         # come, and a keep-alive connection may stay open for hours before the counts above
         # are logged
@@ -83,6 +105,8 @@ class FrameReader:
 
     async def _next(self) -> bytes | Oversize | None:
         buf = self.buffer
+        if self._opening and not await self._sniff():
+            return None
         # 1. find the start block
         while True:
             start = buf.find(VT)
@@ -138,6 +162,26 @@ class FrameReader:
             if not await self._fill():
                 return None
 
+    async def _sniff(self) -> bool:
+        """Look at the connection's first bytes (reading until they tell, a few bytes at
+        most); False when they open another protocol (``foreign`` says which: its bytes are
+        dropped, not counted as noise) or the stream ended."""
+        buf = self.buffer
+        while True:
+            head = bytes(buf[:_LONGEST_OPENING])
+            found = opening_protocol(head)
+            if found is not None:
+                self._opening = False
+                self.foreign = found
+                buf.clear()
+                return False
+            if not _may_open_foreign(head):
+                self._opening = False
+                return True
+            if not await self._fill():  # ended: what came is noise, counted as such
+                self._opening = False
+                return True
+
     def _count_noise(self, data: bytes | bytearray) -> None:
         """Bytes outside frames, less the line ends and blanks some senders put between
         frames (counted, blanks made a warning saying bytes were skipped, for padding)."""
@@ -157,3 +201,15 @@ def _frame_end(buf: bytearray, end: int) -> int:
     while after < len(buf) and buf[after] in BLANKS:
         after += 1
     return after if after == len(buf) or buf[after] in AFTER_END else -1
+
+
+def opening_protocol(head: bytes) -> str | None:
+    """The protocol (``FOREIGN_OPENINGS``) a connection's first bytes ``head`` open, None
+    when they open none of them (or not yet: ``_may_open_foreign``)."""
+    return next((name for opening, name in FOREIGN_OPENINGS if head.startswith(opening)),
+                None)
+
+
+def _may_open_foreign(head: bytes) -> bool:
+    """Whether ``head`` is still the beginning of some foreign opening (more bytes tell)."""
+    return any(opening.startswith(head) for opening, _ in FOREIGN_OPENINGS)

@@ -1,0 +1,105 @@
+"""The MLLP listener against engines we have not seen, round 12: peers that open a plain
+MLLP port with another protocol (an engine configured for TLS, an HTTP health check), a
+message without its control id (MSH-10) in accept mode, and two messages glued together in
+one frame without the segment terminator between them. Over real sockets, on one SQLite
+service in accept mode started for the module."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from connectors.mllp.framing import opening_protocol
+from dossiers.schema import imports
+from tests.conftest import migrated_sqlite
+from tests.mllp_support import Client, msa, running_service
+from tests.test_mllp_service import make_ctx, original_mode, sample
+
+IDLE = 60.0  # the module service's idle timeout: what a foreign client waited for before
+WAIT = 10.0  # a client's socket timeout, under IDLE: waiting for the idle timeout fails
+
+
+class Service:
+    """The module's service: its port and context."""
+
+    def __init__(self, svc, ctx) -> None:  # noqa: ANN001
+        self.port, self.ctx = svc.port, ctx
+
+    def rows(self, **where: object) -> list:
+        query = select(imports.c.id, imports.c.status, imports.c.error_code,
+                       imports.c.error_location, imports.c.logical_id)
+        for name, value in where.items():
+            query = query.where(imports.c[name] == value)
+        with self.ctx.engine.connect() as conn:
+            return conn.execute(query.order_by(imports.c.id)).all()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, sqlite_template) -> Iterator[Service]:  # noqa: ANN001
+    tmp = tmp_path_factory.mktemp("round12")
+    ctx = make_ctx(tmp, migrated_sqlite(sqlite_template, tmp / "store.sqlite3"),
+                   idle_timeout=IDLE)
+    try:
+        with running_service(ctx, process=False) as svc:
+            yield Service(svc, ctx)
+    finally:
+        ctx.engine.dispose()
+
+
+def message(control_id: str) -> bytes:
+    """A Cerballiance NFS result (original mode) with MSH-10 ``control_id``."""
+    return original_mode(sample("01_labm_nfs.hl7")).replace(
+        b"|RB2501140000001|", f"|{control_id}|".encode(), 1)
+
+
+# -- another protocol on the plain MLLP port --------------------------------------------------
+
+def test_connection_openings_are_told_apart() -> None:
+    """A TLS record of type handshake and HTTP request lines are foreign; MLLP starts with
+    VT, a sender without start blocks with MSH, keep-alive noise with line ends."""
+    assert opening_protocol(b"\x16\x03\x01\x02\x00\x01") == "TLS"
+    assert opening_protocol(b"GET /sante HTTP/1.1") == "HTTP"
+    assert opening_protocol(b"PRI * HTTP/2.0\r\n") == "HTTP"
+    for mllp in (b"\x0bMSH|^~\\&|", b"MSH|^~\\&|", b"\r\n\x0bMSH", b"\x16\x0bMSH", b"GETX"):
+        assert opening_protocol(mllp) is None, mllp
+
+
+def test_a_tls_client_on_the_plain_port_is_refused_at_once(service: Service, caplog) -> None:  # noqa: ANN001
+    """An engine configured for TLS pointed at the plain port: its ClientHello was read as
+    noise (it holds 0x0B bytes, so a frame was started inside it) until the idle timeout,
+    the client waiting for a ServerHello, then the log said a frame had been cut. The
+    connection is now closed at once, the log saying the peer speaks TLS; the listener
+    serves the next sender."""
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", service.port), timeout=WAIT) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):  # not TimeoutError
+            context.wrap_socket(raw)
+    with Client(service.port) as client:
+        assert msa(client.send(message("TLS-APRES")))[1:3] == ["AA", "TLS-APRES"]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("opened with a TLS handshake" in line for line in lines), lines
+    assert not [line for line in lines if "frame not finished" in line or "outside" in line]
+
+
+def test_an_http_request_on_the_mllp_port_is_answered_400(service: Service, caplog) -> None:  # noqa: ANN001
+    """A load balancer's HTTP health check (or a browser) on the MLLP port: answered 400
+    with a line saying what the port takes, and closed; it waited for the idle timeout and
+    got nothing. Nothing is recorded on the ledger: no message came."""
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
+    before = len(service.rows())
+    with socket.create_connection(("127.0.0.1", service.port), timeout=WAIT) as sock:
+        sock.sendall(b"GET /sante HTTP/1.1\r\nHost: dmp-intake\r\n\r\n")
+        answer = bytearray()
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"\r\n\r\nThis port takes HL7 v2 over MLLP, not HTTP requests.\r\n")
+    assert len(service.rows()) == before
+    assert any("opened with an HTTP request" in r.getMessage() for r in caplog.records)
