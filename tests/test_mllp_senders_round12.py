@@ -17,7 +17,7 @@ from sqlalchemy import select
 from connectors.mllp.framing import opening_protocol
 from dossiers.schema import imports
 from tests.conftest import migrated_sqlite
-from tests.mllp_support import Client, msa, running_service
+from tests.mllp_support import Client, msa, running_service, segment
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 IDLE = 60.0  # the module service's idle timeout: what a foreign client waited for before
@@ -103,3 +103,42 @@ def test_an_http_request_on_the_mllp_port_is_answered_400(service: Service, capl
     assert answer.endswith(b"\r\n\r\nThis port takes HL7 v2 over MLLP, not HTTP requests.\r\n")
     assert len(service.rows()) == before
     assert any("opened with an HTTP request" in r.getMessage() for r in caplog.records)
+
+
+# -- a message without its control id (MSH-10) -----------------------------------------------
+
+def test_a_message_without_control_id_is_refused_in_accept_mode(service: Service) -> None:
+    """A hand-written sender that leaves MSH-10 empty (or blank): accept mode answered AA
+    with an empty MSA-2, and processing then failed the message (HL7_NO_CONTROL_ID), its
+    sender never told. It is refused from its header now, as an application-mode listener
+    refuses it: AE, ERR 101 at MSH-10 in the message's own version form (ERR-1 before
+    v2.5), CR in enhanced mode; the frame archived and recorded as failed with that code."""
+    answers = {}
+    with Client(service.port) as client:
+        answers["2.5"] = client.send(message(""))
+        answers["2.3"] = client.send(message("  ").replace(b"|P|2.5|", b"|P|2.3|", 1))
+        answers["enhanced"] = client.send(message("").replace(b"|P|2.5|||", b"|P|2.5|||AL|NE|"))
+        answers["after"] = client.send(message("MSH10-APRES"))
+    assert msa(answers["2.5"])[1:3] == ["AE", ""]
+    assert segment(answers["2.5"], "ERR")[2:5] == [
+        "MSH^1^10^1", "101^Required field missing^HL70357", "E"]
+    assert msa(answers["2.3"])[1:3] == ["AE", "  "]
+    assert segment(answers["2.3"], "ERR")[1] == "MSH^1^10^101&Required field missing&HL70357"
+    assert msa(answers["enhanced"])[1] == "CR"
+    assert msa(answers["after"])[1:3] == ["AA", "MSH10-APRES"]
+    assert [r.status for r in service.rows(error_code="HL7_NO_CONTROL_ID")] == ["failed"] * 3
+
+
+def test_a_batch_answers_its_messages_without_control_id_alone(service: Service) -> None:
+    """In a batch, each message without MSH-10 gets its own AE, the first one too (refusing
+    the first refused the whole batch: its sender would resend the good ones); the others
+    are answered AA and filed."""
+    batch = (b"BHS|^~\\&|LABM|CERBALLIANCE_LYON|DMP-INTAKE|DMP|20250114114500+0100||||LOT-12\r"
+             + message("") + message("LOT-12-2") + message(" ").replace(b"|4.07|", b"|4.08|")
+             + b"BTS|3\r")
+    with Client(service.port) as client:
+        answer = client.send(batch)
+    codes = [line.split("|")[1:3] for line in answer.decode().split("\r")
+             if line.startswith("MSA|")]
+    assert codes == [["AE", ""], ["AA", "LOT-12-2"], ["AE", " "]]
+    assert answer.decode().rstrip("\r").endswith("BTS|3")
