@@ -17,7 +17,7 @@ from sqlalchemy import select
 from connectors.mllp.framing import opening_protocol
 from dossiers.schema import imports
 from tests.conftest import migrated_sqlite
-from tests.mllp_support import Client, msa, running_service, segment
+from tests.mllp_support import Client, msa, read_frame, running_service, segment
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
 IDLE = 60.0  # the module service's idle timeout: what a foreign client waited for before
@@ -142,3 +142,25 @@ def test_a_batch_answers_its_messages_without_control_id_alone(service: Service)
              if line.startswith("MSA|")]
     assert codes == [["AE", ""], ["AA", "LOT-12-2"], ["AE", " "]]
     assert answer.decode().rstrip("\r").endswith("BTS|3")
+
+
+# -- a byte order mark before the start block -------------------------------------------------
+
+def test_a_bom_before_the_start_block_is_no_noise_to_warn_about(service: Service,  # noqa: ANN001
+                                                                caplog) -> None:
+    """A .NET sender writing through a UTF-8 StreamWriter puts the writer's preamble (a BOM)
+    before its first VT on each connection. The message was answered, but each connection
+    made a warning that bytes outside frames were skipped (a sender connecting per message:
+    a warning per message). A BOM there is now padding, as blanks and line ends are; other
+    bytes are still counted."""
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
+    for n, lead in enumerate((b"\xef\xbb\xbf", b"\r\n\xef\xbb\xbf", b"\xef\xbb\xbf#")):
+        with socket.create_connection(("127.0.0.1", service.port), timeout=WAIT) as sock:
+            sock.sendall(lead + b"\x0b" + message(f"BOM-{n}") + b"\x1c\r")
+            buffer = bytearray()
+            ack = read_frame(sock, buffer)
+            sock.shutdown(socket.SHUT_WR)  # the listener logs what it skipped, then closes
+            assert read_frame(sock, buffer) is None
+        assert msa(ack)[1:3] == ["AA", f"BOM-{n}"]
+    skipped = [r.getMessage() for r in caplog.records if "outside frames" in r.getMessage()]
+    assert len(skipped) == 1 and " 1 byte(s) outside frames skipped" in skipped[0], skipped

@@ -5,9 +5,9 @@ default, so a latin-1 or UTF-8 accent stalls the read, python-hl7 issue #54) and
 an escape sequence (#59). Here a frame is bytes; its charset is decided later from MSH-18.
 
 Tolerance, as real senders need it: bytes between frames (a CR or LF after FS CR, keep-alive
-noise) are skipped and counted, line ends and blanks (space, tab) aside; a frame may end with
-FS alone (the CR, if it comes, is then inter-frame noise); a VT inside a frame abandons the
-unfinished frame and starts a new one.
+noise) are skipped and counted, line ends, blanks (space, tab) and UTF-8 BOMs aside; a frame
+may end with FS alone (the CR, if it comes, is then inter-frame noise); a VT inside a frame
+abandons the unfinished frame and starts a new one.
 An FS followed by anything but CR, LF, NUL or VT is content, not the end block (a raw 0x1C in
 a sender's text, Mirth issue #1309): taken as the end, it cut the message there, its first
 part was stored and answered AA and the rest skipped. FS alone still ends a frame when it is
@@ -39,6 +39,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 START, END = 0x0B, 0x1C
 # what may follow an end block (FS): its CR, a line end or NUL some senders add, the next VT
 AFTER_END = frozenset(b"\r\n\x00\x0b")
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: a writer's preamble, not noise
 BLANKS = b" \t"  # padding some senders put after the end block, before its CR or nothing
 HEAD_KEPT = 65536
 READ_SIZE = 65536
@@ -184,8 +185,12 @@ class FrameReader:
 
     def _count_noise(self, data: bytes | bytearray) -> None:
         """Bytes outside frames, less the line ends and blanks some senders put between
-        frames (counted, blanks made a warning saying bytes were skipped, for padding)."""
-        self.skipped += len(data) - sum(data.count(c) for c in (b"\r", b"\n", b" ", b"\t"))
+        frames (counted, blanks made a warning saying bytes were skipped, for padding), and
+        less a UTF-8 byte order mark: a .NET sender writing through a StreamWriter in UTF-8
+        puts one before its first VT on each connection (the writer's preamble), and a
+        sender connecting per message made a warning of it per message."""
+        self.skipped += (len(data) - sum(data.count(c) for c in (b"\r", b"\n", b" ", b"\t"))
+                         - len(BOM) * data.count(BOM))
         ends = data.count(FS)
         if ends:
             self.unframed += ends
