@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.mllp.framing import opening_protocol
+from connectors.mllp.proxy import V2_SIGNATURE
 from dossiers.schema import imports
 from tests.conftest import migrated_sqlite
 from tests.mllp_support import Client, msa, read_frame, running_service, segment
@@ -164,3 +165,34 @@ def test_a_bom_before_the_start_block_is_no_noise_to_warn_about(service: Service
         assert msa(ack)[1:3] == ["AA", f"BOM-{n}"]
     skipped = [r.getMessage() for r in caplog.records if "outside frames" in r.getMessage()]
     assert len(skipped) == 1 and " 1 byte(s) outside frames skipped" in skipped[0], skipped
+
+
+# -- a PROXY protocol header the listener is not set up for -----------------------------------
+
+def test_a_proxy_header_on_a_listener_not_set_up_for_it_is_named(service: Service,  # noqa: ANN001
+                                                                 caplog) -> None:
+    """A load balancer switched to the PROXY protocol (HAProxy send-proxy, a cloud balancer's
+    'proxy protocol v2' option) in front of a listener not configured for it: the header
+    was skipped as noise, the warning counting bytes outside frames and never naming the
+    balancer's setting. It is now dropped whole and named once per connection (the frame
+    after it answered as before, as the balancer's connection's); bytes that only look
+    like a header's beginning are still noise."""
+    caplog.set_level(logging.INFO, logger="dmp.mllp")
+    v1 = b"PROXY TCP4 10.1.2.3 10.0.0.5 40000 2575\r\n"
+    body = bytes([10, 1, 2, 3, 10, 0, 0, 5]) + (40000).to_bytes(2, "big") + (2575).to_bytes(
+        2, "big")
+    v2 = V2_SIGNATURE + b"\x21\x11" + len(body).to_bytes(2, "big") + body
+    for n, lead in enumerate((v1, v2, b"PROXY ?\r\n")):
+        with socket.create_connection(("127.0.0.1", service.port), timeout=WAIT) as sock:
+            sock.sendall(lead + b"\x0b" + message(f"PROXY-{n}") + b"\x1c\r")
+            buffer = bytearray()
+            ack = read_frame(sock, buffer)
+            sock.shutdown(socket.SHUT_WR)  # the listener logs, then closes
+            assert read_frame(sock, buffer) is None
+        assert msa(ack)[1:3] == ["AA", f"PROXY-{n}"]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    named = [line for line in lines if "PROXY protocol header" in line]
+    assert [("(v1:" in line, "(v2:" in line) for line in named] == [(True, False),
+                                                                   (False, True)], lines
+    noise = [line for line in lines if "outside frames" in line]
+    assert len(noise) == 1 and " 6 byte(s) outside frames skipped" in noise[0], noise

@@ -27,6 +27,12 @@ said a frame had been cut. The reader now ends the stream at once and names the 
 (``foreign``), for the listener to say so and close. Only the connection's first bytes are
 looked at: no MLLP stream starts so (frames start with VT, noise between them comes after a
 frame), and a sender without start blocks begins with 'MSH', no method name.
+
+A PROXY protocol header (a load balancer's, v1 or v2) opening a connection to a listener not
+configured for it (``proxy_protocol``) is read and dropped (``proxy_header`` keeps it, for
+the listener to warn): it was skipped as noise, the warning counting bytes outside frames,
+with no word of the balancer set up to send it while the listener takes every sender
+behind it for the balancer. The connection is served as before, as the balancer's.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from connectors.mllp.proxy import (
+    V1_PREFIX,
+    V2_SIGNATURE,
+    ProxyHeader,
+    ProxyHeaderError,
+    parse_header,
+)
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 START, END = 0x0B, 0x1C
@@ -53,6 +67,7 @@ FOREIGN_OPENINGS: tuple[tuple[bytes, str], ...] = (
     (b"PRI * HTTP/2", "HTTP"),
 )
 _LONGEST_OPENING = max(len(opening) for opening, _ in FOREIGN_OPENINGS)
+_PROXY_OPENINGS = (V1_PREFIX, V2_SIGNATURE)  # a PROXY header's, v1 and v2
 
 
 def frame(payload: bytes) -> bytes:
@@ -83,6 +98,7 @@ class FrameReader:
         self.in_frame = False  # a start block read, its end block not yet (a cut is mid-frame)
         self.foreign: str | None = None  # the protocol the peer opened with, when not MLLP
         self._opening = True  # the connection's first bytes are still to be looked at
+        self.proxy_header: ProxyHeader | None = None  # one the listener was not set up for
         # called at each such FS, as it arrives: its sender waits for an ACK that will not
         # come, and a keep-alive connection may stay open for hours before the counts above
         # are logged
@@ -176,12 +192,29 @@ class FrameReader:
                 self.foreign = found
                 buf.clear()
                 return False
-            if not _may_open_foreign(head):
+            if head.startswith(_PROXY_OPENINGS) and self._drop_proxy_header():
+                continue  # what follows it is looked at as the connection's first bytes
+            if not _may_open_foreign(head) and not _may_open_proxy(bytes(buf)):
                 self._opening = False
                 return True
             if not await self._fill():  # ended: what came is noise, counted as such
                 self._opening = False
                 return True
+
+    def _drop_proxy_header(self) -> bool:
+        """True when a whole PROXY header opened the buffer and was dropped (kept in
+        ``proxy_header``); False when more bytes are needed, or when these bytes are no
+        valid header (then noise, as before: sniffing stops)."""
+        try:
+            found = parse_header(bytes(self.buffer))
+        except ProxyHeaderError:
+            self._opening = False
+            return False
+        if found is None:
+            return False
+        self.proxy_header, taken = found
+        del self.buffer[:taken]
+        return True
 
     def _count_noise(self, data: bytes | bytearray) -> None:
         """Bytes outside frames, less the line ends and blanks some senders put between
@@ -218,3 +251,12 @@ def opening_protocol(head: bytes) -> str | None:
 def _may_open_foreign(head: bytes) -> bool:
     """Whether ``head`` is still the beginning of some foreign opening (more bytes tell)."""
     return any(opening.startswith(head) for opening, _ in FOREIGN_OPENINGS)
+
+
+def _may_open_proxy(data: bytes) -> bool:
+    """Whether ``data`` is a PROXY header not yet whole (more bytes tell): the beginning of
+    either opening, or a v1 line without its CRLF, a v2 header short of its length."""
+    try:
+        return parse_header(data) is None
+    except ProxyHeaderError:
+        return False

@@ -758,6 +758,7 @@ class MLLPServer:
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
         count = acknowledged = empty = 0
+        proxy_said = False  # a PROXY header this listener is not set up for: warned once
         try:
             while not self.closing:
                 self._idle[task] = True
@@ -774,6 +775,14 @@ class MLLPServer:
                         log.info("connection from %s idle for %ss: closed", peer,
                                  self.idle_timeout)
                     break
+                if frames.proxy_header is not None and not proxy_said:
+                    proxy_said = True
+                    self._warn_peer(peer, "proxy header",
+                                    "connection from %s opened with a PROXY protocol header "
+                                    "(v%d: a load balancer's), but this listener is not set "
+                                    "up for it (proxy_protocol): header skipped, the "
+                                    "connection taken as the balancer's, whose address the "
+                                    "allow-lists see", peer, frames.proxy_header.version)
                 if got is None:
                     if frames.foreign is not None:
                         await self._refuse_foreign(writer, peer, frames.foreign)
