@@ -1,8 +1,9 @@
 """The MLLP listener against engines we have not seen, round 12: peers that open a plain
 MLLP port with another protocol (an engine configured for TLS, an HTTP health check), a
-message without its control id (MSH-10) in accept mode, and two messages glued together in
-one frame without the segment terminator between them. Over real sockets, on one SQLite
-service in accept mode started for the module."""
+message without its control id (MSH-10) in accept mode, a .NET sender's byte order mark
+before its start block, and a load balancer's PROXY protocol header on a listener not set
+up for it. Over real sockets, on one SQLite service in accept mode started for the
+module."""
 
 from __future__ import annotations
 
