@@ -9,7 +9,8 @@ back what we return. The rules:
   keeps the message and sends it again later. No AA, ever, for what is not stored.
 - A frame we refuse (no readable MSH or unusable encoding characters, sender not declared,
   peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
-  no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting) is
+  no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting; no
+  control id in MSH-10, which every message is filed and acknowledged by) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
   with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
   processed message. Table 0008: AR when MSH-9/11/12 is not accepted or the sender is
@@ -108,6 +109,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dossiers.schema import imports
+from normalizers.fields import logical_id
 from normalizers.lab import handles_message_type, normalize_message
 from normalizers.model import NormalizationError
 from parsers.hl7v2.ack import AckError, build_ack, build_batch_ack
@@ -253,6 +255,21 @@ def _unsupported(header: Header) -> tuple[str, str, str] | None:
     return None
 
 
+def _no_control_id(header: Header) -> tuple[str, str, str] | None:
+    """A message without its control id (MSH-10 empty or blank) is refused from its header,
+    in accept mode too: it identifies the message (dedupe level 2, the ACK's MSA-2), and
+    processing fails every such message. Accepted, it was answered AA with an empty MSA-2
+    and failed later, unseen by its sender (an engine that matches ACKs on MSA-2 took the
+    AA for its message, whatever it was). The refusal is the normalizer's own (its code
+    and words: ``normalizers.fields.logical_id``), at MSH-10: AE 101 as ack_codes.csv says,
+    CR in enhanced mode. In a batch, the message alone is answered so (``_batch_answer``)."""
+    try:
+        logical_id(header.msh)
+    except NormalizationError as exc:
+        return exc.code, str(exc), "MSH[1]-10"
+    return None
+
+
 @cache
 def processing_id_meanings(path: Path = _PROCESSING_IDS) -> dict[str, str]:
     """HL7 table 0103: MSH-11.1 value -> its meaning (for the refusal's text)."""
@@ -332,7 +349,8 @@ def prepare_frame(ctx: Context, frame: Frame, channel: str = "mllp") -> Prepared
         if refusal is None and refused is not None:
             refusal = (*refused, "")
         refusal = (refusal or _unsupported(header)
-                   or _processing_refused(header, listener.processing_ids))
+                   or _processing_refused(header, listener.processing_ids)
+                   or (_no_control_id(header) if batch is None else None))
     elif batch is not None and not batch.messages and not batch.problems:
         # an empty batch (no MSH to read): taken from the sender its FHS/BHS names, and
         # recorded as intake records one (a batch row, nothing to file)
@@ -656,7 +674,8 @@ def _batch_answer(p: Prepared, batch: BatchFrame, ids: list[int], outcomes: dict
     for n, (message, header) in enumerate(zip(batch.messages, batch.headers, strict=True),
                                           start=1):
         refusal = _frame_refusal(p, n) if p.item.rejection is not None else (
-            None if n == 1 else _message_refusal(header))  # the first one: the frame's
+            _no_control_id(header) if n == 1 and header is not None  # else the frame's
+            else None if n == 1 else _message_refusal(header))
         if refusal is not None:
             acks.append(_refused(header, *refusal))
         elif not application:
@@ -686,12 +705,13 @@ def _frame_refusal(p: Prepared, n: int) -> tuple[str, str, str]:
 def _message_refusal(header: Header | None) -> tuple[str, str, str] | None:
     """What refuses a message after the first of a batch from its own MSH, as it would be
     refused alone in a frame: no readable MSH, unusable encoding characters, a type (MSH-9)
-    no normalizer reads. Stored all the same (the frame was); processing fails it later.
+    no normalizer reads, no control id (MSH-10). Stored all the same (the frame was);
+    processing fails it later.
     (Not MSH-11: processing would file such a message all the same; a batch is refused for
     its processing id from its first message, as a lone message is.)"""
     if header is None:
         return "HL7_NO_MSH", "the message holds no readable MSH segment", ""
-    return header.invalid or _unsupported(header)
+    return header.invalid or _unsupported(header) or _no_control_id(header)
 
 
 def _batch_ack(batch: BatchFrame, acks: list[list[bytes]], refused: str | None = None) -> bytes:

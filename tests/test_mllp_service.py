@@ -392,9 +392,11 @@ def test_application_mode_answers_after_processing(tmp_path, database_url) -> No
 
 
 def test_empty_control_id(tmp_path, database_url) -> None:  # noqa: ANN001
-    """MSH-10 empty: accept mode stores it and answers AA with MSA-2 empty (there is nothing
-    to echo); application mode answers AE, ERR 101 at MSH^1^10^1. Never a dropped frame."""
-    for mode, name, expected in (("accept", "01_labm_nfs.hl7", "AA"),
+    """MSH-10 empty: stored and answered AE with MSA-2 empty (there is nothing to echo),
+    ERR 101 at MSH^1^10^1, in both modes (accept mode refuses it from its header since
+    round 12: it answered AA, and processing failed the message unseen). Never a dropped
+    frame."""
+    for mode, name, expected in (("accept", "01_labm_nfs.hl7", "AE"),
                                  ("application", "03_synlab_iono_creatinine.hl7", "AE")):
         data = _with_ack_types(sample(name), "", "", "")  # one store for both: two messages
         ctx = make_ctx(tmp_path / mode, database_url, ack_mode=mode)
@@ -402,10 +404,9 @@ def test_empty_control_id(tmp_path, database_url) -> None:  # noqa: ANN001
             with running_service(ctx, process=False) as svc, Client(svc.port) as client:
                 ack = client.send(data)
             assert msa(ack)[1:3] == [expected, ""], mode
-            if mode == "application":
-                err = segment(ack, "ERR")
-                assert err[2:5] == ["MSH^1^10^1", "101^Required field missing^HL70357", "E"]
-                assert err[8].startswith("HL7_NO_CONTROL_ID")
+            err = segment(ack, "ERR")
+            assert err[2:5] == ["MSH^1^10^1", "101^Required field missing^HL70357", "E"]
+            assert err[8].startswith("HL7_NO_CONTROL_ID")
         finally:
             ctx.engine.dispose()
 

@@ -249,6 +249,18 @@ HANDSHAKE_TIMEOUT = 60.0  # seconds for a TLS handshake (asyncio's default), at 
 # ACKs, and the listener stored some 10,000 of its frames (27 MB) before it stopped reading.
 # Fixed, it stops after a few hundred; a sender that reads its ACKs never fills it.
 ACK_SEND_BUFFER = 32 * 1024
+# What a peer opening with another protocol than MLLP is told and what the log says of it
+# (``MLLPServer._refuse_foreign``)
+_HTTP_BODY = b"This port takes HL7 v2 over MLLP, not HTTP requests.\r\n"
+HTTP_REFUSAL = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_HTTP_BODY)
+                + _HTTP_BODY)
+FOREIGN_HINTS = {"TLS": "a TLS handshake (ClientHello)", "HTTP": "an HTTP request"}
+FOREIGN_ADVICE = {
+    "TLS": "the sender expects TLS on this plain MLLP port: configure the listener's TLS, or "
+           "plain MLLP on the sender",
+    "HTTP": "answered 400 (a health check or a browser on the MLLP port: check it over TCP)",
+}
 # OpenSSL reasons meaning the peer spoke no TLS at all (plain MLLP, HTTP) on the TLS port
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
                       "UNKNOWN_PROTOCOL", "UNSUPPORTED_PROTOCOL", "RECORD_LAYER_FAILURE",
@@ -488,6 +500,7 @@ class MLLPServer:
         self.closing = False
         self.connections = 0
         self.acks = 0
+        self.foreign = 0  # connections that opened with another protocol (TLS, HTTP)
         self.max_connections = connection_limit(max_connections)
         self.turned_away = 0  # connections closed at the limit since the last warning
         self.max_per_peer = max_connections_per_peer  # 0: no limit but the listener's
@@ -702,6 +715,25 @@ class MLLPServer:
         self.acks += sum(a not in ACK_BLOCKS for a in answers)  # HL7 ACKs, not blocks
         fault_point("mllp.acked")  # acknowledged: the sender will not send it again
 
+    async def _refuse_foreign(self, writer: asyncio.StreamWriter, peer: str | None,
+                              protocol: str) -> None:
+        """A peer that opened with another protocol (``FrameReader.foreign``): one warning
+        naming it (five a minute per peer: a health check polls), an HTTP client answered
+        400 with the reason so whoever reads it learns which port this is; the connection
+        is then closed. A TLS client gets no bytes it could misread: the close ends its
+        handshake at once (it waited for the idle timeout)."""
+        self.foreign += 1
+        if protocol == "HTTP":
+            writer.write(HTTP_REFUSAL)
+            try:
+                async with asyncio.timeout(CLOSE_GRACE):
+                    await writer.drain()
+            except (ConnectionError, TimeoutError):
+                pass
+        self._warn_peer(peer, "foreign " + protocol,
+                        "connection from %s opened with %s, not MLLP: closed at once; %s",
+                        peer, FOREIGN_HINTS.get(protocol, protocol), FOREIGN_ADVICE[protocol])
+
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter, peername: object = None) -> None:
         """One connection's frames; ``peername``: its sender's address when it is not the
@@ -726,6 +758,7 @@ class MLLPServer:
 
         frames = FrameReader(reader, self.max_frame_bytes, on_unframed=unframed)
         count = acknowledged = empty = 0
+        proxy_said = False  # a PROXY header this listener is not set up for: warned once
         try:
             while not self.closing:
                 self._idle[task] = True
@@ -742,7 +775,17 @@ class MLLPServer:
                         log.info("connection from %s idle for %ss: closed", peer,
                                  self.idle_timeout)
                     break
+                if frames.proxy_header is not None and not proxy_said:
+                    proxy_said = True
+                    self._warn_peer(peer, "proxy header",
+                                    "connection from %s opened with a PROXY protocol header "
+                                    "(v%d: a load balancer's), but this listener is not set "
+                                    "up for it (proxy_protocol): header skipped, the "
+                                    "connection taken as the balancer's, whose address the "
+                                    "allow-lists see", peer, frames.proxy_header.version)
                 if got is None:
+                    if frames.foreign is not None:
+                        await self._refuse_foreign(writer, peer, frames.foreign)
                     break
                 if isinstance(got, bytes) and got in ACK_BLOCKS:  # a release 2 peer
                     acknowledged += 1  # acknowledging our ACK: no message (stored as one,
