@@ -709,6 +709,14 @@ def section_code(section: Section) -> str:
     return loinc_of(section.code).code if section.code is not None else ""
 
 
+@cache
+def _document_type_systems() -> frozenset[str]:
+    """The code systems of the DMP's document types (tables/cda_document_type_systems.csv,
+    JDV_J07): a VSM typed SYNTH (TRE_A05) was an unmapped local code, failed CODE_UNMAPPED
+    for a source whose codes must be mapped and listed '(unmapped)' in the dossier."""
+    return frozenset(row["system"] for row in table("cda_document_type_systems"))
+
+
 def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
     header = doc.header
     code = loinc_of(header.code) if header.code is not None else None
@@ -758,8 +766,8 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  system=system_name(code.code_system, code.code_system_name) or None
                  if code else None,
                  display=header.title or (code.display if code else None),
-                 mapped=bool(code and system_name(code.code_system,
-                                                  code.code_system_name) == LOINC),
+                 mapped=bool(code and system_name(code.code_system, code.code_system_name)
+                             in _document_type_systems()),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
                  performer=_document_performer(header),

@@ -1,0 +1,61 @@
+"""French CI-SIS documents from hospitals we have not seen (round 22). Each test builds a
+small document the way a French hospital or laboratory writes one of the CI-SIS volets, with
+their templateIds and national code systems, and checks what is filed against what a
+clinician reading it understands.
+
+Found wrong and fixed here: a VSM typed SYNTH (the ANS's TRE_A05 document types of JDV_J07)
+was an unmapped local code, and failed CODE_UNMAPPED for a source whose codes must map; an
+author whose idNatPS (RPPS) came after the hospital's own user id was filed as performed by
+the local id; two isolates of the same germ with no specimen id (two strains of E. coli)
+had one fact for each antibiotic (a later document's results of both strains were one
+strain's), and the FHIR export made them members of one isolate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from pipelines.mapping_policy import unmapped_failure
+from pipelines.settings import Settings
+from tests.test_cda_real_world import HEAD, TAIL, _section
+
+LN = 'codeSystem="2.16.840.1.113883.6.1"'
+
+
+def _normalized(*sections: str, head: str = HEAD):  # noqa: ANN202
+    data = (head + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+# -- document types of JDV_J07 that LOINC has no code for --------------------------------------
+VSM_TYPE = ('<code code="SYNTH" codeSystem="1.2.250.1.213.1.1.4.12" '
+            'displayName="Synthèse"/>')
+HEAD_CODE = '<code code="34133-9" codeSystem="2.16.840.1.113883.6.1"/>'
+
+
+def test_a_vsm_typed_synth_is_of_a_known_type() -> None:
+    """A médecin traitant's Volet de Synthèse Médicale is typed SYNTH in TRE_A05
+    (1.2.250.1.213.1.1.4.12), as JDV_J07 says: it was filed as an unmapped local code, shown
+    '(unmapped)' in the dossier, and a source configured to require mapped codes failed it
+    CODE_UNMAPPED ('local code SYNTH has no LOINC mapping'), a DMP document refused."""
+    head = HEAD.replace(HEAD_CODE, VSM_TYPE)
+    msg = _normalized(_section("11450-4", "Hypertension artérielle", ""), head=head)
+    document = msg.entries[0]
+    assert (document.code, document.system, document.mapped) == ("SYNTH", "CISIS-DOC", True)
+    strict = Settings(home=Path("."), database_url="", archive_url="",
+                      require_mapping=frozenset({"test"}))
+    assert unmapped_failure(strict, "test", msg) is None
+
+
+def test_a_senders_own_document_type_is_still_unmapped() -> None:
+    """What the rule is not about: a type in the sender's own code system stays unmapped
+    (and fails a strict source), a LOINC type stays mapped."""
+    own = HEAD.replace(HEAD_CODE, '<code code="CRHOSP" codeSystem="1.2.250.1.999.4.1"/>')
+    msg = _normalized(_section("11450-4", "x", ""), head=own)
+    assert msg.entries[0].mapped is False
+    strict = Settings(home=Path("."), database_url="", archive_url="",
+                      require_mapping=frozenset({"test"}))
+    failed = unmapped_failure(strict, "test", msg)
+    assert failed is not None and failed.error_code == "CODE_UNMAPPED"
+    assert _normalized(_section("11450-4", "x", "")).entries[0].mapped is True
