@@ -1065,17 +1065,26 @@ def _document_performer(header) -> str | None:  # noqa: ANN001
 
 
 def _performer(author) -> str | None:  # noqa: ANN001
-    """The author's id, else its organization's: an author that is an organization only
-    (assignedAuthor/id nullFlavor NA and a representedOrganization with its FINESS, as a
-    hospital's document service writes it; C-CDA R2.1 allows the same) left the document
-    with no performer, whoever wrote it."""
+    """The author's id (its national one, idNatPS, when it has several: a hospital's
+    software names its own user id first), else its organization's: an author that is an
+    organization only (assignedAuthor/id nullFlavor NA and a representedOrganization with
+    its FINESS, as a hospital's document service writes it; C-CDA R2.1 allows the same)
+    left the document with no performer, whoever wrote it."""
     entity = author.entity
     if entity is None:
         return None
-    ids = [i.key for i in entity.ids if i.root]
-    if not ids and entity.organization is not None:
-        ids = _org_ids(entity.organization)
-    return ids[0] if ids else None
+    national = _national_person_roots()
+    ids = sorted((i for i in entity.ids if i.root), key=lambda i: i.root not in national)
+    keys = [i.key for i in ids]  # a national id (idNatPS) first, else as sent
+    if not keys and entity.organization is not None:
+        keys = _org_ids(entity.organization)
+    return keys[0] if keys else None
+
+
+@cache
+def _national_person_roots() -> frozenset[str]:
+    """The roots of professionals' national ids (tables/cda_national_person_ids.csv)."""
+    return frozenset(row["root"] for row in table("cda_national_person_ids"))
 
 
 def _org_ids(org) -> list[str]:  # noqa: ANN001

@@ -59,3 +59,44 @@ def test_a_senders_own_document_type_is_still_unmapped() -> None:
     failed = unmapped_failure(strict, "test", msg)
     assert failed is not None and failed.error_code == "CODE_UNMAPPED"
     assert _normalized(_section("11450-4", "x", "")).entries[0].mapped is True
+
+
+# -- an author with a local id before the idNatPS ----------------------------------------------
+ORIGINAL_AUTHOR = HEAD[HEAD.index("<author>"):HEAD.index("</author>") + len("</author>")]
+
+
+def _authored_by(ids: str):  # noqa: ANN202
+    author = f"""<author><time value="20240312101500+0100"/><assignedAuthor>{ids}
+      <code code="10" displayName="Médecin" codeSystem="1.2.250.1.71.1.2.7"/>
+      <assignedPerson><name><given>Hélène</given><family>Lefèvre</family></name>
+      </assignedPerson><representedOrganization>
+        <id root="1.2.250.1.71.4.2.2" extension="1330780038"/>
+        <name>Assistance Publique – Hôpitaux de Marseille</name></representedOrganization>
+    </assignedAuthor></author>"""
+    head = HEAD.replace(ORIGINAL_AUTHOR, author)
+    return _normalized(_section("11450-4", "Néant", ""), head=head).entries[0]
+
+
+def test_the_rpps_after_a_local_id_is_the_documents_performer() -> None:
+    """A hospital's software names its own user id first (assignedAuthor/id is 1..*) and
+    the professional's idNatPS after it ('8' + RPPS under 1.2.250.1.71.4.2.1): the document
+    was performed by 'MED0042' of the hospital's OID, which no other system knows; both ids
+    stay on the author."""
+    document = _authored_by('<id root="1.2.250.1.999.13.3.1" extension="MED0042"/>'
+                            '<id root="1.2.250.1.71.4.2.1" extension="810101643087"/>')
+    assert document.performer == "1.2.250.1.71.4.2.1^810101643087"
+    assert document.details["authors"][0]["ids"] == [
+        "1.2.250.1.999.13.3.1^MED0042", "1.2.250.1.71.4.2.1^810101643087"]
+
+
+def test_an_author_with_one_id_is_performer_by_it_whatever_its_kind() -> None:
+    """What the rule is not about: an ADELI ('0' + ADELI), an establishment's staff id
+    ('3' + FINESS/number) or a local id alone are the performer as sent."""
+    for ids, performer in [
+            ('<id root="1.2.250.1.71.4.2.1" extension="0131234567"/>',
+             "1.2.250.1.71.4.2.1^0131234567"),
+            ('<id root="1.2.250.1.71.4.2.1" extension="31330780038/4512"/>',
+             "1.2.250.1.71.4.2.1^31330780038/4512"),
+            ('<id root="1.2.250.1.999.13.3.1" extension="MED0042"/>',
+             "1.2.250.1.999.13.3.1^MED0042")]:
+        assert _authored_by(ids).performer == performer
