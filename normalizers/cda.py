@@ -256,6 +256,8 @@ class _Ctx:
     # the id of each statement read -> its path (the first of that id): one that files no
     # entry of its own (a concern, an organizer) is found through the entries it holds
     statement_ids: dict[str, str] = field(default_factory=dict)
+    # isolates read so far per germ ((system, code, text)) that no specimen id tells apart
+    isolate_germs: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -2265,7 +2267,7 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
                 ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
                 if ids:
                     germ["id"] = ids[0]  # the isolate number: the same germ across reports
-                return _Isolate(germ)
+                return _Isolate(_told_apart(germ, act, ctx))
     found = _identifications(act)
     if len(found) != 1:  # none, or two germs in one cluster: which result is whose is unsaid
         return None
@@ -2274,7 +2276,26 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
     germ = _germ(value, ctx, section) if isinstance(value, CD) else \
         {"text": value.text.strip()[:300]} if isinstance(value, ST) and value.text.strip() \
         else None  # a germ named in words only ('E. coli BLSE')
-    return _Isolate(germ, obs.path) if germ else None
+    return _Isolate(_told_apart(germ, act, ctx), obs.path) if germ else None
+
+
+def _told_apart(germ: dict[str, str], act: Organizer, ctx: _Ctx) -> dict[str, str]:
+    """``germ``, told apart from the isolates of the same germ read before it in the
+    document when no specimen id does (two strains of E. coli, with and without an ESBL,
+    each with its antibiogram: CI-SIS FR-Isolat-microbiologique's specimenRole/id is
+    optional): by the isolate organizer's id, else its rank ('2'). Both antibiograms'
+    'gentamicin: S' had one fact (the report sent again confirmed the first strain's twice)
+    and the FHIR export one isolate for both. The first isolate of a germ keeps the germ
+    alone, as another channel names it."""
+    if germ.get("id"):
+        return germ
+    key = (germ.get("system", ""), germ.get("code", ""), germ.get("text", ""))
+    rank = ctx.isolate_germs.get(key, 0) + 1
+    ctx.isolate_germs[key] = rank
+    if rank == 1:
+        return germ
+    ids = [i.key for i in act.ids if i.root and not i.null_flavor]
+    return {**germ, "id": ids[0] if ids else str(rank)}
 
 
 def _identifications(act: Organizer) -> list[Observation]:

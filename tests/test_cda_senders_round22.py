@@ -12,15 +12,22 @@ strain's), and the FHIR export made them members of one isolate."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
+from dossiers.deposit import fact_of
+from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from pipelines.mapping_policy import unmapped_failure
 from pipelines.settings import Settings
 from tests.test_cda_real_world import HEAD, TAIL, _section
+from tests.test_fhir_export import check_bundle
 
 LN = 'codeSystem="2.16.840.1.113883.6.1"'
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+PATIENT = {"id": 1, "family": "LEFÈVRE", "given": "Hélène", "birth_date": "1979-03-28",
+           "sex": "F", "ins": None}
 
 
 def _normalized(*sections: str, head: str = HEAD):  # noqa: ANN202
@@ -100,3 +107,86 @@ def test_an_author_with_one_id_is_performer_by_it_whatever_its_kind() -> None:
             ('<id root="1.2.250.1.999.13.3.1" extension="MED0042"/>',
              "1.2.250.1.999.13.3.1^MED0042")]:
         assert _authored_by(ids).performer == performer
+
+
+# -- two isolates of the same germ in a CR-BIO of microbiology ---------------------------------
+def _isolate(number: str, mic: str, specimen_id: str = "") -> str:
+    """A CI-SIS FR-Isolat-microbiologique (IHE LAB isolate organizer): the germ as its
+    specimen, its antibiogram as a battery of FR-Resultat-examens-de-biologie-medicale."""
+    return f"""<component><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.5"/><templateId root="1.2.250.1.213.1.1.3.79"/>
+      <id root="1.2.250.1.999.21.7" extension="ECBU-2403-{number}"/>
+      <statusCode code="completed"/><effectiveTime value="20240314155000+0100"/>
+      <specimen typeCode="SPC"><specimenRole classCode="SPEC">{specimen_id}
+        <specimenPlayingEntity classCode="MIC">
+          <code code="112283007" {SNOMED} displayName="Escherichia coli"/>
+        </specimenPlayingEntity></specimenRole></specimen>
+      <component><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <templateId root="1.2.250.1.213.1.1.3.21"/>
+        <code code="18769-0" {LN} displayName="Antibiogramme"/>
+        <statusCode code="completed"/>
+        <component><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <templateId root="1.2.250.1.213.1.1.3.21.1"/>
+          <code code="18928-2" {LN} displayName="Gentamicine [Sensibilité]"/>
+          <statusCode code="completed"/><effectiveTime value="20240314155000+0100"/>
+          <value xsi:type="IVL_PQ"><high value="{mic}" unit="mg/L" inclusive="true"/></value>
+          <interpretationCode code="S" codeSystem="2.16.840.1.113883.5.83"/>
+        </observation></component></organizer></component></organizer></component>"""
+
+
+def _urine_culture(*isolates: str) -> str:
+    """The microbiology section of a CR-BIO: an ECBU with its isolates."""
+    return f"""<component><section>
+      <templateId root="1.3.6.1.4.1.19376.1.3.3.2.1"/>
+      <code code="18725-2" {LN} displayName="Microbiologie"/><title>Microbiologie</title>
+      <text>ECBU : Escherichia coli, deux souches (dont une BLSE).</text>
+      <entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1"/>
+        <code code="18725-2" {LN}/><statusCode code="completed"/>
+        <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+          <code code="630-4" {LN} displayName="Bactéries identifiées, urine, culture"/>
+          <statusCode code="completed"/>{"".join(isolates)}
+        </organizer></entryRelationship></act></entry></section></component>"""
+
+
+def test_two_strains_of_one_germ_keep_their_antibiograms_apart() -> None:
+    """Two isolate organizers of E. coli without specimenRole/id (optional in
+    FR-Isolat-microbiologique), each with 'gentamicin <= 1 mg/L: S': the two results had
+    one fact (the same report sent again, both strains' results confirmed the first's).
+    The first keeps the germ alone (as an ORU names it), the second its organizer's id."""
+    first, second = _normalized(_urine_culture(_isolate("1", "1"),
+                                               _isolate("2", "1"))).entries[1:]
+    assert first.details["isolate"] == {"code": "112283007", "system": "SNOMED-CT",
+                                        "display": "Escherichia coli"}
+    assert second.details["isolate"]["id"] == "1.2.250.1.999.21.7^ECBU-2403-2"
+    assert fact_of(first) != fact_of(second)
+
+
+def test_isolates_told_apart_by_their_specimen_ids_are_unchanged() -> None:
+    """What the rule is not about: isolates with specimenRole/id (the ANS's example) keep
+    that id; one isolate alone keeps the germ alone."""
+    ids = ['<id root="1.2.250.1.999.21.8" extension="S1"/>',
+           '<id root="1.2.250.1.999.21.8" extension="S2"/>']
+    got = _normalized(_urine_culture(_isolate("1", "1", ids[0]),
+                                     _isolate("2", "1", ids[1]))).entries[1:]
+    assert [e.details["isolate"]["id"] for e in got] == ["1.2.250.1.999.21.8^S1",
+                                                         "1.2.250.1.999.21.8^S2"]
+    (alone,) = _normalized(_urine_culture(_isolate("1", "1"))).entries[1:]
+    assert "id" not in alone.details["isolate"]
+
+
+def test_two_strains_are_two_isolates_in_the_fhir_export() -> None:
+    """The FHIR export makes one isolate Observation per isolate of a report, its members
+    the results about it: the two strains' antibiograms were members of one E. coli, which
+    result was whose said nowhere."""
+    results = _normalized(_urine_culture(_isolate("1", "1"), _isolate("2", "2"))).entries[1:]
+    bundle = to_bundle(PATIENT, [{**asdict(e), "id": n} for n, e in enumerate(results, 1)])
+    check_bundle(bundle)
+    isolates = [r["resource"] for r in bundle["entry"]
+                if r["resource"].get("code") == {"text": "micro-organism isolated"}]
+    assert [len(i["hasMember"]) for i in isolates] == [1, 1]
+    assert [i["valueCodeableConcept"]["coding"][0]["code"] for i in isolates] == [
+        "112283007", "112283007"]
