@@ -741,6 +741,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "ordered_by": _ordered_by(header.participants),
         "participants": _participants(header.participants),
+        "recipients": _recipients(header.information_recipients),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
@@ -1020,6 +1021,23 @@ def _participants(participants: list) -> list[dict[str, Any]]:
             said["role"] = part.entity.code.code
         said["time"] = _participation_time(part.time)
         out.append({**{k: v for k, v in said.items() if v}, **found})
+    return out
+
+
+PRIMARY_RECIPIENT = "PRCP"  # informationRecipient's default typeCode (TRC: a copy to)
+
+
+def _recipients(recipients: list) -> list[dict[str, Any]]:
+    """Whom the document is addressed to (informationRecipient/intendedRecipient: a
+    discharge letter's médecin traitant, 'copie à' the nurse, typeCode TRC), as type, ids
+    (RPPS...) and organization (receivedOrganization, FINESS): they were dropped, and who
+    the letter went to was only in the archived XML. One named by name alone is not kept
+    (no names of third parties in the details)."""
+    out = []
+    for part in recipients:
+        found = _party(part.entity) if part.entity is not None else None
+        if found:
+            out.append({"type": part.type_code or PRIMARY_RECIPIENT, **found})
     return out
 
 

@@ -8,7 +8,8 @@ was an unmapped local code, and failed CODE_UNMAPPED for a source whose codes mu
 author whose idNatPS (RPPS) came after the hospital's own user id was filed as performed by
 the local id; two isolates of the same germ with no specimen id (two strains of E. coli)
 had one fact for each antibiotic (a later document's results of both strains were one
-strain's), and the FHIR export made them members of one isolate."""
+strain's), and the FHIR export made them members of one isolate; a letter's recipients
+(informationRecipient) were dropped."""
 
 from __future__ import annotations
 
@@ -190,3 +191,37 @@ def test_two_strains_are_two_isolates_in_the_fhir_export() -> None:
     assert [len(i["hasMember"]) for i in isolates] == [1, 1]
     assert [i["valueCodeableConcept"]["coding"][0]["code"] for i in isolates] == [
         "112283007", "112283007"]
+
+
+# -- whom a discharge letter is addressed to ---------------------------------------------------
+CUSTODIAN = "<custodian>"
+RECIPIENTS = """<informationRecipient><intendedRecipient>
+      <id root="1.2.250.1.71.4.2.1" extension="810002345672"/>
+      <informationRecipient><name><prefix>DR</prefix><given>Benoît</given>
+        <family>Gaillard</family></name></informationRecipient>
+      <receivedOrganization><id root="1.2.250.1.71.4.2.2" extension="1120456789"/>
+        <name>Cabinet médical des Arènes</name></receivedOrganization>
+    </intendedRecipient></informationRecipient>
+  <informationRecipient typeCode="TRC"><intendedRecipient>
+      <id root="1.2.250.1.71.4.2.1" extension="810003456781"/>
+      <informationRecipient><name><given>Élodie</given><family>Marchal</family></name>
+      </informationRecipient></intendedRecipient></informationRecipient>
+  <informationRecipient><intendedRecipient><informationRecipient><name><given>Anaïs</given>
+      <family>Roux</family></name></informationRecipient></intendedRecipient>
+  </informationRecipient>
+  """
+
+
+def test_a_letters_recipients_are_kept_by_their_ids() -> None:
+    """A LDL-SES addressed to the médecin traitant, 'copie à' the nurse (typeCode TRC): the
+    informationRecipients were dropped, who the letter went to said only in the XML. A
+    recipient named by name alone is not kept (no third party's name in the details)."""
+    head = HEAD.replace(CUSTODIAN, RECIPIENTS + CUSTODIAN)
+    document = _normalized(_section("11450-4", "Néant", ""), head=head).entries[0]
+    assert document.details["recipients"] == [
+        {"type": "PRCP", "ids": ["1.2.250.1.71.4.2.1^810002345672"],
+         "organization": ["1.2.250.1.71.4.2.2^1120456789"],
+         "organization_name": "Cabinet médical des Arènes"},
+        {"type": "TRC", "ids": ["1.2.250.1.71.4.2.1^810003456781"]}]
+    assert "Gaillard" not in str(document.details)
+    assert "recipients" not in _normalized(_section("11450-4", "x", "")).entries[0].details
