@@ -2244,7 +2244,11 @@ SPECIMEN_COLLECTIONS = frozenset({
     # organizer's component since C-CDA R2.1 companion guide / 3.0)
     "2.16.840.1.113883.10.22.4.30",  # HL7 CDA IPS Specimen Collection
 })
-ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
+# An isolate organizer: IHE LAB (PaLM, XD-LAB) Isolate Organizer, and CI-SIS
+# FR-Isolat-microbiologique, which a sender may name alone (its germ was read as the
+# specimen of the results, urine become 'Escherichia coli', and two germs' antibiograms of
+# one value were one fact)
+ISOLATE_ORGANIZERS = frozenset({"1.3.6.1.4.1.19376.1.3.1.5", "1.2.250.1.213.1.1.3.79"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -2271,7 +2275,7 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
     R' and 'amoxicillin: S' could not be told apart (the organism was lost). When no
     specimen names it, the germ is the value of the one 'organism identified' observation
     (tables/organism_identification_codes.csv) the isolate, or a culture CLUSTER, holds."""
-    isolate_template = ISOLATE_ORGANIZER in act.template_roots
+    isolate_template = not ISOLATE_ORGANIZERS.isdisjoint(act.template_roots)
     if not isolate_template and act.class_code != "CLUSTER":
         return None
     if isolate_template:  # a C-CDA result organizer is also a CLUSTER, and its specimen
@@ -2353,7 +2357,7 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
     act's own specimen (C-CDA result organizer, IHE XD-LAB act), but not an isolate's,
     which is its germ. The type was not read at all."""
     own = _specimen_material(act, ctx, section) if act.specimens and \
-        ISOLATE_ORGANIZER not in act.template_roots else None
+        ISOLATE_ORGANIZERS.isdisjoint(act.template_roots) else None
     nested = [rel.act for rel in act.entry_relationships]
     if isinstance(act, Organizer):
         nested.extend(act.components)
@@ -2426,7 +2430,7 @@ def _linked_specimen(act: ClinicalStatement,
     """The collection of the specimen ``act`` names by id (specimen/specimenRole/id), when a
     section holds it as an entry of its own; None otherwise. Not for an isolate organizer,
     whose specimen is its germ."""
-    if ISOLATE_ORGANIZER in act.template_roots:
+    if not ISOLATE_ORGANIZERS.isdisjoint(act.template_roots):
         return None
     for spec in act.specimens:
         if spec.entity is not None:

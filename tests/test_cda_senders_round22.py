@@ -8,7 +8,8 @@ was an unmapped local code, and failed CODE_UNMAPPED for a source whose codes mu
 author whose idNatPS (RPPS) came after the hospital's own user id was filed as performed by
 the local id; two isolates of the same germ with no specimen id (two strains of E. coli)
 had one fact for each antibiotic (a later document's results of both strains were one
-strain's), and the FHIR export made them members of one isolate; a letter's recipients
+strain's), and the FHIR export made them members of one isolate; an isolate named by the CI-SIS
+template alone was read as the results' specimen; a letter's recipients
 (informationRecipient) were dropped."""
 
 from __future__ import annotations
@@ -177,6 +178,24 @@ def test_isolates_told_apart_by_their_specimen_ids_are_unchanged() -> None:
                                                          "1.2.250.1.999.21.8^S2"]
     (alone,) = _normalized(_urine_culture(_isolate("1", "1"))).entries[1:]
     assert "id" not in alone.details["isolate"]
+
+
+IHE_ISOLATE = '<templateId root="1.3.6.1.4.1.19376.1.3.1.5"/>'
+
+
+def test_an_isolate_named_by_the_ci_sis_template_alone_is_an_isolate() -> None:
+    """A LIS naming only FR-Isolat-microbiologique (1.2.250.1.213.1.1.3.79), not the IHE
+    LAB isolate template it builds on: the germ was read as the results' specimen (the
+    urine become 'Escherichia coli'), and E. coli's and S. aureus's 'gentamicin <= 1 mg/L'
+    were one fact."""
+    coli = _isolate("1", "1").replace(IHE_ISOLATE, "")
+    aureus = _isolate("2", "1").replace(IHE_ISOLATE, "").replace(
+        "112283007", "3092008").replace("Escherichia coli", "Staphylococcus aureus")
+    got = _normalized(_urine_culture(coli, aureus)).entries[1:]
+    assert [e.details["isolate"]["display"] for e in got] == ["Escherichia coli",
+                                                              "Staphylococcus aureus"]
+    assert [e.details.get("specimen") for e in got] == [None, None]
+    assert fact_of(got[0]) != fact_of(got[1])
 
 
 def test_two_strains_are_two_isolates_in_the_fhir_export() -> None:
