@@ -10,12 +10,15 @@ the local id; two isolates of the same germ with no specimen id (two strains of 
 had one fact for each antibiotic (a later document's results of both strains were one
 strain's), and the FHIR export made them members of one isolate; an isolate named by the CI-SIS
 template alone was read as the results' specimen; a letter's recipients
-(informationRecipient) were dropped."""
+(informationRecipient) were dropped; a problem, allergy, vital sign, vaccination or treatment
+named by its CI-SIS template alone (FR-Probleme...) was typed by its section or structure."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+
+import pytest
 
 from dossiers.deposit import fact_of
 from dossiers.fhir import to_bundle
@@ -244,3 +247,60 @@ def test_a_letters_recipients_are_kept_by_their_ids() -> None:
         {"type": "TRC", "ids": ["1.2.250.1.71.4.2.1^810003456781"]}]
     assert "Gaillard" not in str(document.details)
     assert "recipients" not in _normalized(_section("11450-4", "x", "")).entries[0].details
+
+
+# -- CI-SIS entry templates named without the IHE PCC templates they build on ------------------
+CIM10 = 'codeSystem="2.16.840.1.113883.6.3"'
+FR_ALONE = {
+    "FR-Probleme": ("11348-0", f"""<observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.2.250.1.213.1.1.3.37"/><id root="1.2.250.1.999.22.1" extension="P1"/>
+      <code code="282291009" {SNOMED} displayName="Diagnostic"/><statusCode code="completed"/>
+      <effectiveTime><low value="2019"/></effectiveTime>
+      <value xsi:type="CD" code="44054006" {SNOMED} displayName="Diabète de type 2"/>
+    </observation>""", ("problem", "44054006", "Diabète de type 2")),
+    "FR-Allergie-ou-hypersensibilite": ("55752-0", f"""<observation classCode="OBS"
+      moodCode="EVN"><templateId root="1.2.250.1.213.1.1.3.41"/>
+      <id root="1.2.250.1.999.22.1" extension="A1"/>
+      <code code="420134006" {SNOMED} displayName="Propension aux effets indésirables"/>
+      <statusCode code="completed"/><effectiveTime><low value="2015"/></effectiveTime>
+      <value xsi:type="CD" code="416098002" {SNOMED} displayName="Allergie médicamenteuse"/>
+      <participant typeCode="CSM"><participantRole classCode="MANU">
+        <playingEntity classCode="MMAT"><code code="J01CA04"
+          codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/></playingEntity>
+      </participantRole></participant></observation>""", ("allergy", "J01CA04", "amoxicilline")),
+    "FR-Signe-vital-observe": ("29545-1", f"""<observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.2.250.1.213.1.1.3.50"/><id root="1.2.250.1.999.22.1" extension="V1"/>
+      <code code="8302-2" {LN} displayName="Taille"/><statusCode code="completed"/>
+      <effectiveTime value="20240312"/><value xsi:type="PQ" value="172" unit="cm"/>
+    </observation>""", ("vital_sign", "8302-2", "Taille")),
+    "FR-Vaccination": ("10160-0", """<substanceAdministration classCode="SBADM"
+      moodCode="EVN"><templateId root="1.2.250.1.213.1.1.3.45"/>
+      <id root="1.2.250.1.999.22.1" extension="VA1"/>
+      <code code="IMMUNIZ" codeSystem="2.16.840.1.113883.5.4"/><statusCode code="completed"/>
+      <effectiveTime value="20231015"/><consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="J07BB02" codeSystem="2.16.840.1.113883.6.73" displayName="Vaccin grippal"/>
+        <lotNumberText>X4521</lotNumberText></manufacturedMaterial></manufacturedProduct>
+      </consumable></substanceAdministration>""", ("immunization", "J07BB02", "Vaccin grippal")),
+    "FR-Traitement": ("11369-6", """<substanceAdministration classCode="SBADM" moodCode="EVN">
+      <templateId root="1.2.250.1.213.1.1.3.42"/><id root="1.2.250.1.999.22.1" extension="T1"/>
+      <statusCode code="completed"/><effectiveTime xsi:type="IVL_TS"><low value="20231015"/>
+      </effectiveTime><consumable><manufacturedProduct><manufacturedMaterial>
+        <code code="60234100" codeSystem="1.2.250.1.213.2.3.1"
+          displayName="DOLIPRANE 1000 mg, comprimé"/></manufacturedMaterial>
+      </manufacturedProduct></consumable></substanceAdministration>""",
+                      ("medication", "60234100", "DOLIPRANE 1000 mg, comprimé")),
+}
+
+
+@pytest.mark.parametrize("template", sorted(FR_ALONE))
+def test_a_ci_sis_entry_template_named_alone_says_what_the_entry_is(template: str) -> None:
+    """A hospital's software naming only the CI-SIS template of an entry, not the IHE PCC
+    templates it builds on (the ANS's examples name both): a diabetes coded in SNOMED CT
+    under FR-Probleme among the antecedents was an observation 'Diagnostic'; an allergy
+    outside the allergy section, a height outside the vital signs section, observations;
+    a flu vaccination outside the immunizations section a medication; a FR-Traitement among
+    vaccinations a vaccination."""
+    section, statement, expected = FR_ALONE[template]
+    (entry,) = _normalized(_section(section, "Antécédents",
+                                    f"<entry>{statement}</entry>")).entries[1:]
+    assert (entry.type, entry.code, entry.display) == expected
