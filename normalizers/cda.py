@@ -1811,6 +1811,7 @@ def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
 @cache
 def _read_elsewhere() -> frozenset[str]:
     return frozenset({*SPECIMEN_COLLECTIONS, SPECIMEN_COLLECTION_APSR, SPECIMEN_RECEIVED,
+                      SPECIMEN_RECEIVED_FR,
                       DOSAGE_INSTRUCTIONS, *COMMENT_TEMPLATES})
 
 
@@ -2240,6 +2241,8 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
 SPECIMEN_COLLECTIONS = frozenset({
     SPECIMEN_COLLECTION,  # IHE LAB / CI-SIS FR-Prelevement
+    "1.2.250.1.213.1.1.3.77",  # CI-SIS FR-Prelevement named without the IHE LAB template
+    # it builds on: the results lost when and what was collected (CDA_NOT_FILED instead)
     "2.16.840.1.113883.10.20.22.4.415",  # C-CDA Specimen Collection Procedure (a result
     # organizer's component since C-CDA R2.1 companion guide / 3.0)
     "2.16.840.1.113883.10.22.4.30",  # HL7 CDA IPS Specimen Collection
@@ -2462,6 +2465,7 @@ def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
 
 SPECIMEN_RECEIVED = "1.3.6.1.4.1.19376.1.3.1.3"  # IHE LAB (XD-LAB, PaLM) Specimen Received
 # (CI-SIS FR-Echantillon-date-reception, CDA-CH lab reports): act SPRECEIVE (IHEActCode)
+SPECIMEN_RECEIVED_FR = "1.2.250.1.213.1.1.3.107"  # CI-SIS FR-Echantillon-date-reception
 
 
 def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
@@ -2472,6 +2476,7 @@ def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
         act = rel.act
         if act is not None and act.kind == "act" and (
                 SPECIMEN_RECEIVED in act.template_roots or
+                SPECIMEN_RECEIVED_FR in act.template_roots or
                 act.code is not None and act.code.code == "SPRECEIVE"):
             return _collection_time(act, ctx)
     return None

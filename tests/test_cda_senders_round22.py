@@ -11,7 +11,8 @@ had one fact for each antibiotic (a later document's results of both strains wer
 strain's), and the FHIR export made them members of one isolate; an isolate named by the CI-SIS
 template alone was read as the results' specimen; a letter's recipients
 (informationRecipient) were dropped; a problem, allergy, vital sign, vaccination or treatment
-named by its CI-SIS template alone (FR-Probleme...) was typed by its section or structure."""
+named by its CI-SIS template alone (FR-Probleme...) was typed by its section or structure,
+and a FR-Prelevement named alone left its results without collection time nor specimen."""
 
 from __future__ import annotations
 
@@ -304,3 +305,53 @@ def test_a_ci_sis_entry_template_named_alone_says_what_the_entry_is(template: st
     (entry,) = _normalized(_section(section, "Antécédents",
                                     f"<entry>{statement}</entry>")).entries[1:]
     assert (entry.type, entry.code, entry.display) == expected
+
+
+def _collected_potassium(collection_templates: str, reception_templates: str) -> str:
+    """A CR-BIO biochemistry entry (FR-Resultats-examens-de-biologie-medicale): its
+    FR-Prelevement (serum taken at 07:35, received at 09:10) and a potassium."""
+    return f"""<entry typeCode="DRIV"><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1"/><templateId root="1.2.250.1.213.1.1.3.21"/>
+      <code code="18719-5" {LN}/><statusCode code="completed"/>
+      <entryRelationship typeCode="COMP"><procedure classCode="PROC" moodCode="EVN">
+        {collection_templates}
+        <code code="33882-2" {LN} displayName="Prélèvement"/>
+        <effectiveTime><high value="202403140735+0100"/></effectiveTime>
+        <participant typeCode="PRD"><participantRole classCode="SPEC">
+          <id root="1.2.250.1.999.22.9" extension="ECH-5521"/>
+          <playingEntity><code code="SER" codeSystem="2.16.840.1.113883.18.311"
+            displayName="Sérum"/></playingEntity></participantRole></participant>
+        <entryRelationship typeCode="COMP"><act classCode="ACT" moodCode="EVN">
+          {reception_templates}<effectiveTime value="202403140910+0100"/></act>
+        </entryRelationship></procedure></entryRelationship>
+      <entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+        <templateId root="1.2.250.1.213.1.1.3.80"/>
+        <code code="2823-3" {LN} displayName="Potassium [Moles/Volume] Sérum/Plasma"/>
+        <statusCode code="completed"/><effectiveTime value="202403141012+0100"/>
+        <value xsi:type="PQ" value="4.1" unit="mmol/L"/></observation></entryRelationship>
+    </act></entry>"""
+
+
+def test_a_collection_named_fr_prelevement_alone_dates_its_results() -> None:
+    """A LIS naming only FR-Prelevement (1.2.250.1.213.1.1.3.77) and
+    FR-Echantillon-date-reception (1.2.250.1.213.1.1.3.107), not the IHE LAB Specimen
+    Collection and Specimen Received they build on: the potassium lost when the serum was
+    taken and received (a specimen that waited looks fresh), and the collection was said
+    not filed."""
+    fr_only = _collected_potassium('<templateId root="1.2.250.1.213.1.1.3.77"/>',
+                                   '<templateId root="1.2.250.1.213.1.1.3.107"/>')
+    msg = _normalized(_section("18719-5", "Potassium 4,1 mmol/L", fr_only))
+    (potassium,) = msg.entries[1:]
+    assert potassium.specimen_time == "2024-03-14T07:35+01:00"
+    assert potassium.details["specimen"] == {"code": "SER", "system": "HL70487",
+                                             "display": "Sérum",
+                                             "received": "2024-03-14T09:10+01:00"}
+    assert msg.warnings == []
+    both = _collected_potassium('<templateId root="1.3.6.1.4.1.19376.1.3.1.2"/>'
+                                '<templateId root="1.2.250.1.213.1.1.3.77"/>',
+                                '<templateId root="1.3.6.1.4.1.19376.1.3.1.3"/>'
+                                '<templateId root="1.2.250.1.213.1.1.3.107"/>')
+    (same,) = _normalized(_section("18719-5", "Potassium 4,1 mmol/L", both)).entries[1:]
+    assert (same.specimen_time, same.details["specimen"]) == (
+        potassium.specimen_time, potassium.details["specimen"])
