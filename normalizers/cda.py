@@ -256,6 +256,9 @@ class _Ctx:
     # the id of each statement read -> its path (the first of that id): one that files no
     # entry of its own (a concern, an organizer) is found through the entries it holds
     statement_ids: dict[str, str] = field(default_factory=dict)
+    # what a CI-SIS FR-Statut-document observation said of the document (GEN-065):
+    # {code, system, display, status}, for the document's details and status
+    document_status: dict[str, str] | None = None
     # isolates read so far per germ ((system, code, text)) that no specimen id tells apart
     isolate_germs: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
@@ -471,7 +474,21 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
         document.details["external_references"] = ctx.external_references
     if ctx.media:
         document.details["media"] = ctx.media
+    _said_status(document, ctx)
     return identity, document, entries, ctx
+
+
+def _said_status(document: Entry, ctx: _Ctx) -> None:
+    """The document's status as its FR-Statut-document says it (``_document_status``),
+    when its header says none (an IHE XD-LAB report status wins): a discharge letter 'en
+    cours' is a provisional one, it was filed final."""
+    said = ctx.document_status
+    if said is None:
+        return
+    status = said.pop("status", "")
+    document.details["document_status"] = said
+    if status and "report_status" not in document.details:
+        document.status = status
 
 
 def _missing_id(ii) -> str:  # noqa: ANN001
@@ -539,6 +556,10 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
         document.details["external_references"] = ctx.external_references
     if document is not None and ctx.media:
         document.details["media"] = ctx.media
+    if document is not None and ctx.document_status is not None:
+        # the document's status is its carrier's here (an HL7v2 message's): said, not applied
+        ctx.document_status.pop("status", None)
+        document.details["document_status"] = ctx.document_status
     return entries
 
 
@@ -1368,6 +1389,36 @@ def _authored(act: ClinicalStatement, out: dict[str, list]) -> None:
             _authored(component, out)
 
 
+DOCUMENT_STATUS = ("TA_ASIP", "GEN-065")  # CI-SIS FR-Statut-document: 'Statut du document'
+
+
+@cache
+def _document_statuses() -> dict[tuple[str, str], str]:
+    """(value's system, code) -> document status (tables/cda_document_statuses.csv)."""
+    return {(row["system"], row["code"]): row["status"]
+            for row in table("cda_document_statuses")}
+
+
+def _document_status(act: ClinicalStatement, ctx: _Ctx) -> bool:
+    """Whether ``act`` is a CI-SIS FR-Statut-document (observation GEN-065 'Statut du
+    document', TA_ASIP): what it says is about the document, kept for it in
+    ``ctx.document_status`` (the first one). It was filed as an observation of the patient
+    'Statut du document: en cours d'exécution', and the letter in progress as final."""
+    code = act.code
+    if not isinstance(act, Observation) or code is None or \
+            (system_name(code.code_system, code.code_system_name), code.code) != \
+            DOCUMENT_STATUS:
+        return False
+    value = _untyped(act.values[0]) if act.values else None
+    if ctx.document_status is None and isinstance(value, CD) and value.code:
+        system = system_name(value.code_system, value.code_system_name)
+        ctx.document_status = {
+            "code": value.code, "system": system, "display": value.display or "",
+            "status": _document_statuses().get((system, value.code), "")}
+        ctx.document_status = {k: v for k, v in ctx.document_status.items() if v}
+    return True
+
+
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
                parent_key: str | None, specimen: str | None = None,
                panel: dict[str, str] | None = None,
@@ -1409,6 +1460,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     for ii in act.ids[:1] if ENTRY_REFERENCES.isdisjoint(act.template_roots) else ():
         if ii.root and not ii.null_flavor:
             ctx.statement_ids.setdefault(ii.key, act.path)
+    if _document_status(act, ctx):
+        return
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:

@@ -12,7 +12,9 @@ strain's), and the FHIR export made them members of one isolate; an isolate name
 template alone was read as the results' specimen; a letter's recipients
 (informationRecipient) were dropped; a problem, allergy, vital sign, vaccination or treatment
 named by its CI-SIS template alone (FR-Probleme...) was typed by its section or structure,
-and a FR-Prelevement named alone left its results without collection time nor specimen."""
+and a FR-Prelevement named alone left its results without collection time nor specimen;
+a letter whose FR-Statut-document says 'en cours' was filed final, with 'Statut du
+document' as an observation of the patient."""
 
 from __future__ import annotations
 
@@ -355,3 +357,42 @@ def test_a_collection_named_fr_prelevement_alone_dates_its_results() -> None:
     (same,) = _normalized(_section("18719-5", "Potassium 4,1 mmol/L", both)).entries[1:]
     assert (same.specimen_time, same.details["specimen"]) == (
         potassium.specimen_time, potassium.details["specimen"])
+
+
+# -- the CI-SIS 'Statut du document' of a discharge letter -------------------------------------
+def _status_section(code: str, display: str) -> str:
+    """A LDL-SES's section 33557-0 with its FR-Statut-document observation."""
+    return _section("33557-0", f"Statut du document : {display}", f"""<entry>
+      <observation classCode="OBS" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+        <templateId root="1.2.250.1.213.1.1.3.48"/>
+        <templateId root="1.2.250.1.213.1.1.3.48.16"/>
+        <id root="1.2.250.1.999.22.4" extension="STATUT-1"/>
+        <code code="GEN-065" displayName="Statut du document"
+          codeSystem="1.2.250.1.213.1.1.4.322" codeSystemName="TA_ASIP"/>
+        <statusCode code="completed"/><effectiveTime value="20240312"/>
+        <value xsi:type="CD" code="{code}" displayName="{display}" {SNOMED}/>
+      </observation></entry>""")
+
+
+def test_a_letter_in_progress_is_a_preliminary_document_not_an_observation() -> None:
+    """A LDL-SES whose FR-Statut-document says 'en cours d'exécution' (the provisional
+    letter, before the final one): the document was filed final, and 'Statut du document:
+    en cours d'exécution' was an observation in the patient's dossier."""
+    msg = _normalized(_status_section("385651009", "en cours d'exécution"),
+                      _section("11450-4", "Néant", ""))
+    assert [e.type for e in msg.entries] == ["document"]
+    document = msg.entries[0]
+    assert document.status == "preliminary"
+    assert document.details["document_status"] == {
+        "code": "385651009", "system": "SNOMED-CT", "display": "en cours d'exécution"}
+
+
+def test_an_approved_letter_stays_final_and_says_so() -> None:
+    """'approuvé' (9571008): final, as before; and a document without the section is
+    unchanged."""
+    document = _normalized(_status_section("9571008", "approuvé")).entries[0]
+    assert (document.status, document.details["document_status"]["code"]) == (
+        "final", "9571008")
+    plain = _normalized(_section("11450-4", "Néant", "")).entries[0]
+    assert plain.status == "final" and "document_status" not in plain.details
