@@ -1390,6 +1390,7 @@ def _authored(act: ClinicalStatement, out: dict[str, list]) -> None:
 
 
 DOCUMENT_STATUS = ("TA_ASIP", "GEN-065")  # CI-SIS FR-Statut-document: 'Statut du document'
+DOCUMENT_STATUS_TEMPLATE = "1.2.250.1.213.1.1.3.48.16"  # FR-Statut-document (its template)
 
 
 @cache
@@ -1860,11 +1861,12 @@ def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
 
 # Statements that make no entry of their own by design, read where they belong: a
 # specimen's collection and reception (into its results), a comment (into what it is on),
-# a medication's parts and a dispense's dosage (into the medication).
+# a medication's parts and a dispense's dosage (into the medication), the document's status
+# (into the document).
 @cache
 def _read_elsewhere() -> frozenset[str]:
     return frozenset({*SPECIMEN_COLLECTIONS, SPECIMEN_COLLECTION_APSR, SPECIMEN_RECEIVED,
-                      SPECIMEN_RECEIVED_FR,
+                      SPECIMEN_RECEIVED_FR, DOCUMENT_STATUS_TEMPLATE,
                       DOSAGE_INSTRUCTIONS, *COMMENT_TEMPLATES})
 
 
