@@ -256,6 +256,11 @@ class _Ctx:
     # the id of each statement read -> its path (the first of that id): one that files no
     # entry of its own (a concern, an organizer) is found through the entries it holds
     statement_ids: dict[str, str] = field(default_factory=dict)
+    # what a CI-SIS FR-Statut-document observation said of the document (GEN-065):
+    # {code, system, display, status}, for the document's details and status
+    document_status: dict[str, str] | None = None
+    # isolates read so far per germ ((system, code, text)) that no specimen id tells apart
+    isolate_germs: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
@@ -469,7 +474,21 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
         document.details["external_references"] = ctx.external_references
     if ctx.media:
         document.details["media"] = ctx.media
+    _said_status(document, ctx)
     return identity, document, entries, ctx
+
+
+def _said_status(document: Entry, ctx: _Ctx) -> None:
+    """The document's status as its FR-Statut-document says it (``_document_status``),
+    when its header says none (an IHE XD-LAB report status wins): a discharge letter 'en
+    cours' is a provisional one, it was filed final."""
+    said = ctx.document_status
+    if said is None:
+        return
+    status = said.pop("status", "")
+    document.details["document_status"] = said
+    if status and "report_status" not in document.details:
+        document.status = status
 
 
 def _missing_id(ii) -> str:  # noqa: ANN001
@@ -537,6 +556,10 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
         document.details["external_references"] = ctx.external_references
     if document is not None and ctx.media:
         document.details["media"] = ctx.media
+    if document is not None and ctx.document_status is not None:
+        # the document's status is its carrier's here (an HL7v2 message's): said, not applied
+        ctx.document_status.pop("status", None)
+        document.details["document_status"] = ctx.document_status
     return entries
 
 
@@ -709,6 +732,14 @@ def section_code(section: Section) -> str:
     return loinc_of(section.code).code if section.code is not None else ""
 
 
+@cache
+def _document_type_systems() -> frozenset[str]:
+    """The code systems of the DMP's document types (tables/cda_document_type_systems.csv,
+    JDV_J07): a VSM typed SYNTH (TRE_A05) was an unmapped local code, failed CODE_UNMAPPED
+    for a source whose codes must be mapped and listed '(unmapped)' in the dossier."""
+    return frozenset(row["system"] for row in table("cda_document_type_systems"))
+
+
 def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
     header = doc.header
     code = loinc_of(header.code) if header.code is not None else None
@@ -731,6 +762,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "ordered_by": _ordered_by(header.participants),
         "participants": _participants(header.participants),
+        "recipients": _recipients(header.information_recipients),
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
@@ -758,8 +790,8 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  system=system_name(code.code_system, code.code_system_name) or None
                  if code else None,
                  display=header.title or (code.display if code else None),
-                 mapped=bool(code and system_name(code.code_system,
-                                                  code.code_system_name) == LOINC),
+                 mapped=bool(code and system_name(code.code_system, code.code_system_name)
+                             in _document_type_systems()),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
                  _status(report_status), effective=ctx.effective,
                  performer=_document_performer(header),
@@ -1013,6 +1045,23 @@ def _participants(participants: list) -> list[dict[str, Any]]:
     return out
 
 
+PRIMARY_RECIPIENT = "PRCP"  # informationRecipient's default typeCode (TRC: a copy to)
+
+
+def _recipients(recipients: list) -> list[dict[str, Any]]:
+    """Whom the document is addressed to (informationRecipient/intendedRecipient: a
+    discharge letter's médecin traitant, 'copie à' the nurse, typeCode TRC), as type, ids
+    (RPPS...) and organization (receivedOrganization, FINESS): they were dropped, and who
+    the letter went to was only in the archived XML. One named by name alone is not kept
+    (no names of third parties in the details)."""
+    out = []
+    for part in recipients:
+        found = _party(part.entity) if part.entity is not None else None
+        if found:
+            out.append({"type": part.type_code or PRIMARY_RECIPIENT, **found})
+    return out
+
+
 def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
     """Who signed the document (legalAuthenticator: the physician responsible) and when."""
     if auth is None:
@@ -1057,17 +1106,26 @@ def _document_performer(header) -> str | None:  # noqa: ANN001
 
 
 def _performer(author) -> str | None:  # noqa: ANN001
-    """The author's id, else its organization's: an author that is an organization only
-    (assignedAuthor/id nullFlavor NA and a representedOrganization with its FINESS, as a
-    hospital's document service writes it; C-CDA R2.1 allows the same) left the document
-    with no performer, whoever wrote it."""
+    """The author's id (its national one, idNatPS, when it has several: a hospital's
+    software names its own user id first), else its organization's: an author that is an
+    organization only (assignedAuthor/id nullFlavor NA and a representedOrganization with
+    its FINESS, as a hospital's document service writes it; C-CDA R2.1 allows the same)
+    left the document with no performer, whoever wrote it."""
     entity = author.entity
     if entity is None:
         return None
-    ids = [i.key for i in entity.ids if i.root]
-    if not ids and entity.organization is not None:
-        ids = _org_ids(entity.organization)
-    return ids[0] if ids else None
+    national = _national_person_roots()
+    ids = sorted((i for i in entity.ids if i.root), key=lambda i: i.root not in national)
+    keys = [i.key for i in ids]  # a national id (idNatPS) first, else as sent
+    if not keys and entity.organization is not None:
+        keys = _org_ids(entity.organization)
+    return keys[0] if keys else None
+
+
+@cache
+def _national_person_roots() -> frozenset[str]:
+    """The roots of professionals' national ids (tables/cda_national_person_ids.csv)."""
+    return frozenset(row["root"] for row in table("cda_national_person_ids"))
 
 
 def _org_ids(org) -> list[str]:  # noqa: ANN001
@@ -1331,6 +1389,37 @@ def _authored(act: ClinicalStatement, out: dict[str, list]) -> None:
             _authored(component, out)
 
 
+DOCUMENT_STATUS = ("TA_ASIP", "GEN-065")  # CI-SIS FR-Statut-document: 'Statut du document'
+DOCUMENT_STATUS_TEMPLATE = "1.2.250.1.213.1.1.3.48.16"  # FR-Statut-document (its template)
+
+
+@cache
+def _document_statuses() -> dict[tuple[str, str], str]:
+    """(value's system, code) -> document status (tables/cda_document_statuses.csv)."""
+    return {(row["system"], row["code"]): row["status"]
+            for row in table("cda_document_statuses")}
+
+
+def _document_status(act: ClinicalStatement, ctx: _Ctx) -> bool:
+    """Whether ``act`` is a CI-SIS FR-Statut-document (observation GEN-065 'Statut du
+    document', TA_ASIP): what it says is about the document, kept for it in
+    ``ctx.document_status`` (the first one). It was filed as an observation of the patient
+    'Statut du document: en cours d'exécution', and the letter in progress as final."""
+    code = act.code
+    if not isinstance(act, Observation) or code is None or \
+            (system_name(code.code_system, code.code_system_name), code.code) != \
+            DOCUMENT_STATUS:
+        return False
+    value = _untyped(act.values[0]) if act.values else None
+    if ctx.document_status is None and isinstance(value, CD) and value.code:
+        system = system_name(value.code_system, value.code_system_name)
+        ctx.document_status = {
+            "code": value.code, "system": system, "display": value.display or "",
+            "status": _document_statuses().get((system, value.code), "")}
+        ctx.document_status = {k: v for k, v in ctx.document_status.items() if v}
+    return True
+
+
 def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
                parent_key: str | None, specimen: str | None = None,
                panel: dict[str, str] | None = None,
@@ -1372,6 +1461,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     for ii in act.ids[:1] if ENTRY_REFERENCES.isdisjoint(act.template_roots) else ():
         if ii.root and not ii.null_flavor:
             ctx.statement_ids.setdefault(ii.key, act.path)
+    if _document_status(act, ctx):
+        return
     kind = _kind(act, in_results, own_section)
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:
@@ -1770,10 +1861,12 @@ def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
 
 # Statements that make no entry of their own by design, read where they belong: a
 # specimen's collection and reception (into its results), a comment (into what it is on),
-# a medication's parts and a dispense's dosage (into the medication).
+# a medication's parts and a dispense's dosage (into the medication), the document's status
+# (into the document).
 @cache
 def _read_elsewhere() -> frozenset[str]:
     return frozenset({*SPECIMEN_COLLECTIONS, SPECIMEN_COLLECTION_APSR, SPECIMEN_RECEIVED,
+                      SPECIMEN_RECEIVED_FR, DOCUMENT_STATUS_TEMPLATE,
                       DOSAGE_INSTRUCTIONS, *COMMENT_TEMPLATES})
 
 
@@ -2203,11 +2296,17 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
 SPECIMEN_COLLECTIONS = frozenset({
     SPECIMEN_COLLECTION,  # IHE LAB / CI-SIS FR-Prelevement
+    "1.2.250.1.213.1.1.3.77",  # CI-SIS FR-Prelevement named without the IHE LAB template
+    # it builds on: the results lost when and what was collected (CDA_NOT_FILED instead)
     "2.16.840.1.113883.10.20.22.4.415",  # C-CDA Specimen Collection Procedure (a result
     # organizer's component since C-CDA R2.1 companion guide / 3.0)
     "2.16.840.1.113883.10.22.4.30",  # HL7 CDA IPS Specimen Collection
 })
-ISOLATE_ORGANIZER = "1.3.6.1.4.1.19376.1.3.1.5"  # IHE LAB (PaLM, XD-LAB) Isolate Organizer
+# An isolate organizer: IHE LAB (PaLM, XD-LAB) Isolate Organizer, and CI-SIS
+# FR-Isolat-microbiologique, which a sender may name alone (its germ was read as the
+# specimen of the results, urine become 'Escherichia coli', and two germs' antibiograms of
+# one value were one fact)
+ISOLATE_ORGANIZERS = frozenset({"1.3.6.1.4.1.19376.1.3.1.5", "1.2.250.1.213.1.1.3.79"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -2234,7 +2333,7 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
     R' and 'amoxicillin: S' could not be told apart (the organism was lost). When no
     specimen names it, the germ is the value of the one 'organism identified' observation
     (tables/organism_identification_codes.csv) the isolate, or a culture CLUSTER, holds."""
-    isolate_template = ISOLATE_ORGANIZER in act.template_roots
+    isolate_template = not ISOLATE_ORGANIZERS.isdisjoint(act.template_roots)
     if not isolate_template and act.class_code != "CLUSTER":
         return None
     if isolate_template:  # a C-CDA result organizer is also a CLUSTER, and its specimen
@@ -2248,7 +2347,7 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
                 ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
                 if ids:
                     germ["id"] = ids[0]  # the isolate number: the same germ across reports
-                return _Isolate(germ)
+                return _Isolate(_told_apart(germ, act, ctx))
     found = _identifications(act)
     if len(found) != 1:  # none, or two germs in one cluster: which result is whose is unsaid
         return None
@@ -2257,7 +2356,26 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
     germ = _germ(value, ctx, section) if isinstance(value, CD) else \
         {"text": value.text.strip()[:300]} if isinstance(value, ST) and value.text.strip() \
         else None  # a germ named in words only ('E. coli BLSE')
-    return _Isolate(germ, obs.path) if germ else None
+    return _Isolate(_told_apart(germ, act, ctx), obs.path) if germ else None
+
+
+def _told_apart(germ: dict[str, str], act: Organizer, ctx: _Ctx) -> dict[str, str]:
+    """``germ``, told apart from the isolates of the same germ read before it in the
+    document when no specimen id does (two strains of E. coli, with and without an ESBL,
+    each with its antibiogram: CI-SIS FR-Isolat-microbiologique's specimenRole/id is
+    optional): by the isolate organizer's id, else its rank ('2'). Both antibiograms'
+    'gentamicin: S' had one fact (the report sent again confirmed the first strain's twice)
+    and the FHIR export one isolate for both. The first isolate of a germ keeps the germ
+    alone, as another channel names it."""
+    if germ.get("id"):
+        return germ
+    key = (germ.get("system", ""), germ.get("code", ""), germ.get("text", ""))
+    rank = ctx.isolate_germs.get(key, 0) + 1
+    ctx.isolate_germs[key] = rank
+    if rank == 1:
+        return germ
+    ids = [i.key for i in act.ids if i.root and not i.null_flavor]
+    return {**germ, "id": ids[0] if ids else str(rank)}
 
 
 def _identifications(act: Organizer) -> list[Observation]:
@@ -2297,7 +2415,7 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
     act's own specimen (C-CDA result organizer, IHE XD-LAB act), but not an isolate's,
     which is its germ. The type was not read at all."""
     own = _specimen_material(act, ctx, section) if act.specimens and \
-        ISOLATE_ORGANIZER not in act.template_roots else None
+        ISOLATE_ORGANIZERS.isdisjoint(act.template_roots) else None
     nested = [rel.act for rel in act.entry_relationships]
     if isinstance(act, Organizer):
         nested.extend(act.components)
@@ -2370,7 +2488,7 @@ def _linked_specimen(act: ClinicalStatement,
     """The collection of the specimen ``act`` names by id (specimen/specimenRole/id), when a
     section holds it as an entry of its own; None otherwise. Not for an isolate organizer,
     whose specimen is its germ."""
-    if ISOLATE_ORGANIZER in act.template_roots:
+    if not ISOLATE_ORGANIZERS.isdisjoint(act.template_roots):
         return None
     for spec in act.specimens:
         if spec.entity is not None:
@@ -2402,6 +2520,7 @@ def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
 
 SPECIMEN_RECEIVED = "1.3.6.1.4.1.19376.1.3.1.3"  # IHE LAB (XD-LAB, PaLM) Specimen Received
 # (CI-SIS FR-Echantillon-date-reception, CDA-CH lab reports): act SPRECEIVE (IHEActCode)
+SPECIMEN_RECEIVED_FR = "1.2.250.1.213.1.1.3.107"  # CI-SIS FR-Echantillon-date-reception
 
 
 def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
@@ -2412,6 +2531,7 @@ def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
         act = rel.act
         if act is not None and act.kind == "act" and (
                 SPECIMEN_RECEIVED in act.template_roots or
+                SPECIMEN_RECEIVED_FR in act.template_roots or
                 act.code is not None and act.code.code == "SPRECEIVE"):
             return _collection_time(act, ctx)
     return None

@@ -1598,15 +1598,16 @@ def _doc_discharge_letter(c: _Ctx) -> list[CdaFile]:
             '<?xml-stylesheet type="text/xsl" href="CDA-FO.xsl"?>']), "LDL-SES", "K6",
         "deposited", "",
         f"document=1 problem={len(problems)} medication={len(meds)} allergy={len(allergies)} "
-        f"vital_sign={len(vitals)} observation=1", "none", "",
+        f"vital_sign={len(vitals)}", "none", "",
         "discharge letter (LDL-SES 11490-0): INS under the production OID 1.2.250.1.213.1.4.8 "
         "(NIR born in 2B) + hospital IPP; married woman (family BR Casanova, SP and CL Giraud); "
         "problems in CIM-10 (J18.9, E03.9, I10) in problem concern acts; 5 treatments "
         "(substanceAdministration, ATC or CIS code, dose, EDQM route, PIVL period); one "
         "allergy (allergen sulfaméthoxazole-triméthoprime, ATC J01EE01); vital signs (LOINC "
-        "8480-6, 8462-4, 8867-4, 8310-5, 59408-5, 29463-7 as PQ); the observation is the "
-        "document-status entry (TA_ASIP GEN-065) every LDL-SES carries; an xml-stylesheet PI "
-        "before the root"))
+        "8480-6, 8462-4, 8867-4, 8310-5, 59408-5, 29463-7 as PQ); the document-status entry "
+        "(TA_ASIP GEN-065) every LDL-SES carries is read into the document "
+        "(details.document_status), not filed as an observation; an xml-stylesheet PI before "
+        "the root"))
     return out
 
 
@@ -1907,7 +1908,7 @@ def _doc_very_restricted_letter(c: _Ctx) -> list[CdaFile]:
                   "de suivi à J15.", discharged=discharged, rng=rng)
     out.append(CdaFile(
         "11_ldl_ses_tres_restreint.xml", serialize(clinical_document(h, body)), "LDL-SES", "K1",
-        "deposited", "", f"document=1 problem={len(v_problems)} observation=1", "masked (V)",
+        "deposited", "", f"document=1 problem={len(v_problems)}", "masked (V)",
         "",
         "discharge letter with confidentialityCode V (Très restreint), INS under the "
         "production OID; CIM-10 B24 and A51.3. Expected: deposited masked from professionals "
@@ -1969,7 +1970,7 @@ def _doc_unknown_identifier(c: _Ctx) -> list[CdaFile]:
     out.append(CdaFile(
         "13_casse_oid_inconnu.xml", serialize(clinical_document(h, body)), "LDL-SES", "U2",
         "quarantined", "IDENTITY_UNKNOWN_PATIENT",
-        "document=1 problem=1 observation=1 (once an admin assigns a dossier)", "none", "",
+        "document=1 problem=1 (once an admin assigns a dossier)", "none", "",
         "no INS: the only patientRole/id is a local id under 2.999.250.9.1, an assigning "
         "authority the store has never seen, and the demographics (Mathéo Rousseau, M, "
         "1983-04-09) match no dossier: quarantined 'unknown patient', also with auto-creation "
