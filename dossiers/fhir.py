@@ -669,14 +669,16 @@ def _timing_repeat(details: Mapping) -> dict:
     daily = _TIMES_A_DAY.fullmatch(frequency)
     every = _EVERY.fullmatch(frequency)
     times = _TIMES_EVERY.fullmatch(frequency)
-    if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31:
+    if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31 \
+            and _number(times.group(2)) is not None:
         repeat.update(frequency=int(times.group(1)), period=_decimal(times.group(2)),
                       periodUnit=times.group(3))
     elif daily and (daily.group(1) == "once" or 0 < int(daily.group(1).split()[0]) < 2**31):
         count = daily.group(1)
         repeat.update(frequency=1 if count == "once" else int(count.split()[0]), period=1,
                       periodUnit="d")
-    elif every and every.group(3) in UNITS_OF_TIME:
+    elif every and every.group(3) in UNITS_OF_TIME and \
+            all(_number(g) is not None for g in every.group(1, 2) if g):
         repeat.update(frequency=1, period=_decimal(every.group(1)))
         if every.group(2):
             repeat["periodMax"] = _decimal(every.group(2))
@@ -1033,7 +1035,16 @@ def _declared(entry: Mapping) -> bool:
 
 def _range_limits(text: str) -> dict[str, float] | None:
     """{'low': .., 'high': ..} (either or both) that a range's text says, in brackets or
-    not; None if unread."""
+    not; None if unread, or if a limit is too large for a number (JSON has no Infinity:
+    the text alone says it)."""
+    limits = _read_limits(text)
+    if limits is None or not all(map(math.isfinite, limits.values())):
+        return None
+    return limits
+
+
+def _read_limits(text: str) -> dict[str, float] | None:
+    """The limits a range's text says, as numbers (``_range_limits``)."""
     if (m := _ENCLOSED.fullmatch(text)) is not None:
         text = m.group(1) if m.group(1) is not None else m.group(2)
     if (m := _RANGE.fullmatch(text)) is not None:
@@ -1267,12 +1278,12 @@ def _ivl_value(entry: Mapping) -> dict | None:
     if not kind.startswith("IVL_") or kind == "IVL_TS":
         return None
     m = _INTERVAL.fullmatch(_text(entry.get("value")) or "")
-    if m is None or float(m.group(1)) > float(m.group(2)):
+    low, high = (_number(g) for g in m.groups()) if m else (None, None)
+    if low is None or high is None or low > high:  # unread, or beyond a float: its text
         return None
     unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
-    return {"valueRange": {"low": _quantity(float(m.group(1)), unit, sent, declared=declared),
-                           "high": _quantity(float(m.group(2)), unit, sent,
-                                             declared=declared)}}
+    return {"valueRange": {"low": _quantity(low, unit, sent, declared=declared),
+                           "high": _quantity(high, unit, sent, declared=declared)}}
 
 
 # a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'
@@ -1285,8 +1296,8 @@ def _rto_value(entry: Mapping) -> dict | None:
     if not str(entry.get("value_type") or "").upper().startswith("RTO"):
         return None
     m = _RATIO.fullmatch(_text(entry.get("value")) or "")
-    if m is None or not _number(m.group(3)):
-        return None
+    if m is None or not _number(m.group(3)) or _number(m.group(1)) is None:
+        return None  # no denominator, or a term beyond a float: the ratio's text
     terms = []
     for number, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
         ucum = to_ucum(unit).unit if unit else None
@@ -2266,7 +2277,7 @@ def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
                subject=subject, whenHandedOver=fhir_datetime(entry.get("effective")),
                performer=_dispensers(details.get("dispensed_by")))
     m = _DISPENSED_QUANTITY.fullmatch(str(details.get("dispensed_quantity") or ""))
-    if m is not None:
+    if m is not None and _number(m.group(1).replace(",", ".")) is not None:
         res["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")), m.group(2), None)
     dosing = details.get("dosage")
     if isinstance(dosing, Mapping) and dosing:
@@ -2300,7 +2311,7 @@ def _deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base
             "whenHandedOver": fhir_datetime(_text(delivery.get("time"))),
             "performer": _dispensers(delivery.get("by"))}
         m = _DISPENSED_QUANTITY.fullmatch(str(delivery.get("quantity") or ""))
-        if m is not None:
+        if m is not None and _number(m.group(1).replace(",", ".")) is not None:
             dispense["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")),
                                              m.group(2), None)
         if (res.get("meta") or {}).get("security"):

@@ -1,0 +1,60 @@
+"""FHIR export round 8: the Bundle as its consumers read it (a DMP viewer, the HAPI and ANS
+validators, FR Core): numbers JSON can carry, who wrote a document when no person did, a
+document's setId, what a reader is told of a file they may not open, and body sites coded
+in HL7's own table.
+
+Rows are built by hand as the store holds them, or filed through pipelines/ into a SQLite
+store (no Prefect); every Bundle is validated whole (check_bundle and check_r4_rules of the
+earlier rounds).
+"""
+
+from __future__ import annotations
+
+import json
+
+from dossiers.fhir import to_bundle
+from tests.test_fhir_export import PATIENT, _row, by_entry_id, check_bundle
+from tests.test_fhir_round7 import check_r4_rules
+
+HUGE = "9" * 400  # a number no float holds: float() makes it inf, JSON has no Infinity
+
+
+def _valid(bundle: dict) -> str:
+    """The Bundle checked whole, as the strict JSON an HTTP API writes (no NaN, no
+    Infinity: Starlette's JSONResponse refuses them with a 500)."""
+    check_bundle(bundle)
+    check_r4_rules(bundle)
+    return json.dumps(bundle, allow_nan=False, ensure_ascii=False)
+
+
+# -- numbers JSON can carry -------------------------------------------------------------------
+def test_a_number_beyond_a_float_stays_text_and_the_bundle_stays_json() -> None:
+    """A CDA titre whose numerator has 400 digits, an interval of the same, a dispense of
+    that many boxes, a dosing every that many hours: each became float('inf'), which the
+    CLI wrote as the bare word Infinity (no JSON parser of a FHIR server reads it) and the
+    API refused whole (a 500 for the patient's entire dossier). Each is now the text it
+    was sent as (or no structured timing); the other values of the dossier are as before."""
+    rows = [_row(1, value_type="RTO", value=f"{HUGE}/64", code="5370-2",
+                 display="Sérologie toxoplasmose"),
+            _row(2, value_type="IVL_PQ", value=f"10-{HUGE}", unit="/[HPF]",
+                 code="5821-4", display="Leucocytes urinaires"),
+            _row(3, type="medication", code="3400933516390", system="CIP",
+                 display="DOLIPRANE 1000 mg", effective="2025-02-03T10:15+01:00",
+                 details={"dispensed": True, "dispensed_quantity": f"{HUGE} boîtes",
+                          "dosage": {"frequency": f"every {HUGE} h"}}),
+            _row(4, type="medication", code="3400935955838", system="CIP",
+                 display="AMOXICILLINE 1 g", details={"frequency": f"3 times every {HUGE} d",
+                                                      "dispenses": [
+                                                          {"quantity": f"{HUGE} boîtes",
+                                                           "time": "2025-02-04"}]}),
+            _row(5, value_type="RTO", value="1/64", code="5370-2",
+                 display="Sérologie toxoplasmose")]
+    text = _valid(to_bundle(PATIENT, rows))
+    assert "Infinity" not in text and "NaN" not in text
+    res = by_entry_id(json.loads(text))
+    assert res[1]["valueString"] == f"{HUGE}/64"
+    assert res[2]["valueString"] == f"10-{HUGE}"
+    assert "quantity" not in res[3]
+    assert "timing" not in res[3]["dosageInstruction"][0]
+    assert "timing" not in res[4]["dosage"][0]
+    assert res[5]["valueRatio"] == {"numerator": {"value": 1}, "denominator": {"value": 64}}
