@@ -893,6 +893,22 @@ def _performer(value: Any) -> dict | None:  # noqa: ANN401
     return {"display": text}
 
 
+def _author(entry: Mapping, details: Mapping) -> dict | None:
+    """Who a document or a report is by (entries.performer): ``_performer``, and when that
+    is a structure's id (idNatSt, urn:oid:1.2.250.1.71.4.2.2: a CDA author that is an
+    organization only, or a device writing for its laboratory) an Organization reference
+    with the structure's name (details.authors[].organization_name). It was an untyped
+    identifier with no words: a viewer showed a blank author, a validator could not tell
+    it from a Practitioner."""
+    said = _text(entry.get("performer")) or ""
+    ref = _performer(said)
+    if ref is None or said.partition("^")[0].strip() != FINESS_OID or "identifier" not in ref:
+        return ref
+    names = [_text(a.get("organization_name")) for a in _items(details.get("authors"))
+             if isinstance(a, Mapping) and said in (a.get("organization") or ())]
+    return {"type": "Organization", **ref, "display": next(filter(None, names), None)}
+
+
 def masking_of(entry: Mapping) -> dict[str, bool]:
     """The DMP masking in force: the sender's flags, MASQUE_PS overridden by the patient's
     own choice (mask_override) when there is one."""
@@ -2042,7 +2058,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    category=category,
                    code=_concept(entry, base_url, "report", details), subject=subject,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
-                   performer=[performer] if performer else [],
+                   performer=[_author(entry, details)],
                    conclusion=_text(entry.get("value")))
         order = _lab_order(entry, details, res, subject, extras)
         if order:  # OBR-2 and OBR-16/ORC-12: the order this report answers, its prescriber
@@ -2067,7 +2083,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    type=_concept(entry, base_url, "document"), subject=subject,
                    date=fhir_instant(entry.get("effective")) or
                    fhir_instant(entry.get("issued")),
-                   author=[performer] if performer else [],
+                   author=[_author(entry, details)],
                    description=_text(entry.get("display")),
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url)}])

@@ -58,3 +58,45 @@ def test_a_number_beyond_a_float_stays_text_and_the_bundle_stays_json() -> None:
     assert "timing" not in res[3]["dosageInstruction"][0]
     assert "timing" not in res[4]["dosage"][0]
     assert res[5]["valueRatio"] == {"numerator": {"value": 1}, "denominator": {"value": 64}}
+
+
+# -- who wrote a document when no person did ---------------------------------------------------
+FINESS = "1.2.250.1.71.4.2.2"
+
+
+def test_a_document_by_an_organization_only_names_it_as_an_organization() -> None:
+    """A hospital's document service signs its CR-IMG as the hospital (assignedAuthor/id
+    nullFlavor NA, representedOrganization with its idNatSt and name); a lab's middleware
+    releases a CR-BIO for its laboratory. The author was an untyped identifier without a
+    word: a DMP viewer showed a blank author, a validator could not tell an Organization
+    from a Practitioner. Now a reference typed Organization, the idNatSt as FR Core types
+    it, the name as display; a person author is as before."""
+    rows = [_row(1, type="document", code="18748-4", display="CR d'imagerie médicale",
+                 key="document|1.2.250.1.213.1.1.9^CRIMG-2025-0042",
+                 performer=f"{FINESS}^1590000164", effective="2025-01-20T14:05+01:00",
+                 media_type="text/xml",
+                 details={"authors": [{"organization": [f"{FINESS}^1590000164"],
+                                       "organization_name": "CH de Valenciennes",
+                                       "time": "2025-01-20T14:05+01:00"}]}),
+            _row(2, type="lab_report", code="11502-2", display="CR d'examens biologiques",
+                 performer=f"{FINESS}^1750300550",
+                 details={"authors": [{"ids": ["1.2.250.1.999.3^AUTOMATE-7"],
+                                       "organization": [f"{FINESS}^1750300550"],
+                                       "organization_name": "Laboratoire Cerballiance",
+                                       "device": ["Middleware Cerballiance"]}]}),
+            _row(3, type="document", code="11490-0", display="Lettre de liaison de sortie",
+                 performer="1.2.250.1.71.4.2.1^810002345678", media_type="text/xml",
+                 details={"authors": [{"ids": ["1.2.250.1.71.4.2.1^810002345678"],
+                                       "organization": [f"{FINESS}^1590000164"],
+                                       "organization_name": "CH de Valenciennes"}]})]
+    res = by_entry_id(json.loads(_valid(to_bundle(PATIENT, rows))))
+    author = res[1]["author"][0]
+    assert author["type"] == "Organization" and author["display"] == "CH de Valenciennes"
+    assert author["identifier"]["system"] == f"urn:oid:{FINESS}"
+    assert author["identifier"]["value"] == "1590000164"
+    assert author["identifier"]["type"]["coding"][0]["code"] == "IDNST"
+    lab = res[2]["performer"][0]
+    assert lab["type"] == "Organization"
+    assert lab["display"] == "Laboratoire Cerballiance"
+    person = res[3]["author"][0]
+    assert person["type"] == "Practitioner" and "display" not in person
