@@ -2936,10 +2936,11 @@ def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
                     "value": f"ni:///sha-256;{digest}"})
     set_id = _text(details.get("set_id"))
     if set_id:
-        root, _, ext = set_id.partition("^")
-        oid = _OID.fullmatch(root) and _text(ext)
-        out.append({"type": {"text": "setId"}, "system": f"urn:oid:{root}" if oid else None,
-                    "value": _text(ext) if oid else set_id})
+        # as the masterIdentifier is written (an II of its root alone, an OID or a UUID, is
+        # that URI under RFC 3986): a setId of a root alone, as the ANS examples send it,
+        # was an identifier with no system, which no reader matches across versions
+        said = _entity_identifier(set_id) or {"value": set_id}
+        out.append({"type": {"text": "setId"}, **said})
     return out
 
 

@@ -100,3 +100,33 @@ def test_a_document_by_an_organization_only_names_it_as_an_organization() -> Non
     assert lab["display"] == "Laboratoire Cerballiance"
     person = res[3]["author"][0]
     assert person["type"] == "Practitioner" and "display" not in person
+
+
+# -- a document's setId ------------------------------------------------------------------------
+def test_a_set_id_of_a_root_alone_is_a_uri_as_the_document_id_is() -> None:
+    """The ANS examples (CNAM-HR, eDISP) give setId as a root alone, an OID
+    ('1.2.250.1.213.1.1.1.36.2021.1'); hospitals a UUID. It was an identifier with no
+    system: a reader looking for the other versions of a document by its setId matched
+    nothing. Now under RFC 3986 (urn:oid:, urn:uuid:), as the masterIdentifier of a
+    document id of a root alone is; a setId root^extension is as before."""
+    rows = [_row(1, type="document", code="96173-0", display="Données de remboursement",
+                 key="document|1.2.250.1.213.1.1.1.36.2021.1.1",
+                 details={"set_id": "1.2.250.1.213.1.1.1.36.2021.1"}),
+            _row(2, type="document", code="11490-0", display="Lettre de liaison",
+                 details={"set_id": "6F0C1A9E-3B7D-4C2A-9E51-2D8B7A41C0F3"}),
+            _row(3, type="document", code="11502-2", display="CR de biologie",
+                 details={"set_id": "1.2.250.1.213.1.1.9^SET-CRBIO-77"}),
+            _row(4, type="document", code="11502-2", display="CR de biologie",
+                 details={"set_id": "LABO-SET-12"})]
+    res = by_entry_id(json.loads(_valid(to_bundle(PATIENT, rows))))
+
+    def set_id(i: int) -> dict:
+        return next(x for x in res[i]["identifier"] if x.get("type") == {"text": "setId"})
+    assert set_id(1) == {"type": {"text": "setId"}, "system": "urn:ietf:rfc:3986",
+                         "value": "urn:oid:1.2.250.1.213.1.1.1.36.2021.1"}
+    assert set_id(2)["system"] == "urn:ietf:rfc:3986"
+    assert set_id(2)["value"] == "urn:uuid:6f0c1a9e-3b7d-4c2a-9e51-2d8b7a41c0f3"
+    assert res[1]["masterIdentifier"]["system"] == set_id(1)["system"]
+    assert set_id(3) == {"type": {"text": "setId"}, "system": "urn:oid:1.2.250.1.213.1.1.9",
+                         "value": "SET-CRBIO-77"}
+    assert set_id(4) == {"type": {"text": "setId"}, "value": "LABO-SET-12"}
