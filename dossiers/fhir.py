@@ -163,7 +163,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -2015,10 +2015,11 @@ def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
 
 
 def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
-                    extras: dict[str, dict] | None = None) -> dict:
+                    extras: dict[str, dict] | None = None, withheld: bool = False) -> dict:
     """The resource of one entry, without its links to other entries (added later);
     resources it references (a lab result's Specimen, Device, Practitioner, Organization)
-    are added to ``extras`` (fullUrl -> resource)."""
+    are added to ``extras`` (fullUrl -> resource). ``withheld``: the reader may not have
+    the entry's original file (``to_bundle``)."""
     details = _json(entry.get("details")) or {}
     if not isinstance(details, Mapping):
         details = {}
@@ -2064,7 +2065,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         if order:  # OBR-2 and OBR-16/ORC-12: the order this report answers, its prescriber
             res["basedOn"] = [order]
         if entry.get("attachment_sha256") or entry.get("media_type"):
-            res["presentedForm"] = [_attachment(entry, base_url)]
+            res["presentedForm"] = [_attachment(entry, base_url, withheld)]
         studies = _imaging_studies(entry, details, subject, extras)
         if studies:
             res["imagingStudy"] = studies
@@ -2086,8 +2087,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    author=[_author(entry, details)],
                    description=_text(entry.get("display")),
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
-                   content=[{"attachment": _attachment(entry, base_url)}])
-        res["identifier"] = _document_identifiers(entry, details)
+                   content=[{"attachment": _attachment(entry, base_url, withheld)}])
+        res["identifier"] = _document_identifiers(entry, details, withheld)
         replaced = _text(details.get("replaces"))
         if replaced and not error:  # a new version (CDA RPLC, MDM^T10 / TXA-13)
             target = _document_id(replaced) or {"value": replaced.removeprefix(DOCUMENT_KEY)}
@@ -2907,10 +2908,19 @@ def _wado_endpoint(link: Any, extras: dict[str, dict]) -> str | None:  # noqa: A
     return url
 
 
-def _attachment(entry: Mapping, base_url: str) -> dict:
-    return {"contentType": _code(entry.get("media_type")),
-            "url": f"{base_url}/documents/{entry.get('id')}",
-            "title": _text(entry.get("display"))}
+def _attachment(entry: Mapping, base_url: str, withheld: bool = False) -> dict:
+    """The document's content: its type, title and where to get the file, unless the file
+    is withheld from the reader (it states an entry hidden from them): then no url, as the
+    API's entries say has_file false and /documents answers NO_FILE. A url to a file the
+    reader is refused read as a broken link, and named a file with something to hide."""
+    kind, title = _code(entry.get("media_type")), _text(entry.get("display"))
+    if withheld:  # R4 content is required, an empty attachment none: a word at least
+        return {"contentType": kind, "title": title or (None if kind else NO_FILE)}
+    return {"contentType": kind, "url": f"{base_url}/documents/{entry.get('id')}",
+            "title": title}
+
+
+NO_FILE = "original file not available"
 
 
 DOCUMENT_KEY = "document|"  # how a document's entry key starts (normalizers: its id follows)
@@ -2927,9 +2937,12 @@ def _document_id(key: Any) -> dict | None:  # noqa: ANN401
     return _entity_identifier(text[len(DOCUMENT_KEY):])
 
 
-def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
+def _document_identifiers(entry: Mapping, details: Mapping,
+                          withheld: bool = False) -> list[dict]:
+    """The digest of the document's file (not for a reader it is withheld from: nothing
+    of the file is said to them) and its setId."""
     out = []
-    sha = _text(entry.get("attachment_sha256"))
+    sha = None if withheld else _text(entry.get("attachment_sha256"))
     if sha and re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         digest = base64.urlsafe_b64encode(bytes.fromhex(sha)).decode().rstrip("=")
         out.append({"system": RFC3986, "type": {"text": "sha256 of the content"},
@@ -3399,7 +3412,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
               versions: Mapping[int, int] | None = None, import_ids: bool = True,
               base_url: str = "urn:dmp", timestamp: datetime | None = None,
-              identifiers: Sequence[Mapping] = ()) -> dict:
+              identifiers: Sequence[Mapping] = (), withheld: Collection[int] = ()) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
@@ -3408,7 +3421,9 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     version (dossiers/export.py ``load_parent_versions``); ``import_ids`` False leaves our
     import ids out of the Provenances (a reader's export); ``timestamp`` (given by
     the caller, so that the same dossier exports the same) becomes Bundle.timestamp;
-    ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP)."""
+    ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP);
+    ``withheld`` the ids of entries whose original file the reader may not have
+    (dossiers/access.py ``files_withheld``: it states an entry hidden from them)."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
     subject = {"reference": patient_url}
@@ -3419,7 +3434,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     for e in kept:
         resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or "",
                                                            e.get("details")),
-                                             subject, base_url, extras)
+                                             subject, base_url, extras,
+                                             e["id"] in withheld)
     _link(kept, resources, urls, versions or {})
     _link_isolates(kept, resources, urls, versions or {}, extras)
     _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)

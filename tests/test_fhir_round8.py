@@ -10,11 +10,21 @@ earlier rounds).
 
 from __future__ import annotations
 
+import csv
 import json
 
+from sqlalchemy import select
+
+from dossiers import access
+from dossiers.access import Principal
 from dossiers.fhir import to_bundle
+from dossiers.schema import entries
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.conftest import SAMPLES
 from tests.test_fhir_export import PATIENT, _row, by_entry_id, check_bundle
-from tests.test_fhir_round7 import check_r4_rules
+from tests.test_fhir_round7 import by_entry_id_of, check_r4_rules
 
 HUGE = "9" * 400  # a number no float holds: float() makes it inf, JSON has no Infinity
 
@@ -130,3 +140,61 @@ def test_a_set_id_of_a_root_alone_is_a_uri_as_the_document_id_is() -> None:
     assert set_id(3) == {"type": {"text": "setId"}, "system": "urn:oid:1.2.250.1.213.1.1.9",
                          "value": "SET-CRBIO-77"}
     assert set_id(4) == {"type": {"text": "setId"}, "value": "LABO-SET-12"}
+
+
+# -- a file the reader may not open ------------------------------------------------------------
+ADMIN = Principal("admin", "alice")
+TREATING, NURSE = "10000000001", "10000000002"
+RENAL_PANEL = "02_crbio_synlab_bilan_renal_v1.xml"  # SYNLAB CR-BIO: créatinine, DFG, urée
+
+
+def _document(bundle: dict, entry_id: int) -> dict:
+    found = by_entry_id_of(bundle)[entry_id]
+    assert found["resourceType"] == "DocumentReference"
+    return found
+
+
+def test_a_file_withheld_from_the_reader_has_no_link_in_their_bundle(sqlite_ctx) -> None:  # noqa: ANN001
+    """The patient masks one result of a SYNLAB renal panel (the créatinine), not the
+    report: an authorised nurse no longer sees the result, and the report's original CDA,
+    which states it, is withheld from her (entries: has_file false; /documents: NO_FILE).
+    Her FHIR export still linked the file (content.attachment.url) and gave its digest: a
+    viewer showed a link that failed. Now her DocumentReference has its type and title and
+    no url nor digest; the patient's and the médecin traitant's keep both."""
+    engine = sqlite_ctx.engine
+    with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
+        create_dossiers(engine, [DossierInput.from_mapping(r) for r in csv.DictReader(fh)])
+    intake(engine, sqlite_ctx.archive, [Received((SAMPLES / "cda" / RENAL_PANEL).read_bytes(),
+                                                 "synlab", "file", file_name=RENAL_PANEL)])
+    drain(sqlite_ctx)
+    with engine.connect() as conn:
+        doc = conn.execute(select(entries).where(entries.c.type == "document")).one()
+        creat = conn.execute(select(entries.c.id).where(
+            entries.c.code == "14682-9", entries.c.current.is_(True))).scalar_one()
+    patient = Principal("patient", str(doc.patient_id))
+    for rpps, family, role in ((TREATING, "Durand", "médecin"),
+                               (NURSE, "Nguyen", "infirmière")):
+        access.register_professional(engine, ADMIN, rpps, family, "Anne", role)
+    access.set_treating(engine, ADMIN, patient.subject, TREATING)
+    access.grant(engine, patient, patient.subject, NURSE)
+    access.set_mask(engine, patient, creat, True)
+
+    def export(who: Principal) -> dict:
+        bundle = access.export_fhir(engine, who, patient.subject, base_url="https://dmp.test")
+        _valid(bundle)
+        return bundle
+
+    nurse = export(Principal("professional", NURSE, "infirmière"))
+    assert creat not in by_entry_id_of(nurse)
+    withheld = _document(nurse, doc.id)
+    assert withheld["content"] == [{"attachment": {"contentType": "text/xml",
+                                                   "title": withheld["description"]}}]
+    assert not any(i.get("value", "").startswith("ni:///sha-256;")
+                   for i in withheld["identifier"])
+    assert f"/documents/{doc.id}" not in json.dumps(nurse)
+    for who in (patient, Principal("professional", TREATING, "médecin")):
+        shown = export(who)
+        assert creat in by_entry_id_of(shown)
+        held = _document(shown, doc.id)
+        assert held["content"][0]["attachment"]["url"] == f"https://dmp.test/documents/{doc.id}"
+        assert any(i.get("value", "").startswith("ni:///sha-256;") for i in held["identifier"])
