@@ -198,3 +198,23 @@ def test_a_file_withheld_from_the_reader_has_no_link_in_their_bundle(sqlite_ctx)
         held = _document(shown, doc.id)
         assert held["content"][0]["attachment"]["url"] == f"https://dmp.test/documents/{doc.id}"
         assert any(i.get("value", "").startswith("ni:///sha-256;") for i in held["identifier"])
+
+
+# -- body sites in HL7's own table -------------------------------------------------------------
+def test_a_specimen_site_of_hl7_table_0163_is_in_hl7s_code_system() -> None:
+    """A wound swab taken on the left arm (SPM-8 'LA^Bras gauche^HL70163', the body site
+    table HL7 v2.5 names for it): Specimen.collection.bodySite was coded under a system of
+    ours (urn:dmp/CodeSystem/HL70163) that no reader knows, so the side and the site were
+    a bare 'LA'. Now HL7's own code system for table 0163, as tables 0070 and 0487 were."""
+    rows = [_row(1, code="11475-1", display="Culture microbiologique",
+                 specimen_time="2025-03-04T09:40+01:00",
+                 details={"specimen": {"code": "WND", "system": "HL70487",
+                                       "display": "Plaie"},
+                          "specimen_site": {"code": "LA", "system": "HL70163",
+                                            "display": "Bras gauche"}})]
+    bundle = json.loads(_valid(to_bundle(PATIENT, rows)))
+    specimen = next(e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Specimen")
+    assert specimen["collection"]["bodySite"] == {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0163", "code": "LA",
+                    "display": "Bras gauche"}], "text": "Bras gauche"}
