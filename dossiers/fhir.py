@@ -1913,10 +1913,13 @@ def _performers(details: Mapping, resource: str) -> list[dict]:
     person, org = _party(party)
     if person is None and not org:
         return []
-    if resource == "Immunization":
-        return [{"function": _ADMINISTERING, "actor": person}] if person else [{"actor": org}]
     if person is None:
-        return [{"actor": org}]
+        # the organization alone (a pharmacy that vaccinated, a clinic's team): an actor
+        # may be a person or a structure, and an untyped identifier with a FINESS said
+        # neither; onBehalfOf is an Organization by definition and stays as it was
+        return [{"actor": {"type": "Organization", **org}}]
+    if resource == "Immunization":
+        return [{"function": _ADMINISTERING, "actor": person}]
     return [{"actor": person, "onBehalfOf": org or None}]
 
 

@@ -218,3 +218,26 @@ def test_a_specimen_site_of_hl7_table_0163_is_in_hl7s_code_system() -> None:
     assert specimen["collection"]["bodySite"] == {
         "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0163", "code": "LA",
                     "display": "Bras gauche"}], "text": "Bras gauche"}
+
+
+def test_a_vaccination_or_a_procedure_by_an_organization_only_names_an_organization() -> None:
+    """A pharmacy vaccinates and the VAC document names the pharmacy alone (performer's
+    representedOrganization: idNatSt and name, no person); a clinic's team did a
+    procedure. The actor was an untyped identifier: a viewer could not tell a structure
+    from a professional. Now typed Organization, with its name; a person acting on behalf
+    of the structure is as before (round 5)."""
+    pharmacy = {"organization": [f"{FINESS}^1750512345"],
+                "organization_name": "Pharmacie de la Gare"}
+    rows = [_row(1, type="immunization", code="3400930231227", system="CIP",
+                 display="EFLUELDA", effective="2024-10-21",
+                 details={"performed_by": pharmacy}),
+            _row(2, type="procedure", code="DEQP003", system="CCAM",
+                 display="Électrocardiographie", details={"performed_by": {
+                     "organization_name": "Clinique Sainte-Thérèse"}})]
+    res = by_entry_id(json.loads(_valid(to_bundle(PATIENT, rows))))
+    actor = res[1]["performer"][0]["actor"]
+    assert actor["type"] == "Organization" and actor["display"] == "Pharmacie de la Gare"
+    assert actor["identifier"]["system"] == f"urn:oid:{FINESS}"
+    assert "function" not in res[1]["performer"][0]
+    assert res[2]["performer"] == [{"actor": {"type": "Organization",
+                                              "display": "Clinique Sainte-Thérèse"}}]
