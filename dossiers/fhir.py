@@ -3410,6 +3410,28 @@ def _group_components(group: Mapping, base_url: str) -> list[dict]:
     return out
 
 
+VITAL_SIGN = "vital_sign"
+_UNKNOWN_VALUE = {"coding": [{"system": DATA_ABSENT, "code": "unknown",
+                              "display": "Unknown"}]}
+
+
+def _vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) -> None:
+    """R4 requires every vital sign to meet its vitalsigns profile, whose vs-2 says: no
+    component nor member, then a value or a dataAbsentReason. A vital sign sent with no
+    value and no reason (a CDA observation without its value element: a weight not taken)
+    was an Observation the validator rejected; it says 'unknown' now, which is all the
+    sender said. Checked once the members are linked (a blood pressure panel has its two
+    measurements as members and needs no value of its own); never for one in error."""
+    for e in kept:
+        res = resources[e["id"]]
+        if e.get("type") != VITAL_SIGN or res["resourceType"] != "Observation" or \
+                res.get("status") == "entered-in-error" or res.get("component") or \
+                res.get("hasMember") or "dataAbsentReason" in res or \
+                any(k.startswith("value") and v for k, v in res.items()):
+            continue
+        res["dataAbsentReason"] = json.loads(json.dumps(_UNKNOWN_VALUE))
+
+
 def _exported(entry: Mapping) -> bool:
     """Current, not withdrawn, not superseded (the caller should have filtered: defensive)."""
     current = entry.get("current", True)
@@ -3452,6 +3474,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_visits(kept, resources, urls)
     _link_references(kept, resources, extras, subject, base_url)
     _link_prescriptions(kept, resources, extras, subject, base_url)
+    _vital_signs_absent(kept, resources)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

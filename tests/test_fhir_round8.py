@@ -241,3 +241,32 @@ def test_a_vaccination_or_a_procedure_by_an_organization_only_names_an_organizat
     assert "function" not in res[1]["performer"][0]
     assert res[2]["performer"] == [{"actor": {"type": "Organization",
                                               "display": "Clinique Sainte-Thérèse"}}]
+
+
+# -- a vital sign without a value --------------------------------------------------------------
+def test_a_vital_sign_sent_without_value_says_it_is_unknown() -> None:
+    """R4 makes every vital sign meet the vitalsigns profile, whose vs-2 wants a value or a
+    dataAbsentReason when the Observation has no component nor member. A VSM's weight sent
+    without its value element (not taken at the visit) was an Observation with neither,
+    which the validator rejects. It says 'unknown' now; a blood pressure panel whose two
+    measurements are its members, and a weight with its value, are as before."""
+    rows = [_row(1, type="vital_sign", code="29463-7", display="Poids",
+                 effective="2025-01-10T10:30+01:00"),
+            _row(2, type="vital_sign", code="85354-9", display="Pression artérielle",
+                 key="vital|85354-9|2025-01-10", effective="2025-01-10T10:30+01:00"),
+            _row(3, type="vital_sign", code="8480-6", display="Pression systolique",
+                 value="128", value_num=128, unit="mm[Hg]",
+                 effective="2025-01-10T10:30+01:00",
+                 details={"parent_result": {"key": "vital|85354-9|2025-01-10",
+                                            "code": "85354-9"}}),
+            _row(4, type="vital_sign", code="29463-7", display="Poids", value="71.5",
+                 value_num=71.5, unit="kg", effective="2025-01-10T10:30+01:00"),
+            _row(5, type="vital_sign", code="8867-4", display="Fréquence cardiaque",
+                 status="entered-in-error")]
+    res = by_entry_id(json.loads(_valid(to_bundle(PATIENT, rows))))
+    assert res[1]["dataAbsentReason"]["coding"][0] == {
+        "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+        "code": "unknown", "display": "Unknown"}
+    assert res[2]["hasMember"] and "dataAbsentReason" not in res[2]
+    assert res[4]["valueQuantity"]["value"] == 71.5 and "dataAbsentReason" not in res[4]
+    assert "dataAbsentReason" not in res[3] and "dataAbsentReason" not in res[5]
