@@ -58,7 +58,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; a CDA
   time interval (IVL_TS) -> valuePeriod; any other text -> valueString. No value: why, as
   dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
-  what the lab wrote instead of a value as its text; never for an entry in error. The
+  what the lab wrote instead of a value as its text; never for an entry in error. A vital
+  sign with no value, reason, component nor member says 'unknown' (R4 vitalsigns vs-2). The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
   spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
   then be the result's (else text only).
