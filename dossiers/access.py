@@ -821,11 +821,16 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
         append(conn, [_read_event(access, "dossier.export", format="fhir",
                                   entries=len(rows))])
         found = [r._mapping for r in rows]
+        # a file stating what the reader may not see is not theirs (read_document): the
+        # Bundle gives no link to it
+        withheld = files_withheld(conn, patient.id, access) \
+            if any(r.attachment_sha256 is not None for r in rows) else set()
         return to_bundle(patient._mapping, found, versions=load_parent_versions(conn, found),
                          provenance=_shown_provenance(conn, patient.id, rows, access,
                                                       load_provenance),
                          import_ids=False, base_url=base_url,
-                         identifiers=load_patient_identifiers(conn, patient.id))
+                         identifiers=load_patient_identifiers(conn, patient.id),
+                         withheld=withheld)
     return _with_trace(engine, principal, work)
 
 

@@ -58,7 +58,8 @@ Mapping decisions (the tables are in dossiers/tables/):
   a time of day, a count -> valueBoolean, valueDateTime, valueTime, valueInteger; a CDA
   time interval (IVL_TS) -> valuePeriod; any other text -> valueString. No value: why, as
   dataAbsentReason (fhir_data_absent.csv: pending, not obtained, a CDA nullFlavor), with
-  what the lab wrote instead of a value as its text; never for an entry in error. The
+  what the lab wrote instead of a value as its text; never for an entry in error. A vital
+  sign with no value, reason, component nor member says 'unknown' (R4 vitalsigns vs-2). The
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
   spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
   then be the result's (else text only).
@@ -78,7 +79,13 @@ Mapping decisions (the tables are in dossiers/tables/):
   confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality); the effective DMP
   masking (the patient's mask_override, else the sender's MASQUE_PS...) -> securityLabel
   and meta.security codes of the DMP's TRE_A07 (fhir_security_labels.csv), on every masked
-  resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels.
+  resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels. A file the
+  reader may not have (it states an entry hidden from them: ``withheld``) has no url nor
+  digest. A document or report by an organization alone (an idNatSt author) names it as
+  an Organization with its name; a setId of a root alone is an RFC 3986 URI, as the
+  masterIdentifier.
+- Numbers: one beyond a float (a 400-digit term) stays the text it was sent as: JSON has
+  no Infinity, and the API writes strict JSON.
 - Links: a result's report (parent_id, or the current version of the report it names:
   ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
   (Observation.hasMember: the results of a panel filed under the organism, or results filed
@@ -163,7 +170,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -669,14 +676,16 @@ def _timing_repeat(details: Mapping) -> dict:
     daily = _TIMES_A_DAY.fullmatch(frequency)
     every = _EVERY.fullmatch(frequency)
     times = _TIMES_EVERY.fullmatch(frequency)
-    if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31:
+    if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31 \
+            and _number(times.group(2)) is not None:
         repeat.update(frequency=int(times.group(1)), period=_decimal(times.group(2)),
                       periodUnit=times.group(3))
     elif daily and (daily.group(1) == "once" or 0 < int(daily.group(1).split()[0]) < 2**31):
         count = daily.group(1)
         repeat.update(frequency=1 if count == "once" else int(count.split()[0]), period=1,
                       periodUnit="d")
-    elif every and every.group(3) in UNITS_OF_TIME:
+    elif every and every.group(3) in UNITS_OF_TIME and \
+            all(_number(g) is not None for g in every.group(1, 2) if g):
         repeat.update(frequency=1, period=_decimal(every.group(1)))
         if every.group(2):
             repeat["periodMax"] = _decimal(every.group(2))
@@ -891,6 +900,22 @@ def _performer(value: Any) -> dict | None:  # noqa: ANN401
     return {"display": text}
 
 
+def _author(entry: Mapping, details: Mapping) -> dict | None:
+    """Who a document or a report is by (entries.performer): ``_performer``, and when that
+    is a structure's id (idNatSt, urn:oid:1.2.250.1.71.4.2.2: a CDA author that is an
+    organization only, or a device writing for its laboratory) an Organization reference
+    with the structure's name (details.authors[].organization_name). It was an untyped
+    identifier with no words: a viewer showed a blank author, a validator could not tell
+    it from a Practitioner."""
+    said = _text(entry.get("performer")) or ""
+    ref = _performer(said)
+    if ref is None or said.partition("^")[0].strip() != FINESS_OID or "identifier" not in ref:
+        return ref
+    names = [_text(a.get("organization_name")) for a in _items(details.get("authors"))
+             if isinstance(a, Mapping) and said in (a.get("organization") or ())]
+    return {"type": "Organization", **ref, "display": next(filter(None, names), None)}
+
+
 def masking_of(entry: Mapping) -> dict[str, bool]:
     """The DMP masking in force: the sender's flags, MASQUE_PS overridden by the patient's
     own choice (mask_override) when there is one."""
@@ -1033,7 +1058,16 @@ def _declared(entry: Mapping) -> bool:
 
 def _range_limits(text: str) -> dict[str, float] | None:
     """{'low': .., 'high': ..} (either or both) that a range's text says, in brackets or
-    not; None if unread."""
+    not; None if unread, or if a limit is too large for a number (JSON has no Infinity:
+    the text alone says it)."""
+    limits = _read_limits(text)
+    if limits is None or not all(map(math.isfinite, limits.values())):
+        return None
+    return limits
+
+
+def _read_limits(text: str) -> dict[str, float] | None:
+    """The limits a range's text says, as numbers (``_range_limits``)."""
     if (m := _ENCLOSED.fullmatch(text)) is not None:
         text = m.group(1) if m.group(1) is not None else m.group(2)
     if (m := _RANGE.fullmatch(text)) is not None:
@@ -1267,12 +1301,12 @@ def _ivl_value(entry: Mapping) -> dict | None:
     if not kind.startswith("IVL_") or kind == "IVL_TS":
         return None
     m = _INTERVAL.fullmatch(_text(entry.get("value")) or "")
-    if m is None or float(m.group(1)) > float(m.group(2)):
+    low, high = (_number(g) for g in m.groups()) if m else (None, None)
+    if low is None or high is None or low > high:  # unread, or beyond a float: its text
         return None
     unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
-    return {"valueRange": {"low": _quantity(float(m.group(1)), unit, sent, declared=declared),
-                           "high": _quantity(float(m.group(2)), unit, sent,
-                                             declared=declared)}}
+    return {"valueRange": {"low": _quantity(low, unit, sent, declared=declared),
+                           "high": _quantity(high, unit, sent, declared=declared)}}
 
 
 # a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'
@@ -1285,8 +1319,8 @@ def _rto_value(entry: Mapping) -> dict | None:
     if not str(entry.get("value_type") or "").upper().startswith("RTO"):
         return None
     m = _RATIO.fullmatch(_text(entry.get("value")) or "")
-    if m is None or not _number(m.group(3)):
-        return None
+    if m is None or not _number(m.group(3)) or _number(m.group(1)) is None:
+        return None  # no denominator, or a term beyond a float: the ratio's text
     terms = []
     for number, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
         ucum = to_ucum(unit).unit if unit else None
@@ -1886,10 +1920,13 @@ def _performers(details: Mapping, resource: str) -> list[dict]:
     person, org = _party(party)
     if person is None and not org:
         return []
-    if resource == "Immunization":
-        return [{"function": _ADMINISTERING, "actor": person}] if person else [{"actor": org}]
     if person is None:
-        return [{"actor": org}]
+        # the organization alone (a pharmacy that vaccinated, a clinic's team): an actor
+        # may be a person or a structure, and an untyped identifier with a FINESS said
+        # neither; onBehalfOf is an Organization by definition and stays as it was
+        return [{"actor": {"type": "Organization", **org}}]
+    if resource == "Immunization":
+        return [{"function": _ADMINISTERING, "actor": person}]
     return [{"actor": person, "onBehalfOf": org or None}]
 
 
@@ -1988,10 +2025,11 @@ def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
 
 
 def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
-                    extras: dict[str, dict] | None = None) -> dict:
+                    extras: dict[str, dict] | None = None, withheld: bool = False) -> dict:
     """The resource of one entry, without its links to other entries (added later);
     resources it references (a lab result's Specimen, Device, Practitioner, Organization)
-    are added to ``extras`` (fullUrl -> resource)."""
+    are added to ``extras`` (fullUrl -> resource). ``withheld``: the reader may not have
+    the entry's original file (``to_bundle``)."""
     details = _json(entry.get("details")) or {}
     if not isinstance(details, Mapping):
         details = {}
@@ -2031,13 +2069,13 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    category=category,
                    code=_concept(entry, base_url, "report", details), subject=subject,
                    effectiveDateTime=effective, issued=fhir_instant(entry.get("issued")),
-                   performer=[performer] if performer else [],
+                   performer=[_author(entry, details)],
                    conclusion=_text(entry.get("value")))
         order = _lab_order(entry, details, res, subject, extras)
         if order:  # OBR-2 and OBR-16/ORC-12: the order this report answers, its prescriber
             res["basedOn"] = [order]
         if entry.get("attachment_sha256") or entry.get("media_type"):
-            res["presentedForm"] = [_attachment(entry, base_url)]
+            res["presentedForm"] = [_attachment(entry, base_url, withheld)]
         studies = _imaging_studies(entry, details, subject, extras)
         if studies:
             res["imagingStudy"] = studies
@@ -2056,11 +2094,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    type=_concept(entry, base_url, "document"), subject=subject,
                    date=fhir_instant(entry.get("effective")) or
                    fhir_instant(entry.get("issued")),
-                   author=[performer] if performer else [],
+                   author=[_author(entry, details)],
                    description=_text(entry.get("display")),
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
-                   content=[{"attachment": _attachment(entry, base_url)}])
-        res["identifier"] = _document_identifiers(entry, details)
+                   content=[{"attachment": _attachment(entry, base_url, withheld)}])
+        res["identifier"] = _document_identifiers(entry, details, withheld)
         replaced = _text(details.get("replaces"))
         if replaced and not error:  # a new version (CDA RPLC, MDM^T10 / TXA-13)
             target = _document_id(replaced) or {"value": replaced.removeprefix(DOCUMENT_KEY)}
@@ -2266,7 +2304,7 @@ def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
                subject=subject, whenHandedOver=fhir_datetime(entry.get("effective")),
                performer=_dispensers(details.get("dispensed_by")))
     m = _DISPENSED_QUANTITY.fullmatch(str(details.get("dispensed_quantity") or ""))
-    if m is not None:
+    if m is not None and _number(m.group(1).replace(",", ".")) is not None:
         res["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")), m.group(2), None)
     dosing = details.get("dosage")
     if isinstance(dosing, Mapping) and dosing:
@@ -2300,7 +2338,7 @@ def _deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base
             "whenHandedOver": fhir_datetime(_text(delivery.get("time"))),
             "performer": _dispensers(delivery.get("by"))}
         m = _DISPENSED_QUANTITY.fullmatch(str(delivery.get("quantity") or ""))
-        if m is not None:
+        if m is not None and _number(m.group(1).replace(",", ".")) is not None:
             dispense["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")),
                                              m.group(2), None)
         if (res.get("meta") or {}).get("security"):
@@ -2880,10 +2918,19 @@ def _wado_endpoint(link: Any, extras: dict[str, dict]) -> str | None:  # noqa: A
     return url
 
 
-def _attachment(entry: Mapping, base_url: str) -> dict:
-    return {"contentType": _code(entry.get("media_type")),
-            "url": f"{base_url}/documents/{entry.get('id')}",
-            "title": _text(entry.get("display"))}
+def _attachment(entry: Mapping, base_url: str, withheld: bool = False) -> dict:
+    """The document's content: its type, title and where to get the file, unless the file
+    is withheld from the reader (it states an entry hidden from them): then no url, as the
+    API's entries say has_file false and /documents answers NO_FILE. A url to a file the
+    reader is refused read as a broken link, and named a file with something to hide."""
+    kind, title = _code(entry.get("media_type")), _text(entry.get("display"))
+    if withheld:  # R4 content is required, an empty attachment none: a word at least
+        return {"contentType": kind, "title": title or (None if kind else NO_FILE)}
+    return {"contentType": kind, "url": f"{base_url}/documents/{entry.get('id')}",
+            "title": title}
+
+
+NO_FILE = "original file not available"
 
 
 DOCUMENT_KEY = "document|"  # how a document's entry key starts (normalizers: its id follows)
@@ -2900,19 +2947,23 @@ def _document_id(key: Any) -> dict | None:  # noqa: ANN401
     return _entity_identifier(text[len(DOCUMENT_KEY):])
 
 
-def _document_identifiers(entry: Mapping, details: Mapping) -> list[dict]:
+def _document_identifiers(entry: Mapping, details: Mapping,
+                          withheld: bool = False) -> list[dict]:
+    """The digest of the document's file (not for a reader it is withheld from: nothing
+    of the file is said to them) and its setId."""
     out = []
-    sha = _text(entry.get("attachment_sha256"))
+    sha = None if withheld else _text(entry.get("attachment_sha256"))
     if sha and re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         digest = base64.urlsafe_b64encode(bytes.fromhex(sha)).decode().rstrip("=")
         out.append({"system": RFC3986, "type": {"text": "sha256 of the content"},
                     "value": f"ni:///sha-256;{digest}"})
     set_id = _text(details.get("set_id"))
     if set_id:
-        root, _, ext = set_id.partition("^")
-        oid = _OID.fullmatch(root) and _text(ext)
-        out.append({"type": {"text": "setId"}, "system": f"urn:oid:{root}" if oid else None,
-                    "value": _text(ext) if oid else set_id})
+        # as the masterIdentifier is written (an II of its root alone, an OID or a UUID, is
+        # that URI under RFC 3986): a setId of a root alone, as the ANS examples send it,
+        # was an identifier with no system, which no reader matches across versions
+        said = _entity_identifier(set_id) or {"value": set_id}
+        out.append({"type": {"text": "setId"}, **said})
     return out
 
 
@@ -3360,6 +3411,28 @@ def _group_components(group: Mapping, base_url: str) -> list[dict]:
     return out
 
 
+VITAL_SIGN = "vital_sign"
+_UNKNOWN_VALUE = {"coding": [{"system": DATA_ABSENT, "code": "unknown",
+                              "display": "Unknown"}]}
+
+
+def _vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) -> None:
+    """R4 requires every vital sign to meet its vitalsigns profile, whose vs-2 says: no
+    component nor member, then a value or a dataAbsentReason. A vital sign sent with no
+    value and no reason (a CDA observation without its value element: a weight not taken)
+    was an Observation the validator rejected; it says 'unknown' now, which is all the
+    sender said. Checked once the members are linked (a blood pressure panel has its two
+    measurements as members and needs no value of its own); never for one in error."""
+    for e in kept:
+        res = resources[e["id"]]
+        if e.get("type") != VITAL_SIGN or res["resourceType"] != "Observation" or \
+                res.get("status") == "entered-in-error" or res.get("component") or \
+                res.get("hasMember") or "dataAbsentReason" in res or \
+                any(k.startswith("value") and v for k, v in res.items()):
+            continue
+        res["dataAbsentReason"] = json.loads(json.dumps(_UNKNOWN_VALUE))
+
+
 def _exported(entry: Mapping) -> bool:
     """Current, not withdrawn, not superseded (the caller should have filtered: defensive)."""
     current = entry.get("current", True)
@@ -3371,7 +3444,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
               versions: Mapping[int, int] | None = None, import_ids: bool = True,
               base_url: str = "urn:dmp", timestamp: datetime | None = None,
-              identifiers: Sequence[Mapping] = ()) -> dict:
+              identifiers: Sequence[Mapping] = (), withheld: Collection[int] = ()) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
@@ -3380,7 +3453,9 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     version (dossiers/export.py ``load_parent_versions``); ``import_ids`` False leaves our
     import ids out of the Provenances (a reader's export); ``timestamp`` (given by
     the caller, so that the same dossier exports the same) becomes Bundle.timestamp;
-    ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP)."""
+    ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP);
+    ``withheld`` the ids of entries whose original file the reader may not have
+    (dossiers/access.py ``files_withheld``: it states an entry hidden from them)."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
     subject = {"reference": patient_url}
@@ -3391,7 +3466,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     for e in kept:
         resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or "",
                                                            e.get("details")),
-                                             subject, base_url, extras)
+                                             subject, base_url, extras,
+                                             e["id"] in withheld)
     _link(kept, resources, urls, versions or {})
     _link_isolates(kept, resources, urls, versions or {}, extras)
     _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
@@ -3399,6 +3475,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_visits(kept, resources, urls)
     _link_references(kept, resources, extras, subject, base_url)
     _link_prescriptions(kept, resources, extras, subject, base_url)
+    _vital_signs_absent(kept, resources)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
