@@ -138,6 +138,36 @@ def representative_qualities() -> dict[str, str]:
 
 
 @cache
+def qualities_ending_at_majority() -> frozenset[str]:
+    """The qualities that end on the patient's 18th birthday (representative_qualities.csv)."""
+    return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
+                     if r.get("ends_at_majority", "").lower() == "yes")
+
+
+def majority_day(birth_date: str | None) -> str | None:
+    """The patient's 18th birthday (ISO), the first day a parent no longer represents them;
+    None when the birth date is not a full date (a year alone: no day can be said, the
+    declaration's own dates decide). Born on 29 February: 1 March of a common year."""
+    try:
+        born = date.fromisoformat((birth_date or "")[:10])
+    except ValueError:
+        return None
+    try:
+        return born.replace(year=born.year + 18).isoformat()
+    except ValueError:
+        return date(born.year + 18, 3, 1).isoformat()
+
+
+def holds_on(quality: str, day: str, birth_date: str | None) -> bool:
+    """Whether a declaration of this quality (in force by its own dates) still holds on
+    ``day`` given the patient's age: a parent's ends at the patient's majority."""
+    if quality not in qualities_ending_at_majority():
+        return True
+    adult = majority_day(birth_date)
+    return adult is None or day < adult
+
+
+@cache
 def qualities_after_death() -> frozenset[str]:
     """The qualities whose reading outlives the patient (representative_qualities.csv)."""
     return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
@@ -374,16 +404,19 @@ def local_today() -> str:
     return datetime.now(LOCAL_ZONE).date().isoformat()
 
 
-def _represents(conn: Connection, patient_id: int, principal: Principal, today: str) -> bool:
+def _represents(conn: Connection, patient, principal: Principal, today: str) -> bool:  # noqa: ANN001
     """A declaration of this representative on this dossier, not revoked, holding today
-    (valid_from included, valid_until excluded)."""
+    (valid_from included, valid_until excluded), and a parent's only while the patient is a
+    minor (``holds_on``): a parent declared without an end read the dossier of their child
+    become adult, masked documents included."""
     if principal.kind != "representative":
         return False
     r = legal_representatives.c
-    return conn.execute(select(r.id).where(
-        r.patient_id == patient_id, r.subject == principal.subject, r.revoked_at.is_(None),
-        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today))
-        .limit(1)).first() is not None
+    return any(holds_on(q, today, patient.birth_date) for q in conn.execute(select(
+        r.quality).where(
+        r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
+        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today)))
+        .scalars())
 
 
 def _represents_after_death(conn: Connection, patient, principal: Principal) -> bool:  # noqa: ANN001
@@ -399,7 +432,8 @@ def _represents_after_death(conn: Connection, patient, principal: Principal) -> 
     r = legal_representatives.c
     held = {row.quality for row in conn.execute(select(r.quality).where(
         r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
-        r.valid_from <= day, or_(r.valid_until.is_(None), r.valid_until > day)))}
+        r.valid_from <= day, or_(r.valid_until.is_(None), r.valid_until > day)))
+        if holds_on(row.quality, day, patient.birth_date)}
     if held & qualities_after_death():
         return True
     if held:
@@ -425,7 +459,7 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
     now = datetime.now(UTC)
     try:
         represents = (_represents_after_death(conn, patient, principal) if patient.deceased
-                      else _represents(conn, patient.id, principal, local_today()))
+                      else _represents(conn, patient, principal, local_today()))
         basis = decide(principal, patient,
                        authorised=_authorised(conn, patient.id, principal.rpps),
                        break_glass_open=_break_glass_open(conn, patient.id, principal.rpps,
@@ -1210,6 +1244,10 @@ def declare_representative(engine: Engine, principal: Principal, patient_ref: st
     def work(conn: Connection) -> dict:
         patient = _admin_dossier(conn, principal, patient_ref, "declares a legal "
                                  "representative", open_only=True)
+        if not holds_on(quality, start, patient.birth_date):
+            raise InvalidRequest("PATIENT_OF_AGE", f"a {quality} represents a minor only: the "
+                                 f"patient is of age on {start} (from "
+                                 f"{majority_day(patient.birth_date)})")
         r = legal_representatives.c
         if conn.execute(select(r.id).where(r.patient_id == patient.id, r.subject == subject,
                                            r.revoked_at.is_(None))).first() is not None:
@@ -1269,6 +1307,8 @@ def list_representatives(engine: Engine, principal: Principal, patient_ref: str)
         rows = conn.execute(select(legal_representatives).where(
             legal_representatives.c.patient_id == patient.id)
             .order_by(legal_representatives.c.id)).all()
-    return {"patient_id": patient.id, "representatives": [
+    return {"patient_id": patient.id, "majority_day": majority_day(patient.birth_date),
+            "representatives": [
         {**representative_dict(r), "in_force": r.revoked_at is None and r.valid_from <= today
-         and (r.valid_until is None or r.valid_until > today)} for r in rows]}
+         and (r.valid_until is None or r.valid_until > today)
+         and holds_on(r.quality, today, patient.birth_date)} for r in rows]}

@@ -1,0 +1,121 @@
+"""Dossier access, round 5 (dossiers/access.py): the patient's rights as they are exercised
+over time. A minor comes of age; a result awaiting its announcement consultation
+(INVISIBLE_PATIENT) is announced and unflagged.
+
+Maëlys Da Silva (test INS-NIR, born 14 September 2010) receives β-hCG lab reports as CI-SIS
+CDA in HL7v2 ORU (the builder of tests/test_access_round2.py), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select, update
+
+from dossiers import access
+from dossiers.access import Principal
+from dossiers.schema import entries, patients
+from pipelines.dossier_admin import DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_access_round2 import NIR, TEST_OID, _oru
+
+ADMIN = Principal("admin", "alice")
+GYNECO = "10000000001"  # Dr Anne Durand, her médecin traitant
+MOTHER = Principal("representative", "rep-claire-dasilva")
+TUTOR = Principal("representative", "rep-odile-martin")
+
+
+def pro(rpps: str) -> Principal:
+    return Principal("professional", rpps, "médecin")
+
+
+def _file(ctx, *messages: bytes) -> None:  # noqa: ANN001
+    intake(ctx.engine, ctx.archive, [Received(m, "lbm-rhone", "mllp") for m in messages])
+    drain(ctx)
+
+
+def _documents(ctx) -> list:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return list(conn.execute(select(entries).where(entries.c.type == "document",
+                                                       entries.c.current.is_(True))))
+
+
+@pytest.fixture
+def maelys(ctx):  # noqa: ANN001, ANN201
+    """Her dossier, her médecin traitant registered and named; nothing filed yet."""
+    created = create_dossiers(ctx.engine, [DossierInput(
+        family="Da Silva", given="Maëlys", birth_date="2010-09-14", sex="F", ins=NIR,
+        ins_oid=TEST_OID)])
+    pid = str(created[0])
+    access.register_professional(ctx.engine, ADMIN, GYNECO, "Durand", "Anne", "médecin")
+    access.set_treating(ctx.engine, ADMIN, pid, GYNECO)
+    return SimpleNamespace(ctx=ctx, engine=ctx.engine, pid=pid,
+                           patient=Principal("patient", pid))
+
+
+def _basis(d, who: Principal) -> str:  # noqa: ANN001
+    return access.read_dossier(d.engine, who, d.pid)["access"]["basis"]
+
+
+def _code(call, *args, **kwargs) -> str:  # noqa: ANN001
+    with pytest.raises(access.AccessError) as refused:
+        call(*args, **kwargs)
+    return refused.value.code
+
+
+# -- a minor comes of age -------------------------------------------------------------------
+def test_a_parent_stops_representing_on_the_minors_18th_birthday(maelys, monkeypatch) -> None:  # noqa: ANN001, E501
+    """Her mother was declared without an end (the admin left valid_until empty): on
+    14 September 2028 Maëlys is of age and her mother reads nothing more, masked documents
+    included; a guardian declared without an end is not ended by age (the quality does not
+    say a minor's guardianship from an adult's: the admin states the end)."""
+    d = maelys
+    _file(d.ctx, _oru(1, "PLAIN", "3"))
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=MOTHER.subject,
+                                  family="Da Silva", given="Claire", quality="parent",
+                                  valid_from="2010-09-14")
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=TUTOR.subject,
+                                  family="Martin", given="Odile", quality="tuteur",
+                                  valid_from="2020-01-01")
+    assert _basis(d, MOTHER) == "representative"
+    monkeypatch.setattr(access, "local_today", lambda: "2028-09-13")  # the eve: still a minor
+    assert _basis(d, MOTHER) == "representative"
+    monkeypatch.setattr(access, "local_today", lambda: "2028-09-14")
+    assert _code(access.read_entries, d.engine, MOTHER, d.pid) == "ACCESS_DENIED"
+    assert _code(access.read_audit, d.engine, MOTHER, d.pid) == "ACCESS_DENIED"
+    assert _basis(d, TUTOR) == "representative"
+    assert _basis(d, d.patient) == "patient"
+    listed = access.list_representatives(d.engine, ADMIN, d.pid)
+    assert listed["majority_day"] == "2028-09-14"
+    assert {r["subject"]: r["in_force"] for r in listed["representatives"]} == \
+        {MOTHER.subject: False, TUTOR.subject: True}
+    # a parent declared on the dossier of an adult is refused, with its own code
+    refused = _code(access.declare_representative, d.engine, ADMIN, d.pid,
+                    subject="rep-paulo-dasilva", family="Da Silva", given="Paulo",
+                    quality="parent")
+    assert refused == "PATIENT_OF_AGE"
+
+
+def test_a_parent_of_a_patient_who_died_an_adult_does_not_read_on(maelys, monkeypatch) -> None:  # noqa: ANN001, E501
+    """The after-death reading of parents (L1110-4 V) is for a minor child: a parent whose
+    declaration never ended kept reading the dossier of a child who died at 30."""
+    d = maelys
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=MOTHER.subject,
+                                  family="Da Silva", given="Claire", quality="parent",
+                                  valid_from="2010-09-14")
+    with d.engine.begin() as conn:
+        conn.execute(update(patients).where(patients.c.id == int(d.pid))
+                     .values(deceased=True, deceased_at="2040-05-02"))
+    monkeypatch.setattr(access, "local_today", lambda: "2040-05-10")
+    assert _code(access.read_dossier, d.engine, MOTHER, d.pid) == "ACCESS_DENIED"
+    with d.engine.begin() as conn:  # died a minor: the parent reads on
+        conn.execute(update(patients).where(patients.c.id == int(d.pid))
+                     .values(deceased_at="2026-05-02"))
+    assert _basis(d, MOTHER) == "representative"
+
+
+def test_majority_day() -> None:
+    assert access.majority_day("2010-09-14") == "2028-09-14"
+    assert access.majority_day("2008-02-29") == "2026-03-01"
+    assert access.majority_day("2010") is None and access.majority_day(None) is None
