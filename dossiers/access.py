@@ -64,7 +64,9 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   them, which is what happens to any flags stated, so Y needs nothing more; and since a
   document secret in any of its versions keeps its trail secret (``hidden_entries``), a
   representative loses sight of a document made invisible to them and of their past reads
-  of it.
+  of it. INVISIBLE_PATIENT is the exception (visibility_flags.csv trail = current): it waits
+  for the announcement consultation, and once a later version lifts it the patient reads
+  the document and, in their trail, who read it.
 - **Admins** run the platform: they register professionals, declare and revoke legal
   representatives and may set a médecin traitant, but they do not read dossiers through here
   (the operator's CLI has its own, audited, commands). **Senders** only push.
@@ -128,6 +130,14 @@ def _hidden_from() -> dict[str, frozenset[str]]:
 
 def hidden_flags(basis: str) -> frozenset[str]:
     return _hidden_from().get(basis, frozenset())
+
+
+@cache
+def lifted_flags() -> frozenset[str]:
+    """The flags whose secret ends when a later version clears them, the audit trail's
+    included (visibility_flags.csv trail = current): INVISIBLE_PATIENT."""
+    return frozenset(row["flag"] for row in read_csv_rows(TABLES / "visibility_flags.csv")
+                     if row.get("trail", "").strip() == "current")
 
 
 @cache
@@ -744,13 +754,19 @@ def hidden_entries(conn: Connection, patient_id: int, flags: frozenset[str]) -> 
     """The ids of every version of every entry of the dossier that ``flags`` hide: a
     document (or an entry) flagged in any of its versions, and what was read from it. Any
     version: a document secret once keeps its past reads secret after a later version
-    unflags it."""
+    unflags it; except for the flags a later version lifts (``lifted_flags``), which count
+    on the current version only. INVISIBLE_PATIENT counted in any version, and the patient
+    whose result was announced, its document now shown to her, never saw in her trail who
+    had read it, nor even her own reads of it."""
     if not flags:
         return set()
     rows = list(conn.execute(select(entries.c.id, entries.c.key, entries.c.parent_id,
-                                    entries.c.masking, entries.c.superseded_by).where(
+                                    entries.c.masking, entries.c.superseded_by,
+                                    entries.c.current).where(
         entries.c.patient_id == patient_id)))
-    keys = {r.key for r in rows if is_flagged(r, flags)}
+    ever, lifted = flags - lifted_flags(), flags & lifted_flags()
+    keys = {r.key for r in rows
+            if is_flagged(r, ever) or (r.current and is_flagged(r, lifted))}
     if not keys:
         return set()
     key_of = {r.id: r.key for r in rows}

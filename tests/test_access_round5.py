@@ -119,3 +119,30 @@ def test_majority_day() -> None:
     assert access.majority_day("2010-09-14") == "2028-09-14"
     assert access.majority_day("2008-02-29") == "2026-03-01"
     assert access.majority_day("2010") is None and access.majority_day(None) is None
+
+
+# -- INVISIBLE_PATIENT lifted after the announcement consultation ---------------------------
+def test_once_announced_the_patient_sees_who_read_the_document(maelys) -> None:  # noqa: ANN001, E501
+    """The positive β-hCG waits for the announcement consultation (INVISIBLE_PATIENT=Y); her
+    gynaecologist reads it. After the consultation the laboratory lifts the flag
+    (MODIF_CONF_CODE=Y, INVISIBLE_PATIENT=N): Maëlys reads the report, and her trail now
+    shows who read it before her. It stayed hidden for good (the rule of the
+    representatives' secrets, which outlive a later version)."""
+    d = maelys
+    _file(d.ctx, _oru(1, "HCG", "1245", INVISIBLE_PATIENT="Y"))
+    doc = _documents(d.ctx)[0]
+    access.read_document(d.engine, pro(GYNECO), doc.id)
+    seen = {e["id"] for e in access.read_entries(d.engine, d.patient, d.pid)["entries"]}
+    assert doc.id not in seen
+    trail = access.read_audit(d.engine, d.patient, d.pid)["events"]
+    assert not [e for e in trail if e["action"] in ("document.read", "dossier.deposit")]
+    _file(d.ctx, _oru(2, "HCG", "1245", INVISIBLE_PATIENT="N", MODIF_CONF_CODE="Y"))
+    now = _documents(d.ctx)[0]
+    seen = {e["id"] for e in access.read_entries(d.engine, d.patient, d.pid)["entries"]}
+    assert now.id in seen
+    access.read_document(d.engine, d.patient, now.id)
+    trail = access.read_audit(d.engine, d.patient, d.pid)["events"]
+    reads = [(e["actor"], e["actor_name"]) for e in trail if e["action"] == "document.read"]
+    assert reads == [(d.patient.actor, None),
+                     (f"professional:{GYNECO}", "Anne Durand (médecin)")]
+    assert len([e for e in trail if e["action"] == "dossier.deposit"]) == 2
