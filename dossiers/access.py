@@ -719,14 +719,39 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
         rows = _trail_for(conn, patient.id, rows, access)
         names = {**_professional_names(conn, rows),
                  **_representative_names(conn, patient.id, rows)}
+        described = _described_entries(conn, rows, access)
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
         return {"patient_id": patient.id, "next_before": next_before, "events": [
             {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,
+             "document": described.get(_entry_named(r)),
              "break_glass": (r.details or {}).get("basis") == "break_glass"
              or r.action == "break_glass.open"} for r in rows]}
     return _with_trace(engine, principal, work)
+
+
+def _entry_named(row) -> int | None:  # noqa: ANN001
+    """The entry an audit row names (a document read, masked, withdrawn), if any."""
+    entry = row.details.get("entry") if isinstance(row.details, dict) else None
+    return entry if isinstance(entry, int) and not isinstance(entry, bool) else None
+
+
+def _described_entries(conn: Connection, rows: Sequence, access: Access) -> dict[int, dict]:
+    """{entry id an event names: what it is, for people}: its current version's type, title
+    and date, when the reader may see it now. The trail said only 'document.read, entry
+    7412': the patient saw who read, and when, but not what. An entry the reader may not
+    see (withdrawn since, hidden from a representative) is not described: the id alone, as
+    before."""
+    named = {e for r in rows if (e := _entry_named(r)) is not None}
+    if not named:
+        return {}
+    current = current_versions(conn, named)
+    documents = _documents_of(conn, list(current.values()))
+    return {entry: {"type": row.type, "title": row.display, "effective": row.effective}
+            for entry, row in current.items()
+            if row.patient_id == access.patient_id
+            and is_visible(row, access, documents.get(row.parent_id))}
 
 
 # What of another person's audit event a reader is shown when the dossier holds entries hidden

@@ -44,6 +44,10 @@ def _documents(ctx) -> list:  # noqa: ANN001
 @pytest.fixture
 def maelys(ctx):  # noqa: ANN001, ANN201
     """Her dossier, her médecin traitant registered and named; nothing filed yet."""
+    return _maelys(ctx)
+
+
+def _maelys(ctx):  # noqa: ANN001, ANN202
     created = create_dossiers(ctx.engine, [DossierInput(
         family="Da Silva", given="Maëlys", birth_date="2010-09-14", sex="F", ins=NIR,
         ins_oid=TEST_OID)])
@@ -146,3 +150,77 @@ def test_once_announced_the_patient_sees_who_read_the_document(maelys) -> None: 
     assert reads == [(d.patient.actor, None),
                      (f"professional:{GYNECO}", "Anne Durand (médecin)")]
     assert len([e for e in trail if e["action"] == "dossier.deposit"]) == 2
+
+
+def _deletion(n: int, ext: str, value: str, **flags: str) -> bytes:
+    """The CI-SIS deletion of a document held: ORC-1 CA, OBX-11 D (flags as stated)."""
+    lines = _oru(n, ext, value, **flags).decode().split("\r")
+    lines = [ln.replace("ORC|NW|", "ORC|CA|") for ln in lines]
+    lines[5] = lines[5][:-1] + "D"
+    return "\r".join(lines).encode()
+
+
+def test_a_document_deleted_before_its_announcement_keeps_its_trail_hidden(maelys) -> None:  # noqa: ANN001, E501
+    """The laboratory deletes the unannounced report (sent to the wrong dossier), its
+    deletion stating INVISIBLE_PATIENT=N as the guide's messages do: the deleted version
+    keeps the flag held, and the trail of the report stays hidden from the patient (the
+    'current' rule of the flag does not open it)."""
+    d = maelys
+    _file(d.ctx, _oru(1, "HCG", "1245", INVISIBLE_PATIENT="Y"))
+    access.read_document(d.engine, pro(GYNECO), _documents(d.ctx)[0].id)
+    _file(d.ctx, _deletion(2, "HCG", "1245"))
+    assert [r.status for r in _documents(d.ctx)] == ["withdrawn"]
+    assert access.read_entries(d.engine, d.patient, d.pid)["entries"] == []
+    trail = access.read_audit(d.engine, d.patient, d.pid)["events"]
+    assert {e["action"] for e in trail} == {"treating.set", "entries.read"}
+
+
+# -- the trail says what was read -----------------------------------------------------------
+def test_the_trail_names_the_document_read_over_http_and_in_the_console(sqlite_ctx) -> None:  # noqa: ANN001, E501
+    """Dr Durand read the plain β-hCG report; the patient's trail said 'document.read' with
+    an internal entry id. It now names the document (type, title, date) when the reader may
+    see it, and only then: not the one deleted since, nor to the mother the one she may
+    not see."""
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.console.session import SESSION_COOKIE
+    from api.tokens import mint
+
+    ctx = sqlite_ctx
+    ctx.settings = dataclasses.replace(ctx.settings, api_secret="s" * 64)
+    d = _maelys(ctx)
+    _file(ctx, _oru(1, "PLAIN", "3"), _oru(2, "SECRET", "5820", CONNEXION_SECRETE="Y"))
+    plain, secret = sorted(r.id for r in _documents(ctx))
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=MOTHER.subject,
+                                  family="Da Silva", given="Claire", quality="parent",
+                                  valid_from="2010-09-14")
+    client = TestClient(create_app(ctx))
+
+    def auth(scope: str, **claims: object) -> dict:
+        return {"Authorization": "Bearer " + mint(ctx.settings, scope, **claims)}
+
+    doctor = auth("professional", rpps=GYNECO, role="médecin")
+    for doc in (plain, secret):
+        assert client.get(f"/documents/{doc}", headers=doctor).status_code == 200
+    mine = auth("patient", patient=d.pid)
+    events = client.get(f"/dossiers/{d.pid}/audit", headers=mine).json()["events"]
+    reads = {e["details"]["entry"]: e["document"] for e in events
+             if e["action"] == "document.read"}
+    assert reads[plain] == {"type": "document", "title": "Compte rendu d'examens biologiques",
+                            "effective": "2025-08-19T13:53:00+02:00"}
+    assert reads[secret]["type"] == "document"  # hers: she may see it
+    mother = auth("representative", representative=MOTHER.subject)
+    events = client.get(f"/dossiers/{d.pid}/audit", headers=mother).json()["events"]
+    assert [e["document"]["title"] for e in events if e["action"] == "document.read"] == \
+        ["Compte rendu d'examens biologiques"]
+    page = TestClient(create_app(ctx), cookies={SESSION_COOKIE: mine[
+        "Authorization"].removeprefix("Bearer ")}).get(f"/console/dossiers/{d.pid}/audit")
+    assert page.status_code == 200
+    assert "Compte rendu d&#39;examens biologiques (2025-08-19)" in page.text
+    _file(ctx, _deletion(3, "PLAIN", "3"))  # the laboratory deletes it
+    events = client.get(f"/dossiers/{d.pid}/audit", headers=mine).json()["events"]
+    assert [e["document"] for e in events if e["action"] == "document.read"
+            and e["details"]["entry"] == plain] == [None]
