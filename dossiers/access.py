@@ -56,7 +56,11 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   trail: a representative's trail leaves out every event about a document hidden from them
   (its filing, its reads, its masking, its withdrawal), and of other people's reads keeps
   who, when and on what basis, not the counts, which would tell what they do not see.
-  Representatives change nothing here: the patient's choices stay the patient's.
+  Representatives change nothing here: the patient's choices stay the patient's. A parent's
+  representation (the qualities marked ends_at_majority in representative_qualities.csv)
+  ends on the patient's 18th birthday whatever the declaration's end says; a guardian's
+  ends at the date the admin states (a minor's guardianship and an adult's share the
+  quality). An emancipated minor is not modelled (the admin revokes).
 - The flags follow a document's versions as MASQUE_PS does (dossiers/deposit.py: a new
   version stating no flags keeps those held; one stating flags has them). MODIF_CONF_CODE=Y
   says the message updates the visibility of a document held (CI-SIS "transmission de
