@@ -197,7 +197,8 @@ def test_the_trail_names_the_document_read_over_http_and_in_the_console(sqlite_c
     access.declare_representative(d.engine, ADMIN, d.pid, subject=MOTHER.subject,
                                   family="Da Silva", given="Claire", quality="parent",
                                   valid_from="2010-09-14")
-    client = TestClient(create_app(ctx))
+    app = create_app(ctx)
+    client = TestClient(app)
 
     def auth(scope: str, **claims: object) -> dict:
         return {"Authorization": "Bearer " + mint(ctx.settings, scope, **claims)}
@@ -216,7 +217,7 @@ def test_the_trail_names_the_document_read_over_http_and_in_the_console(sqlite_c
     events = client.get(f"/dossiers/{d.pid}/audit", headers=mother).json()["events"]
     assert [e["document"]["title"] for e in events if e["action"] == "document.read"] == \
         ["Compte rendu d'examens biologiques"]
-    page = TestClient(create_app(ctx), cookies={SESSION_COOKIE: mine[
+    page = TestClient(app, cookies={SESSION_COOKIE: mine[
         "Authorization"].removeprefix("Bearer ")}).get(f"/console/dossiers/{d.pid}/audit")
     assert page.status_code == 200
     assert "Compte rendu d&#39;examens biologiques (2025-08-19)" in page.text
