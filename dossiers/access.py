@@ -1290,9 +1290,8 @@ def declare_representative(engine: Engine, principal: Principal, patient_ref: st
         patient = _admin_dossier(conn, principal, patient_ref, "declares a legal "
                                  "representative", open_only=True)
         if not holds_on(quality, start, patient.birth_date):
-            raise InvalidRequest("PATIENT_OF_AGE", f"a {quality} represents a minor only: the "
-                                 f"patient is of age on {start} (from "
-                                 f"{majority_day(patient.birth_date)})")
+            raise InvalidRequest("PATIENT_OF_AGE", f"a {quality} represents a minor only: "
+                                 "the patient is of age on valid_from")
         r = legal_representatives.c
         if conn.execute(select(r.id).where(r.patient_id == patient.id, r.subject == subject,
                                            r.revoked_at.is_(None))).first() is not None:

@@ -95,10 +95,11 @@ def test_a_parent_stops_representing_on_the_minors_18th_birthday(maelys, monkeyp
     assert {r["subject"]: r["in_force"] for r in listed["representatives"]} == \
         {MOTHER.subject: False, TUTOR.subject: True}
     # a parent declared on the dossier of an adult is refused, with its own code
-    refused = _code(access.declare_representative, d.engine, ADMIN, d.pid,
-                    subject="rep-paulo-dasilva", family="Da Silva", given="Paulo",
-                    quality="parent")
-    assert refused == "PATIENT_OF_AGE"
+    with pytest.raises(access.InvalidRequest) as refused:
+        access.declare_representative(d.engine, ADMIN, d.pid, subject="rep-paulo-dasilva",
+                                      family="Da Silva", given="Paulo", quality="parent")
+    assert refused.value.code == "PATIENT_OF_AGE"
+    assert "2010" not in refused.value.message and "09-14" not in refused.value.message
 
 
 def test_a_parent_of_a_patient_who_died_an_adult_does_not_read_on(maelys, monkeypatch) -> None:  # noqa: ANN001, E501
