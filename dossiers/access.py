@@ -730,9 +730,21 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,
              "document": described.get(_entry_named(r)),
-             "break_glass": (r.details or {}).get("basis") == "break_glass"
-             or r.action == "break_glass.open"} for r in rows]}
+             "break_glass": _break_glass_event(r)} for r in rows]}
     return _with_trace(engine, principal, work)
+
+
+def _break_glass_event(row) -> bool:  # noqa: ANN001
+    """Whether the trail flags an event as emergency access: an opening, a read through
+    one, and an emergency attempt refused (an opening refused, a read through a break-glass
+    the patient has since opposed). The refused ones were not flagged: the patient who
+    opposed break-glass did not see, among their trail's emergency events, the attempts
+    their opposition stopped."""
+    details = row.details if isinstance(row.details, dict) else {}
+    if row.action == "access.denied":
+        return details.get("action") == "break_glass.open" \
+            or details.get("code") in OPPOSITION_CODES
+    return details.get("basis") == "break_glass" or row.action == "break_glass.open"
 
 
 def _entry_named(row) -> int | None:  # noqa: ANN001

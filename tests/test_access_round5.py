@@ -226,3 +226,33 @@ def test_the_trail_names_the_document_read_over_http_and_in_the_console(sqlite_c
     events = client.get(f"/dossiers/{d.pid}/audit", headers=mine).json()["events"]
     assert [e["document"] for e in events if e["action"] == "document.read"
             and e["details"]["entry"] == plain] == [None]
+
+
+# -- emergency attempts the patient's opposition stopped ---------------------------------------
+def test_refused_emergency_attempts_are_flagged_break_glass_in_the_trail(maelys) -> None:  # noqa: ANN001, E501
+    """Dr Moreau (urgentiste) breaks the glass and reads; Maëlys then opposes break-glass;
+    his next read, and a new opening, are refused BREAK_GLASS_OPPOSED. Both refusals were in
+    her trail as plain 'access.denied', not among the emergency events; they are flagged now.
+    A refused ordinary read (a stranger's) stays unflagged."""
+    d = maelys
+    urgentiste, stranger = Principal("professional", "10003456786", "médecin urgentiste"), \
+        pro("10000000009")
+    access.register_professional(d.engine, ADMIN, urgentiste.subject, "Moreau", "Luc",
+                                 "médecin urgentiste")
+    access.open_break_glass(d.engine, urgentiste, d.pid, "patiente inconsciente admise aux "
+                            "urgences de Lyon Sud")
+    access.read_entries(d.engine, urgentiste, d.pid)
+    access.set_emergency_opposition(d.engine, d.patient, d.pid, break_glass=True)
+    for call in (lambda: access.read_entries(d.engine, urgentiste, d.pid),
+                 lambda: access.open_break_glass(d.engine, urgentiste, d.pid,
+                                                 "nouvelle admission aux urgences"),
+                 lambda: access.read_dossier(d.engine, stranger, d.pid)):
+        with pytest.raises(access.AccessDenied):
+            call()
+    trail = access.read_audit(d.engine, d.patient, d.pid)["events"][::-1]
+    flagged = [(e["action"], (e["details"] or {}).get("action")) for e in trail
+               if e["break_glass"]]
+    assert flagged == [("break_glass.open", None), ("entries.read", None),
+                       ("access.denied", "entries.read"),
+                       ("access.denied", "break_glass.open")]
+    assert [e["break_glass"] for e in trail if e["actor"] == stranger.actor] == [False]
