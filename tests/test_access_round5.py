@@ -47,6 +47,12 @@ def maelys(ctx):  # noqa: ANN001, ANN201
     return _maelys(ctx)
 
 
+@pytest.fixture
+def sqlite_maelys(sqlite_ctx):  # noqa: ANN001, ANN201
+    """The same on SQLite alone: for what reads the trail rather than a store's rule."""
+    return _maelys(sqlite_ctx)
+
+
 def _maelys(ctx):  # noqa: ANN001, ANN202
     created = create_dossiers(ctx.engine, [DossierInput(
         family="Da Silva", given="Maëlys", birth_date="2010-09-14", sex="F", ins=NIR,
@@ -102,10 +108,10 @@ def test_a_parent_stops_representing_on_the_minors_18th_birthday(maelys, monkeyp
     assert "2010" not in refused.value.message and "09-14" not in refused.value.message
 
 
-def test_a_parent_of_a_patient_who_died_an_adult_does_not_read_on(maelys, monkeypatch) -> None:  # noqa: ANN001, E501
+def test_a_parent_of_a_patient_who_died_an_adult_does_not_read_on(sqlite_maelys, monkeypatch) -> None:  # noqa: ANN001, E501
     """The after-death reading of parents (L1110-4 V) is for a minor child: a parent whose
     declaration never ended kept reading the dossier of a child who died at 30."""
-    d = maelys
+    d = sqlite_maelys
     access.declare_representative(d.engine, ADMIN, d.pid, subject=MOTHER.subject,
                                   family="Da Silva", given="Claire", quality="parent",
                                   valid_from="2010-09-14")
@@ -161,12 +167,12 @@ def _deletion(n: int, ext: str, value: str, **flags: str) -> bytes:
     return "\r".join(lines).encode()
 
 
-def test_a_document_deleted_before_its_announcement_keeps_its_trail_hidden(maelys) -> None:  # noqa: ANN001, E501
+def test_a_document_deleted_before_its_announcement_keeps_its_trail_hidden(sqlite_maelys) -> None:  # noqa: ANN001, E501
     """The laboratory deletes the unannounced report (sent to the wrong dossier), its
     deletion stating INVISIBLE_PATIENT=N as the guide's messages do: the deleted version
     keeps the flag held, and the trail of the report stays hidden from the patient (the
     'current' rule of the flag does not open it)."""
-    d = maelys
+    d = sqlite_maelys
     _file(d.ctx, _oru(1, "HCG", "1245", INVISIBLE_PATIENT="Y"))
     access.read_document(d.engine, pro(GYNECO), _documents(d.ctx)[0].id)
     _file(d.ctx, _deletion(2, "HCG", "1245"))
@@ -229,12 +235,12 @@ def test_the_trail_names_the_document_read_over_http_and_in_the_console(sqlite_c
 
 
 # -- emergency attempts the patient's opposition stopped ---------------------------------------
-def test_refused_emergency_attempts_are_flagged_break_glass_in_the_trail(maelys) -> None:  # noqa: ANN001, E501
+def test_refused_emergency_attempts_are_flagged_break_glass_in_the_trail(sqlite_maelys) -> None:  # noqa: ANN001, E501
     """Dr Moreau (urgentiste) breaks the glass and reads; Maëlys then opposes break-glass;
     his next read, and a new opening, are refused BREAK_GLASS_OPPOSED. Both refusals were in
     her trail as plain 'access.denied', not among the emergency events; they are flagged now.
     A refused ordinary read (a stranger's) stays unflagged."""
-    d = maelys
+    d = sqlite_maelys
     urgentiste, stranger = Principal("professional", "10003456786", "médecin urgentiste"), \
         pro("10000000009")
     access.register_professional(d.engine, ADMIN, urgentiste.subject, "Moreau", "Luc",
