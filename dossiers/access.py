@@ -56,7 +56,11 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   trail: a representative's trail leaves out every event about a document hidden from them
   (its filing, its reads, its masking, its withdrawal), and of other people's reads keeps
   who, when and on what basis, not the counts, which would tell what they do not see.
-  Representatives change nothing here: the patient's choices stay the patient's.
+  Representatives change nothing here: the patient's choices stay the patient's. A parent's
+  representation (the qualities marked ends_at_majority in representative_qualities.csv)
+  ends on the patient's 18th birthday whatever the declaration's end says; a guardian's
+  ends at the date the admin states (a minor's guardianship and an adult's share the
+  quality). An emancipated minor is not modelled (the admin revokes).
 - The flags follow a document's versions as MASQUE_PS does (dossiers/deposit.py: a new
   version stating no flags keeps those held; one stating flags has them). MODIF_CONF_CODE=Y
   says the message updates the visibility of a document held (CI-SIS "transmission de
@@ -64,7 +68,9 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   them, which is what happens to any flags stated, so Y needs nothing more; and since a
   document secret in any of its versions keeps its trail secret (``hidden_entries``), a
   representative loses sight of a document made invisible to them and of their past reads
-  of it.
+  of it. INVISIBLE_PATIENT is the exception (visibility_flags.csv trail = current): it waits
+  for the announcement consultation, and once a later version lifts it the patient reads
+  the document and, in their trail, who read it.
 - **Admins** run the platform: they register professionals, declare and revoke legal
   representatives and may set a médecin traitant, but they do not read dossiers through here
   (the operator's CLI has its own, audited, commands). **Senders** only push.
@@ -131,10 +137,48 @@ def hidden_flags(basis: str) -> frozenset[str]:
 
 
 @cache
+def lifted_flags() -> frozenset[str]:
+    """The flags whose secret ends when a later version clears them, the audit trail's
+    included (visibility_flags.csv trail = current): INVISIBLE_PATIENT."""
+    return frozenset(row["flag"] for row in read_csv_rows(TABLES / "visibility_flags.csv")
+                     if row.get("trail", "").strip() == "current")
+
+
+@cache
 def representative_qualities() -> dict[str, str]:
     """quality -> its wording (tables/representative_qualities.csv)."""
     return {r["quality"]: r["display"]
             for r in read_csv_rows(TABLES / "representative_qualities.csv")}
+
+
+@cache
+def qualities_ending_at_majority() -> frozenset[str]:
+    """The qualities that end on the patient's 18th birthday (representative_qualities.csv)."""
+    return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
+                     if r.get("ends_at_majority", "").lower() == "yes")
+
+
+def majority_day(birth_date: str | None) -> str | None:
+    """The patient's 18th birthday (ISO), the first day a parent no longer represents them;
+    None when the birth date is not a full date (a year alone: no day can be said, the
+    declaration's own dates decide). Born on 29 February: 1 March of a common year."""
+    try:
+        born = date.fromisoformat((birth_date or "")[:10])
+    except ValueError:
+        return None
+    try:
+        return born.replace(year=born.year + 18).isoformat()
+    except ValueError:
+        return date(born.year + 18, 3, 1).isoformat()
+
+
+def holds_on(quality: str, day: str, birth_date: str | None) -> bool:
+    """Whether a declaration of this quality (in force by its own dates) still holds on
+    ``day`` given the patient's age: a parent's ends at the patient's majority."""
+    if quality not in qualities_ending_at_majority():
+        return True
+    adult = majority_day(birth_date)
+    return adult is None or day < adult
 
 
 @cache
@@ -374,16 +418,19 @@ def local_today() -> str:
     return datetime.now(LOCAL_ZONE).date().isoformat()
 
 
-def _represents(conn: Connection, patient_id: int, principal: Principal, today: str) -> bool:
+def _represents(conn: Connection, patient, principal: Principal, today: str) -> bool:  # noqa: ANN001
     """A declaration of this representative on this dossier, not revoked, holding today
-    (valid_from included, valid_until excluded)."""
+    (valid_from included, valid_until excluded), and a parent's only while the patient is a
+    minor (``holds_on``): a parent declared without an end read the dossier of their child
+    become adult, masked documents included."""
     if principal.kind != "representative":
         return False
     r = legal_representatives.c
-    return conn.execute(select(r.id).where(
-        r.patient_id == patient_id, r.subject == principal.subject, r.revoked_at.is_(None),
-        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today))
-        .limit(1)).first() is not None
+    return any(holds_on(q, today, patient.birth_date) for q in conn.execute(select(
+        r.quality).where(
+        r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
+        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today)))
+        .scalars())
 
 
 def _represents_after_death(conn: Connection, patient, principal: Principal) -> bool:  # noqa: ANN001
@@ -399,7 +446,8 @@ def _represents_after_death(conn: Connection, patient, principal: Principal) -> 
     r = legal_representatives.c
     held = {row.quality for row in conn.execute(select(r.quality).where(
         r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
-        r.valid_from <= day, or_(r.valid_until.is_(None), r.valid_until > day)))}
+        r.valid_from <= day, or_(r.valid_until.is_(None), r.valid_until > day)))
+        if holds_on(row.quality, day, patient.birth_date)}
     if held & qualities_after_death():
         return True
     if held:
@@ -425,7 +473,7 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
     now = datetime.now(UTC)
     try:
         represents = (_represents_after_death(conn, patient, principal) if patient.deceased
-                      else _represents(conn, patient.id, principal, local_today()))
+                      else _represents(conn, patient, principal, local_today()))
         basis = decide(principal, patient,
                        authorised=_authorised(conn, patient.id, principal.rpps),
                        break_glass_open=_break_glass_open(conn, patient.id, principal.rpps,
@@ -675,14 +723,51 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
         rows = _trail_for(conn, patient.id, rows, access)
         names = {**_professional_names(conn, rows),
                  **_representative_names(conn, patient.id, rows)}
+        described = _described_entries(conn, rows, access)
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
         return {"patient_id": patient.id, "next_before": next_before, "events": [
             {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,
-             "break_glass": (r.details or {}).get("basis") == "break_glass"
-             or r.action == "break_glass.open"} for r in rows]}
+             "document": described.get(_entry_named(r)),
+             "break_glass": _break_glass_event(r)} for r in rows]}
     return _with_trace(engine, principal, work)
+
+
+def _break_glass_event(row) -> bool:  # noqa: ANN001
+    """Whether the trail flags an event as emergency access: an opening, a read through
+    one, and an emergency attempt refused (an opening refused, a read through a break-glass
+    the patient has since opposed). The refused ones were not flagged: the patient who
+    opposed break-glass did not see, among their trail's emergency events, the attempts
+    their opposition stopped."""
+    details = row.details if isinstance(row.details, dict) else {}
+    if row.action == "access.denied":
+        return details.get("action") == "break_glass.open" \
+            or details.get("code") in OPPOSITION_CODES
+    return details.get("basis") == "break_glass" or row.action == "break_glass.open"
+
+
+def _entry_named(row) -> int | None:  # noqa: ANN001
+    """The entry an audit row names (a document read, masked, withdrawn), if any."""
+    entry = row.details.get("entry") if isinstance(row.details, dict) else None
+    return entry if isinstance(entry, int) and not isinstance(entry, bool) else None
+
+
+def _described_entries(conn: Connection, rows: Sequence, access: Access) -> dict[int, dict]:
+    """{entry id an event names: what it is, for people}: its current version's type, title
+    and date, when the reader may see it now. The trail said only 'document.read, entry
+    7412': the patient saw who read, and when, but not what. An entry the reader may not
+    see (withdrawn since, hidden from a representative) is not described: the id alone, as
+    before."""
+    named = {e for r in rows if (e := _entry_named(r)) is not None}
+    if not named:
+        return {}
+    current = current_versions(conn, named)
+    documents = _documents_of(conn, list(current.values()))
+    return {entry: {"type": row.type, "title": row.display, "effective": row.effective}
+            for entry, row in current.items()
+            if row.patient_id == access.patient_id
+            and is_visible(row, access, documents.get(row.parent_id))}
 
 
 # What of another person's audit event a reader is shown when the dossier holds entries hidden
@@ -710,13 +795,19 @@ def hidden_entries(conn: Connection, patient_id: int, flags: frozenset[str]) -> 
     """The ids of every version of every entry of the dossier that ``flags`` hide: a
     document (or an entry) flagged in any of its versions, and what was read from it. Any
     version: a document secret once keeps its past reads secret after a later version
-    unflags it."""
+    unflags it; except for the flags a later version lifts (``lifted_flags``), which count
+    on the current version only. INVISIBLE_PATIENT counted in any version, and the patient
+    whose result was announced, its document now shown to her, never saw in her trail who
+    had read it, nor even her own reads of it."""
     if not flags:
         return set()
     rows = list(conn.execute(select(entries.c.id, entries.c.key, entries.c.parent_id,
-                                    entries.c.masking, entries.c.superseded_by).where(
+                                    entries.c.masking, entries.c.superseded_by,
+                                    entries.c.current).where(
         entries.c.patient_id == patient_id)))
-    keys = {r.key for r in rows if is_flagged(r, flags)}
+    ever, lifted = flags - lifted_flags(), flags & lifted_flags()
+    keys = {r.key for r in rows
+            if is_flagged(r, ever) or (r.current and is_flagged(r, lifted))}
     if not keys:
         return set()
     key_of = {r.id: r.key for r in rows}
@@ -1215,6 +1306,9 @@ def declare_representative(engine: Engine, principal: Principal, patient_ref: st
     def work(conn: Connection) -> dict:
         patient = _admin_dossier(conn, principal, patient_ref, "declares a legal "
                                  "representative", open_only=True)
+        if not holds_on(quality, start, patient.birth_date):
+            raise InvalidRequest("PATIENT_OF_AGE", f"a {quality} represents a minor only: "
+                                 "the patient is of age on valid_from")
         r = legal_representatives.c
         if conn.execute(select(r.id).where(r.patient_id == patient.id, r.subject == subject,
                                            r.revoked_at.is_(None))).first() is not None:
@@ -1274,6 +1368,8 @@ def list_representatives(engine: Engine, principal: Principal, patient_ref: str)
         rows = conn.execute(select(legal_representatives).where(
             legal_representatives.c.patient_id == patient.id)
             .order_by(legal_representatives.c.id)).all()
-    return {"patient_id": patient.id, "representatives": [
+    return {"patient_id": patient.id, "majority_day": majority_day(patient.birth_date),
+            "representatives": [
         {**representative_dict(r), "in_force": r.revoked_at is None and r.valid_from <= today
-         and (r.valid_until is None or r.valid_until > today)} for r in rows]}
+         and (r.valid_until is None or r.valid_until > today)
+         and holds_on(r.quality, today, patient.birth_date)} for r in rows]}

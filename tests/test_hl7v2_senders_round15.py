@@ -281,7 +281,8 @@ def test_cda_deceased_ind_is_read_and_warned_not_applied(ctx) -> None:  # noqa: 
 
 # -- reading a deceased patient's dossier -----------------------------------------------------
 def test_the_patient_is_refused_professionals_and_a_parent_keep_reading(ctx) -> None:  # noqa: ANN001
-    pid = make_patient(ctx)
+    # a minor (born 2012): a parent represents a minor only (access round 5)
+    pid = make_patient(ctx, birth_date="2012-03-28")
     ingest(ctx, oru("R1"))
     ref = str(pid)
     patient = Principal("patient", ref)
@@ -292,7 +293,7 @@ def test_the_patient_is_refused_professionals_and_a_parent_keep_reading(ctx) -> 
     access.declare_representative(ctx.engine, ADMIN, ref, subject="rep-tuteur",
                                   family="Martin", given="Paul", quality="tuteur",
                                   valid_from="2020-01-01")
-    ingest(ctx, death_adt("D1", time="20240310"), source=SOURCE)
+    ingest(ctx, death_adt("D1", time="20240310", birth="20120328"), source=SOURCE)
     for action in (lambda: access.read_dossier(ctx.engine, patient, ref),
                    lambda: access.read_entries(ctx.engine, patient, ref),
                    lambda: access.revoke(ctx.engine, patient, ref, DOCTOR)):
@@ -315,8 +316,8 @@ def test_the_patient_is_refused_professionals_and_a_parent_keep_reading(ctx) -> 
         access.read_dossier(ctx.engine, Principal("representative", "rep-tuteur"), ref)
     assert tutor.value.code == "PATIENT_DECEASED"
     # reverted (A08 PID-30 N): the patient reads again
-    ingest(ctx, death_adt("D2", "A08", time="", indicator="N", evn="20240311090000"),
-           source=SOURCE)
+    ingest(ctx, death_adt("D2", "A08", time="", indicator="N", evn="20240311090000",
+                          birth="20120328"), source=SOURCE)
     assert access.read_dossier(ctx.engine, patient, ref)["access"]["basis"] == "patient"
 
 
