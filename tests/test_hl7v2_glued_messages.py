@@ -20,7 +20,8 @@ from parsers.hl7v2 import parse_message, split_batch
 from parsers.hl7v2.framing import GLUED_MESSAGE, Batch, iter_batch, outline
 from pipelines.intake import Received, intake
 from pipelines.process import drain
-from tests.test_mllp_service import make_ctx, sample
+from tests.mllp_support import Client, msa, running_service, statuses
+from tests.test_mllp_service import make_ctx, original_mode, sample
 
 OBX_LAST = b"|F|||20250301083000+0100"
 
@@ -146,5 +147,21 @@ def test_file_of_glued_messages_files_both_with_a_warning(tmp_path, database_url
         assert [p.status for p in parts] == ["deposited", "deposited"]
         assert [p.logical_id.rsplit("|", 1)[-1][-15:] for p in parts] == [
             "RB2501140000001", "RB2504080000001"]
+    finally:
+        ctx.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_mllp_frame_of_glued_messages_is_answered_and_filed(tmp_path, database_url) -> None:  # noqa: ANN001
+    """One MLLP frame, two glued messages, application ACKs: both filed, and the note is no
+    failure (the answer is AA for the frame's first MSH-10, as for a plain concatenation)."""
+    ctx = make_ctx(tmp_path, database_url, ack_mode="application")
+    try:
+        data = glue([original_mode(sample("01_labm_nfs.hl7")),
+                     original_mode(sample("03_synlab_iono_creatinine.hl7"))])
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(data)
+        assert msa(ack)[1:3] == ["AA", "RB2501140000001"]
+        assert statuses(ctx) == {"split": 1, "deposited": 2}
     finally:
         ctx.engine.dispose()
