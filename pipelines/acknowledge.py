@@ -588,7 +588,8 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
         return _answers(header, "AA", None)
     outcome = _frame_outcome(item.data, result.message_ids, outcomes)
     if (outcome is None or outcome[0] != FAILED) and p.staged is not None:
-        problems = p.staged.part[3]  # the envelope's, from split_batch
+        # the envelope's, from split_batch; its notes (a glued MSH) are no failure
+        problems = [q for q in p.staged.part[3] if not q.warning]
         outcome = _batch_outcome(item.data, problems) or outcome
     return _answers(header, *_verdict(outcome), processed=True, commit=False)
 

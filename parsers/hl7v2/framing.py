@@ -40,6 +40,9 @@ BATCH_UNEXPECTED = "HL7_BATCH_UNEXPECTED"  # BTS / FTS with no BHS / FHS to clos
 # A note, not a problem: FTS-1 counting the file's messages rather than its batches
 FTS_COUNTS_MESSAGES = "HL7_FTS_COUNTS_MESSAGES"
 GARBAGE = "HL7_GARBAGE"  # bytes that belong to no message and are not envelope segments
+# A note, not a problem: a message's MSH glued to the end of the segment before it (no
+# segment terminator), cut there as if the terminator had been sent
+GLUED_MESSAGE = "HL7_GLUED_MESSAGE"
 
 _BOM = b"\xef\xbb\xbf"
 # A segment that starts or ends a message or an envelope, at the start of a line. The byte
@@ -50,6 +53,9 @@ _BOM = b"\xef\xbb\xbf"
 # segment, and both failed.
 _BOUNDARY = re.compile(rb"[\r\n\x0b\x1c](?:\xef\xbb\xbf)?(MSH|BHS|BTS|FHS|FTS)(?![A-Za-z0-9])")
 _NAMES = (b"MSH", b"BHS", b"BTS", b"FHS", b"FTS")
+_STARTS = b"\r\n\x0b\x1c"  # the bytes after which a segment starts a line (see _BOUNDARY)
+# (offset, segment name, glued): glued when an MSH follows other text on its line (_glued)
+Bound = tuple[int, str, bool]
 _LEAD = b" \t\r\n\x0b\x0c\x00"  # skipped silently before the first segment
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _JUNK = b" \t\r\n\x0b\x1c\x0c\x00\x1a"  # blank lines, framing, padding, DOS end of file
@@ -91,8 +97,9 @@ def split_batch(data: bytes) -> Batch:
     """Cut ``data`` into messages at every line that starts with MSH; see the module doc."""
     start = _skip_lead(data)
     bounds = _boundaries(data, start)
-    if not any(name in ("MSH", "FHS", "BHS") for _, name in bounds):
+    if not any(name in ("MSH", "FHS", "BHS") for _, name, _ in bounds):
         return Batch([data])  # not HL7 framing at all: let the parser say why (module doc)
+    bounds = _with_glued(data, bounds, _glue_signature(data, bounds, True) or b"", start)
     splitter = _Splitter()
     if bounds[0][0] > start:
         _garbage(data, start, bounds[0][0], splitter.problems, "before the first segment")
@@ -111,6 +118,8 @@ def iter_batch(read, window: int = 16 * 1024 * 1024) -> Iterator[bytes | Batch]:
     buf, base = b"", 0
     start: int | None = None  # where boundaries are searched in buf (after the lead)
     lead_checked = False  # the bytes before the first segment were looked at
+    glue: bytes | None = None  # the first MSH's signature (_glue_signature), once read
+    head_glued = False  # buf starts (at 1) with the MSH of a glued boundary kept from before
     while True:
         chunk = read(window)
         final = not chunk
@@ -123,6 +132,13 @@ def iter_batch(read, window: int = 16 * 1024 * 1024) -> Iterator[bytes | Batch]:
                 start = None  # only leading junk so far
                 continue
         bounds = _boundaries(buf, start)
+        if head_glued and bounds and bounds[0][0] == start:
+            bounds[0] = (start, bounds[0][1], True)
+        if glue is None and any(name == "MSH" for _, name, _ in bounds):
+            glue = _glue_signature(buf, bounds, final)
+            if glue is None:
+                continue  # the first MSH's header is not whole yet: read on
+        bounds = _with_glued(buf, bounds, glue or b"", start)
         if not final:
             # A boundary at the very end may be a longer name cut by the window ("MSH" of
             # "MSHX"), and the last one ends only where the next starts: both wait.
@@ -142,6 +158,7 @@ def iter_batch(read, window: int = 16 * 1024 * 1024) -> Iterator[bytes | Batch]:
         for a, b in splitter.cut(buf, base, bounds[:-1], bounds[-1][0]):
             yield buf[a:b]
         keep = bounds[-1][0] - 1  # from the line end before the last boundary
+        head_glued = bounds[-1][2]  # found again at 1 by _boundaries, which cannot tell
         buf, base, start = buf[keep:], base + keep, 1
 
 
@@ -155,16 +172,30 @@ class _Splitter:
         self.envelope = False
         self.file: _Open | None = None
         self.batch: _Open | None = None
+        self.messages = 0  # messages cut so far
+
+    def _glued(self, at: int) -> None:
+        """Note a message whose MSH was glued to the end of the segment before it. A note,
+        not a problem: every message is there, cut where its terminator should have been;
+        the offset lets an admin find the place (and the sender fix its writer)."""
+        self.notes.append(BatchProblem(
+            GLUED_MESSAGE,
+            f"the MSH of message {self.messages} at byte {at} is glued to the end of the "
+            "segment before it (no segment terminator): the messages were cut there", at,
+            warning=True))
 
     def cut(self, data: bytes, base: int, bounds: list[tuple[int, str]],
             stop: int) -> Iterator[tuple[int, int]]:
         """(start, end) in ``data`` of each message among ``bounds``, the last one ending
         before ``stop``; ``base`` is the offset of data[0] in the whole input."""
         problems = self.problems
-        for i, (pos, name) in enumerate(bounds):
+        for i, (pos, name, glued) in enumerate(bounds):
             end = bounds[i + 1][0] if i + 1 < len(bounds) else stop
             if name == "MSH":
                 yield pos, _message_end(data, pos, end)
+                self.messages += 1
+                if glued:
+                    self._glued(base + pos)
                 if self.file is not None:
                     self.file.messages += 1
                 if self.batch is not None:
@@ -246,15 +277,66 @@ def _skip_lead(data: bytes) -> int:
     return start
 
 
-def _boundaries(data: bytes, start: int) -> list[tuple[int, str]]:
-    """(offset, name) of every MSH/BHS/BTS/FHS/FTS segment at the start of a line."""
-    bounds: list[tuple[int, str]] = []
+def _boundaries(data: bytes, start: int) -> list[Bound]:
+    """(offset, name, False) of every MSH/BHS/BTS/FHS/FTS segment at the start of a line."""
+    bounds: list[Bound] = []
     head = data[start:start + 4]
     if head[:3] in _NAMES and not head[3:4].isalnum():
-        bounds.append((start, head[:3].decode("ascii")))
+        bounds.append((start, head[:3].decode("ascii"), False))
     for m in _BOUNDARY.finditer(data, start):
-        bounds.append((m.start(1), m.group(1).decode("ascii")))
+        bounds.append((m.start(1), m.group(1).decode("ascii"), False))
     return bounds
+
+
+def _glue_signature(data: bytes, bounds: list[Bound], final: bool) -> bytes | None:
+    """'MSH', field separator and encoding characters as the first MSH at a line start
+    declares them (b'MSH|^~\\&' nearly always): what a glued MSH must repeat byte for byte.
+    b'' when there is no such MSH or its MSH-2 is not 3 to 5 characters (nothing is then
+    taken for glued); None when ``data`` (a window, not ``final``) ends inside that header."""
+    first = next((pos for pos, name, _ in bounds if name == "MSH"), None)
+    if first is None:
+        return b""
+    sep = data[first + 3:first + 4]
+    end = data.find(sep, first + 4, first + 10) if sep else -1
+    if end < 0:
+        return None if not final and len(data) < first + 10 else b""
+    encoding = data[first + 4:end]
+    if not 3 <= len(encoding) <= 5 or sep.isalnum() or any(c in _JUNK for c in sep + encoding):
+        return b""
+    return b"MSH" + sep + encoding
+
+
+def _with_glued(data: bytes, bounds: list[Bound], glue: bytes, start: int) -> list[Bound]:
+    """``bounds`` and, in order among them, every glued MSH (``_glued``) after the first
+    MSH. Its line-start boundaries only when ``glue`` is empty (no MSH header to match)."""
+    if not glue:
+        return bounds
+    first = next((pos for pos, name, _ in bounds if name == "MSH"), start - 1)
+    glued = _glued(data, glue, first + 1, {pos for pos, _, _ in bounds})
+    return sorted(bounds + glued) if glued else bounds
+
+
+def _glued(data: bytes, glue: bytes, start: int, taken: set[int]) -> list[Bound]:
+    """MSH headers glued after other text of a line, where a writer left out the segment
+    terminator between two messages ('...|F|||20250301083000+0100MSH|^~\\&|LABO|...'):
+    each starts a message, as if the terminator were there.
+
+    Why such a cut never splits a legitimate segment: ``glue`` is 'MSH', the field
+    separator, then the encoding characters (component, repetition, escape, [subcomponent,
+    truncation]). Inside a segment a raw field separator only ends a field, so the bytes
+    after it would be a field starting with the escape character followed by another
+    encoding character or the field separator: no valid escape sequence (\\F\\, \\S\\,
+    \\E\\, \\Xhh\\...) starts so, and a conforming writer escapes a literal escape
+    character as \\E\\. Escaped text (ST, TX, FT: 'MSH\\F\\\\S\\...') never holds
+    a raw separator, and base64 (ED) is drawn from A-Z a-z 0-9 + / =, none of which is a
+    separator: 'MSH' may appear in both, the whole header never does."""
+    found: list[Bound] = []
+    at = data.find(glue, start)
+    while at >= 0:
+        if at > 0 and at not in taken and data[at - 1] not in _STARTS:
+            found.append((at, "MSH", True))
+        at = data.find(glue, at + 1)
+    return found
 
 
 def _line_end(data: bytes, pos: int, end: int) -> int:
@@ -389,8 +471,10 @@ def outline(data: bytes) -> Outline:
     outside any batch make a group of their own, without header."""
     groups: list[BatchGroup] = []
     open_group: BatchGroup | None = None
-    bounds = _boundaries(data, _skip_lead(data))
-    for i, (pos, name) in enumerate(bounds):
+    start = _skip_lead(data)
+    bounds = _boundaries(data, start)
+    bounds = _with_glued(data, bounds, _glue_signature(data, bounds, True) or b"", start)
+    for i, (pos, name, _) in enumerate(bounds):
         end = bounds[i + 1][0] if i + 1 < len(bounds) else len(data)
         if name == "MSH":
             if open_group is None:  # a message outside any batch
