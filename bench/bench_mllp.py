@@ -425,6 +425,9 @@ def main() -> None:
                         "temporary DMP_HOME), e.g. postgresql://postgres@127.0.0.1:5432/bench")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes of the server (DMP_WORKERS; default 1)")
+    parser.add_argument("--worker-nice", type=int, default=None,
+                        help="nice increment of the server's worker processes "
+                        "(DMP_WORKER_NICE; default the server's)")
     parser.add_argument("--commit-every", type=int, default=None,
                         help="messages filed per processing transaction (DMP_COMMIT_EVERY; "
                         "default the server's)")
@@ -471,6 +474,8 @@ def main() -> None:
                DMP_MAPPINGS_DIR=str(mappings),
                **({"DMP_DATABASE_URL": args.database_url} if args.database_url else {}),
                **({"DMP_WORKERS": str(args.workers)} if args.workers is not None else {}),
+               **({"DMP_WORKER_NICE": str(args.worker_nice)}
+                  if args.worker_nice is not None else {}),
                **({"DMP_COMMIT_EVERY": str(args.commit_every)}
                   if args.commit_every is not None else {}),
                # the server runs the code of the tree this script is in (a checkout of another

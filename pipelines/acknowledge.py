@@ -384,7 +384,7 @@ def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: t
     message is refused so."""
     if batch is not None:
         headers, kind = batch.headers, "batch"
-    elif _MESSAGE_START.search(data):
+    elif _more_than_one_message(data):
         headers, kind = [read_header(m) for m in split_batch(data).messages], "frame"
     else:
         return 1, None
@@ -397,7 +397,12 @@ def _later_processing_refusal(data: bytes, batch: BatchFrame | None, accepted: t
     return 1, None
 
 
-_MESSAGE_START = re.compile(rb"[\r\n]MSH")  # a message after the first, in a plain frame
+def _more_than_one_message(data: bytes) -> bool:
+    """Whether an MSH starts a line after the first (messages plainly concatenated in one
+    frame). Two substring searches, not the regex ``[\r\n]MSH``: a pattern opening with a
+    character class is tried at every byte of the frame, 60 us of the listener's CPU per
+    2.8 KB message, where ``bytes.find`` skips ahead (the answer is the same)."""
+    return b"\rMSH" in data or b"\nMSH" in data
 
 
 def acknowledge(ctx: Context, frames: list[Frame], *, mode: str = ACCEPT,

@@ -179,6 +179,11 @@ class Settings:
     batch_size: int = 500  # ledger rows claimed per processing batch
     commit_every: int = 100  # messages filed per transaction (bounds store lock waits)
     workers: int = 1  # `serve`: worker processes draining the ledger (0: a thread instead)
+    # `serve`: how much lower (a nice increment, 0-19) the worker processes and their
+    # preparing pool run than the listener, so that a frame is stored and answered as soon
+    # as it arrives while processing takes the CPU the listener leaves (pipelines/worker.py).
+    # 0 (unchanged) by default: the gain was not measurable on a loaded machine (bench/README)
+    worker_nice: int = 0
     # Processes preparing (read, parse, normalize) large batches while the worker files:
     # None = one per core when there are several; 0 = all in the worker (prepare_pool.py).
     prepare_processes: int | None = None
@@ -301,6 +306,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         batch_size=int(str(pick("batch_size", 500))),
         commit_every=int(str(pick("commit_every", 100))),
         workers=int(str(pick("workers", 1))),
+        worker_nice=min(19, max(0, int(str(pick("worker_nice", 0))))),
         prepare_processes=(int(str(pick("prepare_processes")))
                            if pick("prepare_processes") not in (None, "") else None),
         lease_seconds=max(1, int(str(pick("lease_seconds", 600)))),

@@ -107,6 +107,23 @@ class Worker:
         return thread
 
 
+def lower_priority(increment: int) -> None:
+    """Lower this process's CPU priority by ``increment`` (nice). On two cores the listener,
+    the filing process and its preparing pool compete for the CPU: an ACK waited behind
+    whichever processing was running when its frame arrived. Niced, processing still gets
+    every cycle the listener does not use (it keeps pace), but a frame arriving is served
+    first. Linux groups the processes of one session (autogroup), so this ranks the service's
+    own processes and takes nothing from other services. Refused (a sandbox): logged, not
+    fatal."""
+    if increment <= 0:
+        return
+    try:
+        os.nice(increment)
+    except OSError as exc:
+        log.warning("worker priority not lowered (nice %d): %s", increment,
+                    type(exc).__name__)
+
+
 def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN001
                        results, service_pid: int | None = None) -> None:  # noqa: ANN001
     """Entry point of a worker process (multiprocessing 'spawn'). The service decides when
@@ -128,6 +145,7 @@ def run_worker_process(settings, name: str, stop_event, wake_event,  # noqa: ANN
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     configure_logging()
+    lower_priority(settings.worker_nice)  # before the preparing pool: it inherits it
     from pipelines.gc_tuning import tune_for_batches
     from pipelines.prepare_pool import shutdown_pool
     from pipelines.process import Context
