@@ -682,14 +682,18 @@ class BucketPoller:
             limit = self.source.max_bytes
             rejection = None
             if obj.size > limit:
-                response = self._get(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
+                response = self._get_listed(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
+                if response is None:  # the version listed, found tagged by an earlier poller
+                    return obj
                 data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
-                response = self._get(obj)
+                response = self._get_listed(obj)
+                if response is None:
+                    return obj
                 data = _read_body(response, limit + 1)
                 if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
                     log.warning("bucket source %s: object %s is not the one listed (%d bytes "
@@ -749,16 +753,18 @@ class BucketPoller:
                    f"but its bytes do not decompress (cut or damaged); archived as stored")
         return data, (code, why)  # logged by _record, with the import id
 
-    def _tags(self, key: str) -> dict[str, str]:
-        """An object's tags; with after = "move" on a store without object tagging, none
-        (a move needs no tag; with after = "tag" the refusal fails the poll, and says why)."""
+    def _tags(self, key: str, version: str | None = None) -> dict[str, str]:
+        """An object's tags (of one version of it, when given); with after = "move" on a
+        store without object tagging, none (a move needs no tag; with after = "tag" the
+        refusal fails the poll, and says why)."""
         from botocore.exceptions import ClientError
 
         if not self._tagging:
             return {}
+        extra = {"VersionId": version} if version else {}
         try:
             return {t["Key"]: t["Value"] for t in self.client.get_object_tagging(
-                Bucket=self.source.bucket, Key=key)["TagSet"]}
+                Bucket=self.source.bucket, Key=key, **extra)["TagSet"]}
         except ClientError as exc:
             if self.source.after != "move" or _code(exc) not in NO_TAGGING:
                 raise
@@ -971,6 +977,64 @@ class BucketPoller:
             response["Body"].close()
             raise _precondition_failed("GetObject")
         return response
+
+    def _get_listed(self, obj: _Object, **extra: str) -> dict | None:
+        """GetObject of the object listed; on a versioned bucket where the key was put again
+        between our listing and our read, the version listed, by its VersionId. A lab that
+        exports under one fixed name ('resultats.hl7') put its next file over the one we
+        had just listed: the If-Match read was refused, the new object taken at the next
+        poll, and the one listed, kept by the bucket as a noncurrent version, was never
+        taken. Now that version is read (its own tags looked at first: None when an
+        earlier poller marked it) and marked by its VersionId; the newer object is taken
+        at the next poll. Unversioned, the bytes listed are gone: the key is looked at
+        again at the next poll, as before."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._get(obj, **extra)
+        except ClientError as exc:
+            if _code(exc) not in ("PreconditionFailed", "412"):
+                raise
+            version = self._listed_version(obj)
+            if version is None:
+                raise
+        log.warning("bucket source %s: object %s was put again after it was listed; the "
+                    "version listed is read (the new one is taken at the next poll)",
+                    self.source.id, key_ref(obj.key))
+        obj.tags = self._tags(obj.key, version)
+        if obj.tags.get(TAG) in (DONE, REFUSED):
+            return None
+        return self.client.get_object(Bucket=self.source.bucket, Key=obj.key,
+                                      VersionId=version, **extra)
+
+    def _listed_version(self, obj: _Object) -> str | None:
+        """The VersionId of the object listed (same key, ETag and LastModified; the same
+        ETag alone when the store renders LastModified otherwise in its version listing),
+        when the bucket keeps it; None on an unversioned bucket, or when the store will not
+        list versions (logged once)."""
+        from botocore.exceptions import ClientError
+
+        if not self._versions_listable:
+            return None
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.source.bucket, Prefix=obj.key,
+                PaginationConfig={"PageSize": 100, "MaxItems": 1000})
+            versions = [v for page in pages for v in page.get("Versions", [])
+                        if v["Key"] == obj.key and v.get("VersionId") not in (None, "null")
+                        and _etag(v.get("ETag")) == _etag(obj.etag)]
+        except ClientError as exc:
+            if _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
+                raise
+            log.warning("bucket source %s: the store refuses ListObjectVersions (%s): an "
+                        "object put again between our listing and our read is not found in "
+                        "the bucket's versions (grant s3:ListBucketVersions)", self.source.id,
+                        _code(exc))
+            self._versions_listable = False
+            return None
+        same = [v for v in versions if str(v.get("LastModified") or "") == obj.modified]
+        found = same or versions
+        return found[0]["VersionId"] if found else None
 
     def _still(self, obj: _Object) -> bool:
         """The key still holds the object listed: HEAD without condition, ETags compared."""

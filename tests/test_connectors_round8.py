@@ -1,0 +1,74 @@
+"""Connectors round 8: drop folders and S3 buckets from operators we have not seen. A lab that
+exports under one fixed key on a versioned bucket, a bucket policy without the tagging
+permissions, a share that stops answering while a file is read, a sender that creates its
+file and writes it later. Real moto server on loopback (through a proxy where the store must
+refuse something), real folders."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.s3_bucket import BucketPoller
+from tests.test_connectors_round6 import V1, V2
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    aws_env,
+    bucket,
+    bucket_source,
+    keys,
+    ledger,
+    s3_server,
+    tags,
+)
+
+
+def _versions(client, name: str, key: str) -> list[dict]:  # noqa: ANN001
+    listed = client.list_object_versions(Bucket=name, Prefix=key).get("Versions", [])
+    return [v for v in listed if v["Key"] == key]
+
+
+# -- S3: a key put again between our listing and our read, on a versioned bucket -------------
+@pytest.mark.parametrize("after", ["tag", "move"])
+def test_the_version_listed_is_read_when_the_key_is_put_again_before_the_read(  # noqa: ANN001
+        sqlite_ctx, bucket, after) -> None:  # noqa: F811
+    """A laboratory exports every result file under one name ('resultats.hl7') into a
+    versioned bucket. Its next export landed between our listing and our read: the read
+    (If-Match the ETag listed) was refused, the new object taken at the next poll, and the
+    one listed, kept by the bucket as a noncurrent version, was never taken: a result lost.
+    Now the version listed is read by its VersionId and marked (tag: that version; move: its
+    copy), and the new one is taken at the next poll: both on the ledger, in order."""
+    endpoint, name, client = bucket
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    key = "incoming/resultats.hl7"
+    client.put_object(Bucket=name, Key=key, Body=V1)
+    poller = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=endpoint)
+    put = []
+
+    def next_export(params, **_) -> None:  # noqa: ANN001, ANN003
+        if not put:
+            put.append(client.put_object(Bucket=name, Key=key, Body=V2)["VersionId"])
+
+    poller.client.meta.events.register("before-parameter-build.s3.GetObjectTagging",
+                                       next_export)
+    first = poller.poll()
+    assert (first.taken, first.error) == (1, None)
+    assert poller.poll().taken == 1  # the new export
+    assert poller.poll().taken == 0
+    rows = ledger(sqlite_ctx.engine)
+    assert [(r["file_name"], sqlite_ctx.archive.get(r["sha256"])) for r in rows] == [
+        (key, V1), (key, V2)]
+    if after == "tag":
+        by_version = {v["VersionId"]: client.get_object_tagging(
+            Bucket=name, Key=key, VersionId=v["VersionId"])["TagSet"]
+            for v in _versions(client, name, key)}
+        assert {k: {t["Key"]: t["Value"] for t in v}.get("dmp-intake-import")
+                for k, v in by_version.items()} == {
+            vid: str(row["id"]) for vid, row in zip(
+                [v["VersionId"] for v in reversed(_versions(client, name, key))], rows,
+                strict=True)}
+        assert put[0] == _versions(client, name, key)[0]["VersionId"]
+    else:
+        assert keys(client, name) == ["processed/" + key]
+        copies = _versions(client, name, "processed/" + key)
+        assert [client.get_object(Bucket=name, Key=c["Key"], VersionId=c["VersionId"])[
+            "Body"].read() for c in reversed(copies)] == [V1, V2]
