@@ -47,6 +47,16 @@ sender's is ours to drop: with ``tag`` it is left untagged and a poller that doe
 recording it again; with ``move`` its copy keeps the sender's tags (the prefix says it was
 taken). With 9, ``dmp-intake`` fits and ``dmp-intake-import`` is left off.
 
+Credentials that may read the objects but not their tags, or not tag them (AccessDenied on
+GetObjectTagging or PutObjectTagging, with ``tag``): the poller falls back on the ledger. An
+object without our tag is taken only if the ledger holds no import of the same source, key
+and bytes; one taken is remembered (and kept under the home); the refusal is logged once.
+
+On a versioned bucket, a key put again between our listing and our read (a lab exporting
+under one fixed name) has the version listed read by its VersionId (ListObjectVersions) and
+marked; the new object is taken at the next poll. Deleted in that instant, it is not taken
+(its sender withdrew it, as from a folder).
+
 A sender may put a new object under the same key between our read and our mark (a result file
 exported again under its name). The mark must not reach it: the delete is conditional on the
 ETag read (``If-Match``, S3 and most compatible stores; a 412 leaves the new object in place),
@@ -324,6 +334,10 @@ class BucketPoller:
         self._conditional_delete = True  # False once the store refused DELETE If-Match
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._versions_listable = True  # False once ListObjectVersions was refused (logged)
+        # after = "tag": the first tagging operation the credentials may not do (AccessDenied:
+        # a bucket policy granting GetObject but not Get/PutObjectTagging); from then on an
+        # object taken is known by the ledger and by the poller's memory, not by a tag
+        self._tagging_denied: str | None = None
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
         # objects the store will not give before someone acts on them (PARKED): digest ->
         # when (clock) to ask again
@@ -706,7 +720,8 @@ class BucketPoller:
                 elif codings(response.get("ContentEncoding")):
                     data, rejection = self._decoded(obj, data, response["ContentEncoding"])
             obj.version = response.get("VersionId")
-            if self.source.after != "move" and len(_own(obj.tags)) >= MAX_TAGS:
+            if self.source.after != "move" and (len(_own(obj.tags)) >= MAX_TAGS
+                                                or self._tagging_denied is not None):
                 first = recorded_as(self.engine, self.source.id,
                                     hashlib.sha256(data).hexdigest(),
                                     shown(obj.key, FILE_NAME_MAX))
@@ -766,12 +781,31 @@ class BucketPoller:
             return {t["Key"]: t["Value"] for t in self.client.get_object_tagging(
                 Bucket=self.source.bucket, Key=key, **extra)["TagSet"]}
         except ClientError as exc:
+            if self.source.after != "move" and _code(exc) in ("AccessDenied", "403"):
+                self._tags_refused("GetObjectTagging")
+                return {}  # not known by its tag: by the ledger (_fetch)
             if self.source.after != "move" or _code(exc) not in NO_TAGGING:
                 raise
         log.warning("bucket source %s: the store does not implement object tagging; objects "
                     "are moved without tags", self.source.id)
         self._tagging = False
         return {}
+
+    def _tags_refused(self, operation: str) -> None:
+        """after = "tag" with credentials that may read the objects but not their tags, or
+        not tag them (AccessDenied): every object read was recorded, then 'recorded but not
+        tagged' at every poll (GetObjectTagging refused: every object 'cannot be read', none
+        taken), and a restarted poller recorded every object again. Now the poller falls
+        back on the ledger: an object without our tag is taken only if the ledger holds no
+        import of the same source, key and bytes (as for an object carrying S3's 10 tags),
+        and one taken is remembered (the s3-taken memory under the home). Said once."""
+        if self._tagging_denied is None:
+            log.warning("bucket source %s: the store refuses %s (AccessDenied): objects taken "
+                        "are not tagged; each is known by the ledger (same source, key and "
+                        "bytes) and by the poller's memory (grant s3:GetObjectTagging and "
+                        "s3:PutObjectTagging, or set after = \"move\")", self.source.id,
+                        operation)
+        self._tagging_denied = self._tagging_denied or operation
 
     def _record(self, todo: list[_Object],
                 result: PollResult) -> list[tuple[_Object, str, int | None, str | None]] | None:
@@ -855,9 +889,15 @@ class BucketPoller:
                     self._delete_version(obj, import_id)
             else:
                 extra = {"VersionId": obj.version} if obj.version else {}
-                self.client.put_object_tagging(
-                    Bucket=bucket, Key=obj.key, **extra,
-                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+                try:
+                    self.client.put_object_tagging(
+                        Bucket=bucket, Key=obj.key, **extra,
+                        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+                except ClientError as exc:
+                    if _code(exc) not in ("AccessDenied", "403"):
+                        raise
+                    self._tags_refused("PutObjectTagging")
+                    return True  # known by the ledger and remembered: never taken twice
                 if not obj.version:
                     return self._untag_if_replaced(obj, import_id)
         except (BotoCoreError, ClientError) as exc:

@@ -72,3 +72,69 @@ def test_the_version_listed_is_read_when_the_key_is_put_again_before_the_read(  
         copies = _versions(client, name, "processed/" + key)
         assert [client.get_object(Bucket=name, Key=c["Key"], VersionId=c["VersionId"])[
             "Body"].read() for c in reversed(copies)] == [V1, V2]
+
+
+# -- S3: credentials that may read the objects but not tag them ------------------------------
+def _deny_tagging(methods: tuple[str, ...]):  # noqa: ANN202
+    """A bucket policy granting ListBucket and GetObject but not the tagging actions named:
+    AccessDenied (403) for the tagging sub-resource with these methods."""
+    def refuse(method, path, query, headers):  # noqa: ANN001, ANN202
+        return (403, "AccessDenied") if "tagging" in query and method in methods else None
+    return refuse
+
+
+def _object_reads(store) -> int:  # noqa: ANN001
+    return sum(1 for method, path, query in store.seen
+               if method == "GET" and "tagging" not in query and path.count("/") > 1)
+
+
+def test_credentials_that_may_not_read_tags_fall_back_on_the_ledger(sqlite_ctx,  # noqa: ANN001
+                                                                    quirky) -> None:
+    """The operator's policy grants s3:GetObject and s3:ListBucket only. With after = "tag"
+    every GetObjectTagging was refused: each object 'cannot be read (AccessDenied)', none
+    ever taken. Now the poller falls back on the ledger: each object is taken once, a new
+    poller (no memory) finds them on the ledger and records nothing again, and a new object
+    is taken."""
+    store, name, client = quirky
+    store.refuse = _deny_tagging(("GET", "PUT", "DELETE"))
+    client.put_object(Bucket=name, Key="incoming/CR Müller+fils.hl7", Body=V1)
+    client.put_object(Bucket=name, Key="incoming/2026/crp.hl7", Body=V2)
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint)
+    first = poller.poll()
+    assert (first.taken, first.refused, first.error) == (2, 0, None)
+    assert poller.poll().taken == 0
+    again = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                         endpoint_url=store.endpoint)
+    assert (again.poll().taken, len(ledger(sqlite_ctx.engine))) == (0, 2)
+    client.put_object(Bucket=name, Key="incoming/nouveau.hl7", Body=V1 + b"NTE|9||x\r")
+    assert again.poll().taken == 1
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == [
+        "incoming/2026/crp.hl7", "incoming/CR Müller+fils.hl7", "incoming/nouveau.hl7"]
+    assert tags(client, name, "incoming/nouveau.hl7") == {}
+
+
+def test_tags_refused_after_intake_are_not_retried_for_ever(sqlite_ctx, quirky,  # noqa: ANN001
+                                                             tmp_path) -> None:
+    """The policy lets the poller read tags but not put them (PutObjectTagging denied).
+    Every object was recorded, then 'recorded but not tagged; done at the next poll' at every
+    poll, for ever, and each new poller (a run of the poll-buckets flow, a restart) read and
+    recorded every object again. Now an object taken is remembered (the memory kept under
+    the home): the poll is clean, and a new poller neither reads nor records it again."""
+    store, name, client = quirky
+    store.refuse = _deny_tagging(("PUT", "DELETE"))
+    for n in range(3):
+        client.put_object(Bucket=name, Key=f"incoming/res-{n}.hl7",
+                          Body=V1 + f"NTE|{n}||Hémolyse {n}\r".encode())
+    home = tmp_path / "s3-taken"
+    poller = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=store.endpoint, state_dir=home)
+    first = poller.poll()
+    assert (first.taken, first.error) == (3, None)
+    second = poller.poll()
+    assert (second.taken, second.error) == (0, None)
+    reads = _object_reads(store)
+    fresh = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                         endpoint_url=store.endpoint, state_dir=home)
+    assert (fresh.poll().taken, _object_reads(store)) == (0, reads)
+    assert len(ledger(sqlite_ctx.engine)) == 3
