@@ -6,10 +6,16 @@ refuse something), real folders."""
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 
+from connectors import folder
+from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
 from tests.test_connectors_round6 import V1, V2
+from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
     aws_env,
     bucket,
@@ -138,3 +144,43 @@ def test_tags_refused_after_intake_are_not_retried_for_ever(sqlite_ctx, quirky, 
                          endpoint_url=store.endpoint, state_dir=home)
     assert (fresh.poll().taken, _object_reads(store)) == (0, reads)
     assert len(ledger(sqlite_ctx.engine)) == 3
+
+
+# -- folder: the share stops answering while a claimed file is read ---------------------------
+def test_a_share_that_stops_answering_mid_read_leaves_the_file_claimed(sqlite_ctx, tmp_path,  # noqa: ANN001
+                                                                       monkeypatch) -> None:
+    """The drop folder is a CIFS mount of the lab's Windows server; the server reboots while
+    a poll reads the files it claimed: the kernel answers EHOSTDOWN (a soft NFS mount:
+    ETIMEDOUT). That file was recorded as a failed import ('unreadable', no bytes) and moved
+    to failed/ once the share was back: a good report out of the way. Now it stays claimed,
+    the poll says the share stopped answering, the files read before it are recorded, and
+    the next poll takes it. (A local tmpfs cannot refuse a read: the kernel's answer is
+    given by the read of that one file.)"""
+    drop = tmp_path / "partage-labo"
+    drop.mkdir()
+    names = ["a-CR Dupont.hl7", "b-CR Lefèvre.hl7", "c-CR Nguyễn.hl7"]
+    for n, name in enumerate(names):
+        (drop / name).write_bytes(V1 + f"NTE|{n}||Prélèvement {n}\r".encode())
+    real = folder._read_up_to
+    down = [True]
+
+    def read(fd: int, limit: int) -> bytes:
+        if down[0] and os.readlink(f"/proc/self/fd/{fd}").endswith(names[1]):
+            raise OSError(errno.EHOSTDOWN, "Host is down")
+        return real(fd, limit)
+
+    monkeypatch.setattr(folder, "_read_up_to", read)
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        first = poller.poll()
+        assert first.error == ("folder source drop: the folder's file system stopped answering "
+                               "while a file was read (EHOSTDOWN); the files claimed stay "
+                               "claimed, taken again at the next poll")
+        assert (first.taken, first.pending) == (1, 2)
+        assert not (drop / "failed").exists()
+        down[0] = False  # the server is back
+        second = poller.poll()
+        assert (second.taken, second.error) == (2, None)
+    assert sorted(p.name for p in (drop / "done").iterdir()) == names
+    rows = ledger(sqlite_ctx.engine)
+    assert sorted((r["file_name"], r["status"]) for r in rows) == [
+        (name, "received") for name in names]
