@@ -24,7 +24,8 @@ One poll:
    when it was seen unchanged (size, mtime, inode, ctime, allocated blocks: a Windows copy
    over SMB sets the final size first and then fills the file, and a copy keeping the
    original's mtime leaves that still; any write moves ctime) by scans at least
-   ``settle_seconds`` apart and its mtime is at least ``settle_seconds`` old; a poller's
+   ``settle_seconds`` apart and its mtime is at least ``settle_seconds`` old (an empty file:
+   ``EMPTY_SETTLE_SECONDS``, its writer may not have begun); a poller's
    first poll scans, waits ``settle_seconds`` and scans again. A settled file its writer
    holds locked, or holds open for writing on this host (sftp-server, smbd), is left until
    it lets go.
@@ -92,6 +93,13 @@ HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refus
 SHARE_DOWN = frozenset({errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH,
                         errno.ENOTCONN, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
                         errno.ESTALE})
+# An empty file is refused only once it has stayed empty this long (by our observation or its
+# mtime), settle_seconds if longer: a scanner writing to the share (an MFP's scan-to-folder),
+# or a Windows client whose copy stalls, creates the file and writes its first byte later,
+# holding it open through smbd, which takes no lock we could see. Refused at the first
+# settled poll, it was moved to failed/ while its writer went on filling it there: the
+# report in failed/, the ledger saying 'empty'.
+EMPTY_SETTLE_SECONDS = 60.0
 EMPTY_FILE = ("FOLDER_EMPTY_FILE", "the file is empty (0 bytes): its sender wrote nothing in "
               "it, or had not begun writing; it is in failed/")
 
@@ -350,6 +358,8 @@ class FolderPoller:
             age = (wall - seen.mtime_ns) / 1e9
             if 0 <= age < settle:
                 continue
+            if seen.regular and seen.size == 0 and not _empty_for_long(seen, now, age, settle):
+                continue  # its writer may not have begun: left until it has stayed empty
             ready.append((rel, seen))
         ready.sort(key=lambda item: (item[1].mtime_ns, item[0]))  # oldest first
         return ready
@@ -711,6 +721,13 @@ class FolderPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _empty_for_long(seen: _Seen, now: float, age: float, settle: float) -> bool:
+    """Whether an empty file has stayed so for EMPTY_SETTLE_SECONDS (settle_seconds if
+    longer): seen unchanged that long, or last modified that long ago."""
+    grace = max(settle, EMPTY_SETTLE_SECONDS)
+    return now - seen.since >= grace or age >= grace
 
 
 def _is_folder(entry: os.DirEntry) -> bool:

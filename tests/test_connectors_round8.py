@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
 from connectors import folder
 from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
+from tests.conftest import SAMPLES
 from tests.test_connectors_round6 import V1, V2
 from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
@@ -184,3 +186,44 @@ def test_a_share_that_stops_answering_mid_read_leaves_the_file_claimed(sqlite_ct
     rows = ledger(sqlite_ctx.engine)
     assert sorted((r["file_name"], r["status"]) for r in rows) == [
         (name, "received") for name in names]
+
+
+# -- folder: an empty file its writer has not begun to fill -----------------------------------
+def test_an_empty_file_is_left_until_its_writer_has_had_time_to_fill_it(sqlite_ctx,  # noqa: ANN001
+                                                                         tmp_path) -> None:
+    """A scanner's scan-to-folder (or a Windows copy that stalls) creates the PDF on the
+    share and writes its first byte seconds later, the file held open by smbd (no lock we
+    can see). Empty at the first settled poll, it was refused (FOLDER_EMPTY_FILE) and moved
+    to failed/, where its writer went on filling it: the report in failed/, the ledger saying
+    'empty'. Now an empty file is left until it has stayed empty for a minute (seen so, or
+    its mtime that old); filled meanwhile, it is taken whole."""
+    drop = tmp_path / "scanner"
+    drop.mkdir()
+    pdf = sorted((SAMPLES / "pdf").glob("*.pdf"))[0].read_bytes()
+    (drop / "SCAN_IRM_genou.pdf").write_bytes(b"")  # created, not yet written
+    (drop / "fin_de_lot.ok").write_bytes(b"")  # a batch marker left long ago
+    old = time.time() - 120
+    os.utime(drop / "fin_de_lot.ok", (old, old))
+    now = [1000.0]
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive,
+                      clock=lambda: now[0]) as poller:
+        first = poller.poll()
+        assert (first.taken, first.refused, first.error) == (1, 1, None)  # the old marker
+        assert (drop / "SCAN_IRM_genou.pdf").exists()
+        now[0] += 30
+        assert poller.poll().taken == 0  # still empty, not for long: left
+        (drop / "SCAN_IRM_genou.pdf").write_bytes(pdf)  # the scanner writes it
+        poller.scan()
+        assert poller.poll().taken == 1
+        (drop / "vide.hl7").write_bytes(b"")  # never written
+        poller.scan()
+        now[0] += 59
+        assert poller.poll().taken == 0
+        now[0] += 2
+        assert poller.poll().refused == 1
+    rows = {r["file_name"]: (r["status"], r["error_code"], r["size"])
+            for r in ledger(sqlite_ctx.engine)}
+    assert rows == {"fin_de_lot.ok": ("failed", "FOLDER_EMPTY_FILE", 0),
+                    "SCAN_IRM_genou.pdf": ("received", None, len(pdf)),
+                    "vide.hl7": ("failed", "FOLDER_EMPTY_FILE", 0)}
+    assert (drop / "done" / "SCAN_IRM_genou.pdf").read_bytes() == pdf
