@@ -352,6 +352,7 @@ class BucketPoller:
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
         self._missing_before: set[tuple[str, str]] = set()
+        self._listed_any = False  # this poll's listing gave at least one key
 
     @property
     def client(self):  # noqa: ANN201
@@ -401,6 +402,8 @@ class BucketPoller:
         self._unreadable = {}
         self._parked_listed = set()
         self._missing_before, self._missing = self._missing, set()
+        self._listed_any = False
+        listed_whole = False
         seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
@@ -424,6 +427,7 @@ class BucketPoller:
                     if full and complete:
                         self._last_full = started
                 if complete and full:
+                    listed_whole = True
                     self._dirty |= len(seen) != len(self._known)  # some no longer there
                     self._known = seen  # forget objects no longer there
                     self._parked = {d: u for d, u in self._parked.items()
@@ -451,6 +455,8 @@ class BucketPoller:
             result.error = (f"bucket source {self.source.id}: "
                             f"{sum(self._unreadable.values())} object(s) cannot be read "
                             f"({codes}); left in place, tried again {when}")
+        if listed_whole and not self._listed_any and result.error is None:
+            result.error = self._misplaced_prefix()
         stuck = self._missing & self._missing_before
         if stuck and result.error is None:
             result.error = (f"bucket source {self.source.id}: {len(stuck)} object(s) listed "
@@ -459,6 +465,34 @@ class BucketPoller:
                             f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
             log.error("%s", result.error)
         return result
+
+    def _misplaced_prefix(self) -> str | None:
+        """Why a prefix lists nothing, when it is a path rather than a key prefix: copied
+        from a console or a file manager as '/incoming/' or 'bucket/incoming/'. S3 keys are
+        'incoming/x.hl7': the poller listed nothing at every poll and said nothing while the
+        lab's files piled up. When the prefix without its leading '/' (and the bucket's
+        name) holds objects, the poll says so (one more listing, only while the prefix
+        lists nothing); a prefix that really begins with '/' lists its objects, unsaid."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        prefix = self.source.prefix
+        guess = prefix.lstrip("/")
+        if guess.startswith(self.source.bucket + "/"):
+            guess = guess[len(self.source.bucket) + 1:]
+        if guess == prefix:
+            return None
+        listing = self.client.list_objects_v2 if self._list_v2 else self.client.list_objects
+        try:
+            found = listing(Bucket=self.source.bucket, Prefix=guess, MaxKeys=1).get("Contents")
+        except (BotoCoreError, ClientError):
+            return None
+        if not found:
+            return None
+        error = (f"bucket source {self.source.id}: nothing under prefix {prefix!r}, but objects "
+                 f"under {guess!r}: a prefix is the start of the keys, without a leading '/' "
+                 f"or the bucket's name (set prefix = {guess!r}); nothing taken")
+        log.error("%s", error)
+        return error
 
     def _full_listing(self, now: float) -> bool:
         """Whether this poll lists the whole prefix: always, unless full_listing_seconds is
@@ -545,6 +579,7 @@ class BucketPoller:
         for page in pages:
             newest = _store_now(page) - settle
             for entry in page.get("Contents", []):
+                self._listed_any = True
                 key, etag = entry["Key"], entry.get("ETag", "")
                 if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
                     frontier.fine(key)

@@ -227,3 +227,31 @@ def test_an_empty_file_is_left_until_its_writer_has_had_time_to_fill_it(sqlite_c
                     "SCAN_IRM_genou.pdf": ("received", None, len(pdf)),
                     "vide.hl7": ("failed", "FOLDER_EMPTY_FILE", 0)}
     assert (drop / "done" / "SCAN_IRM_genou.pdf").read_bytes() == pdf
+
+
+# -- S3: a prefix written as a path -----------------------------------------------------------
+def test_a_prefix_written_as_a_path_is_a_poll_error_not_silence(sqlite_ctx, bucket) -> None:  # noqa: ANN001, F811
+    """The operator copies the drop's path from MinIO's console or a file manager:
+    prefix = '/incoming/' or 'bucket/incoming/'. S3 keys are 'incoming/x.hl7': the poller
+    listed nothing at every poll and said nothing while the lab's files piled up. Now the
+    poll says where the objects are; a prefix whose keys really begin with '/' (a sender's
+    SDK joining paths) is listed as before, and an empty drop says nothing."""
+    endpoint, name, client = bucket
+
+    def poll(prefix: str):  # noqa: ANN202
+        return BucketPoller(bucket_source(name, prefix=prefix), sqlite_ctx.engine,
+                            sqlite_ctx.archive, endpoint_url=endpoint).poll()
+
+    assert poll("/incoming/").error is None  # nothing anywhere yet
+    client.put_object(Bucket=name, Key="incoming/CR bilan hépatique.hl7", Body=V1)
+    for prefix in ("/incoming/", f"{name}/incoming/", f"/{name}/incoming/"):
+        result = poll(prefix)
+        assert result.taken == 0
+        assert result.error == (
+            f"bucket source lab-s3: nothing under prefix {prefix!r}, but objects under "
+            "'incoming/': a prefix is the start of the keys, without a leading '/' or the "
+            "bucket's name (set prefix = 'incoming/'); nothing taken")
+    client.put_object(Bucket=name, Key="/sdk/CR.hl7", Body=V2)
+    assert (poll("/sdk/").taken, poll("incoming/").taken) == (1, 1)
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == [
+        "/sdk/CR.hl7", "incoming/CR bilan hépatique.hl7"]
