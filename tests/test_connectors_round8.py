@@ -17,6 +17,7 @@ from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
 from tests.conftest import SAMPLES
 from tests.test_connectors_round6 import V1, V2
+from tests.test_folder_connector import settings_from
 from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
     aws_env,
@@ -255,3 +256,30 @@ def test_a_prefix_written_as_a_path_is_a_poll_error_not_silence(sqlite_ctx, buck
     assert (poll("/sdk/").taken, poll("incoming/").taken) == (1, 1)
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == [
         "/sdk/CR.hl7", "incoming/CR bilan hépatique.hl7"]
+
+
+# -- S3: processed_prefix written without its '/' ---------------------------------------------
+def test_a_processed_prefix_without_its_slash_is_a_folder(sqlite_ctx, bucket,  # noqa: ANN001, F811
+                                                          tmp_path) -> None:
+    """after = "move" with processed_prefix = "traites" (the operator's word for the
+    folder): objects went to 'traitesincoming/...', and on a bucket polled whole every key
+    beginning with those letters ('traitement-urgent.hl7') was skipped as ours, never taken,
+    unsaid. The '/' is now added to processed_prefix and refused_prefix."""
+    endpoint, name, client = bucket
+    settings = settings_from(tmp_path, f"""
+[buckets.labo]
+bucket = "{name}"
+after = "move"
+processed_prefix = "traites"
+refused_prefix = "refuses"
+max_bytes = 1000
+""")
+    (source,) = settings.buckets
+    assert (source.processed_prefix, source.refused_prefix) == ("traites/", "refuses/")
+    client.put_object(Bucket=name, Key="traitement-urgent.hl7", Body=V1[:900])
+    client.put_object(Bucket=name, Key="refuses-scanner.pdf", Body=b"%PDF-1.4" + b"x" * 2000)
+    result = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive,
+                          endpoint_url=endpoint).poll()
+    assert (result.taken, result.refused, result.error) == (2, 1, None)
+    assert keys(client, name) == ["refuses/refuses-scanner.pdf",
+                                  "traites/traitement-urgent.hl7"]
