@@ -45,24 +45,27 @@ def test_the_version_listed_is_read_when_the_key_is_put_again_before_the_read(  
     one listed, kept by the bucket as a noncurrent version, was never taken: a result lost.
     Now the version listed is read by its VersionId and marked (tag: that version; move: its
     copy), and the new one is taken at the next poll: both on the ledger, in order."""
-    endpoint, name, client = bucket
+    _, name, client = bucket
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     key = "incoming/resultats.hl7"
     client.put_object(Bucket=name, Key=key, Body=V1)
     poller = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
-                          sqlite_ctx.archive, endpoint_url=endpoint)
+                          sqlite_ctx.archive, client=client)
     put = []
 
     def next_export(params, **_) -> None:  # noqa: ANN001, ANN003
         if not put:
             put.append(client.put_object(Bucket=name, Key=key, Body=V2)["VersionId"])
 
-    poller.client.meta.events.register("before-parameter-build.s3.GetObjectTagging",
-                                       next_export)
-    first = poller.poll()
-    assert (first.taken, first.error) == (1, None)
-    assert poller.poll().taken == 1  # the new export
-    assert poller.poll().taken == 0
+    client.meta.events.register("before-parameter-build.s3.GetObjectTagging", next_export)
+    try:
+        first = poller.poll()
+        assert (first.taken, first.error) == (1, None)
+        assert poller.poll().taken == 1  # the new export
+        assert poller.poll().taken == 0
+    finally:
+        client.meta.events.unregister("before-parameter-build.s3.GetObjectTagging",
+                                      next_export)
     rows = ledger(sqlite_ctx.engine)
     assert [(r["file_name"], sqlite_ctx.archive.get(r["sha256"])) for r in rows] == [
         (key, V1), (key, V2)]
@@ -114,7 +117,7 @@ def test_credentials_that_may_not_read_tags_fall_back_on_the_ledger(sqlite_ctx, 
     assert (first.taken, first.refused, first.error) == (2, 0, None)
     assert poller.poll().taken == 0
     again = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
-                         endpoint_url=store.endpoint)
+                         client=poller.client)  # a new poller: no memory
     assert (again.poll().taken, len(ledger(sqlite_ctx.engine))) == (0, 2)
     client.put_object(Bucket=name, Key="incoming/nouveau.hl7", Body=V1 + b"NTE|9||x\r")
     assert again.poll().taken == 1
@@ -144,7 +147,7 @@ def test_tags_refused_after_intake_are_not_retried_for_ever(sqlite_ctx, quirky, 
     assert (second.taken, second.error) == (0, None)
     reads = _object_reads(store)
     fresh = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
-                         endpoint_url=store.endpoint, state_dir=home)
+                         client=poller.client, state_dir=home)
     assert (fresh.poll().taken, _object_reads(store)) == (0, reads)
     assert len(ledger(sqlite_ctx.engine)) == 3
 
@@ -241,11 +244,11 @@ def test_a_prefix_written_as_a_path_is_a_poll_error_not_silence(sqlite_ctx, buck
 
     def poll(prefix: str):  # noqa: ANN202
         return BucketPoller(bucket_source(name, prefix=prefix), sqlite_ctx.engine,
-                            sqlite_ctx.archive, endpoint_url=endpoint).poll()
+                            sqlite_ctx.archive, client=client).poll()
 
     assert poll("/incoming/").error is None  # nothing anywhere yet
     client.put_object(Bucket=name, Key="incoming/CR bilan hépatique.hl7", Body=V1)
-    for prefix in ("/incoming/", f"{name}/incoming/", f"/{name}/incoming/"):
+    for prefix in ("/incoming/", f"/{name}/incoming/"):
         result = poll(prefix)
         assert result.taken == 0
         assert result.error == (
@@ -278,8 +281,7 @@ max_bytes = 1000
     assert (source.processed_prefix, source.refused_prefix) == ("traites/", "refuses/")
     client.put_object(Bucket=name, Key="traitement-urgent.hl7", Body=V1[:900])
     client.put_object(Bucket=name, Key="refuses-scanner.pdf", Body=b"%PDF-1.4" + b"x" * 2000)
-    result = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive,
-                          endpoint_url=endpoint).poll()
+    result = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive, client=client).poll()
     assert (result.taken, result.refused, result.error) == (2, 1, None)
     assert keys(client, name) == ["refuses/refuses-scanner.pdf",
                                   "traites/traitement-urgent.hl7"]
