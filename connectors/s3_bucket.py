@@ -816,7 +816,10 @@ class BucketPoller:
             return {t["Key"]: t["Value"] for t in self.client.get_object_tagging(
                 Bucket=self.source.bucket, Key=key, **extra)["TagSet"]}
         except ClientError as exc:
-            if self.source.after != "move" and _code(exc) in ("AccessDenied", "403"):
+            if _code(exc) in ("AccessDenied", "403"):
+                if self.source.after == "move":  # a move needs no tag: the copy goes without
+                    self._copies_untagged("GetObjectTagging")
+                    return {}
                 self._tags_refused("GetObjectTagging")
                 return {}  # not known by its tag: by the ledger (_fetch)
             if self.source.after != "move" or _code(exc) not in NO_TAGGING:
@@ -825,6 +828,18 @@ class BucketPoller:
                     "are moved without tags", self.source.id)
         self._tagging = False
         return {}
+
+    def _copies_untagged(self, operation: str) -> None:
+        """after = "move" with credentials that may copy and delete but not read or write
+        tags (a policy of GetObject, PutObject, DeleteObject, ListBucket): every object was
+        'cannot be read (AccessDenied)', or recorded and then 'not moved' at every poll, its
+        tagged copy refused. A move needs no tag (the prefix says it was taken): the copies
+        go without (the sender's own tags then not carried over). Said once."""
+        if self._tagging_denied is None:
+            log.warning("bucket source %s: the store refuses %s (AccessDenied): objects are "
+                        "moved without tags (grant s3:GetObjectTagging and "
+                        "s3:PutObjectTagging to keep them)", self.source.id, operation)
+        self._tagging_denied = self._tagging_denied or operation
 
     def _tags_refused(self, operation: str) -> None:
         """after = "tag" with credentials that may read the objects but not their tags, or
@@ -1157,8 +1172,11 @@ class BucketPoller:
                 upload = client.create_multipart_upload(
                     Bucket=bucket, Key=key, Tagging=urlencode(tags))["UploadId"]
             except ClientError as exc:
-                if _code(exc) not in NO_TAGGING:
+                if _code(exc) not in (*NO_TAGGING, "AccessDenied", "403"):
                     raise
+                upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+                if _code(exc) in ("AccessDenied", "403"):
+                    self._copies_untagged("CreateMultipartUpload with tags")
                 self._tagging = False
         if upload is None:
             upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
@@ -1192,9 +1210,14 @@ class BucketPoller:
                                         Tagging=urlencode(tags))
                 return
             except ClientError as exc:
-                if _code(exc) not in NO_TAGGING:
+                if _code(exc) not in (*NO_TAGGING, "AccessDenied", "403"):
                     raise
+                denied = _code(exc) in ("AccessDenied", "403")
+            self.client.copy_object(**args)  # refused too: not a matter of tags, raised
+            if denied:
+                self._copies_untagged("CopyObject with tags")
             self._tagging = False
+            return
         self.client.copy_object(**args)
 
     def _untag_if_replaced(self, obj: _Object, import_id: int | None) -> bool:

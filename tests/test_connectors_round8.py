@@ -285,3 +285,29 @@ max_bytes = 1000
     assert (result.taken, result.refused, result.error) == (2, 1, None)
     assert keys(client, name) == ["refuses/refuses-scanner.pdf",
                                   "traites/traitement-urgent.hl7"]
+
+
+def test_a_move_with_credentials_that_may_not_tag_moves_untagged(sqlite_ctx,  # noqa: ANN001
+                                                                  quirky) -> None:
+    """after = "move" under the policy operators write for a move (s3:ListBucket, GetObject,
+    PutObject, DeleteObject; no tagging action): GetObjectTagging refused made every object
+    'cannot be read (AccessDenied)', none taken; with it granted, every tagged copy was
+    refused and every object 'recorded but not moved' at every poll. A move needs no tag:
+    the copies go without, the objects are moved once."""
+    store, name, client = quirky
+
+    def no_tag_actions(method, path, query, headers):  # noqa: ANN001, ANN202
+        tagged = "tagging" in query or any(k.lower() == "x-amz-tagging" for k in headers)
+        return (403, "AccessDenied") if tagged else None
+
+    store.refuse = no_tag_actions
+    client.put_object(Bucket=name, Key="incoming/CR échographie.hl7", Body=V1)
+    client.put_object(Bucket=name, Key="incoming/CR+bilan.hl7", Body=V2)
+    poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
+                          sqlite_ctx.archive, endpoint_url=store.endpoint)
+    first = poller.poll()
+    assert (first.taken, first.error) == (2, None)
+    assert (poller.poll().taken, poller.poll().error) == (0, None)
+    assert keys(client, name) == ["processed/incoming/CR échographie.hl7",
+                                  "processed/incoming/CR+bilan.hl7"]
+    assert len(ledger(sqlite_ctx.engine)) == 2
