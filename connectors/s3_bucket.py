@@ -51,6 +51,7 @@ Credentials that may read the objects but not their tags, or not tag them (Acces
 GetObjectTagging or PutObjectTagging, with ``tag``): the poller falls back on the ledger. An
 object without our tag is taken only if the ledger holds no import of the same source, key
 and bytes; one taken is remembered (and kept under the home); the refusal is logged once.
+With ``move`` a tag is not needed: the copies are made without tags.
 
 On a versioned bucket, a key put again between our listing and our read (a lab exporting
 under one fixed name) has the version listed read by its VersionId (ListObjectVersions) and
