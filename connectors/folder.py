@@ -83,9 +83,6 @@ CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
-# An empty file is refused, not processed: its sender wrote nothing, or created it and had not
-# begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
-# later empty file of the source would be a 'duplicate' of the first, out of the failures list.
 # What a network file system answers when its server stops answering, not a fault of the
 # file: a CIFS/SMB mount reconnecting (EHOSTDOWN, ECONNRESET...), a soft NFS mount timing out
 # (ETIMEDOUT), an NFS server whose export came back with other file handles (ESTALE). A file
@@ -100,6 +97,9 @@ SHARE_DOWN = frozenset({errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETDOWN, err
 # settled poll, it was moved to failed/ while its writer went on filling it there: the
 # report in failed/, the ledger saying 'empty'.
 EMPTY_SETTLE_SECONDS = 60.0
+# An empty file is refused, not processed: its sender wrote nothing, or created it and had not
+# begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
+# later empty file of the source would be a 'duplicate' of the first, out of the failures list.
 EMPTY_FILE = ("FOLDER_EMPTY_FILE", "the file is empty (0 bytes): its sender wrote nothing in "
               "it, or had not begun writing; it is in failed/")
 
