@@ -1214,10 +1214,12 @@ class BucketPoller:
                 if _code(exc) not in (*NO_TAGGING, "AccessDenied", "403"):
                     raise
                 denied = _code(exc) in ("AccessDenied", "403")
+            if not denied:  # no tagging at all (NotImplemented)
+                self._tagging = False
             self.client.copy_object(**args)  # refused too: not a matter of tags, raised
-            if denied:
+            if denied:  # the credentials' refusal: untagged copies from now on
                 self._copies_untagged("CopyObject with tags")
-            self._tagging = False
+                self._tagging = False
             return
         self.client.copy_object(**args)
 
