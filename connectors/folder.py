@@ -24,7 +24,8 @@ One poll:
    when it was seen unchanged (size, mtime, inode, ctime, allocated blocks: a Windows copy
    over SMB sets the final size first and then fills the file, and a copy keeping the
    original's mtime leaves that still; any write moves ctime) by scans at least
-   ``settle_seconds`` apart and its mtime is at least ``settle_seconds`` old; a poller's
+   ``settle_seconds`` apart and its mtime is at least ``settle_seconds`` old (an empty file:
+   ``EMPTY_SETTLE_SECONDS``, its writer may not have begun); a poller's
    first poll scans, waits ``settle_seconds`` and scans again. A settled file its writer
    holds locked, or holds open for writing on this host (sftp-server, smbd), is left until
    it lets go.
@@ -36,8 +37,9 @@ One poll:
    a link gets ``.1``, ``.2``...: links there are never followed). Refused files are
    recorded by intake as failed imports (code ``FOLDER_*``, the first 64 KiB archived for a
    file over ``max_bytes``) and moved to ``failed/`` with a ``.error.txt``.
-5. When intake raises because the archive or the store is down, the files stay claimed and the
-   poll stops; the next poll takes them again first.
+5. When intake raises because the archive or the store is down, or the folder's share stops
+   answering while a claimed file is read (EHOSTDOWN, ETIMEDOUT, ESTALE...: SHARE_DOWN), the
+   files stay claimed and the poll stops; the next poll takes them again first.
 
 Symbolic links are never followed (a link is moved to ``failed/`` as it is: the link, not its
 target) and the walk does not enter linked folders. Names are recorded as the file system gives
@@ -81,6 +83,20 @@ CLAIMED, DONE, FAILED = ".claimed", "done", "failed"
 INTAKE_CHUNK = 200  # files per intake call: one archive sync and one commit each
 CHUNK_BYTES = 64 * 1024 * 1024  # and at most this many bytes read per call
 HEAD_KEPT = 65536  # of a file over max_bytes, the bytes archived with its refusal
+# What a network file system answers when its server stops answering, not a fault of the
+# file: a CIFS/SMB mount reconnecting (EHOSTDOWN, ECONNRESET...), a soft NFS mount timing out
+# (ETIMEDOUT), an NFS server whose export came back with other file handles (ESTALE). A file
+# claimed and then read with one of these is left claimed (taken again at the next poll).
+SHARE_DOWN = frozenset({errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH,
+                        errno.ENOTCONN, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
+                        errno.ESTALE})
+# An empty file is refused only once it has stayed empty this long (by our observation or its
+# mtime), settle_seconds if longer: a scanner writing to the share (an MFP's scan-to-folder),
+# or a Windows client whose copy stalls, creates the file and writes its first byte later,
+# holding it open through smbd, which takes no lock we could see. Refused at the first
+# settled poll, it was moved to failed/ while its writer went on filling it there: the
+# report in failed/, the ledger saying 'empty'.
+EMPTY_SETTLE_SECONDS = 60.0
 # An empty file is refused, not processed: its sender wrote nothing, or created it and had not
 # begun writing (it belongs in failed/ for someone to look at, not in done/); processed, every
 # later empty file of the source would be a 'duplicate' of the first, out of the failures list.
@@ -121,6 +137,14 @@ def outage_text(exc: BaseException) -> str:
     if isinstance(exc, ArchiveError):
         return f"archive unavailable: {exc}"
     return f"store or archive unavailable ({type(exc).__name__})"
+
+
+class ShareDown(Exception):
+    """The folder's file system stopped answering while a claimed file was read."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 @dataclass
@@ -334,6 +358,8 @@ class FolderPoller:
             age = (wall - seen.mtime_ns) / 1e9
             if 0 <= age < settle:
                 continue
+            if seen.regular and seen.size == 0 and not _empty_for_long(seen, now, age, settle):
+                continue  # its writer may not have begun: left until it has stayed empty
             ready.append((rel, seen))
         ready.sort(key=lambda item: (item[1].mtime_ns, item[0]))  # oldest first
         return ready
@@ -507,11 +533,14 @@ class FolderPoller:
         (the files stay claimed) or we are stopping."""
         group: list[tuple[Claim, Received]] = []
         size = 0
-        for claim in claims:
+        for n, claim in enumerate(claims):
             if claim.path in self._recorded:  # recorded before, only the move is left
                 self._move_out(claim, *self._recorded[claim.path], result)
                 continue
-            item = self._read(claim)
+            try:
+                item = self._read(claim)
+            except ShareDown as exc:
+                return self._share_down(exc, group, len(claims) - n, result)
             if item is None:
                 continue
             group.append((claim, item))
@@ -521,6 +550,22 @@ class FolderPoller:
                     return False
                 group, size = [], 0
         return self._record(group, result) if group else True
+
+    def _share_down(self, exc: ShareDown, group: list[tuple[Claim, Received]], left: int,
+                    result: PollResult) -> bool:
+        """A share (SMB, NFS) that stopped answering while a claimed file was read: that
+        file was recorded as a failed import, 'unreadable' with no bytes, and moved to
+        failed/ once the share was back: a good report out of the way, for someone to move
+        back by hand. Now it stays claimed and the poll stops, saying so; the files read
+        before it are recorded; the next poll takes the claimed ones again first."""
+        recorded = self._record(group, result) if group else True
+        result.pending += left  # this file and those after it
+        if recorded or result.error is None:
+            result.error = (f"folder source {self.source.id}: the folder's file system stopped "
+                            f"answering while a file was read ({exc.code}); the files claimed "
+                            f"stay claimed, taken again at the next poll")
+        log.error("%s", result.error)
+        return False
 
     def _read(self, claim: Claim) -> Received | None:
         limit = self.source.max_bytes
@@ -566,6 +611,8 @@ class FolderPoller:
                         self.source.id)
             return None
         except OSError as exc:
+            if exc.errno in SHARE_DOWN:
+                raise ShareDown(errno.errorcode[exc.errno]) from exc
             data = b""
             code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
             rejection = ("FOLDER_FILE_UNREADABLE",
@@ -674,6 +721,13 @@ class FolderPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _empty_for_long(seen: _Seen, now: float, age: float, settle: float) -> bool:
+    """Whether an empty file has stayed so for EMPTY_SETTLE_SECONDS (settle_seconds if
+    longer): seen unchanged that long, or last modified that long ago."""
+    grace = max(settle, EMPTY_SETTLE_SECONDS)
+    return now - seen.since >= grace or age >= grace
 
 
 def _is_folder(entry: os.DirEntry) -> bool:

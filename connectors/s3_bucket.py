@@ -47,6 +47,17 @@ sender's is ours to drop: with ``tag`` it is left untagged and a poller that doe
 recording it again; with ``move`` its copy keeps the sender's tags (the prefix says it was
 taken). With 9, ``dmp-intake`` fits and ``dmp-intake-import`` is left off.
 
+Credentials that may read the objects but not their tags, or not tag them (AccessDenied on
+GetObjectTagging or PutObjectTagging, with ``tag``): the poller falls back on the ledger. An
+object without our tag is taken only if the ledger holds no import of the same source, key
+and bytes; one taken is remembered (and kept under the home); the refusal is logged once.
+With ``move`` a tag is not needed: the copies are made without tags.
+
+On a versioned bucket, a key put again between our listing and our read (a lab exporting
+under one fixed name) has the version listed read by its VersionId (ListObjectVersions) and
+marked; the new object is taken at the next poll. Deleted in that instant, it is not taken
+(its sender withdrew it, as from a folder).
+
 A sender may put a new object under the same key between our read and our mark (a result file
 exported again under its name). The mark must not reach it: the delete is conditional on the
 ETag read (``If-Match``, S3 and most compatible stores; a 412 leaves the new object in place),
@@ -324,6 +335,10 @@ class BucketPoller:
         self._conditional_delete = True  # False once the store refused DELETE If-Match
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._versions_listable = True  # False once ListObjectVersions was refused (logged)
+        # after = "tag": the first tagging operation the credentials may not do (AccessDenied:
+        # a bucket policy granting GetObject but not Get/PutObjectTagging); from then on an
+        # object taken is known by the ledger and by the poller's memory, not by a tag
+        self._tagging_denied: str | None = None
         self._unreadable: dict[str, int] = {}  # this poll: store's code -> objects left
         # objects the store will not give before someone acts on them (PARKED): digest ->
         # when (clock) to ask again
@@ -338,6 +353,7 @@ class BucketPoller:
         # listed, then not found when read (NoSuchKey): this poll's and the previous one's
         self._missing: set[tuple[str, str]] = set()
         self._missing_before: set[tuple[str, str]] = set()
+        self._listed_any = False  # this poll's listing gave at least one key
 
     @property
     def client(self):  # noqa: ANN201
@@ -387,6 +403,8 @@ class BucketPoller:
         self._unreadable = {}
         self._parked_listed = set()
         self._missing_before, self._missing = self._missing, set()
+        self._listed_any = False
+        listed_whole = False
         seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
         listed: set[tuple[str, str]] = set()  # of those, the ones still there
@@ -410,6 +428,7 @@ class BucketPoller:
                     if full and complete:
                         self._last_full = started
                 if complete and full:
+                    listed_whole = True
                     self._dirty |= len(seen) != len(self._known)  # some no longer there
                     self._known = seen  # forget objects no longer there
                     self._parked = {d: u for d, u in self._parked.items()
@@ -437,6 +456,8 @@ class BucketPoller:
             result.error = (f"bucket source {self.source.id}: "
                             f"{sum(self._unreadable.values())} object(s) cannot be read "
                             f"({codes}); left in place, tried again {when}")
+        if listed_whole and not self._listed_any and result.error is None:
+            result.error = self._misplaced_prefix()
         stuck = self._missing & self._missing_before
         if stuck and result.error is None:
             result.error = (f"bucket source {self.source.id}: {len(stuck)} object(s) listed "
@@ -445,6 +466,34 @@ class BucketPoller:
                             f"'+', '%' or spaces encoded wrongly in its listing?); not taken")
             log.error("%s", result.error)
         return result
+
+    def _misplaced_prefix(self) -> str | None:
+        """Why a prefix lists nothing, when it is a path rather than a key prefix: copied
+        from a console or a file manager as '/incoming/' or 'bucket/incoming/'. S3 keys are
+        'incoming/x.hl7': the poller listed nothing at every poll and said nothing while the
+        lab's files piled up. When the prefix without its leading '/' (and the bucket's
+        name) holds objects, the poll says so (one more listing, only while the prefix
+        lists nothing); a prefix that really begins with '/' lists its objects, unsaid."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        prefix = self.source.prefix
+        guess = prefix.lstrip("/")
+        if guess.startswith(self.source.bucket + "/"):
+            guess = guess[len(self.source.bucket) + 1:]
+        if guess == prefix:
+            return None
+        listing = self.client.list_objects_v2 if self._list_v2 else self.client.list_objects
+        try:
+            found = listing(Bucket=self.source.bucket, Prefix=guess, MaxKeys=1).get("Contents")
+        except (BotoCoreError, ClientError):
+            return None
+        if not found:
+            return None
+        error = (f"bucket source {self.source.id}: nothing under prefix {prefix!r}, but objects "
+                 f"under {guess!r}: a prefix is the start of the keys, without a leading '/' "
+                 f"or the bucket's name (set prefix = {guess!r}); nothing taken")
+        log.error("%s", error)
+        return error
 
     def _full_listing(self, now: float) -> bool:
         """Whether this poll lists the whole prefix: always, unless full_listing_seconds is
@@ -531,6 +580,7 @@ class BucketPoller:
         for page in pages:
             newest = _store_now(page) - settle
             for entry in page.get("Contents", []):
+                self._listed_any = True
                 key, etag = entry["Key"], entry.get("ETag", "")
                 if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
                     frontier.fine(key)
@@ -682,14 +732,18 @@ class BucketPoller:
             limit = self.source.max_bytes
             rejection = None
             if obj.size > limit:
-                response = self._get(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
+                response = self._get_listed(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
+                if response is None:  # the version listed, found tagged by an earlier poller
+                    return obj
                 data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
-                response = self._get(obj)
+                response = self._get_listed(obj)
+                if response is None:
+                    return obj
                 data = _read_body(response, limit + 1)
                 if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
                     log.warning("bucket source %s: object %s is not the one listed (%d bytes "
@@ -702,7 +756,8 @@ class BucketPoller:
                 elif codings(response.get("ContentEncoding")):
                     data, rejection = self._decoded(obj, data, response["ContentEncoding"])
             obj.version = response.get("VersionId")
-            if self.source.after != "move" and len(_own(obj.tags)) >= MAX_TAGS:
+            if self.source.after != "move" and (len(_own(obj.tags)) >= MAX_TAGS
+                                                or self._tagging_denied is not None):
                 first = recorded_as(self.engine, self.source.id,
                                     hashlib.sha256(data).hexdigest(),
                                     shown(obj.key, FILE_NAME_MAX))
@@ -749,23 +804,59 @@ class BucketPoller:
                    f"but its bytes do not decompress (cut or damaged); archived as stored")
         return data, (code, why)  # logged by _record, with the import id
 
-    def _tags(self, key: str) -> dict[str, str]:
-        """An object's tags; with after = "move" on a store without object tagging, none
-        (a move needs no tag; with after = "tag" the refusal fails the poll, and says why)."""
+    def _tags(self, key: str, version: str | None = None) -> dict[str, str]:
+        """An object's tags (of one version of it, when given); with after = "move" on a
+        store without object tagging, none (a move needs no tag; with after = "tag" the
+        refusal fails the poll, and says why)."""
         from botocore.exceptions import ClientError
 
         if not self._tagging:
             return {}
+        extra = {"VersionId": version} if version else {}
         try:
             return {t["Key"]: t["Value"] for t in self.client.get_object_tagging(
-                Bucket=self.source.bucket, Key=key)["TagSet"]}
+                Bucket=self.source.bucket, Key=key, **extra)["TagSet"]}
         except ClientError as exc:
+            if _code(exc) in ("AccessDenied", "403"):
+                if self.source.after == "move":  # a move needs no tag: the copy goes without
+                    self._copies_untagged("GetObjectTagging")
+                    return {}
+                self._tags_refused("GetObjectTagging")
+                return {}  # not known by its tag: by the ledger (_fetch)
             if self.source.after != "move" or _code(exc) not in NO_TAGGING:
                 raise
         log.warning("bucket source %s: the store does not implement object tagging; objects "
                     "are moved without tags", self.source.id)
         self._tagging = False
         return {}
+
+    def _copies_untagged(self, operation: str) -> None:
+        """after = "move" with credentials that may copy and delete but not read or write
+        tags (a policy of GetObject, PutObject, DeleteObject, ListBucket): every object was
+        'cannot be read (AccessDenied)', or recorded and then 'not moved' at every poll, its
+        tagged copy refused. A move needs no tag (the prefix says it was taken): the copies
+        go without (the sender's own tags then not carried over). Said once."""
+        if self._tagging_denied is None:
+            log.warning("bucket source %s: the store refuses %s (AccessDenied): objects are "
+                        "moved without tags (grant s3:GetObjectTagging and "
+                        "s3:PutObjectTagging to keep them)", self.source.id, operation)
+        self._tagging_denied = self._tagging_denied or operation
+
+    def _tags_refused(self, operation: str) -> None:
+        """after = "tag" with credentials that may read the objects but not their tags, or
+        not tag them (AccessDenied): every object read was recorded, then 'recorded but not
+        tagged' at every poll (GetObjectTagging refused: every object 'cannot be read', none
+        taken), and a restarted poller recorded every object again. Now the poller falls
+        back on the ledger: an object without our tag is taken only if the ledger holds no
+        import of the same source, key and bytes (as for an object carrying S3's 10 tags),
+        and one taken is remembered (the s3-taken memory under the home). Said once."""
+        if self._tagging_denied is None:
+            log.warning("bucket source %s: the store refuses %s (AccessDenied): objects taken "
+                        "are not tagged; each is known by the ledger (same source, key and "
+                        "bytes) and by the poller's memory (grant s3:GetObjectTagging and "
+                        "s3:PutObjectTagging, or set after = \"move\")", self.source.id,
+                        operation)
+        self._tagging_denied = self._tagging_denied or operation
 
     def _record(self, todo: list[_Object],
                 result: PollResult) -> list[tuple[_Object, str, int | None, str | None]] | None:
@@ -849,9 +940,15 @@ class BucketPoller:
                     self._delete_version(obj, import_id)
             else:
                 extra = {"VersionId": obj.version} if obj.version else {}
-                self.client.put_object_tagging(
-                    Bucket=bucket, Key=obj.key, **extra,
-                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+                try:
+                    self.client.put_object_tagging(
+                        Bucket=bucket, Key=obj.key, **extra,
+                        Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+                except ClientError as exc:
+                    if _code(exc) not in ("AccessDenied", "403"):
+                        raise
+                    self._tags_refused("PutObjectTagging")
+                    return True  # known by the ledger and remembered: never taken twice
                 if not obj.version:
                     return self._untag_if_replaced(obj, import_id)
         except (BotoCoreError, ClientError) as exc:
@@ -972,6 +1069,64 @@ class BucketPoller:
             raise _precondition_failed("GetObject")
         return response
 
+    def _get_listed(self, obj: _Object, **extra: str) -> dict | None:
+        """GetObject of the object listed; on a versioned bucket where the key was put again
+        between our listing and our read, the version listed, by its VersionId. A lab that
+        exports under one fixed name ('resultats.hl7') put its next file over the one we
+        had just listed: the If-Match read was refused, the new object taken at the next
+        poll, and the one listed, kept by the bucket as a noncurrent version, was never
+        taken. Now that version is read (its own tags looked at first: None when an
+        earlier poller marked it) and marked by its VersionId; the newer object is taken
+        at the next poll. Unversioned, the bytes listed are gone: the key is looked at
+        again at the next poll, as before."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._get(obj, **extra)
+        except ClientError as exc:
+            if _code(exc) not in ("PreconditionFailed", "412"):
+                raise
+            version = self._listed_version(obj)
+            if version is None:
+                raise
+        log.warning("bucket source %s: object %s was put again after it was listed; the "
+                    "version listed is read (the new one is taken at the next poll)",
+                    self.source.id, key_ref(obj.key))
+        obj.tags = self._tags(obj.key, version)
+        if obj.tags.get(TAG) in (DONE, REFUSED):
+            return None
+        return self.client.get_object(Bucket=self.source.bucket, Key=obj.key,
+                                      VersionId=version, **extra)
+
+    def _listed_version(self, obj: _Object) -> str | None:
+        """The VersionId of the object listed (same key, ETag and LastModified; the same
+        ETag alone when the store renders LastModified otherwise in its version listing),
+        when the bucket keeps it; None on an unversioned bucket, or when the store will not
+        list versions (logged once)."""
+        from botocore.exceptions import ClientError
+
+        if not self._versions_listable:
+            return None
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.source.bucket, Prefix=obj.key,
+                PaginationConfig={"PageSize": 100, "MaxItems": 1000})
+            versions = [v for page in pages for v in page.get("Versions", [])
+                        if v["Key"] == obj.key and v.get("VersionId") not in (None, "null")
+                        and _etag(v.get("ETag")) == _etag(obj.etag)]
+        except ClientError as exc:
+            if _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
+                raise
+            log.warning("bucket source %s: the store refuses ListObjectVersions (%s): an "
+                        "object put again between our listing and our read is not found in "
+                        "the bucket's versions (grant s3:ListBucketVersions)", self.source.id,
+                        _code(exc))
+            self._versions_listable = False
+            return None
+        same = [v for v in versions if str(v.get("LastModified") or "") == obj.modified]
+        found = same or versions
+        return found[0]["VersionId"] if found else None
+
     def _still(self, obj: _Object) -> bool:
         """The key still holds the object listed: HEAD without condition, ETags compared."""
         from botocore.exceptions import ClientError
@@ -1018,8 +1173,11 @@ class BucketPoller:
                 upload = client.create_multipart_upload(
                     Bucket=bucket, Key=key, Tagging=urlencode(tags))["UploadId"]
             except ClientError as exc:
-                if _code(exc) not in NO_TAGGING:
+                if _code(exc) not in (*NO_TAGGING, "AccessDenied", "403"):
                     raise
+                upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+                if _code(exc) in ("AccessDenied", "403"):
+                    self._copies_untagged("CreateMultipartUpload with tags")
                 self._tagging = False
         if upload is None:
             upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
@@ -1053,9 +1211,16 @@ class BucketPoller:
                                         Tagging=urlencode(tags))
                 return
             except ClientError as exc:
-                if _code(exc) not in NO_TAGGING:
+                if _code(exc) not in (*NO_TAGGING, "AccessDenied", "403"):
                     raise
-            self._tagging = False
+                denied = _code(exc) in ("AccessDenied", "403")
+            if not denied:  # no tagging at all (NotImplemented)
+                self._tagging = False
+            self.client.copy_object(**args)  # refused too: not a matter of tags, raised
+            if denied:  # the credentials' refusal: untagged copies from now on
+                self._copies_untagged("CopyObject with tags")
+                self._tagging = False
+            return
         self.client.copy_object(**args)
 
     def _untag_if_replaced(self, obj: _Object, import_id: int | None) -> bool:

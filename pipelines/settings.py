@@ -733,8 +733,8 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
     if after not in ("tag", "move"):
         raise SettingsError(f"{where} after: 'tag' or 'move', not {after!r}")
     prefix = _text(where, conf, "prefix", "") or ""
-    processed = _text(where, conf, "processed_prefix", "processed/") or ""
-    refused = _text(where, conf, "refused_prefix", "refused/") or ""
+    processed = _folder_prefix(_text(where, conf, "processed_prefix", "processed/") or "")
+    refused = _folder_prefix(_text(where, conf, "refused_prefix", "refused/") or "")
     if after == "move":
         for name, value in (("processed_prefix", processed), ("refused_prefix", refused)):
             if not value.strip("/"):
@@ -772,6 +772,15 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
         delete_moved_version=delete_version, requester_pays=payer,
         full_listing_seconds=_seconds(f"{where} full_listing_seconds",
                                       conf.get("full_listing_seconds", 0)))
+
+
+def _folder_prefix(value: str) -> str:
+    """processed_prefix and refused_prefix name the 'folders' taken objects are moved
+    under (``<processed_prefix><key>``). Written without the trailing '/' ('traites'), an
+    object went to 'traitesincoming/x.hl7', and every key beginning with those letters
+    ('traitement-urgent.hl7' put at the top of a bucket polled whole) was skipped as ours,
+    never taken, unsaid. The '/' is added."""
+    return value if not value or value.endswith("/") else value + "/"
 
 
 def _areas(source: BucketSource) -> list[tuple[str, str]]:

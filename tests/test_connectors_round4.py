@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -382,6 +383,7 @@ def test_a_file_named_done_does_not_block_the_folder(sqlite_ctx, tmp_path) -> No
     drop = tmp_path / "drop"
     drop.mkdir()
     (drop / "done").write_bytes(b"")
+    os.utime(drop / "done", (time.time() - 120,) * 2)  # round 8: an empty file waits a minute
     (drop / "failed").write_bytes(b"batch 12 ok\n")
     (drop / "r.hl7").write_bytes(b"MSH|^~\\&|R\r")
     with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:

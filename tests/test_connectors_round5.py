@@ -5,6 +5,9 @@ command-line batches). Real moto server on loopback, real folders."""
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 from connectors.folder import FolderPoller
@@ -264,6 +267,7 @@ def test_a_link_moved_to_failed_is_never_followed_by_what_comes_after(sqlite_ctx
         assert (drop / "failed" / "lab").is_symlink()
         (drop / "lab").mkdir()
         (drop / "lab" / "empty.hl7").write_bytes(b"")
+        os.utime(drop / "lab" / "empty.hl7", (time.time() - 120,) * 2)  # round 8: waited
         poller.scan()
         result = poller.poll()
         assert (result.error, result.taken, result.refused) == (None, 1, 1)

@@ -547,6 +547,7 @@ def test_empty_files_are_refused_into_failed(sqlite_ctx, drop) -> None:  # noqa:
     for name in ("vide.hl7", "sub/vide2.pdf"):
         (drop / name).parent.mkdir(exist_ok=True)
         (drop / name).write_bytes(b"")
+        os.utime(drop / name, (time.time() - 120,) * 2)  # round 8: empty for 2 minutes
     (drop / "ok.hl7").write_bytes(b"MSH|^~\\&|A\r")
     with FolderPoller(source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
         result = poller.poll()
