@@ -20,7 +20,8 @@ from connectors.mllp.proxy import V2_SIGNATURE
 from dossiers.schema import imports
 from tests.conftest import migrated_sqlite
 from tests.mllp_support import Client, msa, read_frame, running_service, segment
-from tests.test_mllp_service import make_ctx, original_mode, sample
+from tests.test_mllp_senders_round8 import message
+from tests.test_mllp_service import make_ctx
 
 IDLE = 60.0  # the module service's idle timeout: what a foreign client waited for before
 WAIT = 10.0  # a client's socket timeout, under IDLE: waiting for the idle timeout fails
@@ -52,11 +53,6 @@ def service(tmp_path_factory, sqlite_template) -> Iterator[Service]:  # noqa: AN
     finally:
         ctx.engine.dispose()
 
-
-def message(control_id: str) -> bytes:
-    """A Cerballiance NFS result (original mode) with MSH-10 ``control_id``."""
-    return original_mode(sample("01_labm_nfs.hl7")).replace(
-        b"|RB2501140000001|", f"|{control_id}|".encode(), 1)
 
 
 # -- another protocol on the plain MLLP port --------------------------------------------------
