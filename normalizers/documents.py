@@ -1393,6 +1393,28 @@ def parent_on_root(msg: Message, txa: Segment, doc_id: str, parent_id: str,
     return f"{root}^{rest}"
 
 
+def parent_under_root(msg: Message, txa: Segment, doc_id: str, parent_id: str,
+                      warnings: list[str]) -> str:
+    """TXA-13 read under TXA-12's assigning authority when the parent number is sent bare
+    (no EI.3, EI.2 empty or TXA-12's own) and TXA-12 names one (EI.3, an OID in EI.2, or
+    the 'root.extension' of a CDA id): 'CR-101^RIS-Y^1.2.250.1.71.4.2.2^ISO' replacing
+    'CR-100'. A parent document is one of the same application's (v2.5 9.6.1.13), and its
+    number was filed under that root ('1.2.250.1.71.4.2.2^CR-100'); read as 'CR-100|RIS-Y',
+    the replacement replaced a document nobody filed, and both versions stayed current.
+    ``parent_id`` unchanged otherwise (a parent with its own root, another namespace)."""
+    root, caret, _ = doc_id.partition("^")
+    c = comps(msg, first_rep(msg, txa, 13))
+    entity = sub(msg, part(c, 1), 1).strip()
+    own, said = sub(msg, part(c, 2), 1).strip(), ei_namespace(msg, first_rep(msg, txa, 12))
+    if not caret or "|" in doc_id or not root or not entity or sub(msg, part(c, 3), 1).strip() \
+            or dotted_ii(entity) != entity or parent_id.startswith(root + "^") \
+            or (own and own.upper() != said.upper()):
+        return parent_id
+    warnings.append(f"{loc(txa, 13)}: parent document number sent without the assigning "
+                    "authority TXA-12 names (EI.3): read as one of TXA-12's")
+    return f"{root}^{entity}"
+
+
 def sender_performer(msg: Message) -> str | None:
     """The sender named by a PRT segment with role SB (CI-SIS), as a person name."""
     for prt in msg.all("PRT"):
@@ -1437,6 +1459,7 @@ def normalize_mdm(msg: Message, source: str,
         details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
         parent_where=loc(txa, 13))
     ctx.parent_id = parent_on_root(msg, txa, doc_id, ctx.parent_id, warnings)
+    ctx.parent_id = parent_under_root(msg, txa, doc_id, ctx.parent_id, warnings)
     txa_status_sources(msg, txa, ctx, warnings)
     ctx.document_type = loinc_document_type(msg, txa)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent
