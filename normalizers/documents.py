@@ -1183,13 +1183,107 @@ def refuse_not_for_dmp(meta: MessageMeta) -> None:
     """CISIS_NOT_FOR_DMP at the flag's OBX-5 when a MetaDMPMSS flag has the value that keeps
     the message out of the dossier (tables/metadmpmss.csv, refuse_when). No flag, or
     DESTDMP=Y, files as before."""
+    refused = not_for_dmp(meta)
+    if refused is not None:
+        raise refused
+
+
+def not_for_dmp(meta: MessageMeta) -> NormalizationError | None:
+    """The CISIS_NOT_FOR_DMP error ``refuse_not_for_dmp`` raises, None when the flags do not
+    keep the documents out of the dossier."""
     for name, refused_value in _refusals().items():
         if meta.masking.get(name) is refused_value:
             where = meta.where.get(name, "OBX")
-            raise NormalizationError(
+            return NormalizationError(
                 "CISIS_NOT_FOR_DMP", f"{where}: MetaDMPMSS flag {name} is "
                 f"{'Y' if refused_value else 'N'}: the message is not addressed to the DMP "
                 "(MSSanté recipients only); nothing filed", where)
+    return None
+
+
+# -- MetaDMPMSS flags of each order of an ORU that carries several documents -----------------
+@dataclass(slots=True)
+class GroupFlags:
+    """The MetaDMPMSS flags (and mail texts) one OBR group of an ORU carries, and the entries
+    the group made (by ``id``), for ``apply_group_meta``."""
+
+    where: str  # 'OBR[5]'
+    meta: MessageMeta = field(default_factory=MessageMeta)
+    obx: list[Segment] = field(default_factory=list)
+    entries: set[int] = field(default_factory=set)
+    documents: bool = False
+    # what the message-wide reading said of the flags that the group's own does not: the
+    # 'sent twice with different values' of two orders' flags
+    cross: set[str] = field(default_factory=set)
+
+
+def _same_flags(a: MessageMeta, b: MessageMeta) -> bool:
+    return a.masking == b.masking and a.details == b.details
+
+
+def own_flag_groups(groups: list[GroupFlags]) -> list[GroupFlags]:
+    """The document groups read each with its own flags: when two orders or more carry
+    documents, each order with its own MetaDMPMSS flags, and the orders' flags differ (a
+    laboratory batching a CR-BIO masked from professionals and another that is not, or one
+    that goes to MSSanté mailboxes only, in one ORU). Else [] (the flags are the message's,
+    as the CI-SIS guide sends them: one set after the document(s))."""
+    docs = [g for g in groups if g.documents]
+    if len(docs) < 2 or any(not g.obx for g in docs) \
+            or all(_same_flags(docs[0].meta, g.meta) for g in docs[1:]):
+        return []
+    return docs
+
+
+def apply_group_meta(msg: Message, entries: list[Entry], groups: list[GroupFlags],
+                     meta: MessageMeta, warnings: list[str]) -> list[Entry]:
+    """``apply_meta`` for an ORU: each order's documents (and the entries read from them and
+    from the order) under the flags of their own order when ``own_flag_groups`` says so;
+    an order whose flags keep it out of the dossier (DESTDMP=N) is left out, with a warning,
+    and the message refused (CISIS_NOT_FOR_DMP) only when every order is. Read message-wide,
+    one order's MASQUE_PS=Y masked the other order's document from every professional, and
+    one order's DESTDMP=N refused the whole message, the documents meant for the dossier
+    with it. Returns the entries to file."""
+    own = own_flag_groups(groups)
+    if not own:
+        apply_meta(entries, meta, warnings)
+        return entries
+    cross = set().union(*(g.cross for g in groups))
+    warnings[:] = [w for w in warnings if w not in cross]
+    owner: dict[int, GroupFlags] = {}
+    for g in own:
+        owner.update(dict.fromkeys(g.entries, g))
+    by_key = {e.key: owner[id(e)] for e in entries if id(e) in owner}
+    for e in entries:  # the entries read from a group's documents (a CDA's, a PDF's report)
+        if id(e) not in owner and e.parent_key in by_key:
+            owner[id(e)] = by_key[e.key] = by_key[e.parent_key]
+    kept: list[GroupFlags] = []
+    refused: list[NormalizationError] = []
+    for g in own:
+        error = not_for_dmp(g.meta)
+        if error is None:
+            kept.append(g)
+            continue
+        refused.append(error)
+        warnings.append(f"{g.where}: {error.code} at {error.location}: this order's documents "
+                        "are addressed to MSSanté recipients only, not to the DMP (MetaDMPMSS "
+                        "flag): left out; the message's other orders are filed")
+    if not kept:
+        raise refused[0]
+    warnings.append(f"{', '.join(g.where for g in own)}: each order carries its document(s) "
+                    "with MetaDMPMSS flags of its own: each order's flags are applied to its "
+                    "documents")
+    out = [e for e in entries if id(e) not in owner or owner[id(e)] in kept]
+    for g in kept:
+        apply_meta([e for e in out if owner.get(id(e)) is g], g.meta, warnings)
+    rest = [e for e in out if id(e) not in owner]
+    if rest:  # the other orders' results: the flags of the orders filed, with their texts
+        merged = MessageMeta()
+        for g in [*kept, *(g for g in groups if g not in own)]:
+            for obx in g.obx:
+                collect_meta(msg, obx, merged, [])
+        merged.details = {}
+        apply_meta(rest, merged, warnings)
+    return out
 
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from normalizers.model import ACTION_REPLACE, DOCUMENT
-from tests.test_documents_normalizer import PID, b64, norm
+from normalizers.model import ACTION_REPLACE, DOCUMENT, LAB_RESULT, NormalizationError
+from tests.test_documents_normalizer import PID, b64, cda, norm
 from tests.test_documents_senders import _filed
 from tests.test_documents_senders_round4 import _auto, _through
 
@@ -73,3 +73,60 @@ def test_the_replacement_of_a_report_filed_under_its_root_supersedes_it(sqlite_c
     assert not any("does not hold" in w for w in rows[1].warnings or [])
     docs = [(e.key, e.current) for e in _filed(ctx) if e.type == DOCUMENT]
     assert docs == [(f"document|{ROOT}^CR-100", False), (f"document|{ROOT}^CR-101", True)]
+
+
+# -- MetaDMPMSS flags of each order of an ORU with several documents ----------------------------
+def _order(n: int, ext: str, flags: dict[str, str], result: bool = False) -> list[str]:
+    """One ORDER_OBSERVATION of a CI-SIS ORU: its CR-BIO (a CDA), a glucose result when
+    ``result``, then its own MetaDMPMSS flags."""
+    segs = [f"ORC|NW|9876543{n}^Nephro|100{n}-E1^labo",
+            f"OBR|{n}|9876543{n}^Nephro|100{n}-E1^labo|11502-2^CR d'examens biologiques^LN|||"
+            "202405060810" + "|" * 18 + "F",
+            f"OBX|1|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^{b64(cda(ext))}"
+            "||||||F"]
+    if result:
+        segs.append("OBX|2|NM|2345-7^Glucose^LN||5,4|mmol/L|3,9-5,8|N|||F")
+    segs += [f"OBX|{k}|CE|{code}^Drapeau^MetaDMPMSS||{value}^^HL70136||||||F"
+             for k, (code, value) in enumerate(flags.items(), start=3)]
+    return segs
+
+
+def _oru(*orders: list[str]) -> str:
+    head = ["MSH|^~\\&|SIL-Y|labo|PFI-X|Organisation-X|202405061050||ORU^R01^ORU_R01|MSG-81|P|"
+            "2.5|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2", PID, "PV1|1|I|UFNEPH"]
+    return "\r".join([*head, *(s for o in orders for s in o)]) + "\r"
+
+
+def _masking(nm) -> dict[str, dict[str, bool]]:  # noqa: ANN001
+    return {e.key.rpartition("^")[2]: e.masking for e in nm.entries if e.type == DOCUMENT}
+
+
+def test_each_order_of_an_oru_is_masked_by_its_own_flags():
+    """Two CR-BIO in one ORU, each in its order with its flags, MASQUE_PS N then Y: only the
+    second is masked, the first's glucose is not. Was: both masked (Y kept, 'sent twice')."""
+    nm = norm(_oru(_order(1, "DOC-1", {"MASQUE_PS": "N", "DESTDMP": "Y"}, result=True),
+                   _order(2, "DOC-2", {"MASQUE_PS": "Y", "DESTDMP": "Y"})))
+    assert _masking(nm) == {"DOC-1": {"MASQUE_PS": False, "DESTDMP": True},
+                            "DOC-2": {"MASQUE_PS": True, "DESTDMP": True}}
+    glucose, = (e for e in nm.entries if e.type == LAB_RESULT)
+    assert glucose.masking["MASQUE_PS"] is False
+    assert not any("sent twice" in w for w in nm.warnings)
+    assert any(w.startswith("OBR[5], OBR[11]: each order carries its document(s) with "
+                            "MetaDMPMSS flags of its own") for w in nm.warnings)
+
+
+def test_an_order_for_mssante_only_is_left_out_and_the_others_filed():
+    """DESTDMP=N on the second order alone: its document is not filed, the first is. Was:
+    the whole message refused (CISIS_NOT_FOR_DMP), the first document with it."""
+    nm = norm(_oru(_order(1, "DOC-1", {"DESTDMP": "Y"}),
+                   _order(2, "DOC-2", {"MASQUE_PS": "Y", "DESTDMP": "N"})))
+    assert _masking(nm) == {"DOC-1": {"DESTDMP": True}}
+    assert any(w.startswith("OBR[9]: CISIS_NOT_FOR_DMP at OBX[12]-5: this order's documents "
+                            "are addressed to MSSanté recipients only") for w in nm.warnings)
+    # every order for MSSanté only: refused as before; one set of flags: the message's
+    with pytest.raises(NormalizationError) as exc:
+        norm(_oru(_order(1, "DOC-1", {"DESTDMP": "N"}),
+                  _order(2, "DOC-2", {"MASQUE_PS": "Y", "DESTDMP": "N"})))
+    assert exc.value.code == "CISIS_NOT_FOR_DMP"
+    nm = norm(_oru(_order(1, "DOC-1", {"MASQUE_PS": "Y"}), _order(2, "DOC-2", {})))
+    assert _masking(nm) == {"DOC-1": {"MASQUE_PS": True}, "DOC-2": {"MASQUE_PS": True}}
