@@ -246,6 +246,11 @@ def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
         s = s.translate(_URL_SAFE)  # '-' and '_' are in no other alphabet: no misreading
         notes.append("URL-safe base64 alphabet read")
     stripped = s.rstrip("=")
+    if "=" in stripped and (runs := _padded_runs(s)) is not None:
+        notes.append(f"base64 padding inside the data: read as {len(runs)} pieces encoded "
+                     "apart")
+        *whole, (last, note) = [b64decode_lenient(r) for r in runs]
+        return b"".join([*(d for d, _ in whole), last]), "; ".join([*notes, *filter(None, [note])])
     dangling = len(stripped) % 4 == 1
     if dangling:
         stripped = stripped[:-1]
@@ -254,6 +259,22 @@ def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
     if not dangling and rebuilt != s:
         notes.append("base64 padding repaired")
     return base64.b64decode(rebuilt, validate=True), "; ".join(notes) or None
+
+
+_PADDED_RUN = re.compile(r"[^=]+=*")
+
+
+def _padded_runs(s: str) -> list[str] | None:
+    """The runs of base64 text ``s`` (no blanks) that end with '=' padding, when padding
+    comes before the end: a document cut in pieces that were base64-encoded one by one, then
+    joined (in one OBX-5, over its repetitions or over several OBX), as engines that cap a
+    field's length and encode each piece do. Each run but the last is then a whole base64
+    text (a multiple of 4 characters); the data was refused as not base64 (ED_BAD_BASE64).
+    None when a run is not (padding in the middle of a quantum: no base64 at all)."""
+    runs = _PADDED_RUN.findall(s)
+    if "".join(runs) != s or any(len(r) % 4 or not r.endswith("=") for r in runs[:-1]):
+        return None
+    return runs
 
 
 _B64_TEXT = re.compile(r"[A-Za-z0-9+/\s]{16,}={0,2}\s*")

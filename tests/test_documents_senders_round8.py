@@ -8,8 +8,11 @@ Why: each test pins what a real sender sends and what we must file for it; the o
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
+from normalizers.documents import b64decode_lenient
 from normalizers.model import ACTION_REPLACE, DOCUMENT, LAB_RESULT, NormalizationError
 from tests.test_documents_normalizer import PID, b64, cda, norm
 from tests.test_documents_senders import _filed
@@ -130,3 +133,39 @@ def test_an_order_for_mssante_only_is_left_out_and_the_others_filed():
     assert exc.value.code == "CISIS_NOT_FOR_DMP"
     nm = norm(_oru(_order(1, "DOC-1", {"MASQUE_PS": "Y"}), _order(2, "DOC-2", {})))
     assert _masking(nm) == {"DOC-1": {"MASQUE_PS": True}, "DOC-2": {"MASQUE_PS": True}}
+
+
+# -- base64 pieces encoded one by one ----------------------------------------------------------
+CDA_BYTES = cda("DOC-8")  # a CI-SIS CR-BIO, level 1
+PIECES = [base64.b64encode(CDA_BYTES[i:i + 400]).decode()
+          for i in range(0, len(CDA_BYTES), 400)]
+
+
+def _ed_obx(n: int, value: str) -> str:
+    return f"OBX|{n}|ED|18748-4^CR d'imagerie médicale^LN||{value}||||||F"
+
+
+@pytest.mark.parametrize("layout", ["one field", "repetitions", "several OBX"])
+def test_a_document_whose_pieces_were_encoded_one_by_one_is_read(layout):
+    """An engine that cuts the CDA in 400-byte pieces, encodes each and joins them: '='
+    padding inside the data. Was: ED_BAD_BASE64, the report refused."""
+    assert any(p.endswith("=") for p in PIECES[:-1])
+    if layout == "several OBX":
+        obx = [_ed_obx(1, "^TEXT^XML^Base64^" + PIECES[0]),
+               *(_ed_obx(k, "^^^^" + p) for k, p in enumerate(PIECES[1:], start=2))]
+    else:
+        obx = [_ed_obx(1, "^TEXT^XML^Base64^" + ("~" if layout == "repetitions" else "")
+                       .join(PIECES))]
+    text = _mdm("T02", "CR-200^RIS-Y").split("\r")[:5]
+    doc = _doc(norm("\r".join([*text, *obx]) + "\r"))
+    assert (doc.attachment.media_type, doc.attachment.data) == ("text/xml", CDA_BYTES)
+    assert doc.key == "document|1.2.250.1.999.1.7^DOC-8"
+    assert f"read as {len(PIECES)} pieces encoded apart" in doc.attachment.encoding_note
+
+
+def test_padding_inside_a_quantum_is_still_no_base64():
+    assert b64decode_lenient("Q29y\ncHM=MQ") == (b"Corps1", "base64 padding inside the "
+                                                "data: read as 2 pieces encoded apart; base64 "
+                                                "padding repaired")
+    with pytest.raises(ValueError):
+        b64decode_lenient("Q2=9ycHM=")  # padding after 3 characters: no piece
