@@ -411,6 +411,11 @@ def decode_ed(msg: Message, obx: Segment,
         raw = msg.delimiters.component.join(c[4:]) + "".join(more)
         said = "ED data holds the component separator unescaped: read to the field's end"
         shifted = f"{shifted}; {said}" if shifted else said
+    if kind == "text" and not more and (lines := _text_repetitions(msg, obx)):
+        raw = "\n".join([raw, *lines])
+        said = (f"the text goes on in {len(lines)} more repetition(s) of OBX-5: read as its "
+                "next lines")
+        shifted = f"{shifted}; {said}" if shifted else said
     if kind == "base64" and is_mime(unescaped(msg, raw[:4096]).encode("utf-8")):
         # the MIME entity says how its body is encoded (its Content-Transfer-Encoding): its
         # headers were read as base64, and the document refused (ED_BAD_BASE64)
@@ -474,6 +479,21 @@ def decode_ed(msg: Message, obx: Segment,
         if said:
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+def _text_repetitions(msg: Message, obx: Segment) -> list[str]:
+    """The raw text of OBX-5's repetitions after the first, for an ED sent as text (ED.4 'A'
+    or empty): each the ED again ('~^TEXT^PLAIN^A^Conclusion...': its data) or the text
+    alone. Senders that write a report one line per repetition, as a TX field's, send them
+    so; the first alone was read, and the rest of the report dropped without a word."""
+    out = []
+    for rep in reps(msg, obx, 5)[1:]:
+        c = comps(msg, rep)
+        encoding = ed_encodings().get(text(msg, part(c, 4)).upper()) if len(c) >= 5 else None
+        if encoding not in (None, "text"):
+            break  # another document (a PDF in base64 after the text): not a line of it
+        out.append(msg.delimiters.component.join(c[4:]) if encoding else rep)
+    return out
 
 
 def _mime_document(data: bytes, where: str) -> tuple[bytes, str, str]:

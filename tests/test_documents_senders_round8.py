@@ -169,3 +169,27 @@ def test_padding_inside_a_quantum_is_still_no_base64():
                                                 "padding repaired")
     with pytest.raises(ValueError):
         b64decode_lenient("Q2=9ycHM=")  # padding after 3 characters: no piece
+
+
+# -- a text ED whose OBX-5 repeats ---------------------------------------------------------------
+LINES = ("Échographie abdominale : foie de taille normale, homogène.",
+         "Vésicule alithiasique, voies biliaires non dilatées.",
+         "Conclusion : examen normal. Dr Hélène Lefèvre")
+
+
+@pytest.mark.parametrize(("ed", "expected"), [
+    ("^TEXT^PLAIN^A^" + "~".join(LINES), "\n".join(LINES)),
+    ("~".join("^TEXT^PLAIN^A^" + line for line in LINES), "\n".join(LINES)),
+    ("^TEXT^HTML^^<p>" + LINES[0] + "</p>~<p>" + LINES[2] + "</p>",
+     f"<p>{LINES[0]}</p>\n<p>{LINES[2]}</p>"),
+    # a PDF after the text is another document, not a line of it
+    (f"^TEXT^PLAIN^A^{LINES[0]}~^AP^PDF^Base64^JVBERi0xLjQK", LINES[0]),
+])
+def test_a_text_report_sent_one_line_per_repetition_is_read_whole(ed, expected):
+    """'^TEXT^PLAIN^A^line 1~line 2~line 3' (or the ED repeated): the lines of the report,
+    as a TX field's repetitions are. Was: the first line alone, the conclusion dropped."""
+    nm = norm(_mdm("T02", "CR-300^RIS-Y", ed=ed))
+    doc = _doc(nm)
+    assert doc.attachment.data.decode("utf-8") == expected
+    said = [w for w in nm.warnings if "more repetition(s) of OBX-5: read as its next" in w]
+    assert len(said) == (expected != LINES[0])
