@@ -1449,7 +1449,12 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
     if universal and entity:
         return f"{universal}^{entity}"
     if not entity:
-        return universal
+        # '^RIS-Y^1.2.250.1.71.4.2.2^ISO': EI.2 to EI.4 name the assigning authority (its
+        # namespace and OID), and no number it gave: no document id, as '^RIS-Y' is none.
+        # Read as the OID, every report of that RIS had one key, each filed as a new
+        # version of the one before and hiding it. A universal id alone is kept (an id
+        # written as a CDA II's root alone)
+        return "" if sub(msg, part(c, 2), 1).strip() else universal
     read = dotted_ii(entity)
     own = sub(msg, part(c, 2), 1).strip()
     if read == entity and _OID.fullmatch(own):

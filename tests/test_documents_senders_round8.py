@@ -193,3 +193,20 @@ def test_a_text_report_sent_one_line_per_repetition_is_read_whole(ed, expected):
     assert doc.attachment.data.decode("utf-8") == expected
     said = [w for w in nm.warnings if "more repetition(s) of OBX-5: read as its next" in w]
     assert len(said) == (expected != LINES[0])
+
+
+# -- TXA-12 naming the assigning authority and no number -------------------------------------------
+def test_a_document_number_of_an_authority_alone_is_no_number():
+    """TXA-12 '^RIS-Y^<OID>^ISO' (an engine mapping TXA-12.1 from a field left empty): no
+    document number. Was: every report of that RIS keyed 'document|<OID>', each a new version
+    of the one before, hiding it."""
+    with pytest.raises(NormalizationError) as exc:
+        norm(_mdm("T02", f"^RIS-Y^{ROOT}^ISO"))
+    assert (exc.value.code, exc.value.location) == ("MDM_NO_DOCUMENT_ID", "TXA[5]-12")
+    # a carried CDA's id stands in, as for an empty TXA-12
+    nm = norm(_mdm("T02", f"^RIS-Y^{ROOT}^ISO", ed="^TEXT^XML^Base64^" + b64(cda("DOC-31"))))
+    assert _doc(nm).key == "document|1.2.250.1.999.1.7^DOC-31"
+    assert any(w.startswith("TXA[5]-12: no unique document number") for w in nm.warnings)
+    # a universal id alone (no namespace: an id written as a CDA II's root alone) stays one
+    uuid = "2.25.329800735698586629295641978511506172918"
+    assert _doc(norm(_mdm("T02", f"^^{uuid}^ISO"))).key == f"document|{uuid}"
