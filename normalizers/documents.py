@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from codecs import BOM_UTF16_BE, BOM_UTF16_LE
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -537,6 +538,8 @@ def _utf8_text(msg: Message, data: bytes, html: bool = False) -> tuple[bytes, st
         return data, None
     except UnicodeDecodeError:
         pass
+    if data.startswith((BOM_UTF16_LE, BOM_UTF16_BE)):
+        return _from_utf16(data, html)
     meta = _HTML_CHARSET.search(data[:4096]) if html else None
     declared = [meta.group(1).decode("ascii")] if meta is not None else []
     codecs = [msg.charset] if msg.charset.lower() not in _UTF8_NAMES else []
@@ -554,6 +557,21 @@ def _utf8_text(msg: Message, data: bytes, html: bool = False) -> tuple[bytes, st
                 + data[end:].decode(codec).encode("utf-8")
         return out, (f"text document not in UTF-8: read as {codec} and kept in UTF-8")
     return data, None  # unreachable: latin-1 reads any bytes
+
+
+def _from_utf16(data: bytes, html: bool) -> tuple[bytes, str | None]:
+    """A text or HTML document in UTF-16 with its byte order mark (what Windows applications
+    save as 'Unicode' text), in UTF-8 without the mark; an HTML document's meta charset then
+    says utf-8. It was read as Windows-1252: the byte order mark as two letters, a NUL
+    after every character, the report unreadable. Bytes that are no UTF-16 stay as sent."""
+    try:
+        out = data.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError:
+        return data, None
+    meta = _HTML_CHARSET.search(out[:8192]) if html else None
+    if meta is not None:
+        out = out[:meta.start(1)] + b"utf-8" + out[meta.end(1):]
+    return out, "text document in UTF-16 (byte order mark): kept in UTF-8"
 
 
 # -- a document split over several OBX or repetitions --------------------------------------

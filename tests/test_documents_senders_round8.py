@@ -210,3 +210,23 @@ def test_a_document_number_of_an_authority_alone_is_no_number():
     # a universal id alone (no namespace: an id written as a CDA II's root alone) stays one
     uuid = "2.25.329800735698586629295641978511506172918"
     assert _doc(norm(_mdm("T02", f"^^{uuid}^ISO"))).key == f"document|{uuid}"
+
+
+# -- a text report in UTF-16 -----------------------------------------------------------------------
+@pytest.mark.parametrize(("sub_type", "body", "expected"), [
+    ("PLAIN", "Échographie : foie normal. Conclusion : pas de lésion.",
+     "Échographie : foie normal. Conclusion : pas de lésion."),
+    ("HTML", '<html><head><meta charset="utf-16"></head><body>Lésion bénigne</body></html>',
+     '<html><head><meta charset="utf-8"></head><body>Lésion bénigne</body></html>'),
+])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_text_report_in_utf16_is_kept_in_utf8(sub_type, body, expected, encoding):
+    """A report a Windows application saved as 'Unicode' text (UTF-16 with its byte order
+    mark), in base64: kept in UTF-8. Was: read as Windows-1252, 'ÿþÉ' then a NUL after
+    every character."""
+    data = "\ufeff".encode(encoding) + body.encode(encoding)
+    nm = norm(_mdm("T02", "CR-400^RIS-Y", ed=f"^TEXT^{sub_type}^Base64^{b64(data)}"))
+    doc = _doc(nm)
+    assert doc.attachment.data.decode("utf-8") == expected
+    assert doc.attachment.encoding_note == ("text document in UTF-16 (byte order mark): kept "
+                                            "in UTF-8")
