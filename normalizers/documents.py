@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from codecs import BOM_UTF16_BE, BOM_UTF16_LE
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -246,6 +247,11 @@ def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
         s = s.translate(_URL_SAFE)  # '-' and '_' are in no other alphabet: no misreading
         notes.append("URL-safe base64 alphabet read")
     stripped = s.rstrip("=")
+    if "=" in stripped and (runs := _padded_runs(s)) is not None:
+        notes.append(f"base64 padding inside the data: read as {len(runs)} pieces encoded "
+                     "apart")
+        *whole, (last, note) = [b64decode_lenient(r) for r in runs]
+        return b"".join([*(d for d, _ in whole), last]), "; ".join([*notes, *filter(None, [note])])
     dangling = len(stripped) % 4 == 1
     if dangling:
         stripped = stripped[:-1]
@@ -254,6 +260,22 @@ def b64decode_lenient(data: str) -> tuple[bytes, str | None]:
     if not dangling and rebuilt != s:
         notes.append("base64 padding repaired")
     return base64.b64decode(rebuilt, validate=True), "; ".join(notes) or None
+
+
+_PADDED_RUN = re.compile(r"[^=]+=*")
+
+
+def _padded_runs(s: str) -> list[str] | None:
+    """The runs of base64 text ``s`` (no blanks) that end with '=' padding, when padding
+    comes before the end: a document cut in pieces that were base64-encoded one by one, then
+    joined (in one OBX-5, over its repetitions or over several OBX), as engines that cap a
+    field's length and encode each piece do. Each run but the last is then a whole base64
+    text (a multiple of 4 characters); the data was refused as not base64 (ED_BAD_BASE64).
+    None when a run is not (padding in the middle of a quantum: no base64 at all)."""
+    runs = _PADDED_RUN.findall(s)
+    if "".join(runs) != s or any(len(r) % 4 or not r.endswith("=") for r in runs[:-1]):
+        return None
+    return runs
 
 
 _B64_TEXT = re.compile(r"[A-Za-z0-9+/\s]{16,}={0,2}\s*")
@@ -390,6 +412,11 @@ def decode_ed(msg: Message, obx: Segment,
         raw = msg.delimiters.component.join(c[4:]) + "".join(more)
         said = "ED data holds the component separator unescaped: read to the field's end"
         shifted = f"{shifted}; {said}" if shifted else said
+    if kind == "text" and not more and (lines := _text_repetitions(msg, obx)):
+        raw = "\n".join([raw, *lines])
+        said = (f"the text goes on in {len(lines)} more repetition(s) of OBX-5: read as its "
+                "next lines")
+        shifted = f"{shifted}; {said}" if shifted else said
     if kind == "base64" and is_mime(unescaped(msg, raw[:4096]).encode("utf-8")):
         # the MIME entity says how its body is encoded (its Content-Transfer-Encoding): its
         # headers were read as base64, and the document refused (ED_BAD_BASE64)
@@ -455,6 +482,21 @@ def decode_ed(msg: Message, obx: Segment,
     return Attachment(data=data, media_type=media, encoding_note=note), note
 
 
+def _text_repetitions(msg: Message, obx: Segment) -> list[str]:
+    """The raw text of OBX-5's repetitions after the first, for an ED sent as text (ED.4 'A'
+    or empty): each the ED again ('~^TEXT^PLAIN^A^Conclusion...': its data) or the text
+    alone. Senders that write a report one line per repetition, as a TX field's, send them
+    so; the first alone was read, and the rest of the report dropped without a word."""
+    out = []
+    for rep in reps(msg, obx, 5)[1:]:
+        c = comps(msg, rep)
+        encoding = ed_encodings().get(text(msg, part(c, 4)).upper()) if len(c) >= 5 else None
+        if encoding not in (None, "text"):
+            break  # another document (a PDF in base64 after the text): not a line of it
+        out.append(msg.delimiters.component.join(c[4:]) if encoding else rep)
+    return out
+
+
 def _mime_document(data: bytes, where: str) -> tuple[bytes, str, str]:
     """(the document, its media type, what the ledger says) of an ED holding a MIME package
     (normalizers/ed_mime.py): its first XML part (the CDA of CDA R2 3.3), else its first part;
@@ -496,6 +538,8 @@ def _utf8_text(msg: Message, data: bytes, html: bool = False) -> tuple[bytes, st
         return data, None
     except UnicodeDecodeError:
         pass
+    if data.startswith((BOM_UTF16_LE, BOM_UTF16_BE)):
+        return _from_utf16(data, html)
     meta = _HTML_CHARSET.search(data[:4096]) if html else None
     declared = [meta.group(1).decode("ascii")] if meta is not None else []
     codecs = [msg.charset] if msg.charset.lower() not in _UTF8_NAMES else []
@@ -513,6 +557,21 @@ def _utf8_text(msg: Message, data: bytes, html: bool = False) -> tuple[bytes, st
                 + data[end:].decode(codec).encode("utf-8")
         return out, (f"text document not in UTF-8: read as {codec} and kept in UTF-8")
     return data, None  # unreachable: latin-1 reads any bytes
+
+
+def _from_utf16(data: bytes, html: bool) -> tuple[bytes, str | None]:
+    """A text or HTML document in UTF-16 with its byte order mark (what Windows applications
+    save as 'Unicode' text), in UTF-8 without the mark; an HTML document's meta charset then
+    says utf-8. It was read as Windows-1252: the byte order mark as two letters, a NUL
+    after every character, the report unreadable. Bytes that are no UTF-16 stay as sent."""
+    try:
+        out = data.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError:
+        return data, None
+    meta = _HTML_CHARSET.search(out[:8192]) if html else None
+    if meta is not None:
+        out = out[:meta.start(1)] + b"utf-8" + out[meta.end(1):]
+    return out, "text document in UTF-16 (byte order mark): kept in UTF-8"
 
 
 # -- a document split over several OBX or repetitions --------------------------------------
@@ -1183,13 +1242,107 @@ def refuse_not_for_dmp(meta: MessageMeta) -> None:
     """CISIS_NOT_FOR_DMP at the flag's OBX-5 when a MetaDMPMSS flag has the value that keeps
     the message out of the dossier (tables/metadmpmss.csv, refuse_when). No flag, or
     DESTDMP=Y, files as before."""
+    refused = not_for_dmp(meta)
+    if refused is not None:
+        raise refused
+
+
+def not_for_dmp(meta: MessageMeta) -> NormalizationError | None:
+    """The CISIS_NOT_FOR_DMP error ``refuse_not_for_dmp`` raises, None when the flags do not
+    keep the documents out of the dossier."""
     for name, refused_value in _refusals().items():
         if meta.masking.get(name) is refused_value:
             where = meta.where.get(name, "OBX")
-            raise NormalizationError(
+            return NormalizationError(
                 "CISIS_NOT_FOR_DMP", f"{where}: MetaDMPMSS flag {name} is "
                 f"{'Y' if refused_value else 'N'}: the message is not addressed to the DMP "
                 "(MSSanté recipients only); nothing filed", where)
+    return None
+
+
+# -- MetaDMPMSS flags of each order of an ORU that carries several documents -----------------
+@dataclass(slots=True)
+class GroupFlags:
+    """The MetaDMPMSS flags (and mail texts) one OBR group of an ORU carries, and the entries
+    the group made (by ``id``), for ``apply_group_meta``."""
+
+    where: str  # 'OBR[5]'
+    meta: MessageMeta = field(default_factory=MessageMeta)
+    obx: list[Segment] = field(default_factory=list)
+    entries: set[int] = field(default_factory=set)
+    documents: bool = False
+    # what the message-wide reading said of the flags that the group's own does not: the
+    # 'sent twice with different values' of two orders' flags
+    cross: set[str] = field(default_factory=set)
+
+
+def _same_flags(a: MessageMeta, b: MessageMeta) -> bool:
+    return a.masking == b.masking and a.details == b.details
+
+
+def own_flag_groups(groups: list[GroupFlags]) -> list[GroupFlags]:
+    """The document groups read each with its own flags: when two orders or more carry
+    documents, each order with its own MetaDMPMSS flags, and the orders' flags differ (a
+    laboratory batching a CR-BIO masked from professionals and another that is not, or one
+    that goes to MSSanté mailboxes only, in one ORU). Else [] (the flags are the message's,
+    as the CI-SIS guide sends them: one set after the document(s))."""
+    docs = [g for g in groups if g.documents]
+    if len(docs) < 2 or any(not g.obx for g in docs) \
+            or all(_same_flags(docs[0].meta, g.meta) for g in docs[1:]):
+        return []
+    return docs
+
+
+def apply_group_meta(msg: Message, entries: list[Entry], groups: list[GroupFlags],
+                     meta: MessageMeta, warnings: list[str]) -> list[Entry]:
+    """``apply_meta`` for an ORU: each order's documents (and the entries read from them and
+    from the order) under the flags of their own order when ``own_flag_groups`` says so;
+    an order whose flags keep it out of the dossier (DESTDMP=N) is left out, with a warning,
+    and the message refused (CISIS_NOT_FOR_DMP) only when every order is. Read message-wide,
+    one order's MASQUE_PS=Y masked the other order's document from every professional, and
+    one order's DESTDMP=N refused the whole message, the documents meant for the dossier
+    with it. Returns the entries to file."""
+    own = own_flag_groups(groups)
+    if not own:
+        apply_meta(entries, meta, warnings)
+        return entries
+    cross = set().union(*(g.cross for g in groups))
+    warnings[:] = [w for w in warnings if w not in cross]
+    owner: dict[int, GroupFlags] = {}
+    for g in own:
+        owner.update(dict.fromkeys(g.entries, g))
+    by_key = {e.key: owner[id(e)] for e in entries if id(e) in owner}
+    for e in entries:  # the entries read from a group's documents (a CDA's, a PDF's report)
+        if id(e) not in owner and e.parent_key in by_key:
+            owner[id(e)] = by_key[e.key] = by_key[e.parent_key]
+    kept: list[GroupFlags] = []
+    refused: list[NormalizationError] = []
+    for g in own:
+        error = not_for_dmp(g.meta)
+        if error is None:
+            kept.append(g)
+            continue
+        refused.append(error)
+        warnings.append(f"{g.where}: {error.code} at {error.location}: this order's documents "
+                        "are addressed to MSSanté recipients only, not to the DMP (MetaDMPMSS "
+                        "flag): left out; the message's other orders are filed")
+    if not kept:
+        raise refused[0]
+    warnings.append(f"{', '.join(g.where for g in own)}: each order carries its document(s) "
+                    "with MetaDMPMSS flags of its own: each order's flags are applied to its "
+                    "documents")
+    out = [e for e in entries if id(e) not in owner or owner[id(e)] in kept]
+    for g in kept:
+        apply_meta([e for e in out if owner.get(id(e)) is g], g.meta, warnings)
+    rest = [e for e in out if id(e) not in owner]
+    if rest:  # the other orders' results: the flags of the orders filed, with their texts
+        merged = MessageMeta()
+        for g in [*kept, *(g for g in groups if g not in own)]:
+            for obx in g.obx:
+                collect_meta(msg, obx, merged, [])
+        merged.details = {}
+        apply_meta(rest, merged, warnings)
+    return out
 
 
 def _with_confidentiality(masking: dict[str, bool], doc: Entry,
@@ -1314,7 +1467,12 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
     if universal and entity:
         return f"{universal}^{entity}"
     if not entity:
-        return universal
+        # '^RIS-Y^1.2.250.1.71.4.2.2^ISO': EI.2 to EI.4 name the assigning authority (its
+        # namespace and OID), and no number it gave: no document id, as '^RIS-Y' is none.
+        # Read as the OID, every report of that RIS had one key, each filed as a new
+        # version of the one before and hiding it. A universal id alone is kept (an id
+        # written as a CDA II's root alone)
+        return "" if sub(msg, part(c, 2), 1).strip() else universal
     read = dotted_ii(entity)
     own = sub(msg, part(c, 2), 1).strip()
     if read == entity and _OID.fullmatch(own):
@@ -1393,6 +1551,28 @@ def parent_on_root(msg: Message, txa: Segment, doc_id: str, parent_id: str,
     return f"{root}^{rest}"
 
 
+def parent_under_root(msg: Message, txa: Segment, doc_id: str, parent_id: str,
+                      warnings: list[str]) -> str:
+    """TXA-13 read under TXA-12's assigning authority when the parent number is sent bare
+    (no EI.3, EI.2 empty or TXA-12's own) and TXA-12 names one (EI.3, an OID in EI.2, or
+    the 'root.extension' of a CDA id): 'CR-101^RIS-Y^1.2.250.1.71.4.2.2^ISO' replacing
+    'CR-100'. A parent document is one of the same application's (v2.5 9.6.1.13), and its
+    number was filed under that root ('1.2.250.1.71.4.2.2^CR-100'); read as 'CR-100|RIS-Y',
+    the replacement replaced a document nobody filed, and both versions stayed current.
+    ``parent_id`` unchanged otherwise (a parent with its own root, another namespace)."""
+    root, caret, _ = doc_id.partition("^")
+    c = comps(msg, first_rep(msg, txa, 13))
+    entity = sub(msg, part(c, 1), 1).strip()
+    own, said = sub(msg, part(c, 2), 1).strip(), ei_namespace(msg, first_rep(msg, txa, 12))
+    if not caret or "|" in doc_id or not root or not entity or sub(msg, part(c, 3), 1).strip() \
+            or dotted_ii(entity) != entity or parent_id.startswith(root + "^") \
+            or (own and own.upper() != said.upper()):
+        return parent_id
+    warnings.append(f"{loc(txa, 13)}: parent document number sent without the assigning "
+                    "authority TXA-12 names (EI.3): read as one of TXA-12's")
+    return f"{root}^{entity}"
+
+
 def sender_performer(msg: Message) -> str | None:
     """The sender named by a PRT segment with role SB (CI-SIS), as a person name."""
     for prt in msg.all("PRT"):
@@ -1437,6 +1617,7 @@ def normalize_mdm(msg: Message, source: str,
         details=_txa_details(msg, txa), fallback_where=loc(txa, 12),
         parent_where=loc(txa, 13))
     ctx.parent_id = parent_on_root(msg, txa, doc_id, ctx.parent_id, warnings)
+    ctx.parent_id = parent_under_root(msg, txa, doc_id, ctx.parent_id, warnings)
     txa_status_sources(msg, txa, ctx, warnings)
     ctx.document_type = loinc_document_type(msg, txa)
     if ctx.parent_id and is_addendum(msg):  # a document of its own, that adds to its parent

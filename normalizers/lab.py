@@ -37,9 +37,10 @@ from normalizers.documents import (
     OBX_PIECE,
     OBX_RESULT,
     DocumentContext,
+    GroupFlags,
     MessageMeta,
     add_embedded_entries,
-    apply_meta,
+    apply_group_meta,
     classify_obx,
     collect_meta,
     continuations,
@@ -721,8 +722,12 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
     entries: list[Entry] = []
     empty: list[NormalizationError] = []  # ED_EMPTY documents
+    flags: list[GroupFlags] = []  # each order's MetaDMPMSS flags (documents.apply_group_meta)
     for g in groups:
         obr = g.obr
+        gflags = GroupFlags(loc(obr))
+        flags.append(gflags)
+        start = len(entries)
         order_no, ns, scope_ns = _order_number(msg, g, ctx)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
@@ -829,7 +834,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     _keep_comment_types(msg, notes, entry.details)
                 results.append(entry)
             else:
-                collect_meta(msg, obx, meta, warnings)
+                _collect_flags(msg, obx, meta, gflags, warnings)
         if report_text:
             warnings.append(f"{loc(obr)}: text lines without observation identifier (OBX-3) "
                             "kept as the report's text")
@@ -875,9 +880,11 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         if g.specimens:
             _specimen_states(msg, g, entries[-1] if with_report else None, results)
         entries.extend(results)
+        gflags.entries = {id(e) for e in entries[start:]}
+        gflags.documents = any(e.type == DOCUMENT for e in entries[start:])
     _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
-    apply_meta(entries, meta, warnings)
+    entries = apply_group_meta(msg, entries, flags, meta, warnings)
     try:
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
@@ -1127,6 +1134,20 @@ def _germ_of(result: Entry) -> dict[str, str] | None:
     if coded is None and result.value and result.value_num is None:
         return {"text": result.value}
     return None
+
+
+def _collect_flags(msg: Message, obx: Segment, meta: MessageMeta, group: GroupFlags,
+                   warnings: list[str]) -> None:
+    """A MetaDMPMSS or mail OBX read for the message (``meta``, its warnings said) and for
+    its order alone (``group``): what the message-wide reading says that the order's own
+    does not (two orders' flags 'sent twice') is kept in ``group.cross``."""
+    said: list[str] = []
+    collect_meta(msg, obx, meta, said)
+    own: list[str] = []
+    collect_meta(msg, obx, group.meta, own)
+    group.obx.append(obx)
+    group.cross.update(set(said) - set(own))
+    warnings.extend(said)
 
 
 def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
