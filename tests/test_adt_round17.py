@@ -1,0 +1,87 @@
+"""Hospital ADT (IHE PAM France) from senders not seen before, round 17: a ZFA on a patient
+found by demographics only, an EVN-2 after MSH-7 (a sender's wrong clock), the links A24 /
+A37 and the account merge A35 accepted with no effect, A28 on a patient already held, and the
+ZFA an A47 carries. Store rules run on SQLite and PostgreSQL (``ctx``); the many-case tables
+on SQLite or without a store."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_adt_consent import SOURCE, adt, history, ledger, patient_row, zfa
+from tests.test_pipeline import INS_OID, NIR, ingest, make_patient
+
+CHU = "CHU-X&1.2.250.1.999.9&ISO"
+INS = f"^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS"
+
+
+def _no_patient_data(*rows) -> None:  # noqa: ANN002
+    """Ledger rows name fields, codes and dossier ids, never the patient."""
+    text = repr([(r.error_message, r.warnings) for r in rows])
+    for value in (NIR, "LEFÈVRE", "Lefèvre", "Hélène", "MARTIN", "19790328", "IPP0"):
+        assert value not in text, value
+
+
+def _warned(row, start: str) -> bool:  # noqa: ANN001
+    return any(w.startswith(start) for w in row.warnings or [])
+
+
+# -- a ZFA on a patient found by demographics only ------------------------------------------
+def test_zfa_of_a_demographic_match_does_not_lift_the_opposition(ctx) -> None:  # noqa: ANN001
+    """A look-alike (same name, birth date, sex; no INS, an IPP never seen) whose ADT says
+    'does not object' lifted the real patient's opposition. Not applied now, warned
+    ZFA_NOT_APPLIED; the same ZFA under her known IPP still applies."""
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31", zfa=zfa("ACTIF", "IO", "20240301")), source=SOURCE)
+    assert patient_row(ctx, pid).opposed
+    look_alike = adt("C2", "A08", pid32="PROV", local_id="IPP0777", evn="20240402090000",
+                     zfa=zfa("ACTIF", "INO", "20240402", "IC", "20240402"))
+    look_alike = look_alike.replace(f"~{NIR}{INS}".encode(), b"")
+    ids = ingest(ctx, look_alike, source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", pid)
+    assert _warned(row, "ZFA_NOT_APPLIED: ") and "matched by demographics only" in repr(
+        row.warnings)
+    assert row.error_message == "ADT^A08 recorded, nothing to apply"
+    kept = patient_row(ctx, pid)
+    assert (kept.opposed, kept.consultation_consent) == (True, None)
+    assert [h["opposition"] for h in history(ctx, pid)] == ["IO"]
+    # her own hospital identifier: a trusted match, the choice applies
+    ids = ingest(ctx, adt("C3", "A08", pid32="PROV", evn="20240403090000",
+                          zfa=zfa("ACTIF", "INO", "20240403")), source=SOURCE)
+    assert "consent applied: dmp_status, opposition" in ledger(ctx, ids[0]).error_message
+    assert not patient_row(ctx, pid).opposed
+    _no_patient_data(row, ledger(ctx, ids[0]))
+
+
+# -- ADT^A47 carrying a ZFA ---------------------------------------------------------------
+def a47(control: str, zfa_fields: str | None = None, ipp: str = "IPP0042") -> bytes:
+    """The GAM says the INS it sent was not hers (MRG-1), PID-3 her IPP alone."""
+    segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240307090000||ADT^A47^ADT_A30|{control}|P|"
+            "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+            "EVN||20240307090000",
+            f"PID|1||{ipp}^^^{CHU}^PI||LEFÈVRE^Hélène^^^^^L||19790328|F" + "|" * 24 + "PROV",
+            f"MRG|{NIR}{INS}"]
+    if zfa_fields is not None:
+        segs.append(f"ZFA|{zfa_fields}")
+    return ("\r".join(segs) + "\r").encode()
+
+
+@pytest.mark.parametrize("known_ipp,applied", [(True, True), (False, False)])
+def test_a47_applies_the_zfa_it_carries(sqlite_ctx, known_ipp: bool, applied: bool) -> None:  # noqa: ANN001
+    """An A47 removing a wrong INS applied nothing of its ZFA: the opposition it stated was
+    lost. Applied to the dossier PID-3's known IPP names; the INS MRG-1 removes alone is
+    no trusted match (ZFA_NOT_APPLIED)."""
+    ctx = sqlite_ctx  # the consent store rules are run on both stores elsewhere
+    pid = make_patient(ctx)
+    if known_ipp:
+        ingest(ctx, adt("C1", "A31"), source=SOURCE)
+    ids = ingest(ctx, a47("R1", zfa("ACTIF", "IO", "20240307")), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", pid)
+    assert row.error_message.startswith("INS-NIR-TEST removed from the dossier (ADT^A47")
+    assert patient_row(ctx, pid).ins is None
+    assert patient_row(ctx, pid).opposed == applied
+    assert ("consent applied: dmp_status, opposition" in row.error_message) == applied
+    assert _warned(row, "ZFA_NOT_APPLIED: ") == (not applied)
+    _no_patient_data(row)
