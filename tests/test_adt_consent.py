@@ -30,9 +30,12 @@ SOURCE = "gam-chu"
 def adt(control_id: str, trigger: str = "A31", *, zfa: str | None = None, nir: str = NIR,
         family: str = "LEFÈVRE", given: str = "Hélène", birth: str = "19790328",
         sex: str = "F", pid32: str = "VALI", local_id: str = "IPP0042",
-        evn: str = "20240306111154", msh7: str = "20240306111154",
+        evn: str = "20240306111154", msh7: str | None = None,
         charset: str = "UNICODE UTF-8", eol: str = "\r") -> bytes:
-    """A PAM France ADT like the SGL examples: MSH, EVN, PID, PV1, then ZFA when given."""
+    """A PAM France ADT like the SGL examples: MSH, EVN, PID, PV1, then ZFA when given.
+    MSH-7 is EVN-2 unless given (a message is sent once its event is recorded: an EVN-2
+    after MSH-7 is a wrong clock, not trusted since ADT round 17)."""
+    msh7 = (evn or "20240306111154") if msh7 is None else msh7
     segs = [
         f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|{msh7}||ADT^{trigger}^ADT_{trigger}|{control_id}|P|"
         f"2.5^FRA^2.11|||||FRA|{charset}|FR||2.11^IHE_FRANCE-2.11-PAM",

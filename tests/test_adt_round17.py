@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_adt_consent import SOURCE, adt, history, ledger, patient_row, zfa
-from tests.test_pipeline import INS_OID, NIR, ingest, make_patient
+from tests.test_adt_consent import SOURCE, adt, history, ledger, normalize, patient_row, zfa
+from tests.test_pipeline import INS_OID, NIR, ingest, make_patient, statuses
 
 CHU = "CHU-X&1.2.250.1.999.9&ISO"
 INS = f"^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS"
@@ -52,6 +52,39 @@ def test_zfa_of_a_demographic_match_does_not_lift_the_opposition(ctx) -> None:  
     assert "consent applied: dmp_status, opposition" in ledger(ctx, ids[0]).error_message
     assert not patient_row(ctx, pid).opposed
     _no_patient_data(row, ledger(ctx, ids[0]))
+
+
+# -- EVN-2 after MSH-7: a sender's wrong clock ---------------------------------------------
+@pytest.mark.parametrize("evn,msh7,stated,warned", [
+    ("20420306111154", "20240306111154", "2024-03-06T11:11:54+01:00", True),  # a wrong year
+    ("20240306140000", "20240306111154", "2024-03-06T11:11:54+01:00", True),  # hours ahead
+    ("20240306111900", "20240306111154", "2024-03-06T11:19:00+01:00", False),  # in tolerance
+    ("20240305080000", "20240306111154", "2024-03-05T08:00:00+01:00", False),  # the usual
+    ("202403061530", "20240306", "2024-03-06T15:30+01:00", False),  # MSH-7 to the day
+    ("20240306111154+0000", "20240306111154+0100", "2024-03-06T11:11:54+01:00", True),
+    ("20420306111154", "", "2042-03-06T11:11:54+01:00", False),  # no MSH-7: nothing to bound
+])
+def test_evn2_after_msh7_does_not_order_the_message(evn: str, msh7: str, stated: str,
+                                                     warned: bool) -> None:
+    n = normalize(adt("E1", "A31", evn=evn, msh7=msh7, zfa=zfa("ACTIF", "IO")))
+    assert n.adt.stated_at == stated and n.adt.consent.stated_at == stated
+    assert any(w.startswith("EVN-2: the event is recorded after the message was sent")
+               for w in n.warnings) == warned
+
+
+def test_a_wrong_clock_no_longer_locks_the_opposition(sqlite_ctx) -> None:  # noqa: ANN001
+    """EVN-2 in 2042 (MSH-7 in March 2024): the opposition was the newest statement until
+    2042, the patient's withdrawal in April filed as older, history only."""
+    ctx = sqlite_ctx  # the consent store rules are run on both stores elsewhere
+    pid = make_patient(ctx)
+    ids = ingest(ctx, adt("W1", "A31", evn="20420306111154", msh7="20240306111154",
+                          zfa=zfa("ACTIF", "IO")),
+                 adt("W2", "A31", evn="20240402090000", zfa=zfa("ACTIF", "INO")),
+                 source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "deposited"]
+    assert not patient_row(ctx, pid).opposed
+    assert _warned(ledger(ctx, ids[0]), "EVN-2: ")
+    assert "consent applied: dmp_status, opposition" in ledger(ctx, ids[1]).error_message
 
 
 # -- ADT^A47 carrying a ZFA ---------------------------------------------------------------
