@@ -9,8 +9,10 @@ dossier (dossiers/consent.py).
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
   PID), the merges of normalizers/tables/adt_merges.csv (A40, A18, and A34 / A36 of
   v2.3.1 / v2.4: MRG-1 the merged patient's identifiers, applied by pipelines/merge.py)
-  and A47 (an INS removed); the others (links, identifier moves) stay
-  HL7_UNSUPPORTED_EVENT.
+  and A47 (an INS removed); the links A24 / A37 and the account merge A35 are accepted with
+  no effect (normalizers/tables/adt_no_effect.csv); the others (identifier moves) stay
+  HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31 does: for a patient
+  already held, IHE PAM reads it as an update.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed; the HL7 null '""' states nothing (warned). ZFA-4 to
@@ -75,10 +77,39 @@ def merge_triggers() -> frozenset[str]:
     return frozenset(row["trigger"].upper() for row in table("adt_merges"))
 
 
+@cache
+def no_effect_triggers() -> dict[str, str]:
+    """{trigger: why it changes no dossier} (normalizers/tables/adt_no_effect.csv)."""
+    return {row["trigger"].upper(): row["why"] for row in table("adt_no_effect")}
+
+
 def handles(kind: str, trigger: str) -> bool:
     return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
                                       or trigger.upper() == CHANGE_IDENTIFIER
-                                      or trigger.upper() in merge_triggers())
+                                      or trigger.upper() in merge_triggers()
+                                      or trigger.upper() in no_effect_triggers())
+
+
+def _no_effect(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
+    """An ADT that IHE PAM France does not use or that changes nothing a dossier holds (A24 /
+    A37 links, A35 account merge): an event saying why, no identity read, nothing to apply.
+
+    Why not refused: answered AR, a sender that stops its queue on AR (most GAM interfaces
+    do) blocked every later message of every patient behind it. Its PIDs are not read (an
+    A24 names two patients): nothing of them is applied, so nothing of them can fail it.
+    A ZFA it carries is not applied (a link is no statement of the patient's choices)."""
+    why = no_effect_triggers()[trigger]
+    warnings = []
+    zfas = msg.all("ZFA")
+    if zfas:
+        warnings.append(f"{loc(zfas[0])}: ZFA not applied: ADT^{trigger} is not applied by "
+                        "this intake (its DMP choices are taken from the patient's own "
+                        "ADT: A28, A31, movements)")
+    stated_at = ts_field(msg, msg.msh, 7) or ""
+    event = AdtEvent(trigger=trigger, stated_at=stated_at, updates_identity=False,
+                     no_effect=why)
+    return NormalizedMessage(logical_id=lid, identity=PatientIdentity(), entries=[],
+                             warnings=warnings, adt=event)
 
 
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
@@ -89,6 +120,8 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     nor MSH-7), ADT_DEATH_* (PID-29/30: normalizers/death.py)."""
     lid = logical_id(msg)
     trigger = msg.message_type[1].upper()
+    if trigger in no_effect_triggers():
+        return _no_effect(msg, lid, trigger)
     pid = single_pid(msg)
     identity = extract_identity(msg, pid)
     warnings: list[str] = []

@@ -945,6 +945,8 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
     if item.shares is not None:
         return _file_patients(ctx, conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.no_effect:
+        return _file_no_effect(conn, item)
     if item.normalized.adt is not None and item.normalized.adt.removed_ins:
         return _file_ins_removal(conn, item)
     if item.normalized.adt is not None and item.normalized.adt.merged:
@@ -1490,6 +1492,18 @@ def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN
                                 patient_id=patient_id,
                                 error_message=f"message already {done} by another import",
                                 warnings=warnings)) from None
+
+
+def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """An ADT of normalizers/tables/adt_no_effect.csv (A24 / A37 links, A35 account merge):
+    dedupe level 2 like any message, then recorded (deposited, stage 'consent', no dossier,
+    no entry) with a note saying why nothing was applied; its sender gets an AA."""
+    adt = item.normalized.adt
+    warnings = list(item.warnings)
+    _claim_logical_id(conn, item, None, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
+                   error_message=f"ADT^{adt.trigger} accepted, nothing applied: "
+                   f"{adt.no_effect}", warnings=warnings or None)
 
 
 def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001

@@ -6,8 +6,14 @@ on SQLite or without a store."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
 import pytest
 
+from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+from pipelines.settings import Source
+from tests.mllp_support import msa
 from tests.test_adt_consent import SOURCE, adt, history, ledger, normalize, patient_row, zfa
 from tests.test_pipeline import INS_OID, NIR, ingest, make_patient, statuses
 
@@ -85,6 +91,58 @@ def test_a_wrong_clock_no_longer_locks_the_opposition(sqlite_ctx) -> None:  # no
     assert not patient_row(ctx, pid).opposed
     assert _warned(ledger(ctx, ids[0]), "EVN-2: ")
     assert "consent applied: dmp_status, opposition" in ledger(ctx, ids[1]).error_message
+
+
+# -- A24 / A37 (links) and A35 (account merge): accepted, nothing applied -------------------
+def a24(control: str, trigger: str = "A24") -> bytes:
+    """ADT^A24 structure (MSH EVN PID PD1 PV1 PID PD1 PV1): two patients, linked."""
+    segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240308101500||ADT^{trigger}^ADT_A24|{control}|P|"
+            "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+            "EVN||20240308101400",
+            f"PID|1||IPP0042^^^{CHU}^PI~{NIR}{INS}||LEFÈVRE^Hélène^^^^^L||19790328|F"
+            + "|" * 24 + "VALI", "PD1|||", "PV1|1|N",
+            f"PID|2||IPP0043^^^{CHU}^PI||MARTIN^Aurélie^^^^^L||20010512|F", "PD1|||",
+            "PV1|1|N"]
+    return ("\r".join(segs) + "\r").encode()
+
+
+def a35(control: str) -> bytes:
+    """ADT^A35 (MSH EVN PID PD1 MRG): the account in MRG-3 merged into PID-18's."""
+    segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240308101500||ADT^A35^ADT_A30|{control}|P|"
+            "2.5^FRA^2.11|||||FRA|UNICODE UTF-8",
+            "EVN||20240308101400",
+            f"PID|1||IPP0042^^^{CHU}^PI||LEFÈVRE^Hélène^^^^^L||19790328|F" + "|" * 10
+            + "NDA778^^^CHU-X^AN", "PD1|||", "MRG|||NDA777^^^CHU-X^AN"]
+    return ("\r".join(segs) + "\r").encode()
+
+
+def test_links_and_account_merges_are_accepted_with_no_effect(sqlite_ctx) -> None:  # noqa: ANN001
+    """Answered AR (HL7_UNSUPPORTED_EVENT), they stopped the queue of a sender that stops on
+    AR, every later message of every patient behind them. AA now, recorded with what they
+    are, nothing of the dossier changed (a ZFA they carry neither); a resend is a
+    duplicate."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)
+    ctx.settings = replace(ctx.settings, sources=(Source(SOURCE),))
+    sent = [(a24("L1"), "A24"), (a24("L2", "A37"), "A37"), (a35("L3"), "A35")]
+    acks = acknowledge(ctx, [Frame(data, "127.0.0.1", datetime.now(UTC)) for data, _ in sent],
+                       mode=APPLICATION)
+    assert [msa(ack)[1] for (ack,) in acks] == ["AA"] * 3
+    zfa_io = b"ZFA|ACTIF|20240308|||||||IO|20240308\r"
+    with_zfa = [(data.replace(b"|L", b"|Z") + zfa_io, trigger) for data, trigger in sent]
+    ids = ingest(ctx, *(data for data, _ in with_zfa), with_zfa[0][0], source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"] * 3 + ["duplicate"]
+    for import_id, (_, trigger) in zip(ids, with_zfa, strict=False):
+        row = ledger(ctx, import_id)
+        assert (row.stage, row.patient_id, row.entries_count, row.error_code) == (
+            "consent", None, 0, None)
+        assert row.error_message.startswith(f"ADT^{trigger} accepted, nothing applied: ")
+        assert _warned(row, "ZFA[")
+        _no_patient_data(row)
+    kept = patient_row(ctx, pid)
+    assert (kept.opposed, kept.family) == (False, "LEFÈVRE")
+    assert history(ctx, pid) == []
 
 
 # -- ADT^A47 carrying a ZFA ---------------------------------------------------------------
