@@ -82,7 +82,7 @@ def ledger(ctx, import_id: int):  # noqa: ANN001, ANN201
 def test_every_pam_trigger_is_read(trigger: str) -> None:
     n = normalize(adt("C1", trigger, zfa=zfa("ACTIF", "INO", "20240301", "IC", "20240302")))
     assert n.entries == [] and n.adt.trigger == trigger
-    assert n.adt.updates_identity == (trigger in ("A08", "A31"))
+    assert n.adt.updates_identity == (trigger in ("A08", "A28", "A31"))  # A28: round 17
     assert n.adt.consent == ConsentStatement(
         stated_at="2024-03-06T11:11:54+01:00", dmp_status="ACTIF", opposition="INO",
         opposition_date="2024-03-01", consultation="IC", consultation_date="2024-03-02")

@@ -145,6 +145,27 @@ def test_links_and_account_merges_are_accepted_with_no_effect(sqlite_ctx) -> Non
     assert history(ctx, pid) == []
 
 
+# -- A28 (add person) naming a patient already held: an identity update, as A31 -----------
+def test_a28_on_a_patient_held_updates_her_identity_as_a31(sqlite_ctx) -> None:  # noqa: ANN001
+    """A GAM that sends A28 for every patient it registers, known to the DMP or not: her new
+    name stated by an A28 was ignored. Applied now with A31's protections: an older
+    statement, or traits contradicting the INS the dossier holds, change nothing."""
+    ctx = sqlite_ctx  # the identity store rules are run on both stores elsewhere (A31)
+    pid = make_patient(ctx)
+    ids = ingest(ctx, adt("P1", "A28", family="MARTIN", evn="20240401090000"),
+                 adt("P2", "A28", family="DURAND", evn="20240301090000"),  # older: history
+                 adt("P3", "A28", family="DURAND", birth="19800328", evn="20240501090000"),
+                 source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"] * 3
+    assert ledger(ctx, ids[0]).error_message == "identity updated: family, birth_family"
+    row = patient_row(ctx, pid)
+    assert (row.family, row.birth_date) == ("MARTIN", "1979-03-28")
+    assert _warned(ledger(ctx, ids[1]), "identity not updated: the statement (EVN-2, else "
+                   "MSH-7) is older")
+    assert _warned(ledger(ctx, ids[2]), "identity not updated: PID-7/PID-8 (birth year")
+    _no_patient_data(*(ledger(ctx, i) for i in ids[1:]))
+
+
 # -- ADT^A47 carrying a ZFA ---------------------------------------------------------------
 def a47(control: str, zfa_fields: str | None = None, ipp: str = "IPP0042") -> bytes:
     """The GAM says the INS it sent was not hers (MRG-1), PID-3 her IPP alone."""
