@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -947,6 +947,8 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_patients(ctx, conn, item)
     if item.normalized.adt is not None and item.normalized.adt.no_effect:
         return _file_no_effect(conn, item)
+    if item.normalized.adt is not None:
+        _bound_by_reception(item)
     if item.normalized.adt is not None and item.normalized.adt.removed_ins:
         return _file_ins_removal(conn, item)
     if item.normalized.adt is not None and item.normalized.adt.merged:
@@ -1492,6 +1494,38 @@ def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN
                                 patient_id=patient_id,
                                 error_message=f"message already {done} by another import",
                                 warnings=warnings)) from None
+
+
+# How far an ADT's statement time (EVN-2, else MSH-7) may be after we received it: the
+# sender's clock against ours.
+RECEPTION_TOLERANCE = timedelta(minutes=10)
+
+
+def _bound_by_reception(item: Prepared) -> None:
+    """An ADT stated after we received it (EVN-2 and MSH-7 from one wrong clock: the
+    normalizer's bound by MSH-7 cannot see it) is dated by its reception instead, with a
+    warning, and so are the choices of its ZFA dated after that day.
+
+    Why: trusted, its consent, identity and death statements stayed the newest ones until
+    that date, every later real statement filed as older, history only. The reception time
+    is the ledger row's (a rerun dates it the same); the fingerprint (dedupe level 2) keeps
+    the message's own dates, so a resend is still a duplicate."""
+    adt = item.normalized.adt
+    received = item.row.received_at
+    if received.tzinfo is None:  # SQLite gives back naive UTC datetimes
+        received = received.replace(tzinfo=UTC)
+    if instant(adt.stated_at) <= received + RECEPTION_TOLERANCE:
+        return
+    at = received.astimezone(UTC).isoformat(timespec="seconds")
+    adt.stated_at = at
+    if adt.consent is not None:
+        def kept(date: str | None) -> str | None:
+            return date if date is None or instant(date) <= received else None
+        adt.consent = replace(adt.consent, stated_at=at,
+                              opposition_date=kept(adt.consent.opposition_date),
+                              consultation_date=kept(adt.consent.consultation_date))
+    item.warnings.append("EVN-2/MSH-7: the message is dated after we received it (a sender's "
+                         "clock is wrong): its statements are dated by the reception time")
 
 
 def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001

@@ -93,6 +93,24 @@ def test_a_wrong_clock_no_longer_locks_the_opposition(sqlite_ctx) -> None:  # no
     assert "consent applied: dmp_status, opposition" in ledger(ctx, ids[1]).error_message
 
 
+def test_a_message_dated_after_its_reception_is_dated_by_it(sqlite_ctx) -> None:  # noqa: ANN001
+    """EVN-2 and MSH-7 from one wrong clock (2042): MSH-7 cannot bound EVN-2. The statement
+    and its ZFA-10 are dated by the reception time (the ledger row's) instead, warned; a
+    resend is still a duplicate."""
+    ctx = sqlite_ctx  # the consent store rules are run on both stores elsewhere
+    pid = make_patient(ctx)
+    data = adt("F1", "A31", evn="20420306111154", zfa=zfa("ACTIF", "IO", "20420306"))
+    ids = ingest(ctx, data, data.replace(b"\r", b"\n"), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited", "duplicate"]
+    row = ledger(ctx, ids[0])
+    assert _warned(row, "EVN-2/MSH-7: the message is dated after we received it")
+    (held,) = history(ctx, pid)
+    received = row.received_at.replace(tzinfo=row.received_at.tzinfo or UTC)
+    assert (held["opposition"], held["opposition_date"]) == ("IO", None)
+    assert datetime.fromisoformat(held["at"]) == received.replace(microsecond=0)
+    assert patient_row(ctx, pid).opposed
+
+
 # -- A24 / A37 (links) and A35 (account merge): accepted, nothing applied -------------------
 def a24(control: str, trigger: str = "A24") -> bytes:
     """ADT^A24 structure (MSH EVN PID PD1 PV1 PID PD1 PV1): two patients, linked."""
