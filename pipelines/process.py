@@ -1327,15 +1327,16 @@ def _apply_zfa(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
                done: list[str], warnings: list[str]) -> None:
     """The ADT's consent statement (ZFA) applied to the dossier (dossiers/consent.py) when
     the dossier was found by a match in CONSENT_MATCHES; otherwise nothing of it is
-    recorded, and a ZFA_NOT_APPLIED warning says why and how to apply it (assign, rerun)."""
+    recorded, and a ZFA_NOT_APPLIED warning says why."""
     adt = item.normalized.adt
     if adt.consent is None:
         return
     if via not in CONSENT_MATCHES:
         warnings.append(f"{ZFA_NOT_APPLIED}: the DMP status, opposition and consent of ZFA "
                         f"are not applied: the patient was matched by {via} only, not by a "
-                        "qualified INS or a known local identifier (assign the dossier and "
-                        "rerun to apply them)")
+                        "qualified INS or a known local identifier: a look-alike's choices "
+                        "are not the patient's (an ADT naming her by INS or hospital "
+                        "identifier states hers)")
         return
     change = apply_consent(conn, patient_id, adt.consent, actor=item.row.source,
                            import_id=item.row.id, trigger=adt.trigger)
