@@ -9,8 +9,10 @@ dossier (dossiers/consent.py).
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
   PID), the merges of normalizers/tables/adt_merges.csv (A40, A18, and A34 / A36 of
   v2.3.1 / v2.4: MRG-1 the merged patient's identifiers, applied by pipelines/merge.py)
-  and A47 (an INS removed); the others (links, identifier moves) stay
-  HL7_UNSUPPORTED_EVENT.
+  and A47 (an INS removed); the links A24 / A37 and the account merge A35 are accepted with
+  no effect (normalizers/tables/adt_no_effect.csv); the others (identifier moves) stay
+  HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31 does: for a patient
+  already held, IHE PAM reads it as an update.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed; the HL7 null '""' states nothing (warned). ZFA-4 to
@@ -22,15 +24,17 @@ dossier (dossiers/consent.py).
   trigger (PAM France states a death on the A03 discharge and on A08/A31 updates) and
   applied by dossiers/death.py.
 - The statement is dated by EVN-2 (recorded), else MSH-7: what orders statements arriving out
-  of order; ZFA-10 / ZFA-12 date the opposition and the consent themselves when present.
+  of order; ZFA-10 / ZFA-12 date the opposition and the consent themselves when present. An
+  EVN-2 after MSH-7 (a sender's wrong clock) is not trusted: MSH-7 dates it (warned).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from functools import cache
 
-from normalizers.death import check_death, pid_death
+from normalizers.death import check_death, period_end, period_start, pid_death
 from normalizers.fields import field_text, loc, logical_id, ts_field
 from normalizers.identity import birth_name_stated, extract_identity, identifiers_in, single_pid
 from normalizers.model import (
@@ -73,10 +77,39 @@ def merge_triggers() -> frozenset[str]:
     return frozenset(row["trigger"].upper() for row in table("adt_merges"))
 
 
+@cache
+def no_effect_triggers() -> dict[str, str]:
+    """{trigger: why it changes no dossier} (normalizers/tables/adt_no_effect.csv)."""
+    return {row["trigger"].upper(): row["why"] for row in table("adt_no_effect")}
+
+
 def handles(kind: str, trigger: str) -> bool:
     return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
                                       or trigger.upper() == CHANGE_IDENTIFIER
-                                      or trigger.upper() in merge_triggers())
+                                      or trigger.upper() in merge_triggers()
+                                      or trigger.upper() in no_effect_triggers())
+
+
+def _no_effect(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
+    """An ADT that IHE PAM France does not use or that changes nothing a dossier holds (A24 /
+    A37 links, A35 account merge): an event saying why, no identity read, nothing to apply.
+
+    Why not refused: answered AR, a sender that stops its queue on AR (most GAM interfaces
+    do) blocked every later message of every patient behind it. Its PIDs are not read (an
+    A24 names two patients): nothing of them is applied, so nothing of them can fail it.
+    A ZFA it carries is not applied (a link is no statement of the patient's choices)."""
+    why = no_effect_triggers()[trigger]
+    warnings = []
+    zfas = msg.all("ZFA")
+    if zfas:
+        warnings.append(f"{loc(zfas[0])}: ZFA not applied: ADT^{trigger} is not applied by "
+                        "this intake (its DMP choices are taken from the patient's own "
+                        "ADT: A28, A31, movements)")
+    stated_at = ts_field(msg, msg.msh, 7) or ""
+    event = AdtEvent(trigger=trigger, stated_at=stated_at, updates_identity=False,
+                     no_effect=why)
+    return NormalizedMessage(logical_id=lid, identity=PatientIdentity(), entries=[],
+                             warnings=warnings, adt=event)
 
 
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
@@ -87,10 +120,12 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     nor MSH-7), ADT_DEATH_* (PID-29/30: normalizers/death.py)."""
     lid = logical_id(msg)
     trigger = msg.message_type[1].upper()
+    if trigger in no_effect_triggers():
+        return _no_effect(msg, lid, trigger)
     pid = single_pid(msg)
     identity = extract_identity(msg, pid)
     warnings: list[str] = []
-    stated_at = _event_time(msg)
+    stated_at = _event_time(msg, warnings)
     zfas = msg.all("ZFA")
     consent = _consents(msg, zfas, stated_at, warnings) if zfas else None
     death = pid_death(msg, pid, warnings) if pid is not None else None
@@ -180,14 +215,44 @@ def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
     return merged
 
 
-def _event_time(msg: Message) -> str:
+# How far EVN-2 (recorded) may be after MSH-7 (sent) and still order the statement: the
+# event is recorded before its message is built, a sender's two clocks differ by seconds.
+EVN_AHEAD_TOLERANCE = timedelta(minutes=10)
+
+
+def _event_time(msg: Message, warnings: list[str]) -> str:
+    """EVN-2, else MSH-7: the time that orders the message's statements (consent, identity,
+    death) against the ones the dossier holds.
+
+    An EVN-2 later than MSH-7 (beyond EVN_AHEAD_TOLERANCE) is not trusted: an event is
+    recorded before the message reporting it is sent, so it is a sender's wrong clock (or a
+    mistyped year). Trusted, it stayed the newest statement until that date, and every real
+    later choice of the patient (a lifted opposition, a death reverted) was filed as older,
+    history only. MSH-7 orders the message instead, with a warning."""
     evn = msg.first("EVN")
-    stated = ts_field(msg, evn, 2) if evn is not None else None
-    stated = stated or ts_field(msg, msg.msh, 7)
+    recorded = ts_field(msg, evn, 2) if evn is not None else None
+    if recorded is None:
+        sent = ts_field(msg, msg.msh, 7)
+    else:  # MSH-7 only bounds EVN-2: a bad one leaves EVN-2 trusted (header_warnings says it)
+        try:
+            sent = ts_field(msg, msg.msh, 7)
+        except NormalizationError:
+            sent = None
+    if recorded and sent and _ahead(recorded, sent):
+        warnings.append("EVN-2: the event is recorded after the message was sent (MSH-7), a "
+                        "sender's clock is wrong: MSH-7 orders the message's statements")
+        return sent
+    stated = recorded or sent
     if not stated:
         raise NormalizationError("ADT_NO_DATE", "neither EVN-2 nor MSH-7 dates the message: "
                                  "its consent statement cannot be ordered", "MSH-7")
     return stated
+
+
+def _ahead(recorded: str, sent: str) -> bool:
+    """EVN-2 starts after MSH-7's period (its minute, its day...) ends, plus the tolerance."""
+    start, end = period_start(recorded), period_end(sent)
+    return start is not None and end is not None and start > end + EVN_AHEAD_TOLERANCE
 
 
 def _consents(msg: Message, zfas: list[Segment], stated_at: str,

@@ -184,6 +184,9 @@ class AdtEvent:
     birth_name_stated: bool = True
     # PID-29 / PID-30 (normalizers/death.py); None: the message says nothing of a death
     death: DeathStatement | None = None
+    # A24 / A37 / A35 (normalizers/tables/adt_no_effect.csv): why the trigger changes no
+    # dossier; accepted (AA) and recorded, nothing applied. None: every other ADT
+    no_effect: str | None = None
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -945,6 +945,10 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """Identity -> dedupe -> deposit for one message, inside the caller's savepoint."""
     if item.shares is not None:
         return _file_patients(ctx, conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.no_effect:
+        return _file_no_effect(conn, item)
+    if item.normalized.adt is not None:
+        _bound_by_reception(item)
     if item.normalized.adt is not None and item.normalized.adt.removed_ins:
         return _file_ins_removal(conn, item)
     if item.normalized.adt is not None and item.normalized.adt.merged:
@@ -1290,14 +1294,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     _claim_logical_id(conn, item, patient_id, warnings)
     actor, import_id = item.row.source, item.row.id
     done: list[str] = []
-    if adt.consent is not None:
-        change = apply_consent(conn, patient_id, adt.consent, actor=actor,
-                               import_id=import_id, trigger=adt.trigger)
-        if change.applied:
-            done.append("consent applied: " + ", ".join(change.applied))
-        if change.kept_newer:
-            warnings.append("older than what the dossier holds, kept in its history only: "
-                            + ", ".join(change.kept_newer))
+    _apply_zfa(conn, item, patient_id, via, done, warnings)
     _apply_death(conn, item, patient_id, via, done, warnings)
     if adt.updates_identity:
         if via in TRUSTED_MATCHES:
@@ -1315,6 +1312,39 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
+
+
+# Matches on which an ADT's ZFA (DMP status, opposition, consent) is applied: a trusted INS
+# or a known local identifier, an admin's assignment, a dossier made from this very PID.
+# Not demographics alone: a look-alike's "does not object" would lift the real patient's
+# opposition (product decision, ADT round 17).
+CONSENT_MATCHES = ("ins", "local-id", LOCAL_ID_NO_INS, "auto-create", "assigned")
+# The warning (a code, then why) on the ledger row of an ADT whose ZFA was not applied.
+ZFA_NOT_APPLIED = "ZFA_NOT_APPLIED"
+
+
+def _apply_zfa(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
+               done: list[str], warnings: list[str]) -> None:
+    """The ADT's consent statement (ZFA) applied to the dossier (dossiers/consent.py) when
+    the dossier was found by a match in CONSENT_MATCHES; otherwise nothing of it is
+    recorded, and a ZFA_NOT_APPLIED warning says why."""
+    adt = item.normalized.adt
+    if adt.consent is None:
+        return
+    if via not in CONSENT_MATCHES:
+        warnings.append(f"{ZFA_NOT_APPLIED}: the DMP status, opposition and consent of ZFA "
+                        f"are not applied: the patient was matched by {via} only, not by a "
+                        "qualified INS or a known local identifier: a look-alike's choices "
+                        "are not the patient's (an ADT naming her by INS or hospital "
+                        "identifier states hers)")
+        return
+    change = apply_consent(conn, patient_id, adt.consent, actor=item.row.source,
+                           import_id=item.row.id, trigger=adt.trigger)
+    if change.applied:
+        done.append("consent applied: " + ", ".join(change.applied))
+    if change.kept_newer:
+        warnings.append("older than what the dossier holds, kept in its history only: "
+                        + ", ".join(change.kept_newer))
 
 
 # Matches on which an ADT's death is recorded: every one that names the dossier by an
@@ -1467,6 +1497,50 @@ def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN
                                 warnings=warnings)) from None
 
 
+# How far an ADT's statement time (EVN-2, else MSH-7) may be after we received it: the
+# sender's clock against ours.
+RECEPTION_TOLERANCE = timedelta(minutes=10)
+
+
+def _bound_by_reception(item: Prepared) -> None:
+    """An ADT stated after we received it (EVN-2 and MSH-7 from one wrong clock: the
+    normalizer's bound by MSH-7 cannot see it) is dated by its reception instead, with a
+    warning, and so are the choices of its ZFA dated after that day.
+
+    Why: trusted, its consent, identity and death statements stayed the newest ones until
+    that date, every later real statement filed as older, history only. The reception time
+    is the ledger row's (a rerun dates it the same); the fingerprint (dedupe level 2) keeps
+    the message's own dates, so a resend is still a duplicate."""
+    adt = item.normalized.adt
+    received = item.row.received_at
+    if received.tzinfo is None:  # SQLite gives back naive UTC datetimes
+        received = received.replace(tzinfo=UTC)
+    if instant(adt.stated_at) <= received + RECEPTION_TOLERANCE:
+        return
+    at = received.astimezone(UTC).isoformat(timespec="seconds")
+    adt.stated_at = at
+    if adt.consent is not None:
+        def kept(date: str | None) -> str | None:
+            return date if date is None or instant(date) <= received else None
+        adt.consent = replace(adt.consent, stated_at=at,
+                              opposition_date=kept(adt.consent.opposition_date),
+                              consultation_date=kept(adt.consent.consultation_date))
+    item.warnings.append("EVN-2/MSH-7: the message is dated after we received it (a sender's "
+                         "clock is wrong): its statements are dated by the reception time")
+
+
+def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """An ADT of normalizers/tables/adt_no_effect.csv (A24 / A37 links, A35 account merge):
+    dedupe level 2 like any message, then recorded (deposited, stage 'consent', no dossier,
+    no entry) with a note saying why nothing was applied; its sender gets an AA."""
+    adt = item.normalized.adt
+    warnings = list(item.warnings)
+    _claim_logical_id(conn, item, None, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
+                   error_message=f"ADT^{adt.trigger} accepted, nothing applied: "
+                   f"{adt.no_effect}", warnings=warnings or None)
+
+
 def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """ADT^A47 with an INS in MRG-1: the dossier holding that INS loses it. The dossier is
     the one holding the INS (or the one an admin assigned); PID-3's local identifiers, when
@@ -1487,18 +1561,41 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
                             "PID-3 name different dossiers", logical_id=logical_id,
                             warnings=warnings))
     _claim_logical_id(conn, item, target, warnings)
+    done: list[str] = []
     if target is None or not remove_ins(conn, target, nir):
+        _a47_zfa(conn, item, target, named, done, warnings)
+        note = "; ".join(["no dossier holds the INS of MRG-1: nothing removed", *done])
         return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
-                       error_message="no dossier holds the INS of MRG-1: nothing removed",
-                       warnings=warnings or None)
+                       error_message=note, warnings=warnings or None)
     record_audit(conn, item.row.source, "identity.ins_removed", patient_id=target,
                  import_id=item.row.id, details={"kind": kind, "trigger": "A47"})
     add_identifiers(conn, [{"patient_id": target, "authority": li.authority,
                             "value": li.value, "type_code": li.type_code}
                            for li in local_ids if li.authority and li.value])
+    _a47_zfa(conn, item, target, named, done, warnings)
+    note = "; ".join([f"{kind} removed from the dossier (ADT^A47, MRG-1)", *done])
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
-                   error_message=f"{kind} removed from the dossier (ADT^A47, MRG-1)",
-                   warnings=warnings or None)
+                   error_message=note, warnings=warnings or None)
+
+
+def _a47_zfa(conn, item: Prepared, target: int | None, named: set[int],  # noqa: ANN001
+             done: list[str], warnings: list[str]) -> None:
+    """The ZFA an ADT^A47 carries (GAMs send the patient's segments whole), applied as any
+    ADT's (``_apply_zfa``): it was ignored, and the opposition it stated lost. The dossier
+    must be named by PID-3's local identifiers (or an admin's assignment): the INS MRG-1
+    removes is the one the hospital says was wrong, no trusted match."""
+    if item.normalized.adt.consent is None:
+        return
+    if item.row.assigned_patient_id is not None:
+        _apply_zfa(conn, item, item.row.assigned_patient_id, "assigned", done, warnings)
+    elif len(named) == 1 and (target is None or named == {target}):
+        _apply_zfa(conn, item, next(iter(named)), "local-id", done, warnings)
+    elif target is not None:
+        _apply_zfa(conn, item, target, "the INS that MRG-1 removes", done, warnings)
+    else:
+        warnings.append(f"{ZFA_NOT_APPLIED}: the DMP status, opposition and consent of ZFA "
+                        "are not applied: no dossier here holds the INS of MRG-1 or the "
+                        "local identifiers of PID-3")
 
 
 def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001

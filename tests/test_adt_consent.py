@@ -30,9 +30,12 @@ SOURCE = "gam-chu"
 def adt(control_id: str, trigger: str = "A31", *, zfa: str | None = None, nir: str = NIR,
         family: str = "LEFÈVRE", given: str = "Hélène", birth: str = "19790328",
         sex: str = "F", pid32: str = "VALI", local_id: str = "IPP0042",
-        evn: str = "20240306111154", msh7: str = "20240306111154",
+        evn: str = "20240306111154", msh7: str | None = None,
         charset: str = "UNICODE UTF-8", eol: str = "\r") -> bytes:
-    """A PAM France ADT like the SGL examples: MSH, EVN, PID, PV1, then ZFA when given."""
+    """A PAM France ADT like the SGL examples: MSH, EVN, PID, PV1, then ZFA when given.
+    MSH-7 is EVN-2 unless given (a message is sent once its event is recorded: an EVN-2
+    after MSH-7 is a wrong clock, not trusted since ADT round 17)."""
+    msh7 = (evn or "20240306111154") if msh7 is None else msh7
     segs = [
         f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|{msh7}||ADT^{trigger}^ADT_{trigger}|{control_id}|P|"
         f"2.5^FRA^2.11|||||FRA|{charset}|FR||2.11^IHE_FRANCE-2.11-PAM",
@@ -79,7 +82,7 @@ def ledger(ctx, import_id: int):  # noqa: ANN001, ANN201
 def test_every_pam_trigger_is_read(trigger: str) -> None:
     n = normalize(adt("C1", trigger, zfa=zfa("ACTIF", "INO", "20240301", "IC", "20240302")))
     assert n.entries == [] and n.adt.trigger == trigger
-    assert n.adt.updates_identity == (trigger in ("A08", "A31"))
+    assert n.adt.updates_identity == (trigger in ("A08", "A28", "A31"))  # A28: round 17
     assert n.adt.consent == ConsentStatement(
         stated_at="2024-03-06T11:11:54+01:00", dmp_status="ACTIF", opposition="INO",
         opposition_date="2024-03-01", consultation="IC", consultation_date="2024-03-02")
@@ -113,9 +116,9 @@ def test_bad_zfa_date_and_unsupported_triggers() -> None:
         normalize(adt("C1", zfa=zfa("ACTIF", "IO", "20241345")))
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "ZFA[5]-10")
     with pytest.raises(NormalizationError) as exc:
-        normalize(adt("C1", "A24"))  # a link: not applied on a guess
+        normalize(adt("C1", "A43"))  # an identifier move: not applied on a guess
     assert exc.value.code == "HL7_UNSUPPORTED_EVENT"
-    assert "A24" not in adt_triggers()
+    assert "A43" not in adt_triggers()  # (A24 links: accepted with no effect, round 17)
 
 
 def test_without_zfa_or_with_empty_zfa() -> None:
