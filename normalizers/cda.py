@@ -763,6 +763,8 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "ordered_by": _ordered_by(header.participants),
         "participants": _participants(header.participants),
         "recipients": _recipients(header.information_recipients),
+        "data_enterer": _data_enterer(header.data_enterer),
+        "consents": [c for c in map(_consent, header.consents) if c],
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
@@ -1060,6 +1062,38 @@ def _recipients(recipients: list) -> list[dict[str, Any]]:
         if found:
             out.append({"type": part.type_code or PRIMARY_RECIPIENT, **found})
     return out
+
+
+def _data_enterer(part) -> dict[str, Any] | None:  # noqa: ANN001
+    """Who keyed the document in (dataEnterer: a secretary typing a dictated letter, a
+    nurse entering a DLU), as ids and organization, and when: it was parsed and dropped,
+    and a reader could not tell who entered what the author said. One named by name alone
+    is not kept (no names of third parties in the details)."""
+    if part is None or part.entity is None:
+        return None
+    found = _party(part.entity)
+    if not found:
+        return None
+    when = _participation_time(part.time)
+    return {**found, "time": when} if when else found
+
+
+def _consent(consent) -> dict[str, Any] | None:  # noqa: ANN001
+    """A consent the document states (authorization/consent: the patient's consent to the
+    sharing of the document, to a treatment), as ids, code and status: its code was parsed
+    and dropped, the consent the sender recorded was in the archived XML only."""
+    said: dict[str, Any] = {"ids": [i.key for i in consent.ids if i.root and not i.null_flavor]}
+    code = consent.code
+    if code is not None and code.code:
+        said["code"] = {k: v for k, v in (
+            ("code", code.code), ("system", system_name(code.code_system, code.code_system_name)),
+            ("display", code.display)) if v}
+    elif code is not None and code.original_text:
+        said["text"] = code.original_text[:ENTRY_MAX["display"]]
+    if not any(said.values()):
+        return None  # an empty consent element: nothing stated
+    said["status"] = consent.status_code or None
+    return {k: v for k, v in said.items() if v}
 
 
 def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001

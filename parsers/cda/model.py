@@ -512,6 +512,17 @@ class ServiceEvent:
 
 
 @dataclass(slots=True)
+class Consent:
+    """authorization/consent: a consent the document states (the patient's to sharing it,
+    to a treatment: CDA R2 Consent, id 0..*, code 0..1, statusCode 'completed')."""
+
+    ids: list[II] = field(default_factory=list)
+    code: CD | None = None
+    status_code: str = ""
+    path: str = ""
+
+
+@dataclass(slots=True)
 class Header:
     realm_codes: list[str] = field(default_factory=list)
     type_id: II | None = None
@@ -538,6 +549,7 @@ class Header:
     documentation_of: list[ServiceEvent] = field(default_factory=list)
     related_documents: list[RelatedDocument] = field(default_factory=list)
     authorizations: list[CD] = field(default_factory=list)  # consent codes
+    consents: list[Consent] = field(default_factory=list)  # the same consents, whole
     encounter: EncompassingEncounter | None = None
     extensions: list[Extension] = field(default_factory=list)
 

@@ -1,0 +1,116 @@
+"""CDA R2 documents from senders we have not seen (round 23). Each test builds a small
+document the way a French hospital, laboratory or an EHR abroad writes it, and checks what
+is filed against what a clinician reading it understands.
+
+Found wrong and fixed here: who keyed the document in (dataEnterer) and the consents it
+states (authorization/consent) were parsed and dropped: not in the entry's details, the
+dossier shown nor the FHIR export."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from dossiers.fhir import to_bundle
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import HEAD, TAIL, _section
+from tests.test_fhir_export import check_bundle
+
+PATIENT = {"id": 1, "family": "GAUTHIER", "given": "Benoît", "birth_date": "1962-04-15",
+           "sex": "M", "ins": None}
+
+
+def _normalized(*sections: str, head: str = HEAD):  # noqa: ANN202
+    data = (head + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+# -- who entered the document, the consent it states -------------------------------------------
+ENTERER = """<dataEnterer><time value="20240312113000+0100"/><assignedEntity>
+  <id root="1.2.250.1.999.13.3.1" extension="SEC-0217"/>
+  <id root="1.2.250.1.71.4.2.1" extension="810002345678"/>
+  <assignedPerson><name><given>Élodie</given><family>Marchand</family></name></assignedPerson>
+  <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1750300037"/>
+    <name>Hôpital Saint-Joseph</name></representedOrganization>
+</assignedEntity></dataEnterer>"""
+CONSENT = """<authorization><consent>
+  <id root="1.2.250.1.999.13.7" extension="CONS-2024-118"/>
+  <code code="INFA" codeSystem="1.2.250.1.213.1.1.4.6" displayName="Information du patient"/>
+  <statusCode code="completed"/></consent></authorization>"""
+
+
+def _entered_and_consented(enterer: str = ENTERER, consent: str = CONSENT) -> str:
+    return HEAD.replace("<custodian>", enterer + "<custodian>").replace(
+        "<component><structuredBody>", consent + "<component><structuredBody>")
+
+
+def test_the_data_enterer_and_the_consent_are_kept_on_the_document() -> None:
+    """A dictated letter keyed in by the secretary (dataEnterer: the hospital's user id and
+    her idNatPS) stating the patient was informed (authorization/consent): both were parsed
+    and dropped; they are on the document's details now, ids and organization only (no
+    name of hers), the consent with its id, code and status."""
+    document = _normalized(_section("11450-4", "Néant", ""),
+                           head=_entered_and_consented()).entries[0]
+    assert document.details["data_enterer"] == {
+        "ids": ["1.2.250.1.999.13.3.1^SEC-0217", "1.2.250.1.71.4.2.1^810002345678"],
+        "organization": ["1.2.250.1.71.4.2.2^1750300037"],
+        "organization_name": "Hôpital Saint-Joseph", "time": "2024-03-12T11:30:00+01:00"}
+    assert "Marchand" not in str(document.details)
+    assert document.details["consents"] == [{
+        "ids": ["1.2.250.1.999.13.7^CONS-2024-118"],
+        "code": {"code": "INFA", "system": "1.2.250.1.213.1.1.4.6",
+                 "display": "Information du patient"}, "status": "completed"}]
+
+
+def test_a_document_without_them_says_nothing_of_them() -> None:
+    """What the rule is not about: no dataEnterer nor authorization, or ones that name no
+    one (a name alone) and state nothing (an empty consent): no key."""
+    named_only = ("<dataEnterer><assignedEntity><assignedPerson><name><family>Marchand"
+                  "</family></name></assignedPerson></assignedEntity></dataEnterer>")
+    for head in (HEAD, _entered_and_consented(named_only, "<authorization><consent/>"
+                                              "</authorization>")):
+        details = _normalized(_section("11450-4", "Néant", ""), head=head).entries[0].details
+        assert "data_enterer" not in details and "consents" not in details
+
+
+def test_the_fhir_export_names_the_enterer_and_the_consent() -> None:
+    """The DocumentReference's Provenance has an agent typed 'enterer' (R4 has no
+    DocumentReference element for it), her idNatPS as a Practitioner; the consent is a
+    reference typed Consent in context.related, by its id, in words."""
+    document = _normalized(_section("11450-4", "Néant", ""),
+                           head=_entered_and_consented()).entries[0]
+    bundle = to_bundle(PATIENT, [{**asdict(document), "id": 1}])
+    check_bundle(bundle)
+    resources = [r["resource"] for r in bundle["entry"]]
+    (reference,) = [r for r in resources if r["resourceType"] == "DocumentReference"]
+    assert reference["context"]["related"] == [{
+        "type": "Consent",
+        "identifier": {"system": "urn:oid:1.2.250.1.999.13.7", "value": "CONS-2024-118"},
+        "display": "Information du patient (completed)"}]
+    (entered,) = [r for r in resources if r["resourceType"] == "Provenance"]
+    assert entered["agent"][0]["type"]["coding"][0]["code"] == "enterer"
+    assert entered["agent"][0]["who"]["identifier"]["value"] == "810002345678"
+    assert entered["recorded"] == "2024-03-12T11:30:00+01:00"
+    (url,) = [e["fullUrl"] for e in bundle["entry"]
+              if e["resource"]["resourceType"] == "DocumentReference"]
+    assert entered["target"] == [{"reference": url}]
+
+
+def test_the_dossier_shows_the_enterer_and_the_consent(sqlite_ctx) -> None:  # noqa: ANN001
+    """Through the pipeline (SQLite): the document shown in the dossier carries them."""
+    from pipelines.dossier_admin import DossierInput, create_dossiers
+    from pipelines.intake import Received, intake
+    from pipelines.process import drain
+    from pipelines.report import show_dossier, show_import
+
+    create_dossiers(sqlite_ctx.engine, [DossierInput("Essai", "Jeanne", "1962-04-15", "F")])
+    head = _entered_and_consented()
+    data = (head + _section("11450-4", "Néant", "") + TAIL).encode()
+    ids = intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                 [Received(data=data, source="hopital-st-joseph", channel="file")])[0].message_ids
+    drain(sqlite_ctx)
+    shown = show_import(sqlite_ctx.engine, ids[0])
+    assert shown["status"] == "deposited", shown
+    (document,) = show_dossier(sqlite_ctx.engine, str(shown["patient_id"]))["entries"]
+    assert document["data_enterer"]["ids"][1] == "1.2.250.1.71.4.2.1^810002345678"
+    assert document["consents"][0]["code"]["code"] == "INFA"
