@@ -13,6 +13,7 @@ from dataclasses import asdict
 from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
+from tests.conftest import corpus_path
 from tests.test_cda_real_world import HEAD, TAIL, _section
 from tests.test_fhir_export import check_bundle
 
@@ -114,3 +115,17 @@ def test_the_dossier_shows_the_enterer_and_the_consent(sqlite_ctx) -> None:  # n
     (document,) = show_dossier(sqlite_ctx.engine, str(shown["patient_id"]))["entries"]
     assert document["data_enterer"]["ids"][1] == "1.2.250.1.71.4.2.1^810002345678"
     assert document["consents"][0]["code"]["code"] == "INFA"
+
+
+# -- CIP13 codes under 1.2.250.1.213.2.3.3 -----------------------------------------------------
+def test_cip13_codes_under_the_oid_of_the_ans_vaccination_example_are_cip() -> None:
+    """The ANS's VAC 2023.01 example codes each vaccine's presentation (CIP13, 34009...)
+    under 1.2.250.1.213.2.3.3 (codeSystemName 'CIP'): the OID was in no row of our table
+    and the substance was filed under the bare OID, not the CIP that the same presentation
+    has under 1.2.250.1.213.2.3.2 from other senders."""
+    data = corpus_path("cda", "VAC_2023.01.xml").read_bytes()
+    msg = normalize_cda(parse_cda(data), data, "test")
+    bcg = next(e for e in msg.entries if e.type == "immunization")
+    assert {"code": "3400936466425", "system": "CIP"} in bcg.details["substance"]
+    assert not any(s["system"].startswith("1.2.250.1.213.2.3") for e in msg.entries
+                   for s in e.details.get("substance", ()))
