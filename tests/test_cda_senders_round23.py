@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import pytest
+
 from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
@@ -129,3 +131,55 @@ def test_cip13_codes_under_the_oid_of_the_ans_vaccination_example_are_cip() -> N
     assert {"code": "3400936466425", "system": "CIP"} in bcg.details["substance"]
     assert not any(s["system"].startswith("1.2.250.1.213.2.3") for e in msg.entries
                    for s in e.details.get("substance", ()))
+
+
+# -- a FR-Simple-Observation said in its text alone --------------------------------------------
+def _simple(text: str) -> str:
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.13"/>
+      <id root="1.2.250.1.999.13.9" extension="OBS-AUTONOMIE"/>
+      <code code="46008-9" codeSystem="2.16.840.1.113883.6.1"
+        displayName="Capacité à se laver"/>{text}<statusCode code="completed"/>
+      <effectiveTime value="20240311"/></observation></entry>"""
+
+
+AUTONOMY = ('<paragraph ID="auto-1">Patiente autonome pour la toilette, aide à '
+            "l'habillage.</paragraph>")
+
+
+@pytest.mark.parametrize(("text", "filed"), [
+    ('<text><reference value="#auto-1"/></text>',
+     "Patiente autonome pour la toilette, aide à l'habillage."),
+    ("<text>Toilette seule, habillage avec aide</text>", "Toilette seule, habillage avec aide"),
+    ('<text><reference value="#auto-9"/></text>', None),
+    ("<text>(texte libre)</text>", None),
+    ("", None)])
+def test_a_simple_observation_in_words_alone_is_filed_as_text(text: str,
+                                                              filed: str | None) -> None:
+    """A nurse's DLU (CI-SIS FR-Simple-Observation under a LOINC code, no value, what was
+    observed in its text pointing at the narrative): it was not filed, CDA_NOT_FILED 'of a
+    kind not read here'. Filed now as an observation whose value is the text (ST); a text
+    that points at no narrative, a placeholder or no text at all keep the warning."""
+    msg = _normalized(_section("47420-5", AUTONOMY, _simple(text)))
+    observations = msg.entries[1:]
+    if filed is None:
+        assert observations == []
+        assert any(w.startswith("CDA_NOT_FILED") and "1.4.13 code 46008-9" in w
+                   for w in msg.warnings)
+        return
+    (observation,) = observations
+    assert (observation.type, observation.code, observation.value, observation.value_type) \
+        == ("observation", "46008-9", filed, "ST")
+    assert observation.details["value_from_text"] is True
+    assert not any(w.startswith("CDA_NOT_FILED") for w in msg.warnings)
+
+
+def test_a_simple_observation_with_a_value_keeps_its_value() -> None:
+    """What the rule is not about: a value, when there is one, is the value; the text is
+    not read in its place."""
+    msg = _normalized(_section("47420-5", AUTONOMY, _simple(
+        '<text><reference value="#auto-1"/></text>').replace(
+        "</observation>", '<value xsi:type="CD" code="LA6568-5" displayName="Non" '
+        'codeSystem="2.16.840.1.113883.6.1"/></observation>')))
+    (observation,) = msg.entries[1:]
+    assert observation.value == "Non" and "value_from_text" not in observation.details
