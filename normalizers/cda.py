@@ -67,6 +67,7 @@ from parsers.cda.model import (
     EIVL_TS,
     INT,
     IVL,
+    MO,
     PIVL_TS,
     PQ,
     REAL,
@@ -4421,6 +4422,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
                   for t in value.translations if t.value] if value.value else []
         if others:  # the same quantity in other units (CDA PQR): kept as sent
             entry.details["value_translations"] = others
+        if not amount and value.null_flavor:
+            _quantity_in_words(value, entry, ctx, section)
+    elif isinstance(value, MO):
+        _money(value, entry, ctx)
     elif isinstance(value, (INT, REAL)):
         entry.value = value.value.strip() or None
         number = value.number
@@ -4584,6 +4589,38 @@ def _compared_number(amount: str, value: Value, entry: Entry, ctx: _Ctx) -> Deci
     ctx.warnings.append(f"CDA_COMPARATOR_IN_NUMBER: {value.path}: a {value.type} value "
                         "written with a comparator, read as the comparator and the number")
     return said.number
+
+
+def _quantity_in_words(value: PQ, entry: Entry, ctx: _Ctx, section: Section | None) -> None:
+    """A PQ that is a nullFlavor with no value in a translation: its words, when it says
+    them (originalText inline or in the narrative: 'traces', 'inférieur au seuil de
+    détection'), are the value, said as CDA_PQ_IN_WORDS; a translation giving neither
+    value nor words is said as CDA_PQ_NO_QUANTITY. Both were filed without a word."""
+    flavor = value.null_flavor.strip()[:8]
+    words = value.original_text or referenced_text(value.original_text_reference, section)
+    if words.strip() and not is_placeholder(words):
+        entry.value = words.strip()[:TEXT_VALUE_SIZE]
+        entry.details["value_in_words"] = True
+        ctx.warnings.append(f"CDA_PQ_IN_WORDS: {value.path}: a PQ of nullFlavor {flavor!r} "
+                            "said in words (originalText): filed as its words, no quantity")
+    elif value.translations:
+        ctx.warnings.append(f"CDA_PQ_NO_QUANTITY: {value.path}: a PQ of nullFlavor {flavor!r} "
+                            "whose translations give no value: filed without a value")
+
+
+def _money(value: MO, entry: Entry, ctx: _Ctx) -> None:
+    """A monetary amount (MO: a fee, the cost of a device left to the patient): its number
+    and its currency (ISO 4217, 'EUR') as the unit, in details.currency too. It was filed
+    without a value."""
+    entry.value = value.value.strip() or None
+    number = value.number
+    entry.value_num = float(number) if number is not None else None
+    if entry.value and number is None:
+        _not_a_number(value, ctx)
+    currency = value.currency.strip().upper()[:ENTRY_MAX["unit_original"]]
+    if currency and entry.value:
+        entry.unit = entry.unit_original = currency
+        entry.details["currency"] = currency
 
 
 def _not_a_number(value: Value, ctx: _Ctx) -> None:

@@ -183,3 +183,80 @@ def test_a_simple_observation_with_a_value_keeps_its_value() -> None:
         'codeSystem="2.16.840.1.113883.6.1"/></observation>')))
     (observation,) = msg.entries[1:]
     assert observation.value == "Non" and "value_from_text" not in observation.details
+
+
+# -- a quantity said in words, a monetary amount -----------------------------------------------
+def _result(value: str, code: str = "2345-7", narrative: str = "") -> str:
+    return _section("30954-2", narrative or "Glycémie à jeun", f"""<entry>
+      <observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <id root="1.2.250.1.999.13.4" extension="RES-{code}"/>
+      <code code="{code}" codeSystem="2.16.840.1.113883.6.1"/><statusCode code="completed"/>
+      <effectiveTime value="20240311080000+0100"/>{value}</observation></entry>""")
+
+
+SEUIL = '<content ID="glu-1">inférieur au seuil de détection</content>'
+
+
+@pytest.mark.parametrize(("value", "narrative", "filed", "warning"), [
+    # the words inline, or in the narrative the originalText points at
+    ('<value xsi:type="PQ" nullFlavor="OTH"><originalText>traces</originalText></value>',
+     "", "traces", "CDA_PQ_IN_WORDS"),
+    ('<value xsi:type="PQ" nullFlavor="OTH"><originalText><reference value="#glu-1"/>'
+     "</originalText></value>", SEUIL, "inférieur au seuil de détection", "CDA_PQ_IN_WORDS"),
+    # a translation with neither value nor words: said, not silently dropped
+    ('<value xsi:type="PQ" nullFlavor="OTH"><translation code="mmol/L" '
+     'codeSystem="2.16.840.1.113883.6.8"/></value>', "", None, "CDA_PQ_NO_QUANTITY"),
+    ('<value xsi:type="PQ" nullFlavor="OTH"><originalText><reference value="#glu-9"/>'
+     '</originalText><translation code="mmol/L" codeSystem="2.16.840.1.113883.6.8"/></value>',
+     SEUIL, None, "CDA_PQ_NO_QUANTITY")])
+def test_a_null_quantity_in_words_is_filed_as_its_words(value: str, narrative: str,
+                                                        filed: str | None,
+                                                        warning: str) -> None:
+    """A laboratory's PQ of nullFlavor OTH saying the glucose in words (originalText, as
+    data types R2 write it) was filed without a value; its words are the value now, said
+    as CDA_PQ_IN_WORDS. One whose translation gives no value either is said
+    (CDA_PQ_NO_QUANTITY) and filed with its nullFlavor."""
+    msg = _normalized(_result(value, narrative=narrative))
+    (result,) = msg.entries[1:]
+    assert (result.value, result.value_num, result.value_type) == (filed, None, "PQ")
+    assert [w.split(":")[0] for w in msg.warnings if w.startswith("CDA_PQ")] == [warning]
+    assert ("value_in_words" in result.details) is (filed is not None)
+    assert ("value_null_flavor" in result.details) is (filed is None)
+    check_bundle(to_bundle(PATIENT, [{**asdict(e), "id": n}
+                                     for n, e in enumerate(msg.entries, 1)]))
+
+
+@pytest.mark.parametrize("value", [
+    '<value xsi:type="PQ" value="5.4" unit="mmol/L"/>',
+    '<value xsi:type="PQ" nullFlavor="OTH"><translation value="97" code="mg/dL" '
+    'codeSystem="2.16.840.1.113883.6.8"/></value>',
+    '<value xsi:type="PQ" nullFlavor="NA"/>'])
+def test_quantities_and_bare_null_quantities_are_unchanged(value: str) -> None:
+    """What the rule is not about: a quantity, one in a translation (C-CDA non-UCUM units),
+    a pending one (nullFlavor NA alone): no new warning, no words."""
+    msg = _normalized(_result(value))
+    (result,) = msg.entries[1:]
+    assert not any(w.startswith("CDA_PQ") for w in msg.warnings)
+    assert "value_in_words" not in result.details
+
+
+def test_a_monetary_amount_is_a_value_with_its_currency() -> None:
+    """A device's cost left to the patient (MO 'reste à charge', 45.90 EUR) was filed with
+    no value at all; its number and currency are kept, the currency as its unit; an MO
+    written with a comma is said (CDA_BAD_NUMBER) and kept as text."""
+    msg = _normalized(_result('<value xsi:type="MO" value="45.90" currency="EUR"/>',
+                              code="80398-1"))
+    (cost,) = msg.entries[1:]
+    assert (cost.value, cost.value_num, cost.unit, cost.value_type) == (
+        "45.90", 45.9, "EUR", "MO")
+    assert cost.details["currency"] == "EUR"
+    bundle = to_bundle(PATIENT, [{**asdict(e), "id": n} for n, e in enumerate(msg.entries, 1)])
+    check_bundle(bundle)
+    (observation,) = [r["resource"] for r in bundle["entry"]
+                      if r["resource"]["resourceType"] == "Observation"]
+    assert observation["valueQuantity"]["value"] == 45.9
+    assert observation["valueQuantity"]["unit"] == "EUR"
+    comma = _normalized(_result('<value xsi:type="MO" value="45,90" currency="EUR"/>'))
+    assert comma.entries[1].value == "45,90" and comma.entries[1].value_num is None
+    assert any(w.startswith("CDA_BAD_NUMBER") for w in comma.warnings)

@@ -121,6 +121,10 @@ class PQ(Value):
     value: str = ""
     unit: str = ""
     translations: list[PQR] = field(default_factory=list)
+    # not in PQ by the CDA R2 schema (data types R2 have it), written by senders to say a
+    # quantity in words when it is a nullFlavor ('inférieur au seuil de détection')
+    original_text: str = ""
+    original_text_reference: str = ""
 
     @property
     def number(self) -> Decimal | None:
@@ -158,6 +162,10 @@ class MO(Value):
     type: str = "MO"
     value: str = ""
     currency: str = ""
+
+    @property
+    def number(self) -> Decimal | None:
+        return _decimal(self.value)
 
 
 @dataclass(slots=True, kw_only=True)
