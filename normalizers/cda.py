@@ -1960,6 +1960,8 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
         if isinstance(act, Observation) and act.values and \
                 _placeholder_value(_untyped(act.values[0]), section):
             what = f"{kind} whose value is a template placeholder ('(texte libre)'...)"
+        elif isinstance(act, Observation) and _empty_string(act.values):
+            what = f"{kind} whose value is an empty string and whose text says nothing"
     else:
         parts = _medication_parts()
         if _is_comment(act) or any(t.root in parts for t in act.template_ids):
@@ -3044,8 +3046,22 @@ def _text_observation(act: ClinicalStatement, kind: str | None, section: Section
     if kind is not None or not isinstance(act, Observation) or act.values or \
             SIMPLE_OBSERVATION not in act.template_roots:
         return ""
+    return _statement_words(act, section)
+
+
+def _statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:
+    """A statement's own text, inline or the narrative its reference points at, as what it
+    observed; '' for none, a reference to nothing, a template's placeholder, or (unless
+    ``named`` is accepted) the question's own name: the ANS's SDM-MR example points at
+    the table cell 'Précision du mode de confirmation', the code's displayName, the
+    answer being the next cell's '-'."""
     words = act.text.strip() or referenced_text(act.text_reference, section).strip()
-    return "" if is_placeholder(words) else words[:TEXT_VALUE_SIZE]
+    code = act.code
+    names = {n.strip().casefold() for n in (code.display, code.original_text) if n} \
+        if code is not None and not named else set()
+    if is_placeholder(words) or words.casefold() in names:
+        return ""
+    return words[:TEXT_VALUE_SIZE]
 
 
 TEXT_VALUE_SIZE = 2000  # the most of a value in words kept (as ST, ED and CD words are)
@@ -3073,7 +3089,14 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # the value repeats the question (code 'problem', value 'problem': Vitera) and
             # is no diagnosis; the translation or the words are (it was filed as 'Problem')
             value = replace(value, code="", display="")
-        if _placeholder_value(value, section):
+        # an empty string as the value and no words in the statement's text either says
+        # nothing. With words (the ANS's CR-GM and AVC examples: '<value xsi:type="ST"/>'
+        # and '<text><reference value="#methodeExtractionADN"/></text>') it is filed as
+        # before, without a value: those words are the answer in CR-GM, the exam's name
+        # in AVC-EUNV, and cannot be told apart
+        said = _statement_words(act, section, named=True) if _empty_string(act.values) \
+            else None
+        if _placeholder_value(value, section) or said == "":
             if kind != ALLERGY:  # the value was all it said (an allergy still has its agent)
                 return None
         else:
@@ -3215,6 +3238,20 @@ def _placeholder_value(value: Value, section: Section) -> bool:
         return is_placeholder(value.original_text or
                               referenced_text(value.original_text_reference, section))
     return False
+
+
+def _empty_string(values: list[Value]) -> bool:
+    """A statement's one value an ST (or SC) with no text (empty, or blanks only: the
+    parser collapses them), no reference to the narrative, no code nor nullFlavor: a
+    result sent '<value xsi:type="ST"> </value>' says nothing by itself. It was filed as a
+    result without a value: when its statement's text says nothing either, it is not
+    filed, said (CDA_NOT_FILED). A value pointing at the narrative or with a nullFlavor
+    is read as before."""
+    if len(values) != 1:
+        return False
+    value = _untyped(values[0])
+    return isinstance(value, ST) and not value.text.strip() and not value.reference.strip() \
+        and not (value.code is not None and value.code.code) and not value.null_flavor
 
 
 def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:

@@ -260,3 +260,33 @@ def test_a_monetary_amount_is_a_value_with_its_currency() -> None:
     comma = _normalized(_result('<value xsi:type="MO" value="45,90" currency="EUR"/>'))
     assert comma.entries[1].value == "45,90" and comma.entries[1].value_num is None
     assert any(w.startswith("CDA_BAD_NUMBER") for w in comma.warnings)
+
+
+# -- a string value of blanks ------------------------------------------------------------------
+@pytest.mark.parametrize("value", ['<value xsi:type="ST">   </value>',
+                                   '<value xsi:type="ST">\n\t\t</value>',
+                                   '<value xsi:type="ST"/>'])
+def test_a_string_value_of_blanks_is_no_value(value: str) -> None:
+    """A lab's middleware sending the result it has not got as blanks ('<value
+    xsi:type="ST">   </value>', or empty): it was filed as a result without a value, beside
+    the real one to come. It is no value: not filed, said (CDA_NOT_FILED)."""
+    msg = _normalized(_result(value, code="5778-6"))
+    assert msg.entries[1:] == []
+    assert any(w.startswith("CDA_NOT_FILED") and "value is an empty string" in w
+               for w in msg.warnings)
+
+
+@pytest.mark.parametrize(("value", "text", "filed"), [
+    ('<value xsi:type="ST"> jaune clair </value>', "", "jaune clair"),
+    # the ANS's CR-GM form: an empty ST, the answer in the statement's text: as before
+    ('<value xsi:type="ST"/>', '<text><reference value="#glu-1"/></text>', None),
+    ('<value xsi:type="ST" nullFlavor="NA"/>', "", None)])
+def test_strings_with_words_or_a_reason_are_unchanged(value: str, text: str,
+                                                      filed: str | None) -> None:
+    """What the rule is not about: words, an empty ST whose statement's text says something
+    (filed without a value, as before), a nullFlavor (why there is no value)."""
+    msg = _normalized(_result(value.replace("<value", text + "<value", 1), code="5778-6",
+                              narrative=SEUIL))
+    (result,) = msg.entries[1:]
+    assert result.value == filed
+    assert not any("empty string" in w for w in msg.warnings)
