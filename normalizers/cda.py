@@ -760,6 +760,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "encounter": _encounter(header),
         "service_events": [e for e in map(_service_event, header.documentation_of) if e],
         "legal_authenticator": _authenticator(header.legal_authenticator),
+        # who else attested it (authenticator 0..*: a CR-BIO's validating biologist, IHE
+        # XD-LAB Laboratory Results Validator; a co-signing senior): they were dropped
+        "authenticators": [a for a in map(_authenticator, header.authenticators) if a],
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "ordered_by": _ordered_by(header.participants),
         "participants": _participants(header.participants),

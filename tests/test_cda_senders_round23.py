@@ -290,3 +290,30 @@ def test_strings_with_words_or_a_reason_are_unchanged(value: str, text: str,
     (result,) = msg.entries[1:]
     assert result.value == filed
     assert not any("empty string" in w for w in msg.warnings)
+
+
+# -- the biologist who validated the results (authenticator) -----------------------------------
+VALIDATOR = """<authenticator><templateId root="1.3.6.1.4.1.19376.1.3.3.1.5"/>
+  <time value="20240312094500+0100"/><signatureCode code="S"/><assignedEntity>
+    <id root="1.2.250.1.71.4.2.1" extension="810003456789"/>
+    <assignedPerson><name><given>Josée</given><family>Lemaître</family></name></assignedPerson>
+    <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1690012345"/>
+      <name>Laboratoire Biologie Rhône-Saône</name></representedOrganization>
+  </assignedEntity></authenticator>"""
+
+
+def test_the_validating_biologist_is_kept_beside_the_signatory() -> None:
+    """A CR-BIO names the biologist who validated the results as an authenticator (IHE
+    XD-LAB Laboratory Results Validator, as the ANS CR-BIO microbiology example does),
+    beside the legalAuthenticator who signed: the authenticator was parsed and dropped.
+    Kept as ids, organization and time (no name); a document without one has no key."""
+    head = HEAD.replace("<custodian>", VALIDATOR + "<custodian>")
+    document = _normalized(_section("11502-2", "Résultats", ""), head=head).entries[0]
+    assert document.details["authenticators"] == [{
+        "ids": ["1.2.250.1.71.4.2.1^810003456789"], "organization": [
+            "1.2.250.1.71.4.2.2^1690012345"],
+        "organization_name": "Laboratoire Biologie Rhône-Saône",
+        "time": "2024-03-12T09:45:00+01:00"}]
+    assert "Lemaître" not in str(document.details)
+    plain = _normalized(_section("11502-2", "Résultats", "")).entries[0]
+    assert "authenticators" not in plain.details
