@@ -3,8 +3,13 @@ document the way a French hospital, laboratory or an EHR abroad writes it, and c
 is filed against what a clinician reading it understands.
 
 Found wrong and fixed here: who keyed the document in (dataEnterer) and the consents it
-states (authorization/consent) were parsed and dropped: not in the entry's details, the
-dossier shown nor the FHIR export."""
+states (authorization/consent: the ANS BIO-TROD and SDM-MR examples state one) were parsed
+and dropped: not in the entry's details, the dossier shown nor the FHIR export; so were the
+document's authenticators (a CR-BIO's validating biologist). CIP13 codes under
+1.2.250.1.213.2.3.3 (the ANS VAC example) were filed under the bare OID. A
+FR-Simple-Observation said in its text alone was CDA_NOT_FILED. A PQ of nullFlavor said in
+words, and an MO amount, were filed without a value and without a word; a result whose
+value is an ST of blanks was filed without a value."""
 
 from __future__ import annotations
 
