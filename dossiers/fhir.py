@@ -1737,6 +1737,55 @@ def _document_orders(entry: Mapping, details: Mapping, subject: dict,
             for o in orders or [None]]
 
 
+def _document_consents(details: Mapping) -> list[dict]:
+    """The consents a CDA document states (details.consents: authorization/consent, its id,
+    code and status) as logical references typed Consent in DocumentReference.context
+    .related (R4 has no element for them; a Consent resource would need a scope and a
+    category the document does not give). They were dropped."""
+    out = []
+    for said in _items(details.get("consents")):
+        if not isinstance(said, Mapping):
+            continue
+        ids = [i for i in (_entity_identifier(k) for k in said.get("ids") or ()) if i]
+        code = said.get("code") if isinstance(said.get("code"), Mapping) else {}
+        words = _text(code.get("display")) or _text(said.get("text")) or \
+            " ".join(filter(None, (_text(code.get("system")), _code(code.get("code")))))
+        status = _text(said.get("status"))
+        ref = {"type": "Consent", "identifier": ids[0] if ids else None,
+               "display": f"{words} ({status})" if words and status else words or None}
+        if ref["identifier"] or ref["display"]:
+            out.append({k: v for k, v in ref.items() if v})
+    return out
+
+
+ENTERER = {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+           "code": "enterer", "display": "Enterer"}
+
+
+def _data_enterer(entry: Mapping, details: Mapping, extras: dict[str, dict] | None) -> None:
+    """Who keyed a CDA document in (details.data_enterer: a secretary typing a dictated
+    letter) as a Provenance of the DocumentReference whose agent is typed 'enterer' (R4
+    has no DocumentReference element for it). Recorded is required: the data enterer's
+    time, else the document's; without either it is not exported."""
+    said = details.get("data_enterer")
+    if extras is None or not isinstance(said, Mapping):
+        return
+    ids = [i for i in said.get("ids") or () if isinstance(i, str) and _text(i)]
+    chosen = next((i for i in ids if i.strip().startswith(f"{NATIONAL_PS_OID}^")),
+                  ids[0] if ids else "")
+    who = _performer(chosen) if chosen else None
+    if who is None and _text(said.get("organization_name")):
+        who = {"display": _text(said["organization_name"])}
+    recorded = fhir_instant(_text(said.get("time"))) or fhir_instant(entry.get("effective"))
+    if who is None or recorded is None:
+        return
+    extras[full_url("provenance", f"entry/{entry.get('id')}/enterer")] = {
+        "resourceType": "Provenance",
+        "target": [{"reference": full_url("entry", entry.get("id"))}],
+        "recorded": recorded, "activity": {"text": "data entry"},
+        "agent": [{"type": {"coding": [ENTERER]}, "who": who}]}
+
+
 # -- resources --------------------------------------------------------------------------------
 def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> dict:
     """The Patient as FR Core reads it: the INS typed (fhir_ins_identifiers.csv; a test or
@@ -2107,9 +2156,11 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         studies = _imaging_studies(entry, details, subject, extras)
         # R4 DocumentReference has neither imagingStudy nor basedOn: the images and the
         # orders it answers (CDA inFulfillmentOf, with the REF prescriber) are its context
-        related = studies + _document_orders(entry, details, subject, extras)
+        related = studies + _document_orders(entry, details, subject, extras) + \
+            _document_consents(details)
         if related:
             res["context"] = {"related": related}
+        _data_enterer(entry, details, extras)
     elif resource == "Condition":
         res.update(clinicalStatus=_clinical(status, resource, details, "condition-clinical"),
                    verificationStatus=_verification(status, resource, details,

@@ -67,6 +67,7 @@ from parsers.cda.model import (
     EIVL_TS,
     INT,
     IVL,
+    MO,
     PIVL_TS,
     PQ,
     REAL,
@@ -759,10 +760,15 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "encounter": _encounter(header),
         "service_events": [e for e in map(_service_event, header.documentation_of) if e],
         "legal_authenticator": _authenticator(header.legal_authenticator),
+        # who else attested it (authenticator 0..*: a CR-BIO's validating biologist, IHE
+        # XD-LAB Laboratory Results Validator; a co-signing senior): they were dropped
+        "authenticators": [a for a in map(_authenticator, header.authenticators) if a],
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
         "ordered_by": _ordered_by(header.participants),
         "participants": _participants(header.participants),
         "recipients": _recipients(header.information_recipients),
+        "data_enterer": _data_enterer(header.data_enterer),
+        "consents": [c for c in map(_consent, header.consents) if c],
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
@@ -1060,6 +1066,38 @@ def _recipients(recipients: list) -> list[dict[str, Any]]:
         if found:
             out.append({"type": part.type_code or PRIMARY_RECIPIENT, **found})
     return out
+
+
+def _data_enterer(part) -> dict[str, Any] | None:  # noqa: ANN001
+    """Who keyed the document in (dataEnterer: a secretary typing a dictated letter, a
+    nurse entering a DLU), as ids and organization, and when: it was parsed and dropped,
+    and a reader could not tell who entered what the author said. One named by name alone
+    is not kept (no names of third parties in the details)."""
+    if part is None or part.entity is None:
+        return None
+    found = _party(part.entity)
+    if not found:
+        return None
+    when = _participation_time(part.time)
+    return {**found, "time": when} if when else found
+
+
+def _consent(consent) -> dict[str, Any] | None:  # noqa: ANN001
+    """A consent the document states (authorization/consent: the patient's consent to the
+    sharing of the document, to a treatment), as ids, code and status: its code was parsed
+    and dropped, the consent the sender recorded was in the archived XML only."""
+    said: dict[str, Any] = {"ids": [i.key for i in consent.ids if i.root and not i.null_flavor]}
+    code = consent.code
+    if code is not None and code.code:
+        said["code"] = {k: v for k, v in (
+            ("code", code.code), ("system", system_name(code.code_system, code.code_system_name)),
+            ("display", code.display)) if v}
+    elif code is not None and code.original_text:
+        said["text"] = code.original_text[:ENTRY_MAX["display"]]
+    if not any(said.values()):
+        return None  # an empty consent element: nothing stated
+    said["status"] = consent.status_code or None
+    return {k: v for k, v in said.items() if v}
 
 
 def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
@@ -1464,6 +1502,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if _document_status(act, ctx):
         return
     kind = _kind(act, in_results, own_section)
+    text_only = _text_observation(act, kind, section)
+    if text_only:
+        kind = LAB_RESULT if in_results else OBSERVATION
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:
             study = _dicom_study(act)
@@ -1518,6 +1559,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
+        if made is not None and text_only and made.value is None:
+            made.value, made.value_type = text_only, "ST"
+            made.details["value_from_text"] = True
         if made is not None and family:
             made.details["relative"] = family
         if made is not None and family is not None and made.type == ALLERGY:
@@ -1919,6 +1963,8 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
         if isinstance(act, Observation) and act.values and \
                 _placeholder_value(_untyped(act.values[0]), section):
             what = f"{kind} whose value is a template placeholder ('(texte libre)'...)"
+        elif isinstance(act, Observation) and _empty_string(act.values):
+            what = f"{kind} whose value is an empty string and whose text says nothing"
     else:
         parts = _medication_parts()
         if _is_comment(act) or any(t.root in parts for t in act.template_ids):
@@ -2991,6 +3037,39 @@ def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
         entry.details["period_high"] = end
 
 
+SIMPLE_OBSERVATION = "1.3.6.1.4.1.19376.1.5.3.1.4.13"  # IHE PCC, CI-SIS FR-Simple-Observation
+
+
+def _text_observation(act: ClinicalStatement, kind: str | None, section: Section) -> str:
+    """The words of a FR-Simple-Observation that has no value, only its text (inline, or
+    the narrative its reference points at: 'Patient autonome pour la toilette' under a
+    code): what it observed. It was not filed (CDA_NOT_FILED 'of a kind not read here');
+    '' when it is typed otherwise, has a value, or its text says nothing (a reference to
+    no narrative, a template's placeholder), and the warning stays."""
+    if kind is not None or not isinstance(act, Observation) or act.values or \
+            SIMPLE_OBSERVATION not in act.template_roots:
+        return ""
+    return _statement_words(act, section)
+
+
+def _statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:
+    """A statement's own text, inline or the narrative its reference points at, as what it
+    observed; '' for none, a reference to nothing, a template's placeholder, or (unless
+    ``named`` is accepted) the question's own name: the ANS's SDM-MR example points at
+    the table cell 'Précision du mode de confirmation', the code's displayName, the
+    answer being the next cell's '-'."""
+    words = act.text.strip() or referenced_text(act.text_reference, section).strip()
+    code = act.code
+    names = {n.strip().casefold() for n in (code.display, code.original_text) if n} \
+        if code is not None and not named else set()
+    if is_placeholder(words) or words.casefold() in names:
+        return ""
+    return words[:TEXT_VALUE_SIZE]
+
+
+TEXT_VALUE_SIZE = 2000  # the most of a value in words kept (as ST, ED and CD words are)
+
+
 def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                  parent_key: str | None) -> Entry | None:
     name = ""
@@ -3013,7 +3092,14 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # the value repeats the question (code 'problem', value 'problem': Vitera) and
             # is no diagnosis; the translation or the words are (it was filed as 'Problem')
             value = replace(value, code="", display="")
-        if _placeholder_value(value, section):
+        # an empty string as the value and no words in the statement's text either says
+        # nothing. With words (the ANS's CR-GM and AVC examples: '<value xsi:type="ST"/>'
+        # and '<text><reference value="#methodeExtractionADN"/></text>') it is filed as
+        # before, without a value: those words are the answer in CR-GM, the exam's name
+        # in AVC-EUNV, and cannot be told apart
+        said = _statement_words(act, section, named=True) if _empty_string(act.values) \
+            else None
+        if _placeholder_value(value, section) or said == "":
             if kind != ALLERGY:  # the value was all it said (an allergy still has its agent)
                 return None
         else:
@@ -3155,6 +3241,20 @@ def _placeholder_value(value: Value, section: Section) -> bool:
         return is_placeholder(value.original_text or
                               referenced_text(value.original_text_reference, section))
     return False
+
+
+def _empty_string(values: list[Value]) -> bool:
+    """A statement's one value an ST (or SC) with no text (empty, or blanks only: the
+    parser collapses them), no reference to the narrative, no code nor nullFlavor: a
+    result sent '<value xsi:type="ST"> </value>' says nothing by itself. It was filed as a
+    result without a value: when its statement's text says nothing either, it is not
+    filed, said (CDA_NOT_FILED). A value pointing at the narrative or with a nullFlavor
+    is read as before."""
+    if len(values) != 1:
+        return False
+    value = _untyped(values[0])
+    return isinstance(value, ST) and not value.text.strip() and not value.reference.strip() \
+        and not (value.code is not None and value.code.code) and not value.null_flavor
 
 
 def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
@@ -4362,6 +4462,10 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
                   for t in value.translations if t.value] if value.value else []
         if others:  # the same quantity in other units (CDA PQR): kept as sent
             entry.details["value_translations"] = others
+        if not amount and value.null_flavor:
+            _quantity_in_words(value, entry, ctx, section)
+    elif isinstance(value, MO):
+        _money(value, entry, ctx)
     elif isinstance(value, (INT, REAL)):
         entry.value = value.value.strip() or None
         number = value.number
@@ -4525,6 +4629,38 @@ def _compared_number(amount: str, value: Value, entry: Entry, ctx: _Ctx) -> Deci
     ctx.warnings.append(f"CDA_COMPARATOR_IN_NUMBER: {value.path}: a {value.type} value "
                         "written with a comparator, read as the comparator and the number")
     return said.number
+
+
+def _quantity_in_words(value: PQ, entry: Entry, ctx: _Ctx, section: Section | None) -> None:
+    """A PQ that is a nullFlavor with no value in a translation: its words, when it says
+    them (originalText inline or in the narrative: 'traces', 'inférieur au seuil de
+    détection'), are the value, said as CDA_PQ_IN_WORDS; a translation giving neither
+    value nor words is said as CDA_PQ_NO_QUANTITY. Both were filed without a word."""
+    flavor = value.null_flavor.strip()[:8]
+    words = value.original_text or referenced_text(value.original_text_reference, section)
+    if words.strip() and not is_placeholder(words):
+        entry.value = words.strip()[:TEXT_VALUE_SIZE]
+        entry.details["value_in_words"] = True
+        ctx.warnings.append(f"CDA_PQ_IN_WORDS: {value.path}: a PQ of nullFlavor {flavor!r} "
+                            "said in words (originalText): filed as its words, no quantity")
+    elif value.translations:
+        ctx.warnings.append(f"CDA_PQ_NO_QUANTITY: {value.path}: a PQ of nullFlavor {flavor!r} "
+                            "whose translations give no value: filed without a value")
+
+
+def _money(value: MO, entry: Entry, ctx: _Ctx) -> None:
+    """A monetary amount (MO: a fee, the cost of a device left to the patient): its number
+    and its currency (ISO 4217, 'EUR') as the unit, in details.currency too. It was filed
+    without a value."""
+    entry.value = value.value.strip() or None
+    number = value.number
+    entry.value_num = float(number) if number is not None else None
+    if entry.value and number is None:
+        _not_a_number(value, ctx)
+    currency = value.currency.strip().upper()[:ENTRY_MAX["unit_original"]]
+    if currency and entry.value:
+        entry.unit = entry.unit_original = currency
+        entry.details["currency"] = currency
 
 
 def _not_a_number(value: Value, ctx: _Ctx) -> None:

@@ -350,7 +350,19 @@ def _entry_dict(e) -> dict:  # noqa: ANN001
             "parent_id": e.parent_id, "version": e.version, "current": e.current,
             "superseded_by": e.superseded_by, "import_id": e.import_id,
             "attachment_sha256": e.attachment_sha256, "media_type": e.media_type,
-            "masking": e.masking, "key": e.key}
+            "masking": e.masking, "key": e.key, **_document_parties(e)}
+
+
+# what a CDA document's details say beyond its author, shown with it (normalizers/cda.py)
+DOCUMENT_SHOWN = ("data_enterer", "consents")
+
+
+def _document_parties(e) -> dict:  # noqa: ANN001
+    """Who keyed a document in and the consents it states (CDA dataEnterer, authorization
+    /consent), for the dossier's reader: only the keys a document has, so that no other
+    entry's output changes."""
+    details = e.details if isinstance(e.details, dict) else {}
+    return {k: details[k] for k in DOCUMENT_SHOWN if details.get(k)}
 
 
 def show_dossier(engine: Engine, ref: str, *, history: bool = False) -> dict | None:

@@ -336,6 +336,8 @@ def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
                     code_system_name=t.get("codeSystemName", ""),
                     display=t.get("displayName", ""), null_flavor=t.get("nullFlavor", ""),
                     original_text=_original_text(t), path=p))
+            elif name == "originalText":
+                q.original_text, q.original_text_reference = text_and_reference(t)
     return q
 
 

@@ -43,6 +43,7 @@ from parsers.cda.model import (
     Authenticator,
     Author,
     ClinicalStatement,
+    Consent,
     Custodian,
     Document,
     EncompassingEncounter,
@@ -95,6 +96,7 @@ _new_Organization = constructor(Organization)
 _new_Person = constructor(Person)
 _new_Entity = constructor(Entity)
 _new_Custodian = constructor(Custodian)
+_new_Consent = constructor(Consent)
 _new_ServiceEvent = constructor(ServiceEvent)
 _new_RelatedDocument = constructor(RelatedDocument)
 _new_EncompassingEncounter = constructor(EncompassingEncounter)
@@ -232,8 +234,8 @@ class _Walker:
         elif name == "authorization":
             for n, consent, cp in kids(c, p):
                 if n == "consent":
-                    h.authorizations.extend(cd(k, kp, "CE") for kn, k, kp in kids(consent, cp)
-                                            if kn == "code")
+                    h.consents.append(self.consent(consent, cp))
+                    h.authorizations.extend(c for c in (h.consents[-1].code,) if c is not None)
         elif name == "realmCode":
             h.realm_codes.append(c.get("code", ""))
         elif name == "typeId":
@@ -371,6 +373,18 @@ class _Walker:
             elif n == "signatureCode" and isinstance(part, Authenticator):
                 part.signature_code = c.get("code", "")
         return part
+
+    def consent(self, el: etree._Element, path: str) -> Consent:
+        """authorization/consent: its ids, code and statusCode (only the code was kept)."""
+        found = _new_Consent(path=path)
+        for n, c, p in kids(el, path):
+            if n == "id":
+                found.ids.append(ii(c, p))
+            elif n == "code" and found.code is None:
+                found.code = cd(c, p, "CE")
+            elif n == "statusCode":
+                found.status_code = c.get("code", "").strip()
+        return found
 
     def custodian(self, el: etree._Element, path: str) -> Custodian:
         cust = _new_Custodian(path=path)

@@ -121,6 +121,10 @@ class PQ(Value):
     value: str = ""
     unit: str = ""
     translations: list[PQR] = field(default_factory=list)
+    # not in PQ by the CDA R2 schema (data types R2 have it), written by senders to say a
+    # quantity in words when it is a nullFlavor ('inférieur au seuil de détection')
+    original_text: str = ""
+    original_text_reference: str = ""
 
     @property
     def number(self) -> Decimal | None:
@@ -158,6 +162,10 @@ class MO(Value):
     type: str = "MO"
     value: str = ""
     currency: str = ""
+
+    @property
+    def number(self) -> Decimal | None:
+        return _decimal(self.value)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -512,6 +520,17 @@ class ServiceEvent:
 
 
 @dataclass(slots=True)
+class Consent:
+    """authorization/consent: a consent the document states (the patient's to sharing it,
+    to a treatment: CDA R2 Consent, id 0..*, code 0..1, statusCode 'completed')."""
+
+    ids: list[II] = field(default_factory=list)
+    code: CD | None = None
+    status_code: str = ""
+    path: str = ""
+
+
+@dataclass(slots=True)
 class Header:
     realm_codes: list[str] = field(default_factory=list)
     type_id: II | None = None
@@ -538,6 +557,7 @@ class Header:
     documentation_of: list[ServiceEvent] = field(default_factory=list)
     related_documents: list[RelatedDocument] = field(default_factory=list)
     authorizations: list[CD] = field(default_factory=list)  # consent codes
+    consents: list[Consent] = field(default_factory=list)  # the same consents, whole
     encounter: EncompassingEncounter | None = None
     extensions: list[Extension] = field(default_factory=list)
 
