@@ -1502,9 +1502,6 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if _document_status(act, ctx):
         return
     kind = _kind(act, in_results, own_section)
-    text_only = _text_observation(act, kind, section)
-    if text_only:
-        kind = LAB_RESULT if in_results else OBSERVATION
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:
             study = _dicom_study(act)
@@ -1559,9 +1556,6 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
         made = _observation(act, kind, section, ctx, parent_key)
-        if made is not None and text_only and made.value is None:
-            made.value, made.value_type = text_only, "ST"
-            made.details["value_from_text"] = True
         if made is not None and family:
             made.details["relative"] = family
         if made is not None and family is not None and made.type == ALLERGY:
@@ -3035,21 +3029,6 @@ def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     end = _iso_value(period.high.value, ctx.warnings, period.high.path)
     if end and end != entry.effective:
         entry.details["period_high"] = end
-
-
-SIMPLE_OBSERVATION = "1.3.6.1.4.1.19376.1.5.3.1.4.13"  # IHE PCC, CI-SIS FR-Simple-Observation
-
-
-def _text_observation(act: ClinicalStatement, kind: str | None, section: Section) -> str:
-    """The words of a FR-Simple-Observation that has no value, only its text (inline, or
-    the narrative its reference points at: 'Patient autonome pour la toilette' under a
-    code): what it observed. It was not filed (CDA_NOT_FILED 'of a kind not read here');
-    '' when it is typed otherwise, has a value, or its text says nothing (a reference to
-    no narrative, a template's placeholder), and the warning stays."""
-    if kind is not None or not isinstance(act, Observation) or act.values or \
-            SIMPLE_OBSERVATION not in act.template_roots:
-        return ""
-    return _statement_words(act, section)
 
 
 def _statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:
