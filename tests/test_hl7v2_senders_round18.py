@@ -1,0 +1,125 @@
+"""HL7v2 lab results from senders we have not seen, round 18: envelopes and values as such
+senders write them (French lab traffic, invented patients), checked against what must be
+filed, warned about or refused.
+
+What the round found:
+- a BHS inside a BHS ('FHS BHS BHS ... BTS BTS FTS', a day's batch holding a ward's) was
+  reported truncated (the outer BHS 'has no BTS trailer') and its second BTS 'closes no
+  open batch': the file's row failed although every message was there. The nested batch
+  is read, its BTS-1 checked, a note (HL7_BATCH_NESTED) on the file's row; a BHS whose BTS
+  never comes is still truncated, as before;
+- two messages glued (no CR before the second MSH) whose MSH-2 differ ('^~\\&#' then
+  '^~\\&', two senders' messages gathered in one file) were not cut: the second message was
+  read as text of the first one's last segment. Any MSH header is now cut there;
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import imports
+from parsers.hl7v2.framing import BATCH_TRUNCATED, BATCH_UNEXPECTED, GLUED_MESSAGE, split_batch
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
+
+BATCH_NESTED = "HL7_BATCH_NESTED"  # framing.BATCH_NESTED, a ledger code: spelt out
+OBX_K = "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F|||202403150805"
+
+
+def _message(control: str, *segments: str, msh2: str = "^~\\&") -> str:
+    header = MSH.replace("MSG-0001", control).replace("MSH|^~\\&|", f"MSH|{msh2}|", 1)
+    return "\r".join([header, *segments]) + "\r"
+
+
+def _lab(control: str, msh2: str = "^~\\&") -> bytes:
+    """A potassium under its own order (the order number follows MSH-10's)."""
+    n = control[-1]
+    return _message(control, PID, ORC.replace("CMD-1", f"CMD-{n}").replace("-07", f"-0{n}"),
+                    OBR.replace("CMD-1", f"CMD-{n}").replace("-07", f"-0{n}"), OBX_K,
+                    msh2=msh2).encode()
+
+
+M1, M2, M3 = _lab("MSG-0001"), _lab("MSG-0002"), _lab("MSG-0003")
+FHS, BHS = b"FHS|^~\\&|SIL-BIO|LABO-DEMO\r", b"BHS|^~\\&|SIL-BIO|LABO-DEMO\r"
+
+
+# -- nested batches ---------------------------------------------------------------------------
+@pytest.mark.parametrize("data, problems, notes", [
+    # BHS inside BHS, both closed; BTS-1 of the outer one counting every message in it
+    (FHS + BHS + BHS + M1 + M2 + b"BTS|2\rBTS|2\rFTS|1\r", [], [BATCH_NESTED]),
+    # ... or its own messages and its batches (1 + 1); FTS-1 counting every BHS
+    (FHS + BHS + M1 + BHS + M2 + b"BTS|1\rBTS|2\rFTS|2\r", [], [BATCH_NESTED]),
+    # three levels, no FHS
+    (BHS + BHS + BHS + M1 + b"BTS|1\rBTS|1\rBTS|1\r", [], [BATCH_NESTED, BATCH_NESTED]),
+    # a nested BTS-1 that counts what is not there still says so
+    (BHS + BHS + M1 + b"BTS|1\rBTS|5\r", ["HL7_BATCH_COUNT_MISMATCH"], [BATCH_NESTED]),
+    # a batch whose BTS never came, then the next batch: truncated, as before
+    (BHS + M1 + BHS + M2 + b"BTS|1\r", [BATCH_TRUNCATED], []),
+    (FHS + BHS + M1 + BHS + M2 + b"BTS|1\rFTS|2\r", [BATCH_TRUNCATED], []),
+    # several batches side by side in one file (2.10.3): nothing to say, as before
+    (FHS + BHS + M1 + b"BTS|1\r" + BHS + M2 + M3 + b"BTS|2\rFTS|2\r", [], []),
+    # one BTS too many is still one too many
+    (BHS + M1 + b"BTS|1\rBTS|1\r", [BATCH_UNEXPECTED], []),
+])
+def test_nested_batches_are_read(data: bytes, problems: list, notes: list) -> None:
+    batch = split_batch(data)
+    assert [m for m in batch.messages if m] == [m for m in (M1, M2, M3) if m in data]
+    assert [p.code for p in batch.problems] == problems
+    assert [n.code for n in batch.notes] == notes
+
+
+def test_a_truncated_batch_still_names_what_cut_it_short() -> None:
+    data = BHS + M1 + BHS + M2 + b"BTS|1\r"
+    [problem] = split_batch(data).problems
+    at = len(BHS + M1)
+    assert problem.message == (f"BHS at byte 0 has no BTS trailer before BHS at byte {at}: "
+                               "truncated batch?")
+
+
+def test_a_file_of_nested_batches_files_every_message_with_a_warning(sqlite_ctx) -> None:  # noqa: ANN001
+    """Through intake and processing: the file's row split with a note, both messages
+    deposited (the file's row failed HL7_BATCH_TRUNCATED before)."""
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    data = FHS + BHS + BHS + M1 + M2 + b"BTS|2\rBTS|2\rFTS|1\r"
+    (result,) = intake(sqlite_ctx.engine, sqlite_ctx.archive,
+                       [Received(data, "demo-lab", "file", file_name="CR_20240315.hl7")])
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        status, code, warnings = conn.execute(
+            select(imports.c.status, imports.c.error_code, imports.c.warnings)
+            .where(imports.c.id == result.batch_id)).one()
+        states = conn.execute(select(imports.c.status).where(
+            imports.c.id.in_(result.message_ids))).scalars().all()
+    assert (status, code) == ("split", None)
+    assert warnings == [f"{BATCH_NESTED}: BHS at byte {len(FHS)} holds 1 batch of its own (a "
+                        "BHS inside a BHS, which HL7 v2.5 2.10.3 does not provide for): every "
+                        "message was read"]
+    assert states == ["deposited", "deposited"]
+
+
+# -- glued messages whose MSH-2 differ --------------------------------------------------------
+@pytest.mark.parametrize("first, second", [
+    (_lab("MSG-0001", "^~\\&#"), _lab("MSG-0002")),  # v2.7 truncation character, then none
+    (_lab("MSG-0001"), _lab("MSG-0002", "^~!&")),  # another escape character
+    (_lab("MSG-0001", "^~\\&"), _lab("MSG-0002", "#~\\@")),
+])
+def test_a_glued_msh_with_other_encoding_characters_is_cut(first: bytes, second: bytes) -> None:
+    data = first.removesuffix(b"\r") + second
+    batch = split_batch(data)
+    assert batch.messages == [first.removesuffix(b"\r"), second]
+    assert [(n.code, n.offset) for n in batch.notes] == [(GLUED_MESSAGE, len(first) - 1)]
+
+
+@pytest.mark.parametrize("text", [
+    "NTE|1|L|Cf. MSH|^~&|reçu",  # an unescaped field separator: too few fields after it
+    "NTE|1|L|MSH|--/|x|||||||||||",  # not distinct characters
+    "NTE|1|L|MSH|ab!|x|||||||||||",  # letters
+])
+def test_msh_letters_that_start_no_header_are_not_cut(text: str) -> None:
+    data = _message("MSG-0001", PID, ORC, OBR, OBX_K, text).encode()
+    assert split_batch(data).messages == [data]
+    norm(data.decode())  # and the message still reads
