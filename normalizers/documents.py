@@ -390,6 +390,11 @@ def decode_ed(msg: Message, obx: Segment,
         raw = msg.delimiters.component.join(c[4:]) + "".join(more)
         said = "ED data holds the component separator unescaped: read to the field's end"
         shifted = f"{shifted}; {said}" if shifted else said
+    if kind == "text" and not more and (tail := _text_repetitions(msg, obx)):
+        raw += tail
+        said = ("ED text holds the repetition separator unescaped: read as text, to the "
+                "field's end")
+        shifted = f"{shifted}; {said}" if shifted else said
     if kind == "base64" and is_mime(unescaped(msg, raw[:4096]).encode("utf-8")):
         # the MIME entity says how its body is encoded (its Content-Transfer-Encoding): its
         # headers were read as base64, and the document refused (ED_BAD_BASE64)
@@ -453,6 +458,24 @@ def decode_ed(msg: Message, obx: Segment,
         if said:
             note = f"{note}; {said}" if note else said
     return Attachment(data=data, media_type=media, encoding_note=note), note
+
+
+def _text_repetitions(msg: Message, obx: Segment) -> str:
+    """What follows the first repetition of a text ED's OBX-5, the repetition separator
+    first ('~ plaquettes 250 G/L'), '' when there is none or when a repetition is an ED of
+    its own (its ED.4 an encoding). A text document's data is one value: a '~' in it is
+    text its sender did not escape (\\R\\), as in '^TEXT^PLAIN^A^Hb normale ~ plaquettes
+    normales'; read as a repetition, the report stopped there, the rest dropped unsaid."""
+    d = msg.delimiters
+    raw5 = obx.raw(5)
+    if d.repetition not in raw5:
+        return ""
+    tail = raw5.split(d.repetition, 1)[1]
+    encodings = ed_encodings()
+    if any(len(c) > 4 and text(msg, c[3]).upper() in encodings
+           for c in (comps(msg, r) for r in tail.split(d.repetition))):
+        return ""
+    return d.repetition + tail
 
 
 def _mime_document(data: bytes, where: str) -> tuple[bytes, str, str]:
