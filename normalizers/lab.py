@@ -2564,10 +2564,45 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
                 entry.comparator = comparator
             ctx.warnings.append(f"{where}: comparator in an {vtype} value without components, "
                                 "read as SN")
+    if num is None and _says_no_number(value):
+        _text_not_number(ctx, entry, vtype, where)
+        return
     if num is None:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
+
+
+_WORDS_OF = re.compile(r"[^\W\d_]+")
+
+
+def _says_no_number(value: str) -> bool:
+    """Whether a value that reads as no number holds a word saying why (tables/
+    numeric_text_words.csv), case- and accent-insensitively."""
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", value.lower())
+                     if not unicodedata.combining(ch))
+    return any(w in _numeric_text_words() for w in _WORDS_OF.findall(folded))
+
+
+@cache
+def _numeric_text_words() -> frozenset[str]:
+    return frozenset(row["word"].strip() for row in table("numeric_text_words"))
+
+
+def _text_not_number(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A numeric value type whose OBX-5 holds words ('voir commentaire', 'non réalisé',
+    'ininterprétable', 'hémolysé'): the LIS's template types the test NM, the biologist
+    wrote why there is no number (one of the words of tables/numeric_text_words.csv). It is
+    filed as text (value type ST, the type sent in ``details['value_type_sent']``) with a
+    warning; it failed the whole message (OBX_BAD_NUMBER), every other result of it lost.
+    Anything else that reads as no number ('4,1,2', 'abc') still fails: a number mistyped
+    or garbled is no text to show. OBX-11 X or N ('no result obtained') never reaches
+    here: the value is withheld (``_withhold``)."""
+    entry.value_type = "ST"
+    entry.value_num = None
+    entry.details["value_type_sent"] = vtype
+    ctx.warnings.append(f"{where}: value type {vtype} but the value is text, not a number: "
+                        "filed as text")
 
 
 # A number then its unit in one value ('12,5 g/dL', '245 G/L', '1.2E+03 copies/mL'), as v2.3
@@ -2792,6 +2827,11 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         if parsed[0] is not None:
             entry.details["value_sent"] = entry.value
             entry.value = f"{shown}{num1[:len(num1) - len(entry.unit_original or '')].rstrip()}"
+    if num1 and parsed[0] is None and not (comparator or separator or num2) \
+            and _says_no_number(num1):  # '^Voir commentaire': as under NM
+        entry.value = num1
+        _text_not_number(ctx, entry, "SN", where)
+        return
     for n, number in zip((num1, num2), parsed, strict=True):
         if n and number is None:
             raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import imports
+from normalizers.model import NormalizationError
 from parsers.hl7v2.framing import BATCH_TRUNCATED, BATCH_UNEXPECTED, GLUED_MESSAGE, split_batch
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -123,3 +124,71 @@ def test_msh_letters_that_start_no_header_are_not_cut(text: str) -> None:
     data = _message("MSG-0001", PID, ORC, OBR, OBX_K, text).encode()
     assert split_batch(data).messages == [data]
     norm(data.decode())  # and the message still reads
+
+
+# -- a text ED holding an unescaped '~' -------------------------------------------------------
+CR_TEXT = "Hémoglobine normale ~ plaquettes 250 G/L, contrôle à J+7 ~ Dr Lefèvre"
+
+
+def test_a_text_ed_holding_a_raw_tilde_is_read_to_the_fields_end() -> None:
+    """'^TEXT^PLAIN^A^...~...': the report stopped at the first '~' (read as a repetition),
+    the rest dropped without a word."""
+    nm = norm(_message("MSG-0001", PID, ORC, OBR,
+                       f"OBX|1|ED|11502-2^Compte rendu^LN||^TEXT^PLAIN^A^{CR_TEXT}||||||F"))
+    [doc] = [e for e in nm.entries if e.type == "document"]
+    assert doc.attachment.data.decode("utf-8") == CR_TEXT
+    assert "OBX[5]-5: ED text holds the repetition separator unescaped: read as text, to " \
+           "the field's end" in nm.warnings
+
+
+def test_a_repeated_text_ed_is_not_glued_to_the_first() -> None:
+    """A second repetition that is an ED of its own is no text of the first: as before."""
+    nm = norm(_message("MSG-0001", PID, ORC, OBR, "OBX|1|ED|11502-2^Compte rendu^LN||"
+                       "^TEXT^PLAIN^A^Hémoglobine normale~^TEXT^PLAIN^A^Annexe||||||F"))
+    [doc] = [e for e in nm.entries if e.type == "document"]
+    assert doc.attachment.data == "Hémoglobine normale".encode()
+    assert not any("repetition separator" in w for w in nm.warnings)
+
+
+# -- words under a numeric value type ---------------------------------------------------------
+OBX_NA = "OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|136-145|N|||F|||202403150805"
+
+
+@pytest.mark.parametrize("vtype, value", [
+    ("NM", "voir commentaire"), ("NM", "Non réalisé"), ("NM", "ININTERPRÉTABLE"),
+    ("NM", "Hémolysé, à contrôler"), ("NM", "Cf. compte rendu"), ("SN", "^Voir commentaire"),
+    ("NM", "Quantité insuffisante"),
+])
+def test_words_under_a_numeric_type_are_filed_as_text(vtype: str, value: str) -> None:
+    """The potassium is filed as text with a warning, the sodium beside it as a number (the
+    whole message failed OBX_BAD_NUMBER)."""
+    nm = norm(_message("MSG-0001", PID, ORC, OBR,
+                       f"OBX|1|{vtype}|2823-3^Potassium^LN||{value}|mmol/L|3,5-5,1||||F",
+                       OBX_NA))
+    _, k, na = nm.entries
+    assert (k.value, k.value_num, k.value_type, k.status) == (
+        value.lstrip("^"), None, "ST", "final")
+    assert k.details["value_type_sent"] == vtype
+    assert f"OBX[5]-5: value type {vtype} but the value is text, not a number: filed as " \
+           "text" in nm.warnings
+    assert (na.value_num, na.value_type) == (140.0, "NM")
+
+
+@pytest.mark.parametrize("value", ["abc", "4,1,2", "cinq"])
+def test_a_garbled_number_still_fails(value: str) -> None:
+    """No word saying why: a number garbled, never shown as text."""
+    with pytest.raises(NormalizationError) as exc:
+        norm(_message("MSG-0001", PID, ORC, OBR,
+                      f"OBX|1|NM|2823-3^Potassium^LN||{value}|mmol/L|||||F"))
+    assert (exc.value.code, exc.value.location) == ("OBX_BAD_NUMBER", "OBX[5]-5")
+
+
+def test_words_under_status_x_are_a_result_not_obtained() -> None:
+    """OBX-11 X: not performed, the words kept apart (as since round 9), never the value."""
+    nm = norm(_message("MSG-0001", PID, ORC, OBR,
+                       "OBX|1|NM|2823-3^Potassium^LN||Non réalisé : tube hémolysé|mmol/L|||||X",
+                       OBX_NA))
+    _, k, na = nm.entries
+    assert (k.status, k.value) == ("cancelled", None)
+    assert k.details["value_withheld"] == "Non réalisé : tube hémolysé"
+    assert na.value_num == 140.0
