@@ -1210,6 +1210,12 @@ class _ParentResult:
 
     @property
     def scope(self) -> str:
+        if self.code and not self.sub_id and self.value:
+            # PRL.2 left out ('600-7&Germe&LN^^Escherichia coli'): the isolate PRL.3 names
+            # tells two organisms' panels apart. Keyed by the code alone, the second panel
+            # was told from the first by its rank ('#2'), and a later message holding only
+            # the second filed it over the first organism's antibiogram.
+            return f"{self.code}^^{self.value[:64]}"
         if self.code or self.sub_id:
             return f"{self.code}^{self.sub_id}"
         return self.value
@@ -1252,6 +1258,11 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
     report.details["parent_result"] = parent.said()
     if not parent.code:
         return
+    if not parent.sub_id and parent.value:
+        found = _isolate_result(parent, entries)
+        if found is not None:
+            report.parent_key = found.key
+            return
     for entry in reversed(entries):
         if entry.type != LAB_RESULT:
             continue
@@ -1266,6 +1277,23 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
         number, _, scope = parent_order
         report.parent_key = f"result|{number}|{scope}|{parent.code}|{parent.system}|" \
                             f"{parent.sub_id}"
+
+
+def _isolate_result(parent: _ParentResult, entries: list[Entry]) -> Entry | None:
+    """The message's result a PRL without sub-id names by its isolate (PRL.3, its words or
+    its code): the last one of OBR-26.1's identifier whose organism (``_germ_of``) is
+    that one, whatever its OBX-4. Read by identifier and an empty sub-id, the panel was
+    linked to no result (or to a key no result has)."""
+    said = parent.value.strip().casefold()
+    for entry in reversed(entries):
+        parts = entry.key.split("|")
+        if entry.type != LAB_RESULT or parent.code not in (parts[3] if len(parts) > 3 else "",
+                                                           entry.code):
+            continue
+        germ = _germ_of(entry) or {}
+        if said in {str(v).strip().casefold() for k, v in germ.items() if k != "system"}:
+            return entry
+    return None
 
 
 def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:

@@ -192,3 +192,65 @@ def test_words_under_status_x_are_a_result_not_obtained() -> None:
     assert (k.status, k.value) == ("cancelled", None)
     assert k.details["value_withheld"] == "Non réalisé : tube hémolysé"
     assert na.value_num == 140.0
+
+
+# -- susceptibility panels whose OBR-26 names the isolate without a sub-id --------------------
+ORC_CULTURE = "ORC|RE|CMD-9^SERVICE-URO|24C0315-20^LABO-DEMO"
+ORC_PANEL = "ORC|RE|CMD-9^SERVICE-URO|24C0315-21^LABO-DEMO"
+CULTURE = ("OBR|1|CMD-9^SERVICE-URO|24C0315-20^LABO-DEMO|630-4^Culture urine^LN|||"
+           "202403150810" + "|" * 15 + "202403151045|||F")
+GERMS = ("OBX|1|CWE|600-7^Germe identifié^LN|1|112283007^Escherichia coli^SCT||||||F",
+         "OBX|2|CWE|600-7^Germe identifié^LN|2|56415008^Klebsiella pneumoniae^SCT||||||F")
+
+
+def _panel(n: int, prl: str, mic: str, flag: str) -> tuple[str, str]:
+    """A child order (an antibiogram) of the culture: OBR-26 the isolate, OBR-29 the
+    culture's order; its ampicillin MIC without OBX-4."""
+    obr = (f"OBR|{n}|CMD-9^SERVICE-URO|24C0315-21^LABO-DEMO|29576-6^Antibiogramme^LN|||"
+           "202403150810" + "|" * 15 + f"202403151045|||F|{prl}|||"
+           "CMD-9&SERVICE-URO^24C0315-20&LABO-DEMO")
+    return obr, f"OBX|1|SN|18864-9^Ampicilline^LN||{mic}|mg/L||{flag}|||F"
+
+
+PRL_COLI = "600-7&Germe identifié&LN^^Escherichia coli"
+PRL_KLEB = "600-7&Germe identifié&LN^^56415008&Klebsiella pneumoniae&SCT"
+
+
+def _culture(*panels: tuple[str, str, str], germs: bool = True) -> list:
+    segments = [PID, ORC_CULTURE, CULTURE, *(GERMS if germs else ())]
+    for n, (prl, mic, flag) in enumerate(panels, start=2):
+        segments += [ORC_PANEL, *_panel(n, prl, mic, flag)]
+    return norm(_message("MSG-0001", *segments)).entries
+
+
+def test_panels_without_sub_id_are_told_apart_by_their_isolate() -> None:
+    """Each panel keyed by the organism OBR-26.3 names and linked to that organism's result
+    (by its OBX-4): the second was keyed '#2' and both linked to a key no result had."""
+    entries = _culture((PRL_COLI, "<=^2", "S"), (PRL_KLEB, ">=^32", "R"))
+    coli, kleb = (e for e in entries if e.type == "lab_result" and e.code == "600-7")
+    reports = [e for e in entries if e.type == "lab_report" and e.code == "29576-6"]
+    amp = [e for e in entries if e.code == "18864-9"]
+    assert [r.parent_key for r in reports] == [coli.key, kleb.key]
+    assert [r.key for r in reports] == [
+        "report|24C0315-21|LABO-DEMO|29576-6|600-7^^Escherichia coli",
+        "report|24C0315-21|LABO-DEMO|29576-6|600-7^^Klebsiella pneumoniae"]
+    assert [(a.key.endswith(r.key.rpartition("|")[2]), a.interpretation)
+            for a, r in zip(amp, reports, strict=True)] == [(True, "S"), (True, "R")]
+    assert not any("#" in e.key for e in entries)
+
+
+def test_a_panel_sent_alone_later_keeps_its_isolates_key() -> None:
+    """The Klebsiella panel corrected the next day, alone (no culture result in the
+    message): the same key as the day before, never the E. coli panel's."""
+    first = _culture((PRL_COLI, "<=^2", "S"), (PRL_KLEB, ">=^32", "R"))
+    later = _culture((PRL_KLEB, ">=^32", "R"), germs=False)
+    kleb_before = [e.key for e in first if e.code == "18864-9"][1]
+    assert [e.key for e in later if e.code == "18864-9"] == [kleb_before]
+
+
+def test_a_panel_with_its_sub_id_is_keyed_as_before() -> None:
+    entries = _culture(("600-7&Germe identifié&LN^1^Escherichia coli", "<=^2", "S"),
+                       ("600-7&Germe identifié&LN^2^Klebsiella pneumoniae", ">=^32", "R"))
+    assert [e.key for e in entries if e.code == "18864-9"] == [
+        "result|24C0315-21|LABO-DEMO|18864-9|LN||600-7^1",
+        "result|24C0315-21|LABO-DEMO|18864-9|LN||600-7^2"]
