@@ -157,7 +157,8 @@ OBX_NA = "OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|136-145|N|||F|||202403150805"
 @pytest.mark.parametrize("vtype, value", [
     ("NM", "voir commentaire"), ("NM", "Non réalisé"), ("NM", "ININTERPRÉTABLE"),
     ("NM", "Hémolysé, à contrôler"), ("NM", "Cf. compte rendu"), ("SN", "^Voir commentaire"),
-    ("NM", "Quantité insuffisante"),
+    ("NM", "Quantité insuffisante"), ("CQ", "Voir commentaire^mmol/L&&UCUM"),
+    ("NM", "Négatif"), ("NM", "Indétectable"), ("NM", "traces"),
 ])
 def test_words_under_a_numeric_type_are_filed_as_text(vtype: str, value: str) -> None:
     """The potassium is filed as text with a warning, the sodium beside it as a number (the
@@ -167,7 +168,7 @@ def test_words_under_a_numeric_type_are_filed_as_text(vtype: str, value: str) ->
                        OBX_NA))
     _, k, na = nm.entries
     assert (k.value, k.value_num, k.value_type, k.status) == (
-        value.lstrip("^"), None, "ST", "final")
+        value.lstrip("^").split("^")[0], None, "ST", "final")
     assert k.details["value_type_sent"] == vtype
     assert f"OBX[5]-5: value type {vtype} but the value is text, not a number: filed as " \
            "text" in nm.warnings
