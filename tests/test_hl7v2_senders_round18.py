@@ -11,10 +11,20 @@ What the round found:
 - two messages glued (no CR before the second MSH) whose MSH-2 differ ('^~\\&#' then
   '^~\\&', two senders' messages gathered in one file) were not cut: the second message was
   read as text of the first one's last segment. Any MSH header is now cut there;
+- a text ED ('^TEXT^PLAIN^A^...') holding an unescaped '~' was cut there (a repetition),
+  the rest of the report dropped unsaid: read to the field's end, with a warning;
+- words under NM, SN or CQ ('voir commentaire', 'non réalisé', 'ininterprétable', and
+  qualitative results: 'Négatif', 'Indétectable') failed the whole message OBX_BAD_NUMBER:
+  filed as text (tables/numeric_text_words.csv), with a warning; a garbled number still
+  fails; under OBX-11 X/N the words stay withheld as before;
+- susceptibility panels whose OBR-26 names the isolate without PRL.2 ('600-7&...&LN^^
+  Escherichia coli') were told apart by rank ('#2'), and linked to a key no result had:
+  keyed by the isolate, linked to the message's result naming it.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 
 import pytest
@@ -22,7 +32,13 @@ from sqlalchemy import select
 
 from dossiers.schema import imports
 from normalizers.model import NormalizationError
-from parsers.hl7v2.framing import BATCH_TRUNCATED, BATCH_UNEXPECTED, GLUED_MESSAGE, split_batch
+from parsers.hl7v2.framing import (
+    BATCH_TRUNCATED,
+    BATCH_UNEXPECTED,
+    GLUED_MESSAGE,
+    iter_batch,
+    split_batch,
+)
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
@@ -71,6 +87,10 @@ def test_nested_batches_are_read(data: bytes, problems: list, notes: list) -> No
     assert [m for m in batch.messages if m] == [m for m in (M1, M2, M3) if m in data]
     assert [p.code for p in batch.problems] == problems
     assert [n.code for n in batch.notes] == notes
+    # streamed (a file above LARGE_FILE_BYTES), windows ending inside segments: the same
+    *streamed, last = iter_batch(io.BytesIO(data).read, 64)
+    assert (streamed, last.problems, last.notes) == (batch.messages, batch.problems,
+                                                     batch.notes)
 
 
 def test_a_truncated_batch_still_names_what_cut_it_short() -> None:
@@ -113,6 +133,9 @@ def test_a_glued_msh_with_other_encoding_characters_is_cut(first: bytes, second:
     batch = split_batch(data)
     assert batch.messages == [first.removesuffix(b"\r"), second]
     assert [(n.code, n.offset) for n in batch.notes] == [(GLUED_MESSAGE, len(first) - 1)]
+    for window in (16, 64, len(first) - 4, len(first) + 8):  # around the glued header
+        *streamed, last = iter_batch(io.BytesIO(data).read, window)
+        assert (streamed, last.notes) == (batch.messages, batch.notes)
 
 
 @pytest.mark.parametrize("text", [
