@@ -70,6 +70,8 @@ FHS, BHS = b"FHS|^~\\&|SIL-BIO|LABO-DEMO\r", b"BHS|^~\\&|SIL-BIO|LABO-DEMO\r"
     (FHS + BHS + BHS + M1 + M2 + b"BTS|2\rBTS|2\rFTS|1\r", [], [BATCH_NESTED]),
     # ... or its own messages and its batches (1 + 1); FTS-1 counting every BHS
     (FHS + BHS + M1 + BHS + M2 + b"BTS|1\rBTS|2\rFTS|2\r", [], [BATCH_NESTED]),
+    # ... or its own messages only (none here)
+    (FHS + BHS + BHS + M1 + M2 + b"BTS|2\rBTS|0\rFTS|1\r", [], [BATCH_NESTED]),
     # three levels, no FHS
     (BHS + BHS + BHS + M1 + b"BTS|1\rBTS|1\rBTS|1\r", [], [BATCH_NESTED, BATCH_NESTED]),
     # a nested BTS-1 that counts what is not there still says so
