@@ -2606,7 +2606,11 @@ _WORDS_OF = re.compile(r"[^\W\d_]+")
 
 def _says_no_number(value: str) -> bool:
     """Whether a value that reads as no number holds a word saying why (tables/
-    numeric_text_words.csv), case- and accent-insensitively."""
+    numeric_text_words.csv), case- and accent-insensitively, and no digit: words around a
+    number ('positif 1:128', 'environ 4,5') may hold the number a reader needs, and still
+    fail as a number garbled (OBX_BAD_NUMBER) rather than hide it in text."""
+    if any(ch.isdigit() for ch in value):
+        return False
     folded = "".join(ch for ch in unicodedata.normalize("NFKD", value.lower())
                      if not unicodedata.combining(ch))
     return any(w in _numeric_text_words() for w in _WORDS_OF.findall(folded))

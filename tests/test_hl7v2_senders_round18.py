@@ -200,9 +200,10 @@ def test_words_under_a_numeric_type_are_filed_as_text(vtype: str, value: str) ->
     assert (na.value_num, na.value_type) == (140.0, "NM")
 
 
-@pytest.mark.parametrize("value", ["abc", "4,1,2", "cinq"])
+@pytest.mark.parametrize("value", ["abc", "4,1,2", "cinq", "Voir commentaire : 4,1 ?"])
 def test_a_garbled_number_still_fails(value: str) -> None:
-    """No word saying why: a number garbled, never shown as text."""
+    """No word saying why, or digits beside the words: a number garbled, never shown as
+    text (the number it may hold hidden in it)."""
     with pytest.raises(NormalizationError) as exc:
         norm(_message("MSG-0001", PID, ORC, OBR,
                       f"OBX|1|NM|2823-3^Potassium^LN||{value}|mmol/L|||||F"))
