@@ -19,7 +19,10 @@ What the round found:
   fails; under OBX-11 X/N the words stay withheld as before;
 - susceptibility panels whose OBR-26 names the isolate without PRL.2 ('600-7&...&LN^^
   Escherichia coli') were told apart by rank ('#2'), and linked to a key no result had:
-  keyed by the isolate, linked to the message's result naming it.
+  keyed by the isolate, linked to the message's result naming it;
+- over MLLP, a frame whose second message is glued to the first and is a training one
+  (MSH-11 T) was answered AA and filed (the listener looked for a second MSH at a line
+  start only): refused whole, as a plainly concatenated one is.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from dossiers.schema import imports
+from dossiers.schema import entries, imports
 from normalizers.model import NormalizationError
 from parsers.hl7v2.framing import (
     BATCH_TRUNCATED,
@@ -41,7 +44,10 @@ from parsers.hl7v2.framing import (
 )
 from pipelines.intake import Received, intake
 from pipelines.process import drain
+from tests.conftest import migrated_sqlite
+from tests.mllp_support import Client, msa, running_service, segment
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm
+from tests.test_mllp_service import _with_msh, make_ctx, original_mode, sample
 
 BATCH_NESTED = "HL7_BATCH_NESTED"  # framing.BATCH_NESTED, a ledger code: spelt out
 OBX_K = "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F|||202403150805"
@@ -281,3 +287,24 @@ def test_a_panel_with_its_sub_id_is_keyed_as_before() -> None:
     assert [e.key for e in entries if e.code == "18864-9"] == [
         "result|24C0315-21|LABO-DEMO|18864-9|LN||600-7^1",
         "result|24C0315-21|LABO-DEMO|18864-9|LN||600-7^2"]
+
+
+# -- a glued training message in a production frame -------------------------------------------
+def test_a_glued_training_message_refuses_its_frame(tmp_path, sqlite_template) -> None:  # noqa: ANN001
+    """Over a real socket: a frame of two messages glued (no CR before the second MSH), the
+    second a training one (MSH-11 T). Only an MSH at a line start was looked for: the frame
+    was answered AA and the training message filed into a production dossier. Refused
+    whole now, as when the messages are plainly concatenated (round 5)."""
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
+    first = original_mode(sample("01_labm_nfs.hl7"))
+    training = _with_msh(original_mode(sample("03_synlab_iono_creatinine.hl7")), f11="T")
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            got = client.send(_with_msh(first, f10="GLUED1").removesuffix(b"\r") + training)
+        assert msa(got, "latin-1")[1:3] == ["AR", "GLUED1"]
+        err = segment(got, "ERR", "latin-1")
+        assert err[3].startswith("202^") and "message 2 of the frame" in err[8]
+        with ctx.engine.connect() as conn:
+            assert not conn.execute(select(entries.c.id)).all()
+    finally:
+        ctx.engine.dispose()
