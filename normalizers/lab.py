@@ -1231,6 +1231,12 @@ class _ParentResult:
 
     @property
     def scope(self) -> str:
+        if self.code and not self.sub_id and self.value:
+            # PRL.2 left out ('600-7&Germe&LN^^Escherichia coli'): the isolate PRL.3 names
+            # tells two organisms' panels apart. Keyed by the code alone, the second panel
+            # was told from the first by its rank ('#2'), and a later message holding only
+            # the second filed it over the first organism's antibiogram.
+            return f"{self.code}^^{self.value[:64]}"
         if self.code or self.sub_id:
             return f"{self.code}^{self.sub_id}"
         return self.value
@@ -1273,6 +1279,11 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
     report.details["parent_result"] = parent.said()
     if not parent.code:
         return
+    if not parent.sub_id and parent.value:
+        found = _isolate_result(parent, entries)
+        if found is not None:
+            report.parent_key = found.key
+            return
     for entry in reversed(entries):
         if entry.type != LAB_RESULT:
             continue
@@ -1287,6 +1298,23 @@ def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
         number, _, scope = parent_order
         report.parent_key = f"result|{number}|{scope}|{parent.code}|{parent.system}|" \
                             f"{parent.sub_id}"
+
+
+def _isolate_result(parent: _ParentResult, entries: list[Entry]) -> Entry | None:
+    """The message's result a PRL without sub-id names by its isolate (PRL.3, its words or
+    its code): the last one of OBR-26.1's identifier whose organism (``_germ_of``) is
+    that one, whatever its OBX-4. Read by identifier and an empty sub-id, the panel was
+    linked to no result (or to a key no result has)."""
+    said = parent.value.strip().casefold()
+    for entry in reversed(entries):
+        parts = entry.key.split("|")
+        if entry.type != LAB_RESULT or parent.code not in (parts[3] if len(parts) > 3 else "",
+                                                           entry.code):
+            continue
+        germ = _germ_of(entry) or {}
+        if said in {str(v).strip().casefold() for k, v in germ.items() if k != "system"}:
+            return entry
+    return None
 
 
 def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
@@ -2585,10 +2613,49 @@ def _numeric(ctx: _Ctx, value: str, entry: Entry, where: str, vtype: str = "NM")
                 entry.comparator = comparator
             ctx.warnings.append(f"{where}: comparator in an {vtype} value without components, "
                                 "read as SN")
+    if num is None and _says_no_number(value):
+        _text_not_number(ctx, entry, vtype, where)
+        return
     if num is None:
         raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type {vtype})",
                                  where)
     entry.value_num = num
+
+
+_WORDS_OF = re.compile(r"[^\W\d_]+")
+
+
+def _says_no_number(value: str) -> bool:
+    """Whether a value that reads as no number holds a word saying why (tables/
+    numeric_text_words.csv), case- and accent-insensitively, and no digit: words around a
+    number ('positif 1:128', 'environ 4,5') may hold the number a reader needs, and still
+    fail as a number garbled (OBX_BAD_NUMBER) rather than hide it in text."""
+    if any(ch.isdigit() for ch in value):
+        return False
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", value.lower())
+                     if not unicodedata.combining(ch))
+    return any(w in _numeric_text_words() for w in _WORDS_OF.findall(folded))
+
+
+@cache
+def _numeric_text_words() -> frozenset[str]:
+    return frozenset(row["word"].strip() for row in table("numeric_text_words"))
+
+
+def _text_not_number(ctx: _Ctx, entry: Entry, vtype: str, where: str) -> None:
+    """A numeric value type whose OBX-5 holds words ('voir commentaire', 'non réalisé',
+    'ininterprétable', 'hémolysé'): the LIS's template types the test NM, the biologist
+    wrote why there is no number (one of the words of tables/numeric_text_words.csv). It is
+    filed as text (value type ST, the type sent in ``details['value_type_sent']``) with a
+    warning; it failed the whole message (OBX_BAD_NUMBER), every other result of it lost.
+    Anything else that reads as no number ('4,1,2', 'abc') still fails: a number mistyped
+    or garbled is no text to show. OBX-11 X or N ('no result obtained') never reaches
+    here: the value is withheld (``_withhold``)."""
+    entry.value_type = "ST"
+    entry.value_num = None
+    entry.details["value_type_sent"] = vtype
+    ctx.warnings.append(f"{where}: value type {vtype} but the value is text, not a number: "
+                        "filed as text")
 
 
 # A number then its unit in one value ('12,5 g/dL', '245 G/L', '1.2E+03 copies/mL'), as v2.3
@@ -2813,6 +2880,11 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         if parsed[0] is not None:
             entry.details["value_sent"] = entry.value
             entry.value = f"{shown}{num1[:len(num1) - len(entry.unit_original or '')].rstrip()}"
+    if num1 and parsed[0] is None and not (comparator or separator or num2) \
+            and _says_no_number(num1):  # '^Voir commentaire': as under NM
+        entry.value = num1
+        _text_not_number(ctx, entry, "SN", where)
+        return
     for n, number in zip((num1, num2), parsed, strict=True):
         if n and number is None:
             raise NormalizationError("OBX_BAD_NUMBER", f"{where}: not a number (value type SN)",

@@ -74,7 +74,7 @@ def test_sn_without_components_that_is_no_number_fails_naming_sn():
 
     from normalizers.model import NormalizationError
     with pytest.raises(NormalizationError) as exc:
-        norm(oru("OBX|1|SN|GLY^Glycémie^L||positif|mg/dL|||||F"))
+        norm(oru("OBX|1|SN|GLY^Glycémie^L||cinq|mg/dL|||||F"))
     assert (exc.value.code, str(exc.value)) == ("OBX_BAD_NUMBER",
                                                  "OBX[5]-5: not a number (value type SN)")
 

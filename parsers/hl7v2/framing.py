@@ -43,6 +43,9 @@ GARBAGE = "HL7_GARBAGE"  # bytes that belong to no message and are not envelope 
 # A note, not a problem: a message's MSH glued to the end of the segment before it (no
 # segment terminator), cut there as if the terminator had been sent
 GLUED_MESSAGE = "HL7_GLUED_MESSAGE"
+# A note, not a problem: a BHS opened inside a batch and both closed by their BTS (v2.5
+# 2.10.3 has one FHS hold several BHS, never a BHS inside a BHS): every message was read
+BATCH_NESTED = "HL7_BATCH_NESTED"
 
 _BOM = b"\xef\xbb\xbf"
 # A segment that starts or ends a message or an envelope, at the start of a line. The byte
@@ -88,9 +91,15 @@ class _Open:
 
     name: str
     offset: int
-    count: int = 0  # messages seen (BHS) or batches seen (FHS)
+    count: int = 0  # messages seen (BHS, those of its nested batches too) or batches (FHS)
     messages: int = 0  # FHS: the messages seen in the file, in its batches or not
     loose: bool = False  # FHS only: messages met outside any batch
+    # BHS: batches opened inside it; FHS: batches opened inside other batches
+    nested: int = 0
+    direct: int = 0  # BHS: its messages outside its nested batches
+    # BHS: the first BHS met inside it ('BHS at byte 812'): what cut it short, if its own
+    # BTS never comes (a truncated batch followed by the next one reads so)
+    interrupted: str | None = None
 
 
 def split_batch(data: bytes) -> Batch:
@@ -171,7 +180,9 @@ class _Splitter:
         self.notes: list[BatchProblem] = []
         self.envelope = False
         self.file: _Open | None = None
-        self.batch: _Open | None = None
+        # the open batches, outermost first: more than one only when a BHS came before the
+        # BTS of the one before it (nested, or that one truncated: told at its end, _bhs)
+        self.batches: list[_Open] = []
         self.messages = 0  # messages cut so far
 
     def _glued(self, at: int) -> None:
@@ -198,8 +209,10 @@ class _Splitter:
                     self._glued(base + pos)
                 if self.file is not None:
                     self.file.messages += 1
-                if self.batch is not None:
-                    self.batch.count += 1
+                if self.batches:
+                    for batch in self.batches:
+                        batch.count += 1
+                    self.batches[-1].direct += 1
                 elif self.file is not None:
                     self.file.loose = True
                 continue
@@ -208,37 +221,81 @@ class _Splitter:
             line_end = _line_end(data, pos, end)
             _garbage(data, line_end, end, problems, f"after the {name} segment", base)
             if name == "FHS":
-                _close_batch(self.batch, problems, f"FHS at byte {at}")
-                self.batch = None
+                self._close_batches(f"FHS at byte {at}")
                 if self.file is not None:
                     _close_file(self.file, problems, f"FHS at byte {at}")
                 self.file = _Open("FHS", at)
             elif name == "BHS":
-                _close_batch(self.batch, problems, f"BHS at byte {at}")
-                self.batch = _Open("BHS", at)
-                if self.file is not None:
-                    self.file.count += 1
+                self._bhs(at)
             elif name == "BTS":
-                if self.batch is None:
+                if not self.batches:
                     problems.append(BatchProblem(
                         BATCH_UNEXPECTED, f"BTS at byte {at} closes no open batch (no BHS)",
                         at))
                     continue
-                _check_count(data, pos, line_end, self.batch.count, "BTS", "message",
-                             problems, base)
-                self.batch = None
+                self._bts(data, pos, line_end, base)
             else:  # FTS
-                _close_batch(self.batch, problems, f"FTS at byte {at}")
-                self.batch = None
+                self._close_batches(f"FTS at byte {at}")
                 if self.file is None:
                     problems.append(BatchProblem(
                         BATCH_UNEXPECTED, f"FTS at byte {at} closes no open file (no FHS)",
                         at))
                     continue
                 found = self.file.count + (1 if self.file.loose else 0)
-                if not self._counts_messages(data, pos, line_end, found, at):
+                if not self._counts_nested(data, pos, line_end, found) \
+                        and not self._counts_messages(data, pos, line_end, found, at):
                     _check_count(data, pos, line_end, found, "FTS", "batch", problems, base)
                 self.file = None
+
+    def _bhs(self, at: int) -> None:
+        """A BHS: a batch of the file, or one opened inside the open batch. Which of the two
+        (a BHS inside a BHS, as some senders nest a ward's batch in the day's, or a batch
+        whose BTS was lost followed by the next) is told only by the BTS that follow:
+        kept open both (a stack), the outer one truncated only if nothing closes it."""
+        if self.batches:
+            outer = self.batches[-1]
+            outer.nested += 1
+            if outer.interrupted is None:
+                outer.interrupted = f"BHS at byte {at}"
+            if self.file is not None:
+                self.file.nested += 1
+        elif self.file is not None:
+            self.file.count += 1
+        self.batches.append(_Open("BHS", at))
+
+    def _bts(self, data: bytes, pos: int, line_end: int, base: int) -> None:
+        """A BTS closes the innermost open batch. One that held batches of its own closed
+        by their BTS was nested: its messages were all read (they were reported truncated,
+        and its BTS closing nothing); a note says so. Its BTS-1 may count every message in
+        it, its own messages plus its batches (as a file's FTS-1 counts) or its own messages
+        only: each is a sender's reading of a structure v2.5 does not define."""
+        batch = self.batches.pop()
+        if not (batch.nested and _count_field(data, pos, line_end)
+                in (str(batch.direct + batch.nested).encode(), str(batch.direct).encode())):
+            _check_count(data, pos, line_end, batch.count, "BTS", "message", self.problems,
+                         base)
+        if batch.nested:
+            n = batch.nested
+            self.notes.append(BatchProblem(
+                BATCH_NESTED,
+                f"BHS at byte {batch.offset} holds {n} batch{'es' if n != 1 else ''} of its "
+                "own (a BHS inside a BHS, which HL7 v2.5 2.10.3 does not provide for): "
+                f"every message was read", batch.offset, warning=True))
+
+    def _close_batches(self, by: str) -> None:
+        """The batches still open when a file ends or starts: their BTS never came. A batch
+        with a BHS inside it was cut short there (the next batch began)."""
+        while self.batches:
+            batch = self.batches.pop()
+            _close_batch(batch, self.problems, batch.interrupted or by)
+
+    def _counts_nested(self, data: bytes, pos: int, line_end: int, found: int) -> bool:
+        """Whether FTS-1 counts the file's batches nested ones included (``_bhs``): each
+        BHS sent is a batch the sender counts."""
+        file = self.file
+        if file is None or not file.nested:
+            return False
+        return _count_field(data, pos, line_end) == str(found + file.nested).encode()
 
     def _counts_messages(self, data: bytes, pos: int, line_end: int, found: int,
                          at: int) -> bool:
@@ -261,7 +318,7 @@ class _Splitter:
         return True
 
     def finish(self, messages: list[bytes]) -> Batch:
-        _close_batch(self.batch, self.problems, "the end of the input")
+        self._close_batches("the end of the input")
         if self.file is not None:
             _close_file(self.file, self.problems, "the end of the input")
         self.problems.sort(key=lambda p: p.offset or 0)  # stable: in the order of the input
@@ -336,7 +393,46 @@ def _glued(data: bytes, glue: bytes, start: int, taken: set[int]) -> list[Bound]
         if at > 0 and at not in taken and data[at - 1] not in _STARTS:
             found.append((at, "MSH", True))
         at = data.find(glue, at + 1)
-    return found
+    return _glued_other(data, glue[:4], start, taken | {pos for pos, _, _ in found}, found)
+
+
+# Enough fields after a header for it to be one (MSH-12, the version, is required)
+_HEADER_FIELDS = 11
+
+
+def _glued_other(data: bytes, head: bytes, start: int, taken: set[int],
+                 found: list[Bound]) -> list[Bound]:
+    """``found`` and the glued MSH whose encoding characters differ from the first MSH's
+    (``head`` is 'MSH' and its field separator): a file gathering two senders' messages, one
+    writing MSH-2 '^~\\&#' (v2.7's truncation character), the other '^~\\&', or other
+    characters altogether. Matched on the first MSH's header only, the second message was
+    read as the end of the first one's last segment: both failed or the second was lost.
+
+    Why it never cuts a field: the bytes after 'MSH' and a raw field separator must be 3 to
+    5 distinct encoding characters (no letter, digit, blank or field separator), then the
+    field separator again, then at least the 11 separators up to MSH-12 on that line. Text
+    holding 'MSH' then a field of nothing but distinct punctuation then ten more fields is
+    no field a sender writes; a field that merely holds the letters is never taken."""
+    at = data.find(head, start)
+    while at >= 0:
+        if at > 0 and at not in taken and data[at - 1] not in _STARTS \
+                and _header_at(data, at):
+            found.append((at, "MSH", True))
+        at = data.find(head, at + 1)
+    return sorted(found)
+
+
+def _header_at(data: bytes, at: int) -> bool:
+    """Whether an MSH header with its own encoding characters starts at ``at`` (see
+    ``_glued_other``)."""
+    sep = data[at + 3:at + 4]
+    end = data.find(sep, at + 4, at + 10)
+    encoding = data[at + 4:end]
+    if end < 0 or not 3 <= len(encoding) <= 5 or len(set(encoding)) != len(encoding) \
+            or any(chr(c).isalnum() or c in _JUNK for c in encoding):
+        return False
+    line = _LINE_END.search(data, end)
+    return data.count(sep, end + 1, line.start() if line else len(data)) >= _HEADER_FIELDS - 1
 
 
 def _line_end(data: bytes, pos: int, end: int) -> int:
