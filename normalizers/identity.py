@@ -173,6 +173,7 @@ class StatusReading:
     demographics: bool
     unknown: tuple[str, ...] = ()  # codes tables/identity_status.csv does not know
     vetoes: tuple[str, ...] = ()  # attributes that withdrew trust from the INS
+    read_as: str = ""  # several consistent statuses read as the one implying the others
 
 
 @cache
@@ -184,7 +185,8 @@ def _statuses() -> dict[str, dict[str, str]]:
 def read_identity_status(status: str) -> StatusReading:
     """``PatientIdentity.identity_status`` ('QUAL', 'VALI~DOUTE'...) read with
     tables/identity_status.csv: the INS is trusted when a repetition qualifies it (VALI,
-    QUAL), it states no other status (they exclude each other) and no repetition vetoes it
+    QUAL), it states no other status that it does not imply (``_implying_all``: 'VALI~QUAL'
+    is QUAL, 'PROV~VALI' contradicts itself) and no repetition vetoes it
     (DOUTE, FICTI, USUR...) or is unknown; a demographic match is
     allowed unless a repetition says the traits may not be this person's.
 
@@ -196,12 +198,29 @@ def read_identity_status(status: str) -> StatusReading:
     unknown = tuple(c for c in codes if c not in rows)
     known = [rows[c] for c in codes if c in rows]
     vetoes = tuple(r["code"] for r in known if r["vetoes_ins"] == "1")
-    qualified = any(r["qualifies_ins"] == "1" for r in known)
-    exclusive = {r["code"] for r in known if r["kind"] == "status"}
-    return StatusReading(ins_trusted=qualified and len(exclusive) == 1 and not vetoes
-                         and not unknown,
+    stated = {r["code"] for r in known if r["kind"] == "status"}
+    top = _implying_all(stated)
+    qualified = top is not None and rows[top]["qualifies_ins"] == "1"
+    return StatusReading(ins_trusted=qualified and not vetoes and not unknown,
                          demographics=all(r["demographics"] == "1" for r in known),
-                         unknown=unknown, vetoes=vetoes)
+                         unknown=unknown, vetoes=vetoes,
+                         read_as=top if top is not None and len(stated) > 1 else "")
+
+
+def _implying_all(stated: set[str]) -> str | None:
+    """The one status of ``stated`` that implies every other (tables/identity_status.csv
+    ``implies``), None when there is none (no status, or two that contradict each other).
+
+    Why: PAM France lets PID-32 repeat, and senders moving to the RNIV's statuses send the
+    identity's whole history of qualification, 'VALI~QUAL' (validated, then qualified).
+    Read as two exclusive statuses, that qualified INS was ignored; 'PROV~VALI' still is
+    (a provisional identity is not a validated one)."""
+    rows = _statuses()
+    for code in stated:
+        implied = set(rows[code]["implies"].split())
+        if stated - {code} <= implied:
+            return code
+    return None
 
 
 def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:

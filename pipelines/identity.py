@@ -247,6 +247,10 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     if status.unknown:
         warnings.append(f"identity status (PID-32): {len(status.unknown)} code(s) not in "
                         "table identity_status (the INS is not trusted)")
+    if status.read_as:
+        warnings.append(f"identity status (PID-32) repeats consistent statuses "
+                        f"({_said(identity.identity_status)}): read as {status.read_as}, "
+                        "which implies the others")
     if ins_candidates:
         if identity.identity_status and not status.ins_trusted:
             warnings.append(f"INS ignored: identity status (PID-32) is "
@@ -301,7 +305,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     if len(matches) > 1:
         return _quarantine("IDENTITY_CONFLICT",
                            f"the local identifiers point to {len(matches)} different dossiers "
-                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
+                           f"({naming(lookup, local_ids)}): not filed on a guess", warnings)
 
     if not status.demographics:
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
@@ -361,7 +365,7 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
             return _quarantine("IDENTITY_CONFLICT",
                                f"the {chosen.kind} and the local identifiers name different "
                                f"dossiers ({chosen.kind} -> dossier {patient.id}; "
-                               f"{_naming(lookup, local_ids)}): not filed on a guess", warnings)
+                               f"{naming(lookup, local_ids)}): not filed on a guess", warnings)
         refused = _incoherent(identity, chosen.kind, patient, warnings, feeding, chosen.nir)
         return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
                                   patient=patient)
@@ -369,7 +373,7 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         return _quarantine("IDENTITY_CONFLICT",
                            f"no dossier holds this {chosen.kind} and the local identifiers "
                            f"point to {len(named)} different dossiers "
-                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
+                           f"({naming(lookup, local_ids)}): not filed on a guess", warnings)
     if named:
         known = lookup.patient(next(iter(named)))
         if known is None:
@@ -541,7 +545,7 @@ def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
     return None
 
 
-def _naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
+def naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
     """Which identifier names which dossier, by assigning authority and type code and the
     dossier's internal id ('1.2.250.1.71.4.2.2.1 (PI) -> dossier 12; LABO-X (PI) ->
     dossier 34'), never the identifier's value: what the admin needs to find the two dossiers
