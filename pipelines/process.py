@@ -98,6 +98,7 @@ from pipelines.identity import (
     NeedsOwnTransaction,
     StoreLookup,
     dossier_refusal,
+    naming,
     resolve_identity,
 )
 from pipelines.input_limits import too_large
@@ -1470,7 +1471,9 @@ def _claim_logical_id(conn, item: Prepared, patient_id: int | None,  # noqa: ANN
 def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """ADT^A47 with an INS in MRG-1: the dossier holding that INS loses it. The dossier is
     the one holding the INS (or the one an admin assigned); PID-3's local identifiers, when
-    known, must name the same dossier, else nothing is done on a guess (IDENTITY_AMBIGUOUS).
+    known, must name the same dossier, else nothing is done on a guess (IDENTITY_CONFLICT,
+    naming the dossiers and the identifiers' authorities as the other paths do: it answered
+    IDENTITY_AMBIGUOUS without saying which, and the admin searched both dossiers by name).
     No dossier holds it: recorded, nothing to remove."""
     normalized = item.normalized
     logical_id, warnings = normalized.logical_id, list(item.warnings)
@@ -1482,10 +1485,12 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     local_ids = [li for li in normalized.identity.local_ids if li.type_code != "NH"]
     named = {p for li in local_ids for p in find_by_local_id(conn, li.authority, li.value)}
     if target is not None and named - {target}:
-        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_AMBIGUOUS",
+        chosen = "the dossier assigned" if item.row.assigned_patient_id else f"{kind} of MRG-1"
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_CONFLICT",
                             error_message="the INS of MRG-1 and the local identifiers of "
-                            "PID-3 name different dossiers", logical_id=logical_id,
-                            warnings=warnings))
+                            f"PID-3 name different dossiers ({chosen} -> dossier {target}; "
+                            f"{naming(StoreLookup(conn), local_ids)}): nothing removed on a "
+                            "guess", logical_id=logical_id, warnings=warnings))
     _claim_logical_id(conn, item, target, warnings)
     if target is None or not remove_ins(conn, target, nir):
         return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,

@@ -1,0 +1,188 @@
+"""Identity round 9: Unicode apostrophes and hyphens in name keys (migration 0014), PID-32
+repeating consistent statuses, the A47 conflict naming its dossiers. Invented patients, INS
+with made-up digits and valid keys; store behaviour on SQLite and on the PostgreSQL
+fixture."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+
+from dossiers import migrate
+from dossiers.db import make_engine
+from dossiers.names import fold_name, name_key
+from dossiers.patients import create_patient, find_by_demographics
+from dossiers.schema import imports
+from normalizers.identity import extract_identity, read_identity_status
+from parsers.hl7v2.er7 import parse_text
+from pipelines.identity import resolve_identity
+from tests.test_adt_consent import a47, adt
+from tests.test_identity_round4 import INS_NIR, MSH, dossier, nir, pid
+from tests.test_pipeline import NIR, ingest, make_patient
+
+SOURCE = "gam-chu"
+
+
+def resolve(engine, *segments: str, auto_create: bool = False):  # noqa: ANN001, ANN201
+    ident = extract_identity(parse_text(MSH + "\r" + "\r".join(segments) + "\r"))
+    with engine.begin() as conn:
+        return resolve_identity(conn, ident, auto_create=auto_create)
+
+
+# -- name keys: the Unicode apostrophes and hyphens ------------------------------------------
+@pytest.mark.parametrize(("sent", "held"), [
+    ("N\u2019DIAYE", "N'Diaye"),  # typographic apostrophe (a word processor's)
+    ("N\u02bcDIAYE", "N'Diaye"),  # modifier letter apostrophe
+    ("N\u2018DIAYE", "N\u2019Diaye"),  # left quote typed for an apostrophe
+    ("N\u2032DIAYE", "NDIAYE"),  # prime
+    ("N\uff07DIAYE", "N'Diaye"),  # full-width apostrophe (an Asian input method)
+    ("MARIE\u2013CLAIRE", "Marie-Claire"),  # en dash
+    ("MARIE\u2010CLAIRE", "Marie-Claire"),  # Unicode hyphen
+    ("MARIE\u2011CLAIRE", "Marie-Claire"),  # non-breaking hyphen
+    ("MARIE\u2212CLAIRE", "Marie-Claire"),  # minus sign
+    ("MARIE\u2014CLAIRE", "Marie Claire"),  # em dash
+    ("MARIE\u00adCLAIRE", "MARIECLAIRE"),  # soft hyphen
+    ("L\u2019HÔTE\u2013DE\u2011LA\u2010FONTAINE", "L'Hôte-de-la-Fontaine"),
+])
+def test_unicode_apostrophes_and_hyphens_are_separators(sent: str, held: str) -> None:
+    """Senders type names with the apostrophes and hyphens of their keyboards and word
+    processors; only ' ’ ` and the ASCII hyphen were separators, so 'NʼDIAYE' keyed
+    'NʼDIAYE' and matched no 'N'Diaye' dossier."""
+    assert name_key(sent) == name_key(held)
+    assert name_key("Lefèvre") != name_key("Lefebvre")  # still no spelling guessed
+
+
+def test_compound_given_name_with_an_en_dash_is_one_first_given_name(sqlite_engine) -> None:  # noqa: ANN001
+    """'MARIE–CLAIRE' (en dash) is the compound first name Marie-Claire, not a list: it finds
+    her dossier; it did not, and 'MARIE CLAIRE' (a list, first name Marie) still does not."""
+    hers = dossier(sqlite_engine, family="N'Diaye", given="Marie-Claire", birth_family=None)
+    res = resolve(sqlite_engine, pid("", "N\u02bcDIAYE^MARIE\u2013CLAIRE^^^^^L"))
+    assert (res.patient_id, res.via) == (hers, "demographics")
+    res = resolve(sqlite_engine, pid("", "N\u2019DIAYE^MARIE CLAIRE^^^^^L"))
+    assert res.patient_id is None
+
+
+# -- migration 0014: the stored keys of existing patients ---------------------------------------
+ROWS = [  # (family, birth family, given): made at 0013 with the keys of then
+    ("N\u02bcDiaye", None, "Aïssatou"),
+    ("Martin\u2013Dupont", "L\u2018Hôte", "Marie\u2011Claire"),
+    ("Łukasiewicz", None, "Zofia"),  # no new separator: keys as they were
+    ("Le Goff", "D'Hérouville", "Anne Sophie"),
+]
+
+
+def _revision(number: str):  # noqa: ANN202
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_revision(number).module
+
+
+def test_migration_0014_rekeys_stored_names(empty_database_url) -> None:  # noqa: ANN001
+    """A store holding keys made the old way ('NʼDIAYE' keeps its apostrophe, 'MARTIN–DUPONT'
+    its dash), upgraded, holds the keys the code computes, and is matched by the spellings
+    it missed; downgrade restores the old keys. On SQLite and on PostgreSQL."""
+    engine = make_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0013")
+        old = _revision("0014")
+        with engine.begin() as conn:
+            for family, birth, given in ROWS:
+                conn.execute(text(
+                    "INSERT INTO patients (family, birth_family, given, birth_date, sex,"
+                    " family_key, birth_family_key, given_key, opposed, created_at) VALUES"
+                    " (:f, :b, :g, '1986-09-14', 'F', :k, :bk, :gk, :no, '2026-11-27')"),
+                    {"f": family, "b": birth, "g": given, "k": old.fold_0009(family),
+                     "bk": old.fold_0009(birth) if birth else None,
+                     "gk": old.display_0009(given), "no": False})
+
+        def keys() -> set[tuple]:
+            with engine.connect() as conn:
+                return set(conn.execute(text(
+                    "SELECT family, family_key, birth_family_key, given_key FROM patients")))
+
+        made_then = keys()
+        assert ("N\u02bcDiaye", "N\u02bcDIAYE", None, "AISSATOU") in made_then
+        assert migrate.upgrade(engine) == ["upgraded to 0014"]
+        assert keys() == {(f, name_key(f), name_key(b) if b else None, fold_name(g))
+                          for f, b, g in ROWS}
+        with engine.connect() as conn:
+            ids = dict(conn.execute(text("SELECT family, id FROM patients")).all())
+            for sent, given, family in (("N'DIAYE", "Aissatou", "N\u02bcDiaye"),
+                                        ("MARTIN-DUPONT", "Marie-Claire", "Martin\u2013Dupont"),
+                                        ("L'HOTE", "MARIE\u2010CLAIRE", "Martin\u2013Dupont")):
+                assert find_by_demographics(conn, sent, given, "1986-09-14", "F") == \
+                    [ids[family]]
+            # a dossier created after the upgrade keys as the migrated ones do
+            create_patient(conn, family="N\u2019Diaye", given="Awa", birth_date="1990-01-02",
+                           sex="F")
+        with engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0013")
+        assert {r for r in keys() if r[0] != "N\u2019Diaye"} == made_then
+        rekeying = _revision("0014")  # in batches of 2: the rows changed, then none
+        with engine.begin() as conn:
+            assert rekeying.rekey(conn, rekeying.fold_0014, rekeying.display_0014, 2) == 2
+            assert rekeying.rekey(conn, rekeying.fold_0014, rekeying.display_0014, 2) == 0
+    finally:
+        engine.dispose()
+
+
+def test_migration_0014_folds_as_the_code_does() -> None:
+    """The migration's copy of the fold computes the keys ``dossiers.names`` computes."""
+    m = _revision("0014")
+    for name in ("N\u02bcDiaye", "Marie\u2013Claire", "L\u2018Hôte", "O\uff07Neil", "Wałęsa",
+                 "Œuvray-Lætitia", "D. ARTAGNAN", "Jean\u00a0Pierre", "Ab\u2015cd", "Ab\u2212cd"):
+        assert (m.fold_0014(name), m.display_0014(name)) == (name_key(name), fold_name(name))
+
+
+# -- PID-32 repeating consistent statuses ------------------------------------------------------
+@pytest.mark.parametrize(("status", "trusted", "read_as"), [
+    ("VALI~QUAL", True, "QUAL"),  # validated, then qualified: its history
+    ("QUAL~VALI", True, "QUAL"),
+    ("RECUP~QUAL", True, "QUAL"),  # recovered from the INSi, then checked: qualified
+    ("VALI~RECUP~QUAL~CACH", True, "QUAL"),
+    ("VALI~QUAL~DOUTE", False, "QUAL"),  # a doubt still withdraws the trust
+    ("PROV~VALI", False, ""),  # provisional is not validated: contradictory
+    ("PROV~QUAL", False, ""),
+    ("RECUP~VALI", False, ""),  # neither implies the other: not guessed
+    ("VALI~VALI", True, ""),
+    ("QUAL", True, ""),
+])
+def test_consistent_statuses_read_as_the_most_qualified(status: str, trusted: bool,
+                                                        read_as: str) -> None:
+    reading = read_identity_status(status)
+    assert (reading.ins_trusted, reading.read_as) == (trusted, read_as)
+
+
+def test_vali_qual_files_by_the_ins_with_a_warning(sqlite_engine) -> None:  # noqa: ANN001
+    """A GAM moving to the RNIV statuses sends 'VALI~QUAL'. Read as two exclusive statuses,
+    the qualified INS was ignored and the message fell back on the demographics."""
+    ins = nir("2860975056042")
+    hers = dossier(sqlite_engine, ins=ins, ins_oid=INS_NIR)
+    res = resolve(sqlite_engine, pid(f"{ins}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS",
+                                     "MARTIN^Maëlle^^^^^L", status="VALI~QUAL"))
+    assert (res.patient_id, res.via) == (hers, "ins")
+    assert any("read as QUAL" in w and "VALI~QUAL" in w for w in res.warnings)
+    assert not any("INS ignored" in w for w in res.warnings)
+
+
+# -- ADT^A47: the INS and the local identifiers name two dossiers -------------------------------
+def test_a47_whose_ins_and_local_id_name_two_dossiers_is_a_conflict_naming_them(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """MRG-1's INS is held by Hélène's dossier, PID-3's IPP names Ange's: the A47 answered
+    IDENTITY_AMBIGUOUS with no dossier named (round 8 made the other paths a conflict naming
+    them); now IDENTITY_CONFLICT with both dossiers and the identifier's authority, no
+    identifier value nor name; nothing removed."""
+    hers = make_patient(sqlite_ctx)
+    his = make_patient(sqlite_ctx, nir="188102B17295165", family="Santoni", given="Ange",
+                       birth_date="1988-10-02", sex="M")
+    ingest(sqlite_ctx, adt("C2", "A31", nir="188102B17295165", family="SANTONI", given="Ange",
+                           birth="19881002", sex="M", local_id="IPP0099"), source=SOURCE)
+    ids = ingest(sqlite_ctx, a47("C3", local_id="IPP0099"), source=SOURCE)
+    with sqlite_ctx.engine.connect() as conn:
+        row = conn.execute(select(imports).where(imports.c.id == ids[0])).one()
+    assert (row.status, row.error_code) == ("quarantined", "IDENTITY_CONFLICT")
+    assert f"INS-NIR-TEST of MRG-1 -> dossier {hers}" in row.error_message
+    assert f"1.2.250.1.999.9 (PI) -> dossier {his}" in row.error_message
+    for secret in (NIR, "IPP0099", "LEFÈVRE", "Santoni", "SANTONI"):
+        assert secret not in row.error_message
