@@ -9,7 +9,9 @@ Rules (IHE PAM France / CI-SIS):
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable. Those
   whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
-  'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept.
+  'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept. A
+  namespace without an OID is the sender's own ('LABO'): scoped to the sending facility
+  (MSH-4), 'LABO@LABO-LYON' (``scoped_authority``).
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
   plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
   them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
@@ -360,10 +362,44 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     authority = authority_of(namespace, oid, oid_type)
     if not authority:
         ident.warnings.append(f"{where}: identifier without assigning authority")
+    unscoped = ""
+    if authority and authority == namespace and not _as_oid(namespace) \
+            and not ins_oid_for_namespace(namespace):  # a national one ('ASIP-SANTE-INS-NIR')
+        scoped = scoped_authority(namespace, _sending_facility(msg))
+        unscoped, authority = (namespace, scoped) if scoped != namespace else ("", authority)
     if (authority, value, type_code) in seen:
         return
     seen.add((authority, value, type_code))
-    ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code))
+    ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code,
+                                           unscoped=unscoped))
+
+
+SENDING_FACILITY = 4  # MSH-4
+
+
+def _sending_facility(msg: Message) -> str:
+    """MSH-4's namespace id, else its universal id (as ``Message.sender`` reads it)."""
+    msh = msg.segments[0] if msg.segments else None
+    return msg.hd(msh, SENDING_FACILITY) if msh is not None and msh.name == "MSH" else ""
+SCOPE_MARK = "@"
+AUTHORITY_MAX = 200  # patient_identifiers.authority
+
+
+def scoped_authority(namespace: str, facility: str) -> str:
+    """A namespace-only assigning authority (CX.4.1 'LABO', no OID in CX.4.2) as the sending
+    facility's (MSH-4): 'LABO@LABO-LYON'. Why: a namespace without a universal id is only
+    defined locally (HL7 v2.5 2.A.33), and two laboratories both calling their patient
+    numbers 'LABO' shared every number: one's patient 4711 was filed in the dossier the
+    other's 4711 named. ``namespace`` as it is without a facility, when it is the facility's
+    own name (a hospital naming its IPP domain after itself: that domain is the facility's,
+    and its other systems, sending under another MSH-4, name it so too), or when the two
+    would not fit the stored column (a namespace that long is no short local name anyway)."""
+    facility = facility.strip()
+    scoped = f"{namespace}{SCOPE_MARK}{facility}"
+    if not facility or facility.upper() == namespace.strip().upper() \
+            or len(scoped) > AUTHORITY_MAX:
+        return namespace
+    return scoped
 
 
 @cache

@@ -103,6 +103,10 @@ class LocalIdentifier:
     authority: str  # assigning authority: namespace id or OID (CX.4.1 or CX.4.2)
     value: str
     type_code: str = ""  # CX.5 (PI, PN, ...)
+    # a namespace-only authority ('LABO', no OID) is scoped to the sending facility
+    # ('LABO@LABO-LYON', normalizers/identity.py ``scoped_authority``); this is the namespace
+    # as sent, what identifiers stored before that scoping (round 9) are found by
+    unscoped: str = ""
 
 
 @dataclass(slots=True)

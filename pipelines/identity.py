@@ -89,6 +89,12 @@ class StoreLookup:
     def by_local_id(self, authority: str, value: str) -> list[int]:
         return find_by_local_id(self.conn, authority, value)
 
+    def by_identifier(self, li: LocalIdentifier) -> list[int]:
+        """The dossiers ``li`` names: by its authority, else, for a namespace-only one, by
+        the namespace as sent (identifiers stored before scoping, ``find_by_local_id``)."""
+        found = self.by_local_id(li.authority, li.value)
+        return found or (self.by_local_id(li.unscoped, li.value) if li.unscoped else [])
+
     def by_demographics(self, family: str, given: str, birth_date: str, sex: str) -> list[int]:
         return find_by_demographics(self.conn, family, given, birth_date, sex)
 
@@ -552,7 +558,7 @@ def naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
     (told only that there were two, they searched both by the patient's name)."""
     said = []
     for li in local_ids:
-        ids = sorted(set(lookup.by_local_id(li.authority, li.value)))
+        ids = sorted(set(lookup.by_identifier(li)))
         if ids:
             typed = f" ({li.type_code})" if li.type_code else ""
             said.append(f"{li.authority}{typed} -> dossier{'s' if len(ids) > 1 else ''} "
@@ -578,7 +584,7 @@ def _born_elsewhere(identity: PatientIdentity, patient: Patient | None,
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:
     matches: set[int] = set()
     for li in local_ids:
-        matches.update(lookup.by_local_id(li.authority, li.value))
+        matches.update(lookup.by_identifier(li))
     return matches
 
 

@@ -1483,7 +1483,8 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     holder = find_by_ins(conn, nir)
     target = item.row.assigned_patient_id or (holder.id if holder else None)
     local_ids = [li for li in normalized.identity.local_ids if li.type_code != "NH"]
-    named = {p for li in local_ids for p in find_by_local_id(conn, li.authority, li.value)}
+    named = {p for li in local_ids
+             for p in find_by_local_id(conn, li.authority, li.value, li.unscoped)}
     if target is not None and named - {target}:
         chosen = "the dossier assigned" if item.row.assigned_patient_id else f"{kind} of MRG-1"
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_CONFLICT",
@@ -1689,14 +1690,15 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
         # a merge's MRG-1 only when there is one: every other ADT's fingerprint unchanged
         # (not where MRG sits: a resend with one more segment says the same)
         *([[([(i.nir, i.oid) for i in m.ins],
-             [(li.authority, li.value, li.type_code) for li in m.local_ids])
+             [(li.unscoped or li.authority, li.value, li.type_code) for li in m.local_ids])
             for _, m in adt.merged]] if adt.merged else []),
         # only when PID-5 names no birth name: every other ADT's fingerprint unchanged
         *(["no birth name"] if not adt.birth_name_stated else []),
         # only when PID-29/30 say something: every other ADT's fingerprint unchanged
         *([("death", adt.death.deceased, adt.death.time)] if adt.death is not None else []),
         [(i.nir, i.oid) for i in ident.ins],
-        [(li.authority, li.value, li.type_code) for li in ident.local_ids],
+        # the namespace as sent: an ADT resent after scoping (round 9) is the same
+        [(li.unscoped or li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,
         ident.identity_status)).encode()).hexdigest()
 

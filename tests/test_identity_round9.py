@@ -13,15 +13,29 @@ from dossiers import migrate
 from dossiers.db import make_engine
 from dossiers.names import fold_name, name_key
 from dossiers.patients import create_patient, find_by_demographics
-from dossiers.schema import imports
-from normalizers.identity import extract_identity, read_identity_status
+from dossiers.schema import imports, patient_identifiers
+from normalizers.identity import (
+    extract_identity,
+    identifiers_in,
+    read_identity_status,
+    scoped_authority,
+)
 from parsers.hl7v2.er7 import parse_text
 from pipelines.identity import resolve_identity
+from pipelines.merge import merged_dossiers
 from tests.test_adt_consent import a47, adt
 from tests.test_identity_round4 import INS_NIR, MSH, dossier, nir, pid
 from tests.test_pipeline import NIR, ingest, make_patient
 
 SOURCE = "gam-chu"
+
+
+@pytest.fixture
+def store(database_url):  # noqa: ANN001, ANN201
+    """A store at head on SQLite and on PostgreSQL (tests/conftest.py)."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 def resolve(engine, *segments: str, auto_create: bool = False):  # noqa: ANN001, ANN201
@@ -186,3 +200,86 @@ def test_a47_whose_ins_and_local_id_name_two_dossiers_is_a_conflict_naming_them(
     assert f"1.2.250.1.999.9 (PI) -> dossier {his}" in row.error_message
     for secret in (NIR, "IPP0099", "LEFÈVRE", "Santoni", "SANTONI"):
         assert secret not in row.error_message
+
+
+# -- namespace-only assigning authorities, scoped to the sending facility -----------------------
+def msh(facility: str) -> str:
+    return MSH.replace("|DXCARE|CHU-RENNES|", f"|SIL|{facility}|")
+
+
+def resolve_from(engine, facility: str, segment: str):  # noqa: ANN001, ANN201
+    ident = extract_identity(parse_text(f"{msh(facility)}\r{segment}\r"))
+    with engine.begin() as conn:
+        return resolve_identity(conn, ident, auto_create=False)
+
+
+def held_identifiers(engine, patient_id: int) -> set[tuple[str, str]]:  # noqa: ANN001
+    with engine.connect() as conn:
+        return set(conn.execute(select(patient_identifiers.c.authority,
+                                       patient_identifiers.c.value)
+                                .where(patient_identifiers.c.patient_id == patient_id)).all())
+
+
+def test_two_laboratories_calling_their_numbers_labo_do_not_share_them(store) -> None:  # noqa: ANN001
+    """Two laboratories send their patient numbers as 'LABO' with no OID (CX.4.1 only). Lab
+    Nord's number 4711 is Maëlle's; Lab Sud's 4711 is Jérôme's. Read as one global authority,
+    Lab Sud's message named Maëlle's dossier (quarantined as a traits mismatch, or filed
+    there when its traits were too thin to contradict). Each is now its facility's."""
+    hers = dossier(store)
+    his = dossier(store, family="Le Goff", given="Jérôme", birth_date="1979-11-02", sex="M",
+                  birth_family=None)
+    res = resolve_from(store, "LABO-NORD", pid("4711^^^LABO^PI", "MARTIN^Maëlle^^^^^L"))
+    assert (res.patient_id, res.via) == (hers, "demographics")
+    assert ("LABO@LABO-NORD", "4711") in held_identifiers(store, hers)
+    res = resolve_from(store, "LABO-SUD", pid("4711^^^LABO^PI", "LE GOFF^Jérôme^^^^^L",
+                                               birth="19791102", sex="M"))
+    assert (res.patient_id, res.via, res.code) == (his, "demographics", None)
+    assert ("LABO@LABO-SUD", "4711") in held_identifiers(store, his)
+    # each laboratory's number now names its own patient, without the traits
+    for facility, patient in (("LABO-NORD", hers), ("LABO-SUD", his)):
+        res = resolve_from(store, facility, pid("4711^^^LABO^PI", "", birth="", sex=""))
+        assert (res.patient_id, res.via) == (patient, "local-id")
+
+
+def test_an_identifier_stored_before_scoping_is_still_found(sqlite_engine) -> None:  # noqa: ANN001
+    """A dossier holds 'LABO' 4711 as stored before the scoping: the laboratory's next
+    message (no traits to match on) still reaches it by that identifier, which it then holds
+    under the scoped authority too."""
+    hers = dossier(sqlite_engine, ids=(("LABO", "4711", "PI"),))
+    res = resolve_from(sqlite_engine, "LABO-NORD", pid("4711^^^LABO^PI", "", birth="", sex=""))
+    assert (res.patient_id, res.via) == (hers, "local-id")
+    assert held_identifiers(sqlite_engine, hers) == {("LABO", "4711"), ("LABO@LABO-NORD", "4711")}
+
+
+@pytest.mark.parametrize(("namespace", "facility", "authority"), [
+    ("LABO", "LABO-NORD", "LABO@LABO-NORD"),
+    ("IPP", "CHU-RENNES", "IPP@CHU-RENNES"),
+    ("CHU-RENNES", "chu-rennes", "CHU-RENNES"),  # the facility's own domain, by its name
+    ("LABO", "", "LABO"),  # no MSH-4: as before
+    ("LABO", "X" * 200, "LABO"),  # too long to store scoped
+])
+def test_scoped_authority(namespace: str, facility: str, authority: str) -> None:
+    assert scoped_authority(namespace, facility) == authority
+
+
+@pytest.mark.parametrize(("cx4", "authority"), [
+    ("LABO", "LABO@LABO-NORD"),
+    ("LABO&1.2.250.1.999.7&ISO", "1.2.250.1.999.7"),  # an OID is global
+    ("1.2.250.1.999.7", "1.2.250.1.999.7"),
+    ("LABO-NORD", "LABO-NORD"),
+])
+def test_only_namespace_only_authorities_are_scoped(cx4: str, authority: str) -> None:
+    ident = extract_identity(parse_text(f"{msh('LABO-NORD')}\r{pid(f'4711^^^{cx4}^PI')}\r"))
+    assert [(li.authority, li.unscoped) for li in ident.local_ids] == [
+        (authority, "LABO" if authority.startswith("LABO@") else "")]
+
+
+def test_a_merge_finds_the_dossier_of_an_identifier_stored_before_scoping(sqlite_engine) -> None:  # noqa: ANN001
+    """ADT^A40's MRG-1 names 'IPP' 3301 (no OID), which a dossier holds as stored before the
+    scoping: the merge still finds that dossier (``merged_dossiers``)."""
+    merged = dossier(sqlite_engine, ids=(("IPP", "3301", "PI"),))
+    msg = parse_text(f"{msh('CHU-RENNES')}\rMRG|3301^^^IPP^PI\r")
+    ident = identifiers_in(msg, msg.first("MRG"), 1)
+    assert [(li.authority, li.unscoped) for li in ident.local_ids] == [("IPP@CHU-RENNES", "IPP")]
+    with sqlite_engine.connect() as conn:
+        assert merged_dossiers(conn, [("MRG-1", ident)]) == {merged}
