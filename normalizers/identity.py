@@ -466,6 +466,8 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
         birth = used = first
     elif birth is None:
         birth = used
+        # only the used name: compared as both names, but the birth name is unknown
+        ident.birth_family_stated = untyped is not None
     elif used is None:
         used = birth
     if birth is None or used is None:
@@ -489,6 +491,7 @@ def read_joined_family(ident: PatientIdentity, where: str) -> None:
         ident.family = in_used.used
         if single:
             ident.birth_family = in_used.birth
+            ident.birth_family_stated = True  # 'DUPONT ÉPOUSE MARTIN' says it
     if in_birth is not None and not single:
         ident.birth_family = in_birth.birth
     ident.warnings.append(f"{where}: family name written with 'épouse' or 'née': read as a "

@@ -131,6 +131,9 @@ class PatientIdentity:
     birth_place: str = ""
     sex: str = ""  # F, M, U, O...
     identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
+    # False when PID-5 named only the used name (PAM France type 'D'): ``birth_family`` then
+    # repeats it for matching, but is not the birth name to record in a new dossier
+    birth_family_stated: bool = True
     warnings: list[str] = field(default_factory=list)
     # where the identity contradicts itself (a newborn's PID-3 holding the mother's
     # identifier of PID-21): resolution quarantines it, whatever else would find a dossier

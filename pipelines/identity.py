@@ -270,6 +270,10 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                 return _quarantine("IDENTITY_INS_INVALID_KEY",
                                    f"the {invalid[0].kind} sent {nir_problem(invalid[0].nir)} "
                                    f"(OID {invalid[0].oid}): not filed on a guess", warnings)
+            pair = _with_predecessor(ins_candidates)
+            if pair is not None:
+                return _by_successor(lookup, identity, *pair, identity.local_ids, warnings,
+                                     auto_create, feeding)
             if len({i.nir for i in ins_candidates}) > 1:
                 return _quarantine("IDENTITY_AMBIGUOUS",
                                    f"the identifiers carry {len({i.nir for i in ins_candidates})} "
@@ -444,7 +448,10 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
                            f"the {chosen.kind}'s own digits contradict the {contradicted} "
                            "sent: no dossier is created on it (identity to check)", warnings)
     pid = lookup.create(family=identity.family, given=identity.given,
-                        birth_family=identity.birth_family or None,
+                        # PID-5 naming only the used name ('D') does not say the birth name:
+                        # recorded, the married name became the dossier's birth name
+                        birth_family=(identity.birth_family or None)
+                        if identity.birth_family_stated else None,
                         birth_date=identity.birth_date, sex=identity.sex,
                         ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
     _remember(lookup, pid, local_ids)
@@ -452,6 +459,56 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     # operator's `dossier create` is (under the sender's source id, with the import)
     return Resolution(pid, via="auto-create", warnings=warnings,
                       audit=("dossier.create", {"ins": True, "auto": True}))
+
+
+def _with_predecessor(candidates: list[InsIdentifier]
+                      ) -> tuple[InsIdentifier, InsIdentifier] | None:
+    """(successor, predecessor) when ``candidates`` are two numbers, one of a kind the
+    other's replaces (an INS-NIR and the person's former INS-NIA: tables/ins_oids.csv
+    replaced_by), else None.
+
+    Why: a CDA recordTarget (several patientRole/id) or a PID-3 that carries the INS-NIR
+    the person received and the INS-NIA they were known by until then: 'two different INS,
+    one person has one INS' quarantined it (IDENTITY_AMBIGUOUS), though the NIA is by
+    definition the temporary number the NIR replaces."""
+    distinct = {(i.nir, i.kind): i for i in candidates}
+    if len(distinct) != 2 or len({nir for nir, _ in distinct}) != 2:
+        return None
+    first, second = distinct.values()
+    if ins_replaced_by(second.kind) == first.kind:
+        return first, second
+    if ins_replaced_by(first.kind) == second.kind:
+        return second, first
+    return None
+
+
+def _by_successor(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
+                  former: InsIdentifier, local_ids: list[LocalIdentifier], warnings: list[str],
+                  auto_create: bool, feeding: bool) -> Resolution:
+    """The dossier of an INS sent with the one it replaced (``_with_predecessor``): the
+    dossier holding the successor; else the one still holding the predecessor, which the
+    successor replaces (as ``_succeed`` does); two dossiers holding one each are two
+    persons' (IDENTITY_CONFLICT naming them, nothing filed)."""
+    local_ids = [li for li in local_ids if li.type_code != "NH"]
+    warnings.append(f"the {former.kind} sent beside the {chosen.kind} that replaces it: "
+                    f"filed by the {chosen.kind}")
+    holder = lookup.by_ins(chosen.nir)
+    former_holder = lookup.by_ins(former.nir) or _replaced_holder(lookup, former, [])
+    if holder is not None and former_holder is not None and holder.id != former_holder.id:
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the {chosen.kind} and the {former.kind} sent name different "
+                           f"dossiers ({chosen.kind} -> dossier {holder.id}; {former.kind} "
+                           f"-> dossier {former_holder.id}): not filed on a guess", warnings)
+    if holder is None and former_holder is not None and former_holder.ins == former.nir:
+        named = _local_matches(lookup, local_ids) - {former_holder.id}
+        if named:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the {former.kind} and the local identifiers name different "
+                               f"dossiers ({former.kind} -> dossier {former_holder.id}; "
+                               f"{naming(lookup, local_ids)}): not filed on a guess", warnings)
+        return _succeed(lookup, identity, chosen, former_holder, local_ids, warnings, feeding,
+                        via="ins")
+    return _by_ins(lookup, identity, chosen, local_ids, warnings, auto_create, feeding)
 
 
 def _production_ins(candidates: list[InsIdentifier],
@@ -496,7 +553,7 @@ def _succeeds(chosen: InsIdentifier, known: Patient) -> bool:
 
 def _succeed(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
              known: Patient, local_ids: list[LocalIdentifier], warnings: list[str],
-             feeding: bool) -> Resolution:
+             feeding: bool, via: str = "local-id") -> Resolution:
     """A qualified INS-NIR for the dossier the local identifiers name, which holds the
     person's INS-NIA: the NIA was temporary, the NIR replaces it (the NIA is kept among the
     dossier's identifiers). Only when the dossier's traits agree with the message's and
@@ -512,7 +569,7 @@ def _succeed(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifi
                            f"the {chosen.kind}'s own digits contradict the dossier's "
                            f"{contradicted}: it does not replace the dossier's "
                            f"{ins_kind(known.ins_oid or '')} (identity to check)", warnings)
-    found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding, patient=known)
+    found = _accept(lookup, known.id, via, local_ids, warnings, feeding, patient=known)
     if found.patient_id is None:
         return found
     if not lookup.change_ins(known, chosen.nir, chosen.oid):

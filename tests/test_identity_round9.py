@@ -12,19 +12,22 @@ from sqlalchemy import select, text
 from dossiers import migrate
 from dossiers.db import make_engine
 from dossiers.names import fold_name, name_key
-from dossiers.patients import create_patient, find_by_demographics
+from dossiers.patients import create_patient, find_by_demographics, get_patient
 from dossiers.schema import imports, patient_identifiers
+from normalizers.cda import normalize_cda
 from normalizers.identity import (
     extract_identity,
     identifiers_in,
     read_identity_status,
     scoped_authority,
 )
+from parsers.cda import parse_cda
 from parsers.hl7v2.er7 import parse_text
 from pipelines.identity import resolve_identity
 from pipelines.merge import merged_dossiers
 from tests.test_adt_consent import a47, adt
 from tests.test_identity_round4 import INS_NIR, MSH, dossier, nir, pid
+from tests.test_identity_round5 import CRBIO, CRBIO_IDS
 from tests.test_pipeline import NIR, ingest, make_patient
 
 SOURCE = "gam-chu"
@@ -283,3 +286,80 @@ def test_a_merge_finds_the_dossier_of_an_identifier_stored_before_scoping(sqlite
     assert [(li.authority, li.unscoped) for li in ident.local_ids] == [("IPP@CHU-RENNES", "IPP")]
     with sqlite_engine.connect() as conn:
         assert merged_dossiers(conn, [("MRG-1", ident)]) == {merged}
+
+
+# -- an INS-NIR sent with the INS-NIA it replaced (CDA recordTarget, PID-3) ---------------------
+INS_NIA = "1.2.250.1.213.1.4.9"
+LE_GOFF_NIR = nir("1551129232190")
+LE_GOFF_NIA = nir("1551199350123")  # his waiting number (born abroad, department 99)
+IPP = '<id extension="4100001953" root="2.999.250.1.1"/>'
+
+
+def recordtarget_identity(*ids: tuple[str, str]):  # noqa: ANN201
+    """The identity of a CR-BIO whose patientRole carries these (root, extension) ids."""
+    data = CRBIO.replace(CRBIO_IDS, "\n".join(
+        f'      <id extension="{ext}" root="{root}"/>' for root, ext in ids)).encode()
+    return normalize_cda(parse_cda(data), data, "chu").identity
+
+
+@pytest.mark.parametrize(("held", "outcome"), [
+    ("nia", "replaced"),  # the dossier still holds his NIA: the NIR replaces it
+    ("nir", "ins"),  # the dossier holds his NIR already
+    ("both", "IDENTITY_CONFLICT"),  # one dossier holds the NIR, another the NIA
+])
+def test_a_cda_with_the_ins_nir_and_the_ins_nia_it_replaced(sqlite_engine, held: str,  # noqa: ANN001
+                                                             outcome: str) -> None:
+    """A CR-BIO's recordTarget carries Jérôme Le Goff's INS-NIR and the INS-NIA he was known
+    by until he received it (two patientRole/id). 'Two different INS, one person has one
+    INS' quarantined it (IDENTITY_AMBIGUOUS); the NIA is the temporary number the NIR
+    replaces: filed by the NIR, a dossier still holding the NIA receiving it."""
+    traits = dict(family="Le Goff", given="Jérôme", birth_date="1955-11-02", sex="M",
+                  birth_family="Le Goff")
+    his = dossier(sqlite_engine, **traits, ins=LE_GOFF_NIA if held == "nia" else LE_GOFF_NIR,
+                  ins_oid=INS_NIA if held == "nia" else INS_NIR)
+    other = dossier(sqlite_engine, **{**traits, "given": "Jérôme Marie"}, ins=LE_GOFF_NIA,
+                    ins_oid=INS_NIA) if held == "both" else None
+    ident = recordtarget_identity((INS_NIA, LE_GOFF_NIA), (INS_NIR, LE_GOFF_NIR))
+    with sqlite_engine.begin() as conn:
+        res = resolve_identity(conn, ident, auto_create=False)
+        holder = get_patient(conn, his)
+    if outcome == "IDENTITY_CONFLICT":
+        assert (res.patient_id, res.code) == (None, "IDENTITY_CONFLICT")
+        assert f"INS-NIR -> dossier {his}; INS-NIA -> dossier {other}" in res.reason
+        assert LE_GOFF_NIR not in res.reason and LE_GOFF_NIA not in res.reason
+        return
+    assert (res.patient_id, res.via, res.code) == (his, "ins", None)
+    assert (holder.ins, holder.ins_oid) == (LE_GOFF_NIR, INS_NIR)
+    assert any("INS-NIA sent beside the INS-NIR" in w for w in res.warnings)
+    if outcome == "replaced":
+        assert res.audit == ("identity.ins_replaced", {"from": "INS-NIA", "to": "INS-NIR"})
+
+
+def test_two_ins_nir_are_still_two_persons(sqlite_engine) -> None:  # noqa: ANN001
+    """Two INS-NIR (not a number and its predecessor): still IDENTITY_AMBIGUOUS."""
+    dossier(sqlite_engine, family="Le Goff", given="Jérôme", birth_date="1955-11-02", sex="M",
+            ins=LE_GOFF_NIR, ins_oid=INS_NIR)
+    ident = recordtarget_identity((INS_NIR, nir("1551129232191")), (INS_NIR, LE_GOFF_NIR))
+    with sqlite_engine.begin() as conn:
+        assert resolve_identity(conn, ident, auto_create=False).code == "IDENTITY_AMBIGUOUS"
+
+
+# -- PID-5 naming only the used name ------------------------------------------------------------
+@pytest.mark.parametrize(("names", "birth_family"), [
+    ("DUPONT^Marie^^^^^D", None),  # only the used name: her birth name is not known
+    ("DUPONT^Marie^^^^^D~MARTIN^Marie^^^^^L", "MARTIN"),
+    ("MARTIN ÉPOUSE DUPONT^Marie^^^^^D", "MARTIN"),  # the joined form says it
+    ("DUPONT^Marie", "DUPONT"),  # untyped: one name for both, as before
+])
+def test_a_dossier_created_from_the_used_name_alone_has_no_birth_name(
+        sqlite_engine, names: str, birth_family: str | None) -> None:  # noqa: ANN001
+    """Auto-creation from a PID-5 holding only the used name (PAM France type 'D', Mme Dupont
+    née Martin): the dossier recorded 'DUPONT' as her birth name, which no ADT stating only
+    the used name corrects, and which told the demographic match she was born Dupont."""
+    ins = nir("2750875056042")
+    segment = pid(f"{ins}^^^ASIP-SANTE-INS-NIR&{INS_NIR}&ISO^INS", names, birth="19750812",
+                  status="VALI")
+    res = resolve(sqlite_engine, segment, auto_create=True)
+    assert res.via == "auto-create"
+    with sqlite_engine.connect() as conn:
+        assert get_patient(conn, res.patient_id).birth_family == birth_family
