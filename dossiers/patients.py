@@ -180,10 +180,16 @@ def find_by_reference(conn: Connection, ref: str) -> Patient | None:
     return None
 
 
-def find_by_local_id(conn: Connection, authority: str, value: str) -> list[int]:
+def find_by_local_id(conn: Connection, authority: str, value: str,
+                     unscoped: str = "") -> list[int]:
+    """The dossiers holding this identifier; none under ``authority``, those holding it under
+    ``unscoped``: the namespace as sent, before it was scoped to its sending facility
+    (``LocalIdentifier.unscoped``), which identifiers stored before that still carry."""
     rows = conn.execute(select(patient_identifiers.c.patient_id).where(
         patient_identifiers.c.authority == authority,
         patient_identifiers.c.value == value)).all()
+    if not rows and unscoped:
+        return find_by_local_id(conn, unscoped, value)
     return [r.patient_id for r in rows]
 
 

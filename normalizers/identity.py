@@ -9,7 +9,9 @@ Rules (IHE PAM France / CI-SIS):
 - Other identifiers keep their authority: the OID (CX.4.2) when it is one, else the namespace
   (CX.4.1). One canonical spelling per authority makes local-id matching reliable. Those
   whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
-  'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept.
+  'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept. A
+  namespace without an OID is the sender's own ('LABO'): scoped to the sending facility
+  (MSH-4), 'LABO@LABO-LYON' (``scoped_authority``).
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
   plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
   them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
@@ -173,6 +175,7 @@ class StatusReading:
     demographics: bool
     unknown: tuple[str, ...] = ()  # codes tables/identity_status.csv does not know
     vetoes: tuple[str, ...] = ()  # attributes that withdrew trust from the INS
+    read_as: str = ""  # several consistent statuses read as the one implying the others
 
 
 @cache
@@ -184,7 +187,8 @@ def _statuses() -> dict[str, dict[str, str]]:
 def read_identity_status(status: str) -> StatusReading:
     """``PatientIdentity.identity_status`` ('QUAL', 'VALI~DOUTE'...) read with
     tables/identity_status.csv: the INS is trusted when a repetition qualifies it (VALI,
-    QUAL), it states no other status (they exclude each other) and no repetition vetoes it
+    QUAL), it states no other status that it does not imply (``_implying_all``: 'VALI~QUAL'
+    is QUAL, 'PROV~VALI' contradicts itself) and no repetition vetoes it
     (DOUTE, FICTI, USUR...) or is unknown; a demographic match is
     allowed unless a repetition says the traits may not be this person's.
 
@@ -196,12 +200,29 @@ def read_identity_status(status: str) -> StatusReading:
     unknown = tuple(c for c in codes if c not in rows)
     known = [rows[c] for c in codes if c in rows]
     vetoes = tuple(r["code"] for r in known if r["vetoes_ins"] == "1")
-    qualified = any(r["qualifies_ins"] == "1" for r in known)
-    exclusive = {r["code"] for r in known if r["kind"] == "status"}
-    return StatusReading(ins_trusted=qualified and len(exclusive) == 1 and not vetoes
-                         and not unknown,
+    stated = {r["code"] for r in known if r["kind"] == "status"}
+    top = _implying_all(stated)
+    qualified = top is not None and rows[top]["qualifies_ins"] == "1"
+    return StatusReading(ins_trusted=qualified and not vetoes and not unknown,
                          demographics=all(r["demographics"] == "1" for r in known),
-                         unknown=unknown, vetoes=vetoes)
+                         unknown=unknown, vetoes=vetoes,
+                         read_as=top if top is not None and len(stated) > 1 else "")
+
+
+def _implying_all(stated: set[str]) -> str | None:
+    """The one status of ``stated`` that implies every other (tables/identity_status.csv
+    ``implies``), None when there is none (no status, or two that contradict each other).
+
+    Why: PAM France lets PID-32 repeat, and senders moving to the RNIV's statuses send the
+    identity's whole history of qualification, 'VALI~QUAL' (validated, then qualified).
+    Read as two exclusive statuses, that qualified INS was ignored; 'PROV~VALI' still is
+    (a provisional identity is not a validated one)."""
+    rows = _statuses()
+    for code in stated:
+        implied = set(rows[code]["implies"].split())
+        if stated - {code} <= implied:
+            return code
+    return None
 
 
 def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:
@@ -341,10 +362,44 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     authority = authority_of(namespace, oid, oid_type)
     if not authority:
         ident.warnings.append(f"{where}: identifier without assigning authority")
+    unscoped = ""
+    if authority and authority == namespace and not _as_oid(namespace) \
+            and not ins_oid_for_namespace(namespace):  # a national one ('ASIP-SANTE-INS-NIR')
+        scoped = scoped_authority(namespace, _sending_facility(msg))
+        unscoped, authority = (namespace, scoped) if scoped != namespace else ("", authority)
     if (authority, value, type_code) in seen:
         return
     seen.add((authority, value, type_code))
-    ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code))
+    ident.local_ids.append(LocalIdentifier(authority=authority, value=value, type_code=type_code,
+                                           unscoped=unscoped))
+
+
+SENDING_FACILITY = 4  # MSH-4
+
+
+def _sending_facility(msg: Message) -> str:
+    """MSH-4's namespace id, else its universal id (as ``Message.sender`` reads it)."""
+    msh = msg.segments[0] if msg.segments else None
+    return msg.hd(msh, SENDING_FACILITY) if msh is not None and msh.name == "MSH" else ""
+SCOPE_MARK = "@"
+AUTHORITY_MAX = 200  # patient_identifiers.authority
+
+
+def scoped_authority(namespace: str, facility: str) -> str:
+    """A namespace-only assigning authority (CX.4.1 'LABO', no OID in CX.4.2) as the sending
+    facility's (MSH-4): 'LABO@LABO-LYON'. Why: a namespace without a universal id is only
+    defined locally (HL7 v2.5 2.A.33), and two laboratories both calling their patient
+    numbers 'LABO' shared every number: one's patient 4711 was filed in the dossier the
+    other's 4711 named. ``namespace`` as it is without a facility, when it is the facility's
+    own name (a hospital naming its IPP domain after itself: that domain is the facility's,
+    and its other systems, sending under another MSH-4, name it so too), or when the two
+    would not fit the stored column (a namespace that long is no short local name anyway)."""
+    facility = facility.strip()
+    scoped = f"{namespace}{SCOPE_MARK}{facility}"
+    if not facility or facility.upper() == namespace.strip().upper() \
+            or len(scoped) > AUTHORITY_MAX:
+        return namespace
+    return scoped
 
 
 @cache
@@ -411,6 +466,8 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
         birth = used = first
     elif birth is None:
         birth = used
+        # only the used name: compared as both names, but the birth name is unknown
+        ident.birth_family_stated = untyped is not None
     elif used is None:
         used = birth
     if birth is None or used is None:
@@ -434,6 +491,7 @@ def read_joined_family(ident: PatientIdentity, where: str) -> None:
         ident.family = in_used.used
         if single:
             ident.birth_family = in_used.birth
+            ident.birth_family_stated = True  # 'DUPONT ÉPOUSE MARTIN' says it
     if in_birth is not None and not single:
         ident.birth_family = in_birth.birth
     ident.warnings.append(f"{where}: family name written with 'épouse' or 'née': read as a "

@@ -103,6 +103,10 @@ class LocalIdentifier:
     authority: str  # assigning authority: namespace id or OID (CX.4.1 or CX.4.2)
     value: str
     type_code: str = ""  # CX.5 (PI, PN, ...)
+    # a namespace-only authority ('LABO', no OID) is scoped to the sending facility
+    # ('LABO@LABO-LYON', normalizers/identity.py ``scoped_authority``); this is the namespace
+    # as sent, what identifiers stored before that scoping (round 9) are found by
+    unscoped: str = ""
 
 
 @dataclass(slots=True)
@@ -127,6 +131,9 @@ class PatientIdentity:
     birth_place: str = ""
     sex: str = ""  # F, M, U, O...
     identity_status: str = ""  # PID-32 (VALI, QUAL, PROV, VIDE...); INS trusted only if VALI
+    # False when PID-5 named only the used name (PAM France type 'D'): ``birth_family`` then
+    # repeats it for matching, but is not the birth name to record in a new dossier
+    birth_family_stated: bool = True
     warnings: list[str] = field(default_factory=list)
     # where the identity contradicts itself (a newborn's PID-3 holding the mother's
     # identifier of PID-21): resolution quarantines it, whatever else would find a dossier

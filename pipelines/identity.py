@@ -89,6 +89,12 @@ class StoreLookup:
     def by_local_id(self, authority: str, value: str) -> list[int]:
         return find_by_local_id(self.conn, authority, value)
 
+    def by_identifier(self, li: LocalIdentifier) -> list[int]:
+        """The dossiers ``li`` names: by its authority, else, for a namespace-only one, by
+        the namespace as sent (identifiers stored before scoping, ``find_by_local_id``)."""
+        found = self.by_local_id(li.authority, li.value)
+        return found or (self.by_local_id(li.unscoped, li.value) if li.unscoped else [])
+
     def by_demographics(self, family: str, given: str, birth_date: str, sex: str) -> list[int]:
         return find_by_demographics(self.conn, family, given, birth_date, sex)
 
@@ -247,6 +253,10 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     if status.unknown:
         warnings.append(f"identity status (PID-32): {len(status.unknown)} code(s) not in "
                         "table identity_status (the INS is not trusted)")
+    if status.read_as:
+        warnings.append(f"identity status (PID-32) repeats consistent statuses "
+                        f"({_said(identity.identity_status)}): read as {status.read_as}, "
+                        "which implies the others")
     if ins_candidates:
         if identity.identity_status and not status.ins_trusted:
             warnings.append(f"INS ignored: identity status (PID-32) is "
@@ -260,6 +270,10 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                 return _quarantine("IDENTITY_INS_INVALID_KEY",
                                    f"the {invalid[0].kind} sent {nir_problem(invalid[0].nir)} "
                                    f"(OID {invalid[0].oid}): not filed on a guess", warnings)
+            pair = _with_predecessor(ins_candidates)
+            if pair is not None:
+                return _by_successor(lookup, identity, *pair, identity.local_ids, warnings,
+                                     auto_create, feeding)
             if len({i.nir for i in ins_candidates}) > 1:
                 return _quarantine("IDENTITY_AMBIGUOUS",
                                    f"the identifiers carry {len({i.nir for i in ins_candidates})} "
@@ -301,7 +315,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
     if len(matches) > 1:
         return _quarantine("IDENTITY_CONFLICT",
                            f"the local identifiers point to {len(matches)} different dossiers "
-                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
+                           f"({naming(lookup, local_ids)}): not filed on a guess", warnings)
 
     if not status.demographics:
         return _quarantine("IDENTITY_UNKNOWN_PATIENT",
@@ -361,7 +375,7 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
             return _quarantine("IDENTITY_CONFLICT",
                                f"the {chosen.kind} and the local identifiers name different "
                                f"dossiers ({chosen.kind} -> dossier {patient.id}; "
-                               f"{_naming(lookup, local_ids)}): not filed on a guess", warnings)
+                               f"{naming(lookup, local_ids)}): not filed on a guess", warnings)
         refused = _incoherent(identity, chosen.kind, patient, warnings, feeding, chosen.nir)
         return refused or _accept(lookup, patient.id, "ins", local_ids, warnings, feeding,
                                   patient=patient)
@@ -369,7 +383,7 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
         return _quarantine("IDENTITY_CONFLICT",
                            f"no dossier holds this {chosen.kind} and the local identifiers "
                            f"point to {len(named)} different dossiers "
-                           f"({_naming(lookup, local_ids)}): not filed on a guess", warnings)
+                           f"({naming(lookup, local_ids)}): not filed on a guess", warnings)
     if named:
         known = lookup.patient(next(iter(named)))
         if known is None:
@@ -434,7 +448,10 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
                            f"the {chosen.kind}'s own digits contradict the {contradicted} "
                            "sent: no dossier is created on it (identity to check)", warnings)
     pid = lookup.create(family=identity.family, given=identity.given,
-                        birth_family=identity.birth_family or None,
+                        # PID-5 naming only the used name ('D') does not say the birth name:
+                        # recorded, the married name became the dossier's birth name
+                        birth_family=(identity.birth_family or None)
+                        if identity.birth_family_stated else None,
                         birth_date=identity.birth_date, sex=identity.sex,
                         ins=chosen.nir, ins_oid=chosen.oid, created_by="auto-create")
     _remember(lookup, pid, local_ids)
@@ -442,6 +459,56 @@ def _by_ins(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifie
     # operator's `dossier create` is (under the sender's source id, with the import)
     return Resolution(pid, via="auto-create", warnings=warnings,
                       audit=("dossier.create", {"ins": True, "auto": True}))
+
+
+def _with_predecessor(candidates: list[InsIdentifier]
+                      ) -> tuple[InsIdentifier, InsIdentifier] | None:
+    """(successor, predecessor) when ``candidates`` are two numbers, one of a kind the
+    other's replaces (an INS-NIR and the person's former INS-NIA: tables/ins_oids.csv
+    replaced_by), else None.
+
+    Why: a CDA recordTarget (several patientRole/id) or a PID-3 that carries the INS-NIR
+    the person received and the INS-NIA they were known by until then: 'two different INS,
+    one person has one INS' quarantined it (IDENTITY_AMBIGUOUS), though the NIA is by
+    definition the temporary number the NIR replaces."""
+    distinct = {(i.nir, i.kind): i for i in candidates}
+    if len(distinct) != 2 or len({nir for nir, _ in distinct}) != 2:
+        return None
+    first, second = distinct.values()
+    if ins_replaced_by(second.kind) == first.kind:
+        return first, second
+    if ins_replaced_by(first.kind) == second.kind:
+        return second, first
+    return None
+
+
+def _by_successor(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
+                  former: InsIdentifier, local_ids: list[LocalIdentifier], warnings: list[str],
+                  auto_create: bool, feeding: bool) -> Resolution:
+    """The dossier of an INS sent with the one it replaced (``_with_predecessor``): the
+    dossier holding the successor; else the one still holding the predecessor, which the
+    successor replaces (as ``_succeed`` does); two dossiers holding one each are two
+    persons' (IDENTITY_CONFLICT naming them, nothing filed)."""
+    local_ids = [li for li in local_ids if li.type_code != "NH"]
+    warnings.append(f"the {former.kind} sent beside the {chosen.kind} that replaces it: "
+                    f"filed by the {chosen.kind}")
+    holder = lookup.by_ins(chosen.nir)
+    former_holder = lookup.by_ins(former.nir) or _replaced_holder(lookup, former, [])
+    if holder is not None and former_holder is not None and holder.id != former_holder.id:
+        return _quarantine("IDENTITY_CONFLICT",
+                           f"the {chosen.kind} and the {former.kind} sent name different "
+                           f"dossiers ({chosen.kind} -> dossier {holder.id}; {former.kind} "
+                           f"-> dossier {former_holder.id}): not filed on a guess", warnings)
+    if holder is None and former_holder is not None and former_holder.ins == former.nir:
+        named = _local_matches(lookup, local_ids) - {former_holder.id}
+        if named:
+            return _quarantine("IDENTITY_CONFLICT",
+                               f"the {former.kind} and the local identifiers name different "
+                               f"dossiers ({former.kind} -> dossier {former_holder.id}; "
+                               f"{naming(lookup, local_ids)}): not filed on a guess", warnings)
+        return _succeed(lookup, identity, chosen, former_holder, local_ids, warnings, feeding,
+                        via="ins")
+    return _by_ins(lookup, identity, chosen, local_ids, warnings, auto_create, feeding)
 
 
 def _production_ins(candidates: list[InsIdentifier],
@@ -486,7 +553,7 @@ def _succeeds(chosen: InsIdentifier, known: Patient) -> bool:
 
 def _succeed(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifier,
              known: Patient, local_ids: list[LocalIdentifier], warnings: list[str],
-             feeding: bool) -> Resolution:
+             feeding: bool, via: str = "local-id") -> Resolution:
     """A qualified INS-NIR for the dossier the local identifiers name, which holds the
     person's INS-NIA: the NIA was temporary, the NIR replaces it (the NIA is kept among the
     dossier's identifiers). Only when the dossier's traits agree with the message's and
@@ -502,7 +569,7 @@ def _succeed(lookup: StoreLookup, identity: PatientIdentity, chosen: InsIdentifi
                            f"the {chosen.kind}'s own digits contradict the dossier's "
                            f"{contradicted}: it does not replace the dossier's "
                            f"{ins_kind(known.ins_oid or '')} (identity to check)", warnings)
-    found = _accept(lookup, known.id, "local-id", local_ids, warnings, feeding, patient=known)
+    found = _accept(lookup, known.id, via, local_ids, warnings, feeding, patient=known)
     if found.patient_id is None:
         return found
     if not lookup.change_ins(known, chosen.nir, chosen.oid):
@@ -541,14 +608,14 @@ def _other_ins(lookup: StoreLookup, sent: list[InsIdentifier], patient_id: int,
     return None
 
 
-def _naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
+def naming(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> str:
     """Which identifier names which dossier, by assigning authority and type code and the
     dossier's internal id ('1.2.250.1.71.4.2.2.1 (PI) -> dossier 12; LABO-X (PI) ->
     dossier 34'), never the identifier's value: what the admin needs to find the two dossiers
     (told only that there were two, they searched both by the patient's name)."""
     said = []
     for li in local_ids:
-        ids = sorted(set(lookup.by_local_id(li.authority, li.value)))
+        ids = sorted(set(lookup.by_identifier(li)))
         if ids:
             typed = f" ({li.type_code})" if li.type_code else ""
             said.append(f"{li.authority}{typed} -> dossier{'s' if len(ids) > 1 else ''} "
@@ -574,7 +641,7 @@ def _born_elsewhere(identity: PatientIdentity, patient: Patient | None,
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:
     matches: set[int] = set()
     for li in local_ids:
-        matches.update(lookup.by_local_id(li.authority, li.value))
+        matches.update(lookup.by_identifier(li))
     return matches
 
 

@@ -78,7 +78,7 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
                 warnings.append(f"{where}: identifier of another assigning authority than "
                                 "PID-3's: not the sender's to merge, not merged")
                 continue
-            holders = find_by_local_id(conn, li.authority, li.value)
+            holders = find_by_local_id(conn, li.authority, li.value, li.unscoped)
             if survivor.id in holders:
                 done.known += 1
                 continue
@@ -128,7 +128,7 @@ def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
             warnings.append("PID-3: identifier of another assigning authority than MRG-1's: "
                             "not the sender's to merge, not learnt")
             continue
-        holders = find_by_local_id(conn, li.authority, li.value)
+        holders = find_by_local_id(conn, li.authority, li.value, li.unscoped)
         if holders and holder.id not in holders:
             _refuse_other_dossier(conn, holder, holders[0], "PID-3")
         if not holders:
@@ -157,7 +157,7 @@ def merged_dossiers(conn: Connection, merged: list[tuple[str, PatientIdentity]])
                 found.add(holder.id)
         for li in ident.local_ids:
             if li.authority and li.value and li.type_code != "NH":
-                found.update(find_by_local_id(conn, li.authority, li.value))
+                found.update(find_by_local_id(conn, li.authority, li.value, li.unscoped))
     return found
 
 

@@ -98,6 +98,7 @@ from pipelines.identity import (
     NeedsOwnTransaction,
     StoreLookup,
     dossier_refusal,
+    naming,
     resolve_identity,
 )
 from pipelines.input_limits import too_large
@@ -1544,7 +1545,9 @@ def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
 def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """ADT^A47 with an INS in MRG-1: the dossier holding that INS loses it. The dossier is
     the one holding the INS (or the one an admin assigned); PID-3's local identifiers, when
-    known, must name the same dossier, else nothing is done on a guess (IDENTITY_AMBIGUOUS).
+    known, must name the same dossier, else nothing is done on a guess (IDENTITY_CONFLICT,
+    naming the dossiers and the identifiers' authorities as the other paths do: it answered
+    IDENTITY_AMBIGUOUS without saying which, and the admin searched both dossiers by name).
     No dossier holds it: recorded, nothing to remove."""
     normalized = item.normalized
     logical_id, warnings = normalized.logical_id, list(item.warnings)
@@ -1554,12 +1557,15 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     holder = find_by_ins(conn, nir)
     target = item.row.assigned_patient_id or (holder.id if holder else None)
     local_ids = [li for li in normalized.identity.local_ids if li.type_code != "NH"]
-    named = {p for li in local_ids for p in find_by_local_id(conn, li.authority, li.value)}
+    named = {p for li in local_ids
+             for p in find_by_local_id(conn, li.authority, li.value, li.unscoped)}
     if target is not None and named - {target}:
-        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_AMBIGUOUS",
+        chosen = "the dossier assigned" if item.row.assigned_patient_id else f"{kind} of MRG-1"
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code="IDENTITY_CONFLICT",
                             error_message="the INS of MRG-1 and the local identifiers of "
-                            "PID-3 name different dossiers", logical_id=logical_id,
-                            warnings=warnings))
+                            f"PID-3 name different dossiers ({chosen} -> dossier {target}; "
+                            f"{naming(StoreLookup(conn), local_ids)}): nothing removed on a "
+                            "guess", logical_id=logical_id, warnings=warnings))
     _claim_logical_id(conn, item, target, warnings)
     done: list[str] = []
     if target is None or not remove_ins(conn, target, nir):
@@ -1781,14 +1787,15 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
         # a merge's MRG-1 only when there is one: every other ADT's fingerprint unchanged
         # (not where MRG sits: a resend with one more segment says the same)
         *([[([(i.nir, i.oid) for i in m.ins],
-             [(li.authority, li.value, li.type_code) for li in m.local_ids])
+             [(li.unscoped or li.authority, li.value, li.type_code) for li in m.local_ids])
             for _, m in adt.merged]] if adt.merged else []),
         # only when PID-5 names no birth name: every other ADT's fingerprint unchanged
         *(["no birth name"] if not adt.birth_name_stated else []),
         # only when PID-29/30 say something: every other ADT's fingerprint unchanged
         *([("death", adt.death.deceased, adt.death.time)] if adt.death is not None else []),
         [(i.nir, i.oid) for i in ident.ins],
-        [(li.authority, li.value, li.type_code) for li in ident.local_ids],
+        # the namespace as sent: an ADT resent after scoping (round 9) is the same
+        [(li.unscoped or li.authority, li.value, li.type_code) for li in ident.local_ids],
         ident.family, ident.given, ident.birth_family, ident.birth_date, ident.sex,
         ident.identity_status)).encode()).hexdigest()
 

@@ -449,7 +449,7 @@ def test_a47_nothing_held_conflict_and_local_only(ctx) -> None:  # noqa: ANN001
     ingest(ctx, adt("C2", "A31", nir="188102B17295165", family="SANTONI", given="Ange",
                     birth="19881002", sex="M", local_id="IPP0099"), source=SOURCE)
     ids = ingest(ctx, a47("C3", local_id="IPP0099"), source=SOURCE)  # NIR held by the other
-    assert ledger(ctx, ids[0]).error_code == "IDENTITY_AMBIGUOUS"
+    assert ledger(ctx, ids[0]).error_code == "IDENTITY_CONFLICT"
     data = a47("C4").replace(f"MRG|{NIR}^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS".encode(),
                              b"MRG|OLD0001^^^CHU-X&1.2.250.1.999.9&ISO^PI")
     ids = ingest(ctx, data, source=SOURCE)

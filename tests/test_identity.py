@@ -81,7 +81,7 @@ def test_local_ids_authority_canonical_and_typed_ins_without_ins_oid():
             "~45^^^FOO&1.2.3&L^INS||DUPONT^Jean")
     ident = extract_identity(m)
     assert [(x.authority, x.value, x.type_code) for x in ident.local_ids] == [
-        ("LABO-NORD", "42", "PI"), ("1.2.250.1.999.7", "43", "PI"), ("CHU-X", "44", "MR"),
+        ("LABO-NORD@CHU-X", "42", "PI"), ("1.2.250.1.999.7", "43", "PI"), ("CHU-X", "44", "MR"),
         ("1.2.3", "45", "INS")]
     assert ident.ins == []
     assert any("not an INS OID" in w for w in ident.warnings)
@@ -91,8 +91,8 @@ def test_v23_pid2_and_single_name():
     m = parse_text("MSH|^~\\&|LAB|X|||199901011200||ORU^R01|9|P|2.3\r"
                    "PID|1|A1234^^^HOSP|B567^^^LABO||Dupont^Marie-Noëlle||19550101|F\r")
     ident = extract_identity(m)
-    assert [(x.authority, x.value) for x in ident.local_ids] == [("LABO", "B567"),
-                                                                 ("HOSP", "A1234")]
+    assert [(x.authority, x.value) for x in ident.local_ids] == [("LABO@X", "B567"),
+                                                                 ("HOSP@X", "A1234")]
     assert ident.family == ident.birth_family == "Dupont"
     assert ident.given == "Marie-Noëlle"
     assert ident.birth_date == "1955-01-01"
