@@ -597,6 +597,8 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
         fields["nir"] = nir_field
     _exam_fields(lines, fields)
     title = _title(lines, fields)
+    if "exam_date" not in fields:
+        warnings.extend(_header_exam_date(lines, fields))
     if "body_region" not in fields:
         _region_in_body(lines, fields)
     _people(lines, fields)
@@ -1060,6 +1062,43 @@ def _exam_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
             if found:
                 fields[name] = _field(found[0], line, found[1], found[2])
                 break
+
+
+# a letterhead's own date line: 'Lyon, le 3 mars 2025' (a report date label) or 'Le 03/03/2025'
+_HEADER_DATE = re.compile(r"^\W{0,3}[li1|]e\s+" + _WEEKDAY)
+
+
+def _header_exam_date(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> list[str]:
+    """The exam date of a report dated only in its letterhead ('Lyon, le 3 mars 2025' above
+    the title, no date in the body: many imaging centres date the letter, not the exam):
+    the letterhead's date, marked ``from: header``, with a warning saying where it was
+    read. Never when the body carries a report date of its own ('Lyon, le ...' under the
+    conclusion): the letterhead's may then be the day the letter was printed again. The
+    letterhead is what stands above the title on its page (the page's first _MARGIN_LINES
+    lines when no title is found)."""
+    title = _title_line(lines)
+    first = [ln for ln in lines if ln.page == lines[0].page] if lines else []
+    end = title if title is not None and title < len(first) else _MARGIN_LINES
+    header, body = lines[:end], lines[end:]
+    if any(_dated(line, _REPORT_DATE) for line in body):
+        return []
+    for line in header:
+        found = _dated(line, _REPORT_DATE) or _dated(line, _HEADER_DATE)
+        if found:
+            fields["exam_date"] = {**_field(found[0], line, found[1], found[2]), "from": "header"}
+            return [f"REPORT_EXAM_DATE_FROM_HEADER: no exam date in the report's body; the "
+                    f"date of its letterhead (page {line.page}, line {line.number + 1}) is "
+                    "taken as the exam date"]
+    return []
+
+
+def _dated(line: _Line, label: re.Pattern[str]) -> tuple[str, int, int] | None:
+    """The date after a ``label`` on ``line`` (as _exam_fields reads it), or None."""
+    for m in label.finditer(line.folded):
+        found = _date_after(line, m.end(), 4)
+        if found:
+            return found
+    return None
 
 
 def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:

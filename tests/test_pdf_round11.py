@@ -60,3 +60,44 @@ def test_small_labels_and_result_names_beside_their_values_stay_in_their_rows() 
             page += [g.Line("small", left, 40.0, 800.0 - 14.0 * n),
                      g.Line("body", right, 150.0, 800.0 - 14.0 * n)]
         assert _text(g.write_pdf([page], title="CR")) == [f"{a} {b}" for a, b in rows]
+
+
+# -- a report dated only in its letterhead ---------------------------------------------------
+PARC = [("centre", "CENTRE D'IMAGERIE DU PARC"), ("small", "12 avenue Jean Jaurès, 69007 Lyon")]
+LEFEVRE = [("label", "Patiente : Mme LEFÈVRE Hélène"), ("label", "Née le 14/03/1968")]
+ECHO = [("title", "ÉCHOGRAPHIE ABDOMINALE"),
+        ("body", "Indication : douleurs de l'hypocondre droit."), ("head", "Conclusion :"),
+        ("body", "Stéatose hépatique modérée, sans lésion focale.")]
+
+
+@pytest.mark.parametrize("dated", ["Lyon, le 3 mars 2025", "Le lundi 03/03/2025"])
+def test_a_report_dated_only_in_its_letterhead_takes_that_date_as_its_exam_date(
+        dated: str) -> None:
+    """'Lyon, le 3 mars 2025' in the letterhead, above the patient and the title, and no
+    date in the body: no exam date (the entry's ``effective`` empty, its dedupe key
+    'nodate'). The letterhead's date is the exam date, marked as read from the header, with
+    a warning saying where."""
+    msg = _read(_lab_pdf([*PARC, ("small", dated), *LEFEVRE, *ECHO,
+                          ("body", "Dr Jean MARTIN")]))
+    entry = msg.entries[0]
+    exam = entry.details["fields"]["exam_date"]
+    assert (exam["value"], exam["from"], entry.effective) == ("2025-03-03", "header",
+                                                               "2025-03-03")
+    assert entry.key.startswith("report|2025-03-03|US|")
+    said = [w for w in msg.warnings if w.startswith("REPORT_EXAM_DATE_FROM_HEADER")]
+    assert said and "page 1, line 3" in said[0] and "LEFÈVRE" not in said[0]
+
+
+def test_a_date_in_the_body_wins_over_the_letterheads() -> None:
+    """The body's own date is never replaced: an exam date in the body stays the exam date;
+    a body signed 'Lyon, le 17 mars 2025' (the letter reprinted later under a letterhead
+    dated otherwise) takes no exam date from the letterhead; no warning either way."""
+    head = [*PARC, ("small", "Lyon, le 3 mars 2025"), *LEFEVRE]
+    msg = _read(_lab_pdf([*head, ECHO[0], ("label", "Examen réalisé le 28/02/2025"),
+                          *ECHO[1:], ("body", "Dr Jean MARTIN")]))
+    assert msg.entries[0].effective == "2025-02-28"
+    msg_signed = _read(_lab_pdf([*head, *ECHO, ("body", "Lyon, le 17 mars 2025"),
+                                 ("body", "Dr Jean MARTIN")]))
+    assert msg_signed.entries[0].effective is None
+    assert not [w for m in (msg, msg_signed) for w in m.warnings
+                if w.startswith("REPORT_EXAM_DATE_FROM_HEADER")]
