@@ -253,3 +253,41 @@ def test_a_user_password_aes_export_fails_on_the_ledger_with_its_code(sqlite_ctx
                                   imports.c.error_message, imports.c.sha256)).one()
     assert (row.status, row.stage, row.error_code) == ("failed", "parse", "PDF_ENCRYPTED")
     assert "without a password" in row.error_message and ctx.archive.get(row.sha256) == data
+
+
+# -- signatures: initials, and the article before the title ----------------------------------
+@pytest.mark.parametrize(("signed", "signer"), [
+    ("Dr M. DUPONT", "Dr M. DUPONT"),
+    ("Pr. M. DUPONT", "Pr. M. DUPONT"),
+    ("Dr J.-P. MARTIN", "Dr J.-P. MARTIN"),
+    ("Le Docteur Jean-Luc N'GUYEN", "Docteur Jean-Luc N'GUYEN"),
+    ("Le Pr Marc DUPONT, radiologue", "Pr Marc DUPONT"),
+    ("Le médecin radiologue, Dr Anne ROUX", "Dr Anne ROUX"),
+])
+def test_a_signature_with_initials_or_an_article_is_the_signer(signed: str,
+                                                              signer: str) -> None:
+    """'Dr M. DUPONT': 'M.' was read as 'Monsieur' and ended the name (no radiologist);
+    'Dr J.-P. MARTIN': the compound initials were no name word. 'Le Docteur Jean-Luc
+    N'GUYEN' and 'Le médecin radiologue, Dr ...' under the conclusion: read into it, and
+    with the article no signer. Now the signer, the conclusion ending before the line."""
+    msg = _read(_lab_pdf([*PARC, *LEFEVRE, ("title", "IRM DU GENOU DROIT"),
+                          ("label", "Examen du 17.03.25"), ("head", "Conclusion :"),
+                          ("body", "Fissure horizontale du ménisque interne."),
+                          ("body", signed)]))
+    fields = _fields(msg)
+    assert (fields.get("radiologist"), fields["conclusion"], fields["exam_date"]) == (
+        signer, "Fissure horizontale du ménisque interne.", "2025-03-17")
+
+
+def test_a_conclusion_naming_a_doctor_in_a_sentence_goes_on() -> None:
+    """'Le Dr ROCHE a été prévenu par téléphone.' is part of the conclusion, not a
+    signature: kept in it, and the signer the 'Dr' line under it."""
+    msg = _read(_lab_pdf([*PARC, *LEFEVRE, ("title", "SCANNER THORACIQUE"),
+                          ("label", "Examen du 17/03/2025"), ("head", "Conclusion :"),
+                          ("body", "Embolie pulmonaire segmentaire droite."),
+                          ("body", "Le Dr ROCHE a été prévenu par téléphone."),
+                          ("body", "Dr Claire DUBOIS")]))
+    fields = _fields(msg)
+    assert fields["conclusion"] == ("Embolie pulmonaire segmentaire droite.\n"
+                                    "Le Dr ROCHE a été prévenu par téléphone.")
+    assert fields["radiologist"] == "Dr Claire DUBOIS"
