@@ -101,6 +101,22 @@ def test_a_report_dated_only_in_its_letterhead_takes_that_date_as_its_exam_date(
     assert said and "page 1, line 3" in said[0] and "LEFÈVRE" not in said[0]
 
 
+def test_two_reports_in_one_pdf_each_take_their_own_letterheads_date() -> None:
+    """Two exams of one visit exported as one PDF, a page each, each page's letterhead
+    dated and neither body: each report its own page's date, its warning saying its page."""
+    def page(dated: str, title: str, said: str) -> list[tuple]:
+        return [*PARC, ("small", dated), *LEFEVRE, ("title", title), ("head", "Conclusion :"),
+                ("body", said), ("body", "Dr Jean MARTIN")]
+
+    msg = _read(_lab_pdf(page("Lyon, le 3 mars 2025", "ÉCHOGRAPHIE ABDOMINALE", "Normale."),
+                         page("Lyon, le 4 mars 2025", "RADIOGRAPHIE DU THORAX",
+                              "Pas d'anomalie pleuro-parenchymateuse.")))
+    assert [(e.display, e.effective) for e in msg.entries] == [
+        ("ÉCHOGRAPHIE ABDOMINALE", "2025-03-03"), ("RADIOGRAPHIE DU THORAX", "2025-03-04")]
+    assert sum("REPORT_EXAM_DATE_FROM_HEADER" in w and "(page 2, line 3)" in w
+               for w in msg.warnings) == 1
+
+
 def test_a_date_in_the_body_wins_over_the_letterheads() -> None:
     """The body's own date is never replaced: an exam date in the body stays the exam date;
     a body signed 'Lyon, le 17 mars 2025' (the letter reprinted later under a letterhead
