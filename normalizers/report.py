@@ -1080,7 +1080,8 @@ def _header_exam_date(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> 
     title = _title_line(lines)
     first = [ln for ln in lines if ln.page == lines[0].page] if lines else []
     end = title if title is not None and title < len(first) else _MARGIN_LINES
-    header, body = lines[:end], lines[end:]
+    header = first[:end]
+    body = lines[len(header):]
     if any(_dated(line, _REPORT_DATE) for line in body):
         return []
     for line in header:
