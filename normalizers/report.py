@@ -428,7 +428,8 @@ _CONCLUSION_END = re.compile(
     r"|ce compte[ -]rendu|cordialement"
     r"|bien confraternellement|confraternellement|copies? (?:a|:)|destinataires?\b"
     r"|avec mes (?:sinceres |meilleures )?salutations|veuillez agreer|information au patient"
-    r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue|medecin radiologue"
+    r"|lien vers les images|page \d+\s*/\s*\d+\s*$|\(e\)\s*radiologue"
+    r"|(?:le |la )?medecin radiologue"
     rf"|[a-z][a-z\-' ]{{1,30}}, le {_WEEKDAY}\d)")
 _EDGE_PUNCT = re.compile(r"^[\s.,;:|_\-]+(?=\w)|(?<=[\w.)!?])(?:\s+[,;:|_\-]+)+\s*$")
 # A page's footer within the text: 'Page 1/2', '1 sur 2', 'p. 1/2', '- 1 -', and the marks
@@ -597,6 +598,8 @@ def _read_report(lines: list[_Line], pages: list[int], doc: PdfDocument, data: b
         fields["nir"] = nir_field
     _exam_fields(lines, fields)
     title = _title(lines, fields)
+    if "exam_date" not in fields:
+        warnings.extend(_header_exam_date(lines, fields))
     if "body_region" not in fields:
         _region_in_body(lines, fields)
     _people(lines, fields)
@@ -1062,6 +1065,44 @@ def _exam_fields(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                 break
 
 
+# a letterhead's own date line: 'Lyon, le 3 mars 2025' (a report date label) or 'Le 03/03/2025'
+_HEADER_DATE = re.compile(r"^\W{0,3}[li1|]e\s+" + _WEEKDAY)
+
+
+def _header_exam_date(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> list[str]:
+    """The exam date of a report dated only in its letterhead ('Lyon, le 3 mars 2025' above
+    the title, no date in the body: many imaging centres date the letter, not the exam):
+    the letterhead's date, marked ``from: header``, with a warning saying where it was
+    read. Never when the body carries a report date of its own ('Lyon, le ...' under the
+    conclusion): the letterhead's may then be the day the letter was printed again. The
+    letterhead is what stands above the title on its page (the page's first _MARGIN_LINES
+    lines when no title is found)."""
+    title = _title_line(lines)
+    first = [ln for ln in lines if ln.page == lines[0].page] if lines else []
+    end = title if title is not None and title < len(first) else _MARGIN_LINES
+    header = first[:end]
+    body = lines[len(header):]
+    if any(_dated(line, _REPORT_DATE) for line in body):
+        return []
+    for line in header:
+        found = _dated(line, _REPORT_DATE) or _dated(line, _HEADER_DATE)
+        if found:
+            fields["exam_date"] = {**_field(found[0], line, found[1], found[2]), "from": "header"}
+            return [f"REPORT_EXAM_DATE_FROM_HEADER: no exam date in the report's body; the "
+                    f"date of its letterhead (page {line.page}, line {line.number + 1}) is "
+                    "taken as the exam date"]
+    return []
+
+
+def _dated(line: _Line, label: re.Pattern[str]) -> tuple[str, int, int] | None:
+    """The date after a ``label`` on ``line`` (as _exam_fields reads it), or None."""
+    for m in label.finditer(line.folded):
+        found = _date_after(line, m.end(), 4)
+        if found:
+            return found
+    return None
+
+
 def _title(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> str:
     """The exam title line: the first short line naming a modality near its start."""
     i = _title_line(lines)
@@ -1216,8 +1257,14 @@ def _side_word(w: str) -> str:
 
 
 # -- people -------------------------------------------------------------------------------------
+# a given name printed as its initials: 'J.', 'J.-P.', 'M.-C.'
+_INITIALS = re.compile(r"[^\W\d_]\.(?:-?[^\W\d_]\.)*")
+
+
 def _doctor_at(line: _Line, pos: int) -> tuple[str, int, int] | None:
-    """'Dr Paul MARTIN' starting at ``pos`` (the title kept, as printed)."""
+    """'Dr Paul MARTIN' starting at ``pos`` (the title kept, as printed). A given name in
+    initials is part of it ('Dr J.-P. MARTIN'), 'M.' too when a name follows it: after a
+    doctor's title it is Michel's or Marc's initial, not 'Monsieur' ('Dr M. DUPONT')."""
     m = _DOCTOR.match(line.folded, pos)
     start = pos
     name_at = m.end() if m else pos
@@ -1230,7 +1277,11 @@ def _doctor_at(line: _Line, pos: int) -> tuple[str, int, int] | None:
         if stop and fold(word) in _PARTICLES and _is_upper(word) and n + 1 < len(tokens) \
                 and _is_upper(tokens[n + 1].group(0)):
             stop = False  # 'Dr Yann LE GALL'
-        if not word or stop or not _NAME_TOKEN.fullmatch(word) \
+        initials = bool(m) and n == 0 and bool(_INITIALS.fullmatch(word)) \
+            and n + 1 < len(tokens) and _is_upper(tokens[n + 1].group(0).rstrip(",;:"))
+        if initials:
+            stop = False  # 'Dr M. DUPONT', 'Dr J.-P. MARTIN'
+        if not word or stop or not (initials or _NAME_TOKEN.fullmatch(word)) \
                 or len(spans) >= 4 or (word[0].islower() and fold(word) not in _PARTICLES):
             break
         spans.append((s, s + len(word)))
@@ -1284,6 +1335,9 @@ def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                 found = _doctor_at(line, d.start())
                 if found and take(line, found):
                     return
+            found = _signer_after_article(line, 0)
+            if found and take(line, found):
+                return
     for i, line in enumerate(lines):  # 'Dr X, radiologue' or 'Dr X' next to 'radiologue'
         if "radiolog" not in line.folded or "centre" in line.folded:
             continue
@@ -1293,6 +1347,23 @@ def _people(lines: list[_Line], fields: dict[str, dict[str, Any]]) -> None:
                     found = _doctor_at(lines[j], d.start())
                     if found and take(lines[j], found):
                         return
+
+
+# 'Le Docteur Jean MARTIN', 'Le Pr J. ROUX': a signature written with its article
+_SIGNER_ARTICLE = re.compile(r"^\W{0,3}(?:le|la) (?=(?:dr|docteur|pr|professeur)(?:\.|\s))")
+_SIGNER_REST = re.compile(r"^[\s,.;()\-]*(?:(?:medecin )?radiologue[\s.)]*)?$")
+
+
+def _signer_after_article(line: _Line, start: int) -> tuple[str, int, int] | None:
+    """The signer of a line from ``start`` that is nothing but an article, a doctor's title
+    and a name ('Le Docteur Jean MARTIN', 'Le Dr M. DUPONT, radiologue'), as _doctor_at reads
+    it without the article; None for a sentence naming a doctor ('Le Dr MARTIN a été
+    prévenu', part of a conclusion)."""
+    m = _SIGNER_ARTICLE.match(line.folded, start)
+    found = _doctor_at(line, m.end()) if m else None
+    if found and _SIGNER_REST.match(line.folded[found[2]:]):
+        return found
+    return None
 
 
 # -- conclusion ---------------------------------------------------------------------------------
@@ -1423,7 +1494,7 @@ def _conclusion(lines: list[_Line], fields: dict[str, dict[str, Any]]) \
                 continue  # the letterhead again, where the conclusion goes over a page
             if _goes_on_next_page(folded):
                 continue  # 'Page 1/2' under a conclusion going on over the page
-            if _CONCLUSION_END.match(folded):
+            if _CONCLUSION_END.match(folded) or _signer_after_article(nxt, start):
                 break
             if not texts and _CONCLUSION.fullmatch(folded.strip()):
                 continue  # the heading printed twice

@@ -603,8 +603,11 @@ def _grouped(words: list[tuple]) -> list[list[tuple]]:
 # column's baselines by more than SIDEBAR_ROW, a line's bottom being its baseline's place
 # whatever the type's size). Cells and labels printed beside their values (a result table,
 # 'Nom :   DURAND') share their rows' baselines, as do a sidebar and a report printed with
-# one leading (told apart by nothing): never split; nor a form's labels down its left, not
-# one block in one leading (_one_leading: SIDEBAR_STEP, SIDEBAR_REGULAR).
+# one leading and one type size (told apart by nothing): never split; nor a form's labels
+# down its left, not one block in one leading (_one_leading: SIDEBAR_STEP, SIDEBAR_REGULAR).
+# A sidebar printed on the report's own baselines (its leading, or twice it) is told apart by
+# its type: a block in one leading, SIDEBAR_SMALLER of the report's type size or smaller, no
+# line of it a label ending in ':' (_smaller_column).
 SIDEBAR_GUTTER = 12.0
 SIDEBAR_WIDTH = 0.35
 SIDEBAR_LINES = 4
@@ -613,6 +616,7 @@ SIDEBAR_ROW = 1.0
 SIDEBAR_PITCH = 1.5
 SIDEBAR_STEP = 0.25
 SIDEBAR_REGULAR = 2 / 3
+SIDEBAR_SMALLER = 0.9
 
 
 def _sidebar(words: list[tuple], width: float) -> set[int]:
@@ -638,9 +642,38 @@ def _sidebar(words: list[tuple], width: float) -> set[int]:
             side = [w for w in run if w[3] <= gutter]
             others = [w for w in run if w[3] > gutter]
             if len(side) > len(best) and min(len(side), len(others)) >= SIDEBAR_LINES \
-                    and _off_rows(side, others) and _a_column_beside(side, others):
+                    and ((_off_rows(side, others) and _a_column_beside(side, others))
+                         or _smaller_column(side, others)):
                 best = {id(w) for w in side}
     return best
+
+
+def _smaller_column(left: list[tuple], right: list[tuple]) -> bool:
+    """Whether ``left`` (words) is a sidebar printed on the baselines of the report beside it
+    (``right``): SIDEBAR_LINES lines or more beside the report's, one block in one leading,
+    its median type size (a word's height) SIDEBAR_SMALLER of the report's or smaller, no
+    line of it ending in ':' and the lines beside it no column of values (half of them or
+    more starting with a number). The labels of a form end in ':' ('Nom :'), the names of a
+    result table stand before their values, whatever their type: never taken for a sidebar
+    by this."""
+    left_lines, right_lines = _grouped(left), _grouped(right)
+    if not _one_leading(left_lines) or any(line[-1][4].endswith(":") for line in left_lines):
+        return False
+    if sum(bool(_VALUE.match(line[0][4])) for line in right_lines) * 2 >= len(right_lines):
+        return False
+    beside, _ = _interleaved(left_lines, right_lines)
+    if beside < SIDEBAR_LINES:
+        return False
+    return _median_size(left) <= SIDEBAR_SMALLER * _median_size(right)
+
+
+_VALUE = re.compile(r"[<>≤≥]?\s*[-+]?[0-9]")  # a result's value: '141', '<0,5', '> 90'
+
+
+def _median_size(words: list[tuple]) -> float:
+    """The median height of (top, bottom, ...) words: their type size, in points."""
+    sizes = sorted(w[1] - w[0] for w in words)
+    return sizes[len(sizes) // 2]
 
 
 def _off_rows(left: list[tuple], right: list[tuple]) -> bool:
