@@ -1,0 +1,99 @@
+"""Connectors round 9: drop folders, S3 buckets and MLLP senders from deployments we have not
+seen. A lab overwriting one key twice between two polls of a versioned bucket, a prefix
+written without its '/', an SFTP upload made with umask 077, a sender writing its MSH in
+latin-1 under a declared UTF-8 or with tabs, plain MLLP sent to the TLS port. Real moto
+server on loopback, real folders, real sockets."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from connectors.s3_bucket import BucketPoller
+from tests.test_connectors_round6 import V1, V2
+from tests.test_folder_connector import settings_from
+from tests.test_s3_connector import (  # noqa: F401 - fixtures
+    aws_env,
+    bucket,
+    bucket_source,
+    keys,
+    ledger,
+    s3_server,
+    tags,
+)
+
+V3 = V2 + "NTE|2||Contrôle: résultat confirmé par le Dr Lefèvre\r".encode()
+
+
+# -- S3: a key overwritten twice between two polls of a versioned bucket --------------------
+@pytest.mark.parametrize("after", ["tag", "move"])
+def test_every_version_put_between_two_polls_is_taken_in_order(  # noqa: ANN001
+        sqlite_ctx, bucket, after) -> None:  # noqa: F811
+    """A laboratory exports every result file under one name ('resultats.hl7') into a
+    versioned bucket, sometimes twice between two of our polls. The listing of objects shows
+    the newest only: the middle export, kept by the bucket as a noncurrent version, was
+    never taken. Now every version not taken yet is listed (ListObjectVersions), read by its
+    VersionId and taken oldest first; a version the sender deleted stays withdrawn."""
+    _, name, client = bucket
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    key = "incoming/resultats.hl7"
+    client.put_object(Bucket=name, Key=key, Body=V1)
+    withdrawn = "incoming/retire.hl7"
+    client.put_object(Bucket=name, Key=withdrawn, Body=V1 + b"NTE|1||erreur\r")
+    client.delete_object(Bucket=name, Key=withdrawn)
+    poller = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
+                          sqlite_ctx.archive, client=client)
+    first = poller.poll()
+    assert (first.taken, first.error) == (1, None)
+    client.put_object(Bucket=name, Key=key, Body=V2)
+    client.put_object(Bucket=name, Key=key, Body=V3)
+    second = poller.poll()
+    assert (second.taken, second.error) == (2, None)
+    assert poller.poll().taken == 0
+    fresh = BucketPoller(bucket_source(name, after=after), sqlite_ctx.engine,
+                         sqlite_ctx.archive, client=client)  # no memory: tags, markers
+    assert fresh.poll().taken == 0
+    rows = ledger(sqlite_ctx.engine)
+    assert [(r["file_name"], sqlite_ctx.archive.get(r["sha256"])) for r in rows] == [
+        (key, V1), (key, V2), (key, V3)]
+    if after == "move":
+        assert keys(client, name) == ["processed/" + key]
+    else:
+        listed = client.list_object_versions(Bucket=name, Prefix=key)["Versions"]
+        assert sorted(client.get_object_tagging(
+            Bucket=name, Key=key, VersionId=v["VersionId"])["TagSet"][0]["Value"]
+            for v in listed) == ["done"] * 3
+
+
+# -- S3: a prefix written without its '/' ---------------------------------------------------
+def test_a_prefix_without_its_slash_is_a_folder_unless_told_otherwise(  # noqa: ANN001
+        sqlite_ctx, bucket, tmp_path, caplog) -> None:  # noqa: F811
+    """An operator configured prefix = "incoming" (as the folder is named in the console).
+    Keys are strings, so 'incoming-old/' (last year's files, already filed) and
+    'incoming2.hl7' were taken too. Now a prefix is a folder ('incoming/'), said at start-up;
+    prefix_is_folder = false keeps the string prefix for a deployment that wants it."""
+    _, name, client = bucket
+    client.put_object(Bucket=name, Key="incoming/crp-dupont.hl7", Body=V1)
+    client.put_object(Bucket=name, Key="incoming-old/crp-lefevre.hl7", Body=V2)
+    client.put_object(Bucket=name, Key="incoming2.hl7", Body=V3)
+    settings = settings_from(tmp_path, f"""
+[buckets.labo]
+bucket = "{name}"
+prefix = "incoming"
+[buckets.ancien]
+bucket = "{name}"
+prefix = "incoming-old"
+prefix_is_folder = false
+""")
+    labo, ancien = settings.buckets
+    assert (labo.key_prefix, ancien.key_prefix) == ("incoming/", "incoming-old")
+    with caplog.at_level(logging.WARNING, logger="dmp.s3_bucket"):
+        poller = BucketPoller(labo, sqlite_ctx.engine, sqlite_ctx.archive, client=client)
+    assert "prefix 'incoming' has no trailing '/': read as the folder 'incoming/'" in (
+        caplog.text)
+    assert (poller.poll().taken, poller.where) == (1, f"s3://{name}/incoming/")
+    assert BucketPoller(ancien, sqlite_ctx.engine, sqlite_ctx.archive,
+                        client=client).poll().taken == 1
+    assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == [
+        "incoming/crp-dupont.hl7", "incoming-old/crp-lefevre.hl7"]
