@@ -97,3 +97,53 @@ prefix_is_folder = false
                         client=client).poll().taken == 1
     assert [r["file_name"] for r in ledger(sqlite_ctx.engine)] == [
         "incoming/crp-dupont.hl7", "incoming-old/crp-lefevre.hl7"]
+
+
+# -- MLLP: an MSH in latin-1 under a declared UTF-8; tabs for field separators ---------------
+def _msh_fields(data: bytes) -> tuple[list[bytes], bytes]:
+    head, rest = data.split(b"\r", 1)
+    return head.split(b"|"), rest
+
+
+def test_mllp_answers_valid_utf8_and_refuses_tab_separated_messages(  # noqa: ANN001
+        tmp_path, sqlite_template) -> None:
+    """Two senders of a lab network. One declares MSH-18 'UNICODE UTF-8' but writes latin-1
+    (its facility 'LABO SAINT-ÉTIENNE'): the ACK echoed the latin-1 bytes under the same
+    MSH-18, invalid UTF-8, and its engine refused the answer and sent again. Now the ACK is
+    UTF-8, as it declares. The other writes its export with tabs for '|': it was refused as
+    an unknown format; now it is refused as what it is (HL7_TAB_FIELD_SEPARATOR), AE with
+    the reason in ERR and MSA-2 naming its MSH-10, and stored failed on the ledger."""
+    from sqlalchemy import select
+
+    from dossiers.schema import imports
+    from tests.conftest import migrated_sqlite
+    from tests.mllp_support import Client, msa, running_service, segment
+    from tests.test_mllp_senders_round8 import message
+    from tests.test_mllp_service import make_ctx
+
+    fields, rest = _msh_fields(message("LAT1-0001"))
+    fields[3] = "LABO SAINT-ÉTIENNE".encode("latin-1")
+    fields += [b""] * (18 - len(fields))
+    fields[17] = b"UNICODE UTF-8"
+    latin = b"|".join(fields) + b"\r" + rest
+    tabbed = message("TAB-0002").replace(b"|", b"\t")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
+    try:
+        with running_service(ctx, process=False) as svc, Client(svc.port) as client:
+            ack = client.send(latin)
+            ack.decode("utf-8")  # valid in the charset it declares
+            assert _msh_fields(ack)[0][5] == "LABO SAINT-ÉTIENNE".encode()
+            assert _msh_fields(ack)[0][17] == b"UNICODE UTF-8"
+            assert msa(ack)[1:3] == ["AA", "LAT1-0001"]
+            refused = client.send(tabbed)
+        assert msa(refused)[1:3] == ["AE", "TAB-0002"]
+        err = segment(refused, "ERR")
+        assert err[2] == "MSH^1^1^1" and err[3].startswith("102^")
+        assert err[8].startswith("HL7_TAB_FIELD_SEPARATOR: MSH-1, the field separator, is a tab")
+        with ctx.engine.connect() as conn:
+            rows = conn.execute(select(imports.c.status, imports.c.error_code)
+                                .order_by(imports.c.id)).all()
+        assert [tuple(r) for r in rows][-1] == ("failed", "HL7_TAB_FIELD_SEPARATOR")
+    finally:
+        ctx.engine.dispose()
+
