@@ -147,3 +147,43 @@ def test_mllp_answers_valid_utf8_and_refuses_tab_separated_messages(  # noqa: AN
     finally:
         ctx.engine.dispose()
 
+
+# -- folder: an SFTP upload made with umask 077 ---------------------------------------------
+def test_a_file_the_service_may_not_read_is_left_in_place_and_said(  # noqa: ANN001
+        sqlite_ctx, tmp_path) -> None:
+    """A lab's SFTP account writes with umask 077: its uploads are 0600, its user's alone.
+    Such a file was claimed, recorded as a failed import 'cannot be read (EACCES:
+    Permission denied)' with no bytes, and moved to failed/. Now it is left where it is,
+    the poll's error naming the permission problem (mode, owner, the service's uid; never
+    the file's name); once its mode is fixed it is taken when settled again."""
+    import os
+
+    from connectors.folder import FolderPoller
+    from tests.test_connectors_round4 import _NoDacOverride
+    from tests.test_folder_connector import ledger as folder_ledger
+    from tests.test_folder_connector import source as folder_source
+
+    if os.geteuid() != 0:
+        pytest.skip("the file is made another user's, unreadable to root without capabilities")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    private = drop / "CR_Lefèvre_Hélène.hl7"
+    private.write_bytes(V1)
+    os.chown(private, 1001, 1001)
+    os.chmod(private, 0o600)
+    (drop / "crp.hl7").write_bytes(V2)
+    with FolderPoller(folder_source(drop), sqlite_ctx.engine, sqlite_ctx.archive) as poller:
+        with _NoDacOverride():
+            first = poller.poll()
+        assert first.taken == 1 and private.exists()
+        assert first.error.startswith(
+            "folder source drop: 1 file(s) cannot be read by the service (EACCES: mode 0600 "
+            "owned by uid 1001 gid 1001; the service runs as uid 0 gid 0); left in place")
+        assert "Lef" not in first.error
+        os.chmod(private, 0o644)
+        with _NoDacOverride():  # the chmod moved its ctime: settled again first
+            later = [poller.poll(), poller.poll()]
+    assert [(r.taken, r.error) for r in later] == [(0, None), (1, None)]
+    assert [(r["file_name"], r["status"]) for r in folder_ledger(sqlite_ctx.engine)] == [
+        ("crp.hl7", "received"), ("CR_Lefèvre_Hélène.hl7", "received")]
+    assert not (drop / "failed").exists()
