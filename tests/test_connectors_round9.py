@@ -187,3 +187,40 @@ def test_a_file_the_service_may_not_read_is_left_in_place_and_said(  # noqa: ANN
     assert [(r["file_name"], r["status"]) for r in folder_ledger(sqlite_ctx.engine)] == [
         ("crp.hl7", "received"), ("CR_Lefèvre_Hélène.hl7", "received")]
     assert not (drop / "failed").exists()
+
+
+# -- MLLP: plain MLLP sent to the TLS port ---------------------------------------------------
+def test_plain_mllp_on_the_tls_port_is_said_as_such(tmp_path, sqlite_template,  # noqa: ANN001
+                                                    caplog) -> None:
+    """A lab's engine set up without TLS, pointed at our TLS port: it sees its connection
+    closed, and our log said 'WRONG_VERSION_NUMBER: the peer is not speaking TLS'. The line
+    now says it sent plain MLLP and what to change, naming the peer, never its bytes; and
+    nothing is stored."""
+    import socket
+
+    from sqlalchemy import func, select
+
+    from dossiers.schema import imports
+    from tests.conftest import migrated_sqlite
+    from tests.mllp_support import ec_tls_files, running_service
+    from tests.test_mllp_senders_round8 import message
+    from tests.test_mllp_service import make_ctx
+
+    (tmp_path / "tls").mkdir()
+    files = ec_tls_files(tmp_path / "tls")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"),
+                   tls_cert=files["server.pem"], tls_key=files["server.key"])
+    caplog.set_level(logging.WARNING, logger="dmp.mllp")
+    try:
+        with running_service(ctx, process=False) as svc:
+            with socket.create_connection(("127.0.0.1", svc.port), timeout=10) as plain:
+                plain.sendall(b"\x0b" + message("PLAIN-0003") + b"\x1c\r")
+                assert plain.recv(100) == b""  # closed, no ACK
+        with ctx.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(imports)).scalar() == 0
+    finally:
+        ctx.engine.dispose()
+    [line] = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert "127.0.0.1" in line and "not speaking TLS; it sent plain MLLP" in line
+    assert "turn TLS on in it, or point it at the plain MLLP port" in line
+    assert "PLAIN-0003" not in line and "MSH" not in line
