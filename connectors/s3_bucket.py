@@ -53,6 +53,17 @@ object without our tag is taken only if the ledger holds no import of the same s
 and bytes; one taken is remembered (and kept under the home); the refusal is logged once.
 With ``move`` a tag is not needed: the copies are made without tags.
 
+On a versioned bucket (versioning Enabled, asked once per poller) every version is listed
+(ListObjectVersions, paginated), not only the current objects: a lab exporting under one fixed
+name twice between two polls had its middle export, kept as a noncurrent version, never
+taken. Every version not marked yet and not under a delete marker is taken, a key's oldest
+first, each read by its VersionId and marked by it (a noncurrent one moved is copied, not
+deleted: the move of the newest hides it). A store that refuses ListObjectVersions is listed
+plainly (logged once).
+
+A prefix names a folder: ``incoming`` is read as ``incoming/`` (said at start-up), else
+``incoming-old/...`` was taken too; ``prefix_is_folder = false`` keeps the string prefix.
+
 On a versioned bucket, a key put again between our listing and our read (a lab exporting
 under one fixed name) has the version listed read by its VersionId (ListObjectVersions) and
 marked; the new object is taken at the next poll. Deleted in that instant, it is not taken
