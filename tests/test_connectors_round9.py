@@ -144,6 +144,9 @@ def test_mllp_answers_valid_utf8_and_refuses_tab_separated_messages(  # noqa: AN
             rows = conn.execute(select(imports.c.status, imports.c.error_code)
                                 .order_by(imports.c.id)).all()
         assert [tuple(r) for r in rows][-1] == ("failed", "HL7_TAB_FIELD_SEPARATOR")
+        # the same export dropped as a file, or this import rerun, is told the same way
+        from parsers.detect import unknown_reason
+        assert unknown_reason(tabbed)[0] == "HL7_TAB_FIELD_SEPARATOR"
     finally:
         ctx.engine.dispose()
 
