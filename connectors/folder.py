@@ -195,6 +195,9 @@ class FolderPoller:
         self._other_fs = 0  # files of this poll on a mount inside the folder (EXDEV)
         self._unlisted = 0  # subfolders the last scan could not list (their files not seen)
         self._unlistable: set[str] = set()  # and why (strerror)
+        # this poll: settled files the service may not open (EACCES), and their modes/owners
+        self._denied = 0
+        self._denied_why: set[str] = set()
         self._was_mount = False  # the folder was seen a mount point (a share mounted on it)
         self._dev: int | None = None  # its file system then (st_dev)
 
@@ -204,6 +207,7 @@ class FolderPoller:
         Problems of the folder or the store end up in ``result.error`` (nothing lost)."""
         result = PollResult(self.source.id)
         self._other_fs = 0
+        self._denied, self._denied_why = 0, set()
         try:
             root = os.stat(self.root)
             if not stat.S_ISDIR(root.st_mode):
@@ -227,6 +231,9 @@ class FolderPoller:
                                 f"subfolder(s) cannot be listed "
                                 f"({', '.join(sorted(self._unlistable))}); the files in them "
                                 f"are not taken (give the service read and search permission)")
+                log.error("%s", result.error)
+            if self._denied and result.error is None:
+                result.error = self._denied_error()
                 log.error("%s", result.error)
         except OSError as exc:
             result.error = (f"folder source {self.source.id}: folder unusable "
@@ -373,6 +380,9 @@ class FolderPoller:
         try:
             fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
                          | os.O_CLOEXEC)
+        except PermissionError:
+            self._not_ours_to_read(rel)
+            return True  # left in place, looked at again at every poll
         except OSError:
             return False  # gone, or unreadable: the claim and the read say what it is
         try:
@@ -384,6 +394,29 @@ class FolderPoller:
             log.info("folder source %s: a settled file is locked or held open for writing by "
                      "its writer; left in place until its writer lets go", self.source.id)
         return locked
+
+    def _not_ours_to_read(self, rel: str) -> None:
+        """A settled file the service may not open (EACCES): an SFTP server writing with
+        its user's umask 077 makes every upload 0600, its owner's alone. Such a file was
+        claimed, recorded as a failed import 'cannot be read (EACCES: Permission denied)'
+        with no bytes, and moved to failed/: the report out of the way, an admin left to
+        find the cause from an OS error. Now it is left in place, unclaimed and unrecorded,
+        and the poll's error says how many and why (mode and owner, never the name): once
+        its permission is fixed it is taken when settled again (a chmod moves its ctime)."""
+        self._denied += 1
+        with contextlib.suppress(OSError):
+            st = os.lstat(self.root / rel)
+            self._denied_why.add(f"mode {stat.S_IMODE(st.st_mode):04o} owned by uid "
+                                 f"{st.st_uid} gid {st.st_gid}")
+
+    def _denied_error(self) -> str:
+        """The poll's error for the files the service may not read (``_not_ours_to_read``)."""
+        why = "; ".join(sorted(self._denied_why)[:3]) or "permission denied"
+        return (f"folder source {self.source.id}: {self._denied} file(s) cannot be read by "
+                f"the service (EACCES: {why}; the service runs as uid {os.geteuid()} gid "
+                f"{os.getegid()}); left in place and tried again at every poll (an SFTP or "
+                f"share upload made with umask 077: set the upload umask to 022 or 027 with "
+                f"the service in the group, or give the service a default ACL on the folder)")
 
     def _claim(self, rel: str, seen: _Seen) -> Claim | None:
         """Rename the file into this poll's claim folder; None if another poller was first.

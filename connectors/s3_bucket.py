@@ -53,6 +53,17 @@ object without our tag is taken only if the ledger holds no import of the same s
 and bytes; one taken is remembered (and kept under the home); the refusal is logged once.
 With ``move`` a tag is not needed: the copies are made without tags.
 
+On a versioned bucket (versioning Enabled, asked once per poller) every version is listed
+(ListObjectVersions, paginated), not only the current objects: a lab exporting under one fixed
+name twice between two polls had its middle export, kept as a noncurrent version, never
+taken. Every version not marked yet and not under a delete marker is taken, a key's oldest
+first, each read by its VersionId and marked by it (a noncurrent one moved is copied, not
+deleted: the move of the newest hides it). A store that refuses ListObjectVersions is listed
+plainly (logged once).
+
+A prefix names a folder: ``incoming`` is read as ``incoming/`` (said at start-up), else
+``incoming-old/...`` was taken too; ``prefix_is_folder = false`` keeps the string prefix.
+
 On a versioned bucket, a key put again between our listing and our read (a lab exporting
 under one fixed name) has the version listed read by its VersionId (ListObjectVersions) and
 marked; the new object is taken at the next poll. Deleted in that instant, it is not taken
@@ -200,6 +211,10 @@ class _Object:
     unreadable: str | None = None  # the store's code when it refused this object only
     missing: bool = False  # listed, then not found when read
     modified: str = ""  # LastModified listed: the same bytes put again have the same ETag
+    # versioned bucket (listed by ListObjectVersions): the version listed, read by its id,
+    # and whether it is the key's current one (a noncurrent one is copied, never deleted)
+    listed_version: str | None = None
+    latest: bool = True
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -335,6 +350,9 @@ class BucketPoller:
         self._conditional_delete = True  # False once the store refused DELETE If-Match
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._versions_listable = True  # False once ListObjectVersions was refused (logged)
+        # whether the bucket's versioning is Enabled (GetBucketVersioning, asked at the first
+        # poll): then every version is listed (ListObjectVersions), not only the current ones
+        self._versioned: bool | None = None
         # after = "tag": the first tagging operation the credentials may not do (AccessDenied:
         # a bucket policy granting GetObject but not Get/PutObjectTagging); from then on an
         # object taken is known by the ledger and by the poller's memory, not by a tag
@@ -354,6 +372,11 @@ class BucketPoller:
         self._missing: set[tuple[str, str]] = set()
         self._missing_before: set[tuple[str, str]] = set()
         self._listed_any = False  # this poll's listing gave at least one key
+        if source.key_prefix != source.prefix:
+            log.warning("bucket source %s: prefix %r has no trailing '/': read as the folder "
+                        "%r (keys such as %r are not taken; set prefix_is_folder = false to "
+                        "take every key beginning with %r)", source.id, source.prefix,
+                        source.key_prefix, source.prefix + "-old/", source.prefix)
 
     @property
     def client(self):  # noqa: ANN201
@@ -390,7 +413,7 @@ class BucketPoller:
 
     @property
     def where(self) -> str:
-        return f"s3://{self.source.bucket}/{self.source.prefix}"
+        return f"s3://{self.source.bucket}/{self.source.key_prefix}"
 
     # -- the poll ---------------------------------------------------------------------------
     def poll(self) -> PollResult:
@@ -476,7 +499,7 @@ class BucketPoller:
         lists nothing); a prefix that really begins with '/' lists its objects, unsaid."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        prefix = self.source.prefix
+        prefix = self.source.key_prefix
         guess = prefix.lstrip("/")
         if guess.startswith(self.source.bucket + "/"):
             guess = guess[len(self.source.bucket) + 1:]
@@ -500,7 +523,8 @@ class BucketPoller:
         set (then once in that time; the polls between list the keys after the watermark
         only). A store without ListObjectsV2 (no StartAfter) is always listed whole."""
         every = self.source.full_listing_seconds
-        return (not every or not self._list_v2 or self._last_full is None
+        return (not every or not self._list_v2 or bool(self._versioned)
+                or self._last_full is None
                 or now - self._last_full >= every)
 
     def _resolve(self, seen: _Remembered) -> None:
@@ -573,7 +597,8 @@ class BucketPoller:
         if frontier is None:  # listings are whole: a frontier that records nothing
             frontier = _Frontier("")
             frontier.blocked = True
-        pages = self._pages(frontier.mark)
+        pages = (self._version_pages() if self._lists_versions()
+                 else self._pages(frontier.mark))
         chunk: list[_Object] = []
         size = 0
         settle = timedelta(seconds=self.source.settle_seconds)
@@ -603,7 +628,9 @@ class BucketPoller:
                 pending = self._unmarked.get((key, etag))
                 if pending is not None:
                     listed.add((key, etag))
-                obj = _Object(key, etag, entry["Size"], pending=pending, modified=ident[2])
+                obj = _Object(key, etag, entry["Size"], pending=pending, modified=ident[2],
+                              listed_version=entry.get("VersionId"),
+                              latest=entry.get("IsLatest", True))
                 frontier.looked_at(obj)
                 chunk.append(obj)
                 size += min(entry["Size"], self.source.max_bytes)
@@ -613,13 +640,69 @@ class BucketPoller:
         if chunk:
             yield chunk
 
+    def _lists_versions(self) -> bool:
+        """Whether this poll lists every version (the bucket's versioning is Enabled, asked
+        once per poller). A key put twice between two polls (a lab exporting under one
+        fixed name every few minutes) kept only its newest object in a plain listing: the
+        middle one, kept by the bucket as a noncurrent version, was never taken. A store
+        that will not say (AccessDenied, NotImplemented) is listed plainly (logged once)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._versioned is None:
+            try:
+                status = self.client.get_bucket_versioning(
+                    Bucket=self.source.bucket).get("Status")
+            except (BotoCoreError, ClientError) as exc:
+                if _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
+                    return False  # asked again at the next poll; the listing says what fails
+                log.warning("bucket source %s: the store refuses GetBucketVersioning (%s): "
+                            "listed as unversioned, a key put twice between two polls keeps "
+                            "only its newest object (grant s3:GetBucketVersioning)",
+                            self.source.id, _code(exc))
+                status = None
+            self._versioned = status == "Enabled"
+        return self._versioned and self._versions_listable
+
+    def _version_pages(self) -> Iterator[dict]:
+        """ListObjectVersions pages turned into listing pages: every version of a key not
+        hidden by a delete marker (the sender withdrew it, or we moved it), oldest first,
+        each with its VersionId and IsLatest. A key's versions may run over two pages: it
+        is given once the listing has gone past it. Refused (AccessDenied,
+        NotImplemented), the poller lists the current objects only (logged once)."""
+        from botocore.exceptions import ClientError
+
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.source.bucket, Prefix=self.source.key_prefix,
+            PaginationConfig={"PageSize": self.list_page_size})
+        held: dict[str, list[dict]] = {}
+        started = False
+        try:
+            for page in pages:
+                started = True
+                for entry in page.get("Versions", []):
+                    held.setdefault(entry["Key"], []).append(entry)
+                for entry in page.get("DeleteMarkers", []):
+                    held.setdefault(entry["Key"], []).append({**entry, "marker": True})
+                last = max(held, default=None) if page.get("IsTruncated") else None
+                given = [k for k in sorted(held) if k != last]
+                yield {"ResponseMetadata": page.get("ResponseMetadata", {}),
+                       "Contents": [v for k in given for v in _not_hidden(held.pop(k))]}
+        except ClientError as exc:
+            if started or _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
+                raise
+            log.warning("bucket source %s: the store refuses ListObjectVersions (%s): only "
+                        "the current object of each key is listed (grant "
+                        "s3:ListBucketVersions)", self.source.id, _code(exc))
+            self._versions_listable = False
+            yield from self._pages()
+
     def _pages(self, after: str = "") -> Iterator[dict]:
         """Listing pages: ListObjectsV2, or ListObjects (markers) on a store that does not
         implement version 2 (older Ceph RGW, some appliances: 501 NotImplemented, or 400
         InvalidArgument on list-type); remembered for this poller."""
         from botocore.exceptions import ClientError
 
-        args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
+        args = {"Bucket": self.source.bucket, "Prefix": self.source.key_prefix,
                 "PaginationConfig": {"PageSize": self.list_page_size}}
         if self._list_v2:
             pages = self._pages_v2(after)
@@ -644,7 +727,7 @@ class BucketPoller:
         and no object past that page was ever taken. Such a page is followed by the next one
         after its last key (StartAfter); a page that gives no way on at all (no key, no
         token) or the same token again stops the poll with an error."""
-        args = {"Bucket": self.source.bucket, "Prefix": self.source.prefix,
+        args = {"Bucket": self.source.bucket, "Prefix": self.source.key_prefix,
                 "MaxKeys": self.list_page_size}
         way: dict[str, str] = {"StartAfter": after} if after else {}
         tokens: set[str] = set()
@@ -700,7 +783,16 @@ class BucketPoller:
                seen: _Remembered, result: PollResult) -> None:
         """Mark recorded objects; those the endpoint did not let us mark wait for the next
         poll (remembered by this poller: intake is not asked twice for one object)."""
-        marked = list(pool.map(lambda m: self._mark(*m), marks))
+        marked: list[bool | None] = [None] * len(marks)
+        by_key: dict[str, list[int]] = {}  # a key's versions marked in order: with move,
+        for n, mark in enumerate(marks):  # the newest copy is the last one made
+            by_key.setdefault(mark[0].key, []).append(n)
+
+        def in_order(indexes: list[int]) -> None:
+            for n in indexes:
+                marked[n] = self._mark(*marks[n])
+
+        list(pool.map(in_order, by_key.values()))
         failed = 0
         for mark, done in zip(marks, marked, strict=True):
             obj = mark[0]
@@ -725,7 +817,7 @@ class BucketPoller:
             return obj
         bucket = self.source.bucket
         try:
-            obj.tags = self._tags(obj.key)
+            obj.tags = self._tags(obj.key, None if obj.latest else obj.listed_version)
             if obj.tags.get(TAG) in (DONE, REFUSED):
                 return obj
             received_at = datetime.now(UTC)
@@ -765,7 +857,7 @@ class BucketPoller:
                     return obj
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):  # deleted since (a listing lagging behind?)
+            if code in ("NoSuchKey", "NoSuchVersion", "404"):  # deleted since (lagging list?)
                 obj.missing = True
                 return obj
             if code in ("PreconditionFailed", "412", "InvalidRange"):
@@ -930,11 +1022,17 @@ class BucketPoller:
                 if obj.version:
                     source["VersionId"] = obj.version
                 self._copy(prefix + obj.key, source, obj.etag, tags, obj.size)
+                if not obj.latest:  # a newer version is on top: hidden when it is moved
+                    if self.source.delete_moved_version:
+                        self._delete_version(obj, import_id)
+                    return True
                 try:  # only the object read: one put since is not ours to delete
                     self._delete_if_match(obj)
                 except ClientError as exc:
                     if not _changed(exc):
                         raise
+                    if obj.listed_version is not None:  # listed by version: the new one
+                        return True  # is listed too, and its move hides this one
                     return self._left(obj, import_id)
                 if self.source.delete_moved_version:
                     self._delete_version(obj, import_id)
@@ -1081,6 +1179,9 @@ class BucketPoller:
         again at the next poll, as before."""
         from botocore.exceptions import ClientError
 
+        if not obj.latest:  # a noncurrent version never changes: read by its VersionId
+            return self.client.get_object(Bucket=self.source.bucket, Key=obj.key,
+                                          VersionId=obj.listed_version, **extra)
         try:
             return self._get(obj, **extra)
         except ClientError as exc:
@@ -1260,6 +1361,22 @@ class BucketPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _not_hidden(entries: list[dict]) -> list[dict]:
+    """A key's versions newer than its newest delete marker, oldest first; none when a
+    marker is the key's current entry (its sender deleted it, or we moved it). Versions and
+    markers come in two lists, ordered between them only by LastModified, which many stores
+    keep to the second: a tie is taken (a version taken twice is a byte-identical repeat on
+    the ledger; one skipped would be lost)."""
+    if any(e.get("marker") and e.get("IsLatest") for e in entries):
+        return []
+    markers = [e["LastModified"] for e in entries if e.get("marker")]
+    hidden_to = max(markers) if markers else None
+    versions = [e for e in reversed(entries) if not e.get("marker")
+                and e.get("VersionId") not in (None, "")
+                and (hidden_to is None or e["LastModified"] >= hidden_to)]
+    return sorted(versions, key=lambda e: e["LastModified"])  # stable: listing order kept
 
 
 def _read_body(response: dict, limit: int) -> bytes:

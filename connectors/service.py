@@ -374,7 +374,7 @@ def describe_source(source: Any, interval: float, poller: Any = None) -> str:  #
         endpoint = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
     after = ("tagged dmp-intake=done" if source.after == "tag" else
              f"moved under {source.processed_prefix or '(no prefix)'}")
-    return (f"bucket source {source.id}: s3://{source.bucket}/{source.prefix} at "
+    return (f"bucket source {source.id}: s3://{source.bucket}/{source.key_prefix} at "
             f"{endpoint or 'AWS'}{f' ({source.region})' if source.region else ''} (every "
             f"{interval:g} s, then {after}{', requester pays' if source.requester_pays else ''}"
             f"{_whole(source.full_listing_seconds)})")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import re
 
+from parsers.hl7v2.header import TAB_SEPARATOR
+
 HL7V2 = "hl7v2"
 CDA = "cda"
 PDF = "pdf"
@@ -119,6 +121,8 @@ def unknown_reason(data: bytes) -> tuple[str, str, str]:
     head = _text_head(data)
     if not head.strip(_SKIP):
         return UNKNOWN_FORMAT, f"the input holds only blanks ({len(data)} bytes)", ""
+    if head.startswith(b"MSH\t"):  # a tab-separated export: parsers/hl7v2/header.py
+        return TAB_SEPARATOR
     if head.startswith(b"<"):
         m = _ROOT.match(head, _PROLOG.match(head).end())
         name = m.group(2).decode("ascii", "replace")[:40] if m else ""

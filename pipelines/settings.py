@@ -161,6 +161,16 @@ class BucketSource:
     # one settled (StartAfter): for keys that grow (dated names), an object put under a key
     # sorting before is taken at the next whole listing
     full_listing_seconds: float = 0.0
+    # a prefix names a folder: 'incoming' is read as 'incoming/' (else 'incoming-old/...'
+    # and 'incoming2.hl7' were taken too); false: every key beginning with it, as written
+    prefix_is_folder: bool = True
+
+    @property
+    def key_prefix(self) -> str:
+        """The start of the keys taken: the prefix, with its '/' when it names a folder."""
+        if self.prefix_is_folder and self.prefix and not self.prefix.endswith("/"):
+            return self.prefix + "/"
+        return self.prefix
 
 
 @dataclass(frozen=True)
@@ -581,7 +591,8 @@ def parse_host_port(where: str, value: object) -> tuple[str, int]:
 _FOLDER_KEYS = {"path", "settle_seconds", "max_bytes", "recursive", "poll_interval"}
 _BUCKET_KEYS = {"bucket", "prefix", "endpoint_url", "region", "after", "processed_prefix",
                 "refused_prefix", "max_bytes", "poll_interval", "settle_seconds",
-                "delete_moved_version", "requester_pays", "full_listing_seconds"}
+                "delete_moved_version", "requester_pays", "full_listing_seconds",
+                "prefix_is_folder"}
 
 
 def _seconds(where: str, value: object, *, positive: bool = False) -> float:
@@ -707,7 +718,8 @@ def _check_nested_folders(sources: list[FolderSource]) -> None:
 def _buckets(table: object) -> tuple[BucketSource, ...]:
     """[buckets.<id>] tables: bucket (required), prefix, endpoint_url, region, after (tag|move),
     processed_prefix, refused_prefix, max_bytes, poll_interval, settle_seconds,
-    delete_moved_version, requester_pays, full_listing_seconds. Every source's mistake is
+    delete_moved_version, requester_pays, full_listing_seconds, prefix_is_folder. Every
+    source's mistake is
     said, one line each."""
     found = []
     problems: list[str] = []
@@ -759,6 +771,10 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
     payer = conf.get("requester_pays", False)
     if not isinstance(payer, bool):
         raise SettingsError(f"{where} requester_pays: true or false expected, not {payer!r}")
+    folder = conf.get("prefix_is_folder", True)
+    if not isinstance(folder, bool):
+        raise SettingsError(f"{where} prefix_is_folder: true or false expected, not "
+                            f"{folder!r}")
     interval = conf.get("poll_interval")
     return BucketSource(
         id=source_id, bucket=bucket, prefix=prefix, endpoint_url=endpoint or None,
@@ -771,7 +787,8 @@ def _bucket(source_id: str, conf: dict) -> BucketSource:
         settle_seconds=_seconds(f"{where} settle_seconds", conf.get("settle_seconds", 0)),
         delete_moved_version=delete_version, requester_pays=payer,
         full_listing_seconds=_seconds(f"{where} full_listing_seconds",
-                                      conf.get("full_listing_seconds", 0)))
+                                      conf.get("full_listing_seconds", 0)),
+        prefix_is_folder=folder)
 
 
 def _folder_prefix(value: str) -> str:
@@ -785,7 +802,7 @@ def _folder_prefix(value: str) -> str:
 
 def _areas(source: BucketSource) -> list[tuple[str, str]]:
     """(what, key prefix) a source reads or writes in its bucket."""
-    areas = [("prefix", source.prefix)]
+    areas = [("prefix", source.key_prefix)]
     if source.after == "move":
         areas += [("processed_prefix", source.processed_prefix),
                   ("refused_prefix", source.refused_prefix)]
@@ -800,7 +817,7 @@ def _check_bucket_areas(sources: list[BucketSource]) -> None:
     the source's own processed/refused area would never be taken."""
     for n, a in enumerate(sources):
         for what, area in _areas(a)[1:]:
-            if a.prefix.startswith(area):
+            if a.key_prefix.startswith(area):
                 raise SettingsError(f"[buckets.{a.id}] prefix {a.prefix!r} is inside its own "
                                     f"{what} {area!r}: nothing would ever be taken")
         for b in sources[n + 1:]:
@@ -808,7 +825,7 @@ def _check_bucket_areas(sources: list[BucketSource]) -> None:
                 continue
             for x, y in ((a, b), (b, a)):
                 for what, area in _areas(y):
-                    if x.prefix.startswith(area) or area.startswith(x.prefix):
+                    if x.key_prefix.startswith(area) or area.startswith(x.key_prefix):
                         raise SettingsError(
                             f"[buckets.{x.id}] prefix {x.prefix!r} overlaps [buckets.{y.id}] "
                             f"{what} {area!r} on bucket {a.bucket!r}: both would take the "

@@ -111,11 +111,11 @@ def test_a_superseded_version_does_not_come_back_after_a_move(sqlite_ctx, quirky
     client.put_object(Bucket=name, Key="incoming/cr.hl7", Body=V2)
     poller = BucketPoller(bucket_source(name, after="move"), sqlite_ctx.engine,
                           sqlite_ctx.archive, endpoint_url=store.endpoint)
-    first = poller.poll()
-    assert (first.error, first.taken) == (None, 1)
+    first = poller.poll()  # round 9: every version put since the last poll, oldest first
+    assert (first.error, first.taken) == (None, 2)
     again = poller.poll()
     assert (again.error, again.taken) == (None, 0)
-    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(V2)]
+    assert [r["size"] for r in ledger(sqlite_ctx.engine)] == [len(V1), len(V2)]
     assert keys(client, name) == ["processed/incoming/cr.hl7"]
     assert _versions(client, name, "incoming/cr.hl7") == ([V2, V1], 1)  # kept, noncurrent
 
@@ -161,8 +161,9 @@ def test_delete_moved_version_deletes_the_version_moved_and_only_it(sqlite_ctx, 
     source = bucket_source(name, after="move", delete_moved_version=True)
     poller = BucketPoller(source, sqlite_ctx.engine, sqlite_ctx.archive,
                           endpoint_url=store.endpoint)
-    assert (poller.poll().taken, poller.poll().taken) == (1, 0)
-    assert _versions(client, name, "incoming/cr.hl7") == ([V1], 1)
+    # round 9: both versions put since the last poll are taken (oldest first) and deleted
+    assert (poller.poll().taken, poller.poll().taken) == (2, 0)
+    assert _versions(client, name, "incoming/cr.hl7") == ([], 1)
     moved = client.get_object(Bucket=name, Key="processed/incoming/cr.hl7")["Body"].read()
     assert moved == V2
 

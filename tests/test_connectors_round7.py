@@ -102,7 +102,8 @@ def test_a_damaged_or_foreign_memory_costs_requests_never_an_object(sqlite_ctx, 
     assert poller().poll().taken == 0
     assert _tag_reads(store) - before == 5
     before = _tag_reads(store)
-    assert poller(prefix="incoming/cr-").poll().taken == 0  # a memory of its own
+    assert poller(prefix="incoming/cr-",  # a string prefix (round 9: else a folder)
+                  prefix_is_folder=False).poll().taken == 0  # a memory of its own
     assert _tag_reads(store) - before == 5
     assert len(list(state.iterdir())) == 2
     assert len(ledger(sqlite_ctx.engine)) == 5

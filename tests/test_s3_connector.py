@@ -341,7 +341,8 @@ endpoint_url = "https://s3.example.org"
     ('[buckets.a]\nbucket = "b"\nmax_bytes = -5', r"max_bytes: a positive whole number"),
     ('[buckets.a]\nbucket = "b"\nprefx = "x"', r"unknown setting 'prefx'"),
     ('[buckets.a]\nbucket = "b"\nprefix = 3', r"prefix: text expected"),
-    ('[buckets.a]\nbucket = "b"\nprefix = "lab"\n[buckets.c]\nbucket = "b"\nprefix = "lab2/"',
+    ('[buckets.a]\nbucket = "b"\nprefix = "lab"\nprefix_is_folder = false\n'
+     '[buckets.c]\nbucket = "b"\nprefix = "lab2/"',
      r"\[buckets.a\] prefix 'lab' overlaps \[buckets.c\] prefix 'lab2/' on bucket 'b'"),
     ('[buckets.a]\nbucket = "b"\n[buckets.c]\nbucket = "b"\nprefix = "labB/"',
      r"\[buckets.a\] prefix '' overlaps \[buckets.c\] prefix 'labB/'"),

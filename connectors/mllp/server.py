@@ -289,6 +289,21 @@ def _tls_failure(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _spoken_instead(opening: bytes) -> str:
+    """What a client that failed the handshake sent instead of a ClientHello, by its first
+    bytes' kind only (never the bytes: they may open a patient's message). A lab's engine
+    sending plain MLLP to the TLS port saw its connection closed, and the log said
+    'WRONG_VERSION_NUMBER: the peer is not speaking TLS': right, but not what to change."""
+    head = opening.lstrip(b"\r\n")
+    if head.startswith((b"\x0b", b"MSH", b"FHS", b"BHS")):
+        return ("; it sent plain MLLP (an HL7 frame, no TLS ClientHello): the sender's "
+                "connection is not set for TLS (turn TLS on in it, or point it at the plain "
+                "MLLP port)")
+    if head[:4] in (b"GET ", b"POST", b"HEAD", b"PUT ", b"PRI "):
+        return "; it sent an HTTP request"
+    return ""
+
+
 class _TLSAccept(asyncio.Protocol):
     """A TLS connection just accepted: handed at once to its TLS layer (``TLSServerProtocol``,
     which keeps answering a client that closed its side), the handshake awaited by
@@ -687,7 +702,7 @@ class MLLPServer:
             async with asyncio.timeout(min(self.idle_timeout, HANDSHAKE_TIMEOUT)):
                 await asyncio.shield(tls.handshake)
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
-            reason = _tls_failure(exc)
+            reason = _tls_failure(exc) + _spoken_instead(tls.opening)
             self._warn_peer(peer, "tls " + reason,
                             "TLS handshake with %s failed (%s): connection closed", peer,
                             reason)

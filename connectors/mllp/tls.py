@@ -46,6 +46,9 @@ class TLSServerProtocol(asyncio.Protocol):
         self.peer_done = False  # the client's close_notify or FIN read: its side is closed
         self.closing = False  # ours closed (close_notify sent)
         self.backlog: list[bytes] = []  # writes waiting for the peer (a renegotiation)
+        # the client's first bytes (8 at most, never stored nor logged): what a failed
+        # handshake was opened with, to say what the peer spoke instead of TLS
+        self.opening = b""
 
     # -- the plain transport's events ----------------------------------------------------------
 
@@ -54,6 +57,8 @@ class TLSServerProtocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if len(self.opening) < 8 and not self.connected:
+            self.opening += data[:8 - len(self.opening)]
         self.incoming.write(data)
         if not self.connected:
             self._do_handshake()

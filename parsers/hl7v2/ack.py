@@ -82,7 +82,7 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
             tail.pop()
         fields += tail
         received_id = header.raw(10)
-        codec = header.codec
+        codec = answer_codec(header)
     else:
         version = "2.5"
         fields = ["MSH", d.field, _encoding(d), application, "", "", "", stamp, "", "ACK",
@@ -100,6 +100,19 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
     else:
         segments.append(d.field.join(msa))
     return ("\r".join(segments) + "\r").encode(codec, errors="replace")
+
+
+def answer_codec(header: Header) -> str:
+    """The codec the answer's bytes are written in: the one the message was read with,
+    except under a declared UTF-8 (MSH-18 'UNICODE UTF-8') that the bytes were not (a
+    latin-1 sender labelled UTF-8, read with its fallback): the ACK echoed those latin-1
+    bytes ('SAINT-\\xc9TIENNE' in MSH-5/6) under the same MSH-18, an answer invalid in the
+    charset it declares, which an engine decoding UTF-8 strictly (HAPI, Mirth) refuses as
+    unreadable, then sends the message again. It is written in UTF-8, as it declares."""
+    declared = CHARSETS.get(" ".join(header.get(18).upper().split()), ("", False))[0]
+    if declared == "utf-8" and header.codec != "utf-8":
+        return "utf-8"
+    return header.codec
 
 
 def _wide(declared: str) -> bool:
@@ -196,7 +209,7 @@ def build_batch_ack(shape: Outline, acks: list[list[bytes]], header: Header | No
     MSH). The envelope uses the first message's delimiters and charset (``header``), as its
     ACK does; without any message, the BHS's own delimiters and UTF-8."""
     d = header.delimiters if header is not None else _envelope_delimiters(shape)
-    codec = header.codec if header is not None else "utf-8"
+    codec = answer_codec(header) if header is not None else "utf-8"
     stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
     comments = comments or {}
 

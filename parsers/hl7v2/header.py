@@ -83,6 +83,8 @@ def read_header(data: bytes) -> Header | None:
     except HL7ParseError:
         text, codec = line.decode("latin-1"), "latin-1"
     codec = _answer_codec(text, line, codec)
+    if text[3:4] == "\t":
+        return _tab_separated(text, codec)
     try:
         msh = parse_text(text, codec)
     except HL7ParseError as exc:
@@ -134,6 +136,29 @@ def _with_standard_encoding(line: str, codec: str, error: HL7ParseError) -> Head
     except HL7ParseError:
         return None
     return Header(msh, _encodable(codec), invalid=(error.code, str(error), "MSH[1]-2"))
+
+
+TAB_SEPARATOR = ("HL7_TAB_FIELD_SEPARATOR",
+                 "MSH-1, the field separator, is a tab: a tab-separated export is not an HL7 v2 "
+                 "message (ER7 fields are separated by '|'); the sender's interface must "
+                 "send '|'", "MSH[1]-1")
+
+
+def _tab_separated(line: str, codec: str) -> Header | None:
+    """An MSH whose field separator is a tab ('MSH<TAB>^~\\&<TAB>LAB...': a spreadsheet or
+    CSV-minded export, or an editor that turned '|' into tabs). HL7 v2.5 2.5.4 lets MSH-1
+    be any character in theory; a tab is whitespace every engine and editor mangles, and no
+    sender we know means it: the message is refused as not HL7 (HL7_TAB_FIELD_SEPARATOR),
+    with an ACK that still names its MSH-10. It was refused as 'unknown format' or answered
+    with fields read wrongly. The line is read with '|' in place of its tabs (only the first,
+    when the rest holds '|') so that the ACK echoes the sender's MSH-3/4 and MSH-10."""
+    rest = line[4:]
+    text = "MSH|" + (rest if "|" in rest else rest.replace("\t", "|"))
+    try:
+        msh = parse_text(text, codec)
+    except HL7ParseError:
+        return None
+    return Header(msh, _encodable(codec), invalid=TAB_SEPARATOR)
 
 
 def _encodable(codec: str) -> str:
