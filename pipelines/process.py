@@ -1282,6 +1282,12 @@ def _deposited_patients(item: Prepared, targets: list[_Target], results: list[De
 # change), not an auto-created dossier (it was just made from this PID), not an admin's
 # assignment (it says which dossier, not that the PID is right).
 TRUSTED_MATCHES = ("ins", "local-id")
+# Matches of an identity ADT (A08, A28, A31) that say nothing of its identity not being
+# applied: LOCAL_ID_NO_INS (its own warning says why already) and 'auto-create' (the dossier
+# was just made from this very PID: its traits are the dossier's; warned 'not matched by a
+# qualified INS', the admin of a GAM sending A28 for each new patient looked for a problem
+# that was not there). Demographics and an admin's assignment keep the warning.
+IDENTITY_MADE_HERE = (LOCAL_ID_NO_INS, "auto-create")
 
 
 def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
@@ -1307,7 +1313,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
                                       stated_at=adt.stated_at, **values) if values else []
             if changed:
                 done.append("identity updated: " + ", ".join(changed))
-        elif via != LOCAL_ID_NO_INS:  # that match's own warning says why already
+        elif via not in IDENTITY_MADE_HERE:
             warnings.append("identity not updated: the patient was not matched by a "
                             "qualified INS (PID-32 VALI) or a known local identifier")
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
