@@ -72,6 +72,7 @@ from dossiers.schema import entries as entry_rows
 from dossiers.schema import imports, logical_messages, provenance
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
+from normalizers.death import check_death
 from normalizers.lab import normalize_message
 from normalizers.model import (
     ACTION_DELETE,
@@ -1512,7 +1513,8 @@ RECEPTION_TOLERANCE = timedelta(minutes=10)
 def _bound_by_reception(item: Prepared) -> None:
     """An ADT stated after we received it (EVN-2 and MSH-7 from one wrong clock: the
     normalizer's bound by MSH-7 cannot see it) is dated by its reception instead, with a
-    warning, and so are the choices of its ZFA dated after that day.
+    warning, and so are the choices of its ZFA dated after that day; its death is checked
+    again against that time (``_check_death_at_reception``).
 
     Why: trusted, its consent, identity and death statements stayed the newest ones until
     that date, every later real statement filed as older, history only. The reception time
@@ -1534,6 +1536,27 @@ def _bound_by_reception(item: Prepared) -> None:
                               consultation_date=kept(adt.consent.consultation_date))
     item.warnings.append("EVN-2/MSH-7: the message is dated after we received it (a sender's "
                          "clock is wrong): its statements are dated by the reception time")
+    _check_death_at_reception(item)
+
+
+def _check_death_at_reception(item: Prepared) -> None:
+    """An ADT's death checked again against the reception time its statement was pulled
+    back to: _Stop(failed ADT_DEATH_IN_FUTURE) when the death is dated after it.
+
+    Why: the normalizer checks the death against EVN-2 / MSH-7 and the time it runs; a
+    message whose clock is days ahead, processed later (a backlog, a rerun), passed both
+    checks with a death dated after we received the message that states it, and the dossier
+    recorded a death that had not happened when it was sent."""
+    adt = item.normalized.adt
+    if adt.death is None:
+        return
+    identity = item.normalized.identity
+    try:
+        check_death(adt.death, identity.birth_date or identity.birth_date_partial,
+                    adt.stated_at)
+    except NormalizationError as exc:
+        stop = _failed("normalize", exc, logical_id=item.normalized.logical_id)
+        raise _Stop(replace(stop.outcome, warnings=list(item.warnings))) from None
 
 
 def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001

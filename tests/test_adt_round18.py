@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from tests.test_adt_consent import SOURCE, adt, ledger
+import pytest
+
+from normalizers.model import NormalizationError
+from pipelines.acknowledge import ack_rules
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_adt_consent import SOURCE, adt, ledger, normalize, patient_row
+from tests.test_hl7v2_senders_round15 import with_death
 from tests.test_pipeline import NIR, ingest, make_patient, statuses
 
 
@@ -64,3 +72,54 @@ def test_a_dossier_made_from_the_adt_is_not_warned_identity_not_updated(sqlite_c
     assert (row.status, row.patient_id) == ("deposited", pid)
     assert _warned(row, NOT_UPDATED)
     _no_patient_data(*rows, row)
+
+
+# -- a death after the reception time the statement was pulled back to --------------------
+def _ingest_received(ctx, data: bytes, received: datetime) -> int:  # noqa: ANN001
+    """One message through intake, its reception time set to ``received`` (a message
+    waiting in a backlog, or rerun, is processed long after it was received)."""
+    (result,) = intake(ctx.engine, ctx.archive, [Received(
+        data=data, source=SOURCE, channel="mllp", received_at=received)])
+    (import_id,) = result.message_ids
+    drain(ctx)
+    return import_id
+
+
+def test_a_death_after_the_reception_time_is_refused(ctx) -> None:  # noqa: ANN001
+    """EVN-2 and MSH-7 from a clock two days ahead (8 March), received on 6 March and
+    processed later: the statement is dated by its reception, but its death of 7 March,
+    after that reception, was recorded (checked only against EVN-2 and the processing
+    time). Refused now as ADT_DEATH_IN_FUTURE (AE 102, not our 207); a death before the
+    reception is recorded as before."""
+    pid = make_patient(ctx)
+    received = datetime(2024, 3, 6, 9, 0, tzinfo=UTC)
+    ahead = adt("T1", "A03", evn="20240308090000")
+    refused = _ingest_received(ctx, with_death(ahead, "202403071200"), received)
+    row = ledger(ctx, refused)
+    assert (row.status, row.error_code, row.error_location) == (
+        "failed", "ADT_DEATH_IN_FUTURE", "PID[3]-30")
+    assert _warned(row, "EVN-2/MSH-7: the message is dated after we received it")
+    assert patient_row(ctx, pid).deceased is None
+    assert (ack_rules()["ADT_DEATH_IN_FUTURE"].ack,
+            ack_rules()["ADT_DEATH_IN_FUTURE"].hl7_code) == ("AE", "102")
+    recorded = _ingest_received(ctx, with_death(adt("T2", "A03", evn="20240308090000"),
+                                                "202403060745"), received)
+    assert "death recorded" in ledger(ctx, recorded).error_message
+    assert patient_row(ctx, pid).deceased is True
+    _no_patient_data(row, ledger(ctx, recorded))
+
+
+@pytest.mark.parametrize("evn,msh7,death,code", [
+    ("20420306111154", "20240306111154", "202403071200", "ADT_DEATH_IN_FUTURE"),  # by MSH-7
+    ("20420306111154", "20240306111154", "202403061000", None),
+    ("", "20240306111154", "202403061120", None),  # within the clock skew
+])
+def test_a_death_after_msh7_when_evn2_is_not_trusted(evn: str, msh7: str, death: str,
+                                                      code: str | None) -> None:
+    data = with_death(adt("T3", "A03", evn=evn, msh7=msh7), death)
+    if code is None:
+        assert normalize(data).adt.death.deceased
+        return
+    with pytest.raises(NormalizationError) as exc:
+        normalize(data)
+    assert exc.value.code == code
