@@ -16,6 +16,7 @@ import pytest
 
 from normalizers.model import NormalizationError
 from pipelines.acknowledge import ack_rules
+from pipelines.advice import advice
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from tests.test_adt_consent import SOURCE, adt, ledger, normalize, patient_row
@@ -72,6 +73,52 @@ def test_a_dossier_made_from_the_adt_is_not_warned_identity_not_updated(sqlite_c
     assert (row.status, row.patient_id) == ("deposited", pid)
     assert _warned(row, NOT_UPDATED)
     _no_patient_data(*rows, row)
+
+
+# -- error_advice.csv: the events each advice names, checked against what is done ---------
+_EVENT = re.compile(r"\b(ADT|ORU|MDM|OUL)\^([AZRT]\d\d)\b")
+_REFUSED_EXAMPLES = re.compile(r"such as ([^;:()]*)")
+
+
+def _message(kind: str, trigger: str) -> bytes:
+    """A PAM France-like message (MSH EVN PID PV1) of ``kind^trigger``."""
+    return adt("V1", "A31").replace(b"ADT^A31^ADT_A31", f"{kind}^{trigger}".encode())
+
+
+def _refused_code(kind: str, trigger: str) -> str | None:
+    try:
+        normalize(_message(kind, trigger))
+    except NormalizationError as exc:
+        return exc.code
+    return None
+
+
+def test_every_advice_names_events_as_the_code_treats_them() -> None:
+    """HL7_UNSUPPORTED_EVENT's advice gave ADT^A40 as an example of a refused merge, though
+    A40 is read since identity round 6: an admin told the hospital to stop sending the
+    merges we apply. The events a 'such as' of that advice gives are refused with its code;
+    every other event an advice names (the merges, MDM^T03...) is read, not refused."""
+    with open("pipelines/tables/error_advice.csv", encoding="utf-8") as fh:
+        rows = [line.split(",", 1) for line in fh if not line.startswith("#")][1:]
+    refused_named, read_named = set(), set()
+    for code, text in rows:
+        examples = {e for clause in _REFUSED_EXAMPLES.findall(text)
+                    for e in _EVENT.findall(clause)}
+        if code == "HL7_UNSUPPORTED_EVENT":
+            refused_named |= examples
+            read_named |= set(_EVENT.findall(text)) - examples
+        else:
+            read_named |= set(_EVENT.findall(text))
+    assert {("ADT", "A43"), ("ORU", "R40")} <= refused_named
+    assert {("ADT", "A40"), ("ADT", "A18"), ("ADT", "A34"), ("MDM", "T11")} <= read_named
+    assert {e: _refused_code(*e) for e in refused_named} == {
+        e: "HL7_UNSUPPORTED_EVENT" for e in refused_named}
+    unsupported = ("HL7_UNSUPPORTED_EVENT", "HL7_UNSUPPORTED_TYPE")
+    assert [e for e in sorted(read_named) if _refused_code(*e) in unsupported] == []
+    # an A47 that changes only a local identifier: refused as its advice says
+    said = advice("HL7_UNSUPPORTED_TYPE")
+    assert "ADT^A47" in said and "local identifier" in said
+    assert "PID-29" in advice("ADT_DEATH_IN_FUTURE")
 
 
 # -- a death after the reception time the statement was pulled back to --------------------
