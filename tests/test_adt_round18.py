@@ -14,12 +14,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dossiers.schema import imports
 from normalizers.model import NormalizationError
-from pipelines.acknowledge import ack_rules
+from pipelines.acknowledge import APPLICATION, Frame, ack_rules, acknowledge
 from pipelines.advice import advice
 from pipelines.intake import Received, intake
 from pipelines.process import drain
-from tests.test_adt_consent import SOURCE, adt, ledger, normalize, patient_row
+from pipelines.settings import Source
+from tests.mllp_support import msa, segment
+from tests.test_adt_consent import SOURCE, adt, history, ledger, normalize, patient_row, zfa
 from tests.test_hl7v2_senders_round15 import with_death
 from tests.test_pipeline import NIR, ingest, make_patient, statuses
 
@@ -170,3 +173,68 @@ def test_a_death_after_msh7_when_evn2_is_not_trusted(evn: str, msh7: str, death:
     with pytest.raises(NormalizationError) as exc:
         normalize(data)
     assert exc.value.code == code
+
+
+# -- encounter events: acknowledged AA, recorded, nothing of the movement filed ------------
+ZBE = "ZBE|MVT{n}^CHU-X|20240306111154||{action}|N|{original}|CARDIOLOGIE^^^^^CHU-X^UF^^^3210"
+
+
+def _movement(n: int, trigger: str, pv1_class: str, action: str = "INSERT",
+              original: str = "", **kw) -> bytes:
+    """A PAM France movement: PV1-2 the patient class, PV1-3 a UF location, then ZBE (its
+    action, and for a cancellation the trigger cancelled in ZBE-6)."""
+    data = adt(f"E{n}", trigger, **kw).replace(
+        b"PV1|1|I|CHIR^^^CHU-X", f"PV1|1|{pv1_class}|UF3210^CH12^LIT3^CHU-X".encode())
+    return data + (ZBE.format(n=n, action=action, original=original) + "\r").encode()
+
+
+ENCOUNTERS = [("A11", "I", "CANCEL", "A01"), ("A12", "O", "CANCEL", "A02"),
+              ("A13", "E", "CANCEL", "A03"), ("A38", "R", "CANCEL", "A05"),
+              ("A03", "N", "INSERT", ""), ("A01", "U", "INSERT", ""), ("A04", "Z", "INSERT", "")]
+
+
+def test_encounter_events_are_acknowledged_and_recorded_with_nothing_filed(sqlite_ctx) -> None:  # noqa: ANN001
+    """A11 / A12 / A13 / A38 cancellations, an A03 with no A01 before it, every PV1-2 class
+    (one no table holds) and a UF in PV1-3 with its ZBE: the dossier keeps no stay nor
+    movement, so each is answered AA and recorded 'nothing to apply' (never AR, which
+    stops a GAM's queue, nor an error that looks like ours); a patient without a dossier
+    here too. A death the A03 cannot state is AE 102, no longer AE 207."""
+    ctx = sqlite_ctx  # nothing is written for a movement: no dialect rule
+    pid = make_patient(ctx)
+    ctx.settings = replace(ctx.settings, sources=(Source(SOURCE),))
+    frames = [_movement(n, t, c, action, original)
+              for n, (t, c, action, original) in enumerate(ENCOUNTERS)]
+    frames.append(_movement(20, "A11", "I", "CANCEL", "A01", nir=_nir("1920169123045"),
+                            local_id="IPP0999", family="GUÉRIN", given="Loïc",
+                            birth="19920115", sex="M"))
+    frames.append(with_death(_movement(21, "A03", "I"), "19790327"))  # before the birth
+    acks = acknowledge(ctx, [Frame(f, "127.0.0.1", datetime.now(UTC)) for f in frames],
+                       mode=APPLICATION)
+    assert [msa(ack)[1] for (ack,) in acks] == ["AA"] * (len(ENCOUNTERS) + 1) + ["AE"]
+    assert segment(acks[-1][0], "ERR")[3].startswith("102^")
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(imports.select().order_by(imports.c.id)).all()
+    assert [(r.status, r.stage, r.entries_count) for r in rows[:-1]] == [
+        ("deposited", "consent", 0)] * (len(ENCOUNTERS) + 1)
+    assert [r.error_message for r in rows[:len(ENCOUNTERS)]] == [
+        f"ADT^{t} recorded, nothing to apply" for t, *_ in ENCOUNTERS]
+    assert {r.patient_id for r in rows[:len(ENCOUNTERS)]} == {pid}
+    assert rows[len(ENCOUNTERS)].error_message == (
+        "ADT^A11 recorded: no dossier for this patient here, nothing to apply")
+    assert (rows[-1].status, rows[-1].error_code) == ("failed", "ADT_DEATH_BEFORE_BIRTH")
+    kept = patient_row(ctx, pid)
+    assert (kept.deceased, kept.opposed, kept.family) == (None, False, "Lefèvre")
+    assert history(ctx, pid) == []
+    _no_patient_data(*rows)
+
+
+def test_a_cancellation_carrying_a_zfa_applies_it(sqlite_ctx) -> None:  # noqa: ANN001
+    """The ZFA is the patient's, not the movement's: an A11 cancelling an admission still
+    states her DMP choices (PAM France sends the ZFA on every message)."""
+    ctx = sqlite_ctx  # the consent store rules are run on both stores elsewhere
+    pid = make_patient(ctx)
+    ids = ingest(ctx, _movement(1, "A11", "I", "CANCEL", "A01", zfa=zfa("ACTIF", "IO",
+                                                                           "20240305")),
+                 source=SOURCE)
+    assert ledger(ctx, ids[0]).error_message == "consent applied: dmp_status, opposition"
+    assert patient_row(ctx, pid).opposed
