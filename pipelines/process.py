@@ -828,9 +828,18 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
 def _audit_resolution(conn, item: Prepared, resolution) -> None:  # noqa: ANN001
     """What resolving the identity changed in the dossier (its INS-NIA replaced by the
     INS-NIR), in its audit trail: the patient sees who changed their identity and when.
-    Written in the message's savepoint: gone with it if the message is not filed."""
+    Written in the message's savepoint: gone with it if the message is not filed.
+
+    A dossier an ADT auto-created records that ADT's statement time (EVN-2, else MSH-7) on
+    its 'dossier.create' row: its traits are that statement's, and an older identity
+    statement received after it (a GAM's backlog replayed) must not overwrite them
+    (``identity_stated_at``). Without it, the A08 of January reaching us after the A28 of
+    June that created the dossier put back the name the patient had left."""
     if resolution.audit is not None:
         action, details = resolution.audit
+        adt = item.normalized.adt
+        if action == "dossier.create" and adt is not None and adt.stated_at:
+            details = {**details, "stated_at": adt.stated_at}
         record_audit(conn, item.row.source, action, patient_id=resolution.patient_id,
                      import_id=item.row.id, details=details)
 

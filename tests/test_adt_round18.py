@@ -1,5 +1,6 @@
 """Hospital ADT (IHE PAM France) from senders not seen before, round 18: no misleading
-warning on a dossier auto-created from the ADT's own PID, the advice of error_advice.csv
+warning on a dossier auto-created from the ADT's own PID (nor an older update overwriting
+it), the advice of error_advice.csv
 checked against what is refused, a death dated after the reception time its statement was
 pulled back to, the ACK of a death the message cannot state, and the encounter events
 (cancellations, a discharge without its admission, PV1 classes and UF locations, ZBE):
@@ -76,6 +77,27 @@ def test_a_dossier_made_from_the_adt_is_not_warned_identity_not_updated(sqlite_c
     assert (row.status, row.patient_id) == ("deposited", pid)
     assert _warned(row, NOT_UPDATED)
     _no_patient_data(*rows, row)
+
+
+def test_an_older_update_does_not_overwrite_a_dossier_an_adt_created(ctx) -> None:  # noqa: ANN001
+    """The A28 of June auto-created her dossier; the GAM's backlog then replayed an A08 of
+    January: with no statement recorded for the dossier's traits, the older name was
+    applied. The creating ADT's time is kept on the 'dossier.create' audit row now: the
+    older A08 is history (warned), a later one applies."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    nir = _nir("2850775056123")
+    sent = [("A28", "GUÉRIN", "20240601090000"), ("A08", "ROUSSEL", "20240110090000"),
+            ("A08", "MOREAU", "20240702090000")]
+    ids = ingest(ctx, *(adt(f"H{n}", t, nir=nir, birth="19850715", local_id="IPP0501",
+                            family=family, given="Anaïs", evn=evn)
+                        for n, (t, family, evn) in enumerate(sent)), source=SOURCE)
+    assert statuses(ctx, ids) == ["deposited"] * 3
+    created, older, later = (ledger(ctx, i) for i in ids)
+    assert _warned(older, "identity not updated: the statement (EVN-2, else MSH-7) is older")
+    assert older.error_message == "ADT^A08 recorded, nothing to apply"
+    assert later.error_message == "identity updated: family, birth_family"
+    assert patient_row(ctx, created.patient_id).family == "MOREAU"
+    _no_patient_data(created, older, later)
 
 
 # -- error_advice.csv: the events each advice names, checked against what is done ---------
