@@ -1564,6 +1564,11 @@ def _check_death_at_reception(item: Prepared) -> None:
         check_death(adt.death, identity.birth_date or identity.birth_date_partial,
                     adt.stated_at)
     except NormalizationError as exc:
+        if exc.code == "ADT_DEATH_IN_FUTURE":  # say which bound: not EVN-2/MSH-7 here
+            exc = NormalizationError(exc.code, f"{adt.death.location}: the death is dated "
+                                     "after we received the message that states it (its "
+                                     "EVN-2/MSH-7, later still, are a wrong clock): not "
+                                     "recorded", exc.location)
         stop = _failed("normalize", exc, logical_id=item.normalized.logical_id)
         raise _Stop(replace(stop.outcome, warnings=list(item.warnings))) from None
 

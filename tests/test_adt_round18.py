@@ -171,6 +171,7 @@ def test_a_death_after_the_reception_time_is_refused(ctx) -> None:  # noqa: ANN0
     assert (row.status, row.error_code, row.error_location) == (
         "failed", "ADT_DEATH_IN_FUTURE", "PID[3]-30")
     assert _warned(row, "EVN-2/MSH-7: the message is dated after we received it")
+    assert "dated after we received the message" in row.error_message
     assert patient_row(ctx, pid).deceased is None
     assert (ack_rules()["ADT_DEATH_IN_FUTURE"].ack,
             ack_rules()["ADT_DEATH_IN_FUTURE"].hl7_code) == ("AE", "102")
