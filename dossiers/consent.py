@@ -172,12 +172,14 @@ def update_identity(conn: Connection, patient_id: int, *, actor: str,
 
 def identity_stated_at(conn: Connection, patient_id: int) -> datetime | None:
     """The time of the most recent identity statement applied to the dossier (the
-    'identity.update' audit rows that carry one), None when none does.
+    'identity.update' audit rows that carry one, and the 'dossier.create' row of a dossier
+    an ADT auto-created, whose traits are that ADT's), None when none does.
 
     Why the audit rows: they are where each applied statement is recorded already (no
     migration), and a dossier's identity changes a handful of times in its life."""
     rows = conn.execute(select(audit_log.c.details).where(
-        audit_log.c.patient_id == patient_id, audit_log.c.action == "identity.update"))
+        audit_log.c.patient_id == patient_id,
+        audit_log.c.action.in_(("identity.update", "dossier.create"))))
     times = [instant(d["stated_at"]) for (d,) in rows
              if isinstance(d, dict) and isinstance(d.get("stated_at"), str)]
     return max(times) if times else None

@@ -20,6 +20,10 @@ dossier (dossiers/consent.py).
 - Several ZFA segments: read together, field by field; one field stated differently by two
   (or one choice with two dates) is ZFA_CONTRADICTORY; an empty one is passed over with a
   warning.
+- Movements (A01-A07, A09-A16, A21-A27, A38, A52-A55, Z80-Z99): PV1 (patient class, location,
+  UF) and ZBE are not read: the dossier keeps no stay, so a cancellation or a discharge
+  without its admission has nothing to undo or close; acknowledged, recorded 'nothing to
+  apply' (tables/adt_triggers.csv).
 - PID-29 / PID-30 (the patient's death) are read by normalizers/death.py, whatever the
   trigger (PAM France states a death on the A03 discharge and on A08/A31 updates) and
   applied by dossiers/death.py.

@@ -72,6 +72,7 @@ from dossiers.schema import entries as entry_rows
 from dossiers.schema import imports, logical_messages, provenance
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
+from normalizers.death import check_death
 from normalizers.lab import normalize_message
 from normalizers.model import (
     ACTION_DELETE,
@@ -827,9 +828,18 @@ def _resolve_via(ctx: Context, conn, item: Prepared,  # noqa: ANN001
 def _audit_resolution(conn, item: Prepared, resolution) -> None:  # noqa: ANN001
     """What resolving the identity changed in the dossier (its INS-NIA replaced by the
     INS-NIR), in its audit trail: the patient sees who changed their identity and when.
-    Written in the message's savepoint: gone with it if the message is not filed."""
+    Written in the message's savepoint: gone with it if the message is not filed.
+
+    A dossier an ADT auto-created records that ADT's statement time (EVN-2, else MSH-7) on
+    its 'dossier.create' row: its traits are that statement's, and an older identity
+    statement received after it (a GAM's backlog replayed) must not overwrite them
+    (``identity_stated_at``). Without it, the A08 of January reaching us after the A28 of
+    June that created the dossier put back the name the patient had left."""
     if resolution.audit is not None:
         action, details = resolution.audit
+        adt = item.normalized.adt
+        if action == "dossier.create" and adt is not None and adt.stated_at:
+            details = {**details, "stated_at": adt.stated_at}
         record_audit(conn, item.row.source, action, patient_id=resolution.patient_id,
                      import_id=item.row.id, details=details)
 
@@ -1282,6 +1292,12 @@ def _deposited_patients(item: Prepared, targets: list[_Target], results: list[De
 # change), not an auto-created dossier (it was just made from this PID), not an admin's
 # assignment (it says which dossier, not that the PID is right).
 TRUSTED_MATCHES = ("ins", "local-id")
+# Matches of an identity ADT (A08, A28, A31) that say nothing of its identity not being
+# applied: LOCAL_ID_NO_INS (its own warning says why already) and 'auto-create' (the dossier
+# was just made from this very PID: its traits are the dossier's; warned 'not matched by a
+# qualified INS', the admin of a GAM sending A28 for each new patient looked for a problem
+# that was not there). Demographics and an admin's assignment keep the warning.
+IDENTITY_MADE_HERE = (LOCAL_ID_NO_INS, "auto-create")
 
 
 def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
@@ -1307,7 +1323,7 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
                                       stated_at=adt.stated_at, **values) if values else []
             if changed:
                 done.append("identity updated: " + ", ".join(changed))
-        elif via != LOCAL_ID_NO_INS:  # that match's own warning says why already
+        elif via not in IDENTITY_MADE_HERE:
             warnings.append("identity not updated: the patient was not matched by a "
                             "qualified INS (PID-32 VALI) or a known local identifier")
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
@@ -1506,7 +1522,8 @@ RECEPTION_TOLERANCE = timedelta(minutes=10)
 def _bound_by_reception(item: Prepared) -> None:
     """An ADT stated after we received it (EVN-2 and MSH-7 from one wrong clock: the
     normalizer's bound by MSH-7 cannot see it) is dated by its reception instead, with a
-    warning, and so are the choices of its ZFA dated after that day.
+    warning, and so are the choices of its ZFA dated after that day; its death is checked
+    again against that time (``_check_death_at_reception``).
 
     Why: trusted, its consent, identity and death statements stayed the newest ones until
     that date, every later real statement filed as older, history only. The reception time
@@ -1528,6 +1545,32 @@ def _bound_by_reception(item: Prepared) -> None:
                               consultation_date=kept(adt.consent.consultation_date))
     item.warnings.append("EVN-2/MSH-7: the message is dated after we received it (a sender's "
                          "clock is wrong): its statements are dated by the reception time")
+    _check_death_at_reception(item)
+
+
+def _check_death_at_reception(item: Prepared) -> None:
+    """An ADT's death checked again against the reception time its statement was pulled
+    back to: _Stop(failed ADT_DEATH_IN_FUTURE) when the death is dated after it.
+
+    Why: the normalizer checks the death against EVN-2 / MSH-7 and the time it runs; a
+    message whose clock is days ahead, processed later (a backlog, a rerun), passed both
+    checks with a death dated after we received the message that states it, and the dossier
+    recorded a death that had not happened when it was sent."""
+    adt = item.normalized.adt
+    if adt.death is None:
+        return
+    identity = item.normalized.identity
+    try:
+        check_death(adt.death, identity.birth_date or identity.birth_date_partial,
+                    adt.stated_at)
+    except NormalizationError as exc:
+        if exc.code == "ADT_DEATH_IN_FUTURE":  # say which bound: not EVN-2/MSH-7 here
+            exc = NormalizationError(exc.code, f"{adt.death.location}: the death is dated "
+                                     "after we received the message that states it (its "
+                                     "EVN-2/MSH-7, later still, are a wrong clock): not "
+                                     "recorded", exc.location)
+        stop = _failed("normalize", exc, logical_id=item.normalized.logical_id)
+        raise _Stop(replace(stop.outcome, warnings=list(item.warnings))) from None
 
 
 def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
