@@ -457,7 +457,7 @@ def test_corpus_image_only_report_is_ocred() -> None:
 
 def test_corpus_unmapped_glyphs_are_ocred() -> None:
     # A text layer of '(cid:N)' glyphs only (no ToUnicode): not text, the page is OCR'd.
-    doc = parse_pdf(corpus_path("pdf", "DLU-EHPAD-FLUDR_2022.01_9.pdf").read_bytes())
+    doc = _parsed_corpus_file(corpus_path("pdf", "DLU-EHPAD-FLUDR_2022.01_9.pdf"))
     assert doc.pages[0].source == OCR and "(cid:" not in doc.text
     assert doc.pages[0].confidence > 70
 
