@@ -3,8 +3,9 @@ and a worker killed mid-batch (SIGKILL) has its batch finished by another once i
 expired. (Two workers were run too, 8 s of the suite's time: four on two cores contend for the
 same rows more, and every claim or filing conflict two can meet, four meet.)
 
-1,000 messages here (the suite must stay fast on 2 cores); bench/bench_workers.py drains
-20,000 the same way (bench/README.md).
+500 messages in batches of 50 here (the suite must stay fast on 2 cores: 1,000 in batches of
+100 were as many batches for each worker to contend for, twice the filing); bench/
+bench_workers.py drains 20,000 the same way (bench/README.md).
 
 Two workers filing the same patient's same entry key at the same moment collide on
 uq_entry_version; the loser's message is filed again, seeing the winner's row
@@ -33,14 +34,17 @@ from dossiers.schema import import_attempts, imports
 from pipelines.ledger import RECEIVED
 from pipelines.settings import load_settings
 
-MESSAGES = int(os.environ.get("DMP_TEST_WORKER_MESSAGES", "1000"))
-LEASE = 8  # seconds: longer than a batch takes here, short enough to wait for
+MESSAGES = int(os.environ.get("DMP_TEST_WORKER_MESSAGES", "500"))
+BATCH = 50  # ten batches among four workers
+# seconds: longer than a batch takes here (a worker filing extends its lease at half time),
+# short enough to wait for (8 s with batches of 100)
+LEASE = 4
 
 
 def _settings(url: str, tmp: str):  # noqa: ANN202
     return load_settings(env={"DMP_HOME": f"{tmp}/home", "DMP_DATABASE_URL": url,
-                              "DMP_ARCHIVE_URL": f"{tmp}/archive", "DMP_BATCH_SIZE": "100",
-                              "DMP_COMMIT_EVERY": "50", "DMP_LEASE_SECONDS": str(LEASE),
+                              "DMP_ARCHIVE_URL": f"{tmp}/archive", "DMP_BATCH_SIZE": str(BATCH),
+                              "DMP_COMMIT_EVERY": str(BATCH // 2), "DMP_LEASE_SECONDS": str(LEASE),
                               "DMP_WORKER_ID": "test"})
 
 

@@ -457,7 +457,7 @@ def test_corpus_image_only_report_is_ocred() -> None:
 
 def test_corpus_unmapped_glyphs_are_ocred() -> None:
     # A text layer of '(cid:N)' glyphs only (no ToUnicode): not text, the page is OCR'd.
-    doc = parse_pdf(corpus_path("pdf", "DLU-EHPAD-FLUDR_2022.01_9.pdf").read_bytes())
+    doc = _parsed_corpus_file(corpus_path("pdf", "DLU-EHPAD-FLUDR_2022.01_9.pdf"))
     assert doc.pages[0].source == OCR and "(cid:" not in doc.text
     assert doc.pages[0].confidence > 70
 
@@ -512,15 +512,32 @@ def test_huge_page_refused_before_rasterising(monkeypatch: pytest.MonkeyPatch) -
     assert doc.pages[0].source == TEXT_LAYER
 
 
+def _adler32_combine(first: int, second: int, second_len: int) -> int:
+    """The Adler-32 of two byte strings one after the other, from theirs (zlib's
+    adler32_combine, which Python's zlib does not offer)."""
+    base = 65521
+    rem = second_len % base
+    a1, b1, a2, b2 = first & 0xFFFF, first >> 16, second & 0xFFFF, second >> 16
+    return ((a1 + a2 + base - 1) % base) | ((rem * a1 + b1 + b2 + base - rem) % base) << 16
+
+
 def flate_bomb(inflated: int, text: str = "Compte rendu") -> bytes:
     """A one-page PDF whose content stream is ``inflated`` bytes once inflated (blanks after
-    one line of text): a few hundred bytes per megabyte."""
-    packer = zlib.compressobj(9)
-    packed = packer.compress(b"BT /F1 12 Tf 72 770 Td (%s) Tj ET\n" % text.encode())
+    one line of text): a few hundred bytes per megabyte.
+
+    Each megabyte of blanks is compressed once: after a full flush the compressor starts
+    afresh, so every megabyte compresses to the same bytes, repeated (compressing the
+    gigabyte took seconds); the zlib trailer's checksum is combined the same way."""
+    line = b"BT /F1 12 Tf 72 770 Td (%s) Tj ET\n" % text.encode()
     blanks = b" " * (1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate; zlib framing below
+    head = packer.compress(line) + packer.flush(zlib.Z_FULL_FLUSH)
+    megabyte = packer.compress(blanks) + packer.flush(zlib.Z_FULL_FLUSH)
+    adler, adler_mb = zlib.adler32(line), zlib.adler32(blanks)
     for _ in range(inflated >> 20):
-        packed += packer.compress(blanks)
-    packed += packer.flush()
+        adler = _adler32_combine(adler, adler_mb, len(blanks))
+    packed = (b"\x78\xda" + head + megabyte * (inflated >> 20) + packer.flush()
+              + adler.to_bytes(4, "big"))
     return build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>",
                       b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
                       b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
