@@ -222,3 +222,23 @@ def test_vital_signs_keep_their_precision_and_claim_the_profile_they_meet() -> N
         "system") != UCUM
     assert res[10]["effectiveDateTime"] == "2025" and "meta" not in res[10]
     assert res[11]["occurrenceDateTime"] == "2024-05"
+
+
+
+# -- a LIS's flag filed from a real message ---------------------------------------------------
+def test_a_lis_flag_filed_from_an_oru_is_under_the_sending_sources_system(sqlite_ctx) -> None:  # noqa: ANN001
+    """An ORU^R01 ionogram through intake and processing: the LIS flags the potassium '+'
+    (no code of table 0078, kept as sent and warned on the ledger). Its Observation had the
+    '+' as a text alone; it is now a code of the system of the source that sent it
+    (provenance: 'demo-lab'); the sodium's N stays a code of v3-ObservationInterpretation."""
+    from tests.test_fhir_export import _filed
+    from tests.test_result_lifecycle import _msg
+
+    bundle, res = _filed(sqlite_ctx, _msg(1, "F",
+                         "OBX|1|NM|2823-3^Potassium^LN||6,2|mmol/L|3,5-5,1|+|||F",
+                         "OBX|2|NM|2951-2^Sodium^LN||139|mmol/L|135-145|N|||F"))
+    _valid(bundle)
+    assert res["2823-3"]["interpretation"] == [{"coding": [{
+        "system": "urn:dmp/CodeSystem/interpretation/demo-lab", "code": "+"}], "text": "+"}]
+    assert res["2951-2"]["interpretation"] == [{"coding": [{"system": V3_INTERPRETATION,
+                                                           "code": "N"}]}]
