@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 # export (bounded: a long-running API reads many dossiers).
 _DIGESTS: dict[str, tuple[str, int]] = {}
 _DIGESTS_HELD = 4096
+# reads failed in a row after which the archive is taken as down for this export: an S3
+# bucket out of reach makes each read wait for its timeouts, and a dossier holds hundreds
+# of files
+_FAILURES_IN_A_ROW = 3
 
 
 def load_dossier_rows(conn: Connection, patient_id: int
@@ -84,20 +88,27 @@ def attachment_digests(rows: Sequence[Mapping], read: Callable[[str], bytes],
     bytes are read (``read``: the archive's ``get``). Files withheld from the reader are not
     read (nothing of them is said). A file the archive cannot give now (missing, corrupt,
     the bucket unreachable) is left out: the export still answers, that attachment
-    without hash and size; logged by entry id, never by content."""
+    without hash and size; after a few failures in a row the archive is not asked again
+    for this export. Logged by entry id, never by content."""
     out: dict[str, tuple[str, int]] = {}
     unread: list[int] = []
+    failed = 0
     for row in rows:
         sha = row.get("attachment_sha256")
         if not sha or row.get("id") in withheld or sha in out:
             continue
         found = _DIGESTS.get(sha)
         if found is None:
+            if failed >= _FAILURES_IN_A_ROW:
+                unread.append(row.get("id"))
+                continue
             try:
                 data = read(sha)
             except (RuntimeError, OSError):  # the archive's errors (ArchiveError...)
                 unread.append(row.get("id"))
+                failed += 1
                 continue
+            failed = 0
             found = (base64.b64encode(hashlib.sha1(data).digest()).decode("ascii"),  # noqa: S324
                      len(data))
             if len(_DIGESTS) >= _DIGESTS_HELD:

@@ -140,6 +140,27 @@ def test_a_reports_presented_form_has_its_sha1_and_size() -> None:
     assert "hash" not in res[2]["presentedForm"][0] and "url" not in res[2]["presentedForm"][0]
 
 
+def test_an_archive_out_of_reach_is_not_asked_for_every_file() -> None:
+    """The S3 bucket out of reach: each read waits for its timeouts, and a dossier of ten
+    scanned reports would make the export wait ten times as long. After three failures in
+    a row the archive is not asked again for this export, which answers without hashes."""
+    from pipelines.archive import ArchiveUnavailable
+
+    asked: list[str] = []
+
+    def down(sha: str) -> bytes:
+        asked.append(sha)
+        raise ArchiveUnavailable("S3 archive read failed (EndpointConnectionError)")
+
+    rows = [_row(i, type="document", code="11502-2", display="Compte rendu de biologie",
+                 media_type="application/pdf", attachment_sha256=f"{i:064x}",
+                 effective="2025-02-11") for i in range(1, 11)]
+    files = attachment_digests(rows, down)
+    assert files == {} and len(asked) == 3
+    res = by_entry_id(_valid(to_bundle(PATIENT, rows, files=files)))
+    assert all("hash" not in r["content"][0]["attachment"] for r in res.values())
+
+
 # -- a sender's own abnormal flags -------------------------------------------------------------
 def _link(source: str) -> list[dict]:
     return [{"import_id": 12, "source": source, "relation": "created",
