@@ -161,8 +161,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv; a test or demo INS tags
   the Patient HTEST); a dossier created without the INS's OID gets the INS without a system
   (real, test and demo INS-NIR look alike: only the OID tells them apart, we never guess it).
-  The local ids (patient_identifiers: the IPP) under urn:oid: of their authority, which is
-  their assigner; the birth name 'official', the used name 'usual' (FR Core).
+  The local ids (patient_identifiers: the IPP) under urn:oid: of their authority (urn:uuid:
+  for a CDA root that is a UUID), which is their assigner; the birth name 'official', the
+  used name 'usual' (FR Core).
 - Versions: a document's own id (its key) is DocumentReference.masterIdentifier, a new
   version's relatesTo 'replaces' names the one it replaced; a reissued report (an addendum,
   a rectification) is 'appended' or 'corrected' (fhir_reissue_statuses.csv).
@@ -1871,9 +1872,9 @@ def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> 
 
 def _local_patient_identifier(row: Mapping) -> dict | None:
     """One of the patient's local ids (patient_identifiers: authority, value, CX.5 type):
-    under urn:oid: of its authority when that is an OID, the authority as
-    Identifier.assigner (by its OID, or by name when a sender gave only a namespace). The
-    caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
+    under urn:oid: of its authority when that is an OID (urn:uuid: when a UUID), the
+    authority as Identifier.assigner (by its OID, or by name when a sender gave only a
+    namespace). The caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
     authority, value = _text(row.get("authority")), _text(row.get("value"))
     if not value or not authority or authority in _ins_kinds():
         # a NIR under an INS OID kept as a local id (CX.5 'NH': the billing NIR) is no
@@ -1886,10 +1887,24 @@ def _local_patient_identifier(row: Mapping) -> dict | None:
                             "display": _patient_identifier_types()[code]}]}
     elif code:
         kind = {"text": code}
-    oid = _OID.fullmatch(authority) is not None
-    return {"type": kind, "system": f"urn:oid:{authority}" if oid else None, "value": value,
-            "assigner": {"identifier": {"system": RFC3986, "value": f"urn:oid:{authority}"}}
-            if oid else {"display": authority}}
+    system = _authority_uri(authority)
+    return {"type": kind, "system": system, "value": value,
+            "assigner": {"identifier": {"system": RFC3986, "value": system}}
+            if system else {"display": authority}}
+
+
+_UUID = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
+
+
+def _authority_uri(authority: str) -> str | None:
+    """The URI of an assigning authority that is a universal id: an OID -> urn:oid:, a UUID
+    (a CDA id/@root may be one, HL7 V3 II) -> urn:uuid: in lower case (RFC 4122, as FHIR
+    writes it); None for a namespace, which names no system."""
+    if _OID.fullmatch(authority):
+        return f"urn:oid:{authority}"
+    if _UUID.fullmatch(authority):
+        return f"urn:uuid:{authority.lower()}"
+    return None
 
 
 # Details holding what the sender wrote about an entry in words, wherever it was written:

@@ -13,6 +13,7 @@ import base64
 import csv
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -263,3 +264,39 @@ def test_a_lis_flag_filed_from_an_oru_is_under_the_sending_sources_system(sqlite
         "system": "urn:dmp/CodeSystem/interpretation/demo-lab", "code": "+"}], "text": "+"}]
     assert res["2951-2"]["interpretation"] == [{"coding": [{"system": V3_INTERPRETATION,
                                                            "code": "N"}]}]
+
+
+# -- a local id under a UUID root -------------------------------------------------------------
+LPM_ROOT = "8F2C6B1E-3D4A-4E5F-9A7B-1C2D3E4F5A6B"  # an LIS whose ids are UUID-rooted (HL7 V3 II)
+
+
+def test_a_local_id_under_a_uuid_root_is_under_urn_uuid(sqlite_ctx) -> None:  # noqa: ANN001
+    """A CR-BIO whose patientRole/id of the lab's patient number has a UUID root (HL7 V3
+    allows an OID or a UUID): the local id was exported with no system and the UUID as the
+    assigner's name, so no reader could match it with the same lab's other documents. It
+    is under urn:uuid: (lower case, as FHIR writes UUIDs) now, assigner alike; the
+    OID-rooted one and the INS are as before."""
+    from dossiers.export import load_patient_identifiers
+
+    name = "01_crbio_labm_lipides_glycemie.xml"
+    data = (SAMPLES / "cda" / name).read_bytes().replace(
+        b'<id extension="4100001953" root="2.999.250.1.1"/>',
+        b'<id extension="4100001953" root="2.999.250.1.1"/>'
+        b'<id extension="LPM-000482" root="' + LPM_ROOT.encode() + b'"/>')
+    sqlite_ctx.settings = replace(sqlite_ctx.settings, auto_create=True)
+    intake(sqlite_ctx.engine, sqlite_ctx.archive, [Received(data, "labm", "file",
+                                                            file_name=name)])
+    drain(sqlite_ctx)
+    with sqlite_ctx.engine.connect() as conn:
+        pid = conn.execute(select(entries.c.patient_id)).scalars().first()
+        row, rows = load_dossier_rows(conn, pid)
+        identifiers = load_patient_identifiers(conn, pid)
+    bundle = _valid(to_bundle(row, rows, identifiers=identifiers))
+    patient = bundle["entry"][0]["resource"]
+    ids = {i.get("system"): i for i in patient["identifier"]}
+    uuid_id = ids[f"urn:uuid:{LPM_ROOT.lower()}"]
+    assert uuid_id["value"] == "LPM-000482"
+    assert uuid_id["assigner"] == {"identifier": {"system": "urn:ietf:rfc:3986",
+                                                  "value": f"urn:uuid:{LPM_ROOT.lower()}"}}
+    assert ids["urn:oid:2.999.250.1.1"]["value"] == "4100001953"
+    assert ids["urn:oid:1.2.250.1.213.1.4.10"]["value"] == "155112923219071"
