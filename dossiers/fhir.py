@@ -1133,12 +1133,15 @@ def _interpretation(entry: Mapping, local_system: str | None = None) -> list[dic
     return out
 
 
-def _sender_flags_system(links: Sequence[Mapping], base_url: str) -> str | None:
-    """The code system of the abnormal flags of the source that brought an entry (its first
-    provenance link): HL7v2 OBX-8 outside table 0078 and a CDA lab's own interpretationCode
-    are that sender's codes, meaningful only with it. None when no source is known."""
-    source = next((_text(link.get("source")) for link in links if _text(link.get("source"))),
-                  None)
+def _sender_flags_system(entry: Mapping, links: Sequence[Mapping],
+                         base_url: str) -> str | None:
+    """The code system of the abnormal flags of the source that brought an entry (the
+    provenance link of the import the entry was filed from, else its first link): HL7v2
+    OBX-8 outside table 0078 and a CDA lab's own interpretationCode are that sender's codes,
+    meaningful only with it. None when no source is known."""
+    mine = [link for link in links if link.get("import_id") == entry.get("import_id")]
+    source = next((_text(link.get("source")) for link in (*mine, *links)
+                   if _text(link.get("source"))), None)
     if source is None:
         return None
     return f"{base_url}/CodeSystem/interpretation/{quote(source, safe='')}"
@@ -1152,7 +1155,7 @@ def _local_interpretations(kept: Sequence[Mapping], resources: Mapping[int, dict
         res = resources[e["id"]]
         if res["resourceType"] != "Observation" or not res.get("interpretation"):
             continue
-        system = _sender_flags_system(provenance.get(e["id"], ()), base_url)
+        system = _sender_flags_system(e, provenance.get(e["id"], ()), base_url)
         if system:
             res["interpretation"] = _interpretation(e, system)
 

@@ -193,6 +193,26 @@ def test_a_flag_outside_table_0078_is_under_its_senders_system(flags: str,
                for i in alone)
 
 
+
+def test_a_flag_is_under_the_system_of_the_import_it_was_filed_from() -> None:
+    """A potassium sent by the lab (import 12, '+') and confirmed by a hospital's CR-BIO
+    (import 30): the flag is the lab's code, so under the lab's system, whichever link comes
+    first; an entry whose own import is not among its links (hidden from the reader) takes
+    the first link's."""
+    rows = [_row(1, value="6.2", value_num=6.2, unit="mmol/L", interpretation="+",
+                 code="2823-3", display="Potassium", import_id=12,
+                 effective="2025-03-19T08:30+01:00")]
+    confirmed = [{"import_id": 30, "source": "chu-annecy", "relation": "confirmed",
+                  "created_at": datetime(2025, 3, 20, 14, 0, tzinfo=UTC)}]
+    both = by_entry_id(_valid(to_bundle(PATIENT, rows, provenance={
+        1: confirmed + _link("labo-bio-ouest")})))
+    assert both[1]["interpretation"][0]["coding"][0]["system"] == \
+        "urn:dmp/CodeSystem/interpretation/labo-bio-ouest"
+    other = by_entry_id(_valid(to_bundle(PATIENT, rows, provenance={1: confirmed})))
+    assert other[1]["interpretation"][0]["coding"][0]["system"] == \
+        "urn:dmp/CodeSystem/interpretation/chu-annecy"
+
+
 # -- vital signs dated to the year or the month, and their profile ----------------------------
 def _vital(i: int, code: str, display: str, effective: str | None, **kw: object) -> dict:
     return _row(i, type="vital_sign", code=code, display=display, effective=effective, **kw)
