@@ -1155,6 +1155,7 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
 
     from dossiers.audit import record
     from dossiers.export import (
+        attachment_digests,
         load_dossier_rows,
         load_parent_versions,
         load_patient_identifiers,
@@ -1181,7 +1182,8 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
             bundle = to_bundle(row, rows, provenance=provenance,
                                versions=load_parent_versions(conn, rows),
                                identifiers=load_patient_identifiers(conn, patient.id),
-                               timestamp=datetime.now(UTC))
+                               timestamp=datetime.now(UTC),
+                               files=attachment_digests(rows, ctx.archive.get))
             if args.output:  # before the audit row: a file we cannot write is no read
                 try:
                     out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115

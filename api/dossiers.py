@@ -124,7 +124,8 @@ def get_audit(patient: PatientRef, request: Request, who: PATIENT_SIDE,
             response_class=JSONResponse)
 def get_fhir(patient: PatientRef, request: Request, who: READER) -> Response:
     bundle = access.export_fhir(_engine(request), who, patient,
-                                base_url=str(request.base_url).rstrip("/"))
+                                base_url=str(request.base_url).rstrip("/"),
+                                read_file=state(request).ctx.archive.get)
     return JSONResponse(bundle, media_type="application/fhir+json")
 
 

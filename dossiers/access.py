@@ -79,7 +79,7 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -901,9 +901,16 @@ def _representative_names(conn: Connection, patient_id: int, rows: Iterable) -> 
 
 
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
-                base_url: str = "urn:dmp") -> dict:
-    """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir.py)."""
-    from dossiers.export import load_parent_versions, load_patient_identifiers, load_provenance
+                base_url: str = "urn:dmp",
+                read_file: Callable[[str], bytes] | None = None) -> dict:
+    """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir.py). ``read_file`` (the
+    archive's ``get``) gives the attachments their hash and size."""
+    from dossiers.export import (
+        attachment_digests,
+        load_parent_versions,
+        load_patient_identifiers,
+        load_provenance,
+    )
     from dossiers.fhir import to_bundle
 
     def work(conn: Connection) -> dict:
@@ -921,7 +928,9 @@ def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                                                       load_provenance),
                          import_ids=False, base_url=base_url,
                          identifiers=load_patient_identifiers(conn, patient.id),
-                         withheld=withheld)
+                         withheld=withheld,
+                         files=attachment_digests(found, read_file, withheld)
+                         if read_file is not None else None)
     return _with_trace(engine, principal, work)
 
 

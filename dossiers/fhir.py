@@ -15,9 +15,12 @@ Mapping decisions (the tables are in dossiers/tables/):
   nothing here) and not a ``document`` (that needs a Composition nobody authored). Nor a
   ``transaction``: the export is a read, a transaction an order to write on the receiver
   (each entry's request, the receiver's id policy); a server importing the dossier (HAPI)
-  takes the collection as it is or turns it into its own transaction. No ``meta.profile``
-  is claimed: the resources are not validated against FR Core's profiles here, and a
-  profile claimed and not met fails the receiver's validation.
+  takes the collection as it is or turns it into its own transaction. ``meta.profile`` is
+  claimed only where the export is checked to meet it (a profile claimed and not met fails
+  the receiver's validation): R4's vitalsigns on a vital sign that meets its rules (a UCUM
+  quantity, an effective time to the day, or the year or month we hold as a Period). FR
+  Core's profiles (fr-core-patient, its vital signs) and ANS's are not claimed: their
+  slices and bindings are not checked here; nor base R4 resource URLs, which say nothing.
 - fullUrl ``urn:uuid:`` + uuid5 of the entry id (patient: its id), resource id the same uuid:
   two exports of one dossier name every resource alike, and a reference never points outside
   the Bundle. Each resource also carries our entry id as an identifier
@@ -63,7 +66,11 @@ Mapping decisions (the tables are in dossiers/tables/):
   reference range is kept as text, with low/high when we read its limits ('low-high' in its
   spellings, 'low^high', one-sided, powers of ten), followed or not by a unit, which must
   then be the result's (else text only).
-- Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are. FHIR times
+- Flags (OBX-8, CDA interpretationCode): a code of table 0078 under v3-ObservationInterpretation;
+  a sender's own ('+', 'HIGH') under ``<base_url>/CodeSystem/interpretation/<source>``, the
+  source that brought the entry (provenance); words, or a flag of an unknown source, as text.
+- Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are (a vital sign
+  known to the year or month: an effectivePeriod of it, as vitalsigns vs-1 wants a day). FHIR times
   need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
   allows); a time to the hour only, or a time without offset, is cut back to its date (FHIR
   has no hour precision and we never invent an offset). ``issued`` and
@@ -73,16 +80,17 @@ Mapping decisions (the tables are in dossiers/tables/):
   Study Instance UID (urn:dicom:uid, series with their DCM modality, instances with their SOP
   class as urn:oid:, counts; the WADO service of the instances' links an Endpoint),
   referenced by DiagnosticReport.imagingStudy or DocumentReference.context.related.
-- Documents: content.attachment with contentType and url ``<base_url>/documents/<entry id>``.
-  FHIR's attachment.hash is SHA-1 and we only hold the sha256 of the archived bytes, so the
-  sha256 goes in an identifier (RFC 6920 ``ni:///sha-256;...`` URI). The sender's
-  confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality); the effective DMP
-  masking (the patient's mask_override, else the sender's MASQUE_PS...) -> securityLabel
-  and meta.security codes of the DMP's TRE_A07 (fhir_security_labels.csv), on every masked
-  resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels. A file the
-  reader may not have (it states an entry hidden from them: ``withheld``) has no url nor
-  digest. A document or report by an organization alone (an idNatSt author) names it as
-  an Organization with its name; a setId of a root alone is an RFC 3986 URI, as the
+- Documents: content.attachment with contentType and url ``<base_url>/documents/<entry
+  id>``, its hash (base64 SHA-1, as R4 defines it) and size read from the archived bytes
+  when the caller passes them (``files``; DiagnosticReport.presentedForm alike); the sha256
+  naming the file in our archive also goes in an identifier (RFC 6920 ``ni:///sha-256;...``
+  URI). The sender's confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality);
+  the effective DMP masking (the patient's mask_override, else the sender's MASQUE_PS...) ->
+  securityLabel and meta.security codes of the DMP's TRE_A07 (fhir_security_labels.csv), on
+  every masked resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels. A
+  file the reader may not have (it states an entry hidden from them: ``withheld``) has no
+  url nor digest. A document or report by an organization alone (an idNatSt author) names it
+  as an Organization with its name; a setId of a root alone is an RFC 3986 URI, as the
   masterIdentifier.
 - Numbers: one beyond a float (a 400-digit term) stays the text it was sent as: JSON has
   no Infinity, and the API writes strict JSON.
@@ -153,8 +161,9 @@ Mapping decisions (the tables are in dossiers/tables/):
   (fr-core-cs-v2-0203 INS-NIR...) and use (fhir_ins_identifiers.csv; a test or demo INS tags
   the Patient HTEST); a dossier created without the INS's OID gets the INS without a system
   (real, test and demo INS-NIR look alike: only the OID tells them apart, we never guess it).
-  The local ids (patient_identifiers: the IPP) under urn:oid: of their authority, which is
-  their assigner; the birth name 'official', the used name 'usual' (FR Core).
+  The local ids (patient_identifiers: the IPP) under urn:oid: of their authority (urn:uuid:
+  for a CDA root that is a UUID), which is their assigner; the birth name 'official', the
+  used name 'usual' (FR Core).
 - Versions: a document's own id (its key) is DocumentReference.masterIdentifier, a new
   version's relatesTo 'replaces' names the one it replaced; a reissued report (an addendum,
   a rectification) is 'appended' or 'corrected' (fhir_reissue_statuses.csv).
@@ -1101,7 +1110,15 @@ def _same_unit(written: str, unit: str | None, sent: str | None) -> bool:
     return read.mapped and read.unit == unit
 
 
-def _interpretation(entry: Mapping) -> list[dict]:
+_LOCAL_FLAG = re.compile(r"\S{1,20}")  # a sender's own flag ('+', 'HIGH', '++'): no words
+
+
+def _interpretation(entry: Mapping, local_system: str | None = None) -> list[dict]:
+    """Observation.interpretation: a code of HL7 table 0078 (the v3 ObservationInterpretation
+    codes) under its system; a sender's own flag ('+', '*', 'HIGH') under ``local_system``
+    (the sender's, ``_sender_flags_system``), as code and text; words, or a flag whose sender
+    is unknown, as text alone. Never under v3-ObservationInterpretation: a reader would take
+    '+' or 'HIGH' for a code of it, and a validator rejects them there."""
     text = _text(entry.get("interpretation"))
     if not text:
         return []
@@ -1109,9 +1126,38 @@ def _interpretation(entry: Mapping) -> list[dict]:
     for code in (c.strip() for c in text.split(",")):
         if code in INTERPRETATIONS:
             out.append({"coding": [{"system": INTERPRETATION, "code": code}]})
+        elif code and local_system and _LOCAL_FLAG.fullmatch(code):
+            out.append({"coding": [{"system": local_system, "code": code}], "text": code})
         elif code:
             out.append({"text": _text(code)})
     return out
+
+
+def _sender_flags_system(entry: Mapping, links: Sequence[Mapping],
+                         base_url: str) -> str | None:
+    """The code system of the abnormal flags of the source that brought an entry (the
+    provenance link of the import the entry was filed from, else its first link): HL7v2
+    OBX-8 outside table 0078 and a CDA lab's own interpretationCode are that sender's codes,
+    meaningful only with it. None when no source is known."""
+    mine = [link for link in links if link.get("import_id") == entry.get("import_id")]
+    source = next((_text(link.get("source")) for link in (*mine, *links)
+                   if _text(link.get("source"))), None)
+    if source is None:
+        return None
+    return f"{base_url}/CodeSystem/interpretation/{quote(source, safe='')}"
+
+
+def _local_interpretations(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                           provenance: Mapping[int, Sequence[Mapping]], base_url: str) -> None:
+    """Each Observation's flags again, with its sender's system for the flags outside table
+    0078 (the sender is known from provenance only, once the resources are built)."""
+    for e in kept:
+        res = resources[e["id"]]
+        if res["resourceType"] != "Observation" or not res.get("interpretation"):
+            continue
+        system = _sender_flags_system(e, provenance.get(e["id"], ()), base_url)
+        if system:
+            res["interpretation"] = _interpretation(e, system)
 
 
 def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
@@ -1829,9 +1875,9 @@ def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> 
 
 def _local_patient_identifier(row: Mapping) -> dict | None:
     """One of the patient's local ids (patient_identifiers: authority, value, CX.5 type):
-    under urn:oid: of its authority when that is an OID, the authority as
-    Identifier.assigner (by its OID, or by name when a sender gave only a namespace). The
-    caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
+    under urn:oid: of its authority when that is an OID (urn:uuid: when a UUID), the
+    authority as Identifier.assigner (by its OID, or by name when a sender gave only a
+    namespace). The caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
     authority, value = _text(row.get("authority")), _text(row.get("value"))
     if not value or not authority or authority in _ins_kinds():
         # a NIR under an INS OID kept as a local id (CX.5 'NH': the billing NIR) is no
@@ -1844,10 +1890,24 @@ def _local_patient_identifier(row: Mapping) -> dict | None:
                             "display": _patient_identifier_types()[code]}]}
     elif code:
         kind = {"text": code}
-    oid = _OID.fullmatch(authority) is not None
-    return {"type": kind, "system": f"urn:oid:{authority}" if oid else None, "value": value,
-            "assigner": {"identifier": {"system": RFC3986, "value": f"urn:oid:{authority}"}}
-            if oid else {"display": authority}}
+    system = _authority_uri(authority)
+    return {"type": kind, "system": system, "value": value,
+            "assigner": {"identifier": {"system": RFC3986, "value": system}}
+            if system else {"display": authority}}
+
+
+_UUID = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
+
+
+def _authority_uri(authority: str) -> str | None:
+    """The URI of an assigning authority that is a universal id: an OID -> urn:oid:, a UUID
+    (a CDA id/@root may be one, HL7 V3 II) -> urn:uuid: in lower case (RFC 4122, as FHIR
+    writes it); None for a namespace, which names no system."""
+    if _OID.fullmatch(authority):
+        return f"urn:oid:{authority}"
+    if _UUID.fullmatch(authority):
+        return f"urn:uuid:{authority.lower()}"
+    return None
 
 
 # Details holding what the sender wrote about an entry in words, wherever it was written:
@@ -2984,6 +3044,25 @@ def _attachment(entry: Mapping, base_url: str, withheld: bool = False) -> dict:
 NO_FILE = "original file not available"
 
 
+def _attachment_digests(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                        files: Mapping[str, tuple[str, int]],
+                        withheld: Collection[int]) -> None:
+    """Attachment.hash (base64 SHA-1 of the data, as R4 defines it) and .size of each
+    document's and report's file, from ``files`` (sha256 -> (SHA-1, size): read from the
+    archive by dossiers/export.py ``attachment_digests``). A receiver checks the file it
+    fetches from the url against them; without them a truncated download read as the
+    report. Never for a file withheld from the reader (nothing of it is said)."""
+    for e in kept:
+        said = files.get(e.get("attachment_sha256") or "")
+        if said is None or e["id"] in withheld:
+            continue
+        res = resources[e["id"]]
+        forms = res.get("presentedForm") or [c.get("attachment") for c in res.get("content", ())]
+        for attachment in forms:
+            if isinstance(attachment, dict) and attachment.get("url"):
+                attachment["hash"], attachment["size"] = said
+
+
 DOCUMENT_KEY = "document|"  # how a document's entry key starts (normalizers: its id follows)
 
 
@@ -3484,6 +3563,77 @@ def _vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) 
         res["dataAbsentReason"] = json.loads(json.dumps(_UNKNOWN_VALUE))
 
 
+VITAL_SIGNS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _vital_sign_period(res: dict) -> None:
+    """A vital sign known to the year or the month ('2024': a weight a CDA history gives by
+    year) as effectivePeriod from and to that year or month. R4's vitalsigns profile (vs-1)
+    wants an effectiveDateTime precise to the day, and a day we do not hold is not
+    invented: a Period of the year says 'during 2024', all the sender said."""
+    when = res.get("effectiveDateTime")
+    if when and len(when) < len("YYYY-MM-DD"):
+        del res["effectiveDateTime"]
+        res["effectivePeriod"] = {"start": when, "end": when}
+
+
+def _quantity_of_vital_signs(value: Any) -> bool:  # noqa: ANN401
+    """vitalsigns' valueQuantity: a number with its unit as UCUM (system and code)."""
+    return isinstance(value, Mapping) and "value" in value and bool(value.get("unit")) \
+        and value.get("system") == UCUM and bool(value.get("code"))
+
+
+def _meets_vital_signs(res: Mapping) -> bool:
+    """Whether an Observation meets R4's vitalsigns profile, checked as its rules say:
+    category vital-signs, subject, effective (vs-1: a dateTime to the day), a value that is
+    a UCUM Quantity alone, a value or a reason unless components or members (vs-2), each
+    component a UCUM Quantity or a reason (vs-3). A profile claimed and not met fails the
+    receiver's validation: a vital sign written as words, or in a unit outside UCUM, claims
+    none."""
+    if not any(c.get("system") == OBSERVATION_CATEGORY and c.get("code") == "vital-signs"
+               for cat in res.get("category", ()) for c in cat.get("coding", ())):
+        return False
+    when = res.get("effectiveDateTime")
+    if not res.get("subject") or not (res.get("effectivePeriod") or (
+            when and len(when) >= len("YYYY-MM-DD"))):
+        return False
+    values = [k for k in res if k.startswith("value")]
+    if values != ([] if not values else ["valueQuantity"]) or (
+            values and not _quantity_of_vital_signs(res["valueQuantity"])):
+        return False
+    if not values and "dataAbsentReason" not in res and not res.get("component") \
+            and not res.get("hasMember"):
+        return False
+    for part in res.get("component", ()):
+        said = [k for k in part if k.startswith("value")]
+        if said != ["valueQuantity"] and not (not said and "dataAbsentReason" in part):
+            return False
+        if said and not _quantity_of_vital_signs(part["valueQuantity"]):
+            return False
+    return True
+
+
+def _vital_signs_profiles(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                          urls: Mapping[int, str]) -> None:
+    """Each vital sign with its effective time as R4 allows a vital sign's, and claiming
+    the vitalsigns profile (meta.profile) when it meets it, and so do its members (the
+    profile's hasMember are vital signs: a blood pressure panel whose systolic is written
+    in words claims nothing). FR Core's vital-sign profiles are not claimed: their units
+    and codes are narrower than what senders send us, and are not checked here."""
+    met: dict[str, dict] = {}
+    for e in kept:
+        res = resources[e["id"]]
+        if e.get("type") != VITAL_SIGN or res["resourceType"] != "Observation":
+            continue
+        _vital_sign_period(res)
+        if _meets_vital_signs(res):
+            met[urls[e["id"]]] = res
+    for res in met.values():
+        if all(m.get("reference") in met for m in res.get("hasMember", ())):
+            res.setdefault("meta", {})["profile"] = [VITAL_SIGNS_PROFILE]
+
+
 def _exported(entry: Mapping) -> bool:
     """Current, not withdrawn, not superseded (the caller should have filtered: defensive)."""
     current = entry.get("current", True)
@@ -3495,7 +3645,8 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
               provenance: Mapping[int, Sequence[Mapping]] | None = None,
               versions: Mapping[int, int] | None = None, import_ids: bool = True,
               base_url: str = "urn:dmp", timestamp: datetime | None = None,
-              identifiers: Sequence[Mapping] = (), withheld: Collection[int] = ()) -> dict:
+              identifiers: Sequence[Mapping] = (), withheld: Collection[int] = (),
+              files: Mapping[str, tuple[str, int]] | None = None) -> dict:
     """The dossier as a FHIR R4 Bundle of type 'collection' (see the module docstring for
     why and for every mapping decision). ``patient`` is a row of ``patients``, ``entries``
     rows of ``entries`` already filtered for the reader (masking is NOT applied here);
@@ -3506,7 +3657,9 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     the caller, so that the same dossier exports the same) becomes Bundle.timestamp;
     ``identifiers`` the patient's rows of ``patient_identifiers`` (local ids: the IPP);
     ``withheld`` the ids of entries whose original file the reader may not have
-    (dossiers/access.py ``files_withheld``: it states an entry hidden from them)."""
+    (dossiers/access.py ``files_withheld``: it states an entry hidden from them);
+    ``files`` the SHA-1 and size of archived files by sha256 (dossiers/export.py
+    ``attachment_digests``) for the attachments' hash and size."""
     base_url = base_url.rstrip("/")
     patient_url = full_url("patient", patient.get("id"))
     subject = {"reference": patient_url}
@@ -3527,6 +3680,9 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _link_references(kept, resources, extras, subject, base_url)
     _link_prescriptions(kept, resources, extras, subject, base_url)
     _vital_signs_absent(kept, resources)
+    _vital_signs_profiles(kept, resources, urls)
+    _attachment_digests(kept, resources, files or {}, withheld)
+    _local_interpretations(kept, resources, provenance or {}, base_url)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
