@@ -40,6 +40,11 @@ class Rpps(BaseModel):
     rpps: str = Field(description="the professional's RPPS number (11 digits)")
 
 
+class Grant(Rpps):
+    valid_until: str | None = Field(None, description="YYYY-MM-DD, first day the "
+                                    "authorisation no longer holds; null: until revoked")
+
+
 class Treating(BaseModel):
     rpps: str | None = Field(description="RPPS of the médecin traitant; null to clear")
 
@@ -167,9 +172,16 @@ def withdraw(entry_id: EntryId, body: Reason, request: Request,
 
 @router.post("/dossiers/{patient}/authorizations", status_code=201,
              summary="Authorise a professional to read the dossier (patient)")
-def grant(patient: PatientRef, body: Rpps, request: Request,
+def grant(patient: PatientRef, body: Grant, request: Request,
           who: PATIENT) -> dict:
-    return access.grant(_engine(request), who, patient, body.rpps)
+    return access.grant(_engine(request), who, patient, body.rpps, body.valid_until)
+
+
+@router.get("/dossiers/{patient}/authorizations",
+            summary="The professionals authorised, with each authorisation's end, revoked and "
+            "ended ones included (patient, or admin)")
+def authorizations(patient: PatientRef, request: Request, who: PATIENT_OR_ADMIN) -> dict:
+    return access.list_authorizations(_engine(request), who, patient)
 
 
 @router.delete("/dossiers/{patient}/authorizations/{rpps}",

@@ -13,7 +13,10 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   professionals' access, mask and unmask documents, name their médecin traitant, oppose
   (or stop opposing) the feeding of their dossier, and read their audit trail.
 - A **professional** reads a dossier when they are its médecin traitant, when the patient
-  authorised them (not revoked), or through break-glass (an emergency, with a reason, for
+  authorised them (not revoked, and before the authorisation's end date when the patient set
+  one: ``authorizations.valid_until``, the first French calendar day it no longer holds,
+  migration 0015; after it the read is refused AUTHORIZATION_ENDED, traced in the patient's
+  trail), or through break-glass (an emergency, with a reason, for
   ``BREAK_GLASS_HOURS``; every read inside it is traced as such). A patient who stated no
   consent to consultation (ZFA-11 ``INC``), or whose DMP is closed (``FERME``), can be read
   by nobody but themselves, except through break-glass.
@@ -229,6 +232,9 @@ OPPOSITIONS = {
                    "their dossier"),
 }
 OPPOSITION_CODES = frozenset(code for _, code, _ in OPPOSITIONS.values())
+# A professional's authorisation whose end date (``authorizations.valid_until``) has passed
+AUTHORISATION_ENDED = ("AUTHORIZATION_ENDED", "your authorisation to read this dossier has "
+                       "ended (the patient set its end date)")
 # The patient's own access (and a representative's whose representation ends with the
 # person) after a death recorded on the dossier (dossiers/death.py); the dossier is kept and
 # professionals keep reading it. Said only to the patient's own account, or to a
@@ -314,11 +320,15 @@ class Access:
 
 # -- decisions (pure, over rows already read) ------------------------------------------------
 def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
-           break_glass_open: bool, represents: bool = False) -> str:
+           break_glass_open: bool, represents: bool = False,
+           authorisation_ended: bool = False) -> str:
     """The basis on which ``principal`` may read ``patient`` (a ``patients`` row), or
     AccessDenied. ``represents``: a legal representative's declaration holds today (they
     read as the patient does, whatever the consent to consultation, which is the
-    patient's statement about professionals)."""
+    patient's statement about professionals). ``authorisation_ended``: the professional
+    held an authorisation (not revoked) whose end date has passed; refused
+    AUTHORIZATION_ENDED rather than DENIED, so that the patient's trail says why (the
+    professional knew the dossier: nothing is told them that they did not know)."""
     if principal.kind == "patient":
         if str(patient.id) == principal.subject:
             if getattr(patient, "deceased", None):
@@ -340,6 +350,8 @@ def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
     if break_glass_open:
         _not_opposed(patient, principal)
         return "break_glass"
+    if authorisation_ended and not closed:
+        raise AccessDenied(*AUTHORISATION_ENDED)
     raise AccessDenied(*DENIED)
 
 
@@ -405,12 +417,28 @@ def _patient_row(conn: Connection, ref: str):  # noqa: ANN202
     return conn.execute(select(patients).where(patients.c.id == found.id)).one()
 
 
-def _authorised(conn: Connection, patient_id: int, rpps: str | None) -> bool:
+def _authorisation_state(conn: Connection, patient_id: int, rpps: str | None,
+                         today: str) -> str | None:
+    """'in_force' when an authorisation of this professional on this dossier holds today;
+    else 'ended' when their latest one reached its end date (not revoked), 'revoked' when
+    it was revoked; None when they never were authorised. (At most one holds at a time:
+    ``grant`` moves the end of the one in force rather than adding one.)"""
     if rpps is None:
-        return False
-    return conn.execute(select(authorizations.c.id).where(
-        authorizations.c.patient_id == patient_id, authorizations.c.rpps == rpps,
-        authorizations.c.revoked_at.is_(None)).limit(1)).first() is not None
+        return None
+    a = authorizations.c
+    rows = conn.execute(select(a.valid_until, a.revoked_at).where(
+        a.patient_id == patient_id, a.rpps == rpps).order_by(a.id)).all()
+    if any(r.revoked_at is None and in_force(r.valid_until, today) for r in rows):
+        return "in_force"
+    if not rows:
+        return None
+    return "revoked" if rows[-1].revoked_at is not None else "ended"
+
+
+def in_force(valid_until: str | None, today: str) -> bool:
+    """Whether an authorisation ending on ``valid_until`` (the first day it no longer holds,
+    a French calendar day) holds on ``today``."""
+    return valid_until is None or valid_until > today
 
 
 def local_today() -> str:
@@ -470,15 +498,15 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
     patient = _patient_row(conn, ref)
     if patient is None:
         raise AccessDenied(*DENIED)
-    now = datetime.now(UTC)
+    now, today = datetime.now(UTC), local_today()
     try:
         represents = (_represents_after_death(conn, patient, principal) if patient.deceased
-                      else _represents(conn, patient, principal, local_today()))
-        basis = decide(principal, patient,
-                       authorised=_authorised(conn, patient.id, principal.rpps),
+                      else _represents(conn, patient, principal, today))
+        held = _authorisation_state(conn, patient.id, principal.rpps, today)
+        basis = decide(principal, patient, authorised=held == "in_force",
                        break_glass_open=_break_glass_open(conn, patient.id, principal.rpps,
                                                           now),
-                       represents=represents)
+                       represents=represents, authorisation_ended=held == "ended")
     except AccessDenied as exc:
         exc.patient_id = patient.id  # type: ignore[attr-defined]
         exc.action = action  # type: ignore[attr-defined]
@@ -1056,17 +1084,64 @@ def _patient_only(conn: Connection, principal: Principal, ref: str, action: str)
     return patient, access
 
 
-def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str) -> dict:
-    """The patient authorises a professional to read their dossier."""
+def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str,
+          valid_until: str | None = None) -> dict:
+    """The patient authorises a professional to read their dossier, until the day before
+    ``valid_until`` (a French calendar day; None: until revoked). Granting again a
+    professional authorised sets the end of the authorisation in force to the one stated
+    (an extension, a shortening, or no end); one that has ended stays, as history, and a
+    new one begins. Audited 'authorization.grant' with the end."""
+    end = _day(valid_until, "valid_until")
+    if end is not None and end <= local_today():
+        raise InvalidRequest("BAD_PERIOD", "valid_until must come after today")
+
     def work(conn: Connection) -> dict:
         patient, access = _patient_only(conn, principal, patient_ref, "authorization.grant")
         number = _known_professional(conn, rpps)
-        if not _authorised(conn, patient.id, number):
+        a, today = authorizations.c, local_today()
+        held = [r.id for r in conn.execute(select(a.id, a.valid_until).where(
+            a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None)))
+            if in_force(r.valid_until, today)]
+        if held:
+            conn.execute(update(authorizations).where(a.id.in_(held))
+                         .values(valid_until=end))
+        else:
             conn.execute(insert(authorizations).values(
                 patient_id=patient.id, rpps=number, granted_at=datetime.now(UTC),
-                granted_by=principal.actor))
-        append(conn, [_read_event(access, "authorization.grant", rpps=number)])
-        return {"patient_id": patient.id, "rpps": number, "authorised": True}
+                granted_by=principal.actor, valid_until=end))
+        append(conn, [_read_event(access, "authorization.grant", rpps=number,
+                                  valid_until=end)])
+        return {"patient_id": patient.id, "rpps": number, "authorised": True,
+                "valid_until": end}
+    return _with_trace(engine, principal, work)
+
+
+def list_authorizations(engine: Engine, principal: Principal, patient_ref: str) -> dict:
+    """The professionals the patient authorised, revoked and ended authorisations included,
+    each with its end and whether it holds today: for the patient (their own choices), or
+    an admin answering the patient. Audited 'authorization.list' (who may read the dossier
+    is the patient's business: an admin's look at it is in their trail)."""
+    def work(conn: Connection) -> dict:
+        if principal.kind == "admin":
+            patient = _admin_dossier(conn, principal, patient_ref, "lists authorisations")
+            event = AuditEvent(principal.actor, "authorization.list", patient_id=patient.id,
+                               details={"basis": "admin"})
+        else:
+            patient, access = _patient_only(conn, principal, patient_ref,
+                                            "authorization.list")
+            event = _read_event(access, "authorization.list")
+        a, p, today = authorizations.c, professionals.c, local_today()
+        rows = conn.execute(select(authorizations, p.family, p.given, p.role)
+                            .join(professionals, p.rpps == a.rpps, isouter=True)
+                            .where(a.patient_id == patient.id).order_by(a.id)).all()
+        append(conn, [event])
+        return {"patient_id": patient.id, "authorizations": [
+            {"rpps": r.rpps, "name": " ".join(filter(None, (r.given, r.family))) or None,
+             "role": r.role, "granted_at": iso_utc(r.granted_at), "granted_by": r.granted_by,
+             "valid_until": r.valid_until, "revoked_at": iso_utc(r.revoked_at),
+             "revoked_by": r.revoked_by,
+             "in_force": r.revoked_at is None and in_force(r.valid_until, today)}
+            for r in rows]}
     return _with_trace(engine, principal, work)
 
 
@@ -1077,9 +1152,10 @@ def revoke(engine: Engine, principal: Principal, patient_ref: str, rpps: str) ->
         number = normalize_rpps(rpps)
         if number is None:
             raise InvalidRequest("BAD_RPPS", "an RPPS number has 11 digits")
+        a = authorizations.c  # the one in force: an ended one stays ended, not revoked
         done = conn.execute(update(authorizations).where(
-            authorizations.c.patient_id == patient.id, authorizations.c.rpps == number,
-            authorizations.c.revoked_at.is_(None)).values(
+            a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None),
+            or_(a.valid_until.is_(None), a.valid_until > local_today())).values(
             revoked_at=datetime.now(UTC), revoked_by=principal.actor)).rowcount
         append(conn, [_read_event(access, "authorization.revoke", rpps=number,
                                   revoked=done)])

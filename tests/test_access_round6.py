@@ -1,0 +1,116 @@
+"""Dossier access, round 6 (dossiers/access.py): an authorisation's end date, an admin's
+corrected copy of a message hidden from the reader, what the trail's import events were
+about.
+
+Maëlys Da Silva (test INS-NIR, born 14 September 2010) receives β-hCG lab reports as CI-SIS
+CDA in HL7v2 ORU (the builder of tests/test_access_round2.py); Dr Anne Durand is her médecin
+traitant; Dr Kévin Nguyễn, a sports physician, is authorised for the season.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import cli
+from dossiers import access
+from dossiers.access import Principal
+from tests.test_access_round2 import _oru
+from tests.test_access_round5 import ADMIN, _code, _documents, _file, _maelys, pro
+
+SPORT = "10000000019"  # Dr Kévin Nguyễn, médecine du sport (RPPS with its Luhn key)
+
+
+def _with_sport_doctor(d) -> Principal:  # noqa: ANN001
+    access.register_professional(d.engine, ADMIN, SPORT, "Nguyễn", "Kévin",
+                                 "médecin du sport")
+    return pro(SPORT)
+
+
+def _trail(d, who: Principal | None = None) -> list[dict]:  # noqa: ANN001
+    """The trail as the patient (or ``who``) reads it, oldest first."""
+    who = who or d.patient
+    return access.read_audit(d.engine, who, d.pid)["events"][::-1]
+
+
+# -- an authorisation's end date -----------------------------------------------------------------
+def test_an_authorisation_ends_on_its_end_date(ctx, monkeypatch) -> None:  # noqa: ANN001
+    """Maëlys authorises the sports physician until 15 December 2026 (the end of the
+    season): on the 14th he reads, on the 15th he is refused AUTHORIZATION_ENDED, and the
+    refusal is in her trail with its code. On SQLite and PostgreSQL: the store's rule."""
+    d = _maelys(ctx)
+    doctor = _with_sport_doctor(d)
+    _file(ctx, _oru(1, "PLAIN", "3"))
+    monkeypatch.setattr(access, "local_today", lambda: "2026-11-27")
+    granted = access.grant(d.engine, d.patient, d.pid, SPORT, valid_until="2026-12-15")
+    assert granted["valid_until"] == "2026-12-15"
+    monkeypatch.setattr(access, "local_today", lambda: "2026-12-14")
+    assert access.read_dossier(d.engine, doctor, d.pid)["access"]["basis"] == "authorised"
+    monkeypatch.setattr(access, "local_today", lambda: "2026-12-15")
+    assert _code(access.read_entries, d.engine, doctor, d.pid) == "AUTHORIZATION_ENDED"
+    denied = [e for e in _trail(d) if e["action"] == "access.denied"]
+    assert [(e["actor"], e["details"]["code"]) for e in denied] == [
+        (f"professional:{SPORT}", "AUTHORIZATION_ENDED")]
+
+
+def test_authorisations_listed_with_their_end_refusals_and_renewal(sqlite_ctx, monkeypatch,  # noqa: ANN001, E501
+                                                                   capsys) -> None:
+    """The end is stated, shown (API for the patient, CLI for an operator), enforced on a
+    document's read (404 to the reader, the real code in the trail), and a new grant after
+    it begins a new authorisation while the ended one stays listed. A past or same-day end
+    is refused; a revoked authorisation is refused ACCESS_DENIED as before; granting again
+    a professional authorised sets the end of the one in force."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.tokens import mint
+
+    ctx = sqlite_ctx
+    ctx.settings = dataclasses.replace(ctx.settings, api_secret="s" * 64)
+    d = _maelys(ctx)
+    doctor = _with_sport_doctor(d)
+    _file(ctx, _oru(1, "PLAIN", "3"))
+    (doc,) = [r.id for r in _documents(ctx)]
+    monkeypatch.setattr(access, "local_today", lambda: "2026-11-27")
+    client = TestClient(create_app(ctx))
+    mine = {"Authorization": "Bearer " + mint(ctx.settings, "patient", patient=d.pid)}
+    for bad in ("2026-11-27", "2026-11-01", "15/12/2026"):
+        answer = client.post(f"/dossiers/{d.pid}/authorizations", headers=mine,
+                             json={"rpps": SPORT, "valid_until": bad})
+        assert answer.status_code == 400, bad
+        assert answer.json()["error"] in ("BAD_PERIOD", "BAD_DATE")
+    answer = client.post(f"/dossiers/{d.pid}/authorizations", headers=mine,
+                         json={"rpps": SPORT, "valid_until": "2026-12-01"})
+    assert answer.status_code == 201
+    # granted again while in force: the end moves (one authorisation, not two)
+    access.grant(d.engine, d.patient, d.pid, SPORT, valid_until="2026-12-15")
+    monkeypatch.setattr(access, "local_today", lambda: "2026-12-20")
+    with pytest.raises(access.NotFound):
+        access.read_document(d.engine, doctor, doc)
+    listed = client.get(f"/dossiers/{d.pid}/authorizations", headers=mine).json()
+    assert [(a["rpps"], a["name"], a["valid_until"], a["in_force"])
+            for a in listed["authorizations"]] == [
+        (SPORT, "Kévin Nguyễn", "2026-12-15", False)]
+    access.grant(d.engine, d.patient, d.pid, SPORT)  # renewed, without an end this time
+    assert access.read_dossier(d.engine, doctor, d.pid)["access"]["basis"] == "authorised"
+    access.revoke(d.engine, d.patient, d.pid, SPORT)
+    assert _code(access.read_dossier, d.engine, doctor, d.pid) == "ACCESS_DENIED"
+    # an operator's listing (CLI), audited in her trail
+    monkeypatch.setenv("DMP_HOME", str(ctx.settings.home))
+    monkeypatch.setenv("DMP_DATABASE_URL", ctx.settings.database_url)
+    monkeypatch.setenv("DMP_ADMIN", "alice")
+    capsys.readouterr()
+    assert cli.main(["dossier", "authorizations", d.pid, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["authorizations"]
+    assert [(a["valid_until"], a["in_force"], a["revoked_at"] is not None)
+            for a in listed] == [("2026-12-15", False, False), (None, False, True)]
+    assert cli.main(["dossier", "authorizations", d.pid]) == 0
+    assert "Kévin Nguyễn" in capsys.readouterr().out
+    codes = [(e["action"], (e["details"] or {}).get("code")) for e in _trail(d)
+             if e["action"] in ("access.denied", "authorization.list")]
+    assert codes == [("access.denied", "AUTHORIZATION_ENDED"), ("authorization.list", None),
+                     ("access.denied", "ACCESS_DENIED"), ("authorization.list", None),
+                     ("authorization.list", None)]
+
