@@ -869,15 +869,35 @@ def _imports_of(conn: Connection, entry_ids: set[int]) -> set[int]:
 def _with_kin(conn: Connection, import_ids: set[int]) -> set[int]:
     """These imports, the batch files they were split from, and the imports that repeat
     them (duplicates): reading the raw bytes of a batch file or of a duplicate is a read of
-    the same message, in the patients' trails too (pipelines/admin.py read_raw)."""
-    found = set(import_ids)
-    ids = sorted(import_ids)
+    the same message, in the patients' trails too (pipelines/admin.py read_raw). And their
+    edit lineage (``_edit_lineage``), first: an admin's corrected copy of a failed or
+    quarantined import (pipelines/admin.py edit) is the same message, so the original's
+    assignment, edit and raw reads told the patient of a document hidden from them that
+    only the copy brought."""
+    found = _edit_lineage(conn, import_ids)
+    ids = sorted(found)
     i = imports.c
     for start in range(0, len(ids), 500):
         part = ids[start:start + 500]
         found.update(b for b in conn.execute(select(i.batch_of).where(
             i.id.in_(part), i.batch_of.is_not(None))).scalars())
         found.update(conn.execute(select(i.id).where(i.duplicate_of.in_(part))).scalars())
+    return found
+
+
+def _edit_lineage(conn: Connection, import_ids: set[int]) -> set[int]:
+    """These imports, the ones they were edited from and the edits made of them, to any
+    depth (an edit of an edit): ``imports.edited_from`` both ways."""
+    found, todo = set(import_ids), sorted(import_ids)
+    i = imports.c
+    while todo:
+        part, todo = todo[:500], todo[500:]
+        linked = set(conn.execute(select(i.edited_from).where(
+            i.id.in_(part), i.edited_from.is_not(None))).scalars())
+        linked.update(conn.execute(select(i.id).where(i.edited_from.in_(part))).scalars())
+        new = linked - found
+        found |= new
+        todo += sorted(new)
     return found
 
 

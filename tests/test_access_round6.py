@@ -13,10 +13,16 @@ import dataclasses
 import json
 
 import pytest
+from sqlalchemy import select
 
 import cli
 from dossiers import access
 from dossiers.access import Principal
+from dossiers.schema import audit_log, imports
+from pipelines.admin import assign, edit, read_raw
+from pipelines.audit import Actor
+from pipelines.intake import Received, intake
+from pipelines.process import drain
 from tests.test_access_round2 import _oru
 from tests.test_access_round5 import ADMIN, _code, _documents, _file, _maelys, pro
 
@@ -114,3 +120,39 @@ def test_authorisations_listed_with_their_end_refusals_and_renewal(sqlite_ctx, m
                      ("access.denied", "ACCESS_DENIED"), ("authorization.list", None),
                      ("authorization.list", None)]
 
+
+# -- an admin's corrected copy of a message hidden from the reader ------------------------------
+def test_the_original_of_a_corrected_copy_hidden_from_the_patient_leaves_her_trail(ctx) -> None:  # noqa: ANN001, E501
+    """A β-hCG report sent with INVISIBLE_PATIENT=Y (awaiting its announcement consultation)
+    while Maëlys opposed the feeding of her dossier: quarantined OPPOSITION, assigned to her
+    dossier by an admin (still quarantined: she opposed), she lifts her opposition, the
+    admin corrects the message id and files the corrected copy, then reads the original's
+    bytes. The copy's filing was hidden from her; the original's assignment, edit and raw
+    read (the same message) were shown, telling her of the result she may not see yet.
+    On SQLite and PostgreSQL (the lineage is read from the store)."""
+    d = _maelys(ctx)
+    sent = _oru(1, "ANNONCE", "5820", INVISIBLE_PATIENT="Y")
+    access.set_opposition(d.engine, d.patient, d.pid, True)
+    (original,) = intake(d.engine, ctx.archive, [Received(sent, "lbm-rhone", "mllp")])[0] \
+        .message_ids
+    drain(ctx)
+    assign(d.engine, original, d.pid, Actor("alice"), reason="ticket 811")
+    drain(ctx)
+    access.set_opposition(d.engine, d.patient, d.pid, False)
+    (copy,) = edit(d.engine, ctx.archive, original, sent.replace(b"RB-MSG-1|", b"RB-MSG-1B|"),
+                   Actor("alice"), reason="ticket 812")
+    drain(ctx)
+    read_raw(d.engine, ctx.archive, original, Actor("bruno"), reason="ticket 813")
+    with d.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(imports).where(
+            imports.c.id.in_((original, copy))))}
+    assert (rows[original].status, rows[original].assigned_patient_id) == \
+        ("discarded", int(d.pid))
+    assert (rows[copy].status, rows[copy].edited_from) == ("deposited", original)
+    with d.engine.connect() as conn:  # in her chain, all three, about the original
+        assert conn.execute(select(audit_log.c.action).where(
+            audit_log.c.chain == int(d.pid), audit_log.c.import_id == original)
+            .order_by(audit_log.c.seq)).scalars().all() == \
+            ["import.assign", "import.edit", "import.raw"]
+    assert [e["action"] for e in _trail(d) if e["action"] != "audit.read"] == [
+        "treating.set", "consent.update", "consent.update"]
