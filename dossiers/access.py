@@ -752,12 +752,14 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
         names = {**_professional_names(conn, rows),
                  **_representative_names(conn, patient.id, rows)}
         described = _described_entries(conn, rows, access)
+        brought = _described_imports(conn, rows, access)
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
         return {"patient_id": patient.id, "next_before": next_before, "events": [
             {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,
              "document": described.get(_entry_named(r)),
+             "documents": _brought_by(r, brought),
              "break_glass": _break_glass_event(r)} for r in rows]}
     return _with_trace(engine, principal, work)
 
@@ -796,6 +798,85 @@ def _described_entries(conn: Connection, rows: Sequence, access: Access) -> dict
             for entry, row in current.items()
             if row.patient_id == access.patient_id
             and is_visible(row, access, documents.get(row.parent_id))}
+
+
+MAX_DESCRIBED = 20  # what one import event lists (a batch file may bring hundreds)
+
+
+def _described_imports(conn: Connection, rows: Sequence,
+                       access: Access) -> dict[int, list[dict]]:
+    """{import id an event names: what that import put in this dossier, for people}: the
+    type, title and date of the current version of each document (or entry outside a
+    document) it brought that the reader may see now, at most ``MAX_DESCRIBED``. An
+    admin's raw read, look, assignment, edit or rerun of an import, a sender's filing, said
+    only 'import 4123': the patient saw that someone read a message about them, not which.
+    A duplicate stands for the import it repeats, a batch file for its messages, an edited
+    import for its corrected copies; what the import brought to other patients (a batch
+    file, a message with several patients' results) is never described."""
+    named = {i for r in rows for i in _imports_named(r)}
+    if not named:
+        return {}
+    stands = _standing_for(conn, named)
+    every = sorted(set().union(*stands.values()))
+    brought: dict[int, set[int]] = {}
+    for start in range(0, len(every), 500):
+        for link in conn.execute(select(provenance.c.import_id, provenance.c.entry_id).where(
+                provenance.c.import_id.in_(every[start:start + 500]))):
+            brought.setdefault(link.import_id, set()).add(link.entry_id)
+    entry_ids = set().union(*brought.values()) if brought else set()
+    if not entry_ids:
+        return {}
+    current = current_versions(conn, entry_ids)
+    documents = _documents_of(conn, list(current.values()))
+    seen = {entry: row for entry, row in current.items()
+            if row.patient_id == access.patient_id
+            and is_visible(row, access, documents.get(row.parent_id))}
+    found: dict[int, list[dict]] = {}
+    for import_id, sources in stands.items():
+        rows_ = {seen[e].id: seen[e] for s in sources for e in brought.get(s, ()) if e in seen}
+        top = [r for r in rows_.values() if r.parent_id is None
+               or getattr(documents.get(r.parent_id), "id", None) not in rows_]
+        top.sort(key=lambda r: (r.effective or "", r.id))
+        if top:
+            found[import_id] = [{"type": r.type, "title": r.display, "effective": r.effective}
+                                for r in top[:MAX_DESCRIBED]]
+    return found
+
+
+def _imports_named(row) -> list[int]:  # noqa: ANN001
+    """The imports an audit row is about: its import_id, or the imports of a filing
+    ('dossier.deposit' of several messages at once names them in its details)."""
+    if row.import_id is not None:
+        return [row.import_id]
+    listed = row.details.get("imports") if isinstance(row.details, dict) else None
+    return [i for i in listed if isinstance(i, int) and not isinstance(i, bool)] \
+        if isinstance(listed, list) else []
+
+
+def _brought_by(row, brought: dict[int, list[dict]]) -> list[dict] | None:  # noqa: ANN001
+    """What the imports an audit row names put in the dossier, as the reader may see it
+    (``_described_imports``); None for an event about no import."""
+    named = _imports_named(row)
+    if not named:
+        return None
+    found = [d for i in named for d in brought.get(i, ())]
+    return found[:MAX_DESCRIBED]
+
+
+def _standing_for(conn: Connection, import_ids: set[int]) -> dict[int, set[int]]:
+    """{import id: the imports whose entries it stands for}: itself, the import a duplicate
+    repeats, the messages of a batch file, the corrected copies of an edited import."""
+    stands = {n: {n} for n in import_ids}
+    ids, i = sorted(import_ids), imports.c
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        for r in conn.execute(select(i.id, i.duplicate_of).where(
+                i.id.in_(part), i.duplicate_of.is_not(None))):
+            stands[r.id].add(r.duplicate_of)
+        for column in (i.batch_of, i.edited_from):
+            for r in conn.execute(select(i.id, column.label("of")).where(column.in_(part))):
+                stands[r.of].add(r.id)
+    return stands
 
 
 # What of another person's audit event a reader is shown when the dossier holds entries hidden

@@ -156,3 +156,47 @@ def test_the_original_of_a_corrected_copy_hidden_from_the_patient_leaves_her_tra
             ["import.assign", "import.edit", "import.raw"]
     assert [e["action"] for e in _trail(d) if e["action"] != "audit.read"] == [
         "treating.set", "consent.update", "consent.update"]
+
+
+# -- what an import event was about -------------------------------------------------------------
+def test_import_events_in_the_trail_say_what_the_import_brought(sqlite_ctx) -> None:  # noqa: ANN001
+    """The laboratory files a β-hCG report, then a second one in a care kept secret from
+    the parents (CONNEXION_SECRETE); an admin reads the first message's bytes (a support
+    ticket). Maëlys's trail said 'import.raw, import N': it now says which report (type,
+    title, date), as the filing does, over the API and in the console; her mother's trail
+    describes the plain report only (the secret one's events are not in it)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.console.session import SESSION_COOKIE
+    from api.tokens import mint
+
+    ctx = sqlite_ctx
+    ctx.settings = dataclasses.replace(ctx.settings, api_secret="s" * 64)
+    d = _maelys(ctx)
+    mother = Principal("representative", "rep-claire-dasilva")
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=mother.subject,
+                                  family="Da Silva", given="Claire", quality="parent",
+                                  valid_from="2010-09-14")
+    _file(ctx, _oru(1, "PLAIN", "3"))
+    _file(ctx, _oru(2, "SECRET", "5820", CONNEXION_SECRETE="Y"))
+    with d.engine.connect() as conn:
+        plain, secret = conn.execute(select(imports.c.id).where(
+            imports.c.status == "deposited").order_by(imports.c.id)).scalars().all()
+    for import_id in (plain, secret):
+        read_raw(d.engine, ctx.archive, import_id, Actor("bruno"), reason="ticket 4522")
+    report = {"type": "document", "title": "Compte rendu d'examens biologiques",
+              "effective": "2025-08-19T13:53:00+02:00"}
+    assert [(e["action"], e["documents"]) for e in _trail(d)
+            if e["action"] in ("import.raw", "dossier.deposit")] == [
+        ("dossier.deposit", [report]), ("dossier.deposit", [report]),
+        ("import.raw", [report]), ("import.raw", [report])]
+    events = [e for e in _trail(d, mother) if e["documents"] is not None]
+    assert [(e["action"], e["documents"]) for e in events] == [
+        ("dossier.deposit", [report]), ("import.raw", [report])]
+    assert [e["documents"] for e in _trail(d) if e["action"] == "treating.set"] == [None]
+    token = mint(ctx.settings, "patient", patient=d.pid)
+    page = TestClient(create_app(ctx), cookies={SESSION_COOKIE: token}).get(
+        f"/console/dossiers/{d.pid}/audit")
+    assert page.status_code == 200
+    assert page.text.count("Compte rendu d&#39;examens biologiques (2025-08-19)") >= 4
