@@ -59,7 +59,15 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   trail: a representative's trail leaves out every event about a document hidden from them
   (its filing, its reads, its masking, its withdrawal), and of other people's reads keeps
   who, when and on what basis, not the counts, which would tell what they do not see.
-  Representatives change nothing here: the patient's choices stay the patient's. A parent's
+  While the patient is a minor, a representative of a quality acting for a minor
+  (representative_qualities.csv acts_for_minor: parent, tuteur; L1111-2, L1111-14) exercises
+  the patient's rights that are safe to share with the minor's own: they authorise
+  professionals and revoke the authorisations representatives gave (not the minor's own),
+  list them, and mask documents they see (not unmask: a document the minor or the sender
+  masked stays masked). A professional authorised by representatives only does not see
+  what is hidden from them (the minor's secret care, L1111-5): a parent's choice of doctor
+  does not open it. Anything else (the treating doctor, oppositions) stays the patient's;
+  an adult's representative changes nothing. A parent's
   representation (the qualities marked ends_at_majority in representative_qualities.csv)
   ends on the patient's 18th birthday whatever the declaration's end says; a guardian's
   ends at the date the admin states (a minor's guardianship and an adult's share the
@@ -182,6 +190,20 @@ def holds_on(quality: str, day: str, birth_date: str | None) -> bool:
         return True
     adult = majority_day(birth_date)
     return adult is None or day < adult
+
+
+@cache
+def qualities_acting_for_minor() -> frozenset[str]:
+    """The qualities that exercise a minor patient's rights (representative_qualities.csv)."""
+    return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
+                     if r.get("acts_for_minor", "").lower() == "yes")
+
+
+def is_minor_on(day: str, birth_date: str | None) -> bool:
+    """Whether the patient is a minor on ``day``; False when the birth date is not a full
+    date (minority cannot be shown, so nobody acts for them on its strength)."""
+    adult = majority_day(birth_date)
+    return adult is not None and day < adult
 
 
 @cache
@@ -309,6 +331,13 @@ class Access:
     patient_id: int
     basis: str  # patient, representative, treating, authorised, break_glass; author
     principal: Principal
+    # flags hiding documents besides the basis's own: a professional authorised only by a
+    # minor's legal representative does not see what is hidden from them (``_open``)
+    also_hidden: frozenset[str] = frozenset()
+
+    @property
+    def hidden(self) -> frozenset[str]:
+        return hidden_flags(self.basis) | self.also_hidden
 
     @property
     def sees_masked(self) -> bool:
@@ -397,7 +426,7 @@ def is_visible(row, access: Access, document=None) -> bool:  # noqa: ANN001
     holder = document if document is not None else row
     if document is not None and (not document.current or document.status == "withdrawn"):
         return False
-    hidden = hidden_flags(access.basis)
+    hidden = access.hidden
     if hidden and (is_flagged(holder, hidden) or is_flagged(row, hidden)):
         return False
     if access.basis in READS_AS_PATIENT:
@@ -515,7 +544,24 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
     if went is not None:  # its trail stays readable: who read it before is the patient's
         raise Merged("DOSSIER_MERGED", f"dossier {patient.id} was merged into dossier {went}: "
                      f"read dossier {went}")
-    return patient, Access(patient.id, basis, principal)
+    also = hidden_flags("representative") if basis == "authorised" and \
+        _granted_by_representatives_only(conn, patient.id, principal.rpps, today) \
+        else frozenset()
+    return patient, Access(patient.id, basis, principal, also)
+
+
+def _granted_by_representatives_only(conn: Connection, patient_id: int, rpps: str | None,
+                                     today: str) -> bool:
+    """Whether every authorisation in force of this professional was granted by a legal
+    representative (none by the patient). Such a professional does not see what is hidden
+    from the representatives (a minor's secret care, CONNEXION_SECRETE, L1111-5): a parent
+    choosing a doctor must not open to them, and through them to the parents, what the
+    minor kept from the parents."""
+    a = authorizations.c
+    by = [r.granted_by for r in conn.execute(select(a.granted_by, a.valid_until).where(
+        a.patient_id == patient_id, a.rpps == rpps, a.revoked_at.is_(None)))
+        if in_force(r.valid_until, today)]
+    return bool(by) and all(b.startswith("representative:") for b in by)
 
 
 def _documents_of(conn: Connection, rows: Sequence) -> dict[int, object]:
@@ -1101,9 +1147,12 @@ def _document_family(conn: Connection, row) -> list:  # noqa: ANN001
 def set_mask(engine: Engine, principal: Principal, entry_id: int, masked: bool) -> dict:
     """The patient masks (or unmasks) a document, or a single entry, from professionals."""
     def work(conn: Connection) -> dict:
-        row, _, _, access = _entry_for(conn, principal, entry_id, "document.mask")
-        if access.basis != "patient":
-            raise AccessDenied("PATIENT_ONLY", "only the patient masks or unmasks")
+        row, _, patient, access = _entry_for(conn, principal, entry_id, "document.mask")
+        acting = access.basis == "representative" and masked \
+            and acts_for_minor(conn, patient, principal)
+        if access.basis != "patient" and not acting:
+            raise AccessDenied("PATIENT_ONLY", "only the patient masks or unmasks (the legal "
+                               "representative of a minor patient masks)")
         family = _document_family(conn, row)
         conn.execute(update(entries).where(entries.c.id.in_([r.id for r in family]))
                      .values(mask_override=masked))
@@ -1185,6 +1234,47 @@ def _patient_only(conn: Connection, principal: Principal, ref: str, action: str)
     return patient, access
 
 
+def acts_for_minor(conn: Connection, patient, principal: Principal) -> bool:  # noqa: ANN001
+    """Whether a legal representative exercises the patient's rights today: a declaration
+    in force of a quality acting for a minor (representative_qualities.csv acts_for_minor:
+    parent, tuteur), on a patient who is a minor today (a full birth date says so)."""
+    if principal.kind != "representative":
+        return False
+    today = local_today()
+    if not is_minor_on(today, patient.birth_date):
+        return False
+    r = legal_representatives.c
+    return any(q in qualities_acting_for_minor() for q in conn.execute(select(r.quality).where(
+        r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
+        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today)))
+        .scalars())
+
+
+def _granted_by_side(access: Access, *, revoking: bool):  # noqa: ANN202
+    """The authorisations a grant or a revocation acts on: a representative's, those
+    granted by representatives (the minor's own choices stay the minor's: a parent neither
+    ends nor shortens the authorisation the minor gave, for a care kept secret perhaps);
+    the patient's grant, their own (a representative's stays, and the patient's own opens
+    what representatives do not see); the patient's revocation, all of them."""
+    granted_by = authorizations.c.granted_by
+    if access.basis == "representative":
+        return granted_by.like("representative:%")
+    return granted_by.is_not(None) if revoking else granted_by.not_like("representative:%")
+
+
+def _patient_or_acting(conn: Connection, principal: Principal, ref: str, action: str) -> tuple:
+    """The patient, or a legal representative acting for a minor patient (``acts_for_minor``);
+    anyone else AccessDenied PATIENT_ONLY (traced)."""
+    patient, access = _open(conn, principal, ref, action)
+    if access.basis == "patient" or (access.basis == "representative"
+                                     and acts_for_minor(conn, patient, principal)):
+        return patient, access
+    exc = AccessDenied("PATIENT_ONLY", "only the patient, or the legal representative of a "
+                       "minor patient, decides who may read")
+    exc.patient_id, exc.action = patient.id, action  # type: ignore[attr-defined]
+    raise exc
+
+
 def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str,
           valid_until: str | None = None) -> dict:
     """The patient authorises a professional to read their dossier, until the day before
@@ -1197,11 +1287,13 @@ def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str,
         raise InvalidRequest("BAD_PERIOD", "valid_until must come after today")
 
     def work(conn: Connection) -> dict:
-        patient, access = _patient_only(conn, principal, patient_ref, "authorization.grant")
+        patient, access = _patient_or_acting(conn, principal, patient_ref,
+                                             "authorization.grant")
         number = _known_professional(conn, rpps)
         a, today = authorizations.c, local_today()
         held = [r.id for r in conn.execute(select(a.id, a.valid_until).where(
-            a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None)))
+            a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None),
+            _granted_by_side(access, revoking=False)))
             if in_force(r.valid_until, today)]
         if held:
             conn.execute(update(authorizations).where(a.id.in_(held))
@@ -1219,22 +1311,26 @@ def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str,
 
 def list_authorizations(engine: Engine, principal: Principal, patient_ref: str) -> dict:
     """The professionals the patient authorised, revoked and ended authorisations included,
-    each with its end and whether it holds today: for the patient (their own choices), or
-    an admin answering the patient. Audited 'authorization.list' (who may read the dossier
-    is the patient's business: an admin's look at it is in their trail)."""
+    each with its end and whether it holds today: for the patient (their own choices), an
+    admin answering the patient, or a minor's representative (those representatives gave
+    only: a doctor the minor chose may be a care kept from them). Audited
+    'authorization.list' (who may read the dossier is the patient's business: an admin's
+    look at it is in their trail)."""
     def work(conn: Connection) -> dict:
         if principal.kind == "admin":
             patient = _admin_dossier(conn, principal, patient_ref, "lists authorisations")
             event = AuditEvent(principal.actor, "authorization.list", patient_id=patient.id,
                                details={"basis": "admin"})
         else:
-            patient, access = _patient_only(conn, principal, patient_ref,
-                                            "authorization.list")
+            patient, access = _patient_or_acting(conn, principal, patient_ref,
+                                                 "authorization.list")
             event = _read_event(access, "authorization.list")
         a, p, today = authorizations.c, professionals.c, local_today()
-        rows = conn.execute(select(authorizations, p.family, p.given, p.role)
-                            .join(professionals, p.rpps == a.rpps, isouter=True)
-                            .where(a.patient_id == patient.id).order_by(a.id)).all()
+        q = select(authorizations, p.family, p.given, p.role).join(
+            professionals, p.rpps == a.rpps, isouter=True).where(a.patient_id == patient.id)
+        if principal.kind == "representative":  # whom the minor chose may be their secret
+            q = q.where(_granted_by_side(access, revoking=False))
+        rows = conn.execute(q.order_by(a.id)).all()
         append(conn, [event])
         return {"patient_id": patient.id, "authorizations": [
             {"rpps": r.rpps, "name": " ".join(filter(None, (r.given, r.family))) or None,
@@ -1249,13 +1345,15 @@ def list_authorizations(engine: Engine, principal: Principal, patient_ref: str) 
 def revoke(engine: Engine, principal: Principal, patient_ref: str, rpps: str) -> dict:
     """The patient withdraws a professional's authorisation (the row stays, revoked)."""
     def work(conn: Connection) -> dict:
-        patient, access = _patient_only(conn, principal, patient_ref, "authorization.revoke")
+        patient, access = _patient_or_acting(conn, principal, patient_ref,
+                                             "authorization.revoke")
         number = normalize_rpps(rpps)
         if number is None:
             raise InvalidRequest("BAD_RPPS", "an RPPS number has 11 digits")
         a = authorizations.c  # the one in force: an ended one stays ended, not revoked
         done = conn.execute(update(authorizations).where(
             a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None),
+            _granted_by_side(access, revoking=True),
             or_(a.valid_until.is_(None), a.valid_until > local_today())).values(
             revoked_at=datetime.now(UTC), revoked_by=principal.actor)).rowcount
         append(conn, [_read_event(access, "authorization.revoke", rpps=number,

@@ -200,3 +200,50 @@ def test_import_events_in_the_trail_say_what_the_import_brought(sqlite_ctx) -> N
         f"/console/dossiers/{d.pid}/audit")
     assert page.status_code == 200
     assert page.text.count("Compte rendu d&#39;examens biologiques (2025-08-19)") >= 4
+
+
+# -- a minor's legal representatives act for her ------------------------------------------------
+def test_a_minors_parent_grants_revokes_and_masks_within_the_minors_secret(ctx, monkeypatch) -> None:  # noqa: ANN001, E501
+    """Maëlys is 16 on 27 November 2026. Her mother (parent) authorises the sports
+    physician: he reads her dossier but not the report of the care she keeps secret from
+    her parents (CONNEXION_SECRETE), which her médecin traitant reads. The mother masks
+    the plain report, may not unmask it, and cannot revoke the authorisation Maëlys gave
+    herself. On her 18th birthday her mother acts no more; her guardian, declared for an
+    adult measure too, reads on but does not act for an adult. On SQLite and PostgreSQL."""
+    d = _maelys(ctx)
+    doctor = _with_sport_doctor(d)
+    mother = Principal("representative", "rep-claire-dasilva")
+    tutor = Principal("representative", "rep-odile-martin")
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=mother.subject,
+                                  family="Da Silva", given="Claire", quality="parent",
+                                  valid_from="2010-09-14")
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=tutor.subject,
+                                  family="Martin", given="Odile", quality="tuteur",
+                                  valid_from="2020-01-01")
+    _file(ctx, _oru(1, "PLAIN", "3"), _oru(2, "SECRET", "5820", CONNEXION_SECRETE="Y"))
+    plain, secret = sorted(r.id for r in _documents(ctx))
+    monkeypatch.setattr(access, "local_today", lambda: "2026-11-27")
+    access.grant(d.engine, mother, d.pid, SPORT)
+    seen = access.read_entries(d.engine, doctor, d.pid, type="document")
+    assert (seen["access"]["basis"], [e["id"] for e in seen["entries"]]) == \
+        ("authorised", [plain])
+    assert [e["id"] for e in access.read_entries(d.engine, pro("10000000001"), d.pid,
+                                                 type="document")["entries"]] == [plain, secret]
+    with pytest.raises(access.NotFound):
+        access.read_document(d.engine, doctor, secret)
+    # she authorises him herself: her choice, which opens what she keeps from her parents
+    access.grant(d.engine, d.patient, d.pid, SPORT)
+    assert len(access.read_entries(d.engine, doctor, d.pid, type="document")["entries"]) == 2
+    assert access.revoke(d.engine, mother, d.pid, SPORT)["authorised"] is False
+    assert access.read_dossier(d.engine, doctor, d.pid)["access"]["basis"] == "authorised"
+    assert access.set_mask(d.engine, mother, plain, True)["masked"] is True
+    assert _code(access.set_mask, d.engine, mother, plain, False) == "PATIENT_ONLY"
+    assert _code(access.set_treating, d.engine, mother, d.pid, SPORT) == "PATIENT_ONLY"
+    listed = access.list_authorizations(d.engine, mother, d.pid)["authorizations"]
+    assert [(a["granted_by"], a["in_force"]) for a in listed] == [(mother.actor, False)]
+    assert len(access.list_authorizations(d.engine, d.patient, d.pid)["authorizations"]) == 2
+    monkeypatch.setattr(access, "local_today", lambda: "2028-09-14")  # of age
+    assert _code(access.grant, d.engine, mother, d.pid, SPORT) == "ACCESS_DENIED"
+    assert access.read_dossier(d.engine, tutor, d.pid)["access"]["basis"] == "representative"
+    assert _code(access.revoke, d.engine, tutor, d.pid, SPORT) == "PATIENT_ONLY"
+    assert _code(access.set_mask, d.engine, tutor, plain, True) == "PATIENT_ONLY"
