@@ -1400,13 +1400,24 @@ def set_opposition(engine: Engine, principal: Principal, patient_ref: str,
     return _with_trace(engine, principal, work)
 
 
+def emergency_reason_ok(reason: str) -> bool:
+    """Whether a break-glass reason says something: 10 characters or more, with 5 letters
+    or more among 4 different ones. The length alone let '..........', '0000000000' or
+    'xxxxxxxxxx' through: the patient's trail then showed an emergency access whose reason
+    says nothing, the trace the DMP requires of every break-glass (a reason in words can
+    still be wrong; it can no longer be empty)."""
+    letters = [c.casefold() for c in reason if c.isalpha()]
+    return len(reason) >= 10 and len(letters) >= 5 and len(set(letters)) >= 4
+
+
 def open_break_glass(engine: Engine, principal: Principal, patient_ref: str,
                      reason: str) -> dict:
     """An emergency read for ``BREAK_GLASS_HOURS``, with a reason, always traced."""
     reason = (reason or "").strip()
-    if len(reason) < 10:
+    if not emergency_reason_ok(reason):
         raise InvalidRequest("REASON_REQUIRED",
-                             "break-glass needs the emergency's reason (10 characters or more)")
+                             "break-glass needs the emergency's reason in words (10 characters "
+                             "or more, 5 letters or more, not one letter repeated)")
     if principal.kind != "professional" or principal.rpps is None:
         raise AccessDenied(*DENIED)
 

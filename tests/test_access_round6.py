@@ -26,7 +26,8 @@ from pipelines.process import drain
 from tests.test_access_round2 import _oru
 from tests.test_access_round5 import ADMIN, _code, _documents, _file, _maelys, pro
 
-SPORT = "10000000019"  # Dr Kévin Nguyễn, médecine du sport (RPPS with its Luhn key)
+MOTHER = Principal("representative", "rep-claire-dasilva")
+SPORT = "10000000017"  # Dr Kévin Nguyễn, médecine du sport (RPPS with its Luhn key)
 
 
 def _with_sport_doctor(d) -> Principal:  # noqa: ANN001
@@ -43,17 +44,24 @@ def _trail(d, who: Principal | None = None) -> list[dict]:  # noqa: ANN001
 
 # -- an authorisation's end date -----------------------------------------------------------------
 def test_an_authorisation_ends_on_its_end_date(ctx, monkeypatch) -> None:  # noqa: ANN001
-    """Maëlys authorises the sports physician until 15 December 2026 (the end of the
-    season): on the 14th he reads, on the 15th he is refused AUTHORIZATION_ENDED, and the
-    refusal is in her trail with its code. On SQLite and PostgreSQL: the store's rule."""
+    """Maëlys's mother (she is 16) authorises the sports physician until 15 December 2026
+    (the end of the season): on the 14th he reads, not the report of the care Maëlys keeps
+    secret from her parents; on the 15th he is refused AUTHORIZATION_ENDED, and the refusal
+    is in her trail with its code. On SQLite and PostgreSQL: the store's rules (the end,
+    the representative acting for a minor, who granted)."""
     d = _maelys(ctx)
     doctor = _with_sport_doctor(d)
-    _file(ctx, _oru(1, "PLAIN", "3"))
+    access.declare_representative(d.engine, ADMIN, d.pid, subject=MOTHER.subject,
+                                  family="Da Silva", given="Claire", quality="parent",
+                                  valid_from="2010-09-14")
+    _file(ctx, _oru(1, "PLAIN", "3"), _oru(2, "SECRET", "5820", CONNEXION_SECRETE="Y"))
+    plain, _ = sorted(r.id for r in _documents(ctx))
     monkeypatch.setattr(access, "local_today", lambda: "2026-11-27")
-    granted = access.grant(d.engine, d.patient, d.pid, SPORT, valid_until="2026-12-15")
+    granted = access.grant(d.engine, MOTHER, d.pid, SPORT, valid_until="2026-12-15")
     assert granted["valid_until"] == "2026-12-15"
     monkeypatch.setattr(access, "local_today", lambda: "2026-12-14")
-    assert access.read_dossier(d.engine, doctor, d.pid)["access"]["basis"] == "authorised"
+    assert [e["id"] for e in access.read_entries(d.engine, doctor, d.pid,
+                                                 type="document")["entries"]] == [plain]
     monkeypatch.setattr(access, "local_today", lambda: "2026-12-15")
     assert _code(access.read_entries, d.engine, doctor, d.pid) == "AUTHORIZATION_ENDED"
     denied = [e for e in _trail(d) if e["action"] == "access.denied"]
@@ -174,7 +182,7 @@ def test_import_events_in_the_trail_say_what_the_import_brought(sqlite_ctx) -> N
     ctx = sqlite_ctx
     ctx.settings = dataclasses.replace(ctx.settings, api_secret="s" * 64)
     d = _maelys(ctx)
-    mother = Principal("representative", "rep-claire-dasilva")
+    mother = MOTHER
     access.declare_representative(d.engine, ADMIN, d.pid, subject=mother.subject,
                                   family="Da Silva", given="Claire", quality="parent",
                                   valid_from="2010-09-14")
@@ -203,16 +211,18 @@ def test_import_events_in_the_trail_say_what_the_import_brought(sqlite_ctx) -> N
 
 
 # -- a minor's legal representatives act for her ------------------------------------------------
-def test_a_minors_parent_grants_revokes_and_masks_within_the_minors_secret(ctx, monkeypatch) -> None:  # noqa: ANN001, E501
+def test_a_minors_parent_grants_revokes_and_masks_within_the_minors_secret(sqlite_ctx, monkeypatch) -> None:  # noqa: ANN001, E501
     """Maëlys is 16 on 27 November 2026. Her mother (parent) authorises the sports
     physician: he reads her dossier but not the report of the care she keeps secret from
     her parents (CONNEXION_SECRETE), which her médecin traitant reads. The mother masks
     the plain report, may not unmask it, and cannot revoke the authorisation Maëlys gave
     herself. On her 18th birthday her mother acts no more; her guardian, declared for an
-    adult measure too, reads on but does not act for an adult. On SQLite and PostgreSQL."""
+    adult measure too, reads on but does not act for an adult. (PostgreSQL: the first test
+    of this file.)"""
+    ctx = sqlite_ctx
     d = _maelys(ctx)
     doctor = _with_sport_doctor(d)
-    mother = Principal("representative", "rep-claire-dasilva")
+    mother = MOTHER
     tutor = Principal("representative", "rep-odile-martin")
     access.declare_representative(d.engine, ADMIN, d.pid, subject=mother.subject,
                                   family="Da Silva", given="Claire", quality="parent",
@@ -247,3 +257,18 @@ def test_a_minors_parent_grants_revokes_and_masks_within_the_minors_secret(ctx, 
     assert access.read_dossier(d.engine, tutor, d.pid)["access"]["basis"] == "representative"
     assert _code(access.revoke, d.engine, tutor, d.pid, SPORT) == "PATIENT_ONLY"
     assert _code(access.set_mask, d.engine, tutor, plain, True) == "PATIENT_ONLY"
+
+
+# -- a break-glass reason that says nothing ------------------------------------------------------
+def test_a_break_glass_reason_must_say_something(sqlite_ctx) -> None:  # noqa: ANN001
+    """'..........', '0000000000', 'xxxxxxxxxx' passed the 10-character rule: the trail
+    showed an emergency access with no reason. Refused REASON_REQUIRED before anything is
+    opened; reasons in words, short or with digits, still open."""
+    d = _maelys(sqlite_ctx)  # an emergency physician not in the registry
+    urgentiste = Principal("professional", SPORT, "médecin urgentiste")
+    for junk in ("..........", "0000000000", "xxxxxxxxxx", "x x x x x x", "aaaa bbbb 12"):
+        assert _code(access.open_break_glass, d.engine, urgentiste, d.pid, junk) \
+            == "REASON_REQUIRED", junk
+    assert not [e for e in _trail(d) if e["break_glass"]]
+    for reason in ("AVP, polytraumatisée", "ACR récupéré, 2e épisode", "Glasgow 8 à l'arrivée"):
+        assert access.open_break_glass(d.engine, urgentiste, d.pid, reason)["break_glass"]
