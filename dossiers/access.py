@@ -773,8 +773,11 @@ def _suffix(media_type: str | None) -> str:
 def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
                limit: int = 1000, offset: int = 0, before: int | None = None) -> dict:
     """The patient's trail: every access and change, with who did it (professionals and
-    legal representatives by name). Read by the patient, or by a legal representative, whose
-    trail leaves out what is hidden from them (``_trail_for``).
+    legal representatives by name), and what it was about: the document an event names
+    (``document``), what the import an event names put in the dossier (``documents``: an
+    admin's raw read, a sender's filing), each as far as the reader may see it. Read by the
+    patient, or by a legal representative, whose trail leaves out what is hidden from them
+    (``_trail_for``).
 
     Newest first, as the API documents it: a patient opens their trail to see who read the
     dossier lately, and the first page (offset 0) must be the latest events. It was oldest
