@@ -1127,6 +1127,28 @@ def cmd_dossier_emergency_opposition(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dossier_authorizations(args: argparse.Namespace) -> int:
+    """The professionals the patient authorised, with each authorisation's end (an operator
+    answering the patient); audited in the patient's trail."""
+    from dossiers.access import AccessError, list_authorizations
+
+    ctx = _context()
+    try:
+        found = list_authorizations(ctx.engine, _admin_principal(args), args.patient)
+    except AccessError as exc:
+        raise UserError(exc.message) from None
+    if args.json:
+        _print_json(found)
+    else:
+        _table(f"Authorisations on dossier {found['patient_id']} "
+               f"({len(found['authorizations'])})",
+               ["rpps", "name", "role", "granted", "until", "in force", "revoked"],
+               [(a["rpps"], a["name"] or "-", a["role"] or "-", a["granted_at"],
+                 a["valid_until"] or "-", "yes" if a["in_force"] else "no",
+                 a["revoked_at"] or "-") for a in found["authorizations"]])
+    return EXIT_OK
+
+
 def cmd_representative_list(args: argparse.Namespace) -> int:
     from dossiers.access import AccessError, Principal, list_representatives
 
@@ -1474,6 +1496,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="actor", help="who records it (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_emergency_opposition)
+
+    p = dossier.add_parser("authorizations", help="the professionals the patient authorised, "
+                           "with each authorisation's end (revoked and ended ones included)")
+    p.add_argument("patient", help="INS or internal id")
+    p.add_argument("--as", dest="actor", help="who looks (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dossier_authorizations)
 
     rep = dossier.add_parser("representative", help="the legal representatives of a minor or "
                              "a protected adult (parents, guardian)").add_subparsers(

@@ -31,6 +31,8 @@ PATIENT_SIDE = Annotated[Principal, Depends(requires("patient", "representative"
 PROFESSIONAL = Annotated[Principal, Depends(requires("professional"))]
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
 PATIENT_OR_ADMIN = Annotated[Principal, Depends(requires("patient", "admin"))]
+PATIENT_SIDE_OR_ADMIN = Annotated[Principal, Depends(requires("patient", "representative",
+                                                              "admin"))]
 EntryId = Annotated[int, Path(ge=1, le=MAX_ID, description="an entry (document) id")]
 PatientRef = Annotated[str, Path(pattern=PATIENT_REF,
                                  description="INS (15 characters) or dossier id")]
@@ -38,6 +40,11 @@ PatientRef = Annotated[str, Path(pattern=PATIENT_REF,
 
 class Rpps(BaseModel):
     rpps: str = Field(description="the professional's RPPS number (11 digits)")
+
+
+class Grant(Rpps):
+    valid_until: str | None = Field(None, description="YYYY-MM-DD, first day the "
+                                    "authorisation no longer holds; null: until revoked")
 
 
 class Treating(BaseModel):
@@ -150,8 +157,8 @@ def get_document(entry_id: EntryId, request: Request,
 
 
 @router.post("/documents/{entry_id}/mask", summary="Mask a document from professionals "
-             "(patient)")
-def mask(entry_id: EntryId, request: Request, who: PATIENT) -> dict:
+             "(patient, or a minor's legal representative)")
+def mask(entry_id: EntryId, request: Request, who: PATIENT_SIDE) -> dict:
     return access.set_mask(_engine(request), who, entry_id, True)
 
 
@@ -167,16 +174,25 @@ def withdraw(entry_id: EntryId, body: Reason, request: Request,
 
 
 @router.post("/dossiers/{patient}/authorizations", status_code=201,
-             summary="Authorise a professional to read the dossier (patient)")
-def grant(patient: PatientRef, body: Rpps, request: Request,
-          who: PATIENT) -> dict:
-    return access.grant(_engine(request), who, patient, body.rpps)
+             summary="Authorise a professional to read the dossier (patient, or a minor's "
+             "legal representative)")
+def grant(patient: PatientRef, body: Grant, request: Request,
+          who: PATIENT_SIDE) -> dict:
+    return access.grant(_engine(request), who, patient, body.rpps, body.valid_until)
+
+
+@router.get("/dossiers/{patient}/authorizations",
+            summary="The professionals authorised, with each authorisation's end, revoked and "
+            "ended ones included (patient, or admin)")
+def authorizations(patient: PatientRef, request: Request, who: PATIENT_SIDE_OR_ADMIN) -> dict:
+    return access.list_authorizations(_engine(request), who, patient)
 
 
 @router.delete("/dossiers/{patient}/authorizations/{rpps}",
-               summary="Revoke a professional's authorisation (patient)")
+               summary="Revoke a professional's authorisation (patient, or a minor's legal "
+               "representative: those representatives granted)")
 def revoke(patient: PatientRef, rpps: str, request: Request,
-           who: PATIENT) -> dict:
+           who: PATIENT_SIDE) -> dict:
     return access.revoke(_engine(request), who, patient, rpps)
 
 

@@ -13,7 +13,10 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   professionals' access, mask and unmask documents, name their médecin traitant, oppose
   (or stop opposing) the feeding of their dossier, and read their audit trail.
 - A **professional** reads a dossier when they are its médecin traitant, when the patient
-  authorised them (not revoked), or through break-glass (an emergency, with a reason, for
+  authorised them (not revoked, and before the authorisation's end date when the patient set
+  one: ``authorizations.valid_until``, the first French calendar day it no longer holds,
+  migration 0015; after it the read is refused AUTHORIZATION_ENDED, traced in the patient's
+  trail), or through break-glass (an emergency, with a reason, for
   ``BREAK_GLASS_HOURS``; every read inside it is traced as such). A patient who stated no
   consent to consultation (ZFA-11 ``INC``), or whose DMP is closed (``FERME``), can be read
   by nobody but themselves, except through break-glass.
@@ -56,7 +59,15 @@ The rules (DESIGN.md "Dossier rules", DMP-FACTS.md "Rules of the DMP"):
   trail: a representative's trail leaves out every event about a document hidden from them
   (its filing, its reads, its masking, its withdrawal), and of other people's reads keeps
   who, when and on what basis, not the counts, which would tell what they do not see.
-  Representatives change nothing here: the patient's choices stay the patient's. A parent's
+  While the patient is a minor, a representative of a quality acting for a minor
+  (representative_qualities.csv acts_for_minor: parent, tuteur; L1111-2, L1111-14) exercises
+  the patient's rights that are safe to share with the minor's own: they authorise
+  professionals and revoke the authorisations representatives gave (not the minor's own),
+  list them, and mask documents they see (not unmask: a document the minor or the sender
+  masked stays masked). A professional authorised by representatives only does not see
+  what is hidden from them (the minor's secret care, L1111-5): a parent's choice of doctor
+  does not open it. Anything else (the treating doctor, oppositions) stays the patient's;
+  an adult's representative changes nothing. A parent's
   representation (the qualities marked ends_at_majority in representative_qualities.csv)
   ends on the patient's 18th birthday whatever the declaration's end says; a guardian's
   ends at the date the admin states (a minor's guardianship and an adult's share the
@@ -182,6 +193,20 @@ def holds_on(quality: str, day: str, birth_date: str | None) -> bool:
 
 
 @cache
+def qualities_acting_for_minor() -> frozenset[str]:
+    """The qualities that exercise a minor patient's rights (representative_qualities.csv)."""
+    return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
+                     if r.get("acts_for_minor", "").lower() == "yes")
+
+
+def is_minor_on(day: str, birth_date: str | None) -> bool:
+    """Whether the patient is a minor on ``day``; False when the birth date is not a full
+    date (minority cannot be shown, so nobody acts for them on its strength)."""
+    adult = majority_day(birth_date)
+    return adult is not None and day < adult
+
+
+@cache
 def qualities_after_death() -> frozenset[str]:
     """The qualities whose reading outlives the patient (representative_qualities.csv)."""
     return frozenset(r["quality"] for r in read_csv_rows(TABLES / "representative_qualities.csv")
@@ -229,6 +254,9 @@ OPPOSITIONS = {
                    "their dossier"),
 }
 OPPOSITION_CODES = frozenset(code for _, code, _ in OPPOSITIONS.values())
+# A professional's authorisation whose end date (``authorizations.valid_until``) has passed
+AUTHORISATION_ENDED = ("AUTHORIZATION_ENDED", "your authorisation to read this dossier has "
+                       "ended (the patient set its end date)")
 # The patient's own access (and a representative's whose representation ends with the
 # person) after a death recorded on the dossier (dossiers/death.py); the dossier is kept and
 # professionals keep reading it. Said only to the patient's own account, or to a
@@ -303,6 +331,13 @@ class Access:
     patient_id: int
     basis: str  # patient, representative, treating, authorised, break_glass; author
     principal: Principal
+    # flags hiding documents besides the basis's own: a professional authorised only by a
+    # minor's legal representative does not see what is hidden from them (``_open``)
+    also_hidden: frozenset[str] = frozenset()
+
+    @property
+    def hidden(self) -> frozenset[str]:
+        return hidden_flags(self.basis) | self.also_hidden
 
     @property
     def sees_masked(self) -> bool:
@@ -314,11 +349,15 @@ class Access:
 
 # -- decisions (pure, over rows already read) ------------------------------------------------
 def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
-           break_glass_open: bool, represents: bool = False) -> str:
+           break_glass_open: bool, represents: bool = False,
+           authorisation_ended: bool = False) -> str:
     """The basis on which ``principal`` may read ``patient`` (a ``patients`` row), or
     AccessDenied. ``represents``: a legal representative's declaration holds today (they
     read as the patient does, whatever the consent to consultation, which is the
-    patient's statement about professionals)."""
+    patient's statement about professionals). ``authorisation_ended``: the professional
+    held an authorisation (not revoked) whose end date has passed; refused
+    AUTHORIZATION_ENDED rather than DENIED, so that the patient's trail says why (the
+    professional knew the dossier: nothing is told them that they did not know)."""
     if principal.kind == "patient":
         if str(patient.id) == principal.subject:
             if getattr(patient, "deceased", None):
@@ -340,6 +379,8 @@ def decide(principal: Principal, patient, *, authorised: bool,  # noqa: ANN001
     if break_glass_open:
         _not_opposed(patient, principal)
         return "break_glass"
+    if authorisation_ended and not closed:
+        raise AccessDenied(*AUTHORISATION_ENDED)
     raise AccessDenied(*DENIED)
 
 
@@ -385,7 +426,7 @@ def is_visible(row, access: Access, document=None) -> bool:  # noqa: ANN001
     holder = document if document is not None else row
     if document is not None and (not document.current or document.status == "withdrawn"):
         return False
-    hidden = hidden_flags(access.basis)
+    hidden = access.hidden
     if hidden and (is_flagged(holder, hidden) or is_flagged(row, hidden)):
         return False
     if access.basis in READS_AS_PATIENT:
@@ -405,12 +446,28 @@ def _patient_row(conn: Connection, ref: str):  # noqa: ANN202
     return conn.execute(select(patients).where(patients.c.id == found.id)).one()
 
 
-def _authorised(conn: Connection, patient_id: int, rpps: str | None) -> bool:
+def _authorisation_state(conn: Connection, patient_id: int, rpps: str | None,
+                         today: str) -> str | None:
+    """'in_force' when an authorisation of this professional on this dossier holds today;
+    else 'ended' when their latest one reached its end date (not revoked), 'revoked' when
+    it was revoked; None when they never were authorised. (At most one holds at a time:
+    ``grant`` moves the end of the one in force rather than adding one.)"""
     if rpps is None:
-        return False
-    return conn.execute(select(authorizations.c.id).where(
-        authorizations.c.patient_id == patient_id, authorizations.c.rpps == rpps,
-        authorizations.c.revoked_at.is_(None)).limit(1)).first() is not None
+        return None
+    a = authorizations.c
+    rows = conn.execute(select(a.valid_until, a.revoked_at).where(
+        a.patient_id == patient_id, a.rpps == rpps).order_by(a.id)).all()
+    if any(r.revoked_at is None and in_force(r.valid_until, today) for r in rows):
+        return "in_force"
+    if not rows:
+        return None
+    return "revoked" if rows[-1].revoked_at is not None else "ended"
+
+
+def in_force(valid_until: str | None, today: str) -> bool:
+    """Whether an authorisation ending on ``valid_until`` (the first day it no longer holds,
+    a French calendar day) holds on ``today``."""
+    return valid_until is None or valid_until > today
 
 
 def local_today() -> str:
@@ -470,15 +527,15 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
     patient = _patient_row(conn, ref)
     if patient is None:
         raise AccessDenied(*DENIED)
-    now = datetime.now(UTC)
+    now, today = datetime.now(UTC), local_today()
     try:
         represents = (_represents_after_death(conn, patient, principal) if patient.deceased
-                      else _represents(conn, patient, principal, local_today()))
-        basis = decide(principal, patient,
-                       authorised=_authorised(conn, patient.id, principal.rpps),
+                      else _represents(conn, patient, principal, today))
+        held = _authorisation_state(conn, patient.id, principal.rpps, today)
+        basis = decide(principal, patient, authorised=held == "in_force",
                        break_glass_open=_break_glass_open(conn, patient.id, principal.rpps,
                                                           now),
-                       represents=represents)
+                       represents=represents, authorisation_ended=held == "ended")
     except AccessDenied as exc:
         exc.patient_id = patient.id  # type: ignore[attr-defined]
         exc.action = action  # type: ignore[attr-defined]
@@ -487,7 +544,24 @@ def _open(conn: Connection, principal: Principal, ref: str, action: str) -> tupl
     if went is not None:  # its trail stays readable: who read it before is the patient's
         raise Merged("DOSSIER_MERGED", f"dossier {patient.id} was merged into dossier {went}: "
                      f"read dossier {went}")
-    return patient, Access(patient.id, basis, principal)
+    also = hidden_flags("representative") if basis == "authorised" and \
+        _granted_by_representatives_only(conn, patient.id, principal.rpps, today) \
+        else frozenset()
+    return patient, Access(patient.id, basis, principal, also)
+
+
+def _granted_by_representatives_only(conn: Connection, patient_id: int, rpps: str | None,
+                                     today: str) -> bool:
+    """Whether every authorisation in force of this professional was granted by a legal
+    representative (none by the patient). Such a professional does not see what is hidden
+    from the representatives (a minor's secret care, CONNEXION_SECRETE, L1111-5): a parent
+    choosing a doctor must not open to them, and through them to the parents, what the
+    minor kept from the parents."""
+    a = authorizations.c
+    by = [r.granted_by for r in conn.execute(select(a.granted_by, a.valid_until).where(
+        a.patient_id == patient_id, a.rpps == rpps, a.revoked_at.is_(None)))
+        if in_force(r.valid_until, today)]
+    return bool(by) and all(b.startswith("representative:") for b in by)
 
 
 def _documents_of(conn: Connection, rows: Sequence) -> dict[int, object]:
@@ -699,8 +773,11 @@ def _suffix(media_type: str | None) -> str:
 def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
                limit: int = 1000, offset: int = 0, before: int | None = None) -> dict:
     """The patient's trail: every access and change, with who did it (professionals and
-    legal representatives by name). Read by the patient, or by a legal representative, whose
-    trail leaves out what is hidden from them (``_trail_for``).
+    legal representatives by name), and what it was about: the document an event names
+    (``document``), what the import an event names put in the dossier (``documents``: an
+    admin's raw read, a sender's filing), each as far as the reader may see it. Read by the
+    patient, or by a legal representative, whose trail leaves out what is hidden from them
+    (``_trail_for``).
 
     Newest first, as the API documents it: a patient opens their trail to see who read the
     dossier lately, and the first page (offset 0) must be the latest events. It was oldest
@@ -724,12 +801,14 @@ def read_audit(engine: Engine, principal: Principal, patient_ref: str, *,
         names = {**_professional_names(conn, rows),
                  **_representative_names(conn, patient.id, rows)}
         described = _described_entries(conn, rows, access)
+        brought = _described_imports(conn, rows, access)
         append(conn, [_read_event(access, "audit.read", events=len(rows))])
         return {"patient_id": patient.id, "next_before": next_before, "events": [
             {"seq": r.seq, "at": iso_utc(r.at), "actor": r.actor,
              "actor_name": names.get(r.actor), "action": r.action, "reason": r.reason,
              "details": r.details,
              "document": described.get(_entry_named(r)),
+             "documents": _brought_by(r, brought),
              "break_glass": _break_glass_event(r)} for r in rows]}
     return _with_trace(engine, principal, work)
 
@@ -768,6 +847,85 @@ def _described_entries(conn: Connection, rows: Sequence, access: Access) -> dict
             for entry, row in current.items()
             if row.patient_id == access.patient_id
             and is_visible(row, access, documents.get(row.parent_id))}
+
+
+MAX_DESCRIBED = 20  # what one import event lists (a batch file may bring hundreds)
+
+
+def _described_imports(conn: Connection, rows: Sequence,
+                       access: Access) -> dict[int, list[dict]]:
+    """{import id an event names: what that import put in this dossier, for people}: the
+    type, title and date of the current version of each document (or entry outside a
+    document) it brought that the reader may see now, at most ``MAX_DESCRIBED``. An
+    admin's raw read, look, assignment, edit or rerun of an import, a sender's filing, said
+    only 'import 4123': the patient saw that someone read a message about them, not which.
+    A duplicate stands for the import it repeats, a batch file for its messages, an edited
+    import for its corrected copies; what the import brought to other patients (a batch
+    file, a message with several patients' results) is never described."""
+    named = {i for r in rows for i in _imports_named(r)}
+    if not named:
+        return {}
+    stands = _standing_for(conn, named)
+    every = sorted(set().union(*stands.values()))
+    brought: dict[int, set[int]] = {}
+    for start in range(0, len(every), 500):
+        for link in conn.execute(select(provenance.c.import_id, provenance.c.entry_id).where(
+                provenance.c.import_id.in_(every[start:start + 500]))):
+            brought.setdefault(link.import_id, set()).add(link.entry_id)
+    entry_ids = set().union(*brought.values()) if brought else set()
+    if not entry_ids:
+        return {}
+    current = current_versions(conn, entry_ids)
+    documents = _documents_of(conn, list(current.values()))
+    seen = {entry: row for entry, row in current.items()
+            if row.patient_id == access.patient_id
+            and is_visible(row, access, documents.get(row.parent_id))}
+    found: dict[int, list[dict]] = {}
+    for import_id, sources in stands.items():
+        rows_ = {seen[e].id: seen[e] for s in sources for e in brought.get(s, ()) if e in seen}
+        top = [r for r in rows_.values() if r.parent_id is None
+               or getattr(documents.get(r.parent_id), "id", None) not in rows_]
+        top.sort(key=lambda r: (r.effective or "", r.id))
+        if top:
+            found[import_id] = [{"type": r.type, "title": r.display, "effective": r.effective}
+                                for r in top[:MAX_DESCRIBED]]
+    return found
+
+
+def _imports_named(row) -> list[int]:  # noqa: ANN001
+    """The imports an audit row is about: its import_id, or the imports of a filing
+    ('dossier.deposit' of several messages at once names them in its details)."""
+    if row.import_id is not None:
+        return [row.import_id]
+    listed = row.details.get("imports") if isinstance(row.details, dict) else None
+    return [i for i in listed if isinstance(i, int) and not isinstance(i, bool)] \
+        if isinstance(listed, list) else []
+
+
+def _brought_by(row, brought: dict[int, list[dict]]) -> list[dict] | None:  # noqa: ANN001
+    """What the imports an audit row names put in the dossier, as the reader may see it
+    (``_described_imports``); None for an event about no import."""
+    named = _imports_named(row)
+    if not named:
+        return None
+    found = [d for i in named for d in brought.get(i, ())]
+    return found[:MAX_DESCRIBED]
+
+
+def _standing_for(conn: Connection, import_ids: set[int]) -> dict[int, set[int]]:
+    """{import id: the imports whose entries it stands for}: itself, the import a duplicate
+    repeats, the messages of a batch file, the corrected copies of an edited import."""
+    stands = {n: {n} for n in import_ids}
+    ids, i = sorted(import_ids), imports.c
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        for r in conn.execute(select(i.id, i.duplicate_of).where(
+                i.id.in_(part), i.duplicate_of.is_not(None))):
+            stands[r.id].add(r.duplicate_of)
+        for column in (i.batch_of, i.edited_from):
+            for r in conn.execute(select(i.id, column.label("of")).where(column.in_(part))):
+                stands[r.of].add(r.id)
+    return stands
 
 
 # What of another person's audit event a reader is shown when the dossier holds entries hidden
@@ -841,15 +999,35 @@ def _imports_of(conn: Connection, entry_ids: set[int]) -> set[int]:
 def _with_kin(conn: Connection, import_ids: set[int]) -> set[int]:
     """These imports, the batch files they were split from, and the imports that repeat
     them (duplicates): reading the raw bytes of a batch file or of a duplicate is a read of
-    the same message, in the patients' trails too (pipelines/admin.py read_raw)."""
-    found = set(import_ids)
-    ids = sorted(import_ids)
+    the same message, in the patients' trails too (pipelines/admin.py read_raw). And their
+    edit lineage (``_edit_lineage``), first: an admin's corrected copy of a failed or
+    quarantined import (pipelines/admin.py edit) is the same message, so the original's
+    assignment, edit and raw reads told the patient of a document hidden from them that
+    only the copy brought."""
+    found = _edit_lineage(conn, import_ids)
+    ids = sorted(found)
     i = imports.c
     for start in range(0, len(ids), 500):
         part = ids[start:start + 500]
         found.update(b for b in conn.execute(select(i.batch_of).where(
             i.id.in_(part), i.batch_of.is_not(None))).scalars())
         found.update(conn.execute(select(i.id).where(i.duplicate_of.in_(part))).scalars())
+    return found
+
+
+def _edit_lineage(conn: Connection, import_ids: set[int]) -> set[int]:
+    """These imports, the ones they were edited from and the edits made of them, to any
+    depth (an edit of an edit): ``imports.edited_from`` both ways."""
+    found, todo = set(import_ids), sorted(import_ids)
+    i = imports.c
+    while todo:
+        part, todo = todo[:500], todo[500:]
+        linked = set(conn.execute(select(i.edited_from).where(
+            i.id.in_(part), i.edited_from.is_not(None))).scalars())
+        linked.update(conn.execute(select(i.id).where(i.edited_from.in_(part))).scalars())
+        new = linked - found
+        found |= new
+        todo += sorted(new)
     return found
 
 
@@ -981,9 +1159,12 @@ def _document_family(conn: Connection, row) -> list:  # noqa: ANN001
 def set_mask(engine: Engine, principal: Principal, entry_id: int, masked: bool) -> dict:
     """The patient masks (or unmasks) a document, or a single entry, from professionals."""
     def work(conn: Connection) -> dict:
-        row, _, _, access = _entry_for(conn, principal, entry_id, "document.mask")
-        if access.basis != "patient":
-            raise AccessDenied("PATIENT_ONLY", "only the patient masks or unmasks")
+        row, _, patient, access = _entry_for(conn, principal, entry_id, "document.mask")
+        acting = access.basis == "representative" and masked \
+            and acts_for_minor(conn, patient, principal)
+        if access.basis != "patient" and not acting:
+            raise AccessDenied("PATIENT_ONLY", "only the patient masks or unmasks (the legal "
+                               "representative of a minor patient masks)")
         family = _document_family(conn, row)
         conn.execute(update(entries).where(entries.c.id.in_([r.id for r in family]))
                      .values(mask_override=masked))
@@ -1065,30 +1246,127 @@ def _patient_only(conn: Connection, principal: Principal, ref: str, action: str)
     return patient, access
 
 
-def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str) -> dict:
-    """The patient authorises a professional to read their dossier."""
+def acts_for_minor(conn: Connection, patient, principal: Principal) -> bool:  # noqa: ANN001
+    """Whether a legal representative exercises the patient's rights today: a declaration
+    in force of a quality acting for a minor (representative_qualities.csv acts_for_minor:
+    parent, tuteur), on a patient who is a minor today (a full birth date says so)."""
+    if principal.kind != "representative":
+        return False
+    today = local_today()
+    if not is_minor_on(today, patient.birth_date):
+        return False
+    r = legal_representatives.c
+    return any(q in qualities_acting_for_minor() for q in conn.execute(select(r.quality).where(
+        r.patient_id == patient.id, r.subject == principal.subject, r.revoked_at.is_(None),
+        r.valid_from <= today, or_(r.valid_until.is_(None), r.valid_until > today)))
+        .scalars())
+
+
+def _granted_by_side(access: Access, *, revoking: bool):  # noqa: ANN202
+    """The authorisations a grant or a revocation acts on: a representative's, those
+    granted by representatives (the minor's own choices stay the minor's: a parent neither
+    ends nor shortens the authorisation the minor gave, for a care kept secret perhaps);
+    the patient's grant, their own (a representative's stays, and the patient's own opens
+    what representatives do not see); the patient's revocation, all of them."""
+    granted_by = authorizations.c.granted_by
+    if access.basis == "representative":
+        return granted_by.like("representative:%")
+    return granted_by.is_not(None) if revoking else granted_by.not_like("representative:%")
+
+
+def _patient_or_acting(conn: Connection, principal: Principal, ref: str, action: str) -> tuple:
+    """The patient, or a legal representative acting for a minor patient (``acts_for_minor``);
+    anyone else AccessDenied PATIENT_ONLY (traced)."""
+    patient, access = _open(conn, principal, ref, action)
+    if access.basis == "patient" or (access.basis == "representative"
+                                     and acts_for_minor(conn, patient, principal)):
+        return patient, access
+    exc = AccessDenied("PATIENT_ONLY", "only the patient, or the legal representative of a "
+                       "minor patient, decides who may read")
+    exc.patient_id, exc.action = patient.id, action  # type: ignore[attr-defined]
+    raise exc
+
+
+def grant(engine: Engine, principal: Principal, patient_ref: str, rpps: str,
+          valid_until: str | None = None) -> dict:
+    """The patient authorises a professional to read their dossier, until the day before
+    ``valid_until`` (a French calendar day; None: until revoked). Granting again a
+    professional authorised sets the end of the authorisation in force to the one stated
+    (an extension, a shortening, or no end); one that has ended stays, as history, and a
+    new one begins. Audited 'authorization.grant' with the end."""
+    end = _day(valid_until, "valid_until")
+    if end is not None and end <= local_today():
+        raise InvalidRequest("BAD_PERIOD", "valid_until must come after today")
+
     def work(conn: Connection) -> dict:
-        patient, access = _patient_only(conn, principal, patient_ref, "authorization.grant")
+        patient, access = _patient_or_acting(conn, principal, patient_ref,
+                                             "authorization.grant")
         number = _known_professional(conn, rpps)
-        if not _authorised(conn, patient.id, number):
+        a, today = authorizations.c, local_today()
+        held = [r.id for r in conn.execute(select(a.id, a.valid_until).where(
+            a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None),
+            _granted_by_side(access, revoking=False)))
+            if in_force(r.valid_until, today)]
+        if held:
+            conn.execute(update(authorizations).where(a.id.in_(held))
+                         .values(valid_until=end))
+        else:
             conn.execute(insert(authorizations).values(
                 patient_id=patient.id, rpps=number, granted_at=datetime.now(UTC),
-                granted_by=principal.actor))
-        append(conn, [_read_event(access, "authorization.grant", rpps=number)])
-        return {"patient_id": patient.id, "rpps": number, "authorised": True}
+                granted_by=principal.actor, valid_until=end))
+        append(conn, [_read_event(access, "authorization.grant", rpps=number,
+                                  valid_until=end)])
+        return {"patient_id": patient.id, "rpps": number, "authorised": True,
+                "valid_until": end}
+    return _with_trace(engine, principal, work)
+
+
+def list_authorizations(engine: Engine, principal: Principal, patient_ref: str) -> dict:
+    """The professionals the patient authorised, revoked and ended authorisations included,
+    each with its end and whether it holds today: for the patient (their own choices), an
+    admin answering the patient, or a minor's representative (those representatives gave
+    only: a doctor the minor chose may be a care kept from them). Audited
+    'authorization.list' (who may read the dossier is the patient's business: an admin's
+    look at it is in their trail)."""
+    def work(conn: Connection) -> dict:
+        if principal.kind == "admin":
+            patient = _admin_dossier(conn, principal, patient_ref, "lists authorisations")
+            event = AuditEvent(principal.actor, "authorization.list", patient_id=patient.id,
+                               details={"basis": "admin"})
+        else:
+            patient, access = _patient_or_acting(conn, principal, patient_ref,
+                                                 "authorization.list")
+            event = _read_event(access, "authorization.list")
+        a, p, today = authorizations.c, professionals.c, local_today()
+        q = select(authorizations, p.family, p.given, p.role).join(
+            professionals, p.rpps == a.rpps, isouter=True).where(a.patient_id == patient.id)
+        if principal.kind == "representative":  # whom the minor chose may be their secret
+            q = q.where(_granted_by_side(access, revoking=False))
+        rows = conn.execute(q.order_by(a.id)).all()
+        append(conn, [event])
+        return {"patient_id": patient.id, "authorizations": [
+            {"rpps": r.rpps, "name": " ".join(filter(None, (r.given, r.family))) or None,
+             "role": r.role, "granted_at": iso_utc(r.granted_at), "granted_by": r.granted_by,
+             "valid_until": r.valid_until, "revoked_at": iso_utc(r.revoked_at),
+             "revoked_by": r.revoked_by,
+             "in_force": r.revoked_at is None and in_force(r.valid_until, today)}
+            for r in rows]}
     return _with_trace(engine, principal, work)
 
 
 def revoke(engine: Engine, principal: Principal, patient_ref: str, rpps: str) -> dict:
     """The patient withdraws a professional's authorisation (the row stays, revoked)."""
     def work(conn: Connection) -> dict:
-        patient, access = _patient_only(conn, principal, patient_ref, "authorization.revoke")
+        patient, access = _patient_or_acting(conn, principal, patient_ref,
+                                             "authorization.revoke")
         number = normalize_rpps(rpps)
         if number is None:
             raise InvalidRequest("BAD_RPPS", "an RPPS number has 11 digits")
+        a = authorizations.c  # the one in force: an ended one stays ended, not revoked
         done = conn.execute(update(authorizations).where(
-            authorizations.c.patient_id == patient.id, authorizations.c.rpps == number,
-            authorizations.c.revoked_at.is_(None)).values(
+            a.patient_id == patient.id, a.rpps == number, a.revoked_at.is_(None),
+            _granted_by_side(access, revoking=True),
+            or_(a.valid_until.is_(None), a.valid_until > local_today())).values(
             revoked_at=datetime.now(UTC), revoked_by=principal.actor)).rowcount
         append(conn, [_read_event(access, "authorization.revoke", rpps=number,
                                   revoked=done)])
@@ -1134,13 +1412,24 @@ def set_opposition(engine: Engine, principal: Principal, patient_ref: str,
     return _with_trace(engine, principal, work)
 
 
+def emergency_reason_ok(reason: str) -> bool:
+    """Whether a break-glass reason says something: 10 characters or more, with 5 letters
+    or more among 4 different ones. The length alone let '..........', '0000000000' or
+    'xxxxxxxxxx' through: the patient's trail then showed an emergency access whose reason
+    says nothing, the trace the DMP requires of every break-glass (a reason in words can
+    still be wrong; it can no longer be empty)."""
+    letters = [c.casefold() for c in reason if c.isalpha()]
+    return len(reason) >= 10 and len(letters) >= 5 and len(set(letters)) >= 4
+
+
 def open_break_glass(engine: Engine, principal: Principal, patient_ref: str,
                      reason: str) -> dict:
     """An emergency read for ``BREAK_GLASS_HOURS``, with a reason, always traced."""
     reason = (reason or "").strip()
-    if len(reason) < 10:
+    if not emergency_reason_ok(reason):
         raise InvalidRequest("REASON_REQUIRED",
-                             "break-glass needs the emergency's reason (10 characters or more)")
+                             "break-glass needs the emergency's reason in words (10 characters "
+                             "or more, 5 letters or more, not one letter repeated)")
     if principal.kind != "professional" or principal.rpps is None:
         raise AccessDenied(*DENIED)
 

@@ -260,6 +260,8 @@ authorizations = Table(
     Column("granted_by", String(200), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
     Column("revoked_by", String(200)),
+    # the first day (ISO, in France) it no longer holds; None: until revoked (migration 0015)
+    Column("valid_until", String(10)),
 )
 Index("ix_authorizations_patient", authorizations.c.patient_id, authorizations.c.rpps)
 
