@@ -680,13 +680,33 @@ def _numbered_on(first: str, previous: str, candidate: str) -> bool:
 _DOCUMENT_HEADS = (b"%PDF-", b"<?xml", b"<ClinicalDocument")
 
 
-def _starts_a_document(encoding: str, clean: str) -> bool:
+def _starts_a_document(encoding: str, clean: str, heads: tuple[bytes, ...] = _DOCUMENT_HEADS
+                       ) -> bool:
     """Whether encoded data begins a document of its own (a PDF, an XML document): the next
     document of the message, not a piece of a cut one, however its OBX-4 is numbered."""
     q = _PIECED_ENCODINGS[encoding]
     head = _decoded(encoding, clean[:64 // q * q])
     return head is not None and head.removeprefix(b"\xef\xbb\xbf").lstrip() \
-        .startswith(_DOCUMENT_HEADS)
+        .startswith(heads)
+
+
+_PROLOG = re.compile(rb"(?:<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>]*>|\s)*\Z", re.S)
+
+
+def _prolog_only(encoding: str, pieces: list[str]) -> bool:
+    """Whether the data so far is an XML prolog alone ('<?xml version="1.0"?>', comments, a
+    DOCTYPE) with no root element yet: a document cut right after its prolog, whose next
+    piece begins '<ClinicalDocument' and continues it (that piece was read as a second
+    document, the first filed as 39 bytes of prolog)."""
+    q = _PIECED_ENCODINGS[encoding]
+    joined = "".join(pieces)
+    if len(joined) > 400 or len(joined) % q:
+        return False
+    head = _decoded(encoding, joined)
+    if head is None:
+        return False
+    body = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return body.startswith(b"<?xml") and _PROLOG.match(body) is not None
 
 
 def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
@@ -728,7 +748,8 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
                 whole = _whole(encoding, clean, total)
             o = obxs[j]
             piece = _piece(msg, o, kinds[j], code, sub_id, previous, encoding,
-                           strong=whole is not None)
+                           strong=whole is not None,
+                           after_prolog=whole is False and _prolog_only(encoding, clean))
             if piece is None or (whole is True and not _trailing(encoding, _clean(msg, piece))):
                 break
             data.append(piece)
@@ -750,7 +771,7 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
 
 
 def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous: str,
-           encoding: str, strong: bool) -> str | None:
+           encoding: str, strong: bool, after_prolog: bool = False) -> str | None:
     """The data ``o`` adds to the document before it, None when it is no piece of it.
     ``strong``: the document is known to be cut (not only of a kind that tells nothing): only
     then do an ED with a type of its own and the same sub-id, or a text line, continue it
@@ -775,7 +796,9 @@ def _piece(msg: Message, o: Segment, kind: str, code: str, sub_id: str, previous
             rc = comps(msg, rep)
             out.append(part(rc, 5) if len(rc) > 1 else rep)
         data = "".join(out)
-        return None if _starts_a_document(encoding, _clean(msg, data)) else data
+        # after a prolog alone, a root element's start continues the document
+        heads = (b"%PDF-", b"<?xml") if after_prolog else _DOCUMENT_HEADS
+        return None if _starts_a_document(encoding, _clean(msg, data), heads) else data
     if strong and kind == OBX_RESULT and vtype in TEXT_DOCUMENT_TYPES and rep_list \
             and (not o_sub or _sub_id_follows(sub_id, previous, o_sub)):
         value = "".join(rep_list)

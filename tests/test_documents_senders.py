@@ -546,6 +546,9 @@ from hypothesis import strategies as st  # noqa: E402
 @example(body=b"\x00" * 33, size=64, kind="same sub-id", pdf=True)  # found in CI: the
 # first 64 base64 characters were a whole PDF ending '%%EOF', its last '\n' ('Cg==') alone
 # in the next OBX was filed as a second document
+@example(body=b"", size=26, kind="same sub-id", pdf=False)  # found by a helper (stop 32):
+# the first two pieces were the XML prolog alone, the third began '<ClinicalDocument' and
+# was read as a second document
 def test_a_document_cut_anywhere_is_read_back_whole(body, size, kind, pdf):
     data = (b"%PDF-1.4\n" + body + b"\n%%EOF\n") if pdf else cda(
         "DOC-" + body.hex()[:40])
