@@ -1727,7 +1727,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         every_target = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
         every_source = [item.row.source for item, targets, _ in filing for _ in targets]
         follow_order_scopes(conn, stored, every_target, every_source)
-        follow_document_numbers(conn, stored, every_target, every_source)
+        companions = follow_document_numbers(conn, stored, every_target, every_source)
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         every = every_target
@@ -1744,7 +1744,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                  import_id=item.row.id, source=item.row.source,
                                  items=t.items, facts=facts, children=children,
                                  item_facts=t.item_facts, by_code=by_code,
-                                 replacements=replacements, confirmed=confirmed)
+                                 replacements=replacements, confirmed=confirmed,
+                                 companions=companions)
                     for t in targets]
                    for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written

