@@ -68,6 +68,7 @@ from normalizers.model import (
     HeldBack,
     NormalizationError,
     NormalizedMessage,
+    NotificationOnlyError,
     PatientIdentity,
 )
 from normalizers.nir import ins_kind
@@ -950,10 +951,10 @@ def mdm_trigger_checks(msg: Message, with_content: bool, warnings: list[str]) ->
     if row is None or row["content"] == "yes" or trigger == CANCEL:
         return
     if not with_content:
-        raise NormalizationError(
+        raise NotificationOnlyError(
             "MDM_NOTIFICATION_ONLY", f"MSH-9: MDM^{trigger} ({row['meaning']}) carries no "
-            f"document: nothing to file (the document comes with MDM^{row['read_as']})",
-            "MSH-9")
+            f"document: nothing to file (the document content is expected in an "
+            f"MDM^{row['read_as']})", "MSH-9")
     warnings.append(f"MSH-9: MDM^{trigger} ({row['meaning']}) carries a document: read as "
                     f"MDM^{row['read_as']}")
 

@@ -124,7 +124,15 @@ from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.app_acks import AckOutbox, place_application_acks
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, Staged, stage, store_staged
-from pipelines.ledger import DUPLICATE, FAILED, HELD, PROCESSING, RECEIVED, release_claims
+from pipelines.ledger import (
+    DEPOSITED,
+    DUPLICATE,
+    FAILED,
+    HELD,
+    PROCESSING,
+    RECEIVED,
+    release_claims,
+)
 from pipelines.logs import Throttle
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -136,6 +144,7 @@ UNKNOWN_SOURCE = "unknown"
 STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 FIRST_COPY_IN_PROGRESS = "DMP_FIRST_COPY_IN_PROGRESS"  # a repeat of a message being processed
+NOTIFICATION_ONLY = "MDM_NOTIFICATION_ONLY"  # accepted, nothing filed (pipelines/ledger.py)
 # A message type (200) or a trigger of a type we read (201) this intake does not file
 UNSUPPORTED_CODES = frozenset({"HL7_UNSUPPORTED_TYPE", "HL7_UNSUPPORTED_EVENT"})
 
@@ -869,6 +878,11 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
         # signed. Table 0008 AA with a warning ERR (severity W, 0357 code 0 'message
         # accepted'): AR said 'refused', inviting the sender to resend it unchanged, or to
         # stop sending drafts whose signature (MDM^T03) then had nothing to sign.
+        return "AA", AckError("0", f"{code}: {message}" if message else str(code),
+                              location or "", severity="W")
+    if status == DEPOSITED and code == NOTIFICATION_ONLY:
+        # An MDM notification without its document: accepted, nothing filed. AA with a
+        # warning ERR saying so: it was AR 201, and a sender stopping its queue on AR blocked.
         return "AA", AckError("0", f"{code}: {message}" if message else str(code),
                               location or "", severity="W")
     if status != FAILED:

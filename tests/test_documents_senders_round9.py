@@ -8,8 +8,12 @@ Why: each test pins what a real sender sends and what we must file for it; the o
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dossiers.schema import imports
 from normalizers.model import DOCUMENT
+from pipelines.acknowledge import _verdict
+from pipelines.ledger import ImportFilter, where_filter
 from tests.test_documents_normalizer import PID, b64, cda
 from tests.test_documents_senders import _filed
 from tests.test_documents_senders_round4 import _auto, _through
@@ -79,3 +83,26 @@ def test_a_cancel_or_replacement_of_a_number_reaches_the_cda_and_its_pdf(sqlite_
     rows = _through(ctx, T02, follow)
     assert [r.status for r in rows] == ["deposited", "deposited"]
     assert _documents(ctx) == expected
+
+
+# -- notification-only MDMs: accepted, nothing filed ---------------------------------------------
+@pytest.mark.parametrize(("trigger", "brings"), [
+    ("T01", "T02"), ("T03", "T04"), ("T05", "T06"), ("T07", "T08"), ("T09", "T10")])
+def test_a_notification_without_its_document_is_accepted_and_filed_nothing(sqlite_ctx, trigger,
+                                                                            brings):
+    """MDM^T01 (and T03 stating no status, T05, T07, T09) with TXA alone: valid HL7, nothing
+    to file. Recorded deposited with no entry, the code on the row, answered AA with a
+    warning. Was: failed, AR 201, and a sender stopping its queue on AR blocked."""
+    ctx = _auto(sqlite_ctx)
+    row, = _through(ctx, _mdm(trigger, "CR-600^DPI-Y", [], txa17=""))
+    assert (row.status, row.stage, row.error_code, row.error_location, row.entries_count) == (
+        "deposited", "notification", "MDM_NOTIFICATION_ONLY", "MSH-9", 0)
+    assert f"the document content is expected in an MDM^{brings}" in row.error_message
+    assert _filed(ctx) == []
+    ack, err = _verdict((row.status, row.error_code, row.error_message, row.error_location))
+    assert (ack, err.severity, err.hl7_code) == ("AA", "W", "0")
+    with ctx.engine.connect() as conn:  # the admin finds them by code, or by stage
+        for flt in (ImportFilter(error_code="MDM_NOTIFICATION_ONLY"),
+                    ImportFilter(stage="notification")):
+            assert conn.execute(where_filter(select(imports.c.id), flt)).scalars().all() \
+                == [row.id]
