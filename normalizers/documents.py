@@ -1096,6 +1096,13 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
             warnings.append(f"{loc(obx)}: replacement names no parent document (no "
                             "relatedDocument RPLC, no TXA-13); it replaces the first version "
                             "of its set (setId)")
+        elif ctx.fallback_where and ctx.fallback_id and (header is None or not header.id_root):
+            # MDM^T10 re-sending TXA-12 with no TXA-13: the parent is the document filed under
+            # that same number, of which this is the next version. 'Names no parent' was
+            # wrong: it is named, by TXA-12.
+            warnings.append(f"{ctx.fallback_where}: replacement with no parent number "
+                            "(TXA-13 empty) under the document's own number: filed as a new "
+                            "version of the document held under this TXA-12")
         else:
             warnings.append(f"{loc(obx)}: replacement names no parent document "
                             "(no relatedDocument RPLC, no TXA-13, no setId)")

@@ -14,7 +14,7 @@ from dossiers.schema import imports
 from normalizers.model import DOCUMENT
 from pipelines.acknowledge import _verdict
 from pipelines.ledger import ImportFilter, where_filter
-from tests.test_documents_normalizer import PID, b64, cda
+from tests.test_documents_normalizer import PID, b64, cda, norm
 from tests.test_documents_senders import _filed
 from tests.test_documents_senders_round4 import _auto, _through
 
@@ -106,3 +106,23 @@ def test_a_notification_without_its_document_is_accepted_and_filed_nothing(sqlit
                     ImportFilter(stage="notification")):
             assert conn.execute(where_filter(select(imports.c.id), flt)).scalars().all() \
                 == [row.id]
+
+
+# -- MDM^T10 re-sending its own TXA-12, no TXA-13 ------------------------------------------------
+def test_a_replacement_under_its_own_number_says_so(sqlite_ctx):
+    """T02 then T10 under TXA-12 CR-700, TXA-13 empty: the T10 is the next version (as it was
+    filed), and the ledger says so. Was: 'replacement names no parent document'."""
+    ctx = _auto(sqlite_ctx)
+    report = "Créatininémie : 84 µmol/L. Débit de filtration glomérulaire estimé > 90 mL/min."
+    text = "^TEXT^PLAIN^Base64^" + b64(report.encode())
+    fixed = "^TEXT^PLAIN^Base64^" + b64(f"{report} Compte rendu corrigé.".encode())
+    rows = _through(ctx, _mdm("T02", "CR-700^DPI-Y", [f"OBX|1|ED|11502-2^CR^LN||{text}||||||F"]),
+                    _mdm("T10", "CR-700^DPI-Y", [f"OBX|1|ED|11502-2^CR^LN||{fixed}||||||C"]))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert not any("names no parent" in w for w in rows[1].warnings or [])
+    assert any(w.startswith("TXA[5]-12: replacement with no parent number (TXA-13 empty) "
+                            "under the document's own number") for w in rows[1].warnings)
+    assert _documents(ctx) == {"document|CR-700|DPI-Y": (True, "corrected")}
+    # a CDA with an id of its own and neither RPLC nor TXA-13 still names none
+    nm = norm(_mdm("T10", "CR-701^DPI-Y", [_cda_obx(1, "DOC-70", obx11="C")]))
+    assert any("replacement names no parent document" in w for w in nm.warnings)
