@@ -12,11 +12,14 @@ from sqlalchemy import select
 
 from dossiers.schema import imports
 from normalizers.model import DOCUMENT
-from pipelines.acknowledge import _verdict
+from pipelines.acknowledge import Frame, _too_large, _verdict
 from pipelines.ledger import ImportFilter, where_filter
+from tests.conftest import migrated_sqlite
+from tests.mllp_support import Client, msa, running_service, segment
 from tests.test_documents_normalizer import PID, b64, cda, norm
 from tests.test_documents_senders import _filed
 from tests.test_documents_senders_round4 import _auto, _through
+from tests.test_mllp_service import make_ctx
 
 # a PDF rendering as a DPI sends it beside its CDA (a minimal one: its text is not read)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -126,3 +129,43 @@ def test_a_replacement_under_its_own_number_says_so(sqlite_ctx):
     # a CDA with an id of its own and neither RPLC nor TXA-13 still names none
     nm = norm(_mdm("T10", "CR-701^DPI-Y", [_cda_obx(1, "DOC-70", obx11="C")]))
     assert any("replacement names no parent document" in w for w in nm.warnings)
+
+
+# -- a PDF too large for one MLLP frame ------------------------------------------------------------
+def test_a_pdf_over_the_frame_limit_is_refused_naming_the_limit_and_its_setting(tmp_path,
+                                                                                sqlite_template):
+    """An MDM^T02 carrying a 30 KB scanned PDF to a listener limited to 20 000 bytes (a 10 MB
+    limit and an 8 MB PDF, scaled down): AR naming the limit, the setting and the OBX that
+    carries the document. Was: the sizes alone, nothing about what to change."""
+    scan = b"%PDF-1.4\n" + bytes(range(256)) * 120 + b"\n%%EOF\n"
+    big = _mdm("T02", "CR-800^DPI-Y", [_pdf_obx(1, scan)]).encode()
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"),
+                   max_frame_bytes=20_000)
+    try:
+        with running_service(ctx) as svc, Client(svc.port) as client:
+            ack = client.send(big)
+        with ctx.engine.connect() as conn:
+            row = conn.execute(select(imports)).one()
+    finally:
+        ctx.engine.dispose()
+    assert msa(ack)[1] == "AR"
+    err = segment(ack, "ERR")
+    assert err[2].startswith("OBX^6^5")
+    assert err[8].startswith(f"MLLP_FRAME_TOO_LARGE: frame of {len(big)} bytes is over the "
+                             "listener's limit of 20000 bytes (setting mllp_max_frame_bytes, "
+                             "environment DMP_MLLP_MAX_FRAME_BYTES); OBX[6]-5 carries a "
+                             "document in base64")
+    assert (row.status, row.error_code) == ("failed", "MLLP_FRAME_TOO_LARGE")
+    assert "documents over about 15 KiB do not fit; raise the limit above " \
+           f"{len(big)} bytes" in row.error_message
+    # the default limit: about 7.5 MiB of document; a frame of no document says no more
+    code, text, where = _too_large(Frame(big[:5000], "peer", None, size=11_000_000),
+                                   10 * 2**20)
+    assert (code, where) == ("MLLP_FRAME_TOO_LARGE", "OBX[6]-5")
+    assert "documents over about 7.5 MiB do not fit" in text
+    lab = b"MSH|^~\\&|SIL|LABO|DMP|GHT|20240506||ORU^R01|M1|P|2.5\rOBX|1|NM|2345-7||5,4\r"
+    assert _too_large(Frame(lab, "peer", None, size=11_000_000), 10 * 2**20)[1:] == (
+        "frame of 11000000 bytes is over the listener's limit of 10485760 bytes (setting "
+        "mllp_max_frame_bytes, environment DMP_MLLP_MAX_FRAME_BYTES); only its first "
+        f"{len(lab)} bytes "
+        "were kept", "")
