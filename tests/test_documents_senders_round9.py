@@ -7,13 +7,19 @@ Why: each test pins what a real sender sends and what we must file for it; the o
 
 from __future__ import annotations
 
+import io
+
+import pypdfium2 as pdfium
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import select
 
 from dossiers.schema import imports
 from normalizers.model import DOCUMENT
+from parsers.pdf.image import image_pdf
 from pipelines.acknowledge import Frame, _too_large, _verdict
 from pipelines.ledger import ImportFilter, where_filter
+from samples.generate_pdf import find_fonts
 from tests.conftest import migrated_sqlite
 from tests.mllp_support import Client, msa, running_service, segment
 from tests.test_documents_normalizer import PID, b64, cda, norm
@@ -169,3 +175,84 @@ def test_a_pdf_over_the_frame_limit_is_refused_naming_the_limit_and_its_setting(
         "mllp_max_frame_bytes, environment DMP_MLLP_MAX_FRAME_BYTES); only its first "
         f"{len(lab)} bytes "
         "were kept", "")
+
+
+# -- scanned reports sent as images ---------------------------------------------------------------
+SCANNED = ("CABINET DE RADIOLOGIE DU PARC - 12 rue des Écoles, 69003 Lyon",
+           "Compte rendu de radiographie du thorax",
+           "Examen du 14/03/2024",
+           "Indication : toux persistante depuis trois semaines.",
+           "Technique : cliché de face en inspiration.",
+           "Résultat : parenchyme pulmonaire sans opacité suspecte.",
+           "Pas d'épanchement pleural. Silhouette cardiaque normale.",
+           "Conclusion : radiographie thoracique normale.",
+           "Dr Hélène Lefèvre")
+
+
+def _scanned_page(lines: tuple[str, ...] = SCANNED, dpi: int = 200) -> Image.Image:
+    """An A6 page of a radiologist's report as a scanner renders it (grayscale, 8 pt type)."""
+    img = Image.new("L", (round(4.13 * dpi), round(5.83 * dpi)), 255)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(find_fonts()[0]["regular"], size=round(8 / 72 * dpi))
+    for n, line in enumerate(lines):
+        draw.text((round(0.3 * dpi), round((0.5 + 0.3 * n) * dpi)), line, fill=20, font=font)
+    return img
+
+
+def _saved(images: list[Image.Image], kind: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    images[0].save(out, kind, save_all=len(images) > 1, append_images=images[1:], **options)
+    return out.getvalue()
+
+
+def test_a_scanned_report_sent_as_an_image_is_read_by_ocr():
+    """'^IM^JPEG^Base64^' (a scanning station's page at 200 dpi), then the same page as a TIFF
+    (its pixels the JPEG's): read as a scanned PDF is, its report entry filed under the
+    document. Was: filed unread, no report entry and no word of it."""
+    jpeg = _saved([_scanned_page()], "JPEG", quality=85, dpi=(200, 200))
+    tiff = _saved([Image.open(io.BytesIO(jpeg)).convert("L")], "TIFF", dpi=(200, 200))
+    for ed, media in ((f"^IM^JPEG^Base64^{b64(jpeg)}", "image/jpeg"),
+                      (f"^IM^TIFF^Base64^{b64(tiff)}", "image/tiff")):
+        nm = norm(_mdm("T02", "CR-900^DPI-Y", [f"OBX|1|ED|18748-4^CR d'imagerie^LN||{ed}||||||F"]))
+        doc, report = nm.entries
+        assert (doc.type, doc.attachment.media_type, doc.attachment.data) == (
+            DOCUMENT, media, jpeg if media == "image/jpeg" else tiff)  # kept as sent
+        assert (report.key, report.parent_key, report.source_ref) == (
+            "document|CR-900|DPI-Y|report", doc.key, "OBX[6] (image)")
+        assert "radiographie thoracique normale" in report.value
+        assert not nm.warnings
+
+
+@pytest.mark.parametrize(("ed", "said"), [
+    # a photograph (a dermatology picture, 4:3 at 72 dpi): no page, kept unread
+    (f"^IM^JPEG^Base64^{b64(_saved([Image.new('L', (1600, 1200), 128)], 'JPEG', dpi=(72, 72)))}",
+     "OBX[6]: IMAGE_NOT_A_PAGE: the image/jpeg image (1600 x 1200 px at 72 dpi) is not shaped "
+     "as a "
+     "document page (a photograph, a drawing, a thumbnail): kept unread, filed without its "
+     "report entry"),
+    # a thumbnail of a page at 300 dpi: 2 x 3 cm, no page either
+    (f"^IM^PNG^Base64^{b64(_saved([Image.new('L', (236, 354), 255)], 'PNG', dpi=(300, 300)))}",
+     "OBX[6]: IMAGE_NOT_A_PAGE: the image/png image (236 x 354 px at 300 dpi) is not shaped"),
+    # said to be a JPEG, no image at all
+    (f"^IM^JPEG^Base64^{b64('Compte rendu en pièce jointe'.encode())}",
+     "OBX[6]: the image/jpeg image could not be read (PDF_CORRUPT): kept unread, filed "
+     "without its report entry"),
+])
+def test_an_image_that_is_no_page_is_filed_unread_and_the_ledger_says_so(ed, said):
+    nm = norm(_mdm("T02", "CR-901^DPI-Y", [f"OBX|1|ED|18748-4^CR d'imagerie^LN||{ed}||||||F"]))
+    assert [e.type for e in nm.entries] == [DOCUMENT]
+    assert [w for w in nm.warnings if w.startswith(said)]
+
+
+def test_the_pages_of_a_fax_tiff_are_the_pages_of_the_pdf_read():
+    """A fax's TIFF: bilevel pages (CCITT G4), no resolution stated. Every page is a page of
+    the PDF read (the report's conclusion is often on the last), bilevel kept, A4-sized."""
+    fax = [_scanned_page(dpi=200).point(lambda v: 255 if v > 128 else 0, "1"),
+           _scanned_page(("Conclusion : radiographie thoracique normale.",), dpi=200)
+           .point(lambda v: 255 if v > 128 else 0, "1")]
+    shape, pdf = image_pdf(_saved(fax, "TIFF", compression="group4"))
+    assert (shape.width, shape.height, shape.dpi, shape.frames, shape.is_page) == (
+        826, 1166, None, 2, True)
+    doc = pdfium.PdfDocument(pdf)
+    assert len(doc) == 2 and round(doc[0].get_size()[1] / 72, 2) == 11.69  # A4's long side
+    assert b"/CCITTFaxDecode" in pdf
