@@ -631,6 +631,8 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
         number = (row.details or {}).get("message_document_id")
         found.setdefault((row.patient_id, f"document|{number}"), set()).add(row.key)
     companions = _number_companions(stored, targets, found)
+    for pair, keys in _filed_with(conn, stored, targets).items():
+        companions[pair] = sorted({*companions.get(pair, ()), *keys})
     real: dict[tuple[int, str], str] = {pair: next(iter(keys)) for pair, keys in found.items()
                                         if len(keys) == 1 and not stored.get(pair)}
     if companions:
@@ -666,6 +668,38 @@ def _number_companions(stored: dict[tuple[int, str], list],
                     and stored.get(pair) and found.get(pair):
                 companions[pair] = sorted(found[pair] - {pair[1]})
     return {pair: keys for pair, keys in companions.items() if keys}
+
+
+def _filed_with(conn: Connection, stored: dict[tuple[int, str], list],
+                targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                ) -> dict[tuple[int, str], set[str]]:
+    """(patient, key of a held document a replacement or deletion names) -> the other current
+    documents its message filed under the same number: the PDF rendering filed under TXA-12
+    beside the CDA filed under its id. Why: an MDM^T10 carrying the new CDA alone, its RPLC
+    naming the old CDA, superseded the old CDA and left the old PDF current beside it."""
+    numbers: dict[tuple[int, str], str] = {}  # (patient, named key) -> the message's number
+    for patient_id, items in targets:
+        for entry, _ in items:
+            pair = (patient_id, entry.replaces_key or entry.key)
+            if entry.type != DOCUMENT or entry.action not in (ACTION_REPLACE, ACTION_DELETE):
+                continue
+            held = next((r for r in stored.get(pair, ()) if r.current), None)
+            number = (held.details or {}).get("message_document_id") if held else None
+            if number:
+                numbers[pair] = number
+    if not numbers:
+        return {}
+    wanted = {(p, f"document|{n}") for (p, _), n in numbers.items()}
+    keys: dict[tuple[int, str], set[str]] = {}  # (patient, number) -> current keys under it
+    for (p, key), rows in held_entries(conn, wanted - set(stored)).items():
+        stored[(p, key)] = rows
+    for p, key in wanted:
+        if any(r.current for r in stored.get((p, key), ())):
+            keys.setdefault((p, key[len("document|"):]), set()).add(key)
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, n) for (p, _), n in numbers.items()}):
+        keys.setdefault((row.patient_id, row.details["message_document_id"]), set()).add(row.key)
+    out = {pair: keys.get((pair[0], n), set()) - {pair[1]} for pair, n in numbers.items()}
+    return {pair: found for pair, found in out.items() if found}
 
 
 def _names_one(entry: Entry) -> bool:

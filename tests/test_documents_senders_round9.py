@@ -77,6 +77,11 @@ T02 = _mdm("T02", "CR-500^DPI-Y", [_cda_obx(1, "DOC-50"), _pdf_obx(2)])
     (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", obx11="C")], txa13="CR-500^DPI-Y"),
      {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
       "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}),
+    # T10 with the new CDA alone, its RPLC naming the old CDA: the old PDF goes with it.
+    # Was: the PDF rendering of the replaced version still current beside the new CDA
+    (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", "DOC-50", "C")], txa13="CR-500^DPI-Y"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+      "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}),
     # unchanged: a T10 carrying both, its CDA's RPLC naming the old CDA
     (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", "DOC-50", "C"),
                                    _pdf_obx(2, PDF + b"%v2\n", "C")], txa13="CR-500^DPI-Y"),
