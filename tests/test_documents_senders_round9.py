@@ -43,8 +43,10 @@ def _mdm(trigger: str, txa12: str, obx: list[str], txa13: str = "", txa17: str =
 
 
 def _cda_obx(n: int, ext: str, parent: str | None = None, obx11: str = "F") -> str:
+    """The CR-BIO ``ext`` (its setId SET-<its number's tens>: DOC-50 and DOC-51 one set)."""
+    data = cda(ext, parent).replace(b'extension="SET-1"', f'extension="SET-{ext[4]}"'.encode())
     return (f"OBX|{n}|ED|11502-2^CR d'examens biologiques^LN||^TEXT^XML^Base64^"
-            f"{b64(cda(ext, parent))}||||||{obx11}")
+            f"{b64(data)}||||||{obx11}")
 
 
 def _pdf_obx(n: int, data: bytes = PDF, obx11: str = "F") -> str:
@@ -97,6 +99,23 @@ def test_a_cancel_or_replacement_of_a_number_reaches_the_cda_and_its_pdf(sqlite_
     rows = _through(ctx, T02, follow)
     assert [r.status for r in rows] == ["deposited", "deposited"]
     assert _documents(ctx) == expected
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_companions_of_a_number_are_reached_on_postgresql(ctx):
+    """The same rules on PostgreSQL (its JSON operator reads the message's number): a T11 of
+    one number, a T10 carrying the new CDA alone for another."""
+    ctx = _auto(ctx)
+    other = _mdm("T02", "CR-510^DPI-Y", [_cda_obx(1, "DOC-60"), _pdf_obx(2)])
+    rows = _through(ctx, T02, other, _mdm("T11", "CR-500^DPI-Y", []),
+                    _mdm("T10", "CR-511^DPI-Y", [_cda_obx(1, "DOC-61", "DOC-60", "C")],
+                         txa13="CR-510^DPI-Y"))
+    assert [r.status for r in rows] == ["deposited"] * 4
+    assert _documents(ctx) == {
+        CDA_KEY: (True, "withdrawn"), "document|CR-500|DPI-Y": (True, "withdrawn"),
+        "document|1.2.250.1.999.1.7^DOC-60": (False, "final"),
+        "document|CR-510|DPI-Y": (False, "final"),
+        "document|1.2.250.1.999.1.7^DOC-61": (True, "corrected")}
 
 
 # -- notification-only MDMs: accepted, nothing filed ---------------------------------------------
