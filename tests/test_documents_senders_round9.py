@@ -280,3 +280,16 @@ def test_the_pages_of_a_fax_tiff_are_the_pages_of_the_pdf_read():
     doc = pdfium.PdfDocument(pdf)
     assert len(doc) == 2 and round(doc[0].get_size()[1] / 72, 2) == 11.69  # A4's long side
     assert b"/CCITTFaxDecode" in pdf
+
+
+def test_a_page_image_stating_its_orientation_is_read_upright():
+    """A scanning app's JPEG: the sensor's pixels (the page on its side) and EXIF Orientation
+    6 ('turn 90° clockwise to show'). The PDF read is the page upright. Was: the page read on
+    its side (a low-confidence reading, then a second one turned, or nothing read)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF Orientation
+    sideways = _scanned_page().rotate(90, expand=True)
+    shape, pdf = image_pdf(_saved([sideways], "JPEG", dpi=(200, 200), exif=exif))
+    assert (shape.width, shape.height, shape.is_page) == (1166, 826, True)
+    width, height = pdfium.PdfDocument(pdf)[0].get_size()
+    assert (round(width / 72, 2), round(height / 72, 2)) == (4.13, 5.83)  # A6, upright

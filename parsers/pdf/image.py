@@ -88,9 +88,11 @@ def _as_pdf(image, dpi: float) -> bytes:  # noqa: ANN001 (PIL.Image)
     """Every frame of ``image`` as a page of a PDF at ``dpi``: a fax's bilevel frames as
     they are (CCITT G4, lossless), else every frame in grayscale (JPEG at quality 95: Pillow's
     default, 75, blurs small type)."""
-    from PIL import ImageSequence
+    from PIL import ImageOps, ImageSequence
 
-    frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+    # upright as the image says it is shown (EXIF Orientation: a phone or a scanning app
+    # keeps the sensor's pixels and says 'turn 90°'): the page was OCR'd on its side
+    frames = [ImageOps.exif_transpose(frame) for frame in ImageSequence.Iterator(image)]
     bilevel = all(frame.mode == "1" for frame in frames)
     pages = frames if bilevel else [frame.convert("L") for frame in frames]
     options = {} if bilevel else {"quality": 95}  # the encoder's own: G4 takes none
