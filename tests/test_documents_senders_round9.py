@@ -119,26 +119,28 @@ def test_the_companions_of_a_number_are_reached_on_postgresql(ctx):
 
 
 # -- notification-only MDMs: accepted, nothing filed ---------------------------------------------
-@pytest.mark.parametrize(("trigger", "brings"), [
-    ("T01", "T02"), ("T03", "T04"), ("T05", "T06"), ("T07", "T08"), ("T09", "T10")])
-def test_a_notification_without_its_document_is_accepted_and_filed_nothing(sqlite_ctx, trigger,
-                                                                            brings):
+def test_a_notification_without_its_document_is_accepted_and_filed_nothing(sqlite_ctx):
     """MDM^T01 (and T03 stating no status, T05, T07, T09) with TXA alone: valid HL7, nothing
     to file. Recorded deposited with no entry, the code on the row, answered AA with a
     warning. Was: failed, AR 201, and a sender stopping its queue on AR blocked."""
     ctx = _auto(sqlite_ctx)
-    row, = _through(ctx, _mdm(trigger, "CR-600^DPI-Y", [], txa17=""))
-    assert (row.status, row.stage, row.error_code, row.error_location, row.entries_count) == (
-        "deposited", "notification", "MDM_NOTIFICATION_ONLY", "MSH-9", 0)
-    assert f"the document content is expected in an MDM^{brings}" in row.error_message
+    brings = {"T01": "T02", "T03": "T04", "T05": "T06", "T07": "T08", "T09": "T10"}
+    rows = _through(ctx, *(_mdm(trigger, f"CR-60{n}^DPI-Y", [], txa17="")
+                           for n, trigger in enumerate(brings)))
+    for row, content in zip(rows, brings.values(), strict=True):
+        assert (row.status, row.stage, row.error_code, row.error_location,
+                row.entries_count) == ("deposited", "notification", "MDM_NOTIFICATION_ONLY",
+                                       "MSH-9", 0)
+        assert f"the document content is expected in an MDM^{content}" in row.error_message
+        ack, err = _verdict((row.status, row.error_code, row.error_message,
+                             row.error_location))
+        assert (ack, err.severity, err.hl7_code) == ("AA", "W", "0")
     assert _filed(ctx) == []
-    ack, err = _verdict((row.status, row.error_code, row.error_message, row.error_location))
-    assert (ack, err.severity, err.hl7_code) == ("AA", "W", "0")
     with ctx.engine.connect() as conn:  # the admin finds them by code, or by stage
         for flt in (ImportFilter(error_code="MDM_NOTIFICATION_ONLY"),
                     ImportFilter(stage="notification")):
             assert conn.execute(where_filter(select(imports.c.id), flt)).scalars().all() \
-                == [row.id]
+                == [r.id for r in rows]
 
 
 # -- MDM^T10 re-sending its own TXA-12, no TXA-13 ------------------------------------------------
