@@ -103,19 +103,16 @@ def test_a_cancel_or_replacement_of_a_number_reaches_the_cda_and_its_pdf(sqlite_
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_companions_of_a_number_are_reached_on_postgresql(ctx):
-    """The same rules on PostgreSQL (its JSON operator reads the message's number): a T11 of
-    one number, a T10 carrying the new CDA alone for another."""
+    """The same rule on PostgreSQL (its JSON operator reads the message's number): a T10
+    carrying the new CDA alone (both queries of the rule: the number named, the number the
+    named CDA was filed with)."""
     ctx = _auto(ctx)
-    other = _mdm("T02", "CR-510^DPI-Y", [_cda_obx(1, "DOC-60"), _pdf_obx(2)])
-    rows = _through(ctx, T02, other, _mdm("T11", "CR-500^DPI-Y", []),
-                    _mdm("T10", "CR-511^DPI-Y", [_cda_obx(1, "DOC-61", "DOC-60", "C")],
-                         txa13="CR-510^DPI-Y"))
-    assert [r.status for r in rows] == ["deposited"] * 4
+    rows = _through(ctx, T02, _mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", "DOC-50", "C")],
+                                   txa13="CR-500^DPI-Y"))
+    assert [r.status for r in rows] == ["deposited"] * 2
     assert _documents(ctx) == {
-        CDA_KEY: (True, "withdrawn"), "document|CR-500|DPI-Y": (True, "withdrawn"),
-        "document|1.2.250.1.999.1.7^DOC-60": (False, "final"),
-        "document|CR-510|DPI-Y": (False, "final"),
-        "document|1.2.250.1.999.1.7^DOC-61": (True, "corrected")}
+        CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+        "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}
 
 
 # -- notification-only MDMs: accepted, nothing filed ---------------------------------------------
