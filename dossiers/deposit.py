@@ -595,7 +595,8 @@ def held_replacements(conn: Connection, pairs: set[tuple[int, str]]
 
 def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list],
                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
-                            sources: Sequence[str] | None = None) -> None:
+                            sources: Sequence[str] | None = None
+                            ) -> dict[tuple[int, str], list[str]]:
     """A replacement, deletion or status change naming a document the dossier does not hold by
     that key, but holds under its CDA id with this number as the message's own
     (``message_document_id``): its ``replaces_key`` (a status change's ``key``) becomes
@@ -611,22 +612,34 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     ``sources``: the source of each target's message; given, a number scoped by its
     namespace ('document|100234|RIS-Y') also finds what was filed before numbers were scoped
     ('document|100234', or that number as ``message_document_id``) by the same source.
+
+    Returns the companions of the numbers held by their own key: (patient, number key) ->
+    the keys of the other current documents filed with that number as their message's own
+    (``plan_deposit`` replaces or withdraws them with it). Why: an MDM^T02 carrying a CDA and
+    its PDF rendering under one TXA-12 files the PDF under the number and the CDA under its
+    id; the T11 cancelling that number withdrew the PDF alone, the CDA stayed current.
     """
     if sources is not None:
         _follow_unscoped_numbers(conn, stored, targets, sources)
-    wanted = {(patient_id, entry.replaces_key or entry.key)
-              for patient_id, items in targets for entry, _ in items if _names_one(entry)}
-    wanted = {(p, k) for p, k in wanted if k.startswith("document|") and not stored.get((p, k))}
-    if not wanted:
-        return
+    named = {(patient_id, entry.replaces_key or entry.key)
+             for patient_id, items in targets for entry, _ in items if _names_one(entry)}
+    named = {(p, k) for p, k in named if k.startswith("document|")}
+    if not named:
+        return {}
     found: dict[tuple[int, str], set[str]] = {}
-    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in wanted}):
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in named}):
         number = (row.details or {}).get("message_document_id")
         found.setdefault((row.patient_id, f"document|{number}"), set()).add(row.key)
+    companions = _number_companions(stored, targets, found)
+    for pair, keys in _filed_with(conn, stored, targets).items():
+        companions[pair] = sorted({*companions.get(pair, ()), *keys})
     real: dict[tuple[int, str], str] = {pair: next(iter(keys)) for pair, keys in found.items()
-                                        if len(keys) == 1}
+                                        if len(keys) == 1 and not stored.get(pair)}
+    if companions:
+        stored.update(held_entries(conn, {(p, k) for (p, _), keys in companions.items()
+                                          for k in keys}))
     if not real:
-        return
+        return companions
     for patient_id, items in targets:
         for entry, _ in items:
             named = (patient_id, entry.replaces_key or entry.key)
@@ -636,6 +649,57 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
                 else:
                     entry.replaces_key = real[named]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
+    return companions
+
+
+def _number_companions(stored: dict[tuple[int, str], list],
+                       targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                       found: dict[tuple[int, str], set[str]]
+                       ) -> dict[tuple[int, str], list[str]]:
+    """(patient, number key) -> the other documents filed under that number, for the
+    replacements and deletions naming a number the dossier holds by its own key (a PDF
+    rendering filed under TXA-12 beside the CDA filed under its id). A status change
+    (MDM^T03...) is left to the document it names."""
+    companions: dict[tuple[int, str], list[str]] = {}
+    for patient_id, items in targets:
+        for entry, _ in items:
+            pair = (patient_id, entry.replaces_key or entry.key)
+            if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE) \
+                    and stored.get(pair) and found.get(pair):
+                companions[pair] = sorted(found[pair] - {pair[1]})
+    return {pair: keys for pair, keys in companions.items() if keys}
+
+
+def _filed_with(conn: Connection, stored: dict[tuple[int, str], list],
+                targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                ) -> dict[tuple[int, str], set[str]]:
+    """(patient, key of a held document a replacement or deletion names) -> the other current
+    documents its message filed under the same number: the PDF rendering filed under TXA-12
+    beside the CDA filed under its id. Why: an MDM^T10 carrying the new CDA alone, its RPLC
+    naming the old CDA, superseded the old CDA and left the old PDF current beside it."""
+    numbers: dict[tuple[int, str], str] = {}  # (patient, named key) -> the message's number
+    for patient_id, items in targets:
+        for entry, _ in items:
+            pair = (patient_id, entry.replaces_key or entry.key)
+            if entry.type != DOCUMENT or entry.action not in (ACTION_REPLACE, ACTION_DELETE):
+                continue
+            held = next((r for r in stored.get(pair, ()) if r.current), None)
+            number = (held.details or {}).get("message_document_id") if held else None
+            if number:
+                numbers[pair] = number
+    if not numbers:
+        return {}
+    wanted = {(p, f"document|{n}") for (p, _), n in numbers.items()}
+    keys: dict[tuple[int, str], set[str]] = {}  # (patient, number) -> current keys under it
+    for (p, key), rows in held_entries(conn, wanted - set(stored)).items():
+        stored[(p, key)] = rows
+    for p, key in wanted:
+        if any(r.current for r in stored.get((p, key), ())):
+            keys.setdefault((p, key[len("document|"):]), set()).add(key)
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, n) for (p, _), n in numbers.items()}):
+        keys.setdefault((row.patient_id, row.details["message_document_id"]), set()).add(row.key)
+    out = {pair: keys.get((pair[0], n), set()) - {pair[1]} for pair, n in numbers.items()}
+    return {pair: found for pair, found in out.items() if found}
 
 
 def _names_one(entry: Entry) -> bool:
@@ -960,14 +1024,14 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     follow_order_scopes(conn, stored, [(patient_id, items)], [source])
-    follow_document_numbers(conn, stored, [(patient_id, items)], [source])
+    companions = follow_document_numbers(conn, stored, [(patient_id, items)], [source])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
     replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
     plan = plan_deposit(stored, patient_id=patient_id, import_id=import_id, source=source,
                         items=items, facts=facts, children=held_children(conn, stored),
                         item_facts=mine, by_code=by_code, replacements=replacements,
-                        confirmed=held_confirmed(conn, stored))
+                        confirmed=held_confirmed(conn, stored), companions=companions)
     write_deposits(conn, [plan])
     return plan.result
 
@@ -980,13 +1044,15 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                  item_facts: Sequence[str | None] | None = None,
                  by_code: dict[tuple[int, str], list] | None = None,
                  replacements: dict[tuple[int, str], list] | None = None,
-                 confirmed: dict[int, list] | None = None) -> DepositPlan:
+                 confirmed: dict[int, list] | None = None,
+                 companions: dict[tuple[int, str], list[str]] | None = None) -> DepositPlan:
     """Decide, without writing, what one message adds to a dossier given the stored versions
     of its keys (``held_entries``), the entries holding its facts (``held_facts``) and the
     entries read from the documents it replaces or deletes (``held_children``).
     ``item_facts``: ``entry_facts(items)`` when the caller has it already. ``by_code``: the
     ``held_by_code`` of its ``orphan_corrections``. ``replacements``: the
-    ``held_replacements`` of its ``originals``. ``confirmed``: ``held_confirmed``."""
+    ``held_replacements`` of its ``originals``. ``confirmed``: ``held_confirmed``.
+    ``companions``: what ``follow_document_numbers`` returned."""
     facts = facts or {}
     children = children or {}
     replaced_docs: list[tuple[object, str]] = []  # (document row, source_ref of the action)
@@ -1273,6 +1339,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             if sibling.id not in done:
                 supersedes.append((taken[doc.key], sibling.id))
                 replaced_docs.append((sibling, doc.source_ref))
+    if companions:
+        _reach_companions(items, patient_id, companions, held,
+                          (taken, latest, new_rows, supersedes, replaced_docs), import_id, now)
     _supersede_confirmed(replaced_docs, confirmed or {}, new_rows, supersedes, result)
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
@@ -1293,6 +1362,46 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     result.created = len(new_rows)
     result.superseded = len(supersedes)
     return DepositPlan(import_id, source, result, new_rows, supersedes, links, ids_by_key)
+
+
+def _reach_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int,
+                      companions: dict[tuple[int, str], list[str]], held: dict[str, object],
+                      plan: tuple[dict, dict, list, list, list], import_id: int,
+                      now: datetime) -> None:
+    """A replacement or deletion of a document number reaches every document filed under
+    it: the CDA filed under its id beside the PDF rendering filed under the number is
+    superseded by the replacement, or withdrawn (a new version, history kept) with the
+    deletion. One this message files or supersedes already (a T10 carrying the new CDA
+    whose RPLC names the old one) is left to it."""
+    taken, latest, new_rows, supersedes, replaced_docs = plan
+    done = {old_id for _, old_id in supersedes}
+    for entry, _ in items:
+        named = entry.replaces_key or entry.key
+        if entry.action not in (ACTION_REPLACE, ACTION_DELETE):
+            continue
+        by = taken.get(named if entry.action == ACTION_DELETE else entry.key)
+        if by is None or not by.get("current"):
+            continue
+        for key in companions.get((patient_id, named), ()):
+            other = held.get(key)
+            if other is None or other.id in done or key in taken \
+                    or other.status == "withdrawn":
+                continue
+            done.add(other.id)
+            replaced_docs.append((other, entry.source_ref))
+            if entry.action == ACTION_REPLACE:
+                supersedes.append((by, other.id))
+                continue
+            row = {c.name: getattr(other, c.name) for c in entries.columns if c.name != "id"}
+            row.update(status="withdrawn", import_id=import_id, created_at=now,
+                       version=latest.get(key, other.version) + 1, current=True,
+                       _parent_key=None,
+                       _ref=entry.source_ref, _withdraw=True)
+            if entry.issued:
+                row["issued"] = entry.issued
+            taken[key] = row
+            new_rows.append(row)
+            supersedes.append((row, other.id))
 
 
 def _mask_like_parent(row: dict, entry: Entry, held: dict[str, object],

@@ -68,6 +68,7 @@ from normalizers.model import (
     HeldBack,
     NormalizationError,
     NormalizedMessage,
+    NotificationOnlyError,
     PatientIdentity,
 )
 from normalizers.nir import ins_kind
@@ -973,10 +974,10 @@ def mdm_trigger_checks(msg: Message, with_content: bool, warnings: list[str]) ->
     if row is None or row["content"] == "yes" or trigger == CANCEL:
         return
     if not with_content:
-        raise NormalizationError(
+        raise NotificationOnlyError(
             "MDM_NOTIFICATION_ONLY", f"MSH-9: MDM^{trigger} ({row['meaning']}) carries no "
-            f"document: nothing to file (the document comes with MDM^{row['read_as']})",
-            "MSH-9")
+            f"document: nothing to file (the document content is expected in an "
+            f"MDM^{row['read_as']})", "MSH-9")
     warnings.append(f"MSH-9: MDM^{trigger} ({row['meaning']}) carries a document: read as "
                     f"MDM^{row['read_as']}")
 
@@ -1118,6 +1119,13 @@ def document_entry(msg: Message, obx: Segment, ctx: DocumentContext, identity: P
             warnings.append(f"{loc(obx)}: replacement names no parent document (no "
                             "relatedDocument RPLC, no TXA-13); it replaces the first version "
                             "of its set (setId)")
+        elif ctx.fallback_where and ctx.fallback_id and (header is None or not header.id_root):
+            # MDM^T10 re-sending TXA-12 with no TXA-13: the parent is the document filed under
+            # that same number, of which this is the next version. 'Names no parent' was
+            # wrong: it is named, by TXA-12.
+            warnings.append(f"{ctx.fallback_where}: replacement with no parent number "
+                            "(TXA-13 empty) under the document's own number: filed as a new "
+                            "version of the document held under this TXA-12")
         else:
             warnings.append(f"{loc(obx)}: replacement names no parent document "
                             "(no relatedDocument RPLC, no TXA-13, no setId)")
@@ -1401,16 +1409,47 @@ def add_embedded_entries(entries: list[Entry], source: str | tuple[str, ...],
     for doc in [e for e in entries if e.type == DOCUMENT and e.action != ACTION_DELETE]:
         if doc.attachment is not None and doc.attachment.media_type == PDF_MEDIA_TYPE:
             entries.extend(pdf_report_entries(doc, doc.attachment.data, source, warnings))
+        elif doc.attachment is not None and doc.attachment.media_type in IMAGE_MEDIA_TYPES:
+            entries.extend(image_report_entries(doc, source, warnings))
         else:
             entries.extend(embedded_entries(doc, source, mappings, warnings, zone))
 
 
 PDF_MEDIA_TYPE = "application/pdf"
 PRELIMINARY = "preliminary"  # tables/result_status.csv, tables/txa_statuses.csv
+# Scanners' formats (tables/ed_media_types.csv): a scanned report sent as its page images
+IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/tiff",
+                               "image/gif", "image/bmp"})
+
+
+def image_report_entries(document: Entry, source: str | tuple[str, ...],
+                         warnings: list[str]) -> list[Entry]:
+    """The report read from a scanned page sent as an image (an ED IM^JPEG, ^TIFF, ^PNG):
+    its page(s) read as a scanned PDF is (OCR, then the report's fields), when the image is
+    shaped as a document page; else the image is filed as sent, and the ledger says it was
+    kept unread. Why: such scans were filed with no reading and no word of it, where the
+    same page sent as a PDF was read."""
+    from parsers.pdf import PdfParseError
+    from parsers.pdf.image import IMAGE_NOT_A_PAGE, image_pdf
+
+    assert document.attachment is not None
+    media = document.attachment.media_type
+    try:
+        shape, pdf = image_pdf(document.attachment.data)
+    except PdfParseError as exc:
+        warnings.append(f"{document.source_ref}: the {media} image could not be read "
+                        f"({exc.code}): kept unread, filed without its report entry")
+        return []
+    if pdf is None:
+        warnings.append(f"{document.source_ref}: {IMAGE_NOT_A_PAGE}: the {media} image "
+                        f"({shape.shape}) is not shaped as a document page (a photograph, a "
+                        "drawing, a thumbnail): kept unread, filed without its report entry")
+        return []
+    return pdf_report_entries(document, pdf, source, warnings, what=f"{media} image")
 
 
 def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...],
-                       warnings: list[str]) -> list[Entry]:
+                       warnings: list[str], what: str = "PDF") -> list[Entry]:
     """The report read from a PDF a document carries (an HL7 ED, a CDA nonXMLBody): the same
     path as a PDF received as a file (text layer or OCR, then the report's fields), filed
     under the document. The message's or document's identity is the one that counts; a PDF
@@ -1427,7 +1466,7 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
         report = normalize_report(parsed, pdf, source if isinstance(source, str)
                                   else source[0])
     except (PdfParseError, NormalizationError) as exc:
-        warnings.append(f"{where}: the PDF could not be read ({exc.code}); the document is "
+        warnings.append(f"{where}: the {what} could not be read ({exc.code}); the document is "
                         "filed without its report entry")
         return []
     out = []
@@ -1437,7 +1476,7 @@ def pdf_report_entries(document: Entry, pdf: bytes, source: str | tuple[str, ...
         entry.details.pop("lab_results", None)
         entry.key = f"{document.key}|report"
         entry.parent_key = document.key
-        entry.source_ref = f"{where} (PDF)"
+        entry.source_ref = f"{where} ({'PDF' if what == 'PDF' else 'image'})"
         entry.masking = dict(document.masking)
         if document.status == PRELIMINARY:
             # a draft's report is a draft (TXA-17 DI/IP/IN/PA with TXA-19 AV, OBX-11 P): it

@@ -306,6 +306,13 @@ class NormalizationError(ValueError):
         self.location = location
 
 
+class NotificationOnlyError(NormalizationError):
+    """MDM_NOTIFICATION_ONLY: a notification trigger (MDM^T01, T03, T05, T07, T09) carrying no
+    document. Valid HL7 with nothing to file: the pipeline records it as accepted (the ledger
+    says nothing was filed and which trigger brings the content) instead of failing it, whose
+    AR stopped the queue of senders that stop on a refusal."""
+
+
 class HeldBack(NormalizationError):
     """MDM_NOT_AVAILABLE: the sender says its document is not for patient care yet (a draft,
     HL7 v2.5 9.6.1.19). Nothing is filed now, but the message is read whole: ``held`` is what

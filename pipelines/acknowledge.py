@@ -124,7 +124,15 @@ from parsers.hl7v2.header import Header, occurrence_location, read_header
 from pipelines.app_acks import AckOutbox, place_application_acks
 from pipelines.faults import fault_point
 from pipelines.intake import IntakeResult, Received, Staged, stage, store_staged
-from pipelines.ledger import DUPLICATE, FAILED, HELD, PROCESSING, RECEIVED, release_claims
+from pipelines.ledger import (
+    DEPOSITED,
+    DUPLICATE,
+    FAILED,
+    HELD,
+    PROCESSING,
+    RECEIVED,
+    release_claims,
+)
 from pipelines.logs import Throttle
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
@@ -136,6 +144,7 @@ UNKNOWN_SOURCE = "unknown"
 STORE_UNAVAILABLE = "DMP_STORE_UNAVAILABLE"
 PROCESSING_DEFERRED = "DMP_PROCESSING_DEFERRED"
 FIRST_COPY_IN_PROGRESS = "DMP_FIRST_COPY_IN_PROGRESS"  # a repeat of a message being processed
+NOTIFICATION_ONLY = "MDM_NOTIFICATION_ONLY"  # accepted, nothing filed (pipelines/ledger.py)
 # A message type (200) or a trigger of a type we read (201) this intake does not file
 UNSUPPORTED_CODES = frozenset({"HL7_UNSUPPORTED_TYPE", "HL7_UNSUPPORTED_EVENT"})
 
@@ -227,12 +236,40 @@ def _refusal(frame: Frame, header: Header | None,
              limit: int | None) -> tuple[str, str, str] | None:
     """(code, text, HL7 location) when the frame cannot be taken whatever its sender."""
     if frame.size is not None:
-        return ("MLLP_FRAME_TOO_LARGE",
-                f"frame of {frame.size} bytes is over the listener's limit of {limit} bytes; "
-                f"only its first {len(frame.data)} bytes were kept", "")
+        return _too_large(frame, limit)
     if header is None:
         return ("HL7_NO_MSH", "the frame holds no readable MSH segment", "")
     return header.invalid
+
+
+# An OBX whose value type is ED (a document), and its ED's encoding component, in the kept head
+_SEGMENT_END = b"\r"
+_ED_OBX = re.compile(rb"OBX\|[^|\r\n]*\|ED\|(?:[^|\r\n]*\|){2}([^|\r\n]*)")
+
+
+def _too_large(frame: Frame, limit: int | None) -> tuple[str, str, str]:
+    """MLLP_FRAME_TOO_LARGE naming the limit and the setting that sets it, first (ERR-8 is
+    cut at 250 characters), and, when the kept head shows an OBX carrying a document in
+    base64 (an MDM or ORU with a scanned report), the largest document that limit takes:
+    base64 makes a document 4/3 its size, so a 10 MB frame takes about 7.5 MB of PDF. It
+    said the sizes alone, and integration engineers looked for the cause in the PDF."""
+    text = (f"frame of {frame.size} bytes is over the listener's limit of {limit} bytes "
+            "(setting mllp_max_frame_bytes, environment DMP_MLLP_MAX_FRAME_BYTES)")
+    where = ""
+    if limit and (found := _ED_OBX.search(frame.data)) is not None \
+            and b"base64" in b"^".join(found.group(1).split(b"^", 4)[:4]).lower():
+        before = frame.data[:found.start()].replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+        where = f"OBX[{before.count(_SEGMENT_END) + 1}]-5"
+        text += (f"; {where} carries a document in base64 (4/3 of its size): documents over "
+                 f"about {_mib(limit * 3 // 4)} do not fit; raise the limit above "
+                 f"{frame.size} bytes to take this one")
+    return ("MLLP_FRAME_TOO_LARGE",
+            f"{text}; only its first {len(frame.data)} bytes were kept", where)
+
+
+def _mib(size: int) -> str:
+    """A size as an integration engineer reads it: '7.5 MiB', '15 KiB'."""
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.0f} KiB"
 
 
 def _unsupported(header: Header) -> tuple[str, str, str] | None:
@@ -869,6 +906,11 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
         # signed. Table 0008 AA with a warning ERR (severity W, 0357 code 0 'message
         # accepted'): AR said 'refused', inviting the sender to resend it unchanged, or to
         # stop sending drafts whose signature (MDM^T03) then had nothing to sign.
+        return "AA", AckError("0", f"{code}: {message}" if message else str(code),
+                              location or "", severity="W")
+    if status == DEPOSITED and code == NOTIFICATION_ONLY:
+        # An MDM notification without its document: accepted, nothing filed. AA with a
+        # warning ERR saying so: it was AR 201, and a sender stopping its queue on AR blocked.
         return "AA", AckError("0", f"{code}: {message}" if message else str(code),
                               location or "", severity="W")
     if status != FAILED:

@@ -48,6 +48,9 @@ SPLIT = "split"
 DISCARDED = "discarded"
 RETRY = "retry"  # an attempt's status only: transient failure, the row waits in 'received'
 ADT_STAGE = "consent"  # the stage of an ADT applied to a dossier: deposited without entries
+# An MDM notification without its document (MDM_NOTIFICATION_ONLY): deposited without entries,
+# the code kept on the row (AA: valid HL7, its content comes with the trigger named)
+NOTIFICATION_STAGE = "notification"
 TERMINAL = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, HELD, SPLIT, DISCARDED)
 COUNTED = (DEPOSITED, DUPLICATE, FAILED, QUARANTINED, HELD)  # what a summary reports
 

@@ -83,6 +83,7 @@ from normalizers.model import (
     HeldBack,
     NormalizationError,
     NormalizedMessage,
+    NotificationOnlyError,
     PatientIdentity,
 )
 from parsers.cda import CdaParseError, parse_cda
@@ -109,6 +110,7 @@ from pipelines.ledger import (
     DUPLICATE,
     FAILED,
     HELD,
+    NOTIFICATION_STAGE,
     QUARANTINED,
     Outcome,
     aware,
@@ -590,11 +592,24 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         normalized: NormalizedMessage = normalize_message(msg, row.source, ctx.mappings)
     except HeldBack as exc:
         return _held_prepared(row, exc, list(msg.warnings), started)
+    except NotificationOnlyError as exc:
+        raise _Stop(_notification_only(exc, _logical_id(msg), list(msg.warnings))) from None
     except NormalizationError as exc:
         raise _failed("normalize", exc, logical_id=_logical_id(msg)) from None
     if (unmapped := unmapped_failure(ctx.settings, row.source, normalized)) is not None:
         raise _Stop(unmapped)
     return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
+
+
+def _notification_only(exc: NotificationOnlyError, logical_id: str | None,
+                       warnings: list[str]) -> Outcome:
+    """An MDM notification without its document (T01, T03, T05, T07, T09): accepted (AA),
+    nothing filed, the ledger row saying so under its code (stage 'notification', searchable
+    by code or stage). It was failed and answered AR: valid HL7, and a sender that stops its
+    queue on AR blocked every report behind it."""
+    return Outcome(DEPOSITED, stage=NOTIFICATION_STAGE, error_code=exc.code,
+                   error_message=str(exc), error_location=exc.location or None,
+                   logical_id=logical_id, warnings=warnings or None)
 
 
 def _held_prepared(row, exc: HeldBack, warnings: list[str],  # noqa: ANN001
@@ -1770,7 +1785,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         every_target = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
         every_source = [item.row.source for item, targets, _ in filing for _ in targets]
         follow_order_scopes(conn, stored, every_target, every_source)
-        follow_document_numbers(conn, stored, every_target, every_source)
+        companions = follow_document_numbers(conn, stored, every_target, every_source)
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         every = every_target
@@ -1787,7 +1802,8 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
                                  import_id=item.row.id, source=item.row.source,
                                  items=t.items, facts=facts, children=children,
                                  item_facts=t.item_facts, by_code=by_code,
-                                 replacements=replacements, confirmed=confirmed)
+                                 replacements=replacements, confirmed=confirmed,
+                                 companions=companions)
                     for t in targets]
                    for item, targets, _ in filing]
         fault_point("deposit.planned")  # versions read and planned, nothing written
