@@ -236,6 +236,23 @@ def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:
     return ident
 
 
+def located_local_ids(msg: Message, seg: Segment, n: int) -> list[tuple[str, LocalIdentifier]]:
+    """The local identifiers of a CX field, each with where it is ('MRG[4]-1 repetition 2'),
+    read as ``identifiers_in`` reads them (INS, stay and account numbers left out).
+
+    Why the position: an ADT^A47 refused because of an identifier must say which one, and
+    never its value (patient data)."""
+    seg = nulls_read_empty(msg, seg)
+    seen: set[tuple[str, str, str]] = set()
+    located: list[tuple[str, LocalIdentifier]] = []
+    for k, rep in enumerate(reps(msg, seg, n), start=1):
+        ident = PatientIdentity()
+        where = f"{loc(seg, n)} repetition {k}"
+        _add_identifier(msg, ident, rep, where, seen)
+        located.extend((where, li) for li in ident.local_ids)
+    return located
+
+
 NULL = '""'  # HL7 v2.5 2.5.3: a value sent as "" is explicitly null: no text
 
 
