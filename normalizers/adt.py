@@ -112,7 +112,7 @@ def handles(kind: str, trigger: str) -> bool:
 
 def _no_effect(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
     """An ADT that IHE PAM France does not use or that changes nothing a dossier holds (A24 /
-    A37 links, A35 account merge): an event saying why, no identity read, nothing to apply.
+    A37 links, account and visit events): an event saying why, no identity read, nothing to apply.
 
     Why not refused: answered AR, a sender that stops its queue on AR (most GAM interfaces
     do) blocked every later message of every patient behind it. Its PIDs are not read (an

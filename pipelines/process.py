@@ -1577,7 +1577,8 @@ def _check_death_at_reception(item: Prepared) -> None:
 
 
 def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
-    """An ADT of normalizers/tables/adt_no_effect.csv (A24 / A37 links, A35 account merge):
+    """An ADT of normalizers/tables/adt_no_effect.csv (A24 / A37 links, account and visit
+    events):
     dedupe level 2 like any message, then recorded (deposited, stage 'consent', no dossier,
     no entry) with a note saying why nothing was applied; its sender gets an AA."""
     adt = item.normalized.adt
@@ -1684,12 +1685,14 @@ def _file_ins_removal(conn, item: Prepared,  # noqa: ANN001
         return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
                        error_message=note, warnings=warnings or None)
     record_audit(conn, item.row.source, "identity.ins_removed", patient_id=target,
-                 import_id=item.row.id, details={"kind": kind, "trigger": "A47"})
+                 import_id=item.row.id, details={"kind": kind,
+                                                 "trigger": normalized.adt.trigger})
     add_identifiers(conn, [{"patient_id": target, "authority": li.authority,
                             "value": li.value, "type_code": li.type_code}
                            for li in local_ids if li.authority and li.value])
     _a47_zfa(conn, item, target, named, done, warnings)
-    note = "; ".join([f"{kind} removed from the dossier (ADT^A47, MRG-1)", *done])
+    note = "; ".join([f"{kind} removed from the dossier (ADT^{normalized.adt.trigger}, MRG-1)",
+                      *done])
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
 

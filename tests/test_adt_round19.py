@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from dossiers.patients import add_identifier
 from dossiers.schema import audit_log, imports, patient_identifiers
 from normalizers.model import NormalizationError
 from pipelines.acknowledge import APPLICATION, Frame, acknowledge
@@ -226,3 +227,24 @@ def test_account_and_visit_events_are_accepted_with_no_effect(sqlite_ctx) -> Non
         assert "keyed on" in row.error_message
     assert identifiers(ctx, pid) == before
     assert patient_row(ctx, pid).ins == NIR
+
+
+# -- a namespace-only authority: scoped to the sending facility (identity round 9) ----------
+def test_a47_finds_an_ipp_stored_before_scoping_and_keeps_domains_apart(sqlite_ctx) -> None:  # noqa: ANN001
+    """A GAM naming its IPP domain 'PASTEL' (no OID): the dossier learnt her IPP before round
+    9 scoped such namespaces to their facility ('PASTEL' as sent). The A47 finds it there,
+    drops it, and the new IPP names the dossier under the scoped authority, as the next
+    message will look it up. Another facility's 'PASTEL' IPP of the same number is another
+    domain's: untouched."""
+    ctx = sqlite_ctx
+    helene = make_patient(ctx)
+    ange = make_patient(ctx, nir="188102B17295165", family="Santoni", given="Ange",
+                        birth_date="1988-10-02", sex="M")
+    with ctx.engine.begin() as conn:
+        add_identifier(conn, helene, "PASTEL", "IPP0042", "PI")  # stored before round 9
+        add_identifier(conn, ange, "PASTEL@CH-ANNECY", "IPP0042", "PI")  # another facility's
+    ids = ingest(ctx, a47("S1", "IPP0777^^^PASTEL^PI", "IPP0042^^^PASTEL^PI"), source=SOURCE)
+    row = ledger(ctx, ids[0])
+    assert (row.status, row.patient_id) == ("deposited", helene)
+    assert identifiers(ctx, helene) == {("PASTEL@CHU-X", "IPP0777")}
+    assert identifiers(ctx, ange) == {("PASTEL@CH-ANNECY", "IPP0042")}
