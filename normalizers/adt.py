@@ -53,6 +53,7 @@ from normalizers.model import (
     AdtEvent,
     ConsentStatement,
     IdentifierChange,
+    LocalIdentifier,
     NormalizationError,
     NormalizedMessage,
     PatientIdentity,
@@ -225,16 +226,18 @@ def _changed_ids(msg: Message, mrg: Segment, pid: Segment | None, trigger: str,
         raise NormalizationError("ADT_CHANGE_NO_IDENTIFIER", f"{where}: names no identifier of "
                                  f"the patient (ADT^{trigger}): which identifier changed is not "
                                  "said", where)
-    news = [(at, li) for at, li in (located_local_ids(msg, pid, 3) if pid is not None else [])
-            if li.type_code != BILLING_NIR]
+    news = [(at, li, ns) for at, li, ns in (located_local_ids(msg, pid, 3) if pid is not None
+                                            else []) if li.type_code != BILLING_NIR]
     changes = []
-    for old_at, old in olds:
+    for old_at, old, namespace in olds:
         if old.type_code == BILLING_NIR:
             continue
         if not old.authority:
             warnings.append(f"{old_at}: identifier without assigning authority: not changed")
             continue
-        same = [(at, li) for at, li in news if li.authority == old.authority]
+        same = [(at, li) for at, li, _ in news if li.authority == old.authority]
+        if not same and namespace in (old.authority, old.unscoped):  # no OID in MRG-1
+            old, same = _by_namespace(old, namespace, news, old_at, warnings)
         if any(li.value == old.value for _, li in same):
             continue  # still the patient's: MRG-1 repeats the unchanged ones
         if not same:
@@ -271,6 +274,25 @@ def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
                                      f"(ADT^{trigger})", where)
         merged.append((where, ident))
     return merged
+
+
+def _by_namespace(old: LocalIdentifier, namespace: str,
+                  news: list[tuple[str, LocalIdentifier, str]], old_at: str,
+                  warnings: list[str]) -> tuple[LocalIdentifier, list]:
+    """MRG-1's identifier names its authority by namespace only ('IPP0042^^^CHU-X^PI'), PID-3
+    the same namespace with its OID ('IPP0777^^^CHU-X&1.2.250...&ISO^PI'): one domain, which
+    the GAM filled in twice differently (warned). Read as PID-3's authority (the OID, under
+    which the dossier learnt the IPP), the namespace kept as where to find one stored by it;
+    not paired, the change was dropped as another domain's. One OID only: two are two
+    domains, not guessed."""
+    oids = {li.authority for _, li, ns in news if ns == namespace and li.authority != namespace}
+    if not namespace or len(oids) != 1:
+        return old, []
+    authority = oids.pop()
+    warnings.append(f"{old_at}: assigning authority sent as its namespace only (CX.4.1), "
+                    "PID-3 gives that namespace with an OID: read as PID-3's")
+    same = [(at, li) for at, li, ns in news if li.authority == authority]
+    return replace(old, authority=authority, unscoped=old.authority), same
 
 
 # How far EVN-2 (recorded) may be after MSH-7 (sent) and still order the statement: the

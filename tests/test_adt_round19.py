@@ -248,3 +248,25 @@ def test_a47_finds_an_ipp_stored_before_scoping_and_keeps_domains_apart(sqlite_c
     assert (row.status, row.patient_id) == ("deposited", helene)
     assert identifiers(ctx, helene) == {("PASTEL@CHU-X", "IPP0777")}
     assert identifiers(ctx, ange) == {("PASTEL@CH-ANNECY", "IPP0042")}
+
+
+def test_mrg1_naming_the_authority_by_namespace_only_is_paired_with_pid3s_oid(sqlite_ctx) -> None:  # noqa: ANN001
+    """A GAM filling MRG-1 with 'IPP0042^^^CHU-X^PI' (namespace only) and PID-3 with
+    CHU-X and its OID: one domain. Read as two, the change was dropped (PID-3 'carries no
+    identifier of its assigning authority') and her new IPP found no dossier. Paired now,
+    warned; two OIDs under the namespace are two domains: not guessed."""
+    n = normalize(a47("W1", f"IPP0777^^^{CHU}^PI", "IPP0042^^^CHU-X^PI"))
+    [change] = n.adt.changed_ids
+    assert (change.old.authority, change.old.value, change.new.value) == (
+        CHU_OID, "IPP0042", "IPP0777")
+    assert any(w.startswith("MRG[5]-1 repetition 1: assigning authority sent as its namespace "
+                            "only") for w in n.warnings)
+    two = normalize(a47("W2", f"IPP0777^^^{CHU}^PI~IPP0778^^^CHU-X&1.2.250.1.999.8&ISO^PI",
+                        "IPP0042^^^CHU-X^PI"))
+    assert two.adt.changed_ids == []
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)  # learns IPP0042 under the OID
+    ids = ingest(ctx, a47("W3", f"IPP0777^^^{CHU}^PI", "IPP0042^^^CHU-X^PI"), source=SOURCE)
+    assert ledger(ctx, ids[0]).patient_id == pid
+    assert identifiers(ctx, pid) == {(CHU_OID, "IPP0777")}
