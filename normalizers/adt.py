@@ -213,21 +213,23 @@ def _changed_ids(msg: Message, mrg: Segment, pid: Segment | None, trigger: str,
                  warnings: list[str]) -> list[IdentifierChange]:
     """ADT^A47 / A46: each local identifier of MRG-1 that PID-3 replaces, paired with PID-3's
     identifier of the same assigning authority (IHE PAM ITI-30: the old identifier of a
-    domain is replaced by the new one of that domain).
+    domain is replaced by the new one of that domain). A v2.3 sender's external id (PID-2,
+    which identity reads as a local identifier) and its prior value (MRG-4) are paired alike.
 
     Not changed, said in a warning: one PID-3 still carries (MRG-1 holding the whole old
     list, the unchanged ones included), one without assigning authority, one whose authority
     PID-3 has no identifier of (another domain's: not the sender's to change). Raises
     ADT_CHANGE_NO_IDENTIFIER when MRG-1 names no identifier at all: nothing says whose
     identifier changed."""
-    olds = located_local_ids(msg, mrg, 1)
+    olds = _located(msg, mrg, (1, MRG_PRIOR_PATIENT_ID))
     if not olds and not identifiers_in(msg, mrg, 1).ins:
         where = loc(mrg, 1)
         raise NormalizationError("ADT_CHANGE_NO_IDENTIFIER", f"{where}: names no identifier of "
                                  f"the patient (ADT^{trigger}): which identifier changed is not "
                                  "said", where)
-    news = [(at, li, ns) for at, li, ns in (located_local_ids(msg, pid, 3) if pid is not None
-                                            else []) if li.type_code != BILLING_NIR]
+    news = [(at, li, ns) for at, li, ns in (_located(msg, pid, (3, PID_EXTERNAL_ID))
+                                            if pid is not None else [])
+            if li.type_code != BILLING_NIR]
     changes = []
     for old_at, old, namespace in olds:
         if old.type_code == BILLING_NIR:
@@ -274,6 +276,25 @@ def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
                                      f"(ADT^{trigger})", where)
         merged.append((where, ident))
     return merged
+
+
+# v2.3 senders' external patient id (PID-2, read as a local identifier by
+# normalizers/identity.py) and the prior one an A46 / A47 names for it (MRG-4)
+PID_EXTERNAL_ID, MRG_PRIOR_PATIENT_ID = 2, 4
+
+
+def _located(msg: Message, seg: Segment,
+             fields: tuple[int, ...]) -> list[tuple[str, LocalIdentifier, str]]:
+    """The local identifiers of ``fields`` of ``seg`` (PID-3 then PID-2, MRG-1 then MRG-4),
+    each once: an id repeated in both fields is one identifier, not two candidates."""
+    seen: set[tuple[str, str]] = set()
+    located = []
+    for n in fields:
+        for at, li, ns in located_local_ids(msg, seg, n):
+            if (li.authority, li.value) not in seen:
+                seen.add((li.authority, li.value))
+                located.append((at, li, ns))
+    return located
 
 
 def _by_namespace(old: LocalIdentifier, namespace: str,

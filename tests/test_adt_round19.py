@@ -30,13 +30,13 @@ INS = f"^^^ASIP-SANTE-INS-NIR&{INS_OID}&ISO^INS"
 
 
 def a47(control: str, pid3: str, mrg1: str, trigger: str = "A47", pid32: str = "PROV",
-        tail: str = "") -> bytes:
+        tail: str = "", pid2: str = "") -> bytes:
     """A PAM France ADT^A47 (ADT_A30 structure: MSH EVN PID PD1 MRG): PID-3 the patient's
     identifiers now, MRG-1 the old ones."""
     segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20240410083000||ADT^{trigger}^ADT_A30|{control}|P|"
             "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
             "EVN||20240410082900",
-            f"PID|1||{pid3}||LEFÈVRE^Hélène^^^^^L||19790328|F" + "|" * 24 + pid32,
+            f"PID|1|{pid2}|{pid3}||LEFÈVRE^Hélène^^^^^L||19790328|F" + "|" * 24 + pid32,
             "PD1|||",
             f"MRG|{mrg1}"]
     return ("\r".join(segs) + "\r" + tail).encode()
@@ -88,6 +88,19 @@ def test_what_an_identifier_change_changes(trigger: str, pid3: str, mrg1: str,
     assert all(c.old.authority == CHU_OID for c in n.adt.changed_ids)
     if warned:
         assert any(w.startswith(warned) for w in n.warnings), n.warnings
+
+
+def test_a46_of_a_v23_sender_changes_its_external_id() -> None:
+    """A v2.3 GAM sends its patient id in PID-2 (identity reads it as a local identifier) and
+    the prior one in MRG-4, MRG-1 empty: the change was lost (refused as an unsupported
+    event). Paired as MRG-1 with PID-3; an id repeated in PID-3 and PID-2 is one candidate."""
+    n = normalize(a47("E1", "", f"|||IPP0042^^^{CHU}^PI", "A46", pid2=f"IPP0777^^^{CHU}^PI"))
+    assert [(c.old.value, c.old_at, c.new.value, c.new_at) for c in n.adt.changed_ids] == [
+        ("IPP0042", "MRG[5]-4 repetition 1", "IPP0777", "PID[3]-2 repetition 1")]
+    n = normalize(a47("E2", f"IPP0777^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI",
+                      pid2=f"IPP0777^^^{CHU}^PI"))
+    assert [(c.new.value, c.new_at) for c in n.adt.changed_ids] == [
+        ("IPP0777", "PID[3]-3 repetition 1")]
 
 
 def test_an_mrg_naming_no_identifier_is_refused_with_its_code() -> None:
