@@ -1613,8 +1613,9 @@ def _file_identifier_change(conn, item: Prepared) -> Outcome:  # noqa: ANN001
         apply_changes(conn, plan, actor=item.row.source, import_id=item.row.id,
                       trigger=adt.trigger)
         outcome = _file_ins_removal(conn, item, warnings)
-        return replace(outcome, error_message=f"{plan.note(adt.trigger)}; "
-                       f"{outcome.error_message}")
+        # no dossier held the INS: the dossier whose identifier changed is the one touched
+        return replace(outcome, patient_id=outcome.patient_id or plan.target,
+                       error_message=f"{plan.note(adt.trigger)}; {outcome.error_message}")
     _claim_logical_id(conn, item, plan.target, warnings)
     apply_changes(conn, plan, actor=item.row.source, import_id=item.row.id, trigger=adt.trigger)
     done = [plan.note(adt.trigger) if adt.changed_ids else

@@ -208,7 +208,15 @@ def test_a47_changing_ins_and_ipp_does_both_or_says_why_not(sqlite_ctx) -> None:
                                         f"local identifier (MRG[5]-1 repetition 1) dossier {pid}")
     assert identifiers(ctx, pid) == {(CHU_OID, "IPP0777")}
     assert patient_row(ctx, other).ins == "188102B17295165"
-    _no_patient_data(row)
+    # an INS no dossier holds: the IPP change alone, the ledger naming the dossier it touched
+    ids = ingest(ctx, a47("B3", f"IPP0888^^^{CHU}^PI",
+                          f"IPP0777^^^{CHU}^PI~279037512345691{INS}"), source=SOURCE)
+    done = ledger(ctx, ids[0])
+    assert (done.status, done.patient_id) == ("deposited", pid)
+    assert done.error_message.startswith("ADT^A47: 1 identifier(s) of MRG-1 replaced by "
+                                         "PID-3's in the dossier; no dossier holds the INS")
+    assert identifiers(ctx, pid) == {(CHU_OID, "IPP0888")}
+    _no_patient_data(row, done)
 
 
 # -- account and visit events: no dossier is keyed on them ----------------------------------
