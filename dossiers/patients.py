@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 from pathlib import Path
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, or_, select, text, update
 
 from dossiers.merged import tombstone_ids
 from dossiers.names import fold_name, name_key
@@ -117,6 +117,27 @@ def remove_ins(conn: Connection, patient_id: int, nir: str) -> bool:
     return conn.execute(update(patients).where(patients.c.id == patient_id,
                                                patients.c.ins == nir)
                         .values(ins=None, ins_oid=None)).rowcount == 1
+
+
+def replace_identifier(conn: Connection, patient_id: int, old_authorities: tuple[str, ...],
+                       old_value: str, new: tuple[str, str, str] | None) -> None:
+    """An ADT^A47 replaced one of the dossier's local identifiers: the old one (stored under
+    any of ``old_authorities``: the scoped authority, or the namespace as sent before round 9's
+    scoping) no longer names it, ``new`` (authority, value, type code) does; None when the
+    dossier holds the new one already.
+
+    A plain INSERT, not ``add_identifiers``' ON CONFLICT DO NOTHING: the caller checked that
+    no dossier holds the new identifier; another transaction giving it to a dossier at the
+    same moment must fail this one (retried as a filing conflict), not leave the patient's
+    identifier on someone else's dossier in silence."""
+    conn.execute(delete(patient_identifiers).where(
+        patient_identifiers.c.patient_id == patient_id,
+        patient_identifiers.c.authority.in_(old_authorities),
+        patient_identifiers.c.value == old_value))
+    if new is not None:
+        authority, value, type_code = new
+        conn.execute(insert(patient_identifiers).values(
+            patient_id=patient_id, authority=authority, value=value, type_code=type_code))
 
 
 def add_identifier(conn: Connection, patient_id: int, authority: str, value: str,

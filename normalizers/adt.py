@@ -9,8 +9,10 @@ dossier (dossiers/consent.py).
 - Triggers read: normalizers/tables/adt_triggers.csv (every PAM France trigger that carries a
   PID), the merges of normalizers/tables/adt_merges.csv (A40, A18, and A34 / A36 of
   v2.3.1 / v2.4: MRG-1 the merged patient's identifiers, applied by pipelines/merge.py)
-  and A47 (an INS removed); the links A24 / A37 and the account merge A35 are accepted with
-  no effect (normalizers/tables/adt_no_effect.csv); the others (identifier moves) stay
+  and the identifier changes A47 / A46 (normalizers/tables/adt_identifier_changes.csv: an
+  INS removed, a local identifier replaced); the links A24 / A37 and the account and visit
+  events (A35, A41-A45, A48-A51) are accepted with no effect
+  (normalizers/tables/adt_no_effect.csv); the others (A30, A39, A43) stay
   HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31 does: for a patient
   already held, IHE PAM reads it as an update.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
@@ -40,10 +42,18 @@ from functools import cache
 
 from normalizers.death import check_death, period_end, period_start, pid_death
 from normalizers.fields import field_text, loc, logical_id, ts_field
-from normalizers.identity import birth_name_stated, extract_identity, identifiers_in, single_pid
+from normalizers.identity import (
+    birth_name_stated,
+    extract_identity,
+    identifiers_in,
+    located_local_ids,
+    single_pid,
+)
 from normalizers.model import (
     AdtEvent,
     ConsentStatement,
+    IdentifierChange,
+    LocalIdentifier,
     NormalizationError,
     NormalizedMessage,
     PatientIdentity,
@@ -72,7 +82,14 @@ def zfa_codes() -> dict[int, frozenset[str]]:
     return {n: frozenset(c) for n, c in codes.items()}
 
 
-CHANGE_IDENTIFIER = "A47"  # read apart: only to remove an INS named in MRG-1
+CHANGE_IDENTIFIER = "A47"  # IHE PAM's identifier change (A46 its v2.3 form: table below)
+BILLING_NIR = "NH"  # CX.5 of a NIR used for billing: may be the insured parent's, no identity
+
+
+@cache
+def identifier_change_triggers() -> frozenset[str]:
+    """The ADT triggers that replace the patient's identifiers of MRG-1 by PID-3's (A47, A46)."""
+    return frozenset(row["trigger"].upper() for row in table("adt_identifier_changes"))
 
 
 @cache
@@ -89,14 +106,14 @@ def no_effect_triggers() -> dict[str, str]:
 
 def handles(kind: str, trigger: str) -> bool:
     return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
-                                      or trigger.upper() == CHANGE_IDENTIFIER
+                                      or trigger.upper() in identifier_change_triggers()
                                       or trigger.upper() in merge_triggers()
                                       or trigger.upper() in no_effect_triggers())
 
 
 def _no_effect(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
     """An ADT that IHE PAM France does not use or that changes nothing a dossier holds (A24 /
-    A37 links, A35 account merge): an event saying why, no identity read, nothing to apply.
+    A37 links, account and visit events): an event saying why, no identity read, nothing to apply.
 
     Why not refused: answered AR, a sender that stops its queue on AR (most GAM interfaces
     do) blocked every later message of every patient behind it. Its PIDs are not read (an
@@ -140,8 +157,12 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
                      birth_name_stated=(birth_name_stated(msg, pid)
                                         or identity.birth_family != identity.family),
                      death=death)
-    if trigger == CHANGE_IDENTIFIER:
-        event.removed_ins = _removed_ins(msg, identity)
+    if trigger in identifier_change_triggers():
+        mrg = msg.first("MRG")
+        if mrg is None:
+            raise NormalizationError("HL7_NO_MRG", f"ADT^{trigger} without MRG segment", "MRG")
+        event.removed_ins = _removed_ins(msg, mrg, identity, warnings)
+        event.changed_ids = _changed_ids(msg, mrg, pid, trigger, warnings)
     elif trigger in merge_triggers():
         event.merged = _merged(msg, trigger)
         warnings.extend(w for _, ident in event.merged for w in ident.warnings)
@@ -173,27 +194,65 @@ def feeding_refused(msg: Message) -> str | None:
     return None
 
 
-def _removed_ins(msg: Message, identity: PatientIdentity) -> list[tuple[str, str]]:
-    """ADT^A47: MRG-1 is the identifier that was wrong. Only an INS there is applied (the
-    dossier holding it loses it, DMP-FACTS.md); a change of local identifiers would move
-    a hospital's id from one dossier to another on the sender's word: refused.
+def _removed_ins(msg: Message, mrg: Segment, identity: PatientIdentity,
+                 warnings: list[str]) -> list[tuple[str, str]]:
+    """ADT^A47 / A46: the INS that MRG-1 names and PID-3 no longer carries: the dossier holding
+    it loses it (DMP-FACTS.md).
 
     An INS that PID-3 (the patient's identifiers now) still carries is not removed: GAMs
     that change an IPP put the whole old identifier list in MRG-1, the INS that stays
     valid included. Read as removed, the patient lost her INS because her IPP changed."""
-    mrg = msg.first("MRG")
-    if mrg is None:
-        raise NormalizationError("HL7_NO_MRG", "ADT^A47 without MRG segment", "MRG")
     named = identifiers_in(msg, mrg, 1).ins
     kept = {i.nir for i in identity.ins}
-    ins = [i for i in named if i.nir not in kept]
-    if not ins:
+    if any(i.nir in kept for i in named):
+        warnings.append(f"{loc(mrg, 1)}: the INS it names, PID-3 still carries: not removed")
+    return [(i.nir, i.kind) for i in named if i.nir not in kept]
+
+
+def _changed_ids(msg: Message, mrg: Segment, pid: Segment | None, trigger: str,
+                 warnings: list[str]) -> list[IdentifierChange]:
+    """ADT^A47 / A46: each local identifier of MRG-1 that PID-3 replaces, paired with PID-3's
+    identifier of the same assigning authority (IHE PAM ITI-30: the old identifier of a
+    domain is replaced by the new one of that domain). A v2.3 sender's external id (PID-2,
+    which identity reads as a local identifier) and its prior value (MRG-4) are paired alike.
+
+    Not changed, said in a warning: one PID-3 still carries (MRG-1 holding the whole old
+    list, the unchanged ones included), one without assigning authority, one whose authority
+    PID-3 has no identifier of (another domain's: not the sender's to change). Raises
+    ADT_CHANGE_NO_IDENTIFIER when MRG-1 names no identifier at all: nothing says whose
+    identifier changed."""
+    olds = _located(msg, mrg, (1, MRG_PRIOR_PATIENT_ID))
+    if not olds and not identifiers_in(msg, mrg, 1).ins:
         where = loc(mrg, 1)
-        still = " (the INS it names, PID-3 still carries)" if named else ""
-        raise NormalizationError("HL7_UNSUPPORTED_TYPE", f"{where}: ADT^A47 changes no "
-                                 f"INS{still}; a change of local identifiers is not applied "
-                                 "by this intake", where)
-    return [(i.nir, i.kind) for i in ins]
+        raise NormalizationError("ADT_CHANGE_NO_IDENTIFIER", f"{where}: names no identifier of "
+                                 f"the patient (ADT^{trigger}): which identifier changed is not "
+                                 "said", where)
+    news = [(at, li, ns) for at, li, ns in (_located(msg, pid, (3, PID_EXTERNAL_ID))
+                                            if pid is not None else [])
+            if li.type_code != BILLING_NIR]
+    changes = []
+    for old_at, old, namespace in olds:
+        if old.type_code == BILLING_NIR:
+            continue
+        if not old.authority:
+            warnings.append(f"{old_at}: identifier without assigning authority: not changed")
+            continue
+        same = [(at, li) for at, li, _ in news if li.authority == old.authority]
+        if not same and namespace in (old.authority, old.unscoped):  # no OID in MRG-1
+            old, same = _by_namespace(old, namespace, news, old_at, warnings)
+        if any(li.value == old.value for _, li in same):
+            continue  # still the patient's: MRG-1 repeats the unchanged ones
+        if not same:
+            warnings.append(f"{old_at}: PID-3 carries no identifier of its assigning authority: "
+                            f"not changed (ADT^{trigger} replaces an identifier within its "
+                            "domain)")
+        elif len(same) > 1:
+            reps_at = ", ".join(at.rsplit(" ", 1)[1] for at, _ in same)
+            changes.append(IdentifierChange(old, old_at, None,
+                                            f"{loc(pid, 3)} repetitions {reps_at}"))
+        else:
+            changes.append(IdentifierChange(old, old_at, same[0][1], same[0][0]))
+    return changes
 
 
 def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
@@ -217,6 +276,44 @@ def _merged(msg: Message, trigger: str) -> list[tuple[str, PatientIdentity]]:
                                      f"(ADT^{trigger})", where)
         merged.append((where, ident))
     return merged
+
+
+# v2.3 senders' external patient id (PID-2, read as a local identifier by
+# normalizers/identity.py) and the prior one an A46 / A47 names for it (MRG-4)
+PID_EXTERNAL_ID, MRG_PRIOR_PATIENT_ID = 2, 4
+
+
+def _located(msg: Message, seg: Segment,
+             fields: tuple[int, ...]) -> list[tuple[str, LocalIdentifier, str]]:
+    """The local identifiers of ``fields`` of ``seg`` (PID-3 then PID-2, MRG-1 then MRG-4),
+    each once: an id repeated in both fields is one identifier, not two candidates."""
+    seen: set[tuple[str, str]] = set()
+    located = []
+    for n in fields:
+        for at, li, ns in located_local_ids(msg, seg, n):
+            if (li.authority, li.value) not in seen:
+                seen.add((li.authority, li.value))
+                located.append((at, li, ns))
+    return located
+
+
+def _by_namespace(old: LocalIdentifier, namespace: str,
+                  news: list[tuple[str, LocalIdentifier, str]], old_at: str,
+                  warnings: list[str]) -> tuple[LocalIdentifier, list]:
+    """MRG-1's identifier names its authority by namespace only ('IPP0042^^^CHU-X^PI'), PID-3
+    the same namespace with its OID ('IPP0777^^^CHU-X&1.2.250...&ISO^PI'): one domain, which
+    the GAM filled in twice differently (warned). Read as PID-3's authority (the OID, under
+    which the dossier learnt the IPP), the namespace kept as where to find one stored by it;
+    not paired, the change was dropped as another domain's. One OID only: two are two
+    domains, not guessed."""
+    oids = {li.authority for _, li, ns in news if ns == namespace and li.authority != namespace}
+    if not namespace or len(oids) != 1:
+        return old, []
+    authority = oids.pop()
+    warnings.append(f"{old_at}: assigning authority sent as its namespace only (CX.4.1), "
+                    "PID-3 gives that namespace with an OID: read as PID-3's")
+    same = [(at, li) for at, li, ns in news if li.authority == authority]
+    return replace(old, authority=authority, unscoped=old.authority), same
 
 
 # How far EVN-2 (recorded) may be after MSH-7 (sent) and still order the statement: the

@@ -236,6 +236,27 @@ def identifiers_in(msg: Message, seg: Segment, n: int) -> PatientIdentity:
     return ident
 
 
+def located_local_ids(msg: Message, seg: Segment,
+                      n: int) -> list[tuple[str, LocalIdentifier, str]]:
+    """The local identifiers of a CX field, each with where it is ('MRG[4]-1 repetition 2')
+    and its authority's namespace as sent (CX.4.1), read as ``identifiers_in`` reads them
+    (INS, stay and account numbers left out).
+
+    Why the position: an ADT^A47 refused because of an identifier must say which one, and
+    never its value (patient data). Why the namespace: a GAM that names the authority by its
+    namespace alone in MRG-1 and with its OID in PID-3 means the one domain."""
+    seg = nulls_read_empty(msg, seg)
+    seen: set[tuple[str, str, str]] = set()
+    located: list[tuple[str, LocalIdentifier, str]] = []
+    for k, rep in enumerate(reps(msg, seg, n), start=1):
+        ident = PatientIdentity()
+        where = f"{loc(seg, n)} repetition {k}"
+        _add_identifier(msg, ident, rep, where, seen)
+        namespace = sub(msg, part(comps(msg, rep), 4), 1)
+        located.extend((where, li, namespace) for li in ident.local_ids)
+    return located
+
+
 NULL = '""'  # HL7 v2.5 2.5.3: a value sent as "" is explicitly null: no text
 
 

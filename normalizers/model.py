@@ -109,6 +109,18 @@ class LocalIdentifier:
     unscoped: str = ""
 
 
+@dataclass(slots=True, frozen=True)
+class IdentifierChange:
+    """ADT^A47 / A46: one local identifier of MRG-1 (the patient's old one) replaced by the
+    identifier of the same assigning authority in PID-3 (IHE PAM ITI-30). ``new`` is None
+    when PID-3 carries several of that authority: which one replaces it is not said."""
+
+    old: LocalIdentifier
+    old_at: str  # 'MRG[4]-1 repetition 1': where, never the value
+    new: LocalIdentifier | None
+    new_at: str  # 'PID[3]-3 repetition 1' (several: 'PID[3]-3 repetitions 1, 2')
+
+
 @dataclass(slots=True)
 class PatientIdentity:
     """Who the message is about, as the sender stated it."""
@@ -183,6 +195,10 @@ class AdtEvent:
     # ADT^A47 with an INS in MRG-1: the hospital says that INS is not this patient's; the
     # dossier holding it loses it. [(NIR, kind)]
     removed_ins: list[tuple[str, str]] = field(default_factory=list)
+    # ADT^A47 / A46: MRG-1's local identifiers that PID-3 replaces (tables/
+    # adt_identifier_changes.csv), applied to the dossier MRG-1 names (pipelines/
+    # identifier_change.py)
+    changed_ids: list[IdentifierChange] = field(default_factory=list)
     # ADT^A40 / A18 (merge): MRG-1's identifiers, the merged patient's, that from now on name
     # the dossier of PID-3 (normalizers/adt.py); (MRG field location, identifiers)
     merged: list[tuple[str, PatientIdentity]] = field(default_factory=list)

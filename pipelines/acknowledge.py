@@ -19,7 +19,7 @@ back what we return. The rules:
   would fail again).
 - In application mode the stored messages are processed before answering: AE with an ERR
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
-  for a type refused from its content (ADT^A47 changing no INS); AA once filed, quarantined
+  for a type refused from its content (an ADT^A43 identifier move); AA once filed, quarantined
   (held for an admin) or a duplicate; AA with a warning ERR for a draft held back until
   signed (ledger 'held'). A batch whose envelope is wrong (BTS-1 or FTS-1 count
   not reached, a BHS without its BTS) is answered AE even when every message it holds was

@@ -70,6 +70,7 @@ from dossiers.patients import (
 )
 from dossiers.schema import entries as entry_rows
 from dossiers.schema import imports, logical_messages, provenance
+from normalizers.adt import identifier_change_triggers
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.death import check_death
@@ -94,6 +95,7 @@ from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
 from pipelines.death import death_warnings, deaths_of
 from pipelines.faults import fault_point
+from pipelines.identifier_change import ChangeRefused, apply_changes, plan_changes
 from pipelines.identity import (
     LOCAL_ID_NO_INS,
     BatchLookup,
@@ -975,8 +977,9 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_no_effect(conn, item)
     if item.normalized.adt is not None:
         _bound_by_reception(item)
-    if item.normalized.adt is not None and item.normalized.adt.removed_ins:
-        return _file_ins_removal(conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.trigger in \
+            identifier_change_triggers():
+        return _file_identifier_change(conn, item)
     if item.normalized.adt is not None and item.normalized.adt.merged:
         return _file_merge(ctx, conn, item)
     if item.normalized.adt is not None:
@@ -1589,7 +1592,8 @@ def _check_death_at_reception(item: Prepared) -> None:
 
 
 def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
-    """An ADT of normalizers/tables/adt_no_effect.csv (A24 / A37 links, A35 account merge):
+    """An ADT of normalizers/tables/adt_no_effect.csv (A24 / A37 links, account and visit
+    events):
     dedupe level 2 like any message, then recorded (deposited, stage 'consent', no dossier,
     no entry) with a note saying why nothing was applied; its sender gets an AA."""
     adt = item.normalized.adt
@@ -1600,7 +1604,71 @@ def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
                    f"{adt.no_effect}", warnings=warnings or None)
 
 
-def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+def _file_identifier_change(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """ADT^A47 / A46: MRG-1's local identifiers replaced by PID-3's in the dossier they name
+    (pipelines/identifier_change.py), and an INS of MRG-1 that PID-3 dropped removed
+    (``_file_ins_removal``, unchanged when the A47 changes no local identifier). Doing both,
+    the INS and the local identifiers of MRG-1 must name one dossier (IDENTITY_CONFLICT).
+    Changing neither (MRG-1 repeats PID-3, or names another domain's identifiers): recorded,
+    nothing changed, its sender answered AA (a refusal stopped the GAM's queue)."""
+    normalized = item.normalized
+    adt = normalized.adt
+    if not adt.changed_ids and adt.removed_ins:
+        return _file_ins_removal(conn, item)
+    warnings = list(item.warnings)
+    assigned = item.row.assigned_patient_id
+    try:
+        plan = plan_changes(conn, adt.changed_ids, assigned, warnings)
+        _same_dossier_as_ins(conn, item, plan.target)
+    except ChangeRefused as refused:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=refused.code,
+                            error_message=refused.reason, error_location=refused.location,
+                            logical_id=normalized.logical_id, warnings=warnings)) from None
+    if adt.removed_ins:
+        apply_changes(conn, plan, actor=item.row.source, import_id=item.row.id,
+                      trigger=adt.trigger)
+        outcome = _file_ins_removal(conn, item, warnings)
+        # no dossier held the INS: the dossier whose identifier changed is the one touched
+        return replace(outcome, patient_id=outcome.patient_id or plan.target,
+                       error_message=f"{plan.note(adt.trigger)}; {outcome.error_message}")
+    _claim_logical_id(conn, item, plan.target, warnings)
+    apply_changes(conn, plan, actor=item.row.source, import_id=item.row.id, trigger=adt.trigger)
+    done = [plan.note(adt.trigger) if adt.changed_ids else
+            f"ADT^{adt.trigger} recorded, nothing to change: MRG-1 names no INS that PID-3 "
+            "dropped and no local identifier that PID-3 replaces"]
+    if plan.target is not None:
+        _apply_zfa(conn, item, plan.target, "assigned" if assigned else "local-id", done,
+                   warnings)
+    else:
+        _a47_zfa(conn, item, None, _named_by_pid3(conn, item), done, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=plan.target,
+                   logical_id=normalized.logical_id, error_message="; ".join(done),
+                   warnings=warnings or None)
+
+
+def _same_dossier_as_ins(conn, item: Prepared, target: int | None) -> None:  # noqa: ANN001
+    """An A47 removing an INS and changing a local identifier: the dossier holding the INS
+    must be the one MRG-1's local identifiers name, else nothing is done on a guess."""
+    adt = item.normalized.adt
+    if not adt.removed_ins or target is None or item.row.assigned_patient_id is not None:
+        return
+    nir, kind = adt.removed_ins[0]
+    holder = find_by_ins(conn, nir)
+    if holder is not None and holder.id != target:
+        where = adt.changed_ids[0].old_at
+        raise ChangeRefused("IDENTITY_CONFLICT", f"MRG-1: its {kind} names dossier {holder.id}, "
+                            f"its local identifier ({where}) dossier {target}: nothing "
+                            "changed on a guess", where)
+
+
+def _named_by_pid3(conn, item: Prepared) -> set[int]:  # noqa: ANN001
+    """The dossiers PID-3's local identifiers name (not a billing NIR's)."""
+    return {p for li in item.normalized.identity.local_ids if li.type_code != "NH"
+            for p in find_by_local_id(conn, li.authority, li.value, li.unscoped)}
+
+
+def _file_ins_removal(conn, item: Prepared,  # noqa: ANN001
+                      warnings: list[str] | None = None) -> Outcome:
     """ADT^A47 with an INS in MRG-1: the dossier holding that INS loses it. The dossier is
     the one holding the INS (or the one an admin assigned); PID-3's local identifiers, when
     known, must name the same dossier, else nothing is done on a guess (IDENTITY_CONFLICT,
@@ -1608,7 +1676,8 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     IDENTITY_AMBIGUOUS without saying which, and the admin searched both dossiers by name).
     No dossier holds it: recorded, nothing to remove."""
     normalized = item.normalized
-    logical_id, warnings = normalized.logical_id, list(item.warnings)
+    logical_id = normalized.logical_id
+    warnings = list(item.warnings) if warnings is None else warnings
     nir, kind = normalized.adt.removed_ins[0]
     if len(normalized.adt.removed_ins) > 1:
         warnings.append("MRG-1 holds several INS: only the first is removed")
@@ -1632,12 +1701,14 @@ def _file_ins_removal(conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
                        error_message=note, warnings=warnings or None)
     record_audit(conn, item.row.source, "identity.ins_removed", patient_id=target,
-                 import_id=item.row.id, details={"kind": kind, "trigger": "A47"})
+                 import_id=item.row.id, details={"kind": kind,
+                                                 "trigger": normalized.adt.trigger})
     add_identifiers(conn, [{"patient_id": target, "authority": li.authority,
                             "value": li.value, "type_code": li.type_code}
                            for li in local_ids if li.authority and li.value])
     _a47_zfa(conn, item, target, named, done, warnings)
-    note = "; ".join([f"{kind} removed from the dossier (ADT^A47, MRG-1)", *done])
+    note = "; ".join([f"{kind} removed from the dossier (ADT^{normalized.adt.trigger}, MRG-1)",
+                      *done])
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=target, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
 
@@ -1843,6 +1914,10 @@ def _adt_fingerprint(normalized: NormalizedMessage) -> str:
     return hashlib.sha256(repr((
         "adt", adt.trigger, adt.stated_at, adt.updates_identity, adt.consent,
         adt.removed_ins,
+        # an A47's identifier changes only when there are some: every other ADT's unchanged
+        *([[(c.old.unscoped or c.old.authority, c.old.value,
+             c.new and (c.new.unscoped or c.new.authority, c.new.value)) for c in adt.changed_ids]]
+          if adt.changed_ids else []),
         # a merge's MRG-1 only when there is one: every other ADT's fingerprint unchanged
         # (not where MRG sits: a resend with one more segment says the same)
         *([[([(i.nir, i.oid) for i in m.ins],

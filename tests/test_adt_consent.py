@@ -454,8 +454,10 @@ def test_a47_nothing_held_conflict_and_local_only(ctx) -> None:  # noqa: ANN001
                              b"MRG|OLD0001^^^CHU-X&1.2.250.1.999.9&ISO^PI")
     ids = ingest(ctx, data, source=SOURCE)
     row = ledger(ctx, ids[0])
-    assert (row.status, row.error_code, row.error_location) == (
-        "failed", "HL7_UNSUPPORTED_TYPE", "MRG[4]-1")
+    # a change of the local identifier (ADT round 19): applied, here to no dossier
+    assert (row.status, row.error_code) == ("deposited", None)
+    assert row.error_message.startswith(
+        "ADT^A47: the local identifier(s) of MRG-1 name no dossier here, nothing changed")
 
 
 def test_unknown_patient_assigned_by_an_admin_then_rerun(ctx) -> None:  # noqa: ANN001

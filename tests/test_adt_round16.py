@@ -213,15 +213,16 @@ def a47_ipp_change(control: str, mrg_ins: str = NIR) -> bytes:
 def test_a47_changing_the_ipp_keeps_the_ins_pid3_still_carries(sqlite_ctx) -> None:  # noqa: ANN001
     """The INS in MRG-1 was read as 'removed': the patient lost her INS because her IPP
     changed, and her next results with that INS found no dossier. An INS that PID-3 still
-    carries is not removed; the IPP change alone is refused as before."""
+    carries is not removed; the IPP change is applied since ADT round 19 (it was refused)."""
     ctx = sqlite_ctx
     pid = make_patient(ctx)
     ingest(ctx, adt("C1", "A31"), source=SOURCE)
     ids = ingest(ctx, a47_ipp_change("C2"), source=SOURCE)
     row = ledger(ctx, ids[0])
-    assert (row.status, row.error_code, row.error_location) == (
-        "failed", "HL7_UNSUPPORTED_TYPE", "MRG[4]-1")
-    assert "PID-3 still carries" in row.error_message
+    assert (row.status, row.error_code, row.patient_id) == ("deposited", None, pid)
+    assert row.error_message == (
+        "ADT^A47: 1 identifier(s) of MRG-1 replaced by PID-3's in the dossier")
+    assert any("PID-3 still carries" in w for w in row.warnings)
     assert patient_row(ctx, pid).ins == NIR
     # an INS in MRG-1 that PID-3 no longer carries is still removed
     n = normalize(a47_ipp_change("C3", mrg_ins="188102B17295165"))
