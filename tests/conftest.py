@@ -367,7 +367,11 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001, ARG00
             item.add_marker(pytest.mark.xdist_group("prefect_harness"))
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
+    """Last of the session's ends: pytest's own (its tmpdir plugin unlinks the dead
+    ``*current`` links of the base folder) ran before the folder's removal started; the
+    other way round, the two raced and the session ended with a FileNotFoundError."""
     if XDIST_WORKER:
         return  # the controller's: the memo, the tmpfs folder, the Prefect database
     shutil.rmtree(OCR_MEMO, ignore_errors=True)
