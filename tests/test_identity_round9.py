@@ -120,7 +120,7 @@ def test_migration_0014_rekeys_stored_names(empty_database_url) -> None:  # noqa
 
         made_then = keys()
         assert ("N\u02bcDiaye", "N\u02bcDIAYE", None, "AISSATOU") in made_then
-        assert migrate.upgrade(engine) == ["upgraded to 0014"]
+        assert migrate.upgrade(engine, "0014") == ["upgraded to 0014"]
         assert keys() == {(f, name_key(f), name_key(b) if b else None, fold_name(g))
                           for f, b, g in ROWS}
         with engine.connect() as conn:
