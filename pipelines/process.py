@@ -124,7 +124,7 @@ from pipelines.ledger import (
 from pipelines.mapping_policy import unmapped_failure
 from pipelines.merge import MergeRefused, adopt_survivor, apply_merge, merged_dossiers
 from pipelines.prepare_pool import Preparing, start_preparing
-from pipelines.retry import transient_outcome
+from pipelines.retry import is_store_outage, transient_outcome
 from pipelines.settings import Settings
 
 log = logging.getLogger("dmp.process")
@@ -478,6 +478,12 @@ def _file_in_savepoint(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: 
             savepoint.rollback()
             return _without_undone_dossier(conn, stop.outcome)
         except Exception as exc:
+            if is_store_outage(exc):
+                # the store went away: no outcome of this message (it was recorded FAILED
+                # INTERNAL_ERROR, then the batch's dead transaction failed its recording and
+                # the rows stayed claimed until their leases expired); the batch is put back
+                # for a retry (pipelines/resilient)
+                raise
             savepoint.rollback()
             # SQLite has one writer: a constraint error there is a bug, never a race
             conflict = _concurrent_conflict(exc) if conn.dialect.name == "postgresql" else None

@@ -295,6 +295,26 @@ def test_store_outage_mid_batch_defers_claimed_rows(ctx, monkeypatch) -> None:  
         resilient.process_or_defer(ctx, claimed)
 
 
+def test_store_outage_while_filing_one_message_defers_it(ctx, monkeypatch) -> None:  # noqa: ANN001
+    """The store going away while a message is filed (inside its savepoint, not around the
+    batch): the message was recorded FAILED INTERNAL_ERROR, the batch's recording then failed
+    on the dead transaction (PendingRollbackError, not an outage) and the rows stayed claimed
+    until their leases expired (ten minutes after a PostgreSQL restart). It is an outage:
+    the batch is put back for a retry."""
+    import pipelines.process as process
+
+    imp = intake(ctx.engine, ctx.archive, [Received(oru("M1"), "lab", "file")])[0]
+    claimed = claim_batch(ctx.engine, limit=10, worker=ctx.worker)
+
+    def down(*_a, **_k) -> None:  # noqa: ANN002, ANN003
+        raise OperationalError("SELECT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(process, "_file", down)
+    assert resilient.process_or_defer(ctx, claimed) == {"retry": 1}
+    info = show_import(ctx.engine, imp.message_ids[0])
+    assert (info["status"], info["error_code"]) == ("received", "STORE_UNAVAILABLE")
+
+
 def _lab_batch(n: int) -> list[bytes]:
     local = "OBX|4|NM|ZZGLU^Glycémie capillaire^L||{}|mmol/L|3.9-5.8|N|||F"
     return [oru(f"BULK-{i}", filler=f"CMD-{i}", extra_obx=local.format(f"{3 + i / 1000:.3f}"))
