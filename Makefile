@@ -55,8 +55,14 @@ $(NODE_CLIENT)/node_modules/.installed: $(NODE_CLIENT)/package-lock.json
 # Bytecode is written (an environment may say PYTHONDONTWRITEBYTECODE=1): the suite starts
 # hundreds of Python processes of ours (services, CLIs, pools), each of which otherwise compiled
 # every module of this project from source again, about 0.2 s of CPU each.
+#
+# Two pytest-xdist workers: one process left half of the two cores idle while its tests waited
+# on servers, sockets and subprocesses. The tests of the Prefect harness form one group
+# (`--dist loadgroup`), so one worker starts the session's one harness; TEST_WORKERS=0 runs
+# the suite in one process.
+TEST_WORKERS ?= 2
 test: system-deps $(STAMP) $(NODE_CLIENT)/node_modules/.installed
-	env -u PYTHONDONTWRITEBYTECODE DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 DMP_REQUIRE_CHROMIUM=1 $(BIN)/pytest -q -p no:cacheprovider --durations=25
+	env -u PYTHONDONTWRITEBYTECODE DMP_REQUIRE_POSTGRES=1 DMP_REQUIRE_NODE=1 DMP_REQUIRE_CHROMIUM=1 $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,16 @@ SAMPLES = ROOT / "samples"
 # the suite's OCR time was reading again a page already read. Every page is still read once by
 # the real tesseract; tests of tesseract itself ask for ``real_ocr``. Set here, before any
 # test starts a process, so that services and pools inherit it.
-OCR_MEMO = Path(tempfile.mkdtemp(prefix="dmp-ocr-memo-"))
-os.environ["DMP_OCR_MEMO"] = str(OCR_MEMO)
+#
+# Under pytest-xdist (``make test`` runs two workers), the controller makes the folder and
+# each worker, started with the controller's environment, reads and writes the same one
+# (a reading is written under a temporary name, then renamed): only the controller removes it.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER and os.environ.get("DMP_OCR_MEMO"):
+    OCR_MEMO = Path(os.environ["DMP_OCR_MEMO"])
+else:
+    OCR_MEMO = Path(tempfile.mkdtemp(prefix="dmp-ocr-memo-"))
+    os.environ["DMP_OCR_MEMO"] = str(OCR_MEMO)
 
 
 # Every store a test opens is durable as in production: SQLite commits with an fsync
@@ -99,6 +108,9 @@ def pytest_configure(config) -> None:  # noqa: ANN001
     if config.option.basetemp is None and (base := _tmpfs_basetemp()) is not None:
         config.option.basetemp = str(base)
         _tmpfs["base"] = base
+    if _xdist_controller(config):
+        _start_prefect_migration()
+        os.environ[PREFECT_DB_ENV] = str(_prefect_db["folder"])
 
 
 def _remove_tmpfs_basetemp() -> None:
@@ -302,8 +314,11 @@ def sqlite_ctx(tmp_path, sqlite_template):  # noqa: ANN001, ANN201
 # test asking for it, a process of its own migrates that database as soon as that test is
 # collected, on the other core, while the collection (about 15 s) goes on; the server then
 # starts on a copy (the same Prefect migrations, by ``prefect server database upgrade``),
-# which it finds at head.
+# which it finds at head. Under pytest-xdist the controller, which collects nothing, starts
+# that process while its workers start, and tells them the folder (PREFECT_DB_ENV); the
+# process leaves a mark there (``ok`` or ``failed``) for the workers to wait on.
 PREFECT_TEST_DB = "prefect-test.db"  # the harness's file name (prefect.testing.utilities)
+PREFECT_DB_ENV = "DMP_TEST_PREFECT_DB_DIR"
 _prefect_db: dict[str, object] = {}
 
 
@@ -312,22 +327,53 @@ _prefect_db: dict[str, object] = {}
 _PREFECT_DB_USERS = ("prefect_harness", "migrated_prefect_db")
 
 
-def pytest_itemcollected(item) -> None:  # noqa: ANN001
-    if "proc" in _prefect_db or not any(name in getattr(item, "fixturenames", ())
-                                        for name in _PREFECT_DB_USERS):
-        return
+def _start_prefect_migration() -> None:
+    """Migrate a new Prefect database in a process of its own (see above)."""
     folder = Path(tempfile.mkdtemp(prefix="dmp-prefect-db-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(folder / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_SERVER_DATABASE_CONNECTION_URL=
                f"sqlite+aiosqlite:///{folder / PREFECT_TEST_DB}")
+    upgrade = f"{sys.executable} -m prefect server database upgrade -y"
     _prefect_db["folder"] = folder
     _prefect_db["proc"] = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ["sh", "-c", f'if {upgrade}; then : > "$0/ok"; else : > "$0/failed"; fi', folder],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
 
 
+def _xdist_controller(config) -> bool:  # noqa: ANN001
+    """Whether this process hands the tests to pytest-xdist workers (and runs none)."""
+    return bool(getattr(config.option, "numprocesses", None)) and not XDIST_WORKER
+
+
+def pytest_itemcollected(item) -> None:  # noqa: ANN001
+    if ("proc" in _prefect_db or os.environ.get(PREFECT_DB_ENV)
+            or not any(name in getattr(item, "fixturenames", ())
+                       for name in _PREFECT_DB_USERS)):
+        return
+    _start_prefect_migration()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001, ARG001
+    """Under pytest-xdist, every test of the Prefect harness in one group (``--dist
+    loadgroup``): one worker starts the one harness; the others' tests are handed out one by
+    one. Before xdist's own hook, which reads the groups."""
+    if not XDIST_WORKER:
+        return
+    for item in items:
+        if "prefect_harness" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("prefect_harness"))
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
+    """Last of the session's ends: pytest's own (its tmpdir plugin unlinks the dead
+    ``*current`` links of the base folder) ran before the folder's removal started; the
+    other way round, the two raced and the session ended with a FileNotFoundError."""
+    if XDIST_WORKER:
+        return  # the controller's: the memo, the tmpfs folder, the Prefect database
     shutil.rmtree(OCR_MEMO, ignore_errors=True)
     _remove_tmpfs_basetemp()
     proc = _prefect_db.get("proc")
@@ -341,11 +387,19 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
 def _migrated_prefect_db() -> Path | None:
     """The database migrated since collection, or None (the server then migrates its own)."""
     proc = _prefect_db.get("proc")
-    if proc is None:
+    folder = _prefect_db.get("folder") or os.environ.get(PREFECT_DB_ENV)
+    if folder is None:
         return None
-    proc.wait(timeout=300)
-    path = _prefect_db["folder"] / PREFECT_TEST_DB
-    return path if proc.returncode == 0 and path.exists() else None
+    folder = Path(folder)
+    deadline = time.monotonic() + 300
+    if proc is not None:
+        proc.wait(timeout=300)
+    while not (folder / "ok").exists() and not (folder / "failed").exists():
+        if time.monotonic() > deadline or not folder.exists():
+            return None
+        time.sleep(0.1)
+    path = folder / PREFECT_TEST_DB
+    return path if (folder / "ok").exists() and path.exists() else None
 
 
 @pytest.fixture(scope="session")
