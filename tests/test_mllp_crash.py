@@ -28,7 +28,9 @@ from pipelines.archive import sha256_hex
 from tests.conftest import ROOT
 from tests.mllp_support import Client, msa
 
-DMP = str(Path(sys.executable).with_name("dmp-ingest"))
+# The command as this checkout's code: the `dmp-ingest` console script imports `cli` through
+# the editable install, which may be another checkout (the shared venv's), not the code under test.
+DMP = [sys.executable, "-m", "cli"]
 
 
 @functools.cache
@@ -104,7 +106,8 @@ def _create_dossiers(env: dict[str, str], patients_csv: Path) -> None:
 
 def _start(env: dict[str, str], log: Path, *args: str,
            new_session: bool = False) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([DMP, "serve", "--no-http", *args], env=env, cwd=ROOT,
+    proc = subprocess.Popen([*DMP, "serve", "--no-http", *args],
+                            env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=log.open("ab"), text=True,
                             start_new_session=new_session)
     line = proc.stdout.readline()
