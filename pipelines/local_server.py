@@ -46,6 +46,11 @@ START_LOCK_FILE = "local-server.start"
 LOG_FILE = "local-server.log"
 DEFAULT_IDLE_SECONDS = 600.0
 START_TIMEOUT_SECONDS = 90.0
+# How long a recorded server that is alive gets to answer its health check before a command
+# gives up on it: a bound, not its usual delay (milliseconds). It was 2 s: a server slowed by
+# a loaded machine answered later, and the command started a second server, its state file
+# replacing the first one's, which went on running beside it.
+ANSWER_TIMEOUT_SECONDS = 30.0
 
 _leases: dict[Path, IO[str]] = {}  # per Prefect home, held locked for this process's life
 
@@ -76,7 +81,7 @@ def use_local_server(prefect_home: Path, idle_seconds: float = DEFAULT_IDLE_SECO
     with open(prefect_home / START_LOCK_FILE, "a+") as start_lock:
         fcntl.flock(start_lock, fcntl.LOCK_EX)  # two cold commands start one server
         server = read_local_server(prefect_home)
-        if server is not None and _healthy(server):
+        if server is not None and _healthy(server, timeout=ANSWER_TIMEOUT_SECONDS):
             return server.api_url
         server = _start(prefect_home, idle_seconds)
         _write_state(prefect_home, server)
@@ -108,7 +113,7 @@ def stop_local_server(prefect_home: Path, timeout: float = 10.0) -> bool:
 
 def local_server_answers(server: LocalServer) -> bool:
     """The recorded process is alive and answers its health check."""
-    return _healthy(server)
+    return _healthy(server, timeout=ANSWER_TIMEOUT_SECONDS)
 
 
 def _healthy(server: LocalServer, timeout: float = 2.0) -> bool:

@@ -198,6 +198,27 @@ def _pg_bin(name: str) -> str | None:
     return found[-1] if found else shutil.which(name)
 
 
+def _start_postgres(pg_ctl: list[str], data: Path, base: Path, attempts: int = 3) -> int:
+    """Start the cluster on a free loopback port; returns the port. The port is picked just
+    before the start (it was picked before initdb, seconds earlier on a loaded machine) and
+    picked again when another process took it in between: two pytest-xdist workers, and any
+    other program on the machine, open ports at the same time."""
+    for _ in range(attempts):
+        port = _free_port()
+        opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        started = subprocess.run([*pg_ctl, "-D", str(data), "-o", opts, "-l",
+                                  str(base / "log"), "-w", "-t", "120", "start"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if started.returncode == 0:
+            return port
+        log = (base / "log").read_text(errors="replace") if (base / "log").exists() else ""
+        if "already in use" not in log:
+            break
+    raise RuntimeError(f"PostgreSQL did not start: {started.stderr.decode(errors='replace')}"
+                       f" (log: {base / 'log'})")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
@@ -211,14 +232,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
     run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres",
                     "-E", "UTF8", "--no-sync"], **run)
-    opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"),
-                    "-w", "-t", "60", "start"], **run)
+    port = _start_postgres([*prefix, pg_ctl], data, base)
     try:
         yield PostgresServer("127.0.0.1", port)
     finally:

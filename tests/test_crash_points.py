@@ -365,7 +365,7 @@ def _original_mode(message: bytes) -> bytes:
     return b"|".join(fields) + message[end:]
 
 
-def _no_survivor(home: str, timeout: float = 30) -> None:
+def _no_survivor(home: str, timeout: float = 120) -> None:
     """Every process of a killed service ends: its worker processes die with it, even one
     that was still starting (before its PR_SET_PDEATHSIG), and their pools. An orphan worker
     would go on claiming and filing beside the restarted service."""

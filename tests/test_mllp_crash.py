@@ -26,9 +26,11 @@ from dossiers.schema import entries, imports
 from parsers.process_lifetime import process_alive
 from pipelines.archive import sha256_hex
 from tests.conftest import ROOT
-from tests.mllp_support import Client, msa
+from tests.mllp_support import WAIT, Client, msa
 
-DMP = str(Path(sys.executable).with_name("dmp-ingest"))
+# The command as this checkout's code: the `dmp-ingest` console script imports `cli` through
+# the editable install, which may be another checkout (the shared venv's), not the code under test.
+DMP = [sys.executable, "-m", "cli"]
 
 
 @functools.cache
@@ -104,7 +106,8 @@ def _create_dossiers(env: dict[str, str], patients_csv: Path) -> None:
 
 def _start(env: dict[str, str], log: Path, *args: str,
            new_session: bool = False) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([DMP, "serve", "--no-http", *args], env=env, cwd=ROOT,
+    proc = subprocess.Popen([*DMP, "serve", "--no-http", *args],
+                            env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=log.open("ab"), text=True,
                             start_new_session=new_session)
     line = proc.stdout.readline()
@@ -115,20 +118,25 @@ def _start(env: dict[str, str], log: Path, *args: str,
 def _stream(port: int, messages: list[bytes], acked: set[str], stop_after: int | None = None,
             senders: int = 4) -> None:
     """Send over ``senders`` connections; record the sha256 of every message answered AA/CA.
-    Stops quietly when the server goes away."""
+    Stops quietly when the server goes away (its connection closed or reset). An ACK that
+    does not come within the bound is not the server going away: it fails the test (it
+    stopped that sender quietly, and the test failed later for a message never resent)."""
     lock = threading.Lock()
+    late: list[str] = []
 
     def run(part: list[bytes]) -> None:
         try:
             with Client(port) as client:
                 for m in part:
-                    ack = client.send(m, timeout=30)
+                    ack = client.send(m, timeout=WAIT)
                     if ack is None:
                         return
                     code = msa(ack, "latin-1")[1]
                     assert code in ("AA", "CA"), code
                     with lock:
                         acked.add(sha256_hex(m))
+        except TimeoutError:
+            late.append(f"no ACK within {WAIT:.0f} s")
         except OSError:
             return
 
@@ -138,6 +146,7 @@ def _stream(port: int, messages: list[bytes], acked: set[str], stop_after: int |
         t.start()
     for t in threads:
         t.join(300)
+    assert not late, late
 
 
 def resend_after_restart(env: dict[str, str], log: Path, messages: list[bytes],
@@ -196,7 +205,7 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, s
     assert workers, "serve should run its ledger worker in a process of its own"
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    deadline = time.monotonic() + 10  # the workers die with the service (no orphan filing)
+    deadline = time.monotonic() + WAIT  # the workers die with the service (no orphan filing)
     while any(process_alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(process_alive(w) for w in workers)
@@ -235,7 +244,7 @@ def test_sigterm_stops_cleanly_with_status_0(tmp_path) -> None:  # noqa: ANN001
     acked: set[str] = set()
     sender = threading.Thread(target=_stream, args=(port, messages, acked, None, 2))
     sender.start()
-    while len(acked) < 50:
+    while len(acked) < 50 and sender.is_alive():
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -269,7 +278,7 @@ def test_sighup_and_group_signals_stop_cleanly(tmp_path, sig, group) -> None:  #
     acked: set[str] = set()
     sender = threading.Thread(target=_stream, args=(port, messages, acked, None, 2))
     sender.start()
-    while len(acked) < 30:
+    while len(acked) < 30 and sender.is_alive():
         time.sleep(0.005)
     engine = make_engine(url)
     with engine.connect() as conn:  # the worker process is running (it files)
@@ -290,7 +299,7 @@ def test_sighup_and_group_signals_stop_cleanly(tmp_path, sig, group) -> None:  #
     assert proc.returncode == 0
     assert "stopped;" in out
     assert "died" not in log.read_text()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while [p for p in workers if process_alive(p)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in workers if process_alive(p)]

@@ -53,7 +53,7 @@ def test_a_resend_while_the_first_copy_is_processed_is_not_answered_aa(  # noqa:
     def slow_once(ctx, ids):  # noqa: ANN001, ANN202
         if not held.is_set():
             held.set()
-            gate.wait(15)
+            gate.wait(300)  # until released: its verdict must not be known before
         return process(ctx, ids)
 
     monkeypatch.setattr(acknowledge, "process_claimed", slow_once)
@@ -62,9 +62,9 @@ def test_a_resend_while_the_first_copy_is_processed_is_not_answered_aa(  # noqa:
     try:
         with running_service(ctx, process=False) as svc, Client(svc.port) as first:
             first.sock.sendall(VT + bad + FS + CR)
-            assert held.wait(10)
+            assert held.wait(60)
             with Client(svc.port) as again:  # the engine's resend after its timeout
-                resent = again.send(bad, timeout=5)
+                resent = again.send(bad)
             gate.set()
             original = read_frame(first.sock, first.buffer)
             with Client(svc.port) as later:  # its next retry

@@ -50,7 +50,7 @@ class GatedArchive:
 
     def _wait(self) -> None:
         self.entered.set()
-        self.gate.wait(5)
+        self.gate.wait(60)
 
 
 class Service:
@@ -116,9 +116,9 @@ def test_an_empty_frame_is_a_keep_alive_not_stored_nor_answered(
     before = service.rows()
     with caplog.at_level(logging.INFO, logger="dmp.mllp"), Client(service.port) as client:
         client.sock.sendall(keep_alive + keep_alive)
-        first = client.send(message("KA-1"), timeout=3)
+        first = client.send(message("KA-1"))
         client.sock.sendall(keep_alive)
-        second = client.send(message("KA-2"), timeout=3)
+        second = client.send(message("KA-2"))
     assert msa(first)[1:3] == ["AA", "KA-1"]
     assert msa(second)[1:3] == ["AA", "KA-2"]
     assert service.rows() == before + 2
@@ -132,7 +132,7 @@ def test_a_frame_of_text_without_msh_is_still_refused(service: Service) -> None:
     MSH is still recorded and answered AR (HL7_NO_MSH), for its sender to learn why."""
     before = service.rows()
     with Client(service.port) as client:
-        answer = client.send(b"PID|1||123^^^LABM\r", timeout=3)
+        answer = client.send(b"PID|1||123^^^LABM\r")
     assert msa(answer)[1] == "AR"
     assert service.rows() == before + 1
 
@@ -149,7 +149,7 @@ def test_a_sender_pipelining_enhanced_messages_gets_both_acks_of_each_in_order(
     with Client(service.port) as client:
         client.sock.sendall(b"".join(VT + _enhanced(message(i), "AL", "AL") + FS + CR
                                      for i in ids))
-        answers = [read_frame(client.sock, client.buffer, timeout=5) for _ in range(3)]
+        answers = [read_frame(client.sock, client.buffer) for _ in range(3)]
         with pytest.raises(socket.timeout):
             read_frame(client.sock, client.buffer, timeout=0.5)
     assert [msa(a)[1:3] for a in answers] == [["CA", i] for i in ids]
@@ -196,7 +196,7 @@ def tls_send_in_records(port: int, ca: Path, records: list[bytes], close: str) -
     context = ssl.create_default_context(cafile=str(ca))
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
         while True:
             try:
                 tls.do_handshake()
@@ -260,10 +260,10 @@ def test_a_tls_client_that_never_sends_close_notify_is_served_and_let_go(
     behind; the next one is served at once."""
     context = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
     for n in range(2):
-        raw = socket.create_connection(("127.0.0.1", tls_service.port), timeout=3)
+        raw = socket.create_connection(("127.0.0.1", tls_service.port), timeout=60)
         sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
         sock.sendall(VT + message(f"TLS-DROP-{n}") + FS + CR)
-        assert msa(read_frame(sock, bytearray(), timeout=3))[1:3] == ["AA", f"TLS-DROP-{n}"]
+        assert msa(read_frame(sock, bytearray()))[1:3] == ["AA", f"TLS-DROP-{n}"]
         socket.socket(fileno=sock.detach()).close()  # no close_notify
 
 
@@ -275,14 +275,16 @@ def test_a_tls_handshake_that_never_ends_is_cut_and_said_so(
     connection (ConnectionAbortedError)", sending the operator after the peer."""
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="dmp.mllp"), \
-            socket.create_connection(("127.0.0.1", tls_service.port), timeout=3) as raw:
+            socket.create_connection(("127.0.0.1", tls_service.port), timeout=30) as raw:
         raw.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, no more
         assert raw.recv(100) == b""  # closed by the listener
         waited = time.monotonic() - started
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 60
         while "TLS handshake" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.05)
-    assert TLS_IDLE * 0.9 <= waited < TLS_IDLE + 1.5
+    # the listener's own timeout, not asyncio's 60 s for a handshake (an upper bound that a
+    # loaded machine cannot reach: it was TLS_IDLE + 1.5 s)
+    assert TLS_IDLE * 0.9 <= waited < 30
     said = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
     assert said == ["TLS handshake with 127.0.0.1 failed (no handshake within the timeout): "
                     "connection closed"]
@@ -299,20 +301,20 @@ def test_one_peer_cannot_take_every_connection(service: Service, caplog) -> None
     clients = [Client(service.port) for _ in range(PER_PEER)]
     try:
         for n, client in enumerate(clients):
-            assert msa(client.send(message(f"PEER-{n}"), timeout=3))[1] == "AA"
+            assert msa(client.send(message(f"PEER-{n}")))[1] == "AA"
         with caplog.at_level(logging.WARNING, logger="dmp.mllp"), \
-                socket.create_connection(("127.0.0.1", service.port), timeout=3) as extra:
+                socket.create_connection(("127.0.0.1", service.port), timeout=60) as extra:
             extra.sendall(VT + message("PEER-EXTRA") + FS + CR)
             assert _closed_unanswered(extra)
         assert "max_connections_per_peer 3" in caplog.text
         with Client(service.port, source="127.0.0.2") as other:
-            assert msa(other.send(message("OTHER-PEER"), timeout=3))[1] == "AA"
+            assert msa(other.send(message("OTHER-PEER")))[1] == "AA"
         clients.pop().close()
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 60
         while True:  # its end is seen by the listener a moment later
-            with socket.create_connection(("127.0.0.1", service.port), timeout=3) as sock:
+            with socket.create_connection(("127.0.0.1", service.port), timeout=60) as sock:
                 sock.sendall(VT + message("PEER-AGAIN") + FS + CR)
-                answer = read_frame(sock, bytearray(), timeout=3)
+                answer = read_frame(sock, bytearray(), timeout=60)
             if answer is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -382,7 +384,7 @@ def test_a_peer_that_neither_reads_nor_closes_does_not_keep_its_socket(monkeypat
     thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
     try:
-        assert ready.wait(5)
+        assert ready.wait(60)
         with socket.socket() as hung:
             hung.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             hung.connect(("127.0.0.1", box["port"]))
@@ -393,7 +395,7 @@ def test_a_peer_that_neither_reads_nor_closes_does_not_keep_its_socket(monkeypat
             except TimeoutError:
                 pass
             mine = hung.getsockname()[1]
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + 60
             while _tcp_state(box["port"], mine) == "01" and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert _tcp_state(box["port"], mine) != "01", "still established"
@@ -412,18 +414,18 @@ def test_stopping_lets_a_tls_connection_finish_its_frame(tls_service: Service,
     it stops the module's TLS service."""
     archive = tls_service.ctx.archive
     context = ssl.create_default_context(cafile=str(tls_files["ca.pem"]))
-    with socket.create_connection(("127.0.0.1", tls_service.port), timeout=3) as raw, \
+    with socket.create_connection(("127.0.0.1", tls_service.port), timeout=60) as raw, \
             context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
         archive.gate.clear()
         archive.entered.clear()
         sock.sendall(VT + message("TLS-STOP") + FS + CR)
         try:
-            assert archive.entered.wait(3)  # the frame is in flight
+            assert archive.entered.wait(60)  # the frame is in flight
             stopping = threading.Thread(target=tls_service.svc.stop)
             stopping.start()
             time.sleep(0.15)  # the stop under way
         finally:
             archive.gate.set()
-        ack = read_frame(sock, bytearray(), timeout=3)
-        stopping.join(10)
+        ack = read_frame(sock, bytearray())
+        stopping.join(60)
     assert ack is not None and msa(ack)[1:3] == ["AA", "TLS-STOP"]

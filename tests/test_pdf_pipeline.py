@@ -91,22 +91,22 @@ def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path) -> None:  # noqa: AN
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
     from dossiers.db import make_engine
     from tests.conftest import ROOT
 
-    dmp = str(Path(sys.executable).with_name("dmp-ingest"))
+    dmp = [sys.executable, "-m", "cli"]  # this checkout's code, not the editable install's
     home, drop = tmp_path / "home", tmp_path / "drop"
     home.mkdir()
     drop.mkdir()
     (home / "dmp.toml").write_text(
         f'worker_id = "pdf-test"\npoll_interval = 0.5\n'
         f'[folders.imaging]\npath = "{drop}"\nsettle_seconds = 0.2\n')
-    env = {**os.environ, "DMP_HOME": str(home), "DMP_ARCHIVE_URL": str(tmp_path / "archive")}
-    subprocess.run([dmp, "dossier", "create", "--from-csv", str(SAMPLES / "patients.csv")],
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_HOME": str(home),
+           "DMP_ARCHIVE_URL": str(tmp_path / "archive")}
+    subprocess.run([*dmp, "dossier", "create", "--from-csv", str(SAMPLES / "patients.csv")],
                    env=env, check=True, capture_output=True, cwd=ROOT)
-    proc = subprocess.Popen([dmp, "serve", "--no-mllp", "--no-http"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([*dmp, "serve", "--no-mllp", "--no-http"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         (drop / "scan.pdf").write_bytes((PDF / "08_irm_pelvienne_K8_scan_3pages.pdf").read_bytes())
