@@ -69,6 +69,9 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Flags (OBX-8, CDA interpretationCode): a code of table 0078 under v3-ObservationInterpretation;
   a sender's own ('+', 'HIGH') under ``<base_url>/CodeSystem/interpretation/<source>``, the
   source that brought the entry (provenance); words, or a flag of an unknown source, as text.
+  A flag sent with its own system (details.interpretation_systems) under that system when it
+  is known or an OID; the sender's flag translated to a 0078 code (details.
+  interpretation_local) as a second coding beside it.
 - Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are (a vital sign
   known to the year or month: an effectivePeriod of it, as vitalsigns vs-1 wants a day). FHIR times
   need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
@@ -1122,15 +1125,51 @@ def _interpretation(entry: Mapping, local_system: str | None = None) -> list[dic
     text = _text(entry.get("interpretation"))
     if not text:
         return []
+    details = entry.get("details") or {}
+    systems = details.get("interpretation_systems") or {}
+    flags = [c.strip() for c in text.split(",")]
+    paired = _paired_local_flags(flags, details.get("interpretation_local") or [])
     out = []
-    for code in (c.strip() for c in text.split(",")):
+    for code, local in zip(flags, paired, strict=True):
         if code in INTERPRETATIONS:
-            out.append({"coding": [{"system": INTERPRETATION, "code": code}]})
-        elif code and local_system and _LOCAL_FLAG.fullmatch(code):
-            out.append({"coding": [{"system": local_system, "code": code}], "text": code})
+            coding = [{"system": INTERPRETATION, "code": code}]
+            theirs = _local_flag_coding(local, systems, local_system) if local else None
+            out.append({"coding": [*coding, theirs] if theirs else coding})
+        elif code and _LOCAL_FLAG.fullmatch(code) and \
+                (system := _flag_system(code, systems, local_system)):
+            out.append({"coding": [{"system": system, "code": code}], "text": code})
         elif code:
             out.append({"text": _text(code)})
     return out
+
+
+def _paired_local_flags(flags: Sequence[str], local: Sequence[Any]) -> list[str | None]:
+    """The sender's own flag (details.interpretation_local: a CDA lab's 'ELEVE' translated
+    to H, an OBX-8 'HAUT^^L^H^^HL70078') beside each flag filed, when each flag has one:
+    with fewer, which flag one belongs to is unknown, and none is paired."""
+    mine = [_text(c) for c in local]
+    if len(mine) != len(flags) or not all(mine):
+        return [None] * len(flags)
+    return mine
+
+
+def _flag_system(code: str, systems: Mapping, local_system: str | None) -> str | None:
+    """The system of a sender's own flag: the one it was sent with (details.
+    interpretation_systems: a CDA codeSystem, an OBX-8 CWE coding system), as any code's
+    (``system_uri``), else the sender's flags system; None when neither is known."""
+    sent = _text(systems.get(code)) if isinstance(systems, Mapping) else None
+    if sent and (sent in _systems() or sent.upper() in _systems() or _OID.fullmatch(sent)):
+        return system_uri(sent)
+    return local_system  # a name of the sender's own ('L', '99LAB'): meaningful with it only
+
+
+def _local_flag_coding(code: str, systems: Mapping, local_system: str | None) -> dict | None:
+    """The sender's flag as a second coding beside the table 0078 one (both say the same:
+    FHIR codings of one concept), when its system is known."""
+    system = _flag_system(code, systems, local_system)
+    if not system or not _LOCAL_FLAG.fullmatch(code):
+        return None
+    return {"system": system, "code": code}
 
 
 def _sender_flags_system(entry: Mapping, links: Sequence[Mapping],

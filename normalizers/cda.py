@@ -3159,6 +3159,9 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                      for t in (c, *c.translations))]
         if local:
             entry.details["interpretation_local"] = local  # the lab's flag, as sent
+        systems = _interpretation_systems(act.interpretation_codes)
+        if systems:
+            entry.details["interpretation_systems"] = systems
     if act.reference_ranges:
         _reference_range(act.reference_ranges, entry, ctx, section)
     if entry.code is None and entry.value is None:
@@ -3335,6 +3338,8 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
 
 
 INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
+# ObservationInterpretation and HL7 table 0078 (whose codes are ObservationInterpretation's)
+_STANDARD_FLAG_SYSTEMS = frozenset({INTERPRETATION_SYSTEM, "2.16.840.1.113883.12.78"})
 
 
 @cache
@@ -3342,6 +3347,15 @@ def _interpretation_codes() -> dict[tuple[str, str], str]:
     """(code system OID, code) -> ObservationInterpretation (cda_interpretation_codes.csv)."""
     return {(row["system"], row["code"]): row["interpretation"]
             for row in table("cda_interpretation_codes")}
+
+
+def _interpretation_systems(codes: list[CD]) -> dict[str, str]:
+    """Each flag sent outside ObservationInterpretation -> its code system, by our name
+    (``system_name``: SNOMED-CT, else the OID as sent). A lab's own 'ELEVE' or '++' was kept
+    without its system: the export could only guess it from the source, and the same code
+    of two of a lab's terminologies read alike."""
+    return {c.code: system_name(c.code_system) for c in codes
+            if c.code and c.code_system and c.code_system not in _STANDARD_FLAG_SYSTEMS}
 
 
 def _interpretation(code: CD, section: Section) -> str:

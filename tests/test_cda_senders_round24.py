@@ -8,6 +8,7 @@ docstrings for the input and why.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,6 +17,7 @@ from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.test_cda_real_world import HEAD, TAIL, _section
 from tests.test_fhir_export import check_bundle
+from tests.test_lab_normalizer import norm
 
 PATIENT = {"id": 1, "family": "LEFÈVRE", "given": "Anaïs", "birth_date": "1978-09-02",
            "sex": "F", "ins": None}
@@ -66,3 +68,96 @@ def test_a_data_type_in_the_wrong_case_keeps_its_value(value: str, filed: tuple,
     assert any(w.startswith("CDA_XSI_TYPE_CASE") for w in msg.warnings) is warned
     assert not any(w.startswith("CDA_XSI_TYPE_NAMESPACE") for w in msg.warnings)
     check_bundle(_bundle(msg.entries))
+
+
+# -- a lab's own flag: its code system kept, exported beside the standard one ------------------
+V3 = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+SOURCE_FLAGS = "urn:dmp/CodeSystem/interpretation/labo-cerballiance"
+LINK = [{"import_id": 7, "source": "labo-cerballiance", "relation": "created",
+         "created_at": datetime(2024, 3, 12, 9, 5, tzinfo=UTC)}]
+
+
+def _observation(entries: list) -> dict:
+    rows = [{**asdict(e), "id": n} for n, e in enumerate(entries, 1)]
+    bundle = to_bundle(PATIENT, rows, provenance={n: LINK for n in range(1, len(rows) + 1)})
+    check_bundle(bundle)
+    return next(e["resource"] for e in bundle["entry"]
+                if e["resource"]["resourceType"] == "Observation")
+
+
+@pytest.mark.parametrize(("sent", "filed", "details", "exported"), [
+    # a lab's own flag translated to ObservationInterpretation: both codings
+    ('<interpretationCode code="ELEVE" codeSystem="1.2.250.1.999.13.9" displayName="Élevé">'
+     '<translation code="H" codeSystem="2.16.840.1.113883.5.83"/></interpretationCode>', "H",
+     {"interpretation_local": ["ELEVE"],
+      "interpretation_systems": {"ELEVE": "1.2.250.1.999.13.9"}},
+     [{"coding": [{"system": V3, "code": "H"},
+                  {"system": "urn:oid:1.2.250.1.999.13.9", "code": "ELEVE"}]}]),
+    # a SNOMED CT qualifier read as H: SNOMED's system, by its FHIR URI
+    ('<interpretationCode code="281302008" codeSystem="2.16.840.1.113883.6.96"/>', "H",
+     {"interpretation_local": ["281302008"],
+      "interpretation_systems": {"281302008": "SNOMED-CT"}},
+     [{"coding": [{"system": V3, "code": "H"},
+                  {"system": "http://snomed.info/sct", "code": "281302008"}]}]),
+    # a lab's own flag alone: under its own system, no longer the source's guess
+    ('<interpretationCode code="++" codeSystem="1.2.250.1.999.13.9"/>', "++",
+     {"interpretation_systems": {"++": "1.2.250.1.999.13.9"}},
+     [{"coding": [{"system": "urn:oid:1.2.250.1.999.13.9", "code": "++"}], "text": "++"}]),
+    # what the rule is not about: a standard flag, nothing new
+    ('<interpretationCode code="H" codeSystem="2.16.840.1.113883.5.83"/>', "H", {},
+     [{"coding": [{"system": V3, "code": "H"}]}]),
+    ('<interpretationCode code="L" codeSystem="2.16.840.1.113883.12.78"/>', "L", {},
+     [{"coding": [{"system": V3, "code": "L"}]}])])
+def test_a_cda_labs_own_flag_keeps_its_system_and_is_exported(sent: str, filed: str,
+                                                             details: dict,
+                                                             exported: list) -> None:
+    """A CDA lab's interpretationCode in its own code system ('ELEVE' translated to H) was
+    filed H with 'ELEVE' in details.interpretation_local, its codeSystem dropped, and the
+    export said H alone. The system is kept (details.interpretation_systems, our name for
+    it) and the lab's flag is a second coding of Observation.interpretation."""
+    msg = _normalized(_result('<value xsi:type="PQ" value="7.9" unit="mmol/L"/>',
+                              extra=sent))
+    (result,) = msg.entries[1:]
+    assert result.interpretation == filed
+    assert {k: v for k, v in result.details.items()
+            if k.startswith("interpretation")} == details
+    assert _observation(msg.entries)["interpretation"] == exported
+
+
+MSH = ("MSH|^~\\&|SIL-BIO|CERBALLIANCE|DMP-INTAKE|GHT|20240315104500||ORU^R01^ORU_R01|{}|P|2.5"
+       "|||||FRA|UNICODE UTF-8")
+PID = "PID|1||LD-778^^^CERBALLIANCE&1.2.250.1.999.42&ISO^PI||LEFÈVRE^Anaïs^^^^^L||19780902|F"
+
+
+@pytest.mark.parametrize(("obx8", "filed", "details", "exported"), [
+    ("HAUT^Haut^L^H^High^HL70078", "H",
+     {"interpretation_local": ["HAUT"], "interpretation_systems": {"HAUT": "L"}},
+     [{"coding": [{"system": V3, "code": "H"},
+                  {"system": SOURCE_FLAGS, "code": "HAUT"}]}]),
+    ("H^High^HL70078^281302008^Above reference range^SCT", "H",
+     {"interpretation_local": ["281302008"],
+      "interpretation_systems": {"281302008": "SNOMED-CT"}},
+     [{"coding": [{"system": V3, "code": "H"},
+                  {"system": "http://snomed.info/sct", "code": "281302008"}]}]),
+    ("+^Positif^99CERB", "+", {"interpretation_systems": {"+": "99CERB"}},
+     [{"coding": [{"system": SOURCE_FLAGS, "code": "+"}], "text": "+"}]),
+    # not about it: table 0078 alone, a bare flag
+    ("H^Élevé^HL70078", "H", {}, [{"coding": [{"system": V3, "code": "H"}]}]),
+    ("H", "H", {}, [{"coding": [{"system": V3, "code": "H"}]}])])
+def test_an_obx8_cwe_keeps_the_senders_code_and_system(obx8: str, filed: str, details: dict,
+                                                       exported: list) -> None:
+    """OBX-8 coded as a CWE (v2.7+) with the LIS code beside table 0078's: the LIS code and
+    its coding system were lost at normalisation. Kept as a CDA lab's are, and exported as
+    the second coding (a system name of the sender's own, 'L' or '99CERB', under the
+    sender's flags system; SNOMED CT under its URI)."""
+    sent = "\r".join([MSH.format("FLAG-SYS-1"), PID,
+                      "ORC|RE|CMD-1^SERVICE-NEPHRO|24C0315-07^CERBALLIANCE",
+                      "OBR|1|CMD-1^SERVICE-NEPHRO|24C0315-07^CERBALLIANCE|BIO^Bilan^L|||"
+                      "202403150810" + "|" * 18 + "F",
+                      f"OBX|1|NM|2951-2^Sodium^LN||149|mmol/L|135-145|{obx8}|||F"]) + "\r"
+    nm = norm(sent)
+    (result,) = nm.entries[1:]
+    assert result.interpretation == filed
+    assert {k: v for k, v in result.details.items()
+            if k.startswith("interpretation")} == details
+    assert _observation(nm.entries)["interpretation"] == exported
