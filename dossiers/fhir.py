@@ -1843,6 +1843,36 @@ def _document_consents(details: Mapping) -> list[dict]:
     return out
 
 
+def _legal_authenticator(details: Mapping, extras: dict[str, dict] | None) -> dict | None:
+    """DocumentReference.authenticator (R4 0..1: who attested the document) from the CDA
+    legalAuthenticator (details.legal_authenticator): a Practitioner in the Bundle by the
+    signer's id (the national PS id when several, as ``_prescriber`` makes one per
+    identifier), else the Organization of the signer's structure, by its id. The other
+    authenticators (details.authenticators) are not exported: R4 has one authenticator and
+    no standard extension for more. Nothing without an id (a signer named by words only)."""
+    said = details.get("legal_authenticator")
+    if extras is None or not isinstance(said, Mapping):
+        return None
+    ids = [i.strip() for i in said.get("ids") or () if isinstance(i, str) and _text(i)]
+    chosen = next((i for i in ids if i.startswith(f"{NATIONAL_PS_OID}^")),
+                  ids[0] if ids else "")
+    root, _, ext = chosen.partition("^")
+    person = _identifier(ext, root) if _OID.fullmatch(root) else None
+    if person is not None:
+        return _prescriber(person, None, extras)
+    orgs = [i.strip() for i in said.get("organization") or () if isinstance(i, str)]
+    root, _, ext = next(iter(orgs), "").partition("^")
+    org = _identifier(ext, root) if _OID.fullmatch(root) else None
+    if org is None:
+        return None
+    identifiers = _organization_identifiers(org, None)
+    name = _text(said.get("organization_name"))
+    url = full_url("organization", _identifier_key(identifiers[0]))
+    extras.setdefault(url, {"resourceType": "Organization", "identifier": identifiers,
+                            "name": name})
+    return {"reference": url, "display": name}
+
+
 ENTERER = {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
            "code": "enterer", "display": "Enterer"}
 
@@ -2247,6 +2277,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url, withheld)}])
         res["identifier"] = _document_identifiers(entry, details, withheld)
+        signed = _legal_authenticator(details, extras)
+        if signed:
+            res["authenticator"] = signed
         replaced = _text(details.get("replaces"))
         if replaced and not error:  # a new version (CDA RPLC, MDM^T10 / TXA-13)
             target = _document_id(replaced) or {"value": replaced.removeprefix(DOCUMENT_KEY)}

@@ -161,3 +161,40 @@ def test_an_obx8_cwe_keeps_the_senders_code_and_system(obx8: str, filed: str, de
     assert {k: v for k, v in result.details.items()
             if k.startswith("interpretation")} == details
     assert _observation(nm.entries)["interpretation"] == exported
+
+
+# -- the legal authenticator in the FHIR export ------------------------------------------------
+SIGNER = """<legalAuthenticator><time value="20240312120000+0100"/><signatureCode code="S"/>
+  <assignedEntity>{ids}
+    <assignedPerson><name><given>Hélène</given><family>Bérard</family></name></assignedPerson>
+    <representedOrganization><id root="1.2.250.1.71.4.2.2" extension="1690012345"/>
+      <name>Laboratoire Biologie Rhône-Saône</name></representedOrganization>
+  </assignedEntity></legalAuthenticator>"""
+RPPS = '<id root="1.2.250.1.71.4.2.1" extension="810003456789"/>'
+LOCAL = '<id root="1.2.250.1.999.13.3.1" extension="BIO-0042"/>'
+
+
+@pytest.mark.parametrize(("signer", "kind", "identifier"), [
+    (SIGNER.format(ids=LOCAL + RPPS), "Practitioner", "810003456789"),
+    (SIGNER.format(ids='<id nullFlavor="UNK"/>'), "Organization", "1690012345"),
+    ("", None, None)])
+def test_the_legal_authenticator_is_the_documentreference_authenticator(
+        signer: str, kind: str | None, identifier: str | None) -> None:
+    """The biologist who signed a CR-BIO (legalAuthenticator, kept in details since round
+    23) was not in the export. DocumentReference.authenticator (R4 0..1) references her
+    Practitioner in the Bundle, by her national PS id when she has a local one too; a
+    signer without an id, the Organization she signs for. The other authenticators are
+    not exported (no standard extension). No name of the signer is exported."""
+    head = HEAD.replace("<custodian>", signer + "<custodian>")
+    msg = _normalized(_section("11502-2", "Résultats", ""), head=head)
+    bundle = _bundle(msg.entries)
+    check_bundle(bundle)
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    (doc,) = [r for r in by_url.values() if r["resourceType"] == "DocumentReference"]
+    if kind is None:
+        assert "authenticator" not in doc
+        return
+    signed = by_url[doc["authenticator"]["reference"]]
+    assert signed["resourceType"] == kind
+    assert identifier in [i["value"] for i in signed["identifier"]]
+    assert "Bérard" not in str(bundle)
