@@ -362,6 +362,17 @@ def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str,
                             f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
                             "header): read as application/pdf")
         return pdf_report_entries(document, content, source, warnings)
+    if content and media_type in _scanned_image_types():
+        from normalizers.documents import scanned_image_entries
+
+        # an IHE XDS-SD scan sent as the scanner's image: read by OCR as the same page in
+        # an HL7v2 ED is (it was filed with no report entry and no word of it)
+        return scanned_image_entries(document, content, media_type, source, warnings)
+    if content and not media_type.startswith("text/"):
+        warnings.append(f"CDA_BODY_NOT_READ: {body.path}: a nonXMLBody of mediaType "
+                        f"{media_type[:40]!r} is not read: kept as sent, filed without a "
+                        "report entry")
+        return []
     if media_type.startswith("text/") and (content or body.text.strip()):
         # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
         # shown and searched like a structured body's (they were only in the XML)
@@ -389,6 +400,13 @@ def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
     the whole document failed as FIELD_TOO_LONG."""
     for entry in entries:
         shorten_prose(entry, _FREE_TEXT, warnings)
+
+
+def _scanned_image_types() -> frozenset[str]:
+    """The image formats a scanned page is read from (normalizers/documents.py's list)."""
+    from normalizers.documents import IMAGE_MEDIA_TYPES
+
+    return IMAGE_MEDIA_TYPES
 
 
 def body_media_type(body: NonXmlBody) -> str:

@@ -7,15 +7,19 @@ docstrings for the input and why.
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pytest
+from PIL import Image
 
 from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.test_cda_real_world import HEAD, TAIL, _section
+from tests.test_documents_senders_round9 import _scanned_page
 from tests.test_fhir_export import check_bundle
 from tests.test_lab_normalizer import norm
 
@@ -198,3 +202,44 @@ def test_the_legal_authenticator_is_the_documentreference_authenticator(
     assert signed["resourceType"] == kind
     assert identifier in [i["value"] for i in signed["identifier"]]
     assert "Bérard" not in str(bundle)
+
+
+# -- a scanned page in a nonXMLBody --------------------------------------------------------------
+def _level1(media: str, content: bytes) -> bytes:
+    head = HEAD.replace("<component><structuredBody>", "")
+    return (head + f'<component><nonXMLBody><text mediaType="{media}" representation="B64">'
+            f"{base64.b64encode(content).decode()}</text></nonXMLBody></component>"
+            "</ClinicalDocument>").encode()
+
+
+def _png(image: Image.Image, dpi: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG", dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("media", "image", "said"), [
+    # a scanning station's A6 page at 200 dpi: read by OCR, its report filed
+    ("image/png", _scanned_page(), None),
+    # a photograph (a dermatology picture, 4:3 at 72 dpi): kept unread, said
+    ("image/png", Image.new("L", (1600, 1200), 128), "IMAGE_NOT_A_PAGE"),
+    # a format no reader takes: kept unread, said
+    ("application/dicom", Image.new("L", (16, 16), 128), "CDA_BODY_NOT_READ")])
+def test_a_scanned_page_in_a_nonxmlbody_is_read_by_ocr(media: str, image: Image.Image,
+                                                      said: str | None) -> None:
+    """An IHE XDS-SD scan sent as the scanner's image (image/png, image/jpeg, image/tiff)
+    rather than a PDF: the document was filed with no report entry and no word of it.
+    A page is read by the OCR path of an image in an HL7v2 ED (documents round 9); an
+    image that is no page, or a body of a format we do not read, is kept and said."""
+    dpi = 200 if said is None else 72
+    data = _level1(media, _png(image, dpi))
+    msg = normalize_cda(parse_cda(data), data, "test")
+    if said is None:
+        doc, report = msg.entries
+        assert (report.type, report.parent_key) == ("imaging_report", doc.key)
+        assert "radiographie thoracique normale" in report.value
+        assert not msg.warnings
+    else:
+        assert [e.type for e in msg.entries] == ["document"]
+        assert [w for w in msg.warnings if said in w]
+    check_bundle(_bundle(msg.entries))
