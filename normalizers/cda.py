@@ -362,6 +362,14 @@ def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str,
                             f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
                             "header): read as application/pdf")
         return pdf_report_entries(document, content, source, warnings)
+    shown = _shown_image_type(content, media_type)
+    if shown and media_type not in _scanned_image_types():
+        # a scan said application/octet-stream or nothing (the ED default, text/plain): its
+        # bytes are a JPEG, PNG or TIFF, as the PDF said otherwise is read as the PDF it is
+        warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
+                        f"{body.media_type.strip()[:40]!r} on a {shown} image (its "
+                        f"signature): read as {shown}")
+        media_type = shown
     if content and media_type in _scanned_image_types():
         from normalizers.documents import scanned_image_entries
 
@@ -407,6 +415,17 @@ def _scanned_image_types() -> frozenset[str]:
     from normalizers.documents import IMAGE_MEDIA_TYPES
 
     return IMAGE_MEDIA_TYPES
+
+
+def _shown_image_type(content: bytes | None, media_type: str) -> str | None:
+    """The scanned-image type a level-1 body's bytes show (tables/ed_signatures.csv), when
+    they show one; None for any other content."""
+    if not content:
+        return None
+    from normalizers.documents import sniff_media_type
+
+    shown = sniff_media_type(content)
+    return shown if shown in _scanned_image_types() else None
 
 
 def body_media_type(body: NonXmlBody) -> str:

@@ -218,27 +218,33 @@ def _png(image: Image.Image, dpi: int) -> bytes:
     return out.getvalue()
 
 
+DICOM_FILE = bytes(128) + b"DICM" + bytes(64)  # a DICOM Part 10 file's preamble and prefix
+
+
 @pytest.mark.parametrize(("media", "image", "said"), [
     # a scanning station's A6 page at 200 dpi: read by OCR, its report filed
     ("image/png", _scanned_page(), None),
     # a photograph (a dermatology picture, 4:3 at 72 dpi): kept unread, said
     ("image/png", Image.new("L", (1600, 1200), 128), "IMAGE_NOT_A_PAGE"),
+    # the same page said application/octet-stream (an XDS-SD sender's default): its PNG
+    # signature says what it is, read as such and said
+    ("application/octet-stream", _scanned_page(), "CDA_BODY_MEDIA_TYPE"),
     # a format no reader takes: kept unread, said
-    ("application/dicom", Image.new("L", (16, 16), 128), "CDA_BODY_NOT_READ")])
-def test_a_scanned_page_in_a_nonxmlbody_is_read_by_ocr(media: str, image: Image.Image,
+    ("application/dicom", None, "CDA_BODY_NOT_READ")])
+def test_a_scanned_page_in_a_nonxmlbody_is_read_by_ocr(media: str, image: Image.Image | None,
                                                       said: str | None) -> None:
     """An IHE XDS-SD scan sent as the scanner's image (image/png, image/jpeg, image/tiff)
     rather than a PDF: the document was filed with no report entry and no word of it.
     A page is read by the OCR path of an image in an HL7v2 ED (documents round 9); an
     image that is no page, or a body of a format we do not read, is kept and said."""
-    dpi = 200 if said is None else 72
-    data = _level1(media, _png(image, dpi))
+    dpi = 72 if said in ("IMAGE_NOT_A_PAGE", "CDA_BODY_NOT_READ") else 200
+    data = _level1(media, _png(image, dpi) if image else DICOM_FILE)
     msg = normalize_cda(parse_cda(data), data, "test")
-    if said is None:
+    if said in (None, "CDA_BODY_MEDIA_TYPE"):
         doc, report = msg.entries
         assert (report.type, report.parent_key) == ("imaging_report", doc.key)
         assert "radiographie thoracique normale" in report.value
-        assert not msg.warnings
+        assert [w.split(":")[0] for w in msg.warnings] == ([said] if said else [])
     else:
         assert [e.type for e in msg.entries] == ["document"]
         assert [w for w in msg.warnings if said in w]
