@@ -150,6 +150,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   .related (R4 has no DocumentReference.basedOn); status 'unknown' (we hold the order as
   its answer says it), intent 'order'. A result's OBX-5 repetitions beyond the first
   (details.other_values) -> a note.
+- Who signed a CDA document (details.legal_authenticator) -> DocumentReference.authenticator
+  (R4 0..1): a Practitioner in the Bundle by the signer's id, else the Organization she
+  signs for. Other authenticators (details.authenticators) are not exported: R4 has one,
+  and no standard extension holds more.
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
