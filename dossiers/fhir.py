@@ -69,6 +69,9 @@ Mapping decisions (the tables are in dossiers/tables/):
 - Flags (OBX-8, CDA interpretationCode): a code of table 0078 under v3-ObservationInterpretation;
   a sender's own ('+', 'HIGH') under ``<base_url>/CodeSystem/interpretation/<source>``, the
   source that brought the entry (provenance); words, or a flag of an unknown source, as text.
+  A flag sent with its own system (details.interpretation_systems) under that system when it
+  is known or an OID; the sender's flag translated to a 0078 code (details.
+  interpretation_local) as a second coding beside it.
 - Dates keep their precision: '2025', '2025-03', '2025-03-19' stay as they are (a vital sign
   known to the year or month: an effectivePeriod of it, as vitalsigns vs-1 wants a day). FHIR times
   need seconds: a time to the minute gets ':00' (zero-filled seconds, as the FHIR spec
@@ -147,6 +150,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   .related (R4 has no DocumentReference.basedOn); status 'unknown' (we hold the order as
   its answer says it), intent 'order'. A result's OBX-5 repetitions beyond the first
   (details.other_values) -> a note.
+- Who signed a CDA document (details.legal_authenticator) -> DocumentReference.authenticator
+  (R4 0..1): a Practitioner in the Bundle by the signer's id, else the Organization she
+  signs for. Other authenticators (details.authenticators) are not exported: R4 has one,
+  and no standard extension holds more.
 - A transfer's destination (details.destination, the service type in
   details.code_translations) -> Encounter.hospitalization.destination, a Location with its
   FINESS (urn:oid:1.2.250.1.71.4.2.2), kind and name.
@@ -1122,15 +1129,51 @@ def _interpretation(entry: Mapping, local_system: str | None = None) -> list[dic
     text = _text(entry.get("interpretation"))
     if not text:
         return []
+    details = entry.get("details") or {}
+    systems = details.get("interpretation_systems") or {}
+    flags = [c.strip() for c in text.split(",")]
+    paired = _paired_local_flags(flags, details.get("interpretation_local") or [])
     out = []
-    for code in (c.strip() for c in text.split(",")):
+    for code, local in zip(flags, paired, strict=True):
         if code in INTERPRETATIONS:
-            out.append({"coding": [{"system": INTERPRETATION, "code": code}]})
-        elif code and local_system and _LOCAL_FLAG.fullmatch(code):
-            out.append({"coding": [{"system": local_system, "code": code}], "text": code})
+            coding = [{"system": INTERPRETATION, "code": code}]
+            theirs = _local_flag_coding(local, systems, local_system) if local else None
+            out.append({"coding": [*coding, theirs] if theirs else coding})
+        elif code and _LOCAL_FLAG.fullmatch(code) and \
+                (system := _flag_system(code, systems, local_system)):
+            out.append({"coding": [{"system": system, "code": code}], "text": code})
         elif code:
             out.append({"text": _text(code)})
     return out
+
+
+def _paired_local_flags(flags: Sequence[str], local: Sequence[Any]) -> list[str | None]:
+    """The sender's own flag (details.interpretation_local: a CDA lab's 'ELEVE' translated
+    to H, an OBX-8 'HAUT^^L^H^^HL70078') beside each flag filed, when each flag has one:
+    with fewer, which flag one belongs to is unknown, and none is paired."""
+    mine = [_text(c) for c in local]
+    if len(mine) != len(flags) or not all(mine):
+        return [None] * len(flags)
+    return mine
+
+
+def _flag_system(code: str, systems: Mapping, local_system: str | None) -> str | None:
+    """The system of a sender's own flag: the one it was sent with (details.
+    interpretation_systems: a CDA codeSystem, an OBX-8 CWE coding system), as any code's
+    (``system_uri``), else the sender's flags system; None when neither is known."""
+    sent = _text(systems.get(code)) if isinstance(systems, Mapping) else None
+    if sent and (sent in _systems() or sent.upper() in _systems() or _OID.fullmatch(sent)):
+        return system_uri(sent)
+    return local_system  # a name of the sender's own ('L', '99LAB'): meaningful with it only
+
+
+def _local_flag_coding(code: str, systems: Mapping, local_system: str | None) -> dict | None:
+    """The sender's flag as a second coding beside the table 0078 one (both say the same:
+    FHIR codings of one concept), when its system is known."""
+    system = _flag_system(code, systems, local_system)
+    if not system or not _LOCAL_FLAG.fullmatch(code):
+        return None
+    return {"system": system, "code": code}
 
 
 def _sender_flags_system(entry: Mapping, links: Sequence[Mapping],
@@ -1804,6 +1847,36 @@ def _document_consents(details: Mapping) -> list[dict]:
     return out
 
 
+def _legal_authenticator(details: Mapping, extras: dict[str, dict] | None) -> dict | None:
+    """DocumentReference.authenticator (R4 0..1: who attested the document) from the CDA
+    legalAuthenticator (details.legal_authenticator): a Practitioner in the Bundle by the
+    signer's id (the national PS id when several, as ``_prescriber`` makes one per
+    identifier), else the Organization of the signer's structure, by its id. The other
+    authenticators (details.authenticators) are not exported: R4 has one authenticator and
+    no standard extension for more. Nothing without an id (a signer named by words only)."""
+    said = details.get("legal_authenticator")
+    if extras is None or not isinstance(said, Mapping):
+        return None
+    ids = [i.strip() for i in said.get("ids") or () if isinstance(i, str) and _text(i)]
+    chosen = next((i for i in ids if i.startswith(f"{NATIONAL_PS_OID}^")),
+                  ids[0] if ids else "")
+    root, _, ext = chosen.partition("^")
+    person = _identifier(ext, root) if _OID.fullmatch(root) else None
+    if person is not None:
+        return _prescriber(person, None, extras)
+    orgs = [i.strip() for i in said.get("organization") or () if isinstance(i, str)]
+    root, _, ext = next(iter(orgs), "").partition("^")
+    org = _identifier(ext, root) if _OID.fullmatch(root) else None
+    if org is None:
+        return None
+    identifiers = _organization_identifiers(org, None)
+    name = _text(said.get("organization_name"))
+    url = full_url("organization", _identifier_key(identifiers[0]))
+    extras.setdefault(url, {"resourceType": "Organization", "identifier": identifiers,
+                            "name": name})
+    return {"reference": url, "display": name}
+
+
 ENTERER = {"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
            "code": "enterer", "display": "Enterer"}
 
@@ -2208,6 +2281,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
                    securityLabel=[{"coding": [s]} for s in _security(entry, details)],
                    content=[{"attachment": _attachment(entry, base_url, withheld)}])
         res["identifier"] = _document_identifiers(entry, details, withheld)
+        signed = _legal_authenticator(details, extras)
+        if signed:
+            res["authenticator"] = signed
         replaced = _text(details.get("replaces"))
         if replaced and not error:  # a new version (CDA RPLC, MDM^T10 / TXA-13)
             target = _document_id(replaced) or {"value": replaced.removeprefix(DOCUMENT_KEY)}

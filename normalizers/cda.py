@@ -362,6 +362,25 @@ def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str,
                             f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
                             "header): read as application/pdf")
         return pdf_report_entries(document, content, source, warnings)
+    shown = _shown_image_type(content, media_type)
+    if shown and media_type not in _scanned_image_types():
+        # a scan said application/octet-stream or nothing (the ED default, text/plain): its
+        # bytes are a JPEG, PNG or TIFF, as the PDF said otherwise is read as the PDF it is
+        warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
+                        f"{body.media_type.strip()[:40]!r} on a {shown} image (its "
+                        f"signature): read as {shown}")
+        media_type = shown
+    if content and media_type in _scanned_image_types():
+        from normalizers.documents import scanned_image_entries
+
+        # an IHE XDS-SD scan sent as the scanner's image: read by OCR as the same page in
+        # an HL7v2 ED is (it was filed with no report entry and no word of it)
+        return scanned_image_entries(document, content, media_type, source, warnings)
+    if content and not media_type.startswith("text/"):
+        warnings.append(f"CDA_BODY_NOT_READ: {body.path}: a nonXMLBody of mediaType "
+                        f"{media_type[:40]!r} is not read: kept as sent, filed without a "
+                        "report entry")
+        return []
     if media_type.startswith("text/") and (content or body.text.strip()):
         # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
         # shown and searched like a structured body's (they were only in the XML)
@@ -389,6 +408,24 @@ def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
     the whole document failed as FIELD_TOO_LONG."""
     for entry in entries:
         shorten_prose(entry, _FREE_TEXT, warnings)
+
+
+def _scanned_image_types() -> frozenset[str]:
+    """The image formats a scanned page is read from (normalizers/documents.py's list)."""
+    from normalizers.documents import IMAGE_MEDIA_TYPES
+
+    return IMAGE_MEDIA_TYPES
+
+
+def _shown_image_type(content: bytes | None, media_type: str) -> str | None:
+    """The scanned-image type a level-1 body's bytes show (tables/ed_signatures.csv), when
+    they show one; None for any other content."""
+    if not content:
+        return None
+    from normalizers.documents import sniff_media_type
+
+    shown = sniff_media_type(content)
+    return shown if shown in _scanned_image_types() else None
 
 
 def body_media_type(body: NonXmlBody) -> str:
@@ -3159,6 +3196,9 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                      for t in (c, *c.translations))]
         if local:
             entry.details["interpretation_local"] = local  # the lab's flag, as sent
+        systems = _interpretation_systems(act.interpretation_codes)
+        if systems:
+            entry.details["interpretation_systems"] = systems
     if act.reference_ranges:
         _reference_range(act.reference_ranges, entry, ctx, section)
     if entry.code is None and entry.value is None:
@@ -3335,6 +3375,8 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
 
 
 INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
+# ObservationInterpretation and HL7 table 0078 (whose codes are ObservationInterpretation's)
+_STANDARD_FLAG_SYSTEMS = frozenset({INTERPRETATION_SYSTEM, "2.16.840.1.113883.12.78"})
 
 
 @cache
@@ -3342,6 +3384,15 @@ def _interpretation_codes() -> dict[tuple[str, str], str]:
     """(code system OID, code) -> ObservationInterpretation (cda_interpretation_codes.csv)."""
     return {(row["system"], row["code"]): row["interpretation"]
             for row in table("cda_interpretation_codes")}
+
+
+def _interpretation_systems(codes: list[CD]) -> dict[str, str]:
+    """Each flag sent outside ObservationInterpretation -> its code system, by our name
+    (``system_name``: SNOMED-CT, else the OID as sent). A lab's own 'ELEVE' or '++' was kept
+    without its system: the export could only guess it from the source, and the same code
+    of two of a lab's terminologies read alike."""
+    return {c.code: system_name(c.code_system) for c in codes
+            if c.code and c.code_system and c.code_system not in _STANDARD_FLAG_SYSTEMS}
 
 
 def _interpretation(code: CD, section: Section) -> str:

@@ -1429,13 +1429,21 @@ def image_report_entries(document: Entry, source: str | tuple[str, ...],
     shaped as a document page; else the image is filed as sent, and the ledger says it was
     kept unread. Why: such scans were filed with no reading and no word of it, where the
     same page sent as a PDF was read."""
+    assert document.attachment is not None
+    return scanned_image_entries(document, document.attachment.data,
+                                 document.attachment.media_type, source, warnings)
+
+
+def scanned_image_entries(document: Entry, data: bytes, media: str,
+                          source: str | tuple[str, ...], warnings: list[str]) -> list[Entry]:
+    """``image_report_entries`` for image bytes carried anywhere: an HL7 ED, a CDA
+    nonXMLBody (an IHE XDS-SD scan sent as image/jpeg, image/png, image/tiff), so that one
+    scanned page is read alike by both channels."""
     from parsers.pdf import PdfParseError
     from parsers.pdf.image import IMAGE_NOT_A_PAGE, image_pdf
 
-    assert document.attachment is not None
-    media = document.attachment.media_type
     try:
-        shape, pdf = image_pdf(document.attachment.data)
+        shape, pdf = image_pdf(data)
     except PdfParseError as exc:
         warnings.append(f"{document.source_ref}: the {media} image could not be read "
                         f"({exc.code}): kept unread, filed without its report entry")

@@ -1973,6 +1973,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
             entry.interpretation = _coded_flags(ctx, obx, raw8, lf)
+            _flag_origins(ctx, raw8, lf, entry)
         else:
             flag = lf(raw8)  # 'H', 'N': as nearly all send, one lookup
             entry.interpretation = (flag if flag in _flag_codes() else _flag(ctx, obx, flag)) \
@@ -2158,6 +2159,31 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
         if flag:
             said.append(flag)
     return ",".join(said) or None
+
+
+def _flag_origins(ctx: _Ctx, raw8: str, lf: Callable[[str], str], entry: Entry) -> None:
+    """The sender's own flags of a coded OBX-8 and their coding systems, in the details as
+    a CDA's are: 'HAUT^Haut^L^H^High^HL70078' was filed 'H', the LIS code 'HAUT' and its
+    system 'L' lost; '+^Positif^99LAB' kept '+' without '99LAB'. ``interpretation_local``
+    lists a sender's codes sent beside a table 0078 one (the flag filed), and
+    ``interpretation_systems`` maps each code outside table 0078 to its system (our name
+    for it, ``system_name``). Nothing is added for flags of table 0078 alone."""
+    d = ctx.msg.delimiters
+    local: list[str] = []
+    systems: dict[str, str] = {}
+    for rep in raw8.split(d.repetition):
+        c = rep.split(d.component)
+        codes = [(lf(part(c, i)), lf(part(c, i + 2))) for i in (1, 4)]
+        standard = any(code and system.upper() in _FLAG_SYSTEMS for code, system in codes)
+        for code, system in codes:
+            if code and system and system.upper() not in _FLAG_SYSTEMS:
+                systems[code] = system_name(system)
+                if standard:
+                    local.append(code)
+    if local:
+        entry.details["interpretation_local"] = local
+    if systems:
+        entry.details["interpretation_systems"] = systems
 
 
 # The coding system of table 0078 as senders name it in a CWE (v2.7+ OBX-8)

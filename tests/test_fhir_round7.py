@@ -65,6 +65,7 @@ REFERENCE_TARGETS: dict[tuple[str, str], set[str] | None] = {
                                         "CareTeam"},
     ("DiagnosticReport", "imagingStudy"): {"ImagingStudy"},
     ("DocumentReference", "author"): _PEOPLE | {"Organization", "Device"},
+    ("DocumentReference", "authenticator"): {"Practitioner", "PractitionerRole", "Organization"},
     ("DocumentReference", "context.related"): None,
     ("DocumentReference", "relatesTo.target"): {"DocumentReference"},
     ("Condition", "evidence.detail"): None,

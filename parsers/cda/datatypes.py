@@ -12,7 +12,12 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from parsers.cda.errors import CDA_UNKNOWN_XSI_TYPE, CDA_XSI_TYPE_NAMESPACE, ParseWarning
+from parsers.cda.errors import (
+    CDA_UNKNOWN_XSI_TYPE,
+    CDA_XSI_TYPE_CASE,
+    CDA_XSI_TYPE_NAMESPACE,
+    ParseWarning,
+)
 from parsers.cda.model import (
     BL,
     CD,
@@ -289,7 +294,7 @@ def value(el: etree._Element, path: str, default: str,
                 warnings.append(ParseWarning(
                     CDA_XSI_TYPE_NAMESPACE, "xsi:type prefix not bound to urn:hl7-org:v3",
                     path))
-        type_ = type_ or default
+        type_ = _type_name(type_, path, warnings) or default
     else:
         raw = ""
         type_ = default
@@ -319,6 +324,21 @@ def value(el: etree._Element, path: str, default: str,
         if null_flavor:
             v.null_flavor = null_flavor
     return v
+
+
+def _type_name(type_: str, path: str, warnings: list[ParseWarning]) -> str:
+    """The data type name as the schema spells it. Some senders write it in lower case
+    ('pq', 'ivl_pq'): a value read as an unknown type lost its number, unit or code. Type
+    names are upper case in the HL7 v3 data types, so a name known once upper-cased is that
+    type (said as CDA_XSI_TYPE_CASE); a name unknown either way is kept as sent."""
+    upper = type_.upper()
+    if upper == type_:
+        return type_
+    if upper in _READERS or upper.startswith(("IVL_", "RTO")):
+        warnings.append(ParseWarning(
+            CDA_XSI_TYPE_CASE, f"xsi:type {type_!r} read as {upper!r}", path))
+        return upper
+    return type_
 
 
 def _cd(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:

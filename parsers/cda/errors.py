@@ -28,6 +28,8 @@ CDA_NO_BODY = "CDA_NO_BODY"  # no structuredBody nor nonXMLBody: an empty docume
 CDA_B64_PADDING = "CDA_B64_PADDING"  # base64 without its '=' padding, decoded anyway
 CDA_UNKNOWN_XSI_TYPE = "CDA_UNKNOWN_XSI_TYPE"  # xsi:type we do not model: kept as AnyValue
 CDA_XSI_TYPE_NAMESPACE = "CDA_XSI_TYPE_NAMESPACE"  # xsi:type prefix not bound to urn:hl7-org:v3
+CDA_XSI_TYPE_CASE = "CDA_XSI_TYPE_CASE"  # xsi:type in the wrong case ('pq'): read as
+# the upper-case type it names
 CDA_UNKNOWN_ENTRY = "CDA_UNKNOWN_ENTRY"  # entry/component child that is no clinical statement
 CDA_SEVERAL_STATEMENTS = "CDA_SEVERAL_STATEMENTS"  # an entry (or entryRelationship) holding
 # several statements: each kept
