@@ -63,6 +63,13 @@ def running_api(ctx, *, process: bool = False, mllp: bool = False,  # noqa: ANN0
     from api.server import tls_files
     from connectors.service import serve
 
+    # never the default ports (8080, 2575): `make test` runs two workers, whose services
+    # would meet there ('Address already in use'); the port bound is read back below
+    settings = ctx.settings
+    if settings.http.port or settings.listener.port:
+        ctx = dataclasses.replace(ctx, settings=dataclasses.replace(
+            settings, http=dataclasses.replace(settings.http, port=0),
+            listener=dataclasses.replace(settings.listener, port=0)))
     ready = threading.Event()
     box: dict = {}
 
