@@ -694,15 +694,15 @@ def _starts_a_document(encoding: str, clean: str, heads: tuple[bytes, ...] = _DO
 _PROLOG = re.compile(rb"(?:<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>]*>|\s)*\Z", re.S)
 
 
-def _prolog_only(encoding: str, pieces: list[str]) -> bool:
+def _prolog_only(encoding: str, pieces: list[str], total: int) -> bool:
     """Whether the data so far is an XML prolog alone ('<?xml version="1.0"?>', comments, a
     DOCTYPE) with no root element yet: a document cut right after its prolog, whose next
     piece begins '<ClinicalDocument' and continues it (that piece was read as a second
     document, the first filed as 39 bytes of prolog)."""
     q = _PIECED_ENCODINGS[encoding]
-    joined = "".join(pieces)
-    if len(joined) > 400 or len(joined) % q:
+    if total > 400 or total % q:  # ``total``: the pieces' length, known without joining them
         return False
+    joined = "".join(pieces)
     head = _decoded(encoding, joined)
     if head is None:
         return False
@@ -750,7 +750,7 @@ def continuations(msg: Message, obxs: list[Segment], kinds: list[str],
             o = obxs[j]
             piece = _piece(msg, o, kinds[j], code, sub_id, previous, encoding,
                            strong=whole is not None,
-                           after_prolog=whole is False and _prolog_only(encoding, clean))
+                           after_prolog=whole is False and _prolog_only(encoding, clean, total))
             if piece is None or (whole is True and not _trailing(encoding, _clean(msg, piece))):
                 break
             data.append(piece)
