@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import hl7
 import pytest
 
+from parsers.hl7v2.ack import AckError, build_ack
 from parsers.hl7v2.framing import outline, split_batch
+from parsers.hl7v2.header import read_header
 from tests.conftest import migrated_sqlite
 from tests.mllp_support import Client, running_service
 from tests.test_mllp_senders_round8 import message
@@ -113,3 +115,52 @@ def test_an_empty_nested_batch_is_answered_with_one_empty_batch(port: int) -> No
     lines = answer.decode("utf-8").split("\r")
     assert [line[:3] for line in lines if line] == ["BHS", "BTS"]
     assert lines[0].split("|")[11] == "JOUR-20250114" and lines[1] == "BTS|0"
+
+
+# -- the ACK's layout for a version written with a letter ------------------------------------
+
+def refused_ack(version: str) -> bytes:
+    """The ACK ``build_ack`` writes for a message of MSH-12 ``version`` refused AR 200."""
+    header = read_header(message("LYON-VERSION").replace(b"|P|2.5|", f"|P|{version}|".encode(),
+                                                         1))
+    error = AckError("200", "HL7_UNSUPPORTED_TYPE: message type ZZZ^Z01 is not handled",
+                     "MSH[1]-9")
+    return build_ack(header, "AR", error=error)
+
+
+@pytest.mark.parametrize(("version", "layout"), [
+    ("V2.4", "ERR-1"), ("v2.3.1", "ERR-1"), ("2.4b", "ERR-1"), ("V2.3", "ERR-1"),
+    ("V2.5", "ERR-2"), ("V2.6", "ERR-2"), ("V2.7", "v2.7"), ("2.8a", "v2.7"),
+    # no number at all: as an empty MSH-12, 2.5
+    ("DEUX", "ERR-2"),
+])
+def test_a_version_written_with_a_letter_is_read_by_its_number(version: str,
+                                                               layout: str) -> None:
+    """MSH-12 'V2.4' (or '2.4b'): read as the newest version, the AR came in the v2.7
+    layout, ERR-2..8 and no MSA-3, and an engine of that version, which reads ERR-1 and
+    MSA-3, found no error text. Read by its number: ERR-1 and MSA-3 before 2.5, ERR-2..8
+    and MSA-3 in 2.5 and 2.6, ERR-2..8 alone from 2.7."""
+    lines = refused_ack(version).decode("utf-8").split("\r")
+    msa_fields, err = lines[1].split("|"), lines[2].split("|")
+    assert lines[0].split("|")[11] == version  # echoed as sent
+    if layout == "ERR-1":
+        assert err[1] == "MSH^1^9^200&Unsupported message type&HL70357" and len(err) == 2
+    else:
+        assert err[1] == "" and err[2:5] == ["MSH^1^9^1", "200^Unsupported message type^HL70357",
+                                             "E"]
+    has_text = len(msa_fields) > 3 and msa_fields[3].startswith("HL7_UNSUPPORTED_TYPE")
+    assert has_text == (layout != "v2.7")
+
+
+def test_a_v2_4_sender_writing_its_version_with_a_v_is_answered_in_v2_4(port: int) -> None:
+    """Over the socket: a message of type no normalizer reads, MSH-12 'V2.4', refused from
+    its header in accept mode: its AR carries MSA-3 and ERR-1, as a v2.4 engine reads them."""
+    sent = message("LYON-V24").replace(b"|P|2.5|", b"|P|V2.4|", 1).replace(
+        b"ORU^R01^ORU_R01", b"ZZZ^Z01", 1)
+    with Client(port) as client:
+        answer = client.send(sent)
+    lines = answer.decode("utf-8").split("\r")
+    msa_fields = lines[1].split("|")
+    assert msa_fields[:3] == ["MSA", "AR", "LYON-V24"]
+    assert msa_fields[3].startswith("HL7_UNSUPPORTED_TYPE")
+    assert lines[2] == "ERR|MSH^1^9^200&Unsupported message type&HL70357"
