@@ -60,6 +60,11 @@ when the frame had an FHS: the response is "a batch" in 2.10.3.3 and FHS is opti
 read a reply that starts with FHS (its reply reader makes a Batch of it, which must begin
 with BHS or MSH: the handler is never called). Its delimiters and charset are the first
 message's, as its ACK's are.
+A batch nested in another (BHS inside BHS, both closed by their BTS: HL7_BATCH_NESTED)
+is answered within the outermost one (``parsers.hl7v2.framing.outline``): one BHS naming
+the outer batch, every message's ACK, one BTS. v2.5's batch grammar has no BHS in a BHS, and
+a response of one batch per BHS answered the outer batch with BHS BTS|0 (option c: "all
+accepted"), which python-hl7 cannot even read ("more than one BHS segment").
 
 - Each message is answered as if it had come alone, in its own terms: MSA-2 its MSH-10,
   AA (CA) in accept mode, only once the whole frame is stored (one sync, one commit: the

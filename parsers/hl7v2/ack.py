@@ -38,6 +38,7 @@ ERROR_TEXTS = {
 _LOCATION = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+)(?:\[(\d+)\])?"
                        r"(?:\.(\d+))?(?:\.(\d+))?)?")
 _counter = itertools.count()
+_VERSION = re.compile(r"\s*[vV]?(\d+(?:\.\d+){0,2})")  # MSH-12.1's number, 3 parts at most
 # ERR-8 (user message) is TX 250 in v2.5 and v2.6: a longer text (a location list, a long
 # reason) made an ACK that engines validating lengths (HAPI's strict parser) reject
 ERR_TEXT_MAX = 250
@@ -139,10 +140,13 @@ def _message_type(trigger: str, version: str, d: Delimiters) -> str:
 
 
 def _version_at_least(version: str, floor: tuple[int, ...]) -> bool:
-    try:
-        numbers = tuple(int(p) for p in version.split(".")[:3])
-    except ValueError:
-        return True
+    """Whether MSH-12.1 is ``floor`` or later. A version written with a 'V' or with text
+    after its number ('V2.4', 'v2.3.1', '2.4b') is read by that number; one with no number
+    at all as 2.5, the version an ACK to an empty MSH-12 says. Such versions were read as
+    the newest: a 'V2.4' sender's AE came in the v2.7 layout (ERR-2..8, no MSA-3), and its
+    v2.4 engine, which reads ERR-1 and MSA-3, found no error text at all."""
+    m = _VERSION.match(version)
+    numbers = tuple(int(n) for n in m.group(1).split(".")) if m else (2, 5)
     return numbers >= floor
 
 

@@ -563,26 +563,53 @@ def starts_with_envelope(data: bytes) -> bool:
 
 def outline(data: bytes) -> Outline:
     """The batches of ``data`` with their header lines and message counts, cut at the same
-    segment boundaries as ``split_batch``. FHS and FTS only close the open batch; messages
-    outside any batch make a group of their own, without header."""
-    groups: list[BatchGroup] = []
-    open_group: BatchGroup | None = None
+    segment boundaries as ``split_batch``. FHS and FTS close every open batch; messages
+    outside any batch make a group of their own, without header.
+
+    A batch nested in another (a BHS inside a BHS, both closed by their BTS, as
+    ``split_batch`` reads it: HL7_BATCH_NESTED) is no group of its own: the outermost batch
+    closed by its BTS is one group holding every message between its BHS and its BTS. Each
+    BHS was a group of its own, so the response to a day's batch holding a ward's answered
+    the day's batch with an empty batch (BHS, BTS|0: option c of v2.5 2.10.3.3, "every
+    message accepted") and the ward's with every ACK, a response that v2.5's batch
+    grammar (2.10.3.1: no BHS in a BHS) does not provide for either. A BHS whose BTS never
+    comes is no batch holding the ones after it (it was truncated, the next one began):
+    its groups stay apart, as before."""
+    runs: list[_Run] = []  # in message order
+    stack: list[tuple[int, int]] = []  # the open BHS: (its id, the index of its first run)
+    loose = False  # the last run holds messages outside any batch and is still open
     start = _skip_lead(data)
     bounds = _boundaries(data, start)
     bounds = _with_glued(data, bounds, _glue_signature(data, bounds, True) or b"", start)
     for i, (pos, name, _) in enumerate(bounds):
         end = bounds[i + 1][0] if i + 1 < len(bounds) else len(data)
         if name == "MSH":
-            if open_group is None:  # a message outside any batch
-                open_group = BatchGroup(None, 0, pos)
-            open_group = BatchGroup(open_group.header, open_group.messages + 1,
-                                    open_group.start)
+            owner = stack[-1][0] if stack else None
+            if (owner is None and not loose) or (owner is not None and runs[-1].owner != owner):
+                # outside any batch, or back in a batch after the one nested in it
+                runs.append(_Run(None, pos, owner))
+                loose = owner is None
+            runs[-1].messages += 1
             continue
-        if open_group is not None:  # any envelope segment ends the open group
-            groups.append(open_group)
-            open_group = None
+        loose = False
         if name == "BHS":
-            open_group = BatchGroup(data[pos:_line_end(data, pos, end)].rstrip(_JUNK), 0, pos)
-    if open_group is not None:
-        groups.append(open_group)
-    return Outline(groups)
+            stack.append((i, len(runs)))
+            runs.append(_Run(data[pos:_line_end(data, pos, end)].rstrip(_JUNK), pos, i))
+        elif name == "BTS" and stack:
+            _, first = stack.pop()
+            runs[first:] = [_Run(runs[first].header, runs[first].start, runs[first].owner,
+                                 sum(r.messages for r in runs[first:]))]
+        elif name in ("FHS", "FTS"):
+            stack.clear()
+    return Outline([BatchGroup(r.header, r.messages, r.start) for r in runs])
+
+
+@dataclass(slots=True)
+class _Run:
+    """Consecutive messages of one batch (``owner``: its BHS's boundary index; None outside
+    any batch), for ``outline``."""
+
+    header: bytes | None
+    start: int
+    owner: int | None
+    messages: int = 0
