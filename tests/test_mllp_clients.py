@@ -308,7 +308,7 @@ def test_node_hl7_client_application_mode_commit_then_application_ack(tmp_path, 
     path.write_bytes(sample("20_casse_nm_non_numerique.hl7").replace(b"|AL|NE|", b"|AL|AL|"))
     try:
         with running_service(ctx) as svc:
-            [result] = _node_hl7_send(svc.port, [path], "utf8")
+            [result] = _node_hl7_send(svc.port, [path], "utf8", "--expect-acks", "2")
         control_id = _control_id(sample("20_casse_nm_non_numerique.hl7"))
         assert [_fields(a, "MSA")[1:3] for a in result["acks"]] == [["CA", control_id],
                                                                      ["AE", control_id]]

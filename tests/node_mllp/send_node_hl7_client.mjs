@@ -43,7 +43,7 @@ const SETTLE_MS = 150;
 
 function usage(message) {
   process.stderr.write(`${message}\nusage: node send_node_hl7_client.mjs --port PORT ` +
-    `[--host HOST] [--encoding utf8|latin1] [--timeout-ms N] [--tls-ca PEM ` +
+    `[--host HOST] [--encoding utf8|latin1] [--timeout-ms N] [--expect-acks N] [--tls-ca PEM ` +
     `[--tls-cert PEM --tls-key PEM]] FILE...\n`);
   process.exit(2);
 }
@@ -58,6 +58,7 @@ function parseCli() {
         port: { type: 'string' },
         encoding: { type: 'string', default: 'utf8' },
         'timeout-ms': { type: 'string', default: '10000' },
+        'expect-acks': { type: 'string', default: '1' },
         'tls-ca': { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -72,6 +73,8 @@ function parseCli() {
   if (!Buffer.isEncoding(values.encoding)) usage(`unknown encoding: ${values.encoding}`);
   const timeoutMs = Number(values['timeout-ms']);
   if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usage('--timeout-ms: a positive integer');
+  const expectAcks = Number(values['expect-acks']);
+  if (!Number.isInteger(expectAcks) || expectAcks < 1) usage('--expect-acks: a positive integer');
   if (positionals.length === 0) usage('no FILE given');
   if ((values['tls-cert'] || values['tls-key']) && !values['tls-ca']) usage('TLS needs --tls-ca');
   let tls;
@@ -80,7 +83,7 @@ function parseCli() {
     if (values['tls-cert']) tls.cert = readFileSync(values['tls-cert']);
     if (values['tls-key']) tls.key = readFileSync(values['tls-key']);
   }
-  return { host: values.host, port, encoding: values.encoding, timeoutMs, tls,
+  return { host: values.host, port, encoding: values.encoding, timeoutMs, expectAcks, tls,
     files: positionals };
 }
 
@@ -145,10 +148,20 @@ async function main() {
       if (error) throw new Error(error);
       received.length = 0;
       raws.length = 0;
-      const got = new Promise((resolve) => { wake = resolve; });
+      // Wait for the ACKs the caller expects (a commit ACK then an application ACK are two),
+      // each bounded by the timeout, then a short settle for any further one.
+      const deadline = Date.now() + opts.timeoutMs;
+      let got = new Promise((resolve) => { wake = resolve; });
       await connection.sendMessage(item);
-      const timer = sleep(opts.timeoutMs).then(() => 'timeout');
-      if (await Promise.race([got, timer]) === 'timeout') throw new Error('no ACK in time');
+      while (received.length < opts.expectAcks) {
+        const left = deadline - Date.now();
+        const timer = sleep(Math.max(left, 0)).then(() => 'timeout');
+        if (await Promise.race([got, timer]) === 'timeout') {
+          if (received.length === 0) throw new Error('no ACK in time');
+          break;
+        }
+        got = new Promise((resolve) => { wake = resolve; });
+      }
       await sleep(SETTLE_MS);
       line.connection = connections();
       line.acks = [...received];
