@@ -218,6 +218,7 @@ NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 APPROACH_SITE = "approach site (CDA approachSiteCode)"
 OTHER_VALUES = "further values sent (OBX-5 repeated)"
+OTHER_CDA_VALUES = "further values sent (CDA observation value repeated)"
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 
@@ -2238,8 +2239,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(_value(entry, details, base_url))
         notes = _notes(details)
         others = [t for t in map(_text, _items(details.get("other_values"))) if t]
-        if others:  # OBX-5 repeated: the first is the value, the others were dropped
-            notes.append({"text": f"{OTHER_VALUES}: {'; '.join(others)}"})
+        if others:  # OBX-5 (CDA value) repeated: the first is the value, the others
+            # were dropped
+            notes.append({"text": f"{_other_values_label(entry)}: {'; '.join(others)}"})
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
@@ -3641,6 +3643,14 @@ def _vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) 
 
 VITAL_SIGNS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _other_values_label(entry: Mapping) -> str:
+    """What the note of an observation's further values says they were: OBX-5 repetitions,
+    or a CDA observation's value elements after its first (a CDA entry's key starts 'cda|':
+    normalizers/cda.py); saying 'OBX-5' of a CDA document named what it never had."""
+    return OTHER_CDA_VALUES if str(entry.get("key") or "").startswith("cda|") \
+        else OTHER_VALUES
 
 
 def _vital_sign_period(res: dict) -> None:

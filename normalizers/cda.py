@@ -3122,15 +3122,18 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             _value(value, entry, ctx, section)
             if entry.unit_original and act.template_ids:
                 _template_unit(act, entry, ctx)
-        if len(act.values) > 1 and "value_code" not in entry.details:
+        rest = [_untyped(v) for v in act.values[1:]]
+        if rest and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
-            other = next((v for v in map(_untyped, act.values[1:]) if isinstance(v, CD)),
-                         None)
+            other = next((v for v in rest if isinstance(v, CD)), None)
             coded = _code(other, ctx, section) if other is not None else None
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
+                rest = [v for v in rest if v is not other]
+        if rest:
+            _other_values(rest, act, entry, ctx, section)
         question = _assertion_question(act) if _asserts(act, kind) else None
         if question is not None:
             # C-CDA R1.1 smoking status (ASSERTION, value 'former smoker'): the question
@@ -3204,6 +3207,32 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+OTHER_VALUES_KEPT = 10  # further values of one observation kept (CDA allows any number)
+OTHER_VALUE_SIZE = 500  # characters of each kept
+
+
+def _other_values(values: list[Value], act: Observation, entry: Entry, ctx: _Ctx,
+                  section: Section) -> None:
+    """The values of an observation after its first (CDA R2 Observation.value is 0..*: a
+    lab writing a result in two units as two PQ, a blood pressure 142 and 88 mm[Hg] under
+    one code, a culture's two coded germs) in details.other_values, as HL7v2's OBX-5
+    repetitions are, each read as the value is ('88 mm[Hg]', '<0.5 mg/L'), with a warning:
+    the first is the value. Every one but a score's answer code was dropped without a
+    word. The value itself is unchanged (which one is 'the' value is the sender's order)."""
+    said = []
+    for value in values:
+        scratch = Entry(type=entry.type, key="", source_ref=value.path)
+        _value(value, scratch, ctx, section)
+        text = " ".join(filter(None, (scratch.value, scratch.unit_original)))
+        if text:
+            said.append(text[:OTHER_VALUE_SIZE])
+    if said:
+        entry.details["other_values"] = said[:OTHER_VALUES_KEPT]
+        ctx.warnings.append(f"CDA_OTHER_VALUES: {act.path}: {len(values) + 1} values: the "
+                            "first is the value, the others are kept apart "
+                            f"({min(len(said), OTHER_VALUES_KEPT)} in details.other_values)")
 
 
 @cache

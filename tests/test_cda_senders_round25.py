@@ -1,0 +1,103 @@
+"""CDA R2 documents from hospitals we have not seen (round 25). Each test builds a small
+document the way a French laboratory or hospital, or an EHR abroad, writes it with the
+structures CDA R2 / IHE LAB / CI-SIS / C-CDA R2.1 allow, and checks what is filed and
+exported against what a clinician reading it understands.
+
+Found wrong and fixed here: an observation's values after its first (CDA R2 value 0..*: a
+glucose in mmol/L and g/L as two PQ, a culture's two coded germs) were dropped without a
+word unless the second was a score's answer code; a result or vital sign over a period
+(a 24-hour urine from 08:00 to 08:00, a mean blood pressure over an ambulatory recording)
+lost its end, and the FHIR export made an instant of every observation over a period (the
+C-CDA tobacco use's end too). Checked right and kept so: TS, RTO, REAL, INT, BL, SC values,
+CD nullFlavor OTH with originalText, one-sided IVL_PQ with inclusive="false", PQ
+translations, effectiveTime given by its low or center with +0100/+0200 offsets and minute
+or fractional-second precision; statusCode aborted, cancelled, nullified, new on results,
+problems, medications and procedures; negated results; C-CDA procedures as act,
+observation and procedure; vital signs' methodCode and targetSiteCode."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from dossiers.fhir import to_bundle
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import HEAD, TAIL, _section
+from tests.test_fhir_export import check_bundle
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+PATIENT = {"id": 1, "family": "CHASSAGNE", "given": "Élodie", "birth_date": "1971-06-23",
+           "sex": "F", "ins": None}
+
+
+def _normalized(*sections: str):  # noqa: ANN202
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+def _observations(entries: list) -> list[dict]:
+    """The Observations of the entries in a Bundle checked against R4, in their order."""
+    bundle = to_bundle(PATIENT, [{**asdict(e), "id": n} for n, e in enumerate(entries, 1)])
+    check_bundle(bundle)
+    return [item["resource"] for item in bundle["entry"]
+            if item["resource"]["resourceType"] == "Observation"]
+
+
+def _result(code: str, name: str, values: str,
+            when: str = '<effectiveTime value="20240311080000+0100"/>',
+            template: str = "1.3.6.1.4.1.19376.1.3.1.6") -> str:
+    """An IHE LAB / CI-SIS FR-Resultat-examens-de-biologie-element-clinique-pertinent."""
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="{template}"/>
+      <id root="1.2.250.1.999.25.1" extension="RES-{code}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      {when}{values}</observation></entry>"""
+
+
+# -- an observation's further values -----------------------------------------------------------
+@pytest.mark.parametrize(("values", "first", "others"), [
+    # a glucose the LIS writes in both units, as two PQ rather than a PQ translation
+    ('<value xsi:type="PQ" value="5.4" unit="mmol/L"/>'
+     '<value xsi:type="PQ" value="0.97" unit="g/L"/>', "5.4", ["0.97 g/L"]),
+    # a culture naming two germs, each a coded value
+    (f'<value xsi:type="CD" code="112283007" {SNOMED} displayName="Escherichia coli"/>'
+     f'<value xsi:type="CD" code="56415008" {SNOMED} displayName="Klebsiella pneumoniae"/>',
+     "Escherichia coli", ["Klebsiella pneumoniae"]),
+    # a value below a limit, then the same in words
+    ('<value xsi:type="IVL_PQ"><high value="0.5" unit="mg/L" inclusive="false"/></value>'
+     '<value xsi:type="ST">inférieur au seuil de détection</value>',
+     "<0.5", ["inférieur au seuil de détection"]),
+])
+def test_an_observations_further_values_are_kept_apart(values: str, first: str,
+                                                       others: list[str]) -> None:
+    """CDA R2 Observation.value is 0..*. The first value stays the value (which one is
+    'the' value is the sender's order); the others were dropped without a word (only a
+    score's answer code was read). They are kept in details.other_values, as HL7v2's OBX-5
+    repetitions are, said on the ledger row, and exported as a note of the Observation."""
+    msg = _normalized(_section("30954-2", "Résultats", _result("2345-7", "Glucose", values)))
+    (got,) = msg.entries[1:]
+    assert (got.value, got.details["other_values"]) == (first, others)
+    assert [w.split(":")[0] for w in msg.warnings] == ["CDA_OTHER_VALUES"]
+    (resource,) = _observations([got])
+    assert {"text": "further values sent (CDA observation value repeated): "
+                    + "; ".join(others)} in resource["note"]
+
+
+def test_a_score_and_its_answer_code_stay_one_value() -> None:
+    """What the rule is not about: a C-CDA assessment item's score and its LOINC answer
+    (INT 3 and CO LA6555-2) are one value and its code, as before; no further value, no
+    warning. One value alone: nothing either."""
+    item = _result("9267-6", "Ouverture des yeux",
+                   '<value xsi:type="INT" value="3"/>'
+                   '<value xsi:type="CO" code="LA6555-2" codeSystem="2.16.840.1.113883.6.1" '
+                   'displayName="À la demande verbale"/>',
+                   template="2.16.840.1.113883.10.20.22.4.86")
+    single = _result("2345-7", "Glucose", '<value xsi:type="PQ" value="5.4" unit="mmol/L"/>')
+    msg = _normalized(_section("30954-2", "Résultats", item + single))
+    score, glucose = msg.entries[1:]
+    assert (score.value, score.details["value_code"]["code"]) == ("3", "LA6555-2")
+    assert "other_values" not in score.details and "other_values" not in glucose.details
+    assert not [w for w in msg.warnings if w.startswith("CDA_OTHER_VALUES")]
