@@ -2245,6 +2245,7 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
+        _observed_period(res, effective, details)
         if entry.get("type") == LAB_RESULT:
             _lab_parties(res, entry, details, subject, base_url,
                          extras if extras is not None else {})
@@ -3384,7 +3385,7 @@ def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noq
             "resourceType": "Observation", "status": member.get("status") or "unknown",
             "category": member.get("category") or [], "code": dict(ISOLATE_CODE),
             "subject": member.get("subject"),
-            "effectiveDateTime": member.get("effectiveDateTime"),
+            "effectiveDateTime": _effective_start(member),
             "valueCodeableConcept": _coded_concept(germ, "urn:dmp") or {"text": "isolate"},
             "identifier": [{"value": _text(said.get("id"))}] if _text(said.get("id")) else [],
             "hasMember": []}
@@ -3589,7 +3590,7 @@ def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                                       group.get("display"), base_url, group.get("text"))
                 or {"text": "group"},
                 "subject": subject,
-                "effectiveDateTime": resources[e["id"]].get("effectiveDateTime"),
+                "effectiveDateTime": _effective_start(resources[e["id"]]),
                 "component": _group_components(group, base_url), "hasMember": [],
                 "meta": {"security": []}}
             extras[url] = found
@@ -3651,6 +3652,23 @@ def _other_values_label(entry: Mapping) -> str:
     normalizers/cda.py); saying 'OBX-5' of a CDA document named what it never had."""
     return OTHER_CDA_VALUES if str(entry.get("key") or "").startswith("cda|") \
         else OTHER_VALUES
+
+
+def _observed_period(res: dict, start: str | None, details: Mapping) -> None:
+    """An observation made over a period (CDA effectiveTime low and high: a 24-hour urine
+    from 08:00 to 08:00 the next day, a smoker from 1995 to 2015) as effectivePeriod; the
+    end (details.period_high) was dropped, a day's collection read as an instant."""
+    end = fhir_datetime(details.get("period_high"))
+    if start and end:
+        res.pop("effectiveDateTime", None)
+        res["effectivePeriod"] = {"start": start, "end": end}
+
+
+def _effective_start(res: Mapping) -> str | None:
+    """When an Observation was made: its effectiveDateTime, else its period's start."""
+    period = res.get("effectivePeriod")
+    return res.get("effectiveDateTime") or \
+        (period.get("start") if isinstance(period, Mapping) else None)
 
 
 def _vital_sign_period(res: dict) -> None:

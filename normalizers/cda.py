@@ -3056,9 +3056,9 @@ def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
 
 
 def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
-    """The end of a procedure done over a period (effectiveTime low and high: an operation
-    from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September) in
-    details.period_high; its start is the entry's time. The end was dropped."""
+    """The end of a procedure or a result over a period (effectiveTime low and high: an
+    operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
+    urine) in details.period_high; its start is the entry's time. The end was dropped."""
     period = act.effective_time
     if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
             not period.low.value or not isinstance(period.high, TS) or not period.high.value:
@@ -3177,6 +3177,12 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # is the entry's time, its end was dropped
         end = act.effective_time.high
         entry.details["period_high"] = _iso_value(end.value, ctx.warnings, end.path) or None
+    elif kind in (LAB_RESULT, VITAL_SIGN):
+        # a result of a collection over a period (IHE LAB / C-CDA Result Observation
+        # effectiveTime IVL_TS: a 24-hour urine protein from 08:00 to 08:00 the next day, a
+        # mean blood pressure over a 24-hour ambulatory recording): its end was dropped and
+        # the day's collection read as an instant
+        _period_end(act, entry, ctx)
     if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:

@@ -101,3 +101,70 @@ def test_a_score_and_its_answer_code_stay_one_value() -> None:
     assert (score.value, score.details["value_code"]["code"]) == ("3", "LA6555-2")
     assert "other_values" not in score.details and "other_values" not in glucose.details
     assert not [w for w in msg.warnings if w.startswith("CDA_OTHER_VALUES")]
+
+
+# -- a result over a period ------------------------------------------------------------------------
+DAY_OF_URINE = ('<effectiveTime><low value="20240311080000+0100"/>'
+                '<high value="20240312080000+0100"/></effectiveTime>')
+
+
+def test_a_24_hour_urine_result_keeps_the_end_of_its_collection() -> None:
+    """IHE LAB / C-CDA Result Observation effectiveTime IVL_TS: a 24-hour urine protein
+    collected from 08:00 to 08:00 the next day. Its start was the entry's time and its end
+    dropped: the day's collection read as an instant. The end is details.period_high and
+    the export an effectivePeriod; a result at an instant is unchanged."""
+    urine = _result("2889-4", "Protéinurie des 24 heures",
+                    '<value xsi:type="PQ" value="0.42" unit="g/(24.h)"/>', DAY_OF_URINE)
+    instant = _result("2345-7", "Glucose", '<value xsi:type="PQ" value="5.4" unit="mmol/L"/>')
+    protein, glucose = _normalized(_section("30954-2", "Biochimie urinaire",
+                                            urine + instant)).entries[1:]
+    assert (protein.effective, protein.details["period_high"]) == (
+        "2024-03-11T08:00:00+01:00", "2024-03-12T08:00:00+01:00")
+    assert "period_high" not in glucose.details
+    exported, single = _observations([protein, glucose])
+    assert exported["effectivePeriod"] == {"start": "2024-03-11T08:00:00+01:00",
+                                           "end": "2024-03-12T08:00:00+01:00"}
+    assert "effectiveDateTime" not in exported
+    assert single["effectiveDateTime"] == "2024-03-11T08:00:00+01:00"
+    assert "effectivePeriod" not in single
+
+
+def test_a_mean_blood_pressure_over_a_day_is_a_vital_sign_over_that_day() -> None:
+    """C-CDA Vital Sign Observation (4.27) in its organizer (4.26): the mean systolic
+    pressure of a 24-hour ambulatory recording, with its method and site. It is still a
+    vital sign meeting R4's vitalsigns profile, over the day it was measured."""
+    organizer = f"""<entry><organizer classCode="CLUSTER" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.26"/>
+      <id root="1.2.250.1.999.25.2" extension="MAPA-1"/>
+      <code code="46680005" {SNOMED}/><statusCode code="completed"/>{DAY_OF_URINE}
+      <component><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.27"/>
+        <id root="1.2.250.1.999.25.2" extension="MAPA-1-PAS"/>
+        <code code="8480-6" displayName="Pression artérielle systolique" {LOINC}/>
+        <statusCode code="completed"/>{DAY_OF_URINE}
+        <value xsi:type="PQ" value="134" unit="mm[Hg]"/>
+        <methodCode code="371909004" {SNOMED} displayName="Mesure ambulatoire"/>
+        <targetSiteCode code="368208006" {SNOMED} displayName="Bras gauche"/>
+      </observation></component></organizer></entry>"""
+    (systolic,) = _normalized(_section("8716-3", "Signes vitaux", organizer)).entries[1:]
+    assert (systolic.type, systolic.value, systolic.details["period_high"]) == (
+        "vital_sign", "134", "2024-03-12T08:00:00+01:00")
+    assert systolic.details["method"][0]["code"] == "371909004"
+    (exported,) = _observations([systolic])
+    assert exported["effectivePeriod"]["end"] == "2024-03-12T08:00:00+01:00"
+    assert exported["meta"]["profile"] == ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]
+
+
+def test_a_smokers_years_are_exported_as_a_period() -> None:
+    """C-CDA Tobacco Use (4.85): 'smoked daily from 1995 to 2015' kept its end in
+    details.period_high (earlier round), but the FHIR Observation said 1995 alone."""
+    use = f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.85" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.25.3" extension="TABAC-1"/>
+      <code code="11367-0" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime><low value="19950101"/><high value="20150601"/></effectiveTime>
+      <value xsi:type="CD" code="449868002" {SNOMED} displayName="Fume quotidiennement"/>
+      </observation></entry>"""
+    (tobacco,) = _normalized(_section("29762-2", "Mode de vie", use)).entries[1:]
+    (exported,) = _observations([tobacco])
+    assert exported["effectivePeriod"] == {"start": "1995-01-01", "end": "2015-06-01"}
