@@ -1720,7 +1720,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     own_time = made.effective if made is not None else \
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
-        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
+        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" or \
+            not RESULT_ORGANIZERS.isdisjoint(act.template_roots) else None
         notes = _comments(act, section) if act.class_code == "BATTERY" else []
         if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
             battery = {**(battery or {}), "comments": notes}
@@ -2357,6 +2358,15 @@ def _group(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, Any] | None
         if holder.details.get("qualifiers"):
             group["qualifiers"] = holder.details["qualifiers"]
     return group
+
+
+RESULT_ORGANIZERS = frozenset({
+    # a panel whatever its classCode: C-CDA's Result Organizer allows CLUSTER or BATTERY
+    # (EHRs abroad send CLUSTER), and its results named no panel at all; the nearest
+    # organizer's code is the panel, as a battery's nested in a battery is
+    "2.16.840.1.113883.10.20.22.4.1",  # C-CDA Result Organizer
+    "2.16.840.1.113883.10.20.1.32",  # CCD 1.0 result organizer
+})
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:

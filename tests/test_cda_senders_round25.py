@@ -8,12 +8,14 @@ glucose in mmol/L and g/L as two PQ, a culture's two coded germs) were dropped w
 word unless the second was a score's answer code; a result or vital sign over a period
 (a 24-hour urine from 08:00 to 08:00, a mean blood pressure over an ambulatory recording)
 lost its end, and the FHIR export made an instant of every observation over a period (the
-C-CDA tobacco use's end too). Checked right and kept so: TS, RTO, REAL, INT, BL, SC values,
-CD nullFlavor OTH with originalText, one-sided IVL_PQ with inclusive="false", PQ
-translations, effectiveTime given by its low or center with +0100/+0200 offsets and minute
-or fractional-second precision; statusCode aborted, cancelled, nullified, new on results,
-problems, medications and procedures; negated results; C-CDA procedures as act,
-observation and procedure; vital signs' methodCode and targetSiteCode."""
+C-CDA tobacco use's end too); a C-CDA Result Organizer of classCode CLUSTER (its value
+set allows it) gave its results no panel. Checked right and kept so: TS, RTO, REAL, INT,
+BL, SC values, CD nullFlavor OTH with originalText, one-sided IVL_PQ with
+inclusive="false", PQ translations, effectiveTime given by its low or center with
++0100/+0200 offsets and minute or fractional-second precision; statusCode aborted,
+cancelled, nullified, new on results, problems, medications and procedures; negated
+results; C-CDA procedures as act, observation and procedure; C-CDA immunizations (lot,
+manufacturer, dose number); vital signs' methodCode and targetSiteCode."""
 
 from __future__ import annotations
 
@@ -168,3 +170,31 @@ def test_a_smokers_years_are_exported_as_a_period() -> None:
     (tobacco,) = _normalized(_section("29762-2", "Mode de vie", use)).entries[1:]
     (exported,) = _observations([tobacco])
     assert exported["effectivePeriod"] == {"start": "1995-01-01", "end": "2015-06-01"}
+
+
+# -- a C-CDA result organizer of classCode CLUSTER ---------------------------------------------
+def _organizer(class_code: str, template: str) -> str:
+    glucose = _result("2345-7", "Glucose", '<value xsi:type="PQ" value="5.4" unit="mmol/L"/>')
+    component = glucose.replace("<entry>", "<component>").replace("</entry>", "</component>")
+    return f"""<entry><organizer classCode="{class_code}" moodCode="EVN">
+      <templateId root="{template}"/><id root="1.2.250.1.999.25.4" extension="BMP-1"/>
+      <code code="24323-8" displayName="Bilan métabolique de base" {LOINC}/>
+      <statusCode code="completed"/><effectiveTime value="20240311080000+0100"/>
+      {component}</organizer></entry>"""
+
+
+@pytest.mark.parametrize(("class_code", "template", "panel"), [
+    # C-CDA R2.1 Result Organizer: classCode from HL7 ActClass, CLUSTER as often as BATTERY
+    ("CLUSTER", "2.16.840.1.113883.10.20.22.4.1", "24323-8"),
+    ("BATTERY", "2.16.840.1.113883.10.20.22.4.1", "24323-8"),
+    # what the rule is not about: a cluster of no result organizer template names no panel
+    ("CLUSTER", "1.2.250.1.999.25.99", None),
+])
+def test_a_result_organizer_names_its_panel_whatever_its_class(class_code: str, template: str,
+                                                               panel: str | None) -> None:
+    """A C-CDA Result Organizer sent with classCode CLUSTER (its value set allows it; EHRs
+    abroad send it): its results named no panel, where the same organizer as a BATTERY
+    gave them its code (details.panel)."""
+    (got,) = _normalized(_section("30954-2", "Résultats",
+                                  _organizer(class_code, template))).entries[1:]
+    assert (got.details.get("panel") or {}).get("code") == panel
