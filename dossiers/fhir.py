@@ -218,6 +218,7 @@ NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 APPROACH_SITE = "approach site (CDA approachSiteCode)"
 OTHER_VALUES = "further values sent (OBX-5 repeated)"
+PATIENT_TOLD = "instructions to the patient (CDA instruction)"
 OTHER_CDA_VALUES = "further values sent (CDA observation value repeated)"
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
@@ -657,10 +658,15 @@ def _dosage(details: Mapping, base_url: str) -> dict:
         out["timing"] = {"repeat": timing}
     out["route"] = _route(details, base_url)
     out.update(_as_needed(details.get("preconditions"), base_url))
-    told = details.get("patient_instructions")  # 'à prendre au cours d'un repas'
-    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
-    out["patientInstruction"] = " ".join(t for t in said if t) or None
+    out["patientInstruction"] = _patient_instruction(details)  # 'au cours d'un repas'
     return out
+
+
+def _patient_instruction(details: Mapping) -> str | None:
+    """What the patient is told (details.patient_instructions), as one string."""
+    told = details.get("patient_instructions")
+    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
+    return " ".join(t for t in said if t) or None
 
 
 _DOSE = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(?:-(\d{1,9}(?:\.\d{1,9})?))?(?: (\S+))?")
@@ -2394,6 +2400,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         if way_in:  # R4 bodySite is the target; the way in (a coronary angiography by the
             # right radial artery) has no element of its own but a BodyStructure extension
             res["note"] = [{"text": f"{APPROACH_SITE}: {way_in}"}]
+        told = _patient_instruction(details)
+        if told:  # R4 Procedure has no patientInstruction: what the patient was told, said
+            res["note"] = [*(res.get("note") or []), {"text": f"{PATIENT_TOLD}: {told}"}]
     elif resource == "FamilyMemberHistory":
         res.update(status=fhir_status(status, resource) or "completed", patient=subject,
                    relationship=_relationship(details.get("relative"), base_url),
@@ -2407,7 +2416,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(status=fhir_status(status, resource) or "unknown",
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
                    code=_concept(entry, base_url, "plan", details), subject=subject,
-                   occurrenceDateTime=effective)
+                   occurrenceDateTime=effective,
+                   # what the patient is told ('à jeun depuis minuit': a C-CDA Instruction
+                   # in a planned procedure)
+                   patientInstruction=_patient_instruction(details))
         where = _destination_location(details, base_url, extras if extras is not None else {})
         if where is not None:  # where it is to happen (IHE PCC encounter disposition: the
             # hospital the patient is to be taken to, a DLU's 'établissement de préférence')

@@ -1776,6 +1776,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             if note:
                 made.details.setdefault("comments", []).append(note)
             continue
+        if made is not None and kind not in (MEDICATION, IMMUNIZATION, DISPENSE) and \
+                _is_instruction(rel.act):
+            _instruction(rel.act, made, section)
+            continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
                                      inner_specimen, None, family, material=inner_material,
@@ -1999,7 +2003,15 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
             what = f"{kind} whose value is an empty string and whose text says nothing"
     else:
         parts = _medication_parts()
-        if _is_comment(act) or any(t.root in parts for t in act.template_ids):
+        if _is_comment(act):
+            return None
+        if _is_instruction(act) and _SECTION_ENTRY.search(act.path):
+            # an instruction that is an entry of its own (C-CDA Plan of Treatment section:
+            # 'surveiller la glycémie matin et soir'): read only as a statement's part, it
+            # was dropped without a word; its words are the section's narrative. (One
+            # nested in a statement not filed goes with it: that one is said.)
+            return "instruction to the patient outside any statement (in the narrative only)"
+        if any(t.root in parts for t in act.template_ids):
             return None
         if not act.template_ids and (act.code is None or not act.code.code):
             return None  # no template, no code: nothing said beyond the narrative
@@ -4018,6 +4030,28 @@ def _occurrence(act: ClinicalStatement) -> int | None:
 def _medication_parts() -> dict[str, tuple[str, str]]:
     return {row["template"]: (row["key"], row["reads"])
             for row in table("cda_medication_parts")}
+
+
+PATIENT_INSTRUCTIONS = "patient_instructions"  # tables/cda_medication_parts.csv's key
+_SECTION_ENTRY = re.compile(r"/entry(\[\d+\])?/[^/]+$")  # a statement that is a section entry
+
+
+def _is_instruction(act: ClinicalStatement) -> bool:
+    """Whether a statement is an instruction to the patient (C-CDA Instruction, IHE PCC /
+    CI-SIS FR-Instructions-au-patient: tables/cda_medication_parts.csv)."""
+    parts = _medication_parts()
+    return any(parts.get(t.root, ("",))[0] == PATIENT_INSTRUCTIONS for t in act.template_ids)
+
+
+def _instruction(act: ClinicalStatement, entry: Entry, section: Section) -> None:
+    """What the patient is told about a procedure, a planned act, test or visit (C-CDA R2.1
+    Planned Procedure/Act/Encounter/Observation and Procedure Activity MAY hold an
+    Instruction: 'à jeun depuis minuit', 'apporter les clichés précédents'), into
+    details.patient_instructions as a medication's are. It was read under a medication
+    only, and under anything else dropped without a word."""
+    text = _comment_text(act, section)
+    if any(c.isalnum() for c in text):  # '-': the sender's 'no instruction'
+        entry.details.setdefault(PATIENT_INSTRUCTIONS, []).append(text)
 
 
 def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,

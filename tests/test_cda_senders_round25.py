@@ -9,8 +9,10 @@ word unless the second was a score's answer code; a result or vital sign over a 
 (a 24-hour urine from 08:00 to 08:00, a mean blood pressure over an ambulatory recording)
 lost its end, and the FHIR export made an instant of every observation over a period (the
 C-CDA tobacco use's end too); a C-CDA Result Organizer of classCode CLUSTER (its value
-set allows it) gave its results no panel. Checked right and kept so: TS, RTO, REAL, INT,
-BL, SC values, CD nullFlavor OTH with originalText, one-sided IVL_PQ with
+set allows it) gave its results no panel; an instruction to the patient (C-CDA
+Instruction) was read under a medication only: under a planned or done procedure it was
+dropped, and alone in a section dropped without a word. Checked right and kept so: TS,
+RTO, REAL, INT, BL, SC values, CD nullFlavor OTH with originalText, one-sided IVL_PQ with
 inclusive="false", PQ translations, effectiveTime given by its low or center with
 +0100/+0200 offsets and minute or fractional-second precision; statusCode aborted,
 cancelled, nullified, new on results, problems, medications and procedures; negated
@@ -198,3 +200,84 @@ def test_a_result_organizer_names_its_panel_whatever_its_class(class_code: str, 
     (got,) = _normalized(_section("30954-2", "Résultats",
                                   _organizer(class_code, template))).entries[1:]
     assert (got.details.get("panel") or {}).get("code") == panel
+
+
+# -- an instruction to the patient in a procedure or a plan ------------------------------------
+def _instruction(words: str) -> str:
+    """C-CDA R2.1 Instruction (V2), as Planned Procedure and Procedure Activity nest it."""
+    return f"""<entryRelationship typeCode="SUBJ" inversionInd="true">
+      <act classCode="ACT" moodCode="INT">
+      <templateId root="2.16.840.1.113883.10.20.22.4.20" extension="2014-06-09"/>
+      <code code="311401005" {SNOMED} displayName="Éducation du patient"/>
+      <text>{words}</text><statusCode code="completed"/></act></entryRelationship>"""
+
+
+def _colonoscopy(mood: str, template: str, instruction: str) -> str:
+    return f"""<entry><procedure classCode="PROC" moodCode="{mood}">
+      <templateId root="{template}" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.25.5" extension="COLO-1"/>
+      <code code="HHQE005" codeSystem="1.2.250.1.213.2.5"
+        displayName="Coloscopie totale avec franchissement de l'orifice iléocolique"/>
+      <statusCode code="active"/><effectiveTime value="20240520"/>{instruction}
+      </procedure></entry>"""
+
+
+def test_a_planned_procedures_instruction_is_what_the_patient_is_told() -> None:
+    """C-CDA R2.1 Planned Procedure (4.41) in the Plan of Treatment, with an Instruction
+    (4.20): 'à jeun depuis minuit'. Read under a medication only, it was dropped; it is the
+    plan's details.patient_instructions and the ServiceRequest's patientInstruction."""
+    told = "Rester à jeun depuis minuit ; préparation colique la veille au soir."
+    planned = _colonoscopy("RQO", "2.16.840.1.113883.10.20.22.4.41", _instruction(told))
+    msg = _normalized(_section("18776-5", "Plan de soins", planned))
+    (plan,) = msg.entries[1:]
+    assert (plan.type, plan.details["patient_instructions"]) == ("plan", [told])
+    assert not [w for w in msg.warnings if "instruction" in w]
+    bundle = to_bundle(PATIENT, [{**asdict(plan), "id": 1}])
+    check_bundle(bundle)
+    (request,) = [e["resource"] for e in bundle["entry"]
+                  if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert request["patientInstruction"] == told
+
+
+def test_a_procedures_instruction_is_a_note_of_the_procedure() -> None:
+    """C-CDA Procedure Activity Procedure (4.14) done, with what the patient was told
+    after it: details.patient_instructions, a note of the FHIR Procedure (R4 has no
+    patientInstruction there). Without an instruction, nothing of the kind."""
+    told = "Pas de conduite automobile dans les 24 heures."
+    done = _colonoscopy("EVN", "2.16.840.1.113883.10.20.22.4.14", _instruction(told))
+    plain = _colonoscopy("EVN", "2.16.840.1.113883.10.20.22.4.14", "").replace(
+        "COLO-1", "COLO-2")
+    procedure, other = _normalized(_section("47519-4", "Actes", done + plain)).entries[1:]
+    assert procedure.details["patient_instructions"] == [told]
+    assert "patient_instructions" not in other.details
+    bundle = to_bundle(PATIENT, [{**asdict(procedure), "id": 1}, {**asdict(other), "id": 2}])
+    check_bundle(bundle)
+    first, second = [e["resource"] for e in bundle["entry"]
+                     if e["resource"]["resourceType"] == "Procedure"]
+    assert {"text": f"instructions to the patient (CDA instruction): {told}"} in first["note"]
+    assert not second.get("note")
+
+
+def test_an_instruction_alone_in_a_section_is_said_not_filed() -> None:
+    """An Instruction that is an entry of its own (C-CDA Plan of Treatment: 'surveiller la
+    glycémie capillaire matin et soir') was dropped without a word: it is said
+    CDA_NOT_FILED (its words are in the section's narrative). A medication's instruction
+    is still the medication's, without a warning."""
+    alone = f"""<entry><act classCode="ACT" moodCode="INT">
+      <templateId root="2.16.840.1.113883.10.20.22.4.20" extension="2014-06-09"/>
+      <code code="311401005" {SNOMED} displayName="Éducation du patient"/>
+      <text>Surveiller la glycémie capillaire matin et soir</text>
+      <statusCode code="completed"/></act></entry>"""
+    metformin = f"""<entry><substanceAdministration classCode="SBADM" moodCode="INT">
+      <templateId root="2.16.840.1.113883.10.20.22.4.42" extension="2014-06-09"/>
+      <id root="1.2.250.1.999.25.6" extension="MET-1"/><statusCode code="active"/>
+      <effectiveTime value="20240315"/>
+      <consumable><manufacturedProduct><templateId root="2.16.840.1.113883.10.20.22.4.23"/>
+      <manufacturedMaterial><code code="A10BA02" codeSystem="2.16.840.1.113883.6.73"
+        displayName="metformine"/></manufacturedMaterial></manufacturedProduct></consumable>
+      {_instruction("Au cours des repas.")}</substanceAdministration></entry>"""
+    msg = _normalized(_section("18776-5", "Plan de soins", alone + metformin))
+    (medication,) = msg.entries[1:]
+    assert medication.details["patient_instructions"] == ["Au cours des repas."]
+    said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    assert len(said) == 1 and "/entry[1]/act: instruction to the patient" in said[0]
