@@ -218,6 +218,8 @@ NEGATED = "negated by the sender (CDA negationInd): this was NOT observed"
 ABOUT_SOMEONE_ELSE = "about another person than the patient (CDA subject)"
 APPROACH_SITE = "approach site (CDA approachSiteCode)"
 OTHER_VALUES = "further values sent (OBX-5 repeated)"
+PATIENT_TOLD = "instructions to the patient (CDA instruction)"
+OTHER_CDA_VALUES = "further values sent (CDA observation value repeated)"
 IDENTIFIER_TYPES = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 
@@ -656,10 +658,15 @@ def _dosage(details: Mapping, base_url: str) -> dict:
         out["timing"] = {"repeat": timing}
     out["route"] = _route(details, base_url)
     out.update(_as_needed(details.get("preconditions"), base_url))
-    told = details.get("patient_instructions")  # 'à prendre au cours d'un repas'
-    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
-    out["patientInstruction"] = " ".join(t for t in said if t) or None
+    out["patientInstruction"] = _patient_instruction(details)  # 'au cours d'un repas'
     return out
+
+
+def _patient_instruction(details: Mapping) -> str | None:
+    """What the patient is told (details.patient_instructions), as one string."""
+    told = details.get("patient_instructions")
+    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
+    return " ".join(t for t in said if t) or None
 
 
 _DOSE = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)(?:-(\d{1,9}(?:\.\d{1,9})?))?(?: (\S+))?")
@@ -2238,11 +2245,13 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(_value(entry, details, base_url))
         notes = _notes(details)
         others = [t for t in map(_text, _items(details.get("other_values"))) if t]
-        if others:  # OBX-5 repeated: the first is the value, the others were dropped
-            notes.append({"text": f"{OTHER_VALUES}: {'; '.join(others)}"})
+        if others:  # OBX-5 (CDA value) repeated: the first is the value, the others
+            # were dropped
+            notes.append({"text": f"{_other_values_label(entry)}: {'; '.join(others)}"})
         if details.get("negated"):  # R4 Observation cannot say 'not': said in words
             notes.insert(0, {"text": NEGATED})
         res["note"] = notes
+        _observed_period(res, effective, details)
         if entry.get("type") == LAB_RESULT:
             _lab_parties(res, entry, details, subject, base_url,
                          extras if extras is not None else {})
@@ -2391,6 +2400,9 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         if way_in:  # R4 bodySite is the target; the way in (a coronary angiography by the
             # right radial artery) has no element of its own but a BodyStructure extension
             res["note"] = [{"text": f"{APPROACH_SITE}: {way_in}"}]
+        told = _patient_instruction(details)
+        if told:  # R4 Procedure has no patientInstruction: what the patient was told, said
+            res["note"] = [*(res.get("note") or []), {"text": f"{PATIENT_TOLD}: {told}"}]
     elif resource == "FamilyMemberHistory":
         res.update(status=fhir_status(status, resource) or "completed", patient=subject,
                    relationship=_relationship(details.get("relative"), base_url),
@@ -2404,7 +2416,10 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         res.update(status=fhir_status(status, resource) or "unknown",
                    intent=_INTENTS.get(str(details.get("mood") or "").upper(), "plan"),
                    code=_concept(entry, base_url, "plan", details), subject=subject,
-                   occurrenceDateTime=effective)
+                   occurrenceDateTime=effective,
+                   # what the patient is told ('à jeun depuis minuit': a C-CDA Instruction
+                   # in a planned procedure)
+                   patientInstruction=_patient_instruction(details))
         where = _destination_location(details, base_url, extras if extras is not None else {})
         if where is not None:  # where it is to happen (IHE PCC encounter disposition: the
             # hospital the patient is to be taken to, a DLU's 'établissement de préférence')
@@ -3382,7 +3397,7 @@ def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noq
             "resourceType": "Observation", "status": member.get("status") or "unknown",
             "category": member.get("category") or [], "code": dict(ISOLATE_CODE),
             "subject": member.get("subject"),
-            "effectiveDateTime": member.get("effectiveDateTime"),
+            "effectiveDateTime": _effective_start(member),
             "valueCodeableConcept": _coded_concept(germ, "urn:dmp") or {"text": "isolate"},
             "identifier": [{"value": _text(said.get("id"))}] if _text(said.get("id")) else [],
             "hasMember": []}
@@ -3587,7 +3602,7 @@ def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
                                       group.get("display"), base_url, group.get("text"))
                 or {"text": "group"},
                 "subject": subject,
-                "effectiveDateTime": resources[e["id"]].get("effectiveDateTime"),
+                "effectiveDateTime": _effective_start(resources[e["id"]]),
                 "component": _group_components(group, base_url), "hasMember": [],
                 "meta": {"security": []}}
             extras[url] = found
@@ -3641,6 +3656,31 @@ def _vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) 
 
 VITAL_SIGNS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+def _other_values_label(entry: Mapping) -> str:
+    """What the note of an observation's further values says they were: OBX-5 repetitions,
+    or a CDA observation's value elements after its first (a CDA entry's key starts 'cda|':
+    normalizers/cda.py); saying 'OBX-5' of a CDA document named what it never had."""
+    return OTHER_CDA_VALUES if str(entry.get("key") or "").startswith("cda|") \
+        else OTHER_VALUES
+
+
+def _observed_period(res: dict, start: str | None, details: Mapping) -> None:
+    """An observation made over a period (CDA effectiveTime low and high: a 24-hour urine
+    from 08:00 to 08:00 the next day, a smoker from 1995 to 2015) as effectivePeriod; the
+    end (details.period_high) was dropped, a day's collection read as an instant."""
+    end = fhir_datetime(details.get("period_high"))
+    if start and end:
+        res.pop("effectiveDateTime", None)
+        res["effectivePeriod"] = {"start": start, "end": end}
+
+
+def _effective_start(res: Mapping) -> str | None:
+    """When an Observation was made: its effectiveDateTime, else its period's start."""
+    period = res.get("effectivePeriod")
+    return res.get("effectiveDateTime") or \
+        (period.get("start") if isinstance(period, Mapping) else None)
 
 
 def _vital_sign_period(res: dict) -> None:

@@ -1720,7 +1720,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     own_time = made.effective if made is not None else \
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     if isinstance(act, Organizer):
-        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" else None
+        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" or \
+            not RESULT_ORGANIZERS.isdisjoint(act.template_roots) else None
         notes = _comments(act, section) if act.class_code == "BATTERY" else []
         if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
             battery = {**(battery or {}), "comments": notes}
@@ -1774,6 +1775,10 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             note = _comment_text(rel.act, section)
             if note:
                 made.details.setdefault("comments", []).append(note)
+            continue
+        if made is not None and kind not in (MEDICATION, IMMUNIZATION, DISPENSE) and \
+                _is_instruction(rel.act):
+            _instruction(rel.act, made, section)
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
             for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
@@ -1998,7 +2003,15 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
             what = f"{kind} whose value is an empty string and whose text says nothing"
     else:
         parts = _medication_parts()
-        if _is_comment(act) or any(t.root in parts for t in act.template_ids):
+        if _is_comment(act):
+            return None
+        if _is_instruction(act) and _SECTION_ENTRY.search(act.path):
+            # an instruction that is an entry of its own (C-CDA Plan of Treatment section:
+            # 'surveiller la glycémie matin et soir'): read only as a statement's part, it
+            # was dropped without a word; its words are the section's narrative. (One
+            # nested in a statement not filed goes with it: that one is said.)
+            return "instruction to the patient outside any statement (in the narrative only)"
+        if any(t.root in parts for t in act.template_ids):
             return None
         if not act.template_ids and (act.code is None or not act.code.code):
             return None  # no template, no code: nothing said beyond the narrative
@@ -2357,6 +2370,15 @@ def _group(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, Any] | None
         if holder.details.get("qualifiers"):
             group["qualifiers"] = holder.details["qualifiers"]
     return group
+
+
+RESULT_ORGANIZERS = frozenset({
+    # a panel whatever its classCode: C-CDA's Result Organizer allows CLUSTER or BATTERY
+    # (EHRs abroad send CLUSTER), and its results named no panel at all; the nearest
+    # organizer's code is the panel, as a battery's nested in a battery is
+    "2.16.840.1.113883.10.20.22.4.1",  # C-CDA Result Organizer
+    "2.16.840.1.113883.10.20.1.32",  # CCD 1.0 result organizer
+})
 
 
 def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
@@ -3056,9 +3078,9 @@ def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
 
 
 def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
-    """The end of a procedure done over a period (effectiveTime low and high: an operation
-    from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September) in
-    details.period_high; its start is the entry's time. The end was dropped."""
+    """The end of a procedure or a result over a period (effectiveTime low and high: an
+    operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
+    urine) in details.period_high; its start is the entry's time. The end was dropped."""
     period = act.effective_time
     if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
             not period.low.value or not isinstance(period.high, TS) or not period.high.value:
@@ -3122,15 +3144,18 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             _value(value, entry, ctx, section)
             if entry.unit_original and act.template_ids:
                 _template_unit(act, entry, ctx)
-        if len(act.values) > 1 and "value_code" not in entry.details:
+        rest = [_untyped(v) for v in act.values[1:]]
+        if rest and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
-            other = next((v for v in map(_untyped, act.values[1:]) if isinstance(v, CD)),
-                         None)
+            other = next((v for v in rest if isinstance(v, CD)), None)
             coded = _code(other, ctx, section) if other is not None else None
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
+                rest = [v for v in rest if v is not other]
+        if rest:
+            _other_values(rest, act, entry, ctx, section)
         question = _assertion_question(act) if _asserts(act, kind) else None
         if question is not None:
             # C-CDA R1.1 smoking status (ASSERTION, value 'former smoker'): the question
@@ -3174,6 +3199,12 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # is the entry's time, its end was dropped
         end = act.effective_time.high
         entry.details["period_high"] = _iso_value(end.value, ctx.warnings, end.path) or None
+    elif kind in (LAB_RESULT, VITAL_SIGN):
+        # a result of a collection over a period (IHE LAB / C-CDA Result Observation
+        # effectiveTime IVL_TS: a 24-hour urine protein from 08:00 to 08:00 the next day, a
+        # mean blood pressure over a 24-hour ambulatory recording): its end was dropped and
+        # the day's collection read as an instant
+        _period_end(act, entry, ctx)
     if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
         _qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
@@ -3204,6 +3235,32 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
     if entry.code is None and entry.value is None:
         return None
     return entry
+
+
+OTHER_VALUES_KEPT = 10  # further values of one observation kept (CDA allows any number)
+OTHER_VALUE_SIZE = 500  # characters of each kept
+
+
+def _other_values(values: list[Value], act: Observation, entry: Entry, ctx: _Ctx,
+                  section: Section) -> None:
+    """The values of an observation after its first (CDA R2 Observation.value is 0..*: a
+    lab writing a result in two units as two PQ, a blood pressure 142 and 88 mm[Hg] under
+    one code, a culture's two coded germs) in details.other_values, as HL7v2's OBX-5
+    repetitions are, each read as the value is ('88 mm[Hg]', '<0.5 mg/L'), with a warning:
+    the first is the value. Every one but a score's answer code was dropped without a
+    word. The value itself is unchanged (which one is 'the' value is the sender's order)."""
+    said = []
+    for value in values:
+        scratch = Entry(type=entry.type, key="", source_ref=value.path)
+        _value(value, scratch, ctx, section)
+        text = " ".join(filter(None, (scratch.value, scratch.unit_original)))
+        if text:
+            said.append(text[:OTHER_VALUE_SIZE])
+    if said:
+        entry.details["other_values"] = said[:OTHER_VALUES_KEPT]
+        ctx.warnings.append(f"CDA_OTHER_VALUES: {act.path}: {len(values) + 1} values: the "
+                            "first is the value, the others are kept apart "
+                            f"({min(len(said), OTHER_VALUES_KEPT)} in details.other_values)")
 
 
 @cache
@@ -3973,6 +4030,28 @@ def _occurrence(act: ClinicalStatement) -> int | None:
 def _medication_parts() -> dict[str, tuple[str, str]]:
     return {row["template"]: (row["key"], row["reads"])
             for row in table("cda_medication_parts")}
+
+
+PATIENT_INSTRUCTIONS = "patient_instructions"  # tables/cda_medication_parts.csv's key
+_SECTION_ENTRY = re.compile(r"/entry(\[\d+\])?/[^/]+$")  # a statement that is a section entry
+
+
+def _is_instruction(act: ClinicalStatement) -> bool:
+    """Whether a statement is an instruction to the patient (C-CDA Instruction, IHE PCC /
+    CI-SIS FR-Instructions-au-patient: tables/cda_medication_parts.csv)."""
+    parts = _medication_parts()
+    return any(parts.get(t.root, ("",))[0] == PATIENT_INSTRUCTIONS for t in act.template_ids)
+
+
+def _instruction(act: ClinicalStatement, entry: Entry, section: Section) -> None:
+    """What the patient is told about a procedure, a planned act, test or visit (C-CDA R2.1
+    Planned Procedure/Act/Encounter/Observation and Procedure Activity MAY hold an
+    Instruction: 'à jeun depuis minuit', 'apporter les clichés précédents'), into
+    details.patient_instructions as a medication's are. It was read under a medication
+    only, and under anything else dropped without a word."""
+    text = _comment_text(act, section)
+    if any(c.isalnum() for c in text):  # '-': the sender's 'no instruction'
+        entry.details.setdefault(PATIENT_INSTRUCTIONS, []).append(text)
 
 
 def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
