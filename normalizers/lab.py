@@ -782,8 +782,14 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if line is not None and last_text is not None and last_text[0] == line:
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
-                result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
-                                 specimen_time, report_key if with_report else None, scope)
+                try:
+                    result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
+                                     specimen_time, report_key if with_report else None, scope)
+                except _NothingCoded as said:  # its comments stay, as an empty OBX's
+                    warnings.append(str(said))
+                    report_text.extend(_notes(msg, notes) if notes else ())
+                    last_text = None
+                    continue
                 if result is None:  # a line of text without identifier: the report's
                     if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
                         report_text.extend(_untitled_text(msg, obx, notes))
@@ -1922,6 +1928,10 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
     withheld = status in WITHHELD_STATUSES
+    if not withheld and nf > 5 and f[5] and (f[2] if nf > 2 else "").strip().upper() \
+            in CODED_TYPES and not _codes_anything(msg, obx):
+        raise _NothingCoded(f"{loc(obx, 5)}: the coded value holds a coding system and no "
+                            "code nor text: the observation carries nothing, not filed")
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
@@ -2980,9 +2990,13 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     is the text (``_name_in_system_slot``)."""
     msg = ctx.msg
     coded: list[dict[str, str]] = []
-    for rep in reps(msg, obx, 5):
+    system_only: list[str] = []
+    for n, rep in enumerate(reps(msg, obx, 5), 1):
         if not rep.strip(msg.delimiters.component + " "):
             continue  # an empty repetition ('A^A^L~') codes nothing: it made the value 'A; '
+        if not _rep_codes_anything(msg, rep):
+            system_only.append(str(n))  # '^^99LAB~POS^Positif^L': it made the value '; Positif'
+            continue
         c = comps(msg, rep)
         if len(c) == 1 and _WORDS.search(c[0].strip()):
             # 'Escherichia coli', 'Pas de germe isolé': words alone where a CWE was due (a SIL
@@ -3002,12 +3016,49 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if original:
             item["original_text"] = original
         coded.append(item)
+    if system_only:
+        ctx.warnings.append(f"{loc(obx, 5)}: repetition {', '.join(system_only)} holds a "
+                            "coding system and no code nor text: left out of the value")
     if not coded:
         return
     entry.value = "; ".join(
         i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
         or i.get("original_text", "") for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
+
+
+class _NothingCoded(Exception):
+    """An OBX whose coded value (CE, CWE, CNE) names a coding system and nothing else: its
+    message is the ledger warning."""
+
+
+# CE / CWE components that say something: code, text, alternate code and text, original text
+_CODED_SAYING = (1, 2, 4, 5, 9)
+
+
+def _rep_codes_anything(msg: Message, rep: str) -> bool:
+    """Whether one CE/CWE repetition holds a code or a text, not only coding systems.
+
+    '^^L' or '^^99LAB' (a LIS's empty coded result, its table named and nothing picked from
+    it) was filed as a coded result of empty code: a value no reader can show. A name sent in
+    the coding-system slot ('^^Positif') is a text (``text_in_system_slot``)."""
+    c = comps(msg, rep)
+    if any(text(msg, part(c, i)).strip() for i in _CODED_SAYING):
+        return True
+    return text_in_system_slot(sub(msg, part(c, 3), 1))
+
+
+def _codes_anything(msg: Message, obx: Segment) -> bool:
+    """Whether OBX-5, a coded value, holds a code or a text in any repetition (or nothing at
+    all). Only the rare value starting with a delimiter is checked further: a plain code is
+    read at once."""
+    raw5 = obx.raw(5)
+    d = msg.delimiters
+    if raw5[:1] not in (d.component, d.repetition, d.subcomponent, " "):
+        return True  # its first repetition starts with a code
+    filled = [rep for rep in reps(msg, obx, 5) if rep.strip(d.component + " ")]
+    # '^^~' holds nothing at all, as an empty OBX-5: filed so, as before
+    return not filled or any(_rep_codes_anything(msg, rep) for rep in filled)
 
 
 def _reference(msg: Message, obx: Segment, entry: Entry) -> None:

@@ -1,0 +1,101 @@
+"""HL7v2 lab results from senders we have not seen, round 19: values, statuses and flags as
+such senders write them (French lab traffic, invented patients), checked against what must
+be filed, warned about or refused.
+
+What the round found:
+- a coded OBX-5 naming a coding system and nothing else ('^^L', '^^99LAB': a LIS's empty
+  coded result, its table named and nothing picked from it) was filed as a coded result of
+  empty code, no value, no warning: it is not filed now, said (OBX[n]-5), the rest of the
+  message filed; a repetition of that kind beside a real one ('^^99LAB~POS^Positif^L')
+  made the value '; Positif': left out, said;
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
+
+K = "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F|||202403150805"
+
+
+def _by_ref(nm) -> dict:  # noqa: ANN001
+    return {e.source_ref: e for e in nm.entries}
+
+
+def _message(control: str, *segments: str) -> bytes:
+    return ("\r".join([MSH.replace("MSG-0001", control), PID, ORC, OBR, *segments])
+            + "\r").encode()
+
+
+def _file(ctx, *messages: bytes) -> list[tuple[str, list[str]]]:  # noqa: ANN001
+    """Each message through intake and processing: (status, warnings) of its ledger row."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    rows = []
+    for data in messages:
+        (result,) = intake(ctx.engine, ctx.archive, [Received(data, "demo-lab", "mllp")])
+        drain(ctx)
+        with ctx.engine.connect() as conn:
+            rows.append(tuple(conn.execute(select(imports.c.status, imports.c.warnings)
+                                           .where(imports.c.id == result.message_ids[0])).one()))
+    return rows
+
+
+def _versions(ctx, code: str) -> list[tuple]:  # noqa: ANN001
+    """(version, current, status, value) of every row of a result, oldest first."""
+    with ctx.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(entries.c.version, entries.c.current, entries.c.status, entries.c.value)
+            .where(entries.c.code == code).order_by(entries.c.version))]
+
+
+# -- a coded value naming only its coding system ---------------------------------------------
+@pytest.mark.parametrize("value", ["^^L", "^^99LAB", "^^L^^^SCT", "^^L~^^99LAB", " ^^L"])
+def test_a_coded_value_of_only_a_coding_system_is_not_filed(value: str) -> None:
+    nm = norm(oru(f"OBX|1|CWE|5196-1^Antigène HBs^LN||{value}||||||F", K.replace("|1|", "|2|")))
+    refs = _by_ref(nm)
+    assert "OBX[5]" not in refs and refs["OBX[6]"].value == "4,1"
+    assert ("OBX[5]-5: the coded value holds a coding system and no code nor text: the "
+            "observation carries nothing, not filed") in nm.warnings
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("^^L^^Détecté^SCT", "Détecté"),  # the alternate text
+    ("^^L^^^^^^Présence", "Présence"),  # the original text (CWE.9)
+    ("^^Positif", "Positif"),  # the text in the coding system's slot (round 14)
+    ("^^~", None),  # delimiters only: an empty value, filed as before
+])
+def test_a_coded_value_saying_something_elsewhere_is_filed(value: str, shown: str | None) -> None:
+    nm = norm(oru(f"OBX|1|CWE|5196-1^Antigène HBs^LN||{value}||||||F"))
+    assert _by_ref(nm)["OBX[5]"].value == shown
+    assert not any("not filed" in w for w in nm.warnings)
+
+
+def test_a_repetition_of_only_a_coding_system_is_left_out_of_the_value() -> None:
+    nm = norm(oru("OBX|1|CE|5196-1^Antigène HBs^LN||^^99LAB~POS^Positif^L||||||F"))
+    hbs = _by_ref(nm)["OBX[5]"]
+    assert (hbs.value, hbs.details["coded_value"]) == (
+        "Positif", {"code": "POS", "display": "Positif", "system": "L"})
+    assert nm.warnings == ["OBX[5]-5: repetition 1 holds a coding system and no code nor "
+                           "text: left out of the value"]
+
+
+def test_a_withheld_coded_value_of_only_a_coding_system_stays_withheld() -> None:
+    """OBX-11 X: the result could not be obtained; the entry says so, as before."""
+    nm = norm(oru("OBX|1|CWE|5196-1^Antigène HBs^LN||^^L||||||X"))
+    assert _by_ref(nm)["OBX[5]"].status == "cancelled"
+
+
+def test_an_empty_coded_result_is_a_ledger_warning_and_the_rest_is_filed(sqlite_ctx) -> None:  # noqa: ANN001
+    ((status, warnings),) = _file(sqlite_ctx, _message(
+        "MSG-0101", "OBX|1|CWE|5196-1^Antigène HBs^LN||^^L||||||F", K.replace("|1|", "|2|")))
+    assert status == "deposited"
+    assert any(w.startswith("OBX[5]-5: the coded value holds a coding system") for w in warnings)
+    assert _versions(sqlite_ctx, "5196-1") == []
+    assert _versions(sqlite_ctx, "2823-3") == [(1, True, "final", "4,1")]
