@@ -8,6 +8,13 @@ What the round found:
   empty code, no value, no warning: it is not filed now, said (OBX[n]-5), the rest of the
   message filed; a repetition of that kind beside a real one ('^^99LAB~POS^Positif^L')
   made the value '; Positif': left out, said;
+- OBX-11 W ('post original as wrong', HL7 table 0085) and D withdraw the result held (its
+  versions kept), or leave a tombstone said on the ledger when none is held: so they did.
+  But the replacement W announces, sent next with OBR-22 unchanged or never filled (as many
+  LIS do), was filed as history ('the original after its deletion'): the dossier showed no
+  potassium at all. A result the dossier held before the withdrawal, coming again with a
+  value never held and not issued before the withdrawal, is current now, said on the
+  ledger; the original sent again, or a value issued before the W, stays history;
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
+from pipelines.check import check
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
@@ -29,8 +37,8 @@ def _by_ref(nm) -> dict:  # noqa: ANN001
     return {e.source_ref: e for e in nm.entries}
 
 
-def _message(control: str, *segments: str) -> bytes:
-    return ("\r".join([MSH.replace("MSG-0001", control), PID, ORC, OBR, *segments])
+def _message(control: str, *segments: str, obr: str = OBR) -> bytes:
+    return ("\r".join([MSH.replace("MSG-0001", control), PID, ORC, obr, *segments])
             + "\r").encode()
 
 
@@ -99,3 +107,61 @@ def test_an_empty_coded_result_is_a_ledger_warning_and_the_rest_is_filed(sqlite_
     assert any(w.startswith("OBX[5]-5: the coded value holds a coding system") for w in warnings)
     assert _versions(sqlite_ctx, "5196-1") == []
     assert _versions(sqlite_ctx, "2823-3") == [(1, True, "final", "4,1")]
+
+
+# -- OBX-11 W and D: the earlier result withdrawn, the replacement current -------------------
+WRONG = K.replace("|N|||F|", "|N|||W|")  # posted as wrong (HL7 table 0085)
+RIGHT = K.replace("4,1", "5,9").replace("|N|||F|", "|H|||F|")  # the potassium re-measured
+
+
+@pytest.mark.parametrize("status", ["W", "D"])
+def test_a_result_posted_as_wrong_or_deleted_withdraws_the_one_held(sqlite_ctx,  # noqa: ANN001
+                                                                      status: str) -> None:
+    (_, first), (_, said) = _file(sqlite_ctx, _message("MSG-0201", K), _message(
+        "MSG-0202", K.replace("|N|||F|", f"|N|||{status}|")))
+    assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
+                                              (2, True, "withdrawn", "4,1")]
+    assert said == [f"OBX[5]-5: result status {status} (entered-in-error): the value is not "
+                    "filed as a result"]
+
+
+def test_a_result_posted_as_wrong_before_anything_is_held_is_said(sqlite_ctx) -> None:  # noqa: ANN001
+    ((status, said),) = _file(sqlite_ctx, _message("MSG-0211", WRONG))
+    assert status == "deposited"
+    assert said[-1].startswith("1 deletion(s) of entries the dossier does not hold yet")
+    assert _versions(sqlite_ctx, "2823-3") == [(1, True, "withdrawn", None)]
+
+
+@pytest.mark.parametrize("obr22", ["202403151045", ""])
+def test_the_replacement_of_a_result_posted_as_wrong_is_current(sqlite_ctx, obr22: str) -> None:  # noqa: ANN001
+    """F 4,1, then W (OBR-22 unchanged, or never filled), then F 5,9: the right potassium
+    was filed as history ('the original after its deletion'), the dossier showing none."""
+    obr = OBR.replace("|202403151045|", f"|{obr22}|")
+    rows = _file(sqlite_ctx, *(_message(f"MSG-022{n}", obx, obr=obr)
+                               for n, obx in enumerate((K, WRONG, RIGHT))))
+    assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
+                                              (2, False, "withdrawn", "4,1"),
+                                              (3, True, "final", "5,9")]
+    assert rows[2][0] == "deposited" and any(w.startswith(
+        "OBX[5]: a result its sender withdrew (OBX-11 W or D), sent again with a value the "
+        "dossier never held") for w in rows[2][1])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_replacement_after_a_withdrawal_on_postgresql(ctx) -> None:  # noqa: ANN001
+    """The same on PostgreSQL, the store left consistent (one current version a key)."""
+    _file(ctx, _message("MSG-0231", K), _message("MSG-0232", WRONG), _message("MSG-0233", RIGHT))
+    assert _versions(ctx, "2823-3")[-1] == (3, True, "final", "5,9")
+    assert [f.code for f in check(ctx.engine, ctx.archive).findings] == []
+
+
+@pytest.mark.parametrize("late", [
+    K,  # the original sent again
+    K.replace("4,1", "4,3").replace("|202403150805", "|202403150805|||||202403151000"),  # a
+    # value never held, issued before the W: an earlier version arriving late
+])
+def test_the_original_after_its_withdrawal_stays_withdrawn(sqlite_ctx, late: str) -> None:  # noqa: ANN001
+    wrong = WRONG.replace("|202403150805", "|202403150805|||||202403151100")
+    _file(sqlite_ctx, _message("MSG-0241", K), _message("MSG-0242", wrong),
+          _message("MSG-0243", late))
+    assert [v[1:3] for v in _versions(sqlite_ctx, "2823-3") if v[1]] == [(True, "withdrawn")]
