@@ -15,6 +15,12 @@ What the round found:
   potassium at all. A result the dossier held before the withdrawal, coming again with a
   value never held and not issued before the withdrawal, is current now, said on the
   ledger; the original sent again, or a value issued before the W, stays history;
+- a batch whose BTS-1 (v2.5 2.15.2: the count of messages in the batch), or a file whose
+  FTS-1, announces fewer than were read failed the file's row HL7_BATCH_COUNT_MISMATCH
+  ('truncated batch?'), every message filed all the same: a warning now
+  (HL7_BATCH_COUNT_LOW, both counts named), the row split. A count above what was read
+  still fails the row (a message may be lost in transit), naming both counts, every
+  message read filed;
 """
 
 from __future__ import annotations
@@ -165,3 +171,57 @@ def test_the_original_after_its_withdrawal_stays_withdrawn(sqlite_ctx, late: str
     _file(sqlite_ctx, _message("MSG-0241", K), _message("MSG-0242", wrong),
           _message("MSG-0243", late))
     assert [v[1:3] for v in _versions(sqlite_ctx, "2823-3") if v[1]] == [(True, "withdrawn")]
+
+
+
+# -- BTS-1 / FTS-1 and the messages actually read ----------------------------------------------
+BHS, FHS = b"BHS|^~\\&|SIL-BIO|LABO-DEMO\r", b"FHS|^~\\&|SIL-BIO|LABO-DEMO\r"
+
+
+def _batch_file(ctx, data: bytes) -> tuple[str, str | None, list[str], list[str]]:  # noqa: ANN001
+    """(status, error code, warnings) of a file's row, and the statuses of its messages."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    (result,) = intake(ctx.engine, ctx.archive, [Received(data, "demo-lab", "file",
+                                                          file_name="CR_20240315.hl7")])
+    drain(ctx)
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(imports.c.status, imports.c.error_code, imports.c.warnings)
+                           .where(imports.c.id == result.batch_id)).one()
+        states = conn.execute(select(imports.c.status).where(
+            imports.c.id.in_(result.message_ids))).scalars().all()
+    return (*row, states)
+
+
+def _three() -> list[bytes]:
+    return [_message(f"MSG-030{n}", K, obr=OBR.replace("24C0315-07", f"24C0315-3{n}"))
+            for n in range(3)]
+
+
+@pytest.mark.parametrize("data, where, said", ids=["bts", "fts"], argvalues=[
+    (lambda m: BHS + b"".join(m) + b"BTS|2\r", "BTS", "2 messages, 3 found: every message"),
+    (lambda m: FHS + BHS + m[0] + b"BTS|1\r" + BHS + m[1] + m[2] + b"BTS|2\rFTS|1\r", "FTS",
+     "1 batch, 2 found: every batch"),
+])
+def test_a_count_lower_than_what_was_read_is_a_warning(sqlite_ctx, data, where: str,  # noqa: ANN001
+                                                       said: str) -> None:
+    """BTS-1 (v2.5 2.15.2, messages in the batch) or FTS-1 below what the file holds: every
+    message is there. The file's row failed HL7_BATCH_COUNT_MISMATCH ('truncated batch?'),
+    an operator looking for a loss there was not."""
+    raw = data(_three())
+    status, code, warnings, states = _batch_file(sqlite_ctx, raw)
+    at = raw.rindex(f"\r{where}|".encode()) + 1
+    assert (status, code, states) == ("split", None, ["deposited"] * 3)
+    assert warnings == [f"HL7_BATCH_COUNT_LOW: {where}-1 at byte {at} announces {said} found "
+                        "was read, none is missing"]
+
+
+def test_a_count_higher_than_what_was_read_still_fails_the_file_and_files_every_message(
+        sqlite_ctx) -> None:  # noqa: ANN001
+    """BTS-1 announcing 4 of which 3 came: one may be lost in transit, the file's row fails
+    naming both counts; the three read are filed all the same."""
+    status, code, _, states = _batch_file(sqlite_ctx, BHS + b"".join(_three()) + b"BTS|4\r")
+    assert (status, code, states) == ("failed", "HL7_BATCH_COUNT_MISMATCH", ["deposited"] * 3)
+    with sqlite_ctx.engine.connect() as conn:
+        said = conn.execute(select(imports.c.error_message)
+                            .where(imports.c.error_code.is_not(None))).scalar_one()
+    assert said.startswith("BTS-1 announces 4 messages, 3 found")
