@@ -690,6 +690,10 @@ class _Ctx:
     # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
     sent_iso: str = ""
     sent_at: datetime | None = None
+    # a result key -> the entry of the message that withdraws it (OBX-11 W or D), and the
+    # entries left out (a withdrawal its replacement follows: ``_replacement_of``)
+    withdrawals: dict[str, Entry] = field(default_factory=dict)
+    dropped: set[int] = field(default_factory=set)
 
 
 def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
@@ -888,6 +892,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         entries.extend(results)
         gflags.entries = {id(e) for e in entries[start:]}
         gflags.documents = any(e.type == DOCUMENT for e in entries[start:])
+    if ctx.dropped:  # withdrawals their replacement follows (_replacement_of)
+        entries = [e for e in entries if id(e) not in ctx.dropped]
     _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
     entries = apply_group_meta(msg, entries, flags, meta, warnings)
@@ -1937,7 +1943,9 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
                   action=action)
     observed_sent = lf(f[14].split(d.component, 1)[0]) if nf > 14 and f[14] else ""
-    if key in ctx.keys:
+    if key in ctx.withdrawals and not withheld:
+        _replacement_of(ctx, entry, obx)
+    elif key in ctx.keys:
         _make_unique(ctx, entry, obx, observed_sent)
     else:
         ctx.observed[key] = observed_sent
@@ -1945,6 +1953,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
+    if action == ACTION_DELETE and entry.key == key:
+        ctx.withdrawals[key] = entry
     if local:
         lc, ls, ld = local
         entry.details["local_code"] = {"code": lc, "system": ls, "display": ld}
@@ -2286,6 +2296,20 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
         where = loc(seg, n)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                  where) from None
+
+
+def _replacement_of(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
+    """A result following, in one message, the OBX-11 W or D of the same observation (HL7
+    table 0085 W: 'post original as wrong', the right result sent with it): the new version
+    of that result, a correction of the one held (its versions kept). Made a key of its
+    own as a second result of the test, it was current beside the key withdrawn, and the
+    lab's next correction of the test (filed under that key) went to history."""
+    gone = ctx.withdrawals.pop(entry.key)
+    ctx.dropped.add(id(gone))
+    entry.action, entry.replaces_key = ACTION_REPLACE, entry.key
+    ctx.warnings.append(f"{loc(obx)}: follows {gone.source_ref}, the same result withdrawn "
+                        "(OBX-11 W or D): filed as its replacement, the result held kept "
+                        "in its history")
 
 
 def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> None:

@@ -15,6 +15,11 @@ What the round found:
   potassium at all. A result the dossier held before the withdrawal, coming again with a
   value never held and not issued before the withdrawal, is current now, said on the
   ledger; the original sent again, or a value issued before the W, stays history;
+- a W and its replacement in one message (OBX W 4,1 then OBX F 5,9, same observation) made
+  the replacement a second result of the test under a key of its own ('...#2'): current
+  beside the key withdrawn, the lab's next correction (C, filed under the test's key) went
+  to history and the dossier kept showing the corrected value. The replacement is now the
+  new version of the result (a correction: versions kept), said on the ledger;
 - a batch whose BTS-1 (v2.5 2.15.2: the count of messages in the batch), or a file whose
   FTS-1, announces fewer than were read failed the file's row HL7_BATCH_COUNT_MISMATCH
   ('truncated batch?'), every message filed all the same: a warning now
@@ -225,3 +230,31 @@ def test_a_count_higher_than_what_was_read_still_fails_the_file_and_files_every_
         said = conn.execute(select(imports.c.error_message)
                             .where(imports.c.error_code.is_not(None))).scalar_one()
     assert said.startswith("BTS-1 announces 4 messages, 3 found")
+
+
+
+# -- W and its replacement in one message -----------------------------------------------------
+def test_a_result_posted_as_wrong_and_its_replacement_in_one_message_are_one_result() -> None:
+    nm = norm(oru(WRONG, RIGHT.replace("OBX|1|", "OBX|2|")))
+    (k,) = [e for e in nm.entries if e.code == "2823-3"]
+    assert (k.source_ref, k.key, k.replaces_key, k.action, k.value) == (
+        "OBX[6]", "result|24C0315-07|LABO-DEMO|2823-3|LN|", k.key, "replace", "5,9")
+    assert ("OBX[6]: follows OBX[5], the same result withdrawn (OBX-11 W or D): filed as its "
+            "replacement, the result held kept in its history") in nm.warnings
+
+
+def test_the_next_correction_after_a_w_and_its_replacement_is_current(sqlite_ctx) -> None:  # noqa: ANN001
+    """F 4,1; then W 4,1 with F 5,9 in one message; then C 6,0. The 5,9 was filed under a key
+    of its own ('...#2'), current beside the key withdrawn, and the lab's correction went to
+    that withdrawn key's history: the dossier showed 5,9, which the lab had corrected."""
+    _file(sqlite_ctx, _message("MSG-0501", K),
+          _message("MSG-0502", WRONG, RIGHT.replace("OBX|1|", "OBX|2|")),
+          _message("MSG-0503", K.replace("4,1", "6,0").replace("|N|||F|", "|H|||C|")))
+    assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
+                                              (2, False, "final", "5,9"),
+                                              (3, True, "corrected", "6,0")]
+
+
+def test_a_deletion_repeated_in_one_message_is_no_replacement() -> None:
+    nm = norm(oru(WRONG, WRONG.replace("OBX|1|", "OBX|2|").replace("|W|", "|D|")))
+    assert [e.action for e in nm.entries if e.code == "2823-3"] == ["delete", "delete"]
