@@ -854,7 +854,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                             "SPM-17, OBR-8 empty) nor for some of its results (OBX-14): they "
                             "are filed without one")
         if with_report:
-            report = _report(ctx, g, report_key, c4, obr_code, effective, issued,
+            report = _report(ctx, g, report_key, c4, obr_code,
+                             effective or _results_time(ctx, obr, results), issued,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
@@ -1175,6 +1176,21 @@ def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
     for exc in empty:
         warnings.append(f"{exc.location}: the document is empty (no data in the ED): not "
                         "filed; the results of the message are")
+
+
+def _results_time(ctx: _Ctx, obr: Segment, results: list[Entry]) -> str | None:
+    """The time of an order sent without any (OBR-7, SPM-17, OBR-8 empty) whose results all
+    give one and the same OBX-14, said; None otherwise. The report was filed undated, its
+    results dated: listed by date, the dossier showed it nowhere. Results observed at
+    several times (a cumulative report's previous results) date nothing: the order's time
+    is none of them."""
+    times = {r.effective for r in results if r.type == LAB_RESULT}
+    if len(times) != 1 or None in times:
+        return None
+    ctx.warnings.append(f"{loc(obr, 7)}: no observation date/time for the order (OBR-7, "
+                        "SPM-17, OBR-8 empty): the report is dated by its results' one "
+                        "observation time (OBX-14)")
+    return times.pop()
 
 
 def _observation_end(ctx: _Ctx, obr: Segment) -> str | None:

@@ -20,6 +20,11 @@ What the round found:
   beside the key withdrawn, the lab's next correction (C, filed under the test's key) went
   to history and the dossier kept showing the corrected value. The replacement is now the
   new version of the result (a correction: versions kept), said on the ledger;
+- OBX-8 repeated ('H~A', 'L~AA', 'N~R'), '>' and '<', v2.7 CWE flags ('H^High^HL70078'):
+  every flag was already read and kept in the order sent (checked, pinned here);
+- an order sent without any time (OBR-7, SPM-17 and OBR-8 empty) whose results all give
+  one OBX-14 was filed as an undated report: dated by that time now, said; results
+  observed at several times (a cumulative report's previous results) date nothing.
 - a batch whose BTS-1 (v2.5 2.15.2: the count of messages in the batch), or a file whose
   FTS-1, announces fewer than were read failed the file's row HL7_BATCH_COUNT_MISMATCH
   ('truncated batch?'), every message filed all the same: a warning now
@@ -258,3 +263,46 @@ def test_the_next_correction_after_a_w_and_its_replacement_is_current(sqlite_ctx
 def test_a_deletion_repeated_in_one_message_is_no_replacement() -> None:
     nm = norm(oru(WRONG, WRONG.replace("OBX|1|", "OBX|2|").replace("|W|", "|D|")))
     assert [e.action for e in nm.entries if e.code == "2823-3"] == ["delete", "delete"]
+
+
+
+# -- OBX-8 flags repeated, and v2.7 coded ------------------------------------------------------
+@pytest.mark.parametrize("flags, filed", [
+    ("H~A", "H,A"), ("L~AA", "L,AA"), (">", ">"), ("<", "<"), ("N~R", "N,R"),
+    ("H^High^HL70078", "H"), ("H^High^HL70078~A^Abnormal^HL70078", "H,A"), ("~H", "H"),
+])
+def test_every_flag_sent_is_read(flags: str, filed: str) -> None:
+    """Each flag of a repeated OBX-8 is kept, in the order sent (as a CDA's interpretation
+    codes are): FHIR exports one interpretation each. Checked this round: nothing dropped."""
+    nm = norm(oru(f"OBX|1|NM|2823-3^Potassium^LN||6,2|mmol/L|3,5-5,1|{flags}|||F"))
+    assert _by_ref(nm)["OBX[5]"].interpretation == filed
+    assert not any("-8:" in w for w in nm.warnings)
+
+
+# -- an order without any time, its results all observed at one --------------------------------
+UNDATED = OBR.replace("|202403150810|", "||")
+
+
+def test_an_undated_order_takes_its_results_one_observation_time() -> None:
+    nm = norm(oru(K, "OBX|2|NM|2951-2^Sodium^LN||139|mmol/L|136-145|N|||F|||202403150805",
+                  order=(ORC, UNDATED)))
+    report = nm.entries[0]
+    assert (report.type, report.effective) == ("lab_report", "2024-03-15T08:05+01:00")
+    assert nm.warnings[-1] == ("OBR[4]-7: no observation date/time for the order (OBR-7, "
+                               "SPM-17, OBR-8 empty): the report is dated by its results' "
+                               "one observation time (OBX-14)")
+
+
+@pytest.mark.parametrize("second", [
+    "OBX|2|NM|2823-3^Potassium^LN||4,4|mmol/L|3,5-5,1|N|||F|||202401100805",  # a previous result
+    "OBX|2|NM|2951-2^Sodium^LN||139|mmol/L|136-145|N|||F",  # no OBX-14
+])
+def test_an_undated_order_whose_results_disagree_stays_undated(second: str) -> None:
+    nm = norm(oru(K, second, order=(ORC, UNDATED)))
+    assert nm.entries[0].effective is None
+    assert not any("dated by its results" in w for w in nm.warnings)
+
+
+def test_a_dated_order_keeps_its_own_time() -> None:
+    nm = norm(oru(K))
+    assert nm.entries[0].effective == "2024-03-15T08:10+01:00"
