@@ -41,6 +41,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries, imports
+from parsers.hl7v2.framing import split_batch
 from pipelines.check import check
 from pipelines.intake import Received, intake
 from pipelines.process import drain
@@ -130,29 +131,21 @@ WRONG = K.replace("|N|||F|", "|N|||W|")  # posted as wrong (HL7 table 0085)
 RIGHT = K.replace("4,1", "5,9").replace("|N|||F|", "|H|||F|")  # the potassium re-measured
 
 
-@pytest.mark.parametrize("status", ["W", "D"])
-def test_a_result_posted_as_wrong_or_deleted_withdraws_the_one_held(sqlite_ctx,  # noqa: ANN001
-                                                                      status: str) -> None:
-    (_, first), (_, said) = _file(sqlite_ctx, _message("MSG-0201", K), _message(
-        "MSG-0202", K.replace("|N|||F|", f"|N|||{status}|")))
-    assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
-                                              (2, True, "withdrawn", "4,1")]
-    assert said == [f"OBX[5]-5: result status {status} (entered-in-error): the value is not "
-                    "filed as a result"]
+@pytest.mark.parametrize("status", ["W", "D", "W^Wrong^HL70085"])
+def test_a_result_posted_as_wrong_or_deleted_withdraws_its_key(status: str) -> None:
+    """W and D withdraw the result held under the key (the deposit as for D:
+    tests/test_withdrawals.py); the value sent is kept apart, never filed as the result."""
+    nm = norm(oru(K.replace("|N|||F|", f"|N|||{status}|")))
+    k = _by_ref(nm)["OBX[5]"]
+    assert (k.action, k.replaces_key, k.status, k.value) == ("delete", k.key,
+                                                             "entered-in-error", None)
+    assert k.details["value_withheld"] == "4,1"
 
 
-def test_a_result_posted_as_wrong_before_anything_is_held_is_said(sqlite_ctx) -> None:  # noqa: ANN001
-    ((status, said),) = _file(sqlite_ctx, _message("MSG-0211", WRONG))
-    assert status == "deposited"
-    assert said[-1].startswith("1 deletion(s) of entries the dossier does not hold yet")
-    assert _versions(sqlite_ctx, "2823-3") == [(1, True, "withdrawn", None)]
-
-
-@pytest.mark.parametrize("obr22", ["202403151045", ""])
-def test_the_replacement_of_a_result_posted_as_wrong_is_current(sqlite_ctx, obr22: str) -> None:  # noqa: ANN001
-    """F 4,1, then W (OBR-22 unchanged, or never filled), then F 5,9: the right potassium
-    was filed as history ('the original after its deletion'), the dossier showing none."""
-    obr = OBR.replace("|202403151045|", f"|{obr22}|")
+def test_the_replacement_of_a_result_posted_as_wrong_is_current(sqlite_ctx) -> None:  # noqa: ANN001
+    """F 4,1, then W, then F 5,9, none with an OBR-22 (nor OBX-19): the right potassium was
+    filed as history ('the original after its deletion'), the dossier showing none."""
+    obr = OBR.replace("|202403151045|", "||")
     rows = _file(sqlite_ctx, *(_message(f"MSG-022{n}", obx, obr=obr)
                                for n, obx in enumerate((K, WRONG, RIGHT))))
     assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
@@ -165,23 +158,25 @@ def test_the_replacement_of_a_result_posted_as_wrong_is_current(sqlite_ctx, obr2
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_replacement_after_a_withdrawal_on_postgresql(ctx) -> None:  # noqa: ANN001
-    """The same on PostgreSQL, the store left consistent (one current version a key)."""
+    """OBR-22 the same in all three (the W did not move it), on PostgreSQL, the store left
+    consistent (one current version a key)."""
     _file(ctx, _message("MSG-0231", K), _message("MSG-0232", WRONG), _message("MSG-0233", RIGHT))
     assert _versions(ctx, "2823-3")[-1] == (3, True, "final", "5,9")
     assert [f.code for f in check(ctx.engine, ctx.archive).findings] == []
 
 
-@pytest.mark.parametrize("late", [
-    K,  # the original sent again
-    K.replace("4,1", "4,3").replace("|202403150805", "|202403150805|||||202403151000"),  # a
-    # value never held, issued before the W: an earlier version arriving late
-])
-def test_the_original_after_its_withdrawal_stays_withdrawn(sqlite_ctx, late: str) -> None:  # noqa: ANN001
-    wrong = WRONG.replace("|202403150805", "|202403150805|||||202403151100")
-    _file(sqlite_ctx, _message("MSG-0241", K), _message("MSG-0242", wrong),
-          _message("MSG-0243", late))
-    assert [v[1:3] for v in _versions(sqlite_ctx, "2823-3") if v[1]] == [(True, "withdrawn")]
-
+def test_the_original_after_its_withdrawal_stays_withdrawn(sqlite_ctx) -> None:  # noqa: ANN001
+    """The potassium sent again as it was held, and a sodium whose value was never held but
+    issued (OBX-19) before its W: an earlier version arriving late. Both stay withdrawn."""
+    na = K.replace("2823-3^Potassium", "2951-2^Sodium").replace("OBX|1|", "OBX|2|")
+    late = "|202403150805|||||202403151000"
+    wrong = "|202403150805|||||202403151100"
+    _file(sqlite_ctx, _message("MSG-0241", K, na),
+          _message("MSG-0242", WRONG.replace("|202403150805", wrong),
+                   na.replace("|F|", "|W|").replace("|202403150805", wrong)),
+          _message("MSG-0243", K, na.replace("4,1", "4,3").replace("|202403150805", late)))
+    for code in ("2823-3", "2951-2"):
+        assert [v[1:3] for v in _versions(sqlite_ctx, code) if v[1]] == [(True, "withdrawn")]
 
 
 # -- BTS-1 / FTS-1 and the messages actually read ----------------------------------------------
@@ -207,35 +202,40 @@ def _three() -> list[bytes]:
             for n in range(3)]
 
 
-@pytest.mark.parametrize("data, where, said", ids=["bts", "fts"], argvalues=[
-    (lambda m: BHS + b"".join(m) + b"BTS|2\r", "BTS", "2 messages, 3 found: every message"),
-    (lambda m: FHS + BHS + m[0] + b"BTS|1\r" + BHS + m[1] + m[2] + b"BTS|2\rFTS|1\r", "FTS",
-     "1 batch, 2 found: every batch"),
-])
-def test_a_count_lower_than_what_was_read_is_a_warning(sqlite_ctx, data, where: str,  # noqa: ANN001
-                                                       said: str) -> None:
-    """BTS-1 (v2.5 2.15.2, messages in the batch) or FTS-1 below what the file holds: every
-    message is there. The file's row failed HL7_BATCH_COUNT_MISMATCH ('truncated batch?'),
-    an operator looking for a loss there was not."""
-    raw = data(_three())
+def test_a_count_lower_than_what_was_read_is_a_warning(sqlite_ctx) -> None:  # noqa: ANN001
+    """BTS-1 (v2.5 2.15.2, the count of messages in the batch) below what the batch holds:
+    every message is there. The file's row failed HL7_BATCH_COUNT_MISMATCH ('truncated
+    batch?'), an operator looking for a loss there was not."""
+    raw = BHS + b"".join(_three()) + b"BTS|2\r"
     status, code, warnings, states = _batch_file(sqlite_ctx, raw)
-    at = raw.rindex(f"\r{where}|".encode()) + 1
     assert (status, code, states) == ("split", None, ["deposited"] * 3)
-    assert warnings == [f"HL7_BATCH_COUNT_LOW: {where}-1 at byte {at} announces {said} found "
-                        "was read, none is missing"]
+    assert warnings == [f"HL7_BATCH_COUNT_LOW: BTS-1 at byte {raw.rindex(b'BTS|')} announces "
+                        "2 messages, 3 found: every message found was read, none is missing"]
 
 
-def test_a_count_higher_than_what_was_read_still_fails_the_file_and_files_every_message(
-        sqlite_ctx) -> None:  # noqa: ANN001
-    """BTS-1 announcing 4 of which 3 came: one may be lost in transit, the file's row fails
-    naming both counts; the three read are filed all the same."""
-    status, code, _, states = _batch_file(sqlite_ctx, BHS + b"".join(_three()) + b"BTS|4\r")
-    assert (status, code, states) == ("failed", "HL7_BATCH_COUNT_MISMATCH", ["deposited"] * 3)
-    with sqlite_ctx.engine.connect() as conn:
-        said = conn.execute(select(imports.c.error_message)
-                            .where(imports.c.error_code.is_not(None))).scalar_one()
-    assert said.startswith("BTS-1 announces 4 messages, 3 found")
+def test_an_fts_count_lower_than_the_batches_read_is_a_note() -> None:
+    m = _three()
+    raw = FHS + BHS + m[0] + b"BTS|1\r" + BHS + m[1] + m[2] + b"BTS|2\rFTS|1\r"
+    batch = split_batch(raw)
+    assert (len(batch.messages), batch.problems) == (3, [])
+    assert [(n.code, n.message) for n in batch.notes] == [(
+        "HL7_BATCH_COUNT_LOW", f"FTS-1 at byte {raw.rindex(b'FTS|')} announces 1 batch, 2 "
+        "found: every batch found was read, none is missing")]
 
+
+@pytest.mark.parametrize("trailer, announced", [
+    (b"BTS|4\r", "BTS-1 announces 4 messages, 3"),
+    (b"BTS|3\rFTS|2\r", "FTS-1 announces 2 batches, 1"),
+])
+def test_a_count_higher_than_what_was_read_still_fails_naming_both(trailer: bytes,
+                                                                  announced: str) -> None:
+    """One may be lost in transit: a problem (the file's row fails, every message read is
+    filed all the same: tests/test_pipeline.py), not a note."""
+    head = FHS + BHS if trailer.endswith(b"FTS|2\r") else BHS
+    batch = split_batch(head + b"".join(_three()) + trailer)
+    assert len(batch.messages) == 3 and batch.notes == []
+    assert [p.code for p in batch.problems] == ["HL7_BATCH_COUNT_MISMATCH"]
+    assert batch.problems[0].message.startswith(announced)
 
 
 # -- W and its replacement in one message -----------------------------------------------------
