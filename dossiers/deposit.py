@@ -52,6 +52,7 @@ from normalizers.model import (
     ACTION_REPLACE,
     DOCUMENT,
     DOCUMENT_STATUS_DETAIL,
+    LAB_RESULT,
     STATUS_CHANGE_DETAIL,
     Entry,
 )
@@ -221,6 +222,9 @@ class DepositResult:
     deleted_replaced: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
     reissue_doubts: list[str] = field(default_factory=list)
+    # where a result withdrawn by its sender (OBX-11 W or D) came again with a new value,
+    # filed current though not issued after the withdrawal (``_replaces_withdrawn``)
+    after_withdrawal: list[str] = field(default_factory=list)
 
 
 def _row(entry: Entry, patient_id: int, import_id: int, attachment_sha: str | None,
@@ -1267,12 +1271,17 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
                                        "confirmed", now))
                 continue
             withdrawn = held.get(key) if entry.key in buried else None
-            row["current"] = False
-            row["superseded_by"] = withdrawn.id if withdrawn is not None else None
-            taken[key] = row
-            new_rows.append(row)
-            result.buried += 1
-            continue
+            if withdrawn is not None and _replaces_withdrawn(
+                    entry, row, withdrawn, stored.get((patient_id, key), ())):
+                # filed as any new version, current: see _replaces_withdrawn
+                result.after_withdrawal.append(entry.source_ref)
+            else:
+                row["current"] = False
+                row["superseded_by"] = withdrawn.id if withdrawn is not None else None
+                taken[key] = row
+                new_rows.append(row)
+                result.buried += 1
+                continue
         gone = replaced_away.get(key) if doc is None and old is None \
             and entry.action == ACTION_NEW else None
         if gone is None and old is None and key not in held and replacements \
@@ -1543,6 +1552,28 @@ def _in_history(row: dict, versions: Sequence) -> object | None:
     """The version of its key, not current, with ``row``'s content: the same late version or
     withdrawn original filed as history before (a rerun, a resend), not to be filed twice."""
     return next((r for r in versions if not r.current and _same(row, r)), None)
+
+
+def _replaces_withdrawn(entry: Entry, row: dict, withdrawn: object,
+                        versions: Sequence) -> bool:
+    """Whether a lab result the dossier holds withdrawn is the replacement its sender
+    announced (HL7 table 0085 W: 'post original as wrong', the right result to follow), not
+    the original arriving late.
+
+    A sender that leaves OBR-22 and OBX-19 empty, or does not move OBR-22 between the W and
+    the replacement, sends a replacement no later than the withdrawal by the times it
+    gives: it was filed as history, and the right potassium was never shown. It is the
+    replacement when the dossier held the result before the withdrawal (no tombstone: the
+    original cannot be late), its value is none the dossier ever held for it, and it was
+    not issued before the withdrawal. The original sent again has a value held (kept as
+    history by ``_in_history``, or buried)."""
+    if entry.type != LAB_RESULT or entry.action != ACTION_NEW or withdrawn.version < 2:
+        return False
+    sent, gone = _aware(entry.issued), _aware(withdrawn.issued)
+    if sent is not None and gone is not None and sent < gone:
+        return False
+    return row["value"] is not None and all(
+        (r.value, r.value_num) != (row["value"], row["value_num"]) for r in versions)
 
 
 def _buried(items: Sequence[tuple[Entry, str | None]], held: dict[str, object]) -> set[str]:

@@ -690,6 +690,10 @@ class _Ctx:
     # MSH-7 as ISO 8601 and as an instant (None: no time with an offset to compare with)
     sent_iso: str = ""
     sent_at: datetime | None = None
+    # a result key -> the entry of the message that withdraws it (OBX-11 W or D), and the
+    # entries left out (a withdrawal its replacement follows: ``_replacement_of``)
+    withdrawals: dict[str, Entry] = field(default_factory=dict)
+    dropped: set[int] = field(default_factory=set)
 
 
 def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
@@ -782,8 +786,14 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if line is not None and last_text is not None and last_text[0] == line:
                     _continue_text(msg, last_text[1], obx, notes)
                     continue
-                result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
-                                 specimen_time, report_key if with_report else None, scope)
+                try:
+                    result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
+                                     specimen_time, report_key if with_report else None, scope)
+                except _NothingCoded as said:  # its comments stay, as an empty OBX's
+                    warnings.append(str(said))
+                    report_text.extend(_notes(msg, notes) if notes else ())
+                    last_text = None
+                    continue
                 if result is None:  # a line of text without identifier: the report's
                     if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
                         report_text.extend(_untitled_text(msg, obx, notes))
@@ -844,7 +854,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                             "SPM-17, OBR-8 empty) nor for some of its results (OBX-14): they "
                             "are filed without one")
         if with_report:
-            report = _report(ctx, g, report_key, c4, obr_code, effective, issued,
+            report = _report(ctx, g, report_key, c4, obr_code,
+                             effective or _results_time(ctx, obr, results), issued,
                              specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
@@ -882,6 +893,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         entries.extend(results)
         gflags.entries = {id(e) for e in entries[start:]}
         gflags.documents = any(e.type == DOCUMENT for e in entries[start:])
+    if ctx.dropped:  # withdrawals their replacement follows (_replacement_of)
+        entries = [e for e in entries if id(e) not in ctx.dropped]
     _empty_documents(empty, entries, warnings)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
     entries = apply_group_meta(msg, entries, flags, meta, warnings)
@@ -1163,6 +1176,21 @@ def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
     for exc in empty:
         warnings.append(f"{exc.location}: the document is empty (no data in the ED): not "
                         "filed; the results of the message are")
+
+
+def _results_time(ctx: _Ctx, obr: Segment, results: list[Entry]) -> str | None:
+    """The time of an order sent without any (OBR-7, SPM-17, OBR-8 empty) whose results all
+    give one and the same OBX-14, said; None otherwise. The report was filed undated, its
+    results dated: listed by date, the dossier showed it nowhere. Results observed at
+    several times (a cumulative report's previous results) date nothing: the order's time
+    is none of them."""
+    times = {r.effective for r in results if r.type == LAB_RESULT}
+    if len(times) != 1 or None in times:
+        return None
+    ctx.warnings.append(f"{loc(obr, 7)}: no observation date/time for the order (OBR-7, "
+                        "SPM-17, OBR-8 empty): the report is dated by its results' one "
+                        "observation time (OBX-14)")
+    return times.pop()
 
 
 def _observation_end(ctx: _Ctx, obr: Segment) -> str | None:
@@ -1922,12 +1950,18 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
     withheld = status in WITHHELD_STATUSES
+    if not withheld and nf > 5 and f[5] and (f[2] if nf > 2 else "").strip().upper() \
+            in CODED_TYPES and not _codes_anything(msg, obx):
+        raise _NothingCoded(f"{loc(obx, 5)}: the coded value holds a coding system and no "
+                            "code nor text: the observation carries nothing, not filed")
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
                   action=action)
     observed_sent = lf(f[14].split(d.component, 1)[0]) if nf > 14 and f[14] else ""
-    if key in ctx.keys:
+    if key in ctx.withdrawals and not withheld:
+        _replacement_of(ctx, entry, obx)
+    elif key in ctx.keys:
         _make_unique(ctx, entry, obx, observed_sent)
     else:
         ctx.observed[key] = observed_sent
@@ -1935,6 +1969,8 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     ctx.keys.add(entry.key)
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
+    if action == ACTION_DELETE and entry.key == key:
+        ctx.withdrawals[key] = entry
     if local:
         lc, ls, ld = local
         entry.details["local_code"] = {"code": lc, "system": ls, "display": ld}
@@ -2276,6 +2312,20 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
         where = loc(seg, n)
         raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
                                  where) from None
+
+
+def _replacement_of(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
+    """A result following, in one message, the OBX-11 W or D of the same observation (HL7
+    table 0085 W: 'post original as wrong', the right result sent with it): the new version
+    of that result, a correction of the one held (its versions kept). Made a key of its
+    own as a second result of the test, it was current beside the key withdrawn, and the
+    lab's next correction of the test (filed under that key) went to history."""
+    gone = ctx.withdrawals.pop(entry.key)
+    ctx.dropped.add(id(gone))
+    entry.action, entry.replaces_key = ACTION_REPLACE, entry.key
+    ctx.warnings.append(f"{loc(obx)}: follows {gone.source_ref}, the same result withdrawn "
+                        "(OBX-11 W or D): filed as its replacement, the result held kept "
+                        "in its history")
 
 
 def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> None:
@@ -2980,9 +3030,13 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     is the text (``_name_in_system_slot``)."""
     msg = ctx.msg
     coded: list[dict[str, str]] = []
-    for rep in reps(msg, obx, 5):
+    system_only: list[str] = []
+    for n, rep in enumerate(reps(msg, obx, 5), 1):
         if not rep.strip(msg.delimiters.component + " "):
             continue  # an empty repetition ('A^A^L~') codes nothing: it made the value 'A; '
+        if not _rep_codes_anything(msg, rep):
+            system_only.append(str(n))  # '^^99LAB~POS^Positif^L': it made the value '; Positif'
+            continue
         c = comps(msg, rep)
         if len(c) == 1 and _WORDS.search(c[0].strip()):
             # 'Escherichia coli', 'Pas de germe isolé': words alone where a CWE was due (a SIL
@@ -3002,12 +3056,49 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if original:
             item["original_text"] = original
         coded.append(item)
+    if system_only:
+        ctx.warnings.append(f"{loc(obx, 5)}: repetition {', '.join(system_only)} holds a "
+                            "coding system and no code nor text: left out of the value")
     if not coded:
         return
     entry.value = "; ".join(
         i["display"] or i["code"] or i.get("alt_display") or i.get("alt_code")
         or i.get("original_text", "") for i in coded) or None
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
+
+
+class _NothingCoded(Exception):
+    """An OBX whose coded value (CE, CWE, CNE) names a coding system and nothing else: its
+    message is the ledger warning."""
+
+
+# CE / CWE components that say something: code, text, alternate code and text, original text
+_CODED_SAYING = (1, 2, 4, 5, 9)
+
+
+def _rep_codes_anything(msg: Message, rep: str) -> bool:
+    """Whether one CE/CWE repetition holds a code or a text, not only coding systems.
+
+    '^^L' or '^^99LAB' (a LIS's empty coded result, its table named and nothing picked from
+    it) was filed as a coded result of empty code: a value no reader can show. A name sent in
+    the coding-system slot ('^^Positif') is a text (``text_in_system_slot``)."""
+    c = comps(msg, rep)
+    if any(text(msg, part(c, i)).strip() for i in _CODED_SAYING):
+        return True
+    return text_in_system_slot(sub(msg, part(c, 3), 1))
+
+
+def _codes_anything(msg: Message, obx: Segment) -> bool:
+    """Whether OBX-5, a coded value, holds a code or a text in any repetition (or nothing at
+    all). Only the rare value starting with a delimiter is checked further: a plain code is
+    read at once."""
+    raw5 = obx.raw(5)
+    d = msg.delimiters
+    if raw5[:1] not in (d.component, d.repetition, d.subcomponent, " "):
+        return True  # its first repetition starts with a code
+    filled = [rep for rep in reps(msg, obx, 5) if rep.strip(d.component + " ")]
+    # '^^~' holds nothing at all, as an empty OBX-5: filed so, as before
+    return not filled or any(_rep_codes_anything(msg, rep) for rep in filled)
 
 
 def _reference(msg: Message, obx: Segment, entry: Entry) -> None:

@@ -957,6 +957,11 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{result.buried} entr{'y' if result.buried == 1 else 'ies'} filed "
                         "as history, not current: the dossier holds them withdrawn by a "
                         "deletion (an entry issued after the deletion is filed as current)")
+    for where in result.after_withdrawal[:5]:
+        warnings.append(f"{where}: a result its sender withdrew (OBX-11 W or D), sent again "
+                        "with a value the dossier never held and not issued before the "
+                        "withdrawal (OBR-22 / OBX-19 unchanged or empty): filed as current, "
+                        "the replacement of the withdrawn one")
 
 
 def _deposited(item: Prepared, patient_id: int, result: DepositResult,

@@ -39,6 +39,8 @@ BATCH_BAD_COUNT = "HL7_BATCH_BAD_COUNT"  # BTS-1 / FTS-1 is not a number
 BATCH_UNEXPECTED = "HL7_BATCH_UNEXPECTED"  # BTS / FTS with no BHS / FHS to close
 # A note, not a problem: FTS-1 counting the file's messages rather than its batches
 FTS_COUNTS_MESSAGES = "HL7_FTS_COUNTS_MESSAGES"
+# A note, not a problem: BTS-1 / FTS-1 announcing fewer than were found (none is missing)
+BATCH_COUNT_LOW = "HL7_BATCH_COUNT_LOW"
 GARBAGE = "HL7_GARBAGE"  # bytes that belong to no message and are not envelope segments
 # A note, not a problem: a message's MSH glued to the end of the segment before it (no
 # segment terminator), cut there as if the terminator had been sent
@@ -244,7 +246,8 @@ class _Splitter:
                 found = self.file.count + (1 if self.file.loose else 0)
                 if not self._counts_nested(data, pos, line_end, found) \
                         and not self._counts_messages(data, pos, line_end, found, at):
-                    _check_count(data, pos, line_end, found, "FTS", "batch", problems, base)
+                    _check_count(data, pos, line_end, found, "FTS", "batch", problems, base,
+                                 self.notes)
                 self.file = None
 
     def _bhs(self, at: int) -> None:
@@ -273,7 +276,7 @@ class _Splitter:
         if not (batch.nested and _count_field(data, pos, line_end)
                 in (str(batch.direct + batch.nested).encode(), str(batch.direct).encode())):
             _check_count(data, pos, line_end, batch.count, "BTS", "message", self.problems,
-                         base)
+                         base, self.notes)
         if batch.nested:
             n = batch.nested
             self.notes.append(BatchProblem(
@@ -488,11 +491,17 @@ def _garbage(data: bytes, start: int, end: int, problems: list[BatchProblem],
 
 
 def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, what: str,
-                 problems: list[BatchProblem], base: int = 0) -> None:
+                 problems: list[BatchProblem], base: int = 0,
+                 notes: list[BatchProblem] | None = None) -> None:
     """Compare BTS-1 (messages in the batch) or FTS-1 (batches in the file) with ``found``.
 
     Field 1 sits between the byte after the segment name (the field separator) and the next
-    occurrence of that byte; it is an NM, so only its digits matter. Empty means "not given"."""
+    occurrence of that byte; it is an NM, so only its digits matter. Empty means "not given".
+    Fewer found than announced is a problem (some may be lost in transit: the file's row
+    fails, every message found is still filed). More found than announced is a note in
+    ``notes`` when given: every message was read, none is missing (a sender counting from
+    0, or leaving out a kind of message); failing the file sent an operator looking for a
+    loss there was not, and over MLLP answered a complete batch AE."""
     value = _count_field(data, pos, line_end)
     if not value:
         return
@@ -501,8 +510,13 @@ def _check_count(data: bytes, pos: int, line_end: int, found: int, name: str, wh
             BATCH_BAD_COUNT, f"{name}-1 at byte {base + pos} is not a count", base + pos))
         return
     announced = int(value)
-    if announced != found:
-        plural = what if announced == 1 else what + ("es" if what == "batch" else "s")
+    plural = what if announced == 1 else what + ("es" if what == "batch" else "s")
+    if announced < found and notes is not None:
+        notes.append(BatchProblem(
+            BATCH_COUNT_LOW,
+            f"{name}-1 at byte {base + pos} announces {announced} {plural}, {found} found: "
+            f"every {what} found was read, none is missing", base + pos, warning=True))
+    elif announced != found:
         problems.append(BatchProblem(
             BATCH_COUNT_MISMATCH,
             f"{name}-1 announces {announced} {plural}, {found} found: "
