@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from dossiers.db import make_engine
 from dossiers.schema import imports, patient_identifiers
+from normalizers.adt import normalize_adt
 from normalizers.cda import normalize_cda
 from normalizers.identity import domain_authority, extract_identity
 from parsers.cda import parse_cda
@@ -197,6 +198,69 @@ def test_an_identifier_stored_before_scoping_is_still_found_without_msh4(tmp_pat
     msg = message("", pid("4711^^^LABO^PI", "", birth="", sex=""), settings_of(tmp_path, ""),
                   "labo-nord")
     assert (resolve_msg(sqlite_engine, msg).patient_id) == hers
+
+
+# -- ADT^A47: one domain named by its OID on one side, by its namespace on the other ------------
+def a47(mrg1: str, pid3: str, settings=None, tmp_path=None):  # noqa: ANN001, ANN201
+    msg = parse_text(
+        "MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20261127090000||ADT^A47^ADT_A30|C47|P|2.5^FRA^2.11\r"
+        "EVN||20261127090000\r"
+        f"PID|1||{pid3}||LE BIHAN^Maëlle^^^^^L||19840612|F" + "|" * 24 + "PROV\r"
+        f"MRG|{mrg1}\r")
+    if settings is not None:
+        source_settings(msg, settings, "gam")
+    return normalize_adt(msg, "gam")
+
+
+ALIAS = f'[sources.gam]\nnamespace_oids = {{ IPP = "{CHU_OID}" }}\n'
+
+
+@pytest.mark.parametrize(("mrg1", "pid3", "toml"), [
+    # MRG-1 by OID (with its namespace), PID-3 by the namespace only: declared in the message
+    (f"IPP0042^^^IPP&{CHU_OID}&ISO^PI", "IPP0777^^^IPP^PI", None),
+    # the reverse (ADT round 19)
+    ("IPP0042^^^IPP^PI", f"IPP0777^^^IPP&{CHU_OID}&ISO^PI", None),
+    # the OID alone on one side: the source's alias says whose namespace it is
+    (f"IPP0042^^^&{CHU_OID}&ISO^PI", "IPP0777^^^IPP^PI", ALIAS),
+    ("IPP0042^^^IPP^PI", f"IPP0777^^^&{CHU_OID}&ISO^PI", ALIAS),
+])
+def test_a47_pairs_one_domain_named_by_oid_and_by_namespace(tmp_path, mrg1: str, pid3: str,  # noqa: ANN001
+                                                            toml: str | None) -> None:
+    """The GAM's MRG-1 and PID-3 come from two templates: one names the IPP domain by its
+    OID, the other by its namespace. The change was dropped ('PID-3 carries no identifier
+    of its assigning authority'): the dossier kept the old IPP, never learnt the new one."""
+    event = a47(mrg1, pid3, settings_of(tmp_path, toml) if toml else None).adt
+    assert [(c.old.value, c.new.value if c.new else None) for c in event.changed_ids] == [
+        ("IPP0042", "IPP0777")]
+
+
+@pytest.mark.parametrize(("mrg1", "pid3"), [
+    (f"IPP0042^^^&{CHU_OID}&ISO^PI", "IPP0777^^^IPP^PI"),  # no alias: nothing says it
+    # the message gives the namespace two OIDs: two domains, not guessed
+    (f"IPP0042^^^IPP&{CHU_OID}&ISO^PI", "IPP0777^^^IPP^PI~IPP0778^^^IPP&1.2.250.1.99.1&ISO^PI"),
+    (f"IPP0042^^^IPP&{CHU_OID}&ISO^PI", "IPP0777^^^AUTRE^PI"),  # another namespace
+])
+def test_a47_of_two_domains_is_still_warned_and_not_changed(mrg1: str, pid3: str) -> None:
+    normalized = a47(mrg1, pid3)
+    assert normalized.adt.changed_ids == []
+    assert any("PID-3 carries no identifier of its assigning authority" in w
+               for w in normalized.warnings)
+
+
+def test_a47_by_oid_and_namespace_changes_the_dossiers_ipp(sqlite_ctx) -> None:  # noqa: ANN001
+    """Through the pipeline: the dossier holding the IPP under the OID holds the new one (as
+    PID-3 names it) instead; the ledger names authorities, no value."""
+    hers = dossier(sqlite_ctx.engine, ids=((CHU_OID, "IPP0042", "PI"),))
+    data = ("MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|20261127090000||ADT^A47^ADT_A30|C47|P|2.5^FRA^2.11\r"
+            "EVN||20261127090000\r"
+            "PID|1||IPP0777^^^IPP^PI||LE BIHAN^Maëlle^^^^^L||19840612|F" + "|" * 24 + "PROV\r"
+            f"MRG|IPP0042^^^IPP&{CHU_OID}&ISO^PI\r").encode()
+    ids = ingest(sqlite_ctx, data, source="gam")
+    with sqlite_ctx.engine.connect() as conn:
+        row = conn.execute(select(imports).where(imports.c.id == ids[0])).one()
+    assert row.status == "deposited", row.error_message
+    assert held(sqlite_ctx.engine, hers) == {("IPP@CHU-X", "IPP0777")}
+    assert "IPP0042" not in (row.error_message or "") + " ".join(row.warnings or [])
 
 
 # -- the INS key, at every entry point -----------------------------------------------------------
