@@ -13,7 +13,9 @@ Rules (IHE PAM France / CI-SIS):
   namespace without an OID is the sender's own ('LABO'): scoped to the sending facility
   (MSH-4), 'LABO@LABO-LYON' (``scoped_authority``); to its source's identifier domain
   ('CHU@domain:chu-rennes') when the source declares it shared by its facilities or MSH-4
-  is empty (``_scoped_for``).
+  is empty (``_scoped_for``); read as the OID its source declares for it
+  (``Message.namespace_oids``: a hospital's lab naming by namespace the IPP domain its GAM
+  names by OID).
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
   plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
   them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
@@ -388,7 +390,8 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     unscoped = ""
     if authority and authority == namespace and not _as_oid(namespace) \
             and not ins_oid_for_namespace(namespace):  # a national one ('ASIP-SANTE-INS-NIR')
-        scoped = _scoped_for(msg, namespace)
+        scoped = msg.namespace_oids.get(namespace.strip().upper()) or \
+            _scoped_for(msg, namespace)
         unscoped, authority = (namespace, scoped) if scoped != namespace else ("", authority)
     if (authority, value, type_code) in seen:
         return

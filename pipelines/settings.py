@@ -55,8 +55,10 @@ class Source:
     # those this source's facilities share (a hospital's lab and RIS, MSH-4 'LABO_CHU' and
     # 'RIS_CHU', numbering their patients in one 'CHU' domain), scoped instead to
     # ``identifier_domain`` (default: the source id; sources declaring one domain share
-    # them). ``namespace_oids``: namespace -> the OID of its domain, for a GAM naming one
-    # domain both ways (an ADT^A47's MRG-1 by OID, its PID-3 by namespace).
+    # them). ``namespace_oids``: namespace -> the OID of its domain: this source's
+    # identifiers under that namespace alone are read as the OID's (a lab naming by
+    # namespace the IPP domain the GAM names by OID), and an ADT^A47 naming the domain both
+    # ways (MRG-1 by OID, PID-3 by namespace) is paired.
     shared_namespaces: frozenset[str] = frozenset()
     identifier_domain: str | None = None
     namespace_oids: tuple[tuple[str, str], ...] = ()

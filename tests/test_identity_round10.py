@@ -296,3 +296,24 @@ def test_ins_key_in_pid3_and_in_the_cda_record_target(sqlite_engine, oid: str, n
         assert (res.code == "IDENTITY_INS_INVALID_KEY") == (code is not None)
         if code:
             assert number not in res.reason
+
+
+# -- a namespace the source declares as an OID's --------------------------------------------------
+@pytest.mark.parametrize("aliased", [True, False])
+def test_a_namespace_declared_as_an_oids_finds_the_ipp_learnt_under_the_oid(
+        tmp_path, sqlite_engine, aliased: bool) -> None:  # noqa: ANN001
+    """The GAM names the CHU's IPP domain by its OID; the hospital's lab, by its namespace
+    only ('IPP'). Without a declaration the lab's IPP is another identifier ('IPP@LABO_CHU')
+    and its message, traits too thin, is quarantined; the source declaring 'IPP' as that
+    OID's namespace, the lab's IPP names the dossier (and a namespace-only identifier stored
+    before round 9 is still found by the namespace as sent)."""
+    toml = f'[sources.chu-rennes]\nnamespace_oids = {{ IPP = "{CHU_OID}" }}\n' if aliased else ""
+    hers = dossier(sqlite_engine, ids=((CHU_OID, "770041", "PI"),))
+    old = dossier(sqlite_engine, given="Aïssatou", ids=(("IPP", "550012", "PI"),))
+    settings = settings_of(tmp_path, toml)
+    for value, patient in (("770041", hers), ("550012", old)):
+        msg = message("LABO_CHU", pid(f"{value}^^^IPP^PI", "", birth="", sex=""), settings)
+        res = resolve_msg(sqlite_engine, msg)
+        expected = (patient, "local-id") if aliased or value == "550012" else (None, "")
+        assert (res.patient_id, res.via) == expected
+    assert ((CHU_OID, "550012") in held(sqlite_engine, old)) == aliased
