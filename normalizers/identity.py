@@ -50,6 +50,7 @@ from normalizers.nir import (
     ins_oid_for_type_code,
     nir_key_valid,
     nir_problem,
+    nir_valid,
 )
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
@@ -370,10 +371,11 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
             return
         seen.add(("ins", oid, nir))
         nir_like = ins_nir_like(oid)
-        valid = nir_key_valid(nir) if nir_like else False
+        valid = nir_valid(nir) if nir_like else False
         ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
         if nir_like and not valid:
-            ident.warnings.append(f"{where}: INS key is not valid: the INS {nir_problem(nir)}")
+            said = "INS is not valid" if nir_key_valid(nir) else "INS key is not valid"
+            ident.warnings.append(f"{where}: {said}: the INS {nir_problem(nir)}")
         return
     if type_code in _not_patient_types():
         # a stay (NDA), account or order number beside the IPP: numbered from another counter

@@ -279,6 +279,10 @@ def wrong_key(good: str) -> str:
     (INS_NIA, nir("2840699352012"), None),  # a temporary NIA: its key checked alike
     (INS_NIA, wrong_key(nir("2840699352012")), "IDENTITY_INS_INVALID_KEY"),
     (INS_NIR, MAELLE_NIR[:13], "IDENTITY_INS_INVALID_KEY"),  # no key at all
+    # birth order number 000 (digits 11-13, 001 to 999): a made-up number, its key computed
+    (INS_NIR, nir("2840675056000"), "IDENTITY_INS_INVALID_KEY"),
+    (INS_NIA, nir("2840699352000"), "IDENTITY_INS_INVALID_KEY"),
+    (INS_NIR, nir("2840675056001"), None),
 ])
 def test_ins_key_in_pid3_and_in_the_cda_record_target(sqlite_engine, oid: str, number: str,  # noqa: ANN001
                                                       code: str | None) -> None:
@@ -317,3 +321,18 @@ def test_a_namespace_declared_as_an_oids_finds_the_ipp_learnt_under_the_oid(
         expected = (patient, "local-id") if aliased or value == "550012" else (None, "")
         assert (res.patient_id, res.via) == expected
     assert ((CHU_OID, "550012") in held(sqlite_engine, old)) == aliased
+
+
+def test_birth_order_000_is_said_and_refused_by_the_admin_too(tmp_path) -> None:  # noqa: ANN001
+    """Its key matches, so 'INS key is not valid' would mislead: the warning and the
+    quarantine reason say the birth order; an admin cannot create a dossier with it."""
+    from pipelines.dossier_admin import DossierInput
+
+    made_up = nir("2840675056000")
+    ident = extract_identity(message("LABO", pid(f"{made_up}^^^ASIP-SANTE&{INS_NIR}&ISO^INS",
+                                                 status="VALI")))
+    assert [w.split(": ", 1)[1] for w in ident.warnings] == [
+        "INS is not valid: the INS has birth order number 000 (a NIR's is 001 to 999)"]
+    with pytest.raises(ValueError, match="birth order number 000"):
+        DossierInput(family="Le Bihan", given="Maëlle", birth_date="1984-06-12", sex="F",
+                     ins=made_up, ins_oid=INS_NIR).validate()
