@@ -107,29 +107,39 @@ def test_a_shared_namespace_is_scoped_to_the_sources_domain(tmp_path, toml: str,
         (authority, "CHU")]
 
 
-@pytest.mark.parametrize(("shared", "backend"), [
-    (True, "sqlite"), (True, "postgresql"), (False, "sqlite")])
-def test_lab_and_ris_sharing_one_namespace_find_each_others_ipp(tmp_path, request,  # noqa: ANN001
-                                                                 shared: bool,
-                                                                 backend: str) -> None:
-    """The CHU's lab (MSH-4 LABO_CHU) and RIS (RIS_CHU) both number patients as 'CHU' (no
-    OID). The lab's message finds Maëlle by her traits and teaches her IPP; the RIS's,
-    sending the IPP alone, missed it since round 9 scoped 'CHU' to each MSH-4. Declared
-    shared by the source, the RIS finds her; not declared, round 9's behaviour stands."""
-    settings = settings_of(tmp_path, SHARED if shared else "")
-    store = request.getfixturevalue("sqlite_engine") if backend == "sqlite" else \
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request):  # noqa: ANN001, ANN201
+    """A store at head on SQLite and on PostgreSQL (tests/conftest.py)."""
+    engine = request.getfixturevalue("sqlite_engine") if request.param == "sqlite" else \
         make_engine(request.getfixturevalue("postgres_server").new_database())
-    request.addfinalizer(store.dispose)
-    hers = dossier(store)
-    res = resolve_msg(store, message("LABO_CHU", LAB_PID, settings))
+    yield engine
+    engine.dispose()
+
+
+def lab_then_ris(tmp_path, engine, toml: str):  # noqa: ANN001, ANN201
+    """The CHU's lab (MSH-4 LABO_CHU) and RIS (RIS_CHU) both number patients as 'CHU' (no
+    OID). The lab's message finds Maëlle by her traits and teaches her IPP; then the RIS's,
+    sending the IPP alone: (Maëlle's dossier, the RIS's resolution)."""
+    settings = settings_of(tmp_path, toml)
+    hers = dossier(engine)
+    res = resolve_msg(engine, message("LABO_CHU", LAB_PID, settings))
     assert (res.patient_id, res.via) == (hers, "demographics")
-    res = resolve_msg(store, message("RIS_CHU", RIS_PID, settings))
-    if shared:
-        assert (res.patient_id, res.via) == (hers, "local-id")
-        assert held(store, hers) == {("CHU@domain:chu-rennes", "770041")}
-    else:
-        assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
-        assert held(store, hers) == {("CHU@LABO_CHU", "770041")}
+    return hers, resolve_msg(engine, message("RIS_CHU", RIS_PID, settings))
+
+
+def test_lab_and_ris_sharing_one_namespace_find_each_others_ipp(tmp_path, store) -> None:  # noqa: ANN001
+    """Declared shared by the source, the RIS finds the IPP the lab taught; since round 9
+    scoped 'CHU' to each MSH-4, it missed it."""
+    hers, res = lab_then_ris(tmp_path, store, SHARED)
+    assert (res.patient_id, res.via) == (hers, "local-id")
+    assert held(store, hers) == {("CHU@domain:chu-rennes", "770041")}
+
+
+def test_a_namespace_not_declared_shared_stays_each_facilitys(tmp_path, sqlite_engine) -> None:  # noqa: ANN001
+    """Not declared (the default), round 9's behaviour stands."""
+    hers, res = lab_then_ris(tmp_path, sqlite_engine, "")
+    assert (res.patient_id, res.code) == (None, "IDENTITY_UNKNOWN_PATIENT")
+    assert held(sqlite_engine, hers) == {("CHU@LABO_CHU", "770041")}
 
 
 def test_another_sources_namespace_of_the_same_name_is_not_shared(tmp_path, sqlite_engine) -> None:  # noqa: ANN001
