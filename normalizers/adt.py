@@ -248,7 +248,7 @@ def _changed_ids(msg: Message, mrg: Segment, pid: Segment | None, trigger: str,
         if not same:
             warnings.append(f"{old_at}: PID-3 carries no identifier of its assigning authority: "
                             f"not changed (ADT^{trigger} replaces an identifier within its "
-                            "domain)")
+                            f"domain){_undeclared(old, news)}")
         elif len(same) > 1:
             reps_at = ", ".join(at.rsplit(" ", 1)[1] for at, _ in same)
             changes.append(IdentifierChange(old, old_at, None,
@@ -336,7 +336,7 @@ def _by_domain_oid(msg: Message, old: LocalIdentifier, namespace: str,
         declared.setdefault(ns, oid)
 
     def domain(li: LocalIdentifier, ns: str) -> str:
-        own = li.authority if not li.unscoped and _OID_AUTHORITY.fullmatch(li.authority) else ""
+        own = li.authority if _by_oid(li) else ""
         return own or declared.get(ns.strip().upper(), "")
 
     oid = domain(old, namespace)
@@ -351,6 +351,19 @@ def _by_domain_oid(msg: Message, old: LocalIdentifier, namespace: str,
 
 
 _OID_AUTHORITY = re.compile(r"[0-2](?:\.\d+)+")
+
+
+def _by_oid(li: LocalIdentifier) -> bool:
+    return not li.unscoped and bool(_OID_AUTHORITY.fullmatch(li.authority))
+
+
+def _undeclared(old: LocalIdentifier, news: list[tuple[str, LocalIdentifier, str]]) -> str:
+    """What the admin can do when MRG-1 and PID-3 name their domains one by OID, the other
+    by namespace only, and nothing said which namespace is which OID: '' otherwise."""
+    if not any(_by_oid(li) != _by_oid(old) for _, li, _ in news):
+        return ""
+    return ("; one of MRG-1 and PID-3 names it by OID, the other by namespace only: the "
+            "source's namespace_oids may say which namespace is that OID's")
 
 
 def _namespace_oids(located: list[tuple[str, LocalIdentifier, str]]) -> dict[str, str]:

@@ -251,10 +251,21 @@ def test_a47_pairs_one_domain_named_by_oid_and_by_namespace(tmp_path, mrg1: str,
     (f"IPP0042^^^IPP&{CHU_OID}&ISO^PI", "IPP0777^^^AUTRE^PI"),  # another namespace
 ])
 def test_a47_of_two_domains_is_still_warned_and_not_changed(mrg1: str, pid3: str) -> None:
+    """Not paired, still warned, with what would pair them (namespace_oids)."""
     normalized = a47(mrg1, pid3)
     assert normalized.adt.changed_ids == []
-    assert any("PID-3 carries no identifier of its assigning authority" in w
-               for w in normalized.warnings)
+    said = [w for w in normalized.warnings
+            if "PID-3 carries no identifier of its assigning authority" in w]
+    assert len(said) == 1 and said[0].endswith("the source's namespace_oids may say which "
+                                               "namespace is that OID's")
+    assert "IPP0042" not in said[0] and "IPP0777" not in said[0]
+
+
+def test_a47_of_two_namespaces_gets_no_hint() -> None:
+    """Both by namespace only, two of them: no OID in sight, nothing to declare."""
+    said = [w for w in a47("IPP0042^^^IPP^PI", "IPP0777^^^AUTRE^PI").warnings
+            if "PID-3 carries no identifier" in w]
+    assert said and not any("namespace_oids" in w for w in said)
 
 
 def test_a47_by_oid_and_namespace_changes_the_dossiers_ipp(sqlite_ctx) -> None:  # noqa: ANN001
