@@ -36,6 +36,7 @@ dossier (dossiers/consent.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from functools import cache
@@ -240,12 +241,14 @@ def _changed_ids(msg: Message, mrg: Segment, pid: Segment | None, trigger: str,
         same = [(at, li) for at, li, _ in news if li.authority == old.authority]
         if not same and namespace in (old.authority, old.unscoped):  # no OID in MRG-1
             old, same = _by_namespace(old, namespace, news, old_at, warnings)
+        if not same:
+            same = _by_domain_oid(msg, old, namespace, olds, news, old_at, warnings)
         if any(li.value == old.value for _, li in same):
             continue  # still the patient's: MRG-1 repeats the unchanged ones
         if not same:
             warnings.append(f"{old_at}: PID-3 carries no identifier of its assigning authority: "
                             f"not changed (ADT^{trigger} replaces an identifier within its "
-                            "domain)")
+                            f"domain){_undeclared(old, news)}")
         elif len(same) > 1:
             reps_at = ", ".join(at.rsplit(" ", 1)[1] for at, _ in same)
             changes.append(IdentifierChange(old, old_at, None,
@@ -314,6 +317,63 @@ def _by_namespace(old: LocalIdentifier, namespace: str,
                     "PID-3 gives that namespace with an OID: read as PID-3's")
     same = [(at, li) for at, li, ns in news if li.authority == authority]
     return replace(old, authority=authority, unscoped=old.authority), same
+
+
+def _by_domain_oid(msg: Message, old: LocalIdentifier, namespace: str,
+                   olds: list[tuple[str, LocalIdentifier, str]],
+                   news: list[tuple[str, LocalIdentifier, str]], old_at: str,
+                   warnings: list[str]) -> list[tuple[str, LocalIdentifier]]:
+    """PID-3's identifiers of ``old``'s domain when one side names it by its OID and the
+    other by a namespace only: MRG-1 'IPP0042^^^CHU&1.2.250.1.71.4.2.2&ISO^PI' and PID-3
+    'IPP0777^^^CHU^PI' (or the reverse, the namespace-only one with no OID to compare).
+    The namespace is that OID's when the message declares it so (a CX giving both, the one
+    OID it gives that namespace) or the source does (``Message.namespace_oids``). Why: a GAM
+    filling MRG-1 and PID-3 from two templates names one domain two ways; the change was
+    dropped as another domain's, the dossier kept the old IPP and missed the new one.
+    Nothing otherwise: a namespace the message gives two OIDs is two domains, not guessed."""
+    declared = _namespace_oids(olds + news)
+    for ns, oid in msg.namespace_oids.items():
+        declared.setdefault(ns, oid)
+
+    def domain(li: LocalIdentifier, ns: str) -> str:
+        own = li.authority if _by_oid(li) else ""
+        return own or declared.get(ns.strip().upper(), "")
+
+    oid = domain(old, namespace)
+    if not oid:
+        return []
+    same = [(at, li) for at, li, ns in news if domain(li, ns) == oid]
+    if same:
+        warnings.append(f"{old_at}: assigning authority named by its OID on one side and by "
+                        "its namespace only on the other (MRG-1, PID-3): paired as that OID's "
+                        "domain")
+    return same
+
+
+_OID_AUTHORITY = re.compile(r"[0-2](?:\.\d+)+")
+
+
+def _by_oid(li: LocalIdentifier) -> bool:
+    return not li.unscoped and bool(_OID_AUTHORITY.fullmatch(li.authority))
+
+
+def _undeclared(old: LocalIdentifier, news: list[tuple[str, LocalIdentifier, str]]) -> str:
+    """What the admin can do when MRG-1 and PID-3 name their domains one by OID, the other
+    by namespace only, and nothing said which namespace is which OID: '' otherwise."""
+    if not any(_by_oid(li) != _by_oid(old) for _, li, _ in news):
+        return ""
+    return ("; one of MRG-1 and PID-3 names it by OID, the other by namespace only: the "
+            "source's namespace_oids may say which namespace is that OID's")
+
+
+def _namespace_oids(located: list[tuple[str, LocalIdentifier, str]]) -> dict[str, str]:
+    """namespace (upper case) -> the OID the CXs of a message give it with (CX.4.1 and
+    CX.4.2 both filled), for namespaces given one OID only."""
+    seen: dict[str, set[str]] = {}
+    for _, li, ns in located:
+        if ns.strip() and not li.unscoped and _OID_AUTHORITY.fullmatch(li.authority):
+            seen.setdefault(ns.strip().upper(), set()).add(li.authority)
+    return {ns: next(iter(oids)) for ns, oids in seen.items() if len(oids) == 1}
 
 
 # How far EVN-2 (recorded) may be after MSH-7 (sent) and still order the statement: the

@@ -56,7 +56,7 @@ from normalizers.model import (
     PatientIdentity,
     shorten_prose,
 )
-from normalizers.nir import ins_kind, ins_nir_like, nir_key_valid
+from normalizers.nir import ins_kind, ins_nir_like, nir_valid
 from normalizers.tabledata import column_map, table
 from normalizers.units import to_ucum
 from parsers.cda.errors import CdaParseError
@@ -651,7 +651,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         kind = ins_kind(root)
         if kind is not None:
             nir = "".join(extension.split()).upper()
-            valid = nir_key_valid(nir) if ins_nir_like(root) else True
+            valid = nir_valid(nir) if ins_nir_like(root) else True
             identity.ins.append(InsIdentifier(nir, root, kind, valid))
         else:
             if root.startswith(_INS_ARC):

@@ -11,7 +11,11 @@ Rules (IHE PAM France / CI-SIS):
   whose type code says they name a stay, an account or an order, not the patient (CX.5 'AN',
   'VN'...: tables/identifier_types_not_patient.csv), are warned about and not kept. A
   namespace without an OID is the sender's own ('LABO'): scoped to the sending facility
-  (MSH-4), 'LABO@LABO-LYON' (``scoped_authority``).
+  (MSH-4), 'LABO@LABO-LYON' (``scoped_authority``); to its source's identifier domain
+  ('CHU@domain:chu-rennes') when the source declares it shared by its facilities or MSH-4
+  is empty (``_scoped_for``); read as the OID its source declares for it
+  (``Message.namespace_oids``: a hospital's lab naming by namespace the IPP domain its GAM
+  names by OID).
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
   plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
   them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
@@ -46,6 +50,7 @@ from normalizers.nir import (
     ins_oid_for_type_code,
     nir_key_valid,
     nir_problem,
+    nir_valid,
 )
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
@@ -366,10 +371,11 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
             return
         seen.add(("ins", oid, nir))
         nir_like = ins_nir_like(oid)
-        valid = nir_key_valid(nir) if nir_like else False
+        valid = nir_valid(nir) if nir_like else False
         ident.ins.append(InsIdentifier(nir=nir, oid=oid, kind=kind, key_valid=valid))
         if nir_like and not valid:
-            ident.warnings.append(f"{where}: INS key is not valid: the INS {nir_problem(nir)}")
+            said = "INS is not valid" if nir_key_valid(nir) else "INS key is not valid"
+            ident.warnings.append(f"{where}: {said}: the INS {nir_problem(nir)}")
         return
     if type_code in _not_patient_types():
         # a stay (NDA), account or order number beside the IPP: numbered from another counter
@@ -386,7 +392,8 @@ def _add_identifier(msg: Message, ident: PatientIdentity, rep: str, where: str,
     unscoped = ""
     if authority and authority == namespace and not _as_oid(namespace) \
             and not ins_oid_for_namespace(namespace):  # a national one ('ASIP-SANTE-INS-NIR')
-        scoped = scoped_authority(namespace, _sending_facility(msg))
+        scoped = msg.namespace_oids.get(namespace.strip().upper()) or \
+            _scoped_for(msg, namespace)
         unscoped, authority = (namespace, scoped) if scoped != namespace else ("", authority)
     if (authority, value, type_code) in seen:
         return
@@ -403,7 +410,33 @@ def _sending_facility(msg: Message) -> str:
     msh = msg.segments[0] if msg.segments else None
     return msg.hd(msh, SENDING_FACILITY) if msh is not None and msh.name == "MSH" else ""
 SCOPE_MARK = "@"
+DOMAIN_MARK = "domain:"  # 'CHU@domain:chu-rennes': a source's domain, not an MSH-4 value
+FACILITY_MARK = "msh4:"  # an MSH-4 value that begins as a domain does: 'CHU@msh4:domain:x'
 AUTHORITY_MAX = 200  # patient_identifiers.authority
+
+
+def _scoped_for(msg: Message, namespace: str) -> str:
+    """A namespace-only authority as stored: scoped to its source's identifier domain when
+    the source declares the namespace shared by its facilities (``Message.shared_namespaces``)
+    or when MSH-4 names no facility, else to MSH-4 (``scoped_authority``).
+
+    Why the domain: a hospital's lab and RIS number their patients in one 'CHU' domain under
+    two MSH-4 values; scoped to each, the RIS missed every IPP the lab taught. Why for an
+    empty MSH-4: left as sent ('LABO'), what such a sender taught was global, found by any
+    other sender's 'LABO' through the fallback kept for identifiers stored before scoping."""
+    domain = msg.identifier_domain.strip()
+    facility = _sending_facility(msg)
+    if domain and (namespace.strip().upper() in msg.shared_namespaces or not facility.strip()):
+        return domain_authority(namespace, domain)
+    return scoped_authority(namespace, facility)
+
+
+def domain_authority(namespace: str, domain: str) -> str:
+    """'CHU@domain:chu-rennes': a namespace-only authority scoped to a source's identifier
+    domain; marked apart from an MSH-4 scope ('CHU@chu-rennes'), which any sender may claim.
+    ``namespace`` as it is when the two would not fit the stored column."""
+    scoped = f"{namespace}{SCOPE_MARK}{DOMAIN_MARK}{domain.strip()}"
+    return scoped if len(scoped) <= AUTHORITY_MAX else namespace
 
 
 def scoped_authority(namespace: str, facility: str) -> str:
@@ -416,6 +449,8 @@ def scoped_authority(namespace: str, facility: str) -> str:
     and its other systems, sending under another MSH-4, name it so too), or when the two
     would not fit the stored column (a namespace that long is no short local name anyway)."""
     facility = facility.strip()
+    if facility.lower().startswith(DOMAIN_MARK):  # never read as a source's domain
+        facility = f"{FACILITY_MARK}{facility}"
     scoped = f"{namespace}{SCOPE_MARK}{facility}"
     if not facility or facility.upper() == namespace.strip().upper() \
             or len(scoped) > AUTHORITY_MAX:

@@ -39,6 +39,17 @@ def nir_key_valid(nir: str) -> bool:
     return expected is not None and expected == int(key)
 
 
+NO_ORDER = "000"  # digits 11-13, the birth order in the commune and month: 001 to 999
+
+
+def nir_valid(nir: str) -> bool:
+    """``nir_key_valid`` and a birth order number (digits 11-13) from 001 to 999 (INSEE:
+    it tells apart the persons born in one commune in one month, from 001). Why: '000' is
+    what software fills a number it made up with (a placeholder NIR whose key it then
+    computed): its key matched, so it was trusted as the patient's INS."""
+    return nir_key_valid(nir) and nir[10:13] != NO_ORDER
+
+
 @cache
 def _oids() -> dict[str, dict[str, str]]:
     return {row["oid"]: row for row in table("ins_oids")}
@@ -85,11 +96,13 @@ def ins_oid_for_type_code(type_code: str) -> str | None:
 
 
 def nir_problem(nir: str) -> str:
-    """What is wrong with a NIR, in words that quote none of it: '' when its key is valid;
-    'has no key (13 characters)', 'has N characters, not 15', 'is not digits (Corsica
-    2A/2B aside)', 'has a key that does not match'."""
+    """What is wrong with a NIR, in words that quote none of it: '' when it is valid
+    (``nir_valid``); 'has birth order number 000', 'has no key (13 characters)', 'has N
+    characters, not 15', 'is not digits (Corsica 2A/2B aside)', 'has a key that does not
+    match'."""
     if nir_key_valid(nir):
-        return ""
+        return "has birth order number 000 (a NIR's is 001 to 999)" \
+            if nir[10:13] == NO_ORDER else ""
     if len(nir) == 13:
         return "has no key (13 characters)"
     if len(nir) != 15:

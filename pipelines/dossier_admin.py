@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from dossiers.patients import PatientError, create_patient, find_by_ins
-from normalizers.nir import nir_key_valid
+from normalizers.nir import nir_key_valid, nir_valid
 from pipelines.audit import Actor, record
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -49,6 +49,9 @@ class DossierInput:
             raise ValueError("sex must be F or M")
         if self.ins is not None and not nir_key_valid(self.ins):
             raise ValueError("the INS is not a 15-character NIR/NIA with a valid key")
+        if self.ins is not None and not nir_valid(self.ins):
+            raise ValueError("the INS has birth order number 000 (digits 11-13: a NIR's is "
+                             "001 to 999)")
 
 
 def create_dossiers(engine: Engine, items: list[DossierInput], *,

@@ -90,6 +90,7 @@ from normalizers.model import (
 from parsers.cda import CdaParseError, parse_cda
 from parsers.detect import unknown_reason
 from parsers.hl7v2 import HL7ParseError, parse_message
+from parsers.hl7v2.er7 import Message
 from pipelines import held as held_drafts
 from pipelines.adt_identity import identity_update
 from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_archive, sha256_hex
@@ -593,7 +594,7 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
     except HL7ParseError as exc:
         raise _failed("parse", exc) from None
-    msg.zone = ctx.settings.source_zone(row.source)
+    source_settings(msg, ctx.settings, row.source)
     if (refused := sender_not_source(ctx.settings, row.source, msg.sender)) is not None:
         raise _Stop(refused)
     try:
@@ -607,6 +608,16 @@ def _prepare(ctx: Context, row, started: datetime) -> Prepared:  # noqa: ANN001
     if (unmapped := unmapped_failure(ctx.settings, row.source, normalized)) is not None:
         raise _Stop(unmapped)
     return _prepared(row, normalized, list(msg.warnings) + list(normalized.warnings), started)
+
+
+def source_settings(msg: Message, settings: Settings, source: str) -> None:
+    """Give ``msg`` what its source declared for reading it: the zone of its times without
+    offset, and its identifiers' domain, shared namespaces and namespace aliases
+    (``Settings.identifier_settings``): a message normalized without them scoped a shared
+    namespace to MSH-4, or left one without MSH-4 global."""
+    msg.zone = settings.source_zone(source)
+    msg.identifier_domain, msg.shared_namespaces, msg.namespace_oids = \
+        settings.identifier_settings(source)
 
 
 def _notification_only(exc: NotificationOnlyError, logical_id: str | None,
@@ -1168,7 +1179,7 @@ def _read_again(ctx: Context, row) -> NormalizedMessage | None:  # noqa: ANN001
         return None
     try:
         msg = parse_message(data, ctx.settings.fallback_charset(row.source))
-        msg.zone = ctx.settings.source_zone(row.source)
+        source_settings(msg, ctx.settings, row.source)
         return normalize_message(msg, row.source, ctx.mappings)
     except HeldBack as exc:
         return exc.held

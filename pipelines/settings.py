@@ -50,6 +50,18 @@ class Source:
     ack_route_tls: bool = False
     ack_route_ca: Path | None = None  # the CA of the route's certificate (TLS); default: system
     ack_same_connection: bool = False
+    # Namespace-only assigning authorities (CX.4.1 'CHU', no OID) are scoped to the sending
+    # facility, MSH-4 (normalizers/identity.py ``scoped_authority``). ``shared_namespaces``:
+    # those this source's facilities share (a hospital's lab and RIS, MSH-4 'LABO_CHU' and
+    # 'RIS_CHU', numbering their patients in one 'CHU' domain), scoped instead to
+    # ``identifier_domain`` (default: the source id; sources declaring one domain share
+    # them). ``namespace_oids``: namespace -> the OID of its domain: this source's
+    # identifiers under that namespace alone are read as the OID's (a lab naming by
+    # namespace the IPP domain the GAM names by OID), and an ADT^A47 naming the domain both
+    # ways (MRG-1 by OID, PID-3 by namespace) is paired.
+    shared_namespaces: frozenset[str] = frozenset()
+    identifier_domain: str | None = None
+    namespace_oids: tuple[tuple[str, str], ...] = ()
 
     def names(self, application: str, facility: str) -> bool:
         return (self.sending_application in ("*", application)
@@ -251,6 +263,17 @@ class Settings:
     def fallback_charset(self, source: str) -> str | None:
         source = self.current_source(source)
         return self.source_charsets.get(source) or self.source_charsets.get("*")
+
+    def identifier_settings(self, source: str) -> tuple[str, frozenset[str], dict[str, str]]:
+        """(domain, shared namespaces, namespace -> OID) of a source's identifiers, as
+        ``parsers.hl7v2.er7.Message`` carries them to the normalizer: the domain is the
+        declared ``identifier_domain``, else the source's id (following renames)."""
+        source = self.current_source(source)
+        declared = next((s for s in self.sources if s.id == source), None)
+        if declared is None:
+            return source, frozenset(), {}
+        return (declared.identifier_domain or source, declared.shared_namespaces,
+                dict(declared.namespace_oids))
 
     def source_zone(self, source: str) -> str | None:
         """The zone a source declared for its times without offset; None: undeclared (the
@@ -526,7 +549,7 @@ def _check_zone(where: str, zone: object) -> str:
 
 def _sources(table: dict) -> tuple[Source, ...]:
     """[sources.<id>] tables: sending_application, sending_facility, peers, charset,
-    timezone, mllp_release (1 or 2)."""
+    timezone, mllp_release (1 or 2), shared_namespaces, identifier_domain, namespace_oids."""
     found = []
     for source_id, conf in table.items():
         if not isinstance(conf, dict):
@@ -547,8 +570,39 @@ def _sources(table: dict) -> tuple[Source, ...]:
             peers=peers, charset=conf.get("charset"),
             timezone=(_check_zone(f"[sources.{source_id}] timezone", conf["timezone"])
                       if conf.get("timezone") else None),
-            mllp_release=release, **_ack_route(str(source_id), conf)))
+            mllp_release=release, **_ack_route(str(source_id), conf),
+            **_identifier_settings(str(source_id), conf)))
     return tuple(found)
+
+
+_OID_TEXT = re.compile(r"[0-2](?:\.\d+)+")
+_NAMESPACE_MAX = 100  # a namespace scoped with its domain must fit patient_identifiers.authority
+
+
+def _identifier_settings(source_id: str, conf: dict) -> dict:
+    """A source's ``shared_namespaces`` (list of namespaces), ``identifier_domain`` (text)
+    and ``namespace_oids`` (table namespace = "OID"), checked (``Source``)."""
+    where = f"[sources.{source_id}]"
+    shared = conf.get("shared_namespaces", [])
+    if not isinstance(shared, list) or not all(
+            isinstance(n, str) and n.strip() and len(n.strip()) <= _NAMESPACE_MAX
+            for n in shared):
+        raise SettingsError(f"{where} shared_namespaces: a list of namespaces expected "
+                            f"(e.g. [\"CHU\"]), not {shared!r}")
+    domain = conf.get("identifier_domain")
+    if domain is not None and (not isinstance(domain, str) or not domain.strip()
+                               or len(domain.strip()) > _NAMESPACE_MAX):
+        raise SettingsError(f"{where} identifier_domain: a name expected, not {domain!r}")
+    aliases = conf.get("namespace_oids", {})
+    if not isinstance(aliases, dict) or not all(
+            isinstance(v, str) and _OID_TEXT.fullmatch(v.strip()) and str(k).strip()
+            for k, v in aliases.items()):
+        raise SettingsError(f"{where} namespace_oids: a table of namespace = \"OID\" expected "
+                            f"(e.g. CHU = \"1.2.250.1.71.4.2.2\"), not {aliases!r}")
+    return {"shared_namespaces": frozenset(n.strip().upper() for n in shared),
+            "identifier_domain": domain.strip() if domain else None,
+            "namespace_oids": tuple(sorted((str(k).strip().upper(), v.strip())
+                                           for k, v in aliases.items()))}
 
 
 def _ack_route(source_id: str, conf: dict) -> dict:

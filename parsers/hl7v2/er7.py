@@ -63,6 +63,13 @@ class Message:
     # The IANA zone its source declared for times sent without offset (pipelines/settings.py
     # source_timezones); None: read from MSH-7, else Paris's (normalizers/fields.zone_of).
     zone: str | None = None
+    # Its source's identifier settings (pipelines/settings.py [sources.X], read by
+    # normalizers/identity.py): the domain its namespace-only assigning authorities are
+    # scoped to when MSH-4 cannot be ('' : none declared), the namespaces (upper case) its
+    # facilities share (scoped to that domain, not to MSH-4), and namespace -> OID aliases.
+    identifier_domain: str = ""
+    shared_namespaces: frozenset[str] = frozenset()
+    namespace_oids: dict[str, str] = field(default_factory=dict)
 
     # -- navigation -------------------------------------------------------------------------
     def all(self, name: str) -> list[Segment]:
