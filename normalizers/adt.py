@@ -161,6 +161,7 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
         mrg = msg.first("MRG")
         if mrg is None:
             raise NormalizationError("HL7_NO_MRG", f"ADT^{trigger} without MRG segment", "MRG")
+        warnings.extend(_mrg_warnings(msg, mrg))
         event.removed_ins = _removed_ins(msg, mrg, identity, warnings)
         event.changed_ids = _changed_ids(msg, mrg, pid, trigger, warnings)
     elif trigger in merge_triggers():
@@ -192,6 +193,18 @@ def feeding_refused(msg: Message) -> str | None:
             return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
                     "patient's DMP is closed (ZFA-1 FERME)")
     return None
+
+
+def _mrg_warnings(msg: Message, mrg: Segment) -> list[str]:
+    """What reading MRG-1 and MRG-4 warned of (an INS without OID or with a wrong key, a stay
+    number that names no patient, an identifier without authority, CX.4.1 and CX.4.2
+    disagreeing), each naming its repetition.
+
+    Why: an A47 pairs MRG-1's identifiers by position (``located_local_ids``), which keeps
+    none of these warnings; the ledger row said nothing of them, and an operator checking
+    why an A47 changed less than the GAM meant could not see that MRG-1 was misread. A
+    merge (A40) copies its MRG-1's already (``_merged``)."""
+    return [w for n in (1, MRG_PRIOR_PATIENT_ID) for w in identifiers_in(msg, mrg, n).warnings]
 
 
 def _removed_ins(msg: Message, mrg: Segment, identity: PatientIdentity,
