@@ -12,9 +12,10 @@ dossier (dossiers/consent.py).
   and the identifier changes A47 / A46 (normalizers/tables/adt_identifier_changes.csv: an
   INS removed, a local identifier replaced); the links A24 / A37 and the account and visit
   events (A35, A41-A45, A48-A51) are accepted with no effect
-  (normalizers/tables/adt_no_effect.csv); the others (A30, A39, A43) stay
-  HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31 does: for a patient
-  already held, IHE PAM reads it as an update.
+  (normalizers/tables/adt_no_effect.csv); the identifier move A43 is read for
+  pipelines/identifier_move.py (normalizers/tables/adt_identifier_moves.csv); the person
+  merges A30, A39 stay HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31
+  does: for a patient already held, IHE PAM reads it as an update.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed; the HL7 null '""' states nothing (warned). ZFA-4 to
@@ -99,6 +100,12 @@ def merge_triggers() -> frozenset[str]:
 
 
 @cache
+def identifier_move_triggers() -> frozenset[str]:
+    """The ADT triggers that move MRG-1's identifier to the patient of PID-3 (A43)."""
+    return frozenset(row["trigger"].upper() for row in table("adt_identifier_moves"))
+
+
+@cache
 def no_effect_triggers() -> dict[str, str]:
     """{trigger: why it changes no dossier} (normalizers/tables/adt_no_effect.csv)."""
     return {row["trigger"].upper(): row["why"] for row in table("adt_no_effect")}
@@ -108,6 +115,7 @@ def handles(kind: str, trigger: str) -> bool:
     return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
                                       or trigger.upper() in identifier_change_triggers()
                                       or trigger.upper() in merge_triggers()
+                                      or trigger.upper() in identifier_move_triggers()
                                       or trigger.upper() in no_effect_triggers())
 
 
@@ -133,6 +141,43 @@ def _no_effect(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
                              warnings=warnings, adt=event)
 
 
+def _identifier_move(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
+    """ADT^A43 (HL7 v2.5 3.3.43, move patient information - patient identifier list): the
+    identifiers of each MRG-1, which the sender moves, with what was filed under them, to
+    the patient of the PID before it; pipelines/identifier_move.py decides from the
+    dossiers they name (tables/adt_identifier_moves.csv).
+
+    Why the PIDs are not read: the ADT_A43 structure repeats its PID-MRG pair, one target
+    patient each (``single_pid`` would refuse a second one), and nothing of a target is
+    applied: the outcome depends on MRG-1 alone. Nor its ZFA (not part of ADT_A43; a move
+    is no statement of the patient's choices: warned). Raises HL7_NO_MRG without MRG,
+    ADT_CHANGE_NO_IDENTIFIER when an MRG-1 names no identifier (what moves is not said)."""
+    mrgs = msg.all("MRG")
+    if not mrgs:
+        raise NormalizationError("HL7_NO_MRG", f"ADT^{trigger} (an identifier move) without "
+                                 "MRG segment: the identifier moved is not named", "MRG")
+    warnings: list[str] = []
+    moved = []
+    for mrg in mrgs:
+        ident = identifiers_in(msg, mrg, 1)
+        where = loc(mrg, 1)
+        if not ident.ins and not ident.local_ids:
+            raise NormalizationError("ADT_CHANGE_NO_IDENTIFIER", f"{where}: names no "
+                                     f"identifier (ADT^{trigger}): which identifier moves "
+                                     "is not said", where)
+        warnings.extend(ident.warnings)
+        moved.append((where, ident))
+    zfas = msg.all("ZFA")
+    if zfas:
+        warnings.append(f"{loc(zfas[0])}: ZFA not applied: ADT^{trigger} moves an identifier, "
+                        "it states no patient's DMP choices")
+    stated_at = ts_field(msg, msg.msh, 7) or ""
+    event = AdtEvent(trigger=trigger, stated_at=stated_at, updates_identity=False,
+                     moved=moved)
+    return NormalizedMessage(logical_id=lid, identity=PatientIdentity(), entries=[],
+                             warnings=warnings, adt=event)
+
+
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
     """ADT^Axx to a NormalizedMessage without entries, carrying an ``AdtEvent``.
 
@@ -143,6 +188,8 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     trigger = msg.message_type[1].upper()
     if trigger in no_effect_triggers():
         return _no_effect(msg, lid, trigger)
+    if trigger in identifier_move_triggers():
+        return _identifier_move(msg, lid, trigger)
     pid = single_pid(msg)
     identity = extract_identity(msg, pid)
     warnings: list[str] = []

@@ -207,6 +207,9 @@ class AdtEvent:
     birth_name_stated: bool = True
     # PID-29 / PID-30 (normalizers/death.py); None: the message says nothing of a death
     death: DeathStatement | None = None
+    # ADT^A43 (normalizers/tables/adt_identifier_moves.csv): each MRG-1's identifiers, which
+    # the sender moves to another patient; (MRG field location, identifiers)
+    moved: list[tuple[str, PatientIdentity]] = field(default_factory=list)
     # A24 / A37 / A35 (normalizers/tables/adt_no_effect.csv): why the trigger changes no
     # dossier; accepted (AA) and recorded, nothing applied. None: every other ADT
     no_effect: str | None = None

@@ -70,7 +70,7 @@ from dossiers.patients import (
 )
 from dossiers.schema import entries as entry_rows
 from dossiers.schema import imports, logical_messages, provenance
-from normalizers.adt import identifier_change_triggers
+from normalizers.adt import identifier_change_triggers, identifier_move_triggers
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.death import check_death
@@ -96,6 +96,7 @@ from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_ar
 from pipelines.death import death_warnings, deaths_of
 from pipelines.faults import fault_point
 from pipelines.identifier_change import ChangeRefused, apply_changes, plan_changes
+from pipelines.identifier_move import MOVE_HELD, held_reason, move_holders, no_move_note
 from pipelines.identity import (
     LOCAL_ID_NO_INS,
     BatchLookup,
@@ -981,6 +982,9 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_patients(ctx, conn, item)
     if item.normalized.adt is not None and item.normalized.adt.no_effect:
         return _file_no_effect(conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.trigger in \
+            identifier_move_triggers():
+        return _file_identifier_move(conn, item)
     if item.normalized.adt is not None:
         _bound_by_reception(item)
     if item.normalized.adt is not None and item.normalized.adt.trigger in \
@@ -1608,6 +1612,23 @@ def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
                    error_message=f"ADT^{adt.trigger} accepted, nothing applied: "
                    f"{adt.no_effect}", warnings=warnings or None)
+
+
+def _file_identifier_move(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """ADT^A43 (pipelines/identifier_move.py): MRG-1's identifiers naming no dossier here,
+    dedupe level 2 then recorded with nothing applied (AA); naming one, quarantined
+    (ADT_MOVE_IDENTIFIER, answered AA: held for an admin), nothing changed."""
+    adt = item.normalized.adt
+    warnings = list(item.warnings)
+    held = move_holders(conn, adt.moved)
+    if held:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=MOVE_HELD,
+                            error_message=held_reason(adt.trigger, held),
+                            error_location=held[0][0], logical_id=item.normalized.logical_id,
+                            warnings=warnings or None))
+    _claim_logical_id(conn, item, None, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
+                   error_message=no_move_note(adt.trigger), warnings=warnings or None)
 
 
 def _file_identifier_change(conn, item: Prepared) -> Outcome:  # noqa: ANN001

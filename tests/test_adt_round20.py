@@ -7,9 +7,22 @@ store."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import imports
+from normalizers.model import NormalizationError
+from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+from pipelines.advice import advice
+from pipelines.process import drain
+from pipelines.settings import Source
+from tests.mllp_support import msa
 from tests.test_adt_consent import SOURCE, adt, ledger, normalize
 from tests.test_adt_round19 import CHU, CHU_OID, a47, identifiers
-from tests.test_pipeline import ingest, make_patient
+from tests.test_pipeline import ingest, make_patient, statuses
 
 
 def _no_patient_data(*rows) -> None:  # noqa: ANN002
@@ -45,3 +58,71 @@ def test_a47_ledger_row_carries_what_reading_mrg1_warned_of(sqlite_ctx) -> None:
     n = normalize(a47("W2", "", f"|||IPP0042^^^{CHU}^PI~NDA1^^^{CHU}^AN", "A46",
                       pid2=f"IPP0777^^^{CHU}^PI"))
     assert any(w.startswith("MRG[5]-4 repetition 2: identifier of type AN") for w in n.warnings)
+
+
+# -- ADT^A43: an identifier moved to another patient -----------------------------------------
+def a43(control: str, pid3: str, mrg1: str, tail: str = "") -> bytes:
+    """A plain HL7 v2.5 ADT^A43 (ADT_A43: MSH EVN {PID [PD1] MRG}) from an MPI: PID-3 the
+    correct target patient, MRG-1 the identifier moved from the incorrect source patient."""
+    segs = ["MSH|^~\\&|MPI|CHU-X|DPI|CHU-X|20240410083000||ADT^A43^ADT_A43|"
+            f"{control}|P|2.5||||||UNICODE UTF-8",
+            "EVN|A43|20240410082900",
+            f"PID|1||{pid3}||MARTIN^Amélie^^^^^L||19850214|F",
+            f"MRG|{mrg1}"]
+    return ("\r".join(segs) + "\r" + tail).encode()
+
+
+def test_a43_is_read_with_what_mrg1_warned_of_and_no_zfa() -> None:
+    """Refused HL7_UNSUPPORTED_EVENT (AR 201) before; read now: each MRG-1's identifiers, its
+    warnings, a ZFA warned about and not applied. Two PID-MRG pairs (ADT_A43 repeats them)
+    are two moves, not HL7_MULTIPLE_PATIENTS; an MRG-1 naming nothing is refused with the
+    A47's code, no MRG with HL7_NO_MRG."""
+    n = normalize(a43("M1", f"IPP0500^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI~NDA1^^^{CHU}^AN",
+                      tail="ZFA|ACTIF||||||||IO|20240101\r"))
+    assert [(w, [li.value for li in i.local_ids]) for w, i in n.adt.moved] == [
+        ("MRG[4]-1", ["IPP0042"])]
+    assert n.adt.consent is None and not n.adt.updates_identity
+    assert any(w.startswith("MRG[4]-1 repetition 2: identifier of type AN") for w in n.warnings)
+    assert any(w.startswith("ZFA[5]: ZFA not applied: ADT^A43") for w in n.warnings)
+    two = normalize(a43("M2", f"IPP0500^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI",
+                        tail=f"PID|2||IPP0600^^^{CHU}^PI||DURAND^Noël||19600101|M\r"
+                        f"MRG|IPP0043^^^{CHU}^PI\r"))
+    assert [w for w, _ in two.adt.moved] == ["MRG[4]-1", "MRG[6]-1"]
+    for mrg1, code in (("^^^CHU-X", "ADT_CHANGE_NO_IDENTIFIER"), (None, "HL7_NO_MRG")):
+        data = a43("M3", f"IPP0500^^^{CHU}^PI", mrg1 or "")
+        if mrg1 is None:
+            data = data.replace(b"MRG|\r", b"")
+        with pytest.raises(NormalizationError) as exc:
+            normalize(data)
+        assert exc.value.code == code
+
+
+def test_a43_of_an_identifier_held_here_is_quarantined_else_recorded(ctx) -> None:  # noqa: ANN001
+    """An A43 whose moved identifier names no dossier here: AA, recorded with nothing applied
+    (nothing here is keyed on it). Naming a dossier: held for an admin (AA, the GAM's queue
+    goes on), ADT_MOVE_IDENTIFIER naming the dossier and the MRG field, nothing changed: the
+    dossier's entries are not filed by identifier, so what goes with it is not known."""
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), source=SOURCE)  # the dossier learns IPP0042
+    before = identifiers(ctx, pid)
+    ctx.settings = replace(ctx.settings, sources=(Source(SOURCE),))
+    unknown = a43("M1", f"IPP0500^^^{CHU}^PI", f"IPP0999^^^{CHU}^PI")
+    held = a43("M2", f"IPP0500^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI")
+    acks = acknowledge(ctx, [Frame(d, "127.0.0.1", datetime.now(UTC)) for d in (unknown, held)],
+                       mode=APPLICATION)
+    drain(ctx)
+    assert [msa(ack)[1] for (ack,) in acks] == ["AA", "AA"]
+    with ctx.engine.connect() as conn:
+        recorded, quarantined = conn.execute(select(imports).where(
+            imports.c.logical_id.like("MPI|%")).order_by(imports.c.id)).all()
+    assert (recorded.status, recorded.patient_id, recorded.error_message) == (
+        "deposited", None,
+        "ADT^A43 accepted, nothing applied: the identifier(s) MRG-1 moves name no dossier here")
+    assert (quarantined.status, quarantined.error_code, quarantined.error_location) == (
+        "quarantined", "ADT_MOVE_IDENTIFIER", "MRG[4]-1")
+    assert f"(MRG[4]-1 -> dossier {pid})" in quarantined.error_message
+    assert identifiers(ctx, pid) == before
+    assert "ADT^A43" in advice("ADT_MOVE_IDENTIFIER")
+    assert statuses(ctx, ingest(ctx, unknown, source=SOURCE)) == ["duplicate"]
+    _no_patient_data(recorded, quarantined)
+
