@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from dossiers.schema import imports
+from dossiers.schema import audit_log, imports
 from normalizers.model import NormalizationError
 from pipelines.acknowledge import APPLICATION, Frame, acknowledge
 from pipelines.advice import advice
 from pipelines.process import drain
 from pipelines.settings import Source
 from tests.mllp_support import msa
-from tests.test_adt_consent import SOURCE, adt, ledger, normalize
+from tests.test_adt_consent import SOURCE, adt, ledger, normalize, patient_row
 from tests.test_adt_round19 import CHU, CHU_OID, a47, identifiers
 from tests.test_pipeline import ingest, make_patient, statuses
 
@@ -126,3 +126,58 @@ def test_a43_of_an_identifier_held_here_is_quarantined_else_recorded(ctx) -> Non
     assert statuses(ctx, ingest(ctx, unknown, source=SOURCE)) == ["duplicate"]
     _no_patient_data(recorded, quarantined)
 
+
+# -- a death and its correction, ordered by EVN-2 whatever the order received ----------------
+# (trigger, EVN-2, PID-29, PID-30) in the order received; the dossier's death after them
+_DEATH_ORDERS = [
+    # the discharge by death, then its cancellation: reverted (ADT round 15)
+    ([("A03", "20240310090000", "202403100415", "Y"), ("A13", "20240310100000", "", "")],
+     False),
+    # the cancellation received first (a GAM's two queues, a replay): the older A03 it
+    # cancelled, arriving after it, recorded the death the hospital had taken back
+    ([("A13", "20240310100000", "", ""), ("A03", "20240310090000", "202403100415", "Y")],
+     False),
+    # a discharge by death stated after the cancellation is a new one: recorded
+    ([("A13", "20240310100000", "", ""), ("A03", "20240310110000", "202403101045", "Y")],
+     True),
+    # the death, its correction (PID-30 N), then an older update saying it again
+    ([("A03", "20240310090000", "202403100415", "Y"), ("A08", "20240311080000", "", "N"),
+      ("A08", "20240310093000", "202403100415", "Y")], False),
+    # the correction received before the death it corrects
+    ([("A08", "20240311080000", "", "N"), ("A03", "20240310090000", "202403100415", "Y")],
+     False),
+]
+
+
+def _death_statement(control: str, trigger: str, evn: str, time: str, indicator: str) -> bytes:
+    data = adt(control, trigger, evn=evn, msh7=evn)
+    old = b"|" * 24 + b"VALI"
+    return data.replace(old, b"|" * 21 + f"{time}|{indicator}||".encode() + b"VALI")
+
+
+@pytest.mark.parametrize(("received", "deceased"), _DEATH_ORDERS)
+def test_the_death_follows_evn2_not_arrival(sqlite_ctx, received: list, deceased: bool) -> None:  # noqa: ANN001
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    for n, statement in enumerate(received):
+        ingest(ctx, _death_statement(f"D{n}", *statement), source=SOURCE)
+    assert bool(patient_row(ctx, pid).deceased) is deceased
+
+
+def test_an_a13_received_before_the_a03_it_cancels(ctx) -> None:  # noqa: ANN001
+    """The store rule on both databases: an A13 that finds no death records when it was
+    stated, so the discharge by death it cancelled, arriving after it, is older (warned,
+    not applied); a living patient's A13 still changes nothing else and writes no audit."""
+    pid = make_patient(ctx)
+    (cancel,) = ingest(ctx, _death_statement("D1", "A13", "20240310100000", "", ""),
+                       source=SOURCE)
+    assert ledger(ctx, cancel).error_message == "ADT^A13 recorded, nothing to apply"
+    assert patient_row(ctx, pid).deceased is None
+    (death,) = ingest(ctx, _death_statement("D2", "A03", "20240310090000", "202403100415",
+                                            "Y"), source=SOURCE)
+    assert patient_row(ctx, pid).deceased is None
+    assert "death: older than what the dossier holds (EVN-2/MSH-7), not applied" in \
+        ledger(ctx, death).warnings
+    with ctx.engine.connect() as conn:
+        assert conn.execute(select(audit_log).where(
+            audit_log.c.action.like("patient.death%"))).all() == []
