@@ -181,3 +181,46 @@ def test_an_a13_received_before_the_a03_it_cancels(ctx) -> None:  # noqa: ANN001
     with ctx.engine.connect() as conn:
         assert conn.execute(select(audit_log).where(
             audit_log.c.action.like("patient.death%"))).all() == []
+
+
+# -- PID-8 sex and PID-7 birth dates of reduced precision ------------------------------------
+@pytest.mark.parametrize(("pid7", "pid8", "birth", "partial", "warned"), [
+    # INS traits of a patient born abroad: day or day and month unknown, written '00'
+    ("19790000", "U", "", "1979", "PID[3]-7: birth date with unknown month or day"),
+    ("19790300", "A", "", "1979-03", "PID[3]-7: birth date with unknown month or day"),
+    # HL7 DTM of reduced precision (v2.5 2.A.22): the year, the year and month
+    ("1979", "O", "", "1979", "PID[3]-7: birth date is partial"),
+    ("197903", "N", "", "1979-03", "PID[3]-7: birth date is partial"),
+    # a HIS form's default: nothing known, not the year 0000
+    ("00000000", "U", "", "", "PID[3]-7: birth date unknown (year 0000), kept empty"),
+    ("19790328", "f", "1979-03-28", "", None),
+])
+def test_reduced_birth_dates_and_unknown_sexes_as_read(pid7: str, pid8: str, birth: str,
+                                                       partial: str, warned: str | None) -> None:
+    n = normalize(adt("B1", "A31", birth=pid7, sex=pid8))
+    ident = n.identity
+    assert (ident.birth_date, ident.birth_date_partial, ident.sex) == (birth, partial,
+                                                                       pid8.upper())
+    said = [w for w in n.warnings if w.startswith("PID[3]-7")]
+    assert [w[:len(warned or "")] for w in said] == ([] if warned is None else [warned])
+
+
+def test_an_unknown_sex_or_reduced_birth_date_keeps_the_dossiers_traits(sqlite_ctx) -> None:  # noqa: ANN001
+    """The dossier (an INS, F, born 1979-03-28) is found by its INS whatever PID-7/PID-8
+    say; an A31 stating sex U and the INS record's '19790000' updates her name and leaves
+    her sex and birth date (a trait not known is no trait). '00000000' is no year: it was
+    warned as 'another birth date than the dossier's' on every message; a year that is
+    another (1980) still is."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    sent = [adt("T1", "A31", sex="U", birth="19790000", family="LEFÈVRE-MARTIN"),
+            adt("T2", "A31", sex="N", birth="00000000", family="LEFÈVRE-MARTIN"),
+            adt("T3", "A31", sex="O", birth="1980", family="LEFÈVRE-MARTIN")]
+    rows = [ledger(ctx, i) for i in ingest(ctx, *sent, source=SOURCE)]
+    assert [(r.status, r.patient_id) for r in rows] == [("deposited", pid)] * 3
+    assert rows[0].error_message == "identity updated: family, birth_family"
+    other_birth = "has another birth date than the message"
+    assert [any(other_birth in w for w in r.warnings) for r in rows] == [False, False, True]
+    row = patient_row(ctx, pid)
+    assert (row.family, row.sex, row.birth_date) == ("LEFÈVRE-MARTIN", "F", "1979-03-28")
+    _no_patient_data(rows[1], rows[2])
