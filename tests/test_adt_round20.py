@@ -224,3 +224,22 @@ def test_an_unknown_sex_or_reduced_birth_date_keeps_the_dossiers_traits(sqlite_c
     row = patient_row(ctx, pid)
     assert (row.family, row.sex, row.birth_date) == ("LEFÈVRE-MARTIN", "F", "1979-03-28")
     _no_patient_data(rows[1], rows[2])
+
+
+def test_a_birth_year_contradicting_the_ins_digits_is_no_update(sqlite_ctx) -> None:  # noqa: ANN001
+    """Her dossier holds her INS (digits: a woman born in 1979, March); an A31 under that INS
+    (VALI) giving PID-7 to the year only, 1985: the INS digits were compared with a full
+    PID-7 only, and that PID's name was applied as hers. Not applied now, warned with the
+    trait; the INS record's '19790000' (born abroad) agrees and applies."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    other, same = (ledger(ctx, i) for i in ingest(
+        ctx, adt("Y1", "A31", birth="1985", family="DURAND", evn="20240307090000"),
+        adt("Y2", "A31", birth="19790000", family="LEFÈVRE-MARTIN", evn="20240308090000"),
+        source=SOURCE))
+    assert (other.status, other.patient_id) == ("deposited", pid)
+    assert "identity not updated: PID-7/PID-8 (birth year) contradict the digits of the INS " \
+        "the dossier holds: not this person's traits" in other.warnings
+    assert same.error_message == "identity updated: family, birth_family"
+    assert patient_row(ctx, pid).family == "LEFÈVRE-MARTIN"
+    _no_patient_data(other, same)
