@@ -58,6 +58,10 @@ def test_a47_ledger_row_carries_what_reading_mrg1_warned_of(sqlite_ctx) -> None:
     n = normalize(a47("W2", "", f"|||IPP0042^^^{CHU}^PI~NDA1^^^{CHU}^AN", "A46",
                       pid2=f"IPP0777^^^{CHU}^PI"))
     assert any(w.startswith("MRG[5]-4 repetition 2: identifier of type AN") for w in n.warnings)
+    # a merge (A40) carries its MRG-1's warnings too (pinned: read the same way)
+    merge = normalize(a47("W3", f"IPP0777^^^{CHU}^PI", mrg1, "A40"))
+    assert "MRG[5]-1 repetition 3: INS without OID, kind taken from its type code (CX.5)" \
+        in merge.warnings
 
 
 # -- ADT^A43: an identifier moved to another patient -----------------------------------------
