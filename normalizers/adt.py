@@ -54,6 +54,7 @@ from normalizers.model import (
     AdtEvent,
     ConsentStatement,
     IdentifierChange,
+    IdentifierMove,
     LocalIdentifier,
     NormalizationError,
     NormalizedMessage,
@@ -166,7 +167,7 @@ def _identifier_move(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
                                      f"identifier (ADT^{trigger}): which identifier moves "
                                      "is not said", where)
         warnings.extend(ident.warnings)
-        moved.append((where, ident))
+        moved.append(IdentifierMove(where, ident, _move_target(msg, mrg, ident)))
     zfas = msg.all("ZFA")
     if zfas:
         warnings.append(f"{loc(zfas[0])}: ZFA not applied: ADT^{trigger} moves an identifier, "
@@ -176,6 +177,22 @@ def _identifier_move(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
                      moved=moved)
     return NormalizedMessage(logical_id=lid, identity=PatientIdentity(), entries=[],
                              warnings=warnings, adt=event)
+
+
+def _move_target(msg: Message, mrg: Segment, moved: PatientIdentity) -> PatientIdentity:
+    """The local identifiers of PID-3 of the PID before ``mrg`` (its PID-MRG pair), the
+    ones MRG-1 moves left out (an MPI lists the moved identifier among the target's once
+    moved): what names the target patient's dossier, if we hold it. Local identifiers only:
+    the sender's own domain, not an INS whose trust PID-32 would have to decide."""
+    pid = next((seg for seg in reversed(msg.segments[:mrg.index])
+                if seg.name == "PID"), None)
+    target = PatientIdentity()
+    if pid is None:
+        return target
+    gone = {(li.authority, li.value) for li in moved.local_ids}
+    target.local_ids = [li for li in identifiers_in(msg, pid, 3).local_ids
+                        if (li.authority, li.value) not in gone]
+    return target
 
 
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001

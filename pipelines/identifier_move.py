@@ -9,7 +9,10 @@ it, and which entries those are is not known here. So:
 - MRG-1's identifiers name no dossier here: nothing here is keyed on what moves; accepted
   (AA), recorded with nothing applied (refused AR, it stopped the queue of a sender that
   stops on AR, and every later message of every patient waited behind it);
-- one names a dossier: quarantined (ADT_MOVE_IDENTIFIER, still answered AA), the dossier and
+- the dossier it names is the one the target's own identifiers (PID-3's local ones, not
+  the moved one) name: the identifier is the target's here already, nothing to move;
+  recorded (AA) on that dossier, nothing applied;
+- one names another dossier: quarantined (ADT_MOVE_IDENTIFIER, still answered AA), the dossier and
   the MRG field named, never the identifier's value; nothing changed. Moving the identifier
   alone would leave the results filed under it in the wrong patient's dossier, and send the
   next ones elsewhere; an admin checks with the hospital (normalizers/tables/
@@ -18,25 +21,49 @@ it, and which entries those are is not known here. So:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlalchemy import Connection
 
-from normalizers.model import PatientIdentity
+from normalizers.model import IdentifierMove
 from pipelines.merge import merged_dossiers
 
 MOVE_HELD = "ADT_MOVE_IDENTIFIER"
 
 
-def move_holders(conn: Connection,
-                 moved: list[tuple[str, PatientIdentity]]) -> list[tuple[str, set[int]]]:
-    """(MRG-1 location, the dossiers its identifiers name) for each MRG-1 naming one: an INS
-    or a local identifier of any authority, not a NIR used for billing (as a merge reads
-    MRG-1, pipelines/merge.py ``merged_dossiers``)."""
-    named = [(where, merged_dossiers(conn, [(where, ident)])) for where, ident in moved]
-    return [(where, held) for where, held in named if held]
+@dataclass(slots=True)
+class MoveCheck:
+    """What an A43's moves name here: ``held`` (MRG-1 location, the dossiers its identifiers
+    name) for each move the dossier store would have to apply; ``done``: the dossiers that
+    hold a moved identifier and are the target's already."""
+
+    held: list[tuple[str, set[int]]] = field(default_factory=list)
+    done: set[int] = field(default_factory=set)
 
 
-def no_move_note(trigger: str) -> str:
-    """The ledger note of a move that names no dossier here."""
+def check_moves(conn: Connection, moves: list[IdentifierMove]) -> MoveCheck:
+    """Read, never write: which moves name a dossier here (an INS or a local identifier of
+    any authority, not a NIR used for billing: pipelines/merge.py ``merged_dossiers``), and
+    which of those name the very dossier the target's own local identifiers name."""
+    check = MoveCheck()
+    for move in moves:
+        held = merged_dossiers(conn, [(move.where, move.moved)])
+        if not held:
+            continue
+        target = merged_dossiers(conn, [(move.where, move.target)]) \
+            if move.target.local_ids else set()
+        if len(held) == 1 and held == target:
+            check.done |= held
+        else:
+            check.held.append((move.where, held))
+    return check
+
+
+def no_move_note(trigger: str, check: MoveCheck) -> str:
+    """The ledger note of a move with nothing to apply here."""
+    if check.done:
+        return (f"ADT^{trigger} accepted, nothing applied: the identifier(s) MRG-1 moves name "
+                "the dossier PID-3's own identifiers name already")
     return (f"ADT^{trigger} accepted, nothing applied: the identifier(s) MRG-1 moves name no "
             "dossier here")
 

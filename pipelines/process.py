@@ -96,7 +96,7 @@ from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_ar
 from pipelines.death import death_warnings, deaths_of
 from pipelines.faults import fault_point
 from pipelines.identifier_change import ChangeRefused, apply_changes, plan_changes
-from pipelines.identifier_move import MOVE_HELD, held_reason, move_holders, no_move_note
+from pipelines.identifier_move import MOVE_HELD, check_moves, held_reason, no_move_note
 from pipelines.identity import (
     LOCAL_ID_NO_INS,
     BatchLookup,
@@ -1616,19 +1616,22 @@ def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
 
 def _file_identifier_move(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     """ADT^A43 (pipelines/identifier_move.py): MRG-1's identifiers naming no dossier here,
-    dedupe level 2 then recorded with nothing applied (AA); naming one, quarantined
-    (ADT_MOVE_IDENTIFIER, answered AA: held for an admin), nothing changed."""
+    or the one PID-3's own identifiers name already, dedupe level 2 then recorded with
+    nothing applied (AA); naming another, quarantined (ADT_MOVE_IDENTIFIER, answered AA:
+    held for an admin), nothing changed."""
     adt = item.normalized.adt
     warnings = list(item.warnings)
-    held = move_holders(conn, adt.moved)
-    if held:
+    check = check_moves(conn, adt.moved)
+    if check.held:
         raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=MOVE_HELD,
-                            error_message=held_reason(adt.trigger, held),
-                            error_location=held[0][0], logical_id=item.normalized.logical_id,
-                            warnings=warnings or None))
-    _claim_logical_id(conn, item, None, warnings)
-    return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
-                   error_message=no_move_note(adt.trigger), warnings=warnings or None)
+                            error_message=held_reason(adt.trigger, check.held),
+                            error_location=check.held[0][0],
+                            logical_id=item.normalized.logical_id, warnings=warnings or None))
+    patient_id = min(check.done) if len(check.done) == 1 else None
+    _claim_logical_id(conn, item, patient_id, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id,
+                   logical_id=item.normalized.logical_id,
+                   error_message=no_move_note(adt.trigger, check), warnings=warnings or None)
 
 
 def _file_identifier_change(conn, item: Prepared) -> Outcome:  # noqa: ANN001

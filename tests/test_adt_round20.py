@@ -83,15 +83,17 @@ def test_a43_is_read_with_what_mrg1_warned_of_and_no_zfa() -> None:
     A47's code, no MRG with HL7_NO_MRG."""
     n = normalize(a43("M1", f"IPP0500^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI~NDA1^^^{CHU}^AN",
                       tail="ZFA|ACTIF||||||||IO|20240101\r"))
-    assert [(w, [li.value for li in i.local_ids]) for w, i in n.adt.moved] == [
-        ("MRG[4]-1", ["IPP0042"])]
+    assert [(m.where, [li.value for li in m.moved.local_ids],
+             [li.value for li in m.target.local_ids]) for m in n.adt.moved] == [
+        ("MRG[4]-1", ["IPP0042"], ["IPP0500"])]
     assert n.adt.consent is None and not n.adt.updates_identity
     assert any(w.startswith("MRG[4]-1 repetition 2: identifier of type AN") for w in n.warnings)
     assert any(w.startswith("ZFA[5]: ZFA not applied: ADT^A43") for w in n.warnings)
     two = normalize(a43("M2", f"IPP0500^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI",
                         tail=f"PID|2||IPP0600^^^{CHU}^PI||DURAND^Noël||19600101|M\r"
                         f"MRG|IPP0043^^^{CHU}^PI\r"))
-    assert [w for w, _ in two.adt.moved] == ["MRG[4]-1", "MRG[6]-1"]
+    assert [(m.where, m.target.local_ids[0].value) for m in two.adt.moved] == [
+        ("MRG[4]-1", "IPP0500"), ("MRG[6]-1", "IPP0600")]
     for mrg1, code in (("^^^CHU-X", "ADT_CHANGE_NO_IDENTIFIER"), (None, "HL7_NO_MRG")):
         data = a43("M3", f"IPP0500^^^{CHU}^PI", mrg1 or "")
         if mrg1 is None:
@@ -131,16 +133,31 @@ def test_a43_of_an_identifier_held_here_is_quarantined_else_recorded(ctx) -> Non
     _no_patient_data(recorded, quarantined)
 
 
+def test_a43_of_an_identifier_the_target_holds_already_is_recorded(sqlite_ctx) -> None:  # noqa: ANN001
+    """The moved IPP names the dossier the target's own IPP (PID-3, the moved one listed
+    too, as an MPI sends it once moved) names: the identifier is the target's here already,
+    nothing to move: recorded on that dossier, not held for an admin. The target's IPP
+    naming no dossier, or another one: held, as before."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx)
+    ingest(ctx, adt("C1", "A31"), adt("C2", "A31", local_id="IPP0500"), source=SOURCE)
+    before = identifiers(ctx, pid)
+    done, held = (ledger(ctx, i) for i in ingest(
+        ctx, a43("M1", f"IPP0500^^^{CHU}^PI~IPP0042^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI"),
+        a43("M2", f"IPP0600^^^{CHU}^PI~IPP0042^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI"),
+        source=SOURCE))
+    assert (done.status, done.patient_id, done.error_message) == (
+        "deposited", pid, "ADT^A43 accepted, nothing applied: the identifier(s) MRG-1 moves "
+        "name the dossier PID-3's own identifiers name already")
+    assert (held.status, held.error_code) == ("quarantined", "ADT_MOVE_IDENTIFIER")
+    assert identifiers(ctx, pid) == before
+
+
 # -- a death and its correction, ordered by EVN-2 whatever the order received ----------------
 # (trigger, EVN-2, PID-29, PID-30) in the order received; the dossier's death after them
+# (the A03 then its A13: tests/test_hl7v2_senders_round15.py; the A13 received first, then
+# the older A03 it cancelled: test_an_a13_received_before_the_a03_it_cancels below)
 _DEATH_ORDERS = [
-    # the discharge by death, then its cancellation: reverted (ADT round 15)
-    ([("A03", "20240310090000", "202403100415", "Y"), ("A13", "20240310100000", "", "")],
-     False),
-    # the cancellation received first (a GAM's two queues, a replay): the older A03 it
-    # cancelled, arriving after it, recorded the death the hospital had taken back
-    ([("A13", "20240310100000", "", ""), ("A03", "20240310090000", "202403100415", "Y")],
-     False),
     # a discharge by death stated after the cancellation is a new one: recorded
     ([("A13", "20240310100000", "", ""), ("A03", "20240310110000", "202403101045", "Y")],
      True),
@@ -210,40 +227,26 @@ def test_reduced_birth_dates_and_unknown_sexes_as_read(pid7: str, pid8: str, bir
 
 
 def test_an_unknown_sex_or_reduced_birth_date_keeps_the_dossiers_traits(sqlite_ctx) -> None:  # noqa: ANN001
-    """The dossier (an INS, F, born 1979-03-28) is found by its INS whatever PID-7/PID-8
-    say; an A31 stating sex U and the INS record's '19790000' updates her name and leaves
-    her sex and birth date (a trait not known is no trait). '00000000' is no year: it was
-    warned as 'another birth date than the dossier's' on every message; a year that is
-    another (1980) still is."""
+    """The dossier (an INS whose digits say a woman born in March 1979; F, 1979-03-28) is
+    found by its INS whatever PID-7/PID-8 say; an A31 stating sex U and the INS record's
+    '19790000' updates her name and leaves her sex and birth date (a trait not known is no
+    trait). '00000000' is no year: it was warned as 'another birth date than the dossier's'
+    on every message; a year that is another (1980) still is. A PID-7 to the year
+    contradicting the INS digits (1985): compared with them only when full, that PID's name
+    was applied as hers; not applied now, warned with the trait."""
     ctx = sqlite_ctx
     pid = make_patient(ctx)
     sent = [adt("T1", "A31", sex="U", birth="19790000", family="LEFÈVRE-MARTIN"),
             adt("T2", "A31", sex="N", birth="00000000", family="LEFÈVRE-MARTIN"),
-            adt("T3", "A31", sex="O", birth="1980", family="LEFÈVRE-MARTIN")]
+            adt("T3", "A31", sex="O", birth="1980", family="LEFÈVRE-MARTIN"),
+            adt("T4", "A31", birth="1985", family="DURAND", evn="20240307090000")]
     rows = [ledger(ctx, i) for i in ingest(ctx, *sent, source=SOURCE)]
-    assert [(r.status, r.patient_id) for r in rows] == [("deposited", pid)] * 3
+    assert [(r.status, r.patient_id) for r in rows] == [("deposited", pid)] * 4
     assert rows[0].error_message == "identity updated: family, birth_family"
     other_birth = "has another birth date than the message"
-    assert [any(other_birth in w for w in r.warnings) for r in rows] == [False, False, True]
+    assert [any(other_birth in w for w in r.warnings) for r in rows[:3]] == [False, False, True]
+    assert "identity not updated: PID-7/PID-8 (birth year) contradict the digits of the INS " \
+        "the dossier holds: not this person's traits" in rows[3].warnings
     row = patient_row(ctx, pid)
     assert (row.family, row.sex, row.birth_date) == ("LEFÈVRE-MARTIN", "F", "1979-03-28")
-    _no_patient_data(rows[1], rows[2])
-
-
-def test_a_birth_year_contradicting_the_ins_digits_is_no_update(sqlite_ctx) -> None:  # noqa: ANN001
-    """Her dossier holds her INS (digits: a woman born in 1979, March); an A31 under that INS
-    (VALI) giving PID-7 to the year only, 1985: the INS digits were compared with a full
-    PID-7 only, and that PID's name was applied as hers. Not applied now, warned with the
-    trait; the INS record's '19790000' (born abroad) agrees and applies."""
-    ctx = sqlite_ctx
-    pid = make_patient(ctx)
-    other, same = (ledger(ctx, i) for i in ingest(
-        ctx, adt("Y1", "A31", birth="1985", family="DURAND", evn="20240307090000"),
-        adt("Y2", "A31", birth="19790000", family="LEFÈVRE-MARTIN", evn="20240308090000"),
-        source=SOURCE))
-    assert (other.status, other.patient_id) == ("deposited", pid)
-    assert "identity not updated: PID-7/PID-8 (birth year) contradict the digits of the INS " \
-        "the dossier holds: not this person's traits" in other.warnings
-    assert same.error_message == "identity updated: family, birth_family"
-    assert patient_row(ctx, pid).family == "LEFÈVRE-MARTIN"
-    _no_patient_data(other, same)
+    _no_patient_data(*rows)
