@@ -12,10 +12,10 @@ it, and which entries those are is not known here. So:
 - the dossier it names is the one the target's own identifiers (PID-3's local ones, not
   the moved one) name: the identifier is the target's here already, nothing to move;
   recorded (AA) on that dossier, nothing applied;
-- one names another dossier: quarantined (ADT_MOVE_IDENTIFIER, still answered AA), the dossier and
-  the MRG field named, never the identifier's value; nothing changed. Moving the identifier
-  alone would leave the results filed under it in the wrong patient's dossier, and send the
-  next ones elsewhere; an admin checks with the hospital (normalizers/tables/
+- one names another dossier: quarantined (ADT_MOVE_IDENTIFIER, still answered AA), the
+  dossier and the MRG field named, never the identifier's value; nothing changed. Moving the
+  identifier alone would leave the results filed under it in the wrong patient's dossier,
+  and send the next ones elsewhere; an admin checks with the hospital (normalizers/tables/
   adt_identifier_moves.csv, pipelines/tables/error_advice.csv).
 """
 
