@@ -8,7 +8,8 @@ cancelling the discharge by death takes it back (tables/death_cancels.csv). Rule
   statement by its own time (EVN-2, else MSH-7: ``death_stated_at``), not by arrival: a GAM
   replays its feed, and an old A08 "alive" arriving after the A03 "deceased" must not revive
   the patient (nor an old death come back after its correction). A statement dated like the
-  current one wins (the sender's later word).
+  current one wins (the sender's later word). An A13 that finds no death still dates the
+  statement held: the A03 it cancelled, arriving after it, is older (``_mark_cancellation``).
 - Idempotent: a statement saying what the dossier holds changes nothing and writes no audit
   row (a rerun, a resend, every A08 of a living patient).
 - Every change is in the dossier's audit trail ('patient.death', 'patient.death_reverted')
@@ -57,6 +58,25 @@ def _aware(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _mark_cancellation(conn: Connection, patient_id: int, held_at: datetime | None,
+                       stated_at: datetime, trigger: str, import_id: int | None) -> None:
+    """A cancellation (A13) that finds no death: its time becomes the statement the dossier
+    holds (the patient stays as recorded: alive, or never said), no audit (nothing changed).
+
+    Why: the movement it cancels may arrive after it (a GAM's two queues, a replay of its
+    feed). With nothing recorded, the A03 discharge by death, older than the A13 that took
+    it back, was the newest statement: the patient was recorded dead, the hospital's own
+    cancellation lost. Marked, that A03 is older (not applied, warned); a discharge by death
+    stated after the A13 is a new one, applied. Not on a death held: an A13 leaves a death
+    stated by an update (A08, A31), and moving its time would hide that update's later
+    correction arriving late."""
+    if held_at is not None and stated_at <= held_at:
+        return
+    conn.execute(update(patients).where(patients.c.id == patient_id).values(
+        death_stated_at=stated_at, death_import_id=import_id,
+        death_trigger=trigger.upper()[:8]))
+
+
 def apply_death(conn: Connection, patient_id: int, death: DeathStatement | None, *,
                 stated_at: datetime, trigger: str, actor: str,
                 import_id: int | None = None) -> DeathChange:
@@ -66,11 +86,16 @@ def apply_death(conn: Connection, patient_id: int, death: DeathStatement | None,
     row = conn.execute(select(patients.c.deceased, patients.c.deceased_at,
                               patients.c.death_stated_at, patients.c.death_trigger)
                        .where(patients.c.id == patient_id).with_for_update()).one()
+    held_at = _aware(row.death_stated_at)
     if death is None:  # only a cancellation of the movement that stated the death says something
         cancels = death_cancels().get(trigger.upper())
-        if cancels is None or not row.deceased or row.death_trigger != cancels:
+        if cancels is None:
             return change
-    held_at = _aware(row.death_stated_at)
+        if not row.deceased:
+            _mark_cancellation(conn, patient_id, held_at, stated_at, trigger, import_id)
+            return change
+        if row.death_trigger != cancels:
+            return change
     if held_at is not None and stated_at < held_at:
         if bool(row.deceased) != (death is not None and death.deceased) \
                 or (death is not None and death.deceased and death.time != row.deceased_at):

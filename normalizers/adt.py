@@ -12,9 +12,10 @@ dossier (dossiers/consent.py).
   and the identifier changes A47 / A46 (normalizers/tables/adt_identifier_changes.csv: an
   INS removed, a local identifier replaced); the links A24 / A37 and the account and visit
   events (A35, A41-A45, A48-A51) are accepted with no effect
-  (normalizers/tables/adt_no_effect.csv); the others (A30, A39, A43) stay
-  HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31 does: for a patient
-  already held, IHE PAM reads it as an update.
+  (normalizers/tables/adt_no_effect.csv); the identifier move A43 is read for
+  pipelines/identifier_move.py (normalizers/tables/adt_identifier_moves.csv); the person
+  merges A30, A39 stay HL7_UNSUPPORTED_EVENT. A28 (add person) states the identity as A31
+  does: for a patient already held, IHE PAM reads it as an update.
 - ZFA-1, ZFA-9, ZFA-11 must hold a code of normalizers/tables/zfa_codes.csv: an unknown code is
   refused (ZFA_UNKNOWN_CODE, naming the field and the code) rather than guessed, since it
   decides whether a dossier may be fed; the HL7 null '""' states nothing (warned). ZFA-4 to
@@ -54,6 +55,7 @@ from normalizers.model import (
     AdtEvent,
     ConsentStatement,
     IdentifierChange,
+    IdentifierMove,
     LocalIdentifier,
     NormalizationError,
     NormalizedMessage,
@@ -100,6 +102,12 @@ def merge_triggers() -> frozenset[str]:
 
 
 @cache
+def identifier_move_triggers() -> frozenset[str]:
+    """The ADT triggers that move MRG-1's identifier to the patient of PID-3 (A43)."""
+    return frozenset(row["trigger"].upper() for row in table("adt_identifier_moves"))
+
+
+@cache
 def no_effect_triggers() -> dict[str, str]:
     """{trigger: why it changes no dossier} (normalizers/tables/adt_no_effect.csv)."""
     return {row["trigger"].upper(): row["why"] for row in table("adt_no_effect")}
@@ -109,6 +117,7 @@ def handles(kind: str, trigger: str) -> bool:
     return kind.upper() == "ADT" and (trigger.upper() in adt_triggers()
                                       or trigger.upper() in identifier_change_triggers()
                                       or trigger.upper() in merge_triggers()
+                                      or trigger.upper() in identifier_move_triggers()
                                       or trigger.upper() in no_effect_triggers())
 
 
@@ -134,6 +143,59 @@ def _no_effect(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
                              warnings=warnings, adt=event)
 
 
+def _identifier_move(msg: Message, lid: str, trigger: str) -> NormalizedMessage:
+    """ADT^A43 (HL7 v2.5 3.3.43, move patient information - patient identifier list): the
+    identifiers of each MRG-1, which the sender moves, with what was filed under them, to
+    the patient of the PID before it; pipelines/identifier_move.py decides from the
+    dossiers they name (tables/adt_identifier_moves.csv).
+
+    Why the PIDs are not read: the ADT_A43 structure repeats its PID-MRG pair, one target
+    patient each (``single_pid`` would refuse a second one), and nothing of a target is
+    applied: the outcome depends on MRG-1 alone. Nor its ZFA (not part of ADT_A43; a move
+    is no statement of the patient's choices: warned). Raises HL7_NO_MRG without MRG,
+    ADT_CHANGE_NO_IDENTIFIER when an MRG-1 names no identifier (what moves is not said)."""
+    mrgs = msg.all("MRG")
+    if not mrgs:
+        raise NormalizationError("HL7_NO_MRG", f"ADT^{trigger} (an identifier move) without "
+                                 "MRG segment: the identifier moved is not named", "MRG")
+    warnings: list[str] = []
+    moved = []
+    for mrg in mrgs:
+        ident = identifiers_in(msg, mrg, 1)
+        where = loc(mrg, 1)
+        if not ident.ins and not ident.local_ids:
+            raise NormalizationError("ADT_CHANGE_NO_IDENTIFIER", f"{where}: names no "
+                                     f"identifier (ADT^{trigger}): which identifier moves "
+                                     "is not said", where)
+        warnings.extend(ident.warnings)
+        moved.append(IdentifierMove(where, ident, _move_target(msg, mrg, ident)))
+    zfas = msg.all("ZFA")
+    if zfas:
+        warnings.append(f"{loc(zfas[0])}: ZFA not applied: ADT^{trigger} moves an identifier, "
+                        "it states no patient's DMP choices")
+    stated_at = ts_field(msg, msg.msh, 7) or ""
+    event = AdtEvent(trigger=trigger, stated_at=stated_at, updates_identity=False,
+                     moved=moved)
+    return NormalizedMessage(logical_id=lid, identity=PatientIdentity(), entries=[],
+                             warnings=warnings, adt=event)
+
+
+def _move_target(msg: Message, mrg: Segment, moved: PatientIdentity) -> PatientIdentity:
+    """The local identifiers of PID-3 of the PID before ``mrg`` (its PID-MRG pair), the
+    ones MRG-1 moves left out (an MPI lists the moved identifier among the target's once
+    moved): what names the target patient's dossier, if we hold it. Local identifiers only:
+    the sender's own domain, not an INS whose trust PID-32 would have to decide."""
+    pid = next((seg for seg in reversed(msg.segments[:mrg.index])
+                if seg.name == "PID"), None)
+    target = PatientIdentity()
+    if pid is None:
+        return target
+    gone = {(li.authority, li.value) for li in moved.local_ids}
+    target.local_ids = [li for li in identifiers_in(msg, pid, 3).local_ids
+                        if (li.authority, li.value) not in gone]
+    return target
+
+
 def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG001
     """ADT^Axx to a NormalizedMessage without entries, carrying an ``AdtEvent``.
 
@@ -144,6 +206,8 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
     trigger = msg.message_type[1].upper()
     if trigger in no_effect_triggers():
         return _no_effect(msg, lid, trigger)
+    if trigger in identifier_move_triggers():
+        return _identifier_move(msg, lid, trigger)
     pid = single_pid(msg)
     identity = extract_identity(msg, pid)
     warnings: list[str] = []
@@ -162,6 +226,7 @@ def normalize_adt(msg: Message, source: str) -> NormalizedMessage:  # noqa: ARG0
         mrg = msg.first("MRG")
         if mrg is None:
             raise NormalizationError("HL7_NO_MRG", f"ADT^{trigger} without MRG segment", "MRG")
+        warnings.extend(_mrg_warnings(msg, mrg))
         event.removed_ins = _removed_ins(msg, mrg, identity, warnings)
         event.changed_ids = _changed_ids(msg, mrg, pid, trigger, warnings)
     elif trigger in merge_triggers():
@@ -193,6 +258,18 @@ def feeding_refused(msg: Message) -> str | None:
             return (f"DOSSIER_CLOSED {loc(zfa, ZFA_STATUS)}: the message states that the "
                     "patient's DMP is closed (ZFA-1 FERME)")
     return None
+
+
+def _mrg_warnings(msg: Message, mrg: Segment) -> list[str]:
+    """What reading MRG-1 and MRG-4 warned of (an INS without OID or with a wrong key, a stay
+    number that names no patient, an identifier without authority, CX.4.1 and CX.4.2
+    disagreeing), each naming its repetition.
+
+    Why: an A47 pairs MRG-1's identifiers by position (``located_local_ids``), which keeps
+    none of these warnings; the ledger row said nothing of them, and an operator checking
+    why an A47 changed less than the GAM meant could not see that MRG-1 was misread. A
+    merge (A40) copies its MRG-1's already (``_merged``)."""
+    return [w for n in (1, MRG_PRIOR_PATIENT_ID) for w in identifiers_in(msg, mrg, n).warnings]
 
 
 def _removed_ins(msg: Message, mrg: Segment, identity: PatientIdentity,

@@ -59,6 +59,7 @@ _OID = re.compile(r"[0-2](?:\.\d+)+")
 # a birth date whose month or day is unknown, written '00' (INSi traits of people born
 # abroad): 'YYYY0000', 'YYYYMM00', with or without a time
 _UNKNOWN_PARTS = re.compile(r"\d{4}(?:00\d\d|\d\d00)\d*")
+UNKNOWN_YEAR = "0000"  # '00000000': no part of the birth date is known
 BILLING_NIR = "NH"
 INS_TYPE = "INS"
 BIRTH_NAME = "birth"  # roles of PID-5.7 name types (tables/name_types.csv)
@@ -586,6 +587,13 @@ def _birth_date(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     try:
         iso = hl7_ts_to_iso(text(msg, raw), None)
     except ValueError:
+        if text(msg, raw)[:4] == UNKNOWN_YEAR:
+            # '00000000': the default of HIS forms for a birth date nobody typed. Read as the
+            # year 0000 it was "a birth date to the year" that every dossier contradicted:
+            # each message was warned as stating another birth date than the dossier's
+            ident.warnings.append(f"{loc(pid, 7)}: birth date unknown (year 0000), kept "
+                                  "empty")
+            return
         if _UNKNOWN_PARTS.fullmatch(text(msg, raw)):
             ident.warnings.append(f"{loc(pid, 7)}: birth date with unknown month or day "
                                   "('00', as the INS traits state it), kept empty")

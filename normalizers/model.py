@@ -184,6 +184,16 @@ class DeathStatement:
     location: str
 
 
+@dataclass(slots=True, frozen=True)
+class IdentifierMove:
+    """ADT^A43: the identifiers of one MRG-1, moved from the patient who held them to the
+    patient of the PID before it (HL7 v2.5 3.3.43)."""
+
+    where: str  # 'MRG[4]-1': where, never a value
+    moved: PatientIdentity  # MRG-1's identifiers
+    target: PatientIdentity  # the local identifiers of that PID's PID-3, the moved ones left out
+
+
 @dataclass(slots=True)
 class AdtEvent:
     """An ADT message: no entries, but the patient's consent and perhaps their identity."""
@@ -207,6 +217,9 @@ class AdtEvent:
     birth_name_stated: bool = True
     # PID-29 / PID-30 (normalizers/death.py); None: the message says nothing of a death
     death: DeathStatement | None = None
+    # ADT^A43 (normalizers/tables/adt_identifier_moves.csv): each MRG-1's identifiers, which
+    # the sender moves to the patient of the PID before it
+    moved: list[IdentifierMove] = field(default_factory=list)
     # A24 / A37 / A35 (normalizers/tables/adt_no_effect.csv): why the trigger changes no
     # dossier; accepted (AA) and recorded, nothing applied. None: every other ADT
     no_effect: str | None = None

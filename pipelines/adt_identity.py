@@ -5,11 +5,12 @@ found (a qualified INS, the hospital's own identifier) states the patient's trai
 - a PID naming only the used name (PID-5 type 'D') states neither the birth name nor the
   birth given names (its given name is the one used, 'prénom utilisé'): the dossier keeps
   its own (normalizers/identity.py ``birth_name_stated``);
-- a PID whose birth date or sex contradicts the digits of the INS the dossier holds (digit 1
-  the sex, 2-3 the birth year, 4-5 the birth month) is not a statement of that person's
-  traits: INSi returns traits that agree with the NIR. Applied, it left the dossier's traits
-  contradicting its own INS, and the next message with the right traits no longer matched;
-  nothing of that PID's identity is applied, and a warning names the trait (never a value);
+- a PID whose birth date (full, or to the year or month) or sex contradicts the digits of
+  the INS the dossier holds (digit 1 the sex, 2-3 the birth year, 4-5 the birth month) is
+  not a statement of that person's traits: INSi returns traits that agree with the NIR.
+  Applied, it left the dossier's traits contradicting its own INS, and the next message with
+  the right traits no longer matched; nothing of that PID's identity is applied, and a
+  warning names the trait (never a value);
 - a PID stated before the one the dossier's traits come from (EVN-2, else MSH-7: an A08
   recorded in January reaching us after an A31 recorded in June, a GAM's backlog replayed
   under new control ids) is history: applied, it put back the name the patient had left. A
@@ -39,7 +40,7 @@ def identity_update(patient: Patient | None, ident: PatientIdentity, adt: AdtEve
     ins = patient.ins if patient is not None else None
     if ins:
         said = [trait for trait in (nir_contradicts(ins, "", sex or ""),
-                                    nir_contradicts(ins, ident.birth_date, "")) if trait]
+                                    nir_contradicts(ins, _birth(ident), "")) if trait]
         if said:
             return {}, [f"identity not updated: PID-7/PID-8 ({', '.join(said)}) contradict "
                         "the digits of the INS the dossier holds: not this person's traits"]
@@ -47,3 +48,13 @@ def identity_update(patient: Patient | None, ident: PatientIdentity, adt: AdtEve
     return {"family": ident.family, "given": ident.given if birth else None,
             "birth_family": ident.birth_family if birth else None,
             "birth_date": ident.birth_date, "sex": sex}, []
+
+
+def _birth(ident: PatientIdentity) -> str:
+    """PID-7 as far as it is known: the full date, else the year or the year and month.
+
+    Why the reduced one: the patients whose INS traits carry '00' for the day or month (born
+    abroad) are the ones whose PID-7 is sent to the year; compared only when full, a PID
+    giving another birth year than the INS digits was applied to their dossier (its name)
+    as this person's traits. ``nir_contradicts`` compares the year, the month when given."""
+    return ident.birth_date or ident.birth_date_partial

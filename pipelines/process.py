@@ -70,7 +70,7 @@ from dossiers.patients import (
 )
 from dossiers.schema import entries as entry_rows
 from dossiers.schema import imports, logical_messages, provenance
-from normalizers.adt import identifier_change_triggers
+from normalizers.adt import identifier_change_triggers, identifier_move_triggers
 from normalizers.cda import normalize_cda
 from normalizers.codes import CodeMappings, load_mappings, tables_version
 from normalizers.death import check_death
@@ -97,6 +97,7 @@ from pipelines.archive import Archive, ArchiveError, ArchiveUnavailable, open_ar
 from pipelines.death import death_warnings, deaths_of
 from pipelines.faults import fault_point
 from pipelines.identifier_change import ChangeRefused, apply_changes, plan_changes
+from pipelines.identifier_move import MOVE_HELD, check_moves, held_reason, no_move_note
 from pipelines.identity import (
     LOCAL_ID_NO_INS,
     BatchLookup,
@@ -997,6 +998,9 @@ def _file(ctx: Context, conn, item: Prepared) -> Outcome:  # noqa: ANN001
         return _file_patients(ctx, conn, item)
     if item.normalized.adt is not None and item.normalized.adt.no_effect:
         return _file_no_effect(conn, item)
+    if item.normalized.adt is not None and item.normalized.adt.trigger in \
+            identifier_move_triggers():
+        return _file_identifier_move(conn, item)
     if item.normalized.adt is not None:
         _bound_by_reception(item)
     if item.normalized.adt is not None and item.normalized.adt.trigger in \
@@ -1624,6 +1628,26 @@ def _file_no_effect(conn, item: Prepared) -> Outcome:  # noqa: ANN001
     return Outcome(DEPOSITED, stage=ADT_STAGE, logical_id=item.normalized.logical_id,
                    error_message=f"ADT^{adt.trigger} accepted, nothing applied: "
                    f"{adt.no_effect}", warnings=warnings or None)
+
+
+def _file_identifier_move(conn, item: Prepared) -> Outcome:  # noqa: ANN001
+    """ADT^A43 (pipelines/identifier_move.py): MRG-1's identifiers naming no dossier here,
+    or the one PID-3's own identifiers name already, dedupe level 2 then recorded with
+    nothing applied (AA); naming another, quarantined (ADT_MOVE_IDENTIFIER, answered AA:
+    held for an admin), nothing changed."""
+    adt = item.normalized.adt
+    warnings = list(item.warnings)
+    check = check_moves(conn, adt.moved)
+    if check.held:
+        raise _Stop(Outcome(QUARANTINED, stage="identity", error_code=MOVE_HELD,
+                            error_message=held_reason(adt.trigger, check.held),
+                            error_location=check.held[0][0],
+                            logical_id=item.normalized.logical_id, warnings=warnings or None))
+    patient_id = min(check.done) if len(check.done) == 1 else None
+    _claim_logical_id(conn, item, patient_id, warnings)
+    return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id,
+                   logical_id=item.normalized.logical_id,
+                   error_message=no_move_note(adt.trigger, check), warnings=warnings or None)
 
 
 def _file_identifier_change(conn, item: Prepared) -> Outcome:  # noqa: ANN001

@@ -116,9 +116,9 @@ def test_bad_zfa_date_and_unsupported_triggers() -> None:
         normalize(adt("C1", zfa=zfa("ACTIF", "IO", "20241345")))
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "ZFA[5]-10")
     with pytest.raises(NormalizationError) as exc:
-        normalize(adt("C1", "A43"))  # an identifier move: not applied on a guess
+        normalize(adt("C1", "A30"))  # a person merge: not applied on a guess (A43: round 20)
     assert exc.value.code == "HL7_UNSUPPORTED_EVENT"
-    assert "A43" not in adt_triggers()  # (A24 links: accepted with no effect, round 17)
+    assert "A30" not in adt_triggers()  # (A24 links: accepted with no effect, round 17)
 
 
 def test_without_zfa_or_with_empty_zfa() -> None:

@@ -773,10 +773,10 @@ def test_adt_identifier_move_is_refused_saying_what_it_is():
                           "MRG|LD-0^^^LABO-DEMO&1.2.250.1.999.42&ISO^PI"]) + "\r"
 
     with pytest.raises(NormalizationError) as exc:
-        norm(adt("A43"))  # A40/A18 merges are read since identity round 6
+        norm(adt("A30"))  # A40/A18 merges read since identity round 6, A43 since ADT round 20
     assert (exc.value.code, exc.value.location) == ("HL7_UNSUPPORTED_EVENT", "MSH-9")
-    assert str(exc.value).startswith("message type ADT^A43 (move patient information - "
-                                     "patient identifier list) is not applied by this intake")
+    assert str(exc.value).startswith("message type ADT^A30 (merge person information) is not "
+                                     "applied by this intake")
     with pytest.raises(NormalizationError) as exc:
         norm(adt("A99"))
     assert str(exc.value) == "message type ADT^A99 is not handled by this intake"

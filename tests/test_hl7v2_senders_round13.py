@@ -69,7 +69,7 @@ def test_a54_through_the_pipeline_records_and_applies_consent(ctx) -> None:  # n
 
 def test_links_and_identifier_moves_still_refused() -> None:
     with pytest.raises(NormalizationError) as exc:
-        normalize(adt("M1", "A43"))  # (A37 unlinks: accepted with no effect, ADT round 17)
+        normalize(adt("M1", "A30"))  # (A37: no effect, ADT round 17; A43 read, round 20)
     assert exc.value.code == "HL7_UNSUPPORTED_EVENT"
 
 

@@ -216,15 +216,15 @@ def test_structural_errors():
 
 
 def test_unsupported_type():
-    # ADT^A43 (move identifiers) is not applied: which dossier is which is an admin's call
-    # (the merges A40/A18 are read since identity round 6: tests/test_identity_round6.py;
+    # ADT^A30 (merge persons) is not applied: which dossier is which is an admin's call
+    # (A43, an identifier move, is read since ADT round 20: tests/test_adt_round20.py;
+    # the merges A40/A18 are read since identity round 6: tests/test_identity_round6.py;
     # the links A24 / A37 are accepted with no effect since ADT round 17)
-    adt = MSH.replace("ORU^R01^ORU_R01", "ADT^A43^ADT_A43")
+    adt = MSH.replace("ORU^R01^ORU_R01", "ADT^A30^ADT_A30")
     with pytest.raises(NormalizationError) as exc:
         norm(oru(OBXS[0], header=adt))
-    assert exc.value.code == "HL7_UNSUPPORTED_EVENT"  # ADT is read, its A43 is not (201)
-    assert str(exc.value).startswith("message type ADT^A43 (move patient information - "
-                                     "patient identifier list) is "
+    assert exc.value.code == "HL7_UNSUPPORTED_EVENT"  # ADT is read, its A30 is not (201)
+    assert str(exc.value).startswith("message type ADT^A30 (merge person information) is "
                                      "not applied by this intake")
 
 

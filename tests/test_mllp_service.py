@@ -382,8 +382,9 @@ def test_application_mode_answers_after_processing(tmp_path, database_url) -> No
         assert err[2] == "OBX^2^5^1" and err[3].startswith("102^") and err[4] == "E"
         assert err[8].startswith("OBX_BAD_NUMBER")
         # ADT are read now (consent, identity, merges since identity round 6); an identifier
-        # move (A43) is still refused: 201, a trigger of a type we read
-        merge = sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01", b"ADT^A43^ADT_A43")
+        # move (A43) is read since ADT round 20; a person merge (A30) is still refused: 201, a
+        # trigger of a type we read
+        merge = sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01", b"ADT^A30^ADT_A30")
         adt = client.send(original_mode(merge))
         fields = msa(adt, "latin-1")
         assert fields[1] == "AR" and segment(adt, "ERR", "latin-1")[3].startswith("201^")
@@ -724,9 +725,10 @@ def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # no
     that is (the sender's engine tells the two apart); the supported types on the same
     connection are accepted as before."""
     order = sample("01_labm_nfs.hl7").replace(b"ORU^R01^ORU_R01", b"ORM^O01^ORM_O01", 1)
-    # (an ADT^A40 merge was the example until identity round 6, which reads it)
+    # (an ADT^A40 merge was the example until identity round 6, which reads it, and an
+    # identifier move ADT^A43 until ADT round 20)
     merge = original_mode(sample("23_casse_adt_a01.hl7").replace(b"ADT^A01^ADT_A01",
-                                                                 b"ADT^A43^ADT_A43", 1))
+                                                                 b"ADT^A30^ADT_A30", 1))
     with running_service(ctx) as svc, Client(svc.port) as client:
         refused = [client.send(order), client.send(merge)]
         accepted = client.send(original_mode(sample("03_synlab_iono_creatinine.hl7")))
