@@ -219,6 +219,9 @@ class DepositResult:
     masked_like_parent: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
     deleted_replaced: list[str] = field(default_factory=list)
+    # where a cancel, replacement or status change names a number under which the dossier
+    # holds several documents (each by its CDA id) and acted on each: 'OBX[5]: ... 2'
+    shared_numbers: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
     reissue_doubts: list[str] = field(default_factory=list)
 
@@ -633,8 +636,14 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     companions = _number_companions(stored, targets, found)
     for pair, keys in _filed_with(conn, stored, targets).items():
         companions[pair] = sorted({*companions.get(pair, ()), *keys})
-    real: dict[tuple[int, str], str] = {pair: next(iter(keys)) for pair, keys in found.items()
-                                        if len(keys) == 1 and not stored.get(pair)}
+    real: dict[tuple[int, str], str] = {pair: min(keys) for pair, keys in found.items()
+                                        if not stored.get(pair)}
+    for (p, number), keys in found.items():
+        if len(keys) > 1 and (p, number) in real:
+            # several CDAs filed under one number, none under the number itself: the first
+            # (by key) is the one named, the others its companions (see _shared_number)
+            companions[(p, real[(p, number)])] = sorted(keys - {real[(p, number)]})
+            _shared_number(targets, p, number, len(keys))
     if companions:
         stored.update(held_entries(conn, {(p, k) for (p, _), keys in companions.items()
                                           for k in keys}))
@@ -652,20 +661,38 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     return companions
 
 
+def _shared_number(targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                   patient_id: int, number: str, count: int) -> None:
+    """Mark the entries naming ``number`` (held as several CDAs under their ids, none under
+    the number itself) for the ledger's warning (``SHARED_NUMBER_DETAIL``, taken off by
+    ``plan_deposit``). Why: two CDAs sent under one TXA-12 (two reports of one visit, a
+    DPI reusing its number) are kept as two documents; a cancel, replacement or status
+    change naming the number alone chose neither (a tombstone was filed under the number
+    and both stayed current). It now acts on each, and says so."""
+    for pid, items in targets:
+        for entry, _ in items:
+            if pid == patient_id and _names_one(entry) \
+                    and (entry.replaces_key or entry.key) == number:
+                entry.details[SHARED_NUMBER_DETAIL] = count
+
+
+# details key, never stored: how many documents the number an entry names is held under
+SHARED_NUMBER_DETAIL = "_documents_under_number"
+
+
 def _number_companions(stored: dict[tuple[int, str], list],
                        targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
                        found: dict[tuple[int, str], set[str]]
                        ) -> dict[tuple[int, str], list[str]]:
     """(patient, number key) -> the other documents filed under that number, for the
     replacements and deletions naming a number the dossier holds by its own key (a PDF
-    rendering filed under TXA-12 beside the CDA filed under its id). A status change
-    (MDM^T03...) is left to the document it names."""
+    rendering filed under TXA-12 beside the CDA filed under its id), and for the status
+    changes (MDM^T03) naming one."""
     companions: dict[tuple[int, str], list[str]] = {}
     for patient_id, items in targets:
         for entry, _ in items:
             pair = (patient_id, entry.replaces_key or entry.key)
-            if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE) \
-                    and stored.get(pair) and found.get(pair):
+            if _names_one(entry) and stored.get(pair) and found.get(pair):
                 companions[pair] = sorted(found[pair] - {pair[1]})
     return {pair: keys for pair, keys in companions.items() if keys}
 
@@ -681,7 +708,7 @@ def _filed_with(conn: Connection, stored: dict[tuple[int, str], list],
     for patient_id, items in targets:
         for entry, _ in items:
             pair = (patient_id, entry.replaces_key or entry.key)
-            if entry.type != DOCUMENT or entry.action not in (ACTION_REPLACE, ACTION_DELETE):
+            if not _names_one(entry):
                 continue
             held = next((r for r in stored.get(pair, ()) if r.current), None)
             number = (held.details or {}).get("message_document_id") if held else None
@@ -1086,6 +1113,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     if item_facts is None:
         item_facts = entry_facts(items)
     for (entry, sha), fact in zip(items, item_facts, strict=True):
+        if SHARED_NUMBER_DETAIL in entry.details:
+            shared = entry.details.pop(SHARED_NUMBER_DETAIL)
+            result.shared_numbers.append(f"{entry.source_ref}: the number names {shared}")
         row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref
@@ -1342,6 +1372,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     if companions:
         _reach_companions(items, patient_id, companions, held,
                           (taken, latest, new_rows, supersedes, replaced_docs), import_id, now)
+        status_changed += _status_to_companions(
+            items, patient_id, companions, held, (taken, latest, new_rows, supersedes),
+            import_id, now)
     _supersede_confirmed(replaced_docs, confirmed or {}, new_rows, supersedes, result)
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
@@ -1402,6 +1435,45 @@ def _reach_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int
             taken[key] = row
             new_rows.append(row)
             supersedes.append((row, other.id))
+
+
+# What a status change (MDM^T03) says of the documents under its number: their status and the
+# TXA fields that state it, nothing of their content.
+_STATUS_DETAILS = ("completion_status", "availability_status", "confidentiality_status",
+                   STATUS_CHANGE_DETAIL)
+
+
+def _status_to_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int,
+                          companions: dict[tuple[int, str], list[str]],
+                          held: dict[str, object], plan: tuple[dict, dict, list, list],
+                          import_id: int, now: datetime) -> list[tuple[object, str, str]]:
+    """A status change (MDM^T03, TXA-17 PA -> LA) of a document number reaches every document
+    filed under it: the CDA filed under its id beside the PDF rendering filed under the
+    number takes the new status too (a new version, its content carried). It reached the
+    PDF alone: the signed CDA stayed preliminary beside its final rendering. Returns the
+    (document held, key, source_ref) whose read entries follow (``_carry_children_status``).
+    A companion already in that status, withdrawn, or given a row by this message is left."""
+    taken, latest, new_rows, supersedes = plan
+    changed: list[tuple[object, str, str]] = []
+    for entry, _ in items:
+        if entry.type != DOCUMENT or not entry.details.get(STATUS_CHANGE_DETAIL):
+            continue
+        for key in companions.get((patient_id, entry.key), ()):
+            other = held.get(key)
+            if other is None or key in taken or other.status in ("withdrawn", entry.status):
+                continue
+            row = {c.name: getattr(other, c.name) for c in entries.columns if c.name != "id"}
+            said = {k: v for k, v in entry.details.items() if k in _STATUS_DETAILS}
+            row.update(status=entry.status, import_id=import_id, created_at=now,
+                       version=latest.get(key, other.version) + 1, current=True,
+                       details={**(other.details or {}), **said},
+                       masking=entry.masking or other.masking,
+                       _parent_key=None, _ref=entry.source_ref)
+            taken[key] = row
+            new_rows.append(row)
+            supersedes.append((row, other.id))
+            changed.append((other, key, entry.source_ref))
+    return changed
 
 
 def _mask_like_parent(row: dict, entry: Entry, held: dict[str, object],

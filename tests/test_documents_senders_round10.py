@@ -1,0 +1,83 @@
+"""Documents carried in HL7v2, round 10: a status change of a number filed as a CDA and its
+PDF rendering, two CDAs sent under one number, a CI-SIS ORU whose document is only a
+reference pointer.
+
+Why: each test pins what a real sender sends and what we must file for it; the ones marked
+'was' failed before the fix of the same commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.model import DOCUMENT
+from tests.test_documents_senders_round4 import _auto, _through
+from tests.test_documents_senders_round9 import CDA_KEY, _cda_obx, _documents, _mdm, _pdf_obx
+
+PDF_KEY = "document|CR-500|DPI-Y"
+SHARED = ": the number names 2 documents filed under their CDA ids (sent under this one number)"
+
+
+# -- a status change of a number reaches the CDA and its PDF ---------------------------------------
+def test_a_status_change_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx):
+    """MDM^T02 carrying the CR-BIO and its PDF rendering under TXA-12 CR-500, TXA-17 PA
+    (awaiting its author's signature, TXA-19 AV): both preliminary. The MDM^T03 saying the
+    biologist signed it (TXA-17 LA) makes both final. Was: the PDF alone, the CDA stayed
+    preliminary beside its final rendering."""
+    ctx = _auto(sqlite_ctx)
+    t02 = _mdm("T02", "CR-500^DPI-Y", [_cda_obx(1, "DOC-50"), _pdf_obx(2)], txa17="PA")
+    rows = _through(ctx, t02)
+    assert _documents(ctx) == {CDA_KEY: (True, "preliminary"), PDF_KEY: (True, "preliminary")}
+    rows += _through(ctx, _mdm("T03", "CR-500^DPI-Y", [], txa17="LA"))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert _documents(ctx) == {CDA_KEY: (True, "final"), PDF_KEY: (True, "final")}
+    # the signed CDA keeps its content and says what the T03 said
+    cda = next(e for e in _filtered(ctx) if e.key == CDA_KEY and e.current)
+    assert cda.attachment_sha256 and cda.details["completion_status"] == "LA"
+    assert cda.details["message_document_id"] == "CR-500|DPI-Y"
+
+
+def _filtered(ctx) -> list:  # noqa: ANN001
+    from tests.test_documents_senders import _filed
+    return [e for e in _filed(ctx) if e.type == DOCUMENT]
+
+
+# -- two CDAs under one number, none held under the number itself ------------------------------
+TWO = _mdm("T02", "CR-900^DPI-Y", [_cda_obx(1, "DOC-90"), _cda_obx(2, "DOC-81")], txa17="PA")
+DOC_90, DOC_81 = "document|1.2.250.1.999.1.7^DOC-90", "document|1.2.250.1.999.1.7^DOC-81"
+
+
+@pytest.mark.parametrize(("follow", "expected"), [
+    # T11: both withdrawn. Was: neither (a tombstone under the number), both current
+    (_mdm("T11", "CR-900^DPI-Y", []),
+     {DOC_90: (True, "withdrawn"), DOC_81: (True, "withdrawn")}),
+    # T03 signed: both final. Was: 'status change of a document the dossier does not hold'
+    (_mdm("T03", "CR-900^DPI-Y", [], txa17="LA"),
+     {DOC_90: (True, "final"), DOC_81: (True, "final")}),
+    # T10 with a PDF under TXA-13 CR-900: it replaces both. Was: 'replaces a document the
+    # dossier does not hold', three documents current
+    (_mdm("T10", "CR-901^DPI-Y", [_pdf_obx(1, obx11="C")], txa13="CR-900^DPI-Y"),
+     {DOC_90: (False, "preliminary"), DOC_81: (False, "preliminary"),
+      "document|CR-901|DPI-Y": (True, "corrected")}),
+])
+def test_a_number_sent_with_two_cdas_is_acted_on_whole(sqlite_ctx, follow, expected):
+    """A DPI sends two CDAs in one MDM^T02 under TXA-12 CR-900 (two reports of one visit):
+    each is its own document, filed under its CDA id (their setIds differ). A cancel, status
+    change or replacement naming CR-900 alone acts on both, and the ledger says so."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, TWO, follow)
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert _documents(ctx) == expected
+    said = [w for w in rows[1].warnings or [] if w.startswith("DOCUMENT_NUMBER_SHARED")]
+    assert len(said) == 1 and SHARED in said[0]
+    assert not any("does not hold" in w for w in rows[1].warnings)
+    assert not any(w.startswith("DOCUMENT_NUMBER_SHARED") for w in rows[0].warnings or [])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_status_change_reaches_every_document_of_a_number_on_postgresql(ctx):
+    """The same rule on PostgreSQL (its JSON operator reads the message's number): a T03
+    naming a number held as two CDAs."""
+    ctx = _auto(ctx)
+    rows = _through(ctx, TWO, _mdm("T03", "CR-900^DPI-Y", [], txa17="LA"))
+    assert [r.status for r in rows] == ["deposited"] * 2
+    assert _documents(ctx) == {DOC_90: (True, "final"), DOC_81: (True, "final")}
