@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from normalizers.model import DOCUMENT
+from normalizers.model import DOCUMENT, NormalizationError
+from pipelines.acknowledge import _verdict
+from tests.test_documents_normalizer import norm
+from tests.test_documents_senders import RP, _oru_of
 from tests.test_documents_senders_round4 import _auto, _through
 from tests.test_documents_senders_round9 import CDA_KEY, _cda_obx, _documents, _mdm, _pdf_obx
 
@@ -81,3 +84,34 @@ def test_a_status_change_reaches_every_document_of_a_number_on_postgresql(ctx):
     rows = _through(ctx, TWO, _mdm("T03", "CR-900^DPI-Y", [], txa17="LA"))
     assert [r.status for r in rows] == ["deposited"] * 2
     assert _documents(ctx) == {DOC_90: (True, "final"), DOC_81: (True, "final")}
+
+
+# -- a CI-SIS ORU whose document is a reference pointer --------------------------------------
+def test_a_cisis_oru_whose_document_is_only_a_pointer_is_refused(no_network):
+    """ORU^R01 of the CI-SIS CDA transmission (MSH-21 CISIS_CDA_HL7_V2) with OBX-2 RP (the
+    CR-BIO on the LIS's web server) instead of the ED: refused, AE 102, naming the OBX,
+    never echoing the pointer. Was: deposited as a lab result holding the URL under the
+    document's type code, no document in the dossier, answered AA."""
+    pointer = "https://sil-y.example.fr/cr/CR_LEFEVRE_0412.pdf"
+    with pytest.raises(NormalizationError) as exc:
+        norm(_oru_of(RP.format(n=1, pointer=pointer)))
+    assert (exc.value.code, exc.value.location) == ("CISIS_REFERENCE_ONLY", "OBX[6]-5")
+    assert "LEFEVRE" not in str(exc.value) and "send the document itself" in str(exc.value)
+    ack, err = _verdict(("failed", exc.value.code, str(exc.value), exc.value.location))
+    assert (ack, err.hl7_code) == ("AE", "102")
+    # a plain ORU (no MSH-21) pointing at its PDF beside its results: still a reference
+    plain = _oru_of("OBX|1|NM|2345-7^Glucose^LN||5,4|mmol/L|3,9-5,8|N|||F",
+                    RP.format(n=2, pointer=pointer)).replace("|||2.1^CISIS_CDA_HL7_V2", "")
+    assert [e.value for e in norm(plain).entries if e.value_type == "RP"] == [pointer]
+
+
+@pytest.fixture
+def no_network(monkeypatch):  # noqa: ANN001, ANN201
+    """Any connection attempt fails the test: a pointer is never followed."""
+    import socket
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
