@@ -2459,8 +2459,11 @@ def _reference_only(entries: list[Entry]) -> None:
     pointer is never fetched (the pipeline has no network to a sender's server). It was
     filed as a lab result holding the pointer under the document's type code: the message
     meant to feed the DMP a document and the dossier got none, the sender an AA. Refused,
-    naming the OBX; a plain ORU's RP beside its results is still kept as a reference."""
-    if any(e.type == DOCUMENT for e in entries):
+    naming the OBX, when the pointer is all the message brings; beside results of their own
+    (a glucose, and the report's URL), or in a plain ORU, it is kept as a reference, with
+    its warning."""
+    if any(e.type == DOCUMENT or (e.type == LAB_RESULT and e.value_type != "RP")
+           for e in entries):
         return
     pointer = next((e for e in entries if e.value_type == "RP"), None)
     if pointer is None:
