@@ -352,9 +352,7 @@ def document_aliases(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
         if number:
             aliases.add(f"document|{number}")
         for key in (entry.key, entry.replaces_key):
-            old = _unscoped(key) if key else None
-            if old:
-                aliases.add(old)
+            aliases.update(_unscoped_forms(key) if key else ())
     return aliases
 
 
@@ -741,10 +739,14 @@ def _unscoped(key: str) -> str | None:
     namespace, normalizers.documents.ei_id) or 'document|100234|&DPI-Z^CHU' (a bare number
     scoped by its sender, normalizers.documents.sender_scope); 'document|77||1' for the
     document of an ORU 'document|77|&SIL^LAB|1' whose bare order number is scoped by its
-    sender; None for any other key."""
+    sender; 'document|100234|RIS-Y' for 'document|100234|RIS-Y@IMAGERIE-EST' (a namespace
+    without a universal id scoped by the sending facility, MSH-4, since documents round 10:
+    that key's own unscoped form is then 'document|100234'); None for any other key."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
+    if len(parts) == 3 and _FACILITY_MARK in parts[2] and not parts[2].startswith("&"):
+        return f"document|{parts[1]}|{parts[2].rpartition(_FACILITY_MARK)[0]}"
     if len(parts) == 3 and parts[2]:
         return f"document|{parts[1]}"
     if len(parts) == 4 and parts[2].startswith("&"):
@@ -752,14 +754,33 @@ def _unscoped(key: str) -> str | None:
     return None
 
 
-def _scoped_sender(key: str) -> str | None:
-    """'DPI-Z|CHU|': the MSH-3|MSH-4 a document key is scoped by ('document|100234|&DPI-Z^CHU'),
-    as an import's logical id begins; None when the key's namespace is the sender's own
-    (EI.2) or there is none."""
+_FACILITY_MARK = "@"  # normalizers.identity.SCOPE_MARK: 'RIS-Y@IMAGERIE-EST'
+
+
+def _unscoped_forms(key: str) -> list[str]:
+    """Every key a document was filed under before its number was scoped as ``key`` is, the
+    nearest first: 'document|100234|RIS-Y' then 'document|100234' for
+    'document|100234|RIS-Y@IMAGERIE-EST'."""
+    forms: list[str] = []
+    old = _unscoped(key)
+    while old and len(forms) < 2:
+        forms.append(old)
+        old = _unscoped(old)
+    return forms
+
+
+def _from_scope_sender(key: str, logical_id: str) -> bool:
+    """Whether an import (its logical id 'MSH-3|MSH-4|MSH-10') is of the sender a document
+    key is scoped by: MSH-3 and MSH-4 for 'document|100234|&DPI-Z^CHU', MSH-4 for
+    'document|100234|RIS-Y@IMAGERIE-EST'; any import when the key names no sender (its
+    namespace is the assigning application's alone)."""
     parts = key.split("|")
-    if len(parts) < 3 or not parts[2].startswith("&"):
-        return None
-    return parts[2][1:].replace("^", "|") + "|"
+    scope = parts[2] if len(parts) > 2 else ""
+    if scope.startswith("&"):
+        return logical_id.startswith(scope[1:].replace("^", "|") + "|")
+    if len(parts) == 3 and _FACILITY_MARK in scope:
+        return logical_id.split("|")[1:2] == [scope.rpartition(_FACILITY_MARK)[2]]
+    return True
 
 
 def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], list],
@@ -780,8 +801,9 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     for (patient_id, items), source in zip(targets, sources, strict=True):
         for entry, _ in items:
             key = entry.replaces_key or entry.key
-            old = _unscoped(key) if entry.type == DOCUMENT else None
-            if old and not stored.get((patient_id, key)):
+            if entry.type != DOCUMENT or stored.get((patient_id, key)):
+                continue
+            for old in _unscoped_forms(key):
                 named[(patient_id, old)] = (key, source)
     if not named:
         return
@@ -795,17 +817,18 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
         .where(imports.c.id.in_(imports_of)))} if imports_of else {}
     real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> key held
     legacy: dict[tuple[int, str], str] = {}  # the same, the unscoped key itself only
-    for (patient_id, old), rows in held.items():
+    # the nearest form first ('document|100234|RIS-Y' before 'document|100234': the longer)
+    for (patient_id, old), rows in sorted(held.items(), key=lambda kv: -len(kv[0][1])):
         key, source = named[(patient_id, old)]
-        # a number scoped by its sender: only that sender's (MSH-3, MSH-4) filing is its
-        # own; one source (an MLLP listener) carries many senders, who number alike
-        sender = _scoped_sender(key)
+        # a number scoped by its sender: only that sender's (MSH-3, MSH-4; MSH-4 for a
+        # namespace without a universal id) filing is its own; one source (an MLLP
+        # listener) carries many senders, who number alike
         keys = {r.key for r in rows
                 if (imp := of_import.get(r.import_id)) is not None and imp[0] == source
-                and (sender is None or imp[1].startswith(sender))}
-        if len(keys) == 1:
+                and _from_scope_sender(key, imp[1])}
+        if len(keys) == 1 and (patient_id, key) not in real:
             real[(patient_id, key)] = next(iter(keys))
-        if old in keys:
+        if old in keys and (patient_id, key) not in legacy:
             legacy[(patient_id, key)] = old
     if not real:
         return

@@ -11,12 +11,12 @@ import pytest
 
 from normalizers.model import DOCUMENT, NormalizationError
 from pipelines.acknowledge import _verdict
-from tests.test_documents_normalizer import norm
+from tests.test_documents_normalizer import PID, b64, norm
 from tests.test_documents_senders import RP, _oru_of
 from tests.test_documents_senders_round4 import _auto, _through
 from tests.test_documents_senders_round9 import CDA_KEY, _cda_obx, _documents, _mdm, _pdf_obx
 
-PDF_KEY = "document|CR-500|DPI-Y"
+PDF_KEY = "document|CR-500|DPI-Y@CHU-EST"
 SHARED = ": the number names 2 documents filed under their CDA ids (sent under this one number)"
 
 
@@ -36,7 +36,7 @@ def test_a_status_change_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx):
     # the signed CDA keeps its content and says what the T03 said
     cda = next(e for e in _filtered(ctx) if e.key == CDA_KEY and e.current)
     assert cda.attachment_sha256 and cda.details["completion_status"] == "LA"
-    assert cda.details["message_document_id"] == "CR-500|DPI-Y"
+    assert cda.details["message_document_id"] == "CR-500|DPI-Y@CHU-EST"
 
 
 def _filtered(ctx) -> list:  # noqa: ANN001
@@ -60,7 +60,7 @@ DOC_90, DOC_81 = "document|1.2.250.1.999.1.7^DOC-90", "document|1.2.250.1.999.1.
     # dossier does not hold', three documents current
     (_mdm("T10", "CR-901^DPI-Y", [_pdf_obx(1, obx11="C")], txa13="CR-900^DPI-Y"),
      {DOC_90: (False, "preliminary"), DOC_81: (False, "preliminary"),
-      "document|CR-901|DPI-Y": (True, "corrected")}),
+      "document|CR-901|DPI-Y@CHU-EST": (True, "corrected")}),
 ])
 def test_a_number_sent_with_two_cdas_is_acted_on_whole(sqlite_ctx, follow, expected):
     """A DPI sends two CDAs in one MDM^T02 under TXA-12 CR-900 (two reports of one visit):
@@ -115,3 +115,60 @@ def no_network(monkeypatch):  # noqa: ANN001, ANN201
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+# -- a namespace-only TXA-12 is scoped by the sending facility ----------------------------------
+def _cr_img(facility: str, trigger: str, number: str = "CR-100", parent: str = "",
+            text: str = "Échographie abdominale : foie de taille normale.") -> str:
+    """An imaging centre's RIS (MSH-3 RIS, MSH-4 its facility) numbering its reports under
+    the namespace 'RIS' alone, no OID (EI.3 empty), as two RIS sold by one vendor do."""
+    report = "^TEXT^PLAIN^Base64^" + b64(text.encode())
+    obx = [f"OBX|1|ED|18748-4^CR d'imagerie médicale^LN||{report}||||||"
+           f"{'C' if trigger == 'T10' else 'F'}"] if trigger != "T11" else []
+    segs = [f"MSH|^~\\&|RIS|{facility}|DMP|GHT|202405061130||MDM^{trigger}^MDM_T02|"
+            f"{facility}-{trigger}-{number}|P|2.5|||||FRA|UNICODE UTF-8",
+            "EVN||20240506113000", PID, "PV1|1|O",
+            f"TXA|1|18748-4^CR d'imagerie médicale^LN|TX|202405061100||||||||{number}^RIS|"
+            f"{parent}||||LA||AV", *obx]
+    return "\r".join(segs) + "\r"
+
+
+def test_two_facilities_numbering_under_one_namespace_keep_their_reports_apart(sqlite_ctx):
+    """Two imaging centres (MSH-4 IMAGERIE-NORD, IMAGERIE-SUD) whose RIS both number
+    'CR-100^RIS' (a namespace, no OID) send through one MLLP listener: two reports. The
+    second's T10 and T11 act on its own. Was: one key 'document|CR-100|RIS', the second
+    report filed as the first's new version, its cancel withdrawing the other's."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, _cr_img("IMAGERIE-NORD", "T02"),
+                    _cr_img("IMAGERIE-SUD", "T02", text="Radiographie thoracique : normale."),
+                    _cr_img("IMAGERIE-SUD", "T10", "CR-101", "CR-100^RIS",
+                            "Radiographie thoracique : pas de foyer. Compte rendu corrigé."),
+                    _cr_img("IMAGERIE-SUD", "T11", "CR-101"))
+    assert [r.status for r in rows] == ["deposited"] * 4
+    assert _documents(ctx) == {
+        "document|CR-100|RIS@IMAGERIE-NORD": (True, "final"),
+        "document|CR-100|RIS@IMAGERIE-SUD": (False, "final"),
+        "document|CR-101|RIS@IMAGERIE-SUD": (True, "withdrawn")}
+    # a facility naming its domain after itself (MSH-4 'RIS'): nothing to scope
+    nm = norm(_cr_img("RIS", "T02"))
+    assert [e.key for e in nm.entries if e.type == DOCUMENT] == ["document|CR-100|RIS"]
+
+
+def test_a_report_filed_before_facility_scoping_is_found_by_its_own_facility_only(sqlite_ctx):
+    """A dossier holding 'document|CR-100|RIS' filed by IMAGERIE-NORD before this round: its
+    own T11 withdraws it (the key it was filed under followed); IMAGERIE-SUD's T11 for its
+    CR-100 does not (a tombstone under its own key)."""
+    from sqlalchemy import func, update
+
+    from dossiers.schema import entries
+    ctx = _auto(sqlite_ctx)
+    _through(ctx, _cr_img("IMAGERIE-NORD", "T02"))
+    with ctx.engine.begin() as conn:  # as filed before the key named the facility
+        conn.execute(update(entries).values(key=func.replace(entries.c.key, "@IMAGERIE-NORD",
+                                                             "")))
+    rows = _through(ctx, _cr_img("IMAGERIE-SUD", "T11"))
+    assert _documents(ctx)["document|CR-100|RIS"] == (True, "final")
+    rows += _through(ctx, _cr_img("IMAGERIE-NORD", "T11"))
+    assert [r.status for r in rows] == ["deposited"] * 2
+    assert _documents(ctx) == {"document|CR-100|RIS": (True, "withdrawn"),
+                               "document|CR-100|RIS@IMAGERIE-SUD": (True, "withdrawn")}
