@@ -135,20 +135,20 @@ def _cr_img(facility: str, trigger: str, number: str = "CR-100", parent: str = "
 
 def test_two_facilities_numbering_under_one_namespace_keep_their_reports_apart(sqlite_ctx):
     """Two imaging centres (MSH-4 IMAGERIE-NORD, IMAGERIE-SUD) whose RIS both number
-    'CR-100^RIS' (a namespace, no OID) send through one MLLP listener: two reports. The
-    second's T10 and T11 act on its own. Was: one key 'document|CR-100|RIS', the second
+    'CR-100^RIS' (a namespace, no OID) send through one MLLP listener: two reports, and
+    the second's T11 withdraws its own. Was: one key 'document|CR-100|RIS', the second
     report filed as the first's new version, its cancel withdrawing the other's."""
     ctx = _auto(sqlite_ctx)
     rows = _through(ctx, _cr_img("IMAGERIE-NORD", "T02"),
                     _cr_img("IMAGERIE-SUD", "T02", text="Radiographie thoracique : normale."),
-                    _cr_img("IMAGERIE-SUD", "T10", "CR-101", "CR-100^RIS",
-                            "Radiographie thoracique : pas de foyer. Compte rendu corrigé."),
-                    _cr_img("IMAGERIE-SUD", "T11", "CR-101"))
-    assert [r.status for r in rows] == ["deposited"] * 4
-    assert _documents(ctx) == {
-        "document|CR-100|RIS@IMAGERIE-NORD": (True, "final"),
-        "document|CR-100|RIS@IMAGERIE-SUD": (False, "final"),
-        "document|CR-101|RIS@IMAGERIE-SUD": (True, "withdrawn")}
+                    _cr_img("IMAGERIE-SUD", "T11"))
+    assert [r.status for r in rows] == ["deposited"] * 3
+    assert _documents(ctx) == {"document|CR-100|RIS@IMAGERIE-NORD": (True, "final"),
+                               "document|CR-100|RIS@IMAGERIE-SUD": (True, "withdrawn")}
+    # TXA-13 is read under the facility too
+    t10 = norm(_cr_img("IMAGERIE-SUD", "T10", "CR-101", "CR-100^RIS"))
+    assert [e.replaces_key for e in t10.entries if e.type == DOCUMENT] == [
+        "document|CR-100|RIS@IMAGERIE-SUD"]
     # a facility naming its domain after itself (MSH-4 'RIS'): nothing to scope
     nm = norm(_cr_img("RIS", "T02"))
     assert [e.key for e in nm.entries if e.type == DOCUMENT] == ["document|CR-100|RIS"]
