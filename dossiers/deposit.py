@@ -53,6 +53,7 @@ from normalizers.model import (
     DOCUMENT,
     DOCUMENT_STATUS_DETAIL,
     STATUS_CHANGE_DETAIL,
+    STATUS_CONTENT_DETAIL,
     Entry,
 )
 from normalizers.tabledata import read_csv_rows
@@ -622,20 +623,25 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     """
     if sources is not None:
         _follow_unscoped_numbers(conn, stored, targets, sources)
+    acting = {(patient_id, entry.replaces_key or entry.key)
+              for patient_id, items in targets for entry, _ in items if _acts_on_number(entry)}
+    acting = {(p, k) for p, k in acting if k.startswith("document|")}
+    if not acting:
+        return {}
+    # the keys named by a replacement, deletion or status change: followed to a document
+    # filed under its CDA id when none is held under the number (a T04 with content only
+    # reaches the companions of what it files)
     named = {(patient_id, entry.replaces_key or entry.key)
              for patient_id, items in targets for entry, _ in items if _names_one(entry)}
-    named = {(p, k) for p, k in named if k.startswith("document|")}
-    if not named:
-        return {}
     found: dict[tuple[int, str], set[str]] = {}
-    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in named}):
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in acting}):
         number = (row.details or {}).get("message_document_id")
         found.setdefault((row.patient_id, f"document|{number}"), set()).add(row.key)
     companions = _number_companions(stored, targets, found)
     for pair, keys in _filed_with(conn, stored, targets).items():
         companions[pair] = sorted({*companions.get(pair, ()), *keys})
     real: dict[tuple[int, str], str] = {pair: min(keys) for pair, keys in found.items()
-                                        if not stored.get(pair)}
+                                        if pair in named and not stored.get(pair)}
     for (p, number), keys in found.items():
         if len(keys) > 1 and (p, number) in real:
             # several CDAs filed under one number, none under the number itself: the first
@@ -690,7 +696,7 @@ def _number_companions(stored: dict[tuple[int, str], list],
     for patient_id, items in targets:
         for entry, _ in items:
             pair = (patient_id, entry.replaces_key or entry.key)
-            if _names_one(entry) and stored.get(pair) and found.get(pair):
+            if _acts_on_number(entry) and stored.get(pair) and found.get(pair):
                 companions[pair] = sorted(found[pair] - {pair[1]})
     return {pair: keys for pair, keys in companions.items() if keys}
 
@@ -706,7 +712,7 @@ def _filed_with(conn: Connection, stored: dict[tuple[int, str], list],
     for patient_id, items in targets:
         for entry, _ in items:
             pair = (patient_id, entry.replaces_key or entry.key)
-            if not _names_one(entry):
+            if not _acts_on_number(entry):
                 continue
             held = next((r for r in stored.get(pair, ()) if r.current), None)
             number = (held.details or {}).get("message_document_id") if held else None
@@ -732,6 +738,14 @@ def _names_one(entry: Entry) -> bool:
     filed under its CDA id): a replacement, a deletion, a status change (MDM^T03)."""
     return entry.type == DOCUMENT and (entry.action in (ACTION_REPLACE, ACTION_DELETE)
                                        or bool(entry.details.get(STATUS_CHANGE_DETAIL)))
+
+
+def _acts_on_number(entry: Entry) -> bool:
+    """A document entry whose action reaches every document filed under its number (its
+    companions): one naming a held document (``_names_one``), or a new version sent by a
+    status change with content (MDM^T04 outside CI-SIS), whose status they take."""
+    return _names_one(entry) or (entry.type == DOCUMENT
+                                 and bool(entry.details.get(STATUS_CONTENT_DETAIL)))
 
 
 def _unscoped(key: str) -> str | None:
@@ -1463,23 +1477,26 @@ def _reach_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int
 # What a status change (MDM^T03) says of the documents under its number: their status and the
 # TXA fields that state it, nothing of their content.
 _STATUS_DETAILS = ("completion_status", "availability_status", "confidentiality_status",
-                   STATUS_CHANGE_DETAIL)
+                   STATUS_CHANGE_DETAIL, STATUS_CONTENT_DETAIL)
 
 
 def _status_to_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int,
                           companions: dict[tuple[int, str], list[str]],
                           held: dict[str, object], plan: tuple[dict, dict, list, list],
                           import_id: int, now: datetime) -> list[tuple[object, str, str]]:
-    """A status change (MDM^T03, TXA-17 PA -> LA) of a document number reaches every document
-    filed under it: the CDA filed under its id beside the PDF rendering filed under the
-    number takes the new status too (a new version, its content carried). It reached the
-    PDF alone: the signed CDA stayed preliminary beside its final rendering. Returns the
+    """A status change (MDM^T03, TXA-17 PA -> LA; or an MDM^T04 outside CI-SIS re-sending
+    one of them with its content) of a document number reaches every document filed under
+    it: the CDA filed under its id beside the PDF rendering filed under the number takes
+    the new status too (a new version, its content carried). It reached the document named
+    alone: the signed CDA stayed preliminary beside its final rendering. Returns the
     (document held, key, source_ref) whose read entries follow (``_carry_children_status``).
     A companion already in that status, withdrawn, or given a row by this message is left."""
     taken, latest, new_rows, supersedes = plan
     changed: list[tuple[object, str, str]] = []
     for entry, _ in items:
-        if entry.type != DOCUMENT or not entry.details.get(STATUS_CHANGE_DETAIL):
+        if entry.type != DOCUMENT or entry.action != ACTION_NEW \
+                or not (entry.details.get(STATUS_CHANGE_DETAIL)
+                        or entry.details.get(STATUS_CONTENT_DETAIL)):
             continue
         for key in companions.get((patient_id, entry.key), ()):
             other = held.get(key)

@@ -63,6 +63,7 @@ from normalizers.model import (
     DOCUMENT_STATUS_DETAIL,
     LAB_RESULT,
     STATUS_CHANGE_DETAIL,
+    STATUS_CONTENT_DETAIL,
     Attachment,
     Entry,
     HeldBack,
@@ -1743,6 +1744,7 @@ def normalize_mdm(msg: Message, source: str,
         entries.append(changed)  # T03: the held document, in the status TXA-17 says
     else:
         mdm_trigger_checks(msg, bool(entries), warnings)
+        _status_with_content(msg, ctx, entries)
     held_back = not_available(ctx, entries)
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
                   and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
@@ -1820,6 +1822,21 @@ def _status_change(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry | 
                  status=ctx.completion_status or "final", effective=ctx.effective,
                  issued=ctx.issued, performer=ctx.performer, action=ACTION_NEW,
                  details={**ctx.details, STATUS_CHANGE_DETAIL: True})
+
+
+def _status_with_content(msg: Message, ctx: DocumentContext, entries: list[Entry]) -> None:
+    """Mark the documents of a status change sent with its content (MDM^T04 outside CI-SIS,
+    a T03 carrying the document; read as new versions of the documents held): deposit gives
+    their new status to the other documents filed under the same number. Why: an MDM^T04
+    re-sending the signed PDF rendering (TXA-17 LA) of a number filed as a CDA and its PDF
+    made the PDF final and left the CDA preliminary beside it."""
+    row = _mdm_triggers().get(msg.message_type[1].strip().upper())
+    if row is None or row["read_as"] != STATUS_CHANGE \
+            or decide_action(ctx.action_sources) != ACTION_NEW:
+        return
+    for entry in entries:
+        if entry.type == DOCUMENT and entry.action == ACTION_NEW:
+            entry.details[STATUS_CONTENT_DETAIL] = True
 
 
 @cache

@@ -14,14 +14,27 @@ from pipelines.acknowledge import _verdict
 from tests.test_documents_normalizer import PID, b64, norm
 from tests.test_documents_senders import RP, _oru_of
 from tests.test_documents_senders_round4 import _auto, _through
-from tests.test_documents_senders_round9 import CDA_KEY, _cda_obx, _documents, _mdm, _pdf_obx
+from tests.test_documents_senders_round9 import (
+    CDA_KEY,
+    PDF,
+    _cda_obx,
+    _documents,
+    _mdm,
+    _pdf_obx,
+)
 
 PDF_KEY = "document|CR-500|DPI-Y@CHU-EST"
 SHARED = ": the number names 2 documents filed under their CDA ids (sent under this one number)"
 
 
 # -- a status change of a number reaches the CDA and its PDF ---------------------------------------
-def test_a_status_change_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx):
+@pytest.mark.parametrize("signed", [
+    _mdm("T03", "CR-500^DPI-Y", [], txa17="LA"),
+    # own gap: an MDM^T04 outside CI-SIS (status change with content) re-sending the signed
+    # PDF alone. Was: the PDF final, the CDA preliminary
+    _mdm("T04", "CR-500^DPI-Y", [_pdf_obx(1, PDF + b"%signed\n")], txa17="LA"),
+])
+def test_a_status_change_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx, signed):
     """MDM^T02 carrying the CR-BIO and its PDF rendering under TXA-12 CR-500, TXA-17 PA
     (awaiting its author's signature, TXA-19 AV): both preliminary. The MDM^T03 saying the
     biologist signed it (TXA-17 LA) makes both final. Was: the PDF alone, the CDA stayed
@@ -30,7 +43,7 @@ def test_a_status_change_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx):
     t02 = _mdm("T02", "CR-500^DPI-Y", [_cda_obx(1, "DOC-50"), _pdf_obx(2)], txa17="PA")
     rows = _through(ctx, t02)
     assert _documents(ctx) == {CDA_KEY: (True, "preliminary"), PDF_KEY: (True, "preliminary")}
-    rows += _through(ctx, _mdm("T03", "CR-500^DPI-Y", [], txa17="LA"))
+    rows += _through(ctx, signed)
     assert [r.status for r in rows] == ["deposited", "deposited"]
     assert _documents(ctx) == {CDA_KEY: (True, "final"), PDF_KEY: (True, "final")}
     # the signed CDA keeps its content and says what the T03 said
@@ -53,9 +66,6 @@ DOC_90, DOC_81 = "document|1.2.250.1.999.1.7^DOC-90", "document|1.2.250.1.999.1.
     # T11: both withdrawn. Was: neither (a tombstone under the number), both current
     (_mdm("T11", "CR-900^DPI-Y", []),
      {DOC_90: (True, "withdrawn"), DOC_81: (True, "withdrawn")}),
-    # T03 signed: both final. Was: 'status change of a document the dossier does not hold'
-    (_mdm("T03", "CR-900^DPI-Y", [], txa17="LA"),
-     {DOC_90: (True, "final"), DOC_81: (True, "final")}),
     # T10 with a PDF under TXA-13 CR-900: it replaces both. Was: 'replaces a document the
     # dossier does not hold', three documents current
     (_mdm("T10", "CR-901^DPI-Y", [_pdf_obx(1, obx11="C")], txa13="CR-900^DPI-Y"),
@@ -79,7 +89,8 @@ def test_a_number_sent_with_two_cdas_is_acted_on_whole(sqlite_ctx, follow, expec
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_status_change_reaches_every_document_of_a_number_on_postgresql(ctx):
     """The same rule on PostgreSQL (its JSON operator reads the message's number): a T03
-    naming a number held as two CDAs."""
+    naming a number held as two CDAs makes both final. Was: 'status change of a document
+    the dossier does not hold', both preliminary."""
     ctx = _auto(ctx)
     rows = _through(ctx, TWO, _mdm("T03", "CR-900^DPI-Y", [], txa17="LA"))
     assert [r.status for r in rows] == ["deposited"] * 2
