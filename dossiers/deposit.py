@@ -54,6 +54,7 @@ from normalizers.model import (
     DOCUMENT_STATUS_DETAIL,
     LAB_RESULT,
     STATUS_CHANGE_DETAIL,
+    STATUS_CONTENT_DETAIL,
     Entry,
 )
 from normalizers.tabledata import read_csv_rows
@@ -220,6 +221,9 @@ class DepositResult:
     masked_like_parent: list[str] = field(default_factory=list)
     # where a deletion names a document version the dossier holds as replaced by another
     deleted_replaced: list[str] = field(default_factory=list)
+    # where a cancel, replacement or status change names a number under which the dossier
+    # holds several documents (each by its CDA id) and acted on each: 'OBX[5]: ... 2'
+    shared_numbers: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
     reissue_doubts: list[str] = field(default_factory=list)
     # where a result withdrawn by its sender (OBX-11 W or D) came again with a new value,
@@ -353,9 +357,7 @@ def document_aliases(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
         if number:
             aliases.add(f"document|{number}")
         for key in (entry.key, entry.replaces_key):
-            old = _unscoped(key) if key else None
-            if old:
-                aliases.add(old)
+            aliases.update(_unscoped_forms(key) if key else ())
     return aliases
 
 
@@ -625,20 +627,31 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     """
     if sources is not None:
         _follow_unscoped_numbers(conn, stored, targets, sources)
+    acting = {(patient_id, entry.replaces_key or entry.key)
+              for patient_id, items in targets for entry, _ in items if _acts_on_number(entry)}
+    acting = {(p, k) for p, k in acting if k.startswith("document|")}
+    if not acting:
+        return {}
+    # the keys named by a replacement, deletion or status change: followed to a document
+    # filed under its CDA id when none is held under the number (a T04 with content only
+    # reaches the companions of what it files)
     named = {(patient_id, entry.replaces_key or entry.key)
              for patient_id, items in targets for entry, _ in items if _names_one(entry)}
-    named = {(p, k) for p, k in named if k.startswith("document|")}
-    if not named:
-        return {}
     found: dict[tuple[int, str], set[str]] = {}
-    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in named}):
+    for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in acting}):
         number = (row.details or {}).get("message_document_id")
         found.setdefault((row.patient_id, f"document|{number}"), set()).add(row.key)
     companions = _number_companions(stored, targets, found)
     for pair, keys in _filed_with(conn, stored, targets).items():
         companions[pair] = sorted({*companions.get(pair, ()), *keys})
-    real: dict[tuple[int, str], str] = {pair: next(iter(keys)) for pair, keys in found.items()
-                                        if len(keys) == 1 and not stored.get(pair)}
+    real: dict[tuple[int, str], str] = {pair: min(keys) for pair, keys in found.items()
+                                        if pair in named and not stored.get(pair)}
+    for (p, number), keys in found.items():
+        if len(keys) > 1 and (p, number) in real:
+            # several CDAs filed under one number, none under the number itself: the first
+            # (by key) is the one named, the others its companions (see _shared_number)
+            companions[(p, real[(p, number)])] = sorted(keys - {real[(p, number)]})
+            _shared_number(targets, p, number, len(keys))
     if companions:
         stored.update(held_entries(conn, {(p, k) for (p, _), keys in companions.items()
                                           for k in keys}))
@@ -656,20 +669,38 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     return companions
 
 
+def _shared_number(targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                   patient_id: int, number: str, count: int) -> None:
+    """Mark the entries naming ``number`` (held as several CDAs under their ids, none under
+    the number itself) for the ledger's warning (``SHARED_NUMBER_DETAIL``, taken off by
+    ``plan_deposit``). Why: two CDAs sent under one TXA-12 (two reports of one visit, a
+    DPI reusing its number) are kept as two documents; a cancel, replacement or status
+    change naming the number alone chose neither (a tombstone was filed under the number
+    and both stayed current). It now acts on each, and says so."""
+    for pid, items in targets:
+        for entry, _ in items:
+            if pid == patient_id and _names_one(entry) \
+                    and (entry.replaces_key or entry.key) == number:
+                entry.details[SHARED_NUMBER_DETAIL] = count
+
+
+# details key, never stored: how many documents the number an entry names is held under
+SHARED_NUMBER_DETAIL = "_documents_under_number"
+
+
 def _number_companions(stored: dict[tuple[int, str], list],
                        targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
                        found: dict[tuple[int, str], set[str]]
                        ) -> dict[tuple[int, str], list[str]]:
     """(patient, number key) -> the other documents filed under that number, for the
     replacements and deletions naming a number the dossier holds by its own key (a PDF
-    rendering filed under TXA-12 beside the CDA filed under its id). A status change
-    (MDM^T03...) is left to the document it names."""
+    rendering filed under TXA-12 beside the CDA filed under its id), and for the status
+    changes (MDM^T03) naming one."""
     companions: dict[tuple[int, str], list[str]] = {}
     for patient_id, items in targets:
         for entry, _ in items:
             pair = (patient_id, entry.replaces_key or entry.key)
-            if entry.type == DOCUMENT and entry.action in (ACTION_REPLACE, ACTION_DELETE) \
-                    and stored.get(pair) and found.get(pair):
+            if _acts_on_number(entry) and stored.get(pair) and found.get(pair):
                 companions[pair] = sorted(found[pair] - {pair[1]})
     return {pair: keys for pair, keys in companions.items() if keys}
 
@@ -685,7 +716,7 @@ def _filed_with(conn: Connection, stored: dict[tuple[int, str], list],
     for patient_id, items in targets:
         for entry, _ in items:
             pair = (patient_id, entry.replaces_key or entry.key)
-            if entry.type != DOCUMENT or entry.action not in (ACTION_REPLACE, ACTION_DELETE):
+            if not _acts_on_number(entry):
                 continue
             held = next((r for r in stored.get(pair, ()) if r.current), None)
             number = (held.details or {}).get("message_document_id") if held else None
@@ -713,15 +744,27 @@ def _names_one(entry: Entry) -> bool:
                                        or bool(entry.details.get(STATUS_CHANGE_DETAIL)))
 
 
+def _acts_on_number(entry: Entry) -> bool:
+    """A document entry whose action reaches every document filed under its number (its
+    companions): one naming a held document (``_names_one``), or a new version sent by a
+    status change with content (MDM^T04 outside CI-SIS), whose status they take."""
+    return _names_one(entry) or (entry.type == DOCUMENT
+                                 and bool(entry.details.get(STATUS_CONTENT_DETAIL)))
+
+
 def _unscoped(key: str) -> str | None:
     """'document|100234' for a key 'document|100234|RIS-Y' (a document number scoped by its
     namespace, normalizers.documents.ei_id) or 'document|100234|&DPI-Z^CHU' (a bare number
     scoped by its sender, normalizers.documents.sender_scope); 'document|77||1' for the
     document of an ORU 'document|77|&SIL^LAB|1' whose bare order number is scoped by its
-    sender; None for any other key."""
+    sender; 'document|100234|RIS-Y' for 'document|100234|RIS-Y@IMAGERIE-EST' (a namespace
+    without a universal id scoped by the sending facility, MSH-4, since documents round 10:
+    that key's own unscoped form is then 'document|100234'); None for any other key."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
+    if len(parts) == 3 and _FACILITY_MARK in parts[2] and not parts[2].startswith("&"):
+        return f"document|{parts[1]}|{parts[2].rpartition(_FACILITY_MARK)[0]}"
     if len(parts) == 3 and parts[2]:
         return f"document|{parts[1]}"
     if len(parts) == 4 and parts[2].startswith("&"):
@@ -729,14 +772,33 @@ def _unscoped(key: str) -> str | None:
     return None
 
 
-def _scoped_sender(key: str) -> str | None:
-    """'DPI-Z|CHU|': the MSH-3|MSH-4 a document key is scoped by ('document|100234|&DPI-Z^CHU'),
-    as an import's logical id begins; None when the key's namespace is the sender's own
-    (EI.2) or there is none."""
+_FACILITY_MARK = "@"  # normalizers.identity.SCOPE_MARK: 'RIS-Y@IMAGERIE-EST'
+
+
+def _unscoped_forms(key: str) -> list[str]:
+    """Every key a document was filed under before its number was scoped as ``key`` is, the
+    nearest first: 'document|100234|RIS-Y' then 'document|100234' for
+    'document|100234|RIS-Y@IMAGERIE-EST'."""
+    forms: list[str] = []
+    old = _unscoped(key)
+    while old and len(forms) < 2:
+        forms.append(old)
+        old = _unscoped(old)
+    return forms
+
+
+def _from_scope_sender(key: str, logical_id: str) -> bool:
+    """Whether an import (its logical id 'MSH-3|MSH-4|MSH-10') is of the sender a document
+    key is scoped by: MSH-3 and MSH-4 for 'document|100234|&DPI-Z^CHU', MSH-4 for
+    'document|100234|RIS-Y@IMAGERIE-EST'; any import when the key names no sender (its
+    namespace is the assigning application's alone)."""
     parts = key.split("|")
-    if len(parts) < 3 or not parts[2].startswith("&"):
-        return None
-    return parts[2][1:].replace("^", "|") + "|"
+    scope = parts[2] if len(parts) > 2 else ""
+    if scope.startswith("&"):
+        return logical_id.startswith(scope[1:].replace("^", "|") + "|")
+    if len(parts) == 3 and _FACILITY_MARK in scope:
+        return logical_id.split("|")[1:2] == [scope.rpartition(_FACILITY_MARK)[2]]
+    return True
 
 
 def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], list],
@@ -757,8 +819,9 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     for (patient_id, items), source in zip(targets, sources, strict=True):
         for entry, _ in items:
             key = entry.replaces_key or entry.key
-            old = _unscoped(key) if entry.type == DOCUMENT else None
-            if old and not stored.get((patient_id, key)):
+            if entry.type != DOCUMENT or stored.get((patient_id, key)):
+                continue
+            for old in _unscoped_forms(key):
                 named[(patient_id, old)] = (key, source)
     if not named:
         return
@@ -772,17 +835,18 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
         .where(imports.c.id.in_(imports_of)))} if imports_of else {}
     real: dict[tuple[int, str], str] = {}  # (patient, scoped key) -> key held
     legacy: dict[tuple[int, str], str] = {}  # the same, the unscoped key itself only
-    for (patient_id, old), rows in held.items():
+    # the nearest form first ('document|100234|RIS-Y' before 'document|100234': the longer)
+    for (patient_id, old), rows in sorted(held.items(), key=lambda kv: -len(kv[0][1])):
         key, source = named[(patient_id, old)]
-        # a number scoped by its sender: only that sender's (MSH-3, MSH-4) filing is its
-        # own; one source (an MLLP listener) carries many senders, who number alike
-        sender = _scoped_sender(key)
+        # a number scoped by its sender: only that sender's (MSH-3, MSH-4; MSH-4 for a
+        # namespace without a universal id) filing is its own; one source (an MLLP
+        # listener) carries many senders, who number alike
         keys = {r.key for r in rows
                 if (imp := of_import.get(r.import_id)) is not None and imp[0] == source
-                and (sender is None or imp[1].startswith(sender))}
-        if len(keys) == 1:
+                and _from_scope_sender(key, imp[1])}
+        if len(keys) == 1 and (patient_id, key) not in real:
             real[(patient_id, key)] = next(iter(keys))
-        if old in keys:
+        if old in keys and (patient_id, key) not in legacy:
             legacy[(patient_id, key)] = old
     if not real:
         return
@@ -1090,6 +1154,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     if item_facts is None:
         item_facts = entry_facts(items)
     for (entry, sha), fact in zip(items, item_facts, strict=True):
+        if SHARED_NUMBER_DETAIL in entry.details:
+            shared = entry.details.pop(SHARED_NUMBER_DETAIL)
+            result.shared_numbers.append(f"{entry.source_ref}: the number names {shared}")
         row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref
@@ -1351,6 +1418,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
     if companions:
         _reach_companions(items, patient_id, companions, held,
                           (taken, latest, new_rows, supersedes, replaced_docs), import_id, now)
+        status_changed += _status_to_companions(
+            items, patient_id, companions, held, (taken, latest, new_rows, supersedes),
+            import_id, now)
     _supersede_confirmed(replaced_docs, confirmed or {}, new_rows, supersedes, result)
     # What a replaced or deleted document said and its new version no longer says is
     # withdrawn with it (a new version, history kept), not left current.
@@ -1411,6 +1481,48 @@ def _reach_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int
             taken[key] = row
             new_rows.append(row)
             supersedes.append((row, other.id))
+
+
+# What a status change (MDM^T03) says of the documents under its number: their status and the
+# TXA fields that state it, nothing of their content.
+_STATUS_DETAILS = ("completion_status", "availability_status", "confidentiality_status",
+                   STATUS_CHANGE_DETAIL, STATUS_CONTENT_DETAIL)
+
+
+def _status_to_companions(items: Sequence[tuple[Entry, str | None]], patient_id: int,
+                          companions: dict[tuple[int, str], list[str]],
+                          held: dict[str, object], plan: tuple[dict, dict, list, list],
+                          import_id: int, now: datetime) -> list[tuple[object, str, str]]:
+    """A status change (MDM^T03, TXA-17 PA -> LA; or an MDM^T04 outside CI-SIS re-sending
+    one of them with its content) of a document number reaches every document filed under
+    it: the CDA filed under its id beside the PDF rendering filed under the number takes
+    the new status too (a new version, its content carried). It reached the document named
+    alone: the signed CDA stayed preliminary beside its final rendering. Returns the
+    (document held, key, source_ref) whose read entries follow (``_carry_children_status``).
+    A companion already in that status, withdrawn, or given a row by this message is left."""
+    taken, latest, new_rows, supersedes = plan
+    changed: list[tuple[object, str, str]] = []
+    for entry, _ in items:
+        if entry.type != DOCUMENT or entry.action != ACTION_NEW \
+                or not (entry.details.get(STATUS_CHANGE_DETAIL)
+                        or entry.details.get(STATUS_CONTENT_DETAIL)):
+            continue
+        for key in companions.get((patient_id, entry.key), ()):
+            other = held.get(key)
+            if other is None or key in taken or other.status in ("withdrawn", entry.status):
+                continue
+            row = {c.name: getattr(other, c.name) for c in entries.columns if c.name != "id"}
+            said = {k: v for k, v in entry.details.items() if k in _STATUS_DETAILS}
+            row.update(status=entry.status, import_id=import_id, created_at=now,
+                       version=latest.get(key, other.version) + 1, current=True,
+                       details={**(other.details or {}), **said},
+                       masking=entry.masking or other.masking,
+                       _parent_key=None, _ref=entry.source_ref)
+            taken[key] = row
+            new_rows.append(row)
+            supersedes.append((row, other.id))
+            changed.append((other, key, entry.source_ref))
+    return changed
 
 
 def _mask_like_parent(row: dict, entry: Entry, held: dict[str, object],

@@ -54,7 +54,7 @@ from normalizers.fields import (
     ts_field,
     unescaped,
 )
-from normalizers.identity import authority_of, extract_identity, single_pid
+from normalizers.identity import authority_of, extract_identity, scoped_authority, single_pid
 from normalizers.model import (
     ACTION_DELETE,
     ACTION_NEW,
@@ -63,6 +63,7 @@ from normalizers.model import (
     DOCUMENT_STATUS_DETAIL,
     LAB_RESULT,
     STATUS_CHANGE_DETAIL,
+    STATUS_CONTENT_DETAIL,
     Attachment,
     Entry,
     HeldBack,
@@ -1521,7 +1522,7 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
     return found + level1
 
 
-def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
+def ei_id(msg: Message, rep: str, namespace: str = "", facility: str = "") -> str:
     """An EI (entity id ^ namespace ^ universal id ^ type) as one id text: 'universal^entity'
     when a universal id (OID root) is given, like a CDA II; the entity id read as a CDA II
     when it is one written 'root.extension' (``dotted_ii``); else 'entity|namespace', the
@@ -1531,7 +1532,14 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
     Why the namespace: a document number is unique only within the application that gave it.
     Keyed by the number alone, the MDM^T04 of one hospital's DPI ('100234^DPI-Z') withdrew
     the report an imaging centre had filed as '100234^RIS-Y' in the same dossier, and its
-    T02 filed a new version of it."""
+    T02 filed a new version of it.
+
+    A namespace with no universal id is only defined locally (v2.5 2.A.30): it is scoped by
+    the sending facility ``facility`` (MSH-4), 'CR-100|RIS@IMAGERIE-EST', as namespace-only
+    patient identifier authorities are (``identity.scoped_authority``). Two imaging centres
+    both numbering their reports 'CR-100^RIS' had one key: the second's report filed as a
+    new version of the first's, its T11 withdrawing the other's. A sender scope ('&APP^FAC',
+    ``sender_scope``) names its facility already."""
     c = comps(msg, rep)
     entity, universal = sub(msg, part(c, 1), 1), sub(msg, part(c, 3), 1)
     if universal and entity:
@@ -1550,6 +1558,8 @@ def ei_id(msg: Message, rep: str, namespace: str = "") -> str:
         # id it is, so that a deletion without the CDA finds the document filed under it
         return f"{own}^{entity}"
     namespace = own or namespace
+    if namespace and not namespace.startswith("&"):
+        namespace = scoped_authority(namespace, facility)
     return f"{entity}|{namespace}" if read == entity and namespace else read
 
 
@@ -1672,13 +1682,14 @@ def normalize_mdm(msg: Message, source: str,
         raise NormalizationError("MDM_NO_TXA", "the MDM message has no TXA segment", "TXA")
     cisis = is_cisis(msg)
     scope = sender_scope(msg)  # of a bare number (no EI.2, EI.3): see sender_scope
-    doc_id = ei_id(msg, first_rep(msg, txa, 12), scope)  # '' refused unless a CDA id stands in
+    facility = msg.sender.partition("|")[2]  # MSH-4: the scope of a namespace-only number
+    doc_id = ei_id(msg, first_rep(msg, txa, 12), scope, facility)  # '' refused unless a CDA id
     orc = msg.first("ORC")
     ctx = DocumentContext(
         source=source, mappings=mappings, fallback_id=doc_id, fallback_is_slot=False,
         # a parent number sent without its namespace is one of the same application's
         parent_id=ei_id(msg, first_rep(msg, txa, 13),
-                        ei_namespace(msg, first_rep(msg, txa, 12)) or scope),
+                        ei_namespace(msg, first_rep(msg, txa, 12)) or scope, facility),
         action_sources=[trigger_source(msg, cisis),
                         order_control_source(msg, orc, cisis, warnings)],
         effective=ts_field(msg, txa, 4) or ts_field(msg, txa, 6), issued=ts_field(msg, txa, 6),
@@ -1733,6 +1744,7 @@ def normalize_mdm(msg: Message, source: str,
         entries.append(changed)  # T03: the held document, in the status TXA-17 says
     else:
         mdm_trigger_checks(msg, bool(entries), warnings)
+        _status_with_content(msg, ctx, entries)
     held_back = not_available(ctx, entries)
     referenced = [obx for obx, kind in zip(obxs, kinds, strict=True) if kind == OBX_RESULT
                   and text(msg, obx.fields[2] if len(obx.fields) > 2 else "").upper() == "RP"]
@@ -1810,6 +1822,21 @@ def _status_change(msg: Message, txa: Segment, ctx: DocumentContext) -> Entry | 
                  status=ctx.completion_status or "final", effective=ctx.effective,
                  issued=ctx.issued, performer=ctx.performer, action=ACTION_NEW,
                  details={**ctx.details, STATUS_CHANGE_DETAIL: True})
+
+
+def _status_with_content(msg: Message, ctx: DocumentContext, entries: list[Entry]) -> None:
+    """Mark the documents of a status change sent with its content (MDM^T04 outside CI-SIS,
+    a T03 carrying the document; read as new versions of the documents held): deposit gives
+    their new status to the other documents filed under the same number. Why: an MDM^T04
+    re-sending the signed PDF rendering (TXA-17 LA) of a number filed as a CDA and its PDF
+    made the PDF final and left the CDA preliminary beside it."""
+    row = _mdm_triggers().get(msg.message_type[1].strip().upper())
+    if row is None or row["read_as"] != STATUS_CHANGE \
+            or decide_action(ctx.action_sources) != ACTION_NEW:
+        return
+    for entry in entries:
+        if entry.type == DOCUMENT and entry.action == ACTION_NEW:
+            entry.details[STATUS_CONTENT_DETAIL] = True
 
 
 @cache

@@ -23,6 +23,10 @@ ACTION_DELETE = "delete"
 # details key of a document entry stating a status only, no content (MDM^T03): deposit files
 # it as a new version of the document held, that content carried over
 STATUS_CHANGE_DETAIL = "status_change"
+# details key of a document sent by a status change with its content (MDM^T04 outside
+# CI-SIS): a new version of the document held, whose new status the other documents filed
+# under the same number take (a CDA beside the PDF rendering the T04 re-sends signed)
+STATUS_CONTENT_DETAIL = "status_change_content"
 # details key of an entry read from a document whose status is its document's (the report
 # read from a preliminary PDF): a status change of the document changes it too
 DOCUMENT_STATUS_DETAIL = "status_of_document"

@@ -949,6 +949,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{result.tombstones} deletion(s) of entries the dossier does not "
                         "hold yet: recorded as withdrawn, so that an original arriving later "
                         "is kept in the history, not filed as current")
+    for said in result.shared_numbers[:5]:
+        warnings.append(f"DOCUMENT_NUMBER_SHARED: {said} documents filed under their CDA "
+                        "ids (sent under this one number): the cancel, replacement or status "
+                        "change acts on each of them")
     for where in result.unheld_status_changes[:5]:
         warnings.append(f"{where}: a status change (MDM^T03, no content) of a document the "
                         "dossier does not hold (never received, held back as not for patient "

@@ -373,5 +373,5 @@ def test_an_mdm_addendum_to_a_masked_report_is_masked_as_its_parent(sqlite_ctx) 
     with sqlite_ctx.engine.connect() as conn:
         masking = dict(conn.execute(select(entries.c.key, entries.c.masking).where(
             entries.c.type == "document")).all())
-    assert masking["document|CR-100|RIS-Y"]["MASQUE_PS"] is True
-    assert (masking["document|CR-101|RIS-Y"] or {}).get("MASQUE_PS") is True
+    assert masking["document|CR-100|RIS-Y@IMAGERIE-EST"]["MASQUE_PS"] is True
+    assert (masking["document|CR-101|RIS-Y@IMAGERIE-EST"] or {}).get("MASQUE_PS") is True

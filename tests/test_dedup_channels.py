@@ -231,8 +231,8 @@ def test_an_original_sent_again_after_its_replacement_stays_replaced(ctx) -> Non
         rows += received.message_ids
     original, replacement = documents(ctx)
     assert (original.key, original.current, original.superseded_by) == (
-        "document|CR-100|RIS-Y", False, replacement.id)
-    assert (replacement.key, replacement.current) == ("document|CR-101|RIS-Y", True)
+        "document|CR-100|RIS-Y@IMAGERIE-EST", False, replacement.id)
+    assert (replacement.key, replacement.current) == ("document|CR-101|RIS-Y@IMAGERIE-EST", True)
     assert links(ctx, original.id) == [(rows[0], "created"), (rows[1], "superseded"),
                                               (rows[2], "confirmed")]
 
@@ -252,6 +252,6 @@ def test_an_original_arriving_after_its_replacement_is_history(ctx) -> None:  # 
             message.replace("|M-T", f"|M{n}-T").encode(), "ris", "file", file_name=f"{n}")])
         drain(ctx)
     replacement, original = documents(ctx)
-    assert (replacement.key, replacement.current) == ("document|CR-101|RIS-Y", True)
+    assert (replacement.key, replacement.current) == ("document|CR-101|RIS-Y@IMAGERIE-EST", True)
     assert (original.key, original.current, original.superseded_by) == (
-        "document|CR-100|RIS-Y", False, replacement.id)
+        "document|CR-100|RIS-Y@IMAGERIE-EST", False, replacement.id)

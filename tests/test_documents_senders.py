@@ -284,24 +284,26 @@ def test_a_notification_without_its_document_says_so(trigger):
 
 def test_a_notification_carrying_its_document_is_read_as_the_trigger_with_content():
     new = norm(_mdm("T01"))
-    assert [(e.key, e.action) for e in new.entries] == [("document|CR-100|RIS-Y", "new")]
+    assert [(e.key, e.action) for e in new.entries] == [
+        ("document|CR-100|RIS-Y@IMAGERIE-EST", "new")]
     assert any(w.startswith("MSH-9: MDM^T01") and "read as MDM^T02" in w for w in new.warnings)
     replaced = norm(_mdm("T09", txa12="CR-101^RIS-Y", txa13="CR-100^RIS-Y"))
     doc = _doc(replaced)
-    assert (doc.key, doc.action, doc.replaces_key) == ("document|CR-101|RIS-Y", "replace",
-                                                      "document|CR-100|RIS-Y")
+    assert (doc.key, doc.action, doc.replaces_key) == (
+        "document|CR-101|RIS-Y@IMAGERIE-EST", "replace", "document|CR-100|RIS-Y@IMAGERIE-EST")
     # a status change with content is a new version of the same document, even under CI-SIS
     # (where T04, and T04 only, deletes)
     for cisis in (False, True):
         changed = _doc(norm(_mdm("T03", cisis=cisis)))
-        assert (changed.key, changed.action) == ("document|CR-100|RIS-Y", "new")
+        assert (changed.key, changed.action) == ("document|CR-100|RIS-Y@IMAGERIE-EST", "new")
 
 
 def test_an_addendum_is_a_document_of_its_own_that_names_its_parent():
     doc = _doc(norm(_mdm("T06", txa12="CR-100-ADD1^RIS-Y", txa13="CR-100^RIS-Y",
                          content="Addendum : comparaison avec l'examen du 02/02/2024.")))
-    assert (doc.key, doc.action, doc.replaces_key) == ("document|CR-100-ADD1|RIS-Y", "new", None)
-    assert doc.details["addendum_to"] == "document|CR-100|RIS-Y"
+    assert (doc.key, doc.action, doc.replaces_key) == (
+        "document|CR-100-ADD1|RIS-Y@IMAGERIE-EST", "new", None)
+    assert doc.details["addendum_to"] == "document|CR-100|RIS-Y@IMAGERIE-EST"
 
 
 def test_a_cancel_that_carries_the_document_withdraws_it(sqlite_ctx):
@@ -310,8 +312,8 @@ def test_a_cancel_that_carries_the_document_withdraws_it(sqlite_ctx):
     first, cancel = _ingest(sqlite_ctx, _mdm("T02"), _mdm("T11"))
     assert (first.status, cancel.status) == ("deposited", "deposited")
     versions = [(e.key, e.version, e.status, e.current) for e in _filed(sqlite_ctx)]
-    assert versions == [("document|CR-100|RIS-Y", 1, "final", False),
-                        ("document|CR-100|RIS-Y", 2, "withdrawn", True)]
+    assert versions == [("document|CR-100|RIS-Y@IMAGERIE-EST", 1, "final", False),
+                        ("document|CR-100|RIS-Y@IMAGERIE-EST", 2, "withdrawn", True)]
 
 
 # -- TXA-12, TXA-17, TXA-19 ---------------------------------------------------------------------
@@ -435,8 +437,8 @@ def test_a_replacement_carrying_the_same_pdf_keeps_a_current_report(sqlite_ctx):
     assert [r.status for r in rows] == ["deposited", "deposited"]
     current = {(e.type, e.key) for e in _filed(sqlite_ctx) if e.current
                and e.status != "withdrawn"}
-    assert current == {("document", "document|CR-101|RIS-Y"),
-                       ("imaging_report", "document|CR-101|RIS-Y|report")}
+    assert current == {("document", "document|CR-101|RIS-Y@IMAGERIE-EST"),
+                       ("imaging_report", "document|CR-101|RIS-Y@IMAGERIE-EST|report")}
 
 
 # -- masking of the results sent along with a masked report -------------------------------------

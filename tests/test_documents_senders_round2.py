@@ -88,7 +88,7 @@ def test_a_cancel_sent_for_another_patient_never_withdraws_the_document(sqlite_c
                                                                 "TXA[")
     assert f"import {rows[0].id} filed in dossier {rows[0].patient_id}" in rows[1].error_message
     filed = [(e.patient_id, e.key, e.status, e.current) for e in _filed(ctx)]
-    assert filed == [(rows[0].patient_id, "document|CR-777|RIS-Y", "final", True)]
+    assert filed == [(rows[0].patient_id, "document|CR-777|RIS-Y@IMAGERIE-EST", "final", True)]
 
 
 def test_a_replacement_before_its_original_leaves_the_original_as_history(sqlite_ctx):

@@ -41,11 +41,14 @@ def test_the_same_number_from_two_applications_names_two_documents():
     ris = next(e for e in norm(_ris("T02", "F", "100234")).entries if e.type == DOCUMENT)
     dpi = next(e for e in norm(_ris("T02", "F", "100234", app="DPI-Z")).entries
                if e.type == DOCUMENT)
-    assert (ris.key, dpi.key) == ("document|100234|RIS-Y", "document|100234|DPI-Z")
+    # (a namespace with no OID: scoped by the sending facility, MSH-4, since round 10)
+    assert (ris.key, dpi.key) == ("document|100234|RIS-Y@IMAGERIE-EST",
+                                  "document|100234|DPI-Z@IMAGERIE-EST")
     # TXA-13 written without its namespace names a document of TXA-12's application
     t10 = next(e for e in norm(_ris("T10", "C", "100235", parent="100234")).entries
                if e.type == DOCUMENT)
-    assert (t10.action, t10.replaces_key) == (ACTION_REPLACE, "document|100234|RIS-Y")
+    assert (t10.action, t10.replaces_key) == (ACTION_REPLACE,
+                                              "document|100234|RIS-Y@IMAGERIE-EST")
 
 
 def test_a_deletion_from_another_application_never_withdraws_the_document(sqlite_ctx):
@@ -56,13 +59,13 @@ def test_a_deletion_from_another_application_never_withdraws_the_document(sqlite
                    _ris("T04", "D", "100234", app="DPI-Z", pdf=""))
     assert [r.status for r in rows] == ["deposited", "deposited"]
     filed = {(e.key, e.status, e.current) for e in _filed(ctx) if e.type == DOCUMENT}
-    assert filed == {("document|100234|RIS-Y", "final", True),
-                     ("document|100234|DPI-Z", "withdrawn", True)}
+    assert filed == {("document|100234|RIS-Y@IMAGERIE-EST", "final", True),
+                     ("document|100234|DPI-Z@IMAGERIE-EST", "withdrawn", True)}
     # the centre's own deletion still withdraws it
     gone, = _ingest(ctx, _ris("T04", "D", "100234", pdf=""))
     assert gone.status == "deposited"
     current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
-    assert ("document|100234|RIS-Y", "withdrawn") in current
+    assert ("document|100234|RIS-Y@IMAGERIE-EST", "withdrawn") in current
     deletion = next(e for e in norm(_ris("T04", "D", "100234", pdf="")).entries)
     assert deletion.action == ACTION_DELETE
 
@@ -136,8 +139,8 @@ def test_a_deletion_of_a_replaced_version_says_so_and_leaves_the_current_one(sql
                    _ris("T04", "D", "100234", pdf=""))
     assert [r.status for r in rows] == ["deposited"] * 3
     current = {(e.key, e.status) for e in _filed(ctx) if e.type == DOCUMENT and e.current}
-    assert ("document|100235|RIS-Y", "corrected") in current
-    assert ("document|100234|RIS-Y", "final") not in current
+    assert ("document|100235|RIS-Y@IMAGERIE-EST", "corrected") in current
+    assert ("document|100234|RIS-Y@IMAGERIE-EST", "final") not in current
     assert not any("TXA[5]-13" in w for w in rows[1].warnings or [])  # a PDF: no CDA parent
     assert any(w.startswith("OBX[6]: deletes a version of a document that a later version "
                             "has replaced") for w in rows[2].warnings)
@@ -195,13 +198,14 @@ def test_a_replacement_without_flags_keeps_the_masking_of_the_version_it_replace
     rows = _ingest(ctx, masked, _ris("T10", "C", "100235", parent="100234"))
     assert [r.status for r in rows] == ["deposited", "deposited"]
     doc = next(e for e in _filed(ctx) if e.type == DOCUMENT and e.current)
-    assert doc.key == "document|100235|RIS-Y"
+    assert doc.key == "document|100235|RIS-Y@IMAGERIE-EST"
     assert doc.masking == {"MASQUE_PS": True, "INVISIBLE_PATIENT": True}
     unmask = _ris("T10", "C", "100236", parent="100235") \
         + _meta(2, "MASQUE_PS", "N").replace("|CE|", "|CWE|") + "\r"
     row, = _ingest(ctx, unmask)
     doc = next(e for e in _filed(ctx) if e.type == DOCUMENT and e.current)
-    assert (doc.key, doc.masking) == ("document|100236|RIS-Y", {"MASQUE_PS": False})
+    assert (doc.key, doc.masking) == ("document|100236|RIS-Y@IMAGERIE-EST",
+                                      {"MASQUE_PS": False})
 
 
 # -- TXA-12 left empty --------------------------------------------------------------------------
@@ -239,7 +243,8 @@ def test_a_document_filed_before_numbers_were_scoped_is_found_by_its_own_source(
     ctx = _auto(sqlite_ctx)
     _ingest(ctx, _ris("T02", "F", "100234"))
     with ctx.engine.begin() as conn:  # as the code before scoping filed it
-        conn.execute(update(entries).values(key=func.replace(entries.c.key, "|RIS-Y", "")))
+        conn.execute(update(entries).values(
+            key=func.replace(entries.c.key, "|RIS-Y@IMAGERIE-EST", "")))
     other = _ris("T10", "C", "100235", parent="100234^RIS-Y")
     intake(ctx.engine, ctx.archive, [Received(other.encode(), "dpi-z", "file",
                                               file_name="other.hl7")])
@@ -267,7 +272,8 @@ def test_a_document_filed_before_numbers_were_scoped_sent_again_is_not_filed_twi
     ctx = _auto(sqlite_ctx)
     _ingest(ctx, _ris("T02", "F", "100234"))
     with ctx.engine.begin() as conn:  # as the code before scoping filed it
-        conn.execute(update(entries).values(key=func.replace(entries.c.key, "|RIS-Y", "")))
+        conn.execute(update(entries).values(
+            key=func.replace(entries.c.key, "|RIS-Y@IMAGERIE-EST", "")))
     again = _ris("T02", "F", "100234").replace("|RIS-Y-T02-100234|", "|RIS-Y-T02-100234-B|")
     row, = _ingest(ctx, again)
     assert row.status == "duplicate"
@@ -278,4 +284,4 @@ def test_a_document_filed_before_numbers_were_scoped_sent_again_is_not_filed_twi
                                               file_name="other.hl7")])
     drain(ctx)
     filed = sorted((e.key, e.current) for e in _filed(ctx) if e.type == DOCUMENT)
-    assert filed == [("document|100234", True), ("document|100234|RIS-Y", True)]
+    assert filed == [("document|100234", True), ("document|100234|RIS-Y@IMAGERIE-EST", True)]

@@ -50,10 +50,10 @@ def _doc(nm):  # noqa: ANN001, ANN202
     (f"CR-101^{ROOT}", "CR-100", f"{ROOT}^CR-100", True),  # the OID in EI.2
     (f"{ROOT}.A71024000082", "A71024000081", f"{ROOT}^A71024000081", True),  # ANS dotted id
     # unchanged: another application's number, a root of its own, no root on TXA-12
-    (f"CR-101^RIS-Y^{ROOT}^ISO", "CR-100^DPI-Z", "CR-100|DPI-Z", False),
+    (f"CR-101^RIS-Y^{ROOT}^ISO", "CR-100^DPI-Z", "CR-100|DPI-Z@IMAGERIE-EST", False),
     (f"CR-101^RIS-Y^{ROOT}^ISO", "CR-100^^1.2.250.1.71.4.2.7^ISO", "1.2.250.1.71.4.2.7^CR-100",
      False),
-    ("CR-101^RIS-Y", "CR-100", "CR-100|RIS-Y", False),
+    ("CR-101^RIS-Y", "CR-100", "CR-100|RIS-Y@IMAGERIE-EST", False),
 ])
 def test_a_bare_parent_number_is_read_under_the_root_of_txa12(txa12, txa13, parent, read):
     """MDM^T10 'CR-101^RIS-Y^<OID>^ISO' replacing TXA-13 'CR-100': the parent is the RIS's

@@ -70,26 +70,26 @@ T02 = _mdm("T02", "CR-500^DPI-Y", [_cda_obx(1, "DOC-50"), _pdf_obx(2)])
 @pytest.mark.parametrize(("follow", "expected"), [
     # T11: both withdrawn. Was: the PDF alone, the CDA current
     (_mdm("T11", "CR-500^DPI-Y", []),
-     {CDA_KEY: (True, "withdrawn"), "document|CR-500|DPI-Y": (True, "withdrawn")}),
+     {CDA_KEY: (True, "withdrawn"), "document|CR-500|DPI-Y@CHU-EST": (True, "withdrawn")}),
     # T10 with the PDF alone: the CDA it was filed with is superseded too. Was: still current
     (_mdm("T10", "CR-501^DPI-Y", [_pdf_obx(1, PDF + b"%v2\n", "C")], txa13="CR-500^DPI-Y"),
-     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
-      "document|CR-501|DPI-Y": (True, "corrected")}),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y@CHU-EST": (False, "final"),
+      "document|CR-501|DPI-Y@CHU-EST": (True, "corrected")}),
     # T10 with a CDA naming no RPLC: it replaces the number, and the old CDA with it
     (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", obx11="C")], txa13="CR-500^DPI-Y"),
-     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y@CHU-EST": (False, "final"),
       "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}),
     # T10 with the new CDA alone, its RPLC naming the old CDA: the old PDF goes with it.
     # Was: the PDF rendering of the replaced version still current beside the new CDA
     (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", "DOC-50", "C")], txa13="CR-500^DPI-Y"),
-     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y@CHU-EST": (False, "final"),
       "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}),
     # unchanged: a T10 carrying both, its CDA's RPLC naming the old CDA
     (_mdm("T10", "CR-501^DPI-Y", [_cda_obx(1, "DOC-51", "DOC-50", "C"),
                                    _pdf_obx(2, PDF + b"%v2\n", "C")], txa13="CR-500^DPI-Y"),
-     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+     {CDA_KEY: (False, "final"), "document|CR-500|DPI-Y@CHU-EST": (False, "final"),
       "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected"),
-      "document|CR-501|DPI-Y": (True, "corrected")}),
+      "document|CR-501|DPI-Y@CHU-EST": (True, "corrected")}),
 ])
 def test_a_cancel_or_replacement_of_a_number_reaches_the_cda_and_its_pdf(sqlite_ctx, follow,
                                                                           expected):
@@ -111,7 +111,7 @@ def test_the_companions_of_a_number_are_reached_on_postgresql(ctx):
                                    txa13="CR-500^DPI-Y"))
     assert [r.status for r in rows] == ["deposited"] * 2
     assert _documents(ctx) == {
-        CDA_KEY: (False, "final"), "document|CR-500|DPI-Y": (False, "final"),
+        CDA_KEY: (False, "final"), "document|CR-500|DPI-Y@CHU-EST": (False, "final"),
         "document|1.2.250.1.999.1.7^DOC-51": (True, "corrected")}
 
 
@@ -154,7 +154,7 @@ def test_a_replacement_under_its_own_number_says_so(sqlite_ctx):
     assert not any("names no parent" in w for w in rows[1].warnings or [])
     assert any(w.startswith("TXA[5]-12: replacement with no parent number (TXA-13 empty) "
                             "under the document's own number") for w in rows[1].warnings)
-    assert _documents(ctx) == {"document|CR-700|DPI-Y": (True, "corrected")}
+    assert _documents(ctx) == {"document|CR-700|DPI-Y@CHU-EST": (True, "corrected")}
     # a CDA with an id of its own and neither RPLC nor TXA-13 still names none
     nm = norm(_mdm("T10", "CR-701^DPI-Y", [_cda_obx(1, "DOC-70", obx11="C")]))
     assert any("replacement names no parent document" in w for w in nm.warnings)
@@ -241,7 +241,7 @@ def test_a_scanned_report_sent_as_an_image_is_read_by_ocr():
         assert (doc.type, doc.attachment.media_type, doc.attachment.data) == (
             DOCUMENT, media, jpeg if media == "image/jpeg" else tiff)  # kept as sent
         assert (report.key, report.parent_key, report.source_ref) == (
-            "document|CR-900|DPI-Y|report", doc.key, "OBX[6] (image)")
+            "document|CR-900|DPI-Y@CHU-EST|report", doc.key, "OBX[6] (image)")
         assert "radiographie thoracique normale" in report.value
         assert not nm.warnings
 

@@ -590,13 +590,14 @@ def test_mdm_document_sent_as_text_lines_is_the_document():
              "Conclusion : examen normal.~Dr Lagarde||||||F")
     (doc,) = norm(mdm("T02", *lines)).entries
     assert (doc.type, doc.key, doc.code, doc.system, doc.action) == (
-        "document", "document|CR-T02|RIS-Y", "18748-4", "LN", ACTION_NEW)
+        "document", "document|CR-T02|RIS-Y@CLINIQUE-Y", "18748-4", "LN", ACTION_NEW)
     assert doc.attachment.media_type == "text/plain" and doc.value_type == "TX"
     assert doc.attachment.data.decode() == ("IRM DU GENOU DROIT\n\nMénisques normaux.\n"
                                             "Conclusion : examen normal.\nDr Lagarde")
     assert "observations" not in doc.details
     (new,) = norm(mdm("T10", lines[0], txa13="CR-T02^RIS-Y")).entries
-    assert (new.key, new.replaces_key) == ("document|CR-T10|RIS-Y", "document|CR-T02|RIS-Y")
+    assert (new.key, new.replaces_key) == ("document|CR-T10|RIS-Y@CLINIQUE-Y",
+                                           "document|CR-T02|RIS-Y@CLINIQUE-Y")
     ed = "OBX|4|ED|18748-4^CR^LN||^text^plain^A^Texte joint||||||F"
     (only,) = norm(mdm("T02", lines[0], ed)).entries
     assert only.value_type == "ED" and only.attachment.data == b"Texte joint"
@@ -733,14 +734,14 @@ def test_mdm_t04_outside_cisis_is_a_status_change_and_t11_a_cancel():
     ed = "OBX|1|ED|18748-4^CR d'imagerie^LN||^text^plain^A^Compte rendu signé||||||{}"
     (signed,) = norm(mdm("T04", ed.format("F"))).entries
     assert (signed.key, signed.action, signed.replaces_key) == (
-        "document|CR-4471|TRANSCRIPTION", ACTION_NEW, None)
+        "document|CR-4471|TRANSCRIPTION@CLINIQUE-Y", ACTION_NEW, None)
     assert signed.attachment.data == "Compte rendu signé".encode()
     (deleted,) = norm(mdm("T04", ed.format("D"))).entries
     assert deleted.action == ACTION_DELETE
     (cancel,) = norm(mdm("T11")).entries
     assert (cancel.type, cancel.key, cancel.action, cancel.replaces_key, cancel.source_ref) == (
-        "document", "document|CR-4471|TRANSCRIPTION", ACTION_DELETE,
-        "document|CR-4471|TRANSCRIPTION", "TXA[5]")
+        "document", "document|CR-4471|TRANSCRIPTION@CLINIQUE-Y", ACTION_DELETE,
+        "document|CR-4471|TRANSCRIPTION@CLINIQUE-Y", "TXA[5]")
     assert cancel.attachment is None
 
 
