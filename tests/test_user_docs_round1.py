@@ -12,11 +12,14 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
+import pytest
+
 from pipelines.intake import Received, intake
 from pipelines.prepare_pool import _context_blob
 from pipelines.process import CODE_VERSION, Context, drain
 from pipelines.report import show_import
 from pipelines.rerun import reopen_checked
+from pipelines.settings import SettingsError, load_settings
 from tests.test_pipeline import make_patient, oru
 
 GLYCEMIE = "OBX|4|NM|GLYC^Glycémie à jeun^L||5.4|mmol/L|3.9-5.8|N|||F"
@@ -76,3 +79,42 @@ def test_unchanged_tables_are_not_read_again(sqlite_ctx, tmp_path) -> None:  # n
     loaded = service.mappings
     service.refresh_tables()
     assert service.mappings is loaded
+
+
+README_SOURCE = """
+[sources.cerballiance-lyon]
+sending_application = "LABM"
+sending_facility = "CERBALLIANCE_LYON"
+peers = ["10.20.0.0/16", "2001:db8:20::/48"]
+charset = "cp1252"
+timezone = "Europe/Paris"
+mllp_release = 1
+max_silence = "2h"
+application_ack_route = "mirth.cerballiance.fr:6662"
+application_ack_tls = true
+application_ack_ca = "/etc/dmp/cerballiance-ca.pem"
+"""
+
+
+def _load(tmp_path, text: str):  # noqa: ANN001, ANN202
+    path = tmp_path / "dmp.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_settings(env={"DMP_HOME": str(tmp_path), "DMP_CONFIG": str(path)})
+
+
+def test_the_readme_source_table_loads(tmp_path) -> None:  # noqa: ANN001
+    (source,) = _load(tmp_path, README_SOURCE).sources
+    assert (source.id, source.sending_application, source.timezone) == (
+        "cerballiance-lyon", "LABM", "Europe/Paris")
+
+
+@pytest.mark.parametrize(("line", "name"), [
+    ('sending_aplication = "LABM"', "sending_aplication"),  # matched every application
+    ('require_mapping = ["labo-lyon"]', "require_mapping"),  # meant as a top-level key
+])
+def test_an_unknown_name_in_a_source_table_stops_the_start(tmp_path, line: str,  # noqa: ANN001
+                                                           name: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, f'[sources.biomnis-lyon]\nsending_facility = "BIOMNIS"\n{line}\n')
+    assert f"[sources.biomnis-lyon] unknown setting {name!r}" in str(caught.value)
+    assert "sending_application" in str(caught.value)  # the names it knows
