@@ -163,6 +163,7 @@ class Preparing:
 def start_preparing(ctx: Context, rows: list[Any]) -> Preparing:
     """Send the batch's messages to the pool (nothing waits here), or keep them for
     preparation in this process when the pool is off or the batch small."""
+    ctx.refresh_tables()  # a mapping added since the last batch is used by this one
     processes = pool_processes(ctx.settings)
     pooled = sum(1 for row in rows if row.format not in INLINE_FORMATS)
     if processes == 0 or pooled < MIN_ROWS:
@@ -197,7 +198,7 @@ def _runs(rows: list[Any], size: int) -> Iterator[tuple[list[Any], bool]]:
 # -- the pool, one per process (a forked child never uses its parent's) ------------------------
 _lock = threading.Lock()
 _current: tuple[int, int, ProcessPoolExecutor] | None = None  # (owner pid, size, pool)
-_blob: tuple[Context, bytes] | None = None
+_blob: tuple[Context, tuple, bytes] | None = None
 
 
 def _context_blob(ctx: Context) -> bytes:
@@ -206,10 +207,11 @@ def _context_blob(ctx: Context) -> bytes:
     another one at the same address after it was freed is never taken for it)."""
     global _blob
     cached = _blob
-    if cached is not None and cached[0] is ctx:
-        return cached[1]
-    blob = pickle.dumps((ctx.settings, ctx.tables[0]))
-    _blob = (ctx, blob)
+    version = ctx.tables[0]  # read again by ``refresh_tables``: a new version, a new pickle
+    if cached is not None and cached[0] is ctx and cached[1] == version:
+        return cached[2]
+    blob = pickle.dumps((ctx.settings, version))
+    _blob = (ctx, version, blob)
     return blob
 
 

@@ -157,6 +157,19 @@ class Context:
     def mappings(self) -> CodeMappings:
         return self.tables[1]
 
+    def refresh_tables(self) -> None:
+        """Read the per-source tables again if they changed on disk since they were loaded.
+
+        Why: ``serve``'s workers and listener keep one context for their whole life; an
+        operator who adds a missing mapping and reruns the imports that failed with
+        CODE_UNMAPPED had them fail again until the service was restarted. Called once per
+        batch (a listing and a stat of the folder's CSV files)."""
+        if self.settings.mappings_dir is None or "tables" not in self.__dict__:
+            return
+        version = tables_version(self.settings.mappings_dir)
+        if version != self.tables[0]:
+            self.__dict__["tables"] = (version, load_mappings(self.settings.mappings_dir))
+
     @classmethod
     def from_settings(cls, settings: Settings, **kw) -> Context:  # noqa: ANN003
         from dossiers.db import create_schema, make_engine

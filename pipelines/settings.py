@@ -547,13 +547,30 @@ def _check_zone(where: str, zone: object) -> str:
     return name
 
 
+SOURCE_KEYS = frozenset({
+    "sending_application", "sending_facility", "peers", "charset", "timezone", "mllp_release",
+    "application_ack_route", "application_ack_tls", "application_ack_ca",
+    "application_ack_same_connection", "max_silence", "shared_namespaces", "identifier_domain",
+    "namespace_oids"})
+
+
 def _sources(table: dict) -> tuple[Source, ...]:
     """[sources.<id>] tables: sending_application, sending_facility, peers, charset,
-    timezone, mllp_release (1 or 2), shared_namespaces, identifier_domain, namespace_oids."""
+    timezone, mllp_release (1 or 2), the application ACK's route, max_silence,
+    shared_namespaces, identifier_domain, namespace_oids.
+
+    An unknown name stops the start, as in [folders.*] and [buckets.*]: a misspelt
+    'sending_aplication' left the source matching every application ('*'), and a top-level
+    key written after a [sources.x] header (TOML files it in that table) was ignored."""
     found = []
     for source_id, conf in table.items():
         if not isinstance(conf, dict):
             raise SettingsError(f"[sources.{source_id}] must be a table")
+        unknown = sorted(set(conf) - SOURCE_KEYS)
+        if unknown:
+            raise SettingsError("\n".join(
+                f"[sources.{source_id}] unknown setting {name!r} (known: "
+                f"{', '.join(sorted(SOURCE_KEYS))})" for name in unknown))
         try:
             peers = tuple(ipaddress.ip_network(str(p), strict=False)
                           for p in conf.get("peers", []))
