@@ -28,7 +28,8 @@ What is read, and what is not (nothing is invented):
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
-  0,5', 'Inf. à 0,5'); an uncertainty after the value ('± 0,2': details.uncertainty); a
+  0,5', 'Inf. à 0,5'), '1.234,5'; ranges in brackets ('(3,5-5,0)', '[3,5 ; 5,0]', '[< 5]');
+  an uncertainty after the value ('± 0,2': details.uncertainty); a
   'checked' mark after it ('5,80 H (contrôlé)', tables/pdf_lab_checked_marks.csv:
   details.checked); a
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
@@ -42,7 +43,9 @@ What is read, and what is not (nothing is invented):
   ``tables/pdf_lab_flags.csv``); a value printed in bold alone, where the others are not,
   is flagged abnormal ('A', details.flag_printed 'bold'). Where bold cannot be seen (OCR, a
   searchable scan's layer) a value out of its printed range with no flag read is marked
-  details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us. A
+  details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us: the
+  interpretation is the lab's (OBX-8); a value out of its one printed range with no flag,
+  scanned or not, has our comparison apart, said as ours (details.flag_computed). A
   number of more than 7 digits or with a leading zero is an identifier or a phone number,
   never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
   OCR's misread units ('g/1', 'Imm3') are read on scanned pages
@@ -53,7 +56,9 @@ What is read, and what is not (nothing is invented):
   value) and comment lines go to the result above (``details.method``,
   ``details.comment``); a formula named there or in the name picks the computed analysis's
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
-  LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
+  LDL by Friedewald); an eGFR with no formula named is the eGFR of no method, said so
+  (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); a line naming the
+  analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
   ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
   values printed without a name on the next page (the page break cut the table between
@@ -77,7 +82,8 @@ What is read, and what is not (nothing is invented):
   name and unit do not say which code it is (a troponin not said T or I, D-dimers not said
   FEU or DDU: ``tables/pdf_lab_ambiguous.csv``) is filed unmapped and says why
   (PDF_LAB_ANALYSIS_AMBIGUOUS). The table ends at the biologist's validation ('validé
-  biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...' is no
+  biologiquement par', 'Validation biologique :') or conclusion ('Conclusion', 'Synthèse',
+  'Avis biologique': tables/pdf_lab_conclusion_titles.csv); 'Biologiste responsable : ...' is no
   comment.
 """
 
@@ -1150,7 +1156,24 @@ def _collected_at(m: re.Match[str]) -> str | None:
 def ends_a_table(text: str) -> bool:
     """Whether a line ends a laboratory's result table: the biologist's validation or
     signature, the conclusion ('Résultats validés par Dr ...', 'Fin du compte rendu')."""
-    return _TABLE_END.search(" ".join(text.split())) is not None
+    return _ends_table(" ".join(text.split()))
+
+
+@cache
+def _conclusion_titles() -> re.Pattern[str]:
+    """tables/pdf_lab_conclusion_titles.csv's headings, at a line's start, alone or followed
+    by ':' or '-' ('Synthèse :', 'AVIS BIOLOGIQUE'; 'Synthèse du profil' is none), folded."""
+    titles = sorted((_fold(r["title"]) for r in table("pdf_lab_conclusion_titles")), key=len,
+                    reverse=True)
+    return re.compile(r"^\W{0,3}(?:" + "|".join(re.escape(t) for t in titles)
+                      + r")\s*(?:[:\-]|$)")
+
+
+def _ends_table(text: str) -> bool:
+    """Whether a line ends a result table: the validation, a signature, the conclusion under
+    'Conclusion' or another heading of the biologist's (tables/pdf_lab_conclusion_titles)."""
+    return _TABLE_END.search(text) is not None \
+        or _conclusion_titles().match(_fold(text)) is not None
 
 
 def collection_days(lines: list[str]) -> list[str]:
@@ -1235,7 +1258,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                             "a block of former results (antériorités): not filed as results "
                             "(read them on the report)")
             continue
-        if former == row.page and not _is_section(text) and not _TABLE_END.search(text):
+        if former == row.page and not _is_section(text) and not _ends_table(text):
             continue
         former = 0
         found = _heading(row)
@@ -1249,9 +1272,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             pending = ""  # the page's header ('LABORATOIRE BIOMED 35'), never a result
             continue
         gap += 1
-        if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
+        if _ends_table(text) or gap > _MAX_GAP_ROWS:
             heading = None  # the table is over: what follows is read only by the table
-            if _TABLE_END.search(text):
+            if _ends_table(text):
                 # the section ends with its table: the next exam's results are not of its
                 # specimen (an ECBU's leucocytes under the hemogram's 'HÉMATOLOGIE')
                 last, pending, section = None, "", ""
