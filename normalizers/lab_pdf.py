@@ -1064,7 +1064,8 @@ def _distance(value: float, ref: str) -> float | None:
     when the range has no positive limit or the value is not positive."""
     # '1 800 - 7 500': numbers with their thousands (read digit group by digit group, the
     # range was 1 - 800 and a count fitted the percentage beside it)
-    nums = [n[0] for x in re.findall(_NUM, ref) if (n := _number(x, True)) is not None]
+    # a point alone is a decimal point here ('0.150 - 1.250'); '1.234,5' is thousands
+    nums = [n[0] for x in re.findall(_NUM, ref) if (n := _number(x, False)) is not None]
     nums = [x for x in nums if x > 0]
     if not nums or value <= 0:
         return None
