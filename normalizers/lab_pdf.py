@@ -28,7 +28,8 @@ What is read, and what is not (nothing is invented):
   (warning); an 'Interprétation' word is the analysis's, in each of its units.
 - Values: comma or point decimals, thousands by blank ('1 250', '4 700 000' in spaced
   cells) or, in a report whose decimals are commas, by point ('1.250'); comparators ('<
-  0,5', 'Inf. à 0,5'); an uncertainty after the value ('± 0,2': details.uncertainty); a
+  0,5', 'Inf. à 0,5'), '1.234,5'; ranges in brackets ('(3,5-5,0)', '[3,5 ; 5,0]', '[< 5]');
+  an uncertainty after the value ('± 0,2': details.uncertainty); a
   'checked' mark after it ('5,80 H (contrôlé)', tables/pdf_lab_checked_marks.csv:
   details.checked); a
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
@@ -42,7 +43,9 @@ What is read, and what is not (nothing is invented):
   ``tables/pdf_lab_flags.csv``); a value printed in bold alone, where the others are not,
   is flagged abnormal ('A', details.flag_printed 'bold'). Where bold cannot be seen (OCR, a
   searchable scan's layer) a value out of its printed range with no flag read is marked
-  details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us. A
+  details.flag_not_seen, with a warning (PDF_LAB_FLAG_NOT_SEEN), never flagged by us: the
+  interpretation is the lab's (OBX-8); a value out of its one printed range with no flag,
+  scanned or not, has our comparison apart, said as ours (details.flag_computed). A
   number of more than 7 digits or with a leading zero is an identifier or a phone number,
   never a value. A unit printed after the name ('Leucocytes (10*9/L)') is the value's;
   OCR's misread units ('g/1', 'Imm3') are read on scanned pages
@@ -53,7 +56,9 @@ What is read, and what is not (nothing is invented):
   value) and comment lines go to the result above (``details.method``,
   ``details.comment``); a formula named there or in the name picks the computed analysis's
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
-  LDL by Friedewald); a line naming the analysis alone, above its values, is the start of
+  LDL by Friedewald); an eGFR with no formula named is the eGFR of no method, said so
+  (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); a line naming the
+  analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
   ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
   values printed without a name on the next page (the page break cut the table between
@@ -77,7 +82,8 @@ What is read, and what is not (nothing is invented):
   name and unit do not say which code it is (a troponin not said T or I, D-dimers not said
   FEU or DDU: ``tables/pdf_lab_ambiguous.csv``) is filed unmapped and says why
   (PDF_LAB_ANALYSIS_AMBIGUOUS). The table ends at the biologist's validation ('validé
-  biologiquement par', 'Validation biologique :'); 'Biologiste responsable : ...' is no
+  biologiquement par', 'Validation biologique :') or conclusion ('Conclusion', 'Synthèse',
+  'Avis biologique': tables/pdf_lab_conclusion_titles.csv); 'Biologiste responsable : ...' is no
   comment.
 """
 
@@ -532,7 +538,9 @@ def _unit_headed(text: str) -> str | None:
 
 
 # -- tokens -------------------------------------------------------------------------------------
-_NUM = (r"(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
+# '1.234,5': thousands by point and decimals by comma together, as some LIS print counts
+_NUM = (r"(?:\d{1,3}(?:\.\d{3})+,\d+(?![\d.,])"
+        r"|\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?(?![\d.,])|\d+(?:[.,]\d+)?)")
 # A number, not a part of a word or code; a flag may be glued to it ('5,9H'), and a number
 # cut before its decimals ('5' of '5,9X') is none
 _NUM_AT = re.compile(rf"(?<![\w.,/]){_NUM}(?!(?!(?:HH|LL|H|L)\b)[\w/^]|[.,]\d|-[^\W\d_])")
@@ -564,10 +572,11 @@ _TIME = re.compile(r"(?<!\d)\d{1,2} ?[h:] ?\d{2}(?!\d)")
 _COMPARATOR = (r"(?P<cmp><=|>=|[<>\u2264\u2265]"
                r"|(?i:inf(?:\.|erieure?|érieure?)?\s*(?:à|a)?|sup(?:\.|erieure?|érieure?)?"
                r"\s*(?:à|a)?))")
-_BOUND = re.compile(rf"\(?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*\)?")
-# a limit may be signed ('-2,0 - +3,0': a base excess's range)
-_RANGE = re.compile(rf"\(?\s*(?P<lo>[-\u2212+]?{_NUM})\s*(?:-|–|à|a)\s*(?P<hi>[-\u2212+]?{_NUM})"
-                    r"(?![\w/])\s*\)?")
+_BOUND = re.compile(rf"[(\[]?\s*{_COMPARATOR}\s*(?P<n>{_NUM})(?![\w/])\s*[)\]]?")
+# a limit may be signed ('-2,0 - +3,0': a base excess's range); a range in square brackets
+# may part its limits by ';' ('[3,5 ; 5,0]'), and then ends with its bracket
+_RANGE = re.compile(rf"(?:\(|(?P<br>\[))?\s*(?P<lo>[-\u2212+]?{_NUM})\s*(?:-|–|à|a|(?(br);|(?!)))"
+                    rf"\s*(?P<hi>[-\u2212+]?{_NUM})(?![\w/])\s*(?(br)\]|\)?)")
 _PAREN = re.compile(rf"\(\s*(?P<n>{_NUM})\s*\)")
 # A range's label naming an age ('Enfant < 15 ans :', 'Homme > 50 ans :', '1 - 3 mois :'):
 # its figures are no range, the cell is kept whole
@@ -673,12 +682,27 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
         return _Tok("num", i, m.end(), column, m, m.group(0))
     m = _WORD.match(text, i)
     assert m is not None
+    if (before or column == "unit") and (spaced := _spaced_unit_at(text, m)) is not None:
+        return _Tok("unit", i, spaced.end(), column, spaced, spaced.group(0))
     if (before or column == "unit") and re.search(r"[/%^*²³\d]", m.group(0)) \
             and not m.group(0).isdigit() and to_ucum(m.group(0)).mapped:
         # a spelling the unit table knows once folded ('mL/min/1,73m²'); a letter alone
         # ('H', the men's range) is none
         return _Tok("unit", i, m.end(), column, m, m.group(0))
     return _Tok("text", i, m.end(), column, m, m.group(0))
+
+
+_SPACED_UNIT = re.compile(r"\S*/\S*\d \S+")
+
+
+def _spaced_unit_at(text: str, word: re.Match[str]) -> re.Match[str] | None:
+    """A unit printed with a blank inside that the unit table knows only folded ('ml/min/1,73
+    m²', 'mL/min/1.73 m2'): read whole. Word by word, 'ml/min/1,73' was no unit and 'm²' was
+    read as the value's unit (an eGFR filed in square metres) or dropped with it."""
+    m = _SPACED_UNIT.match(text, word.start())
+    if m is None or to_ucum(word.group(0)).mapped or not to_ucum(m.group(0)).mapped:
+        return None
+    return m
 
 
 def _word_of(tok: _Tok) -> dict[str, str]:
@@ -696,6 +720,8 @@ def _is_unit_at(text: str, i: int) -> bool:
 def _number(raw: str, comma_decimals: bool) -> tuple[float, str] | None:
     """(value, how it was read) of a number as printed; None when it cannot be one."""
     s = re.sub(r"[ \u00a0\u202f]", "", raw).replace("\u2212", "-").lstrip("+")
+    if re.fullmatch(r"-?\d{1,3}(?:\.\d{3})+,\d+", s):
+        s = s.replace(".", "")  # '1.234,5': thousands by point, decimals by comma
     if "," in s and "." not in s:
         s = s.replace(",", ".")
     elif re.fullmatch(r"\d{1,3}\.\d{3}", s) and comma_decimals:
@@ -1006,9 +1032,14 @@ def _see_comment_is_value(line: _Line, tok: _Tok) -> bool:
 
 
 def _ref_text(raw: str) -> str:
+    """A range as printed, without its brackets ('(3,5-5,0)', '[3,5-5,0]'). Limits parted by
+    ';' ('[3,5 ; 5,0]') are parted by ' - ': ' ; ' is what joins a result's several ranges
+    (by sex), and would read as two."""
     t = " ".join(raw.split())
-    if t.startswith("(") and t.endswith(")"):
+    if t[:1] + t[-1:] in ("()", "[]"):
         t = t[1:-1].strip()
+    if (m := _RANGE.fullmatch(f"[{t}]")) is not None and ";" in t:
+        t = f"{m.group('lo')} - {m.group('hi')}"
     return t
 
 
@@ -1033,8 +1064,8 @@ def _distance(value: float, ref: str) -> float | None:
     when the range has no positive limit or the value is not positive."""
     # '1 800 - 7 500': numbers with their thousands (read digit group by digit group, the
     # range was 1 - 800 and a count fitted the percentage beside it)
-    nums = [float(re.sub(r"[ \u00a0\u202f]", "", x).replace(",", "."))
-            for x in re.findall(_NUM, ref)]
+    # a point alone is a decimal point here ('0.150 - 1.250'); '1.234,5' is thousands
+    nums = [n[0] for x in re.findall(_NUM, ref) if (n := _number(x, False)) is not None]
     nums = [x for x in nums if x > 0]
     if not nums or value <= 0:
         return None
@@ -1126,7 +1157,24 @@ def _collected_at(m: re.Match[str]) -> str | None:
 def ends_a_table(text: str) -> bool:
     """Whether a line ends a laboratory's result table: the biologist's validation or
     signature, the conclusion ('Résultats validés par Dr ...', 'Fin du compte rendu')."""
-    return _TABLE_END.search(" ".join(text.split())) is not None
+    return _ends_table(" ".join(text.split()))
+
+
+@cache
+def _conclusion_titles() -> re.Pattern[str]:
+    """tables/pdf_lab_conclusion_titles.csv's headings, at a line's start, alone or followed
+    by ':' or '-' ('Synthèse :', 'AVIS BIOLOGIQUE'; 'Synthèse du profil' is none), folded."""
+    titles = sorted((_fold(r["title"]) for r in table("pdf_lab_conclusion_titles")), key=len,
+                    reverse=True)
+    return re.compile(r"^\W{0,3}(?:" + "|".join(re.escape(t) for t in titles)
+                      + r")\s*(?:[:\-]|$)")
+
+
+def _ends_table(text: str) -> bool:
+    """Whether a line ends a result table: the validation, a signature, the conclusion under
+    'Conclusion' or another heading of the biologist's (tables/pdf_lab_conclusion_titles)."""
+    return _TABLE_END.search(text) is not None \
+        or _conclusion_titles().match(_fold(text)) is not None
 
 
 def collection_days(lines: list[str]) -> list[str]:
@@ -1211,7 +1259,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                             "a block of former results (antériorités): not filed as results "
                             "(read them on the report)")
             continue
-        if former == row.page and not _is_section(text) and not _TABLE_END.search(text):
+        if former == row.page and not _is_section(text) and not _ends_table(text):
             continue
         former = 0
         found = _heading(row)
@@ -1225,9 +1273,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             pending = ""  # the page's header ('LABORATOIRE BIOMED 35'), never a result
             continue
         gap += 1
-        if _TABLE_END.search(text) or gap > _MAX_GAP_ROWS:
+        if _ends_table(text) or gap > _MAX_GAP_ROWS:
             heading = None  # the table is over: what follows is read only by the table
-            if _TABLE_END.search(text):
+            if _ends_table(text):
                 # the section ends with its table: the next exam's results are not of its
                 # specimen (an ECBU's leucocytes under the hemogram's 'HÉMATOLOGIE')
                 last, pending, section = None, "", ""
@@ -1346,8 +1394,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
                                 f"confidence {value.conf:g} < {MIN_OCR_CONFIDENCE:g}: not "
                                 "filed (read it on the scan)")
                 continue
-            if not line.row.styles_seen and value.flag is None \
-                    and _out_of_range(value, comma):
+            side = _out_of_range(value, comma) if value.flag is None else None
+            if side is not None:
+                entry.details["flag_computed"] = _computed_flag(side, value)
+            if side is not None and not line.row.styles_seen:
                 entry.details["flag_not_seen"] = True
                 warnings.append(f"PDF_LAB_FLAG_NOT_SEEN: {where}: a value out of its printed "
                                 "range with no flag read, on a scan where bold type (some "
@@ -1365,20 +1415,38 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     return LabPdfResults(entries, warnings, len(lines))
 
 
-def _out_of_range(value: _Value, comma: bool) -> bool:
-    """Whether a value (no comparator) is outside the one range printed for it ('3,5 - 5,0',
-    '< 5', '> 60'); False when that cannot be told (ranges by sex, words, no range)."""
+def _out_of_range(value: _Value, comma: bool) -> str | None:
+    """Which side of the one range printed for it a value (no comparator) is on: 'H' above,
+    'L' below ('3,5 - 5,0', '< 5', '> 60'); None inside it, or when that cannot be told
+    (ranges by sex, words, no range)."""
     if value.num is None or value.comparator or not value.reference:
-        return False
+        return None
     ref = _ref_text(value.reference)
     if (m := _RANGE.fullmatch(ref)) is not None:
         low, high = _number(m.group("lo"), comma), _number(m.group("hi"), comma)
-        return low is not None and high is not None and not low[0] <= value.num <= high[0]
+        if low is None or high is None:
+            return None
+        return "L" if value.num < low[0] else "H" if value.num > high[0] else None
     if (m := _BOUND.fullmatch(ref)) is not None and (n := _number(m.group("n"), comma)):
         cmp = _comparator(m.group("cmp"))
-        return {"<": value.num >= n[0], "<=": value.num > n[0], ">": value.num <= n[0],
-                ">=": value.num < n[0]}.get(cmp, False)
-    return False
+        out = {"<": value.num >= n[0], "<=": value.num > n[0], ">": value.num <= n[0],
+               ">=": value.num < n[0]}.get(cmp, False)
+        return ("H" if cmp.startswith("<") else "L") if out else None
+    return None
+
+
+COMPUTED_BY = "dmp-ingest"  # who computed a flag the lab did not print: we did, not the lab
+
+
+def _computed_flag(side: str, value: _Value) -> dict[str, str]:
+    """Our comparison of a value with its printed range, when the lab printed no flag.
+    Why not the entry's interpretation: that field is OBX-8's, the producer's judgement of
+    its result (HL7 v2.5 7.4.2.8; FHIR Observation.interpretation likewise); a flag we
+    derive from the printed range is no judgement of the lab's (it may flag by colour, by a
+    mark we cannot read, or know the range does not apply), so it is kept apart, said as
+    ours: the HL7 table 0078 code, who computed it, and the range it was computed from."""
+    return {"code": side, "system": "HL7-0078", "computed_by": COMPUTED_BY,
+            "against": _ref_text(value.reference or "")}
 
 
 def _page_furniture(rows: list[_Row]) -> set[str]:
@@ -1510,19 +1578,48 @@ def _formulas() -> tuple[tuple[str, str], ...]:
     return tuple((_fold(r["word"]), r["name"]) for r in rows)
 
 
+def _formula_said(line: _Line) -> str | None:
+    """The suffix (tables/pdf_lab_formulas.csv) of the formula the line's name, method or
+    comment names ('Formule CKD-EPI 2009': '(ckd-epi)'), if any."""
+    said = " ".join([line.name, str(line.extra.get("method", "")),
+                     *line.extra.get("comment", [])])
+    folded = _fold(said)
+    return next((name for word, name in _formulas()
+                 if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", folded)), None)
+
+
+@cache
+def _formula_unnamed() -> dict[str, str]:
+    """{LOINC: why} of tables/pdf_lab_formula_unnamed.csv: codes of a computed analysis
+    (the eGFR of no method) filed when the report names no formula for it."""
+    return {r["loinc"]: r["why"] for r in table("pdf_lab_formula_unnamed")}
+
+
+def _unnamed_formula_warning(line: _Line, row: dict[str, str] | None, where: str,
+                             details: dict[str, Any], warnings: list[str]) -> None:
+    """A computed result coded without its formula ('DFG  55 mL/min/1,73m²', no CKD-EPI or
+    MDRD printed): said on the ledger and in details.formula_unnamed, so that nobody trends
+    it against another equation's values as if it were the same analysis."""
+    if row is None or (why := _formula_unnamed().get(row["loinc"])) is None \
+            or _formula_said(line) is not None:
+        return
+    details["formula_unnamed"] = True
+    warnings.append(f"PDF_LAB_FORMULA_UNNAMED: {where}: {why}: filed under the code of no "
+                    "named equation")
+
+
 def _by_formula(line: _Line) -> dict[str, dict[str, str]] | None:
     """The analysis as computed by the formula its name, method or comment names ('DFG
     estimé' over 'Formule CKD-EPI 2009': 'dfg estime (ckd-epi)'; 'LDL cholestérol' over
     'Formule de Friedewald': 'ldl cholesterol calcule'): each formula has its own code."""
-    said = " ".join([line.name, str(line.extra.get("method", "")),
-                     *line.extra.get("comment", [])])
-    folded = _fold(said)
-    suffix = next((name for word, name in _formulas()
-                   if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", folded)), None)
+    suffix = _formula_said(line)
     if suffix is None:
         return None
     bare = " ".join(re.sub(r"\([^)]*\)", " ", line.name).split())
-    return _analyte(f"{line.name} {suffix}") or _analyte(f"{bare} {suffix}")
+    # the name without its parentheses first: 'DFG estimé (CKD-EPI)' + '(ckd-epi)' is 'dfg
+    # estime (ckd-epi)', whereas the whole name's lookup falls back to 'dfg estime' alone
+    # (the eGFR of no named equation)
+    return _analyte(f"{bare} {suffix}") or _analyte(f"{line.name} {suffix}")
 
 
 def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
@@ -1610,6 +1707,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         details["uncertainty"] = value.uncertainty
     if value.checked:
         details["checked"] = True
+    _unnamed_formula_warning(line, row, where, details, warnings)
     details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})
     status, vtype, text_value = "final", "NM", value.text
     num = value.num
