@@ -207,11 +207,14 @@ def _state(ctx: Context) -> dict:
 _baselines: dict[str, dict] = {}
 
 
-def _baseline(kind: str, tmp_path: Path) -> dict:
-    """The store after an uninterrupted run of the same inputs (SQLite; once per kind)."""
+def _baseline(kind: str, tmp_path: Path, template: Path) -> dict:
+    """The store after an uninterrupted run of the same inputs (SQLite; once per kind), on a
+    copy of the session's migrated template: a new file was migrated from the first
+    revision, once per kind and per xdist worker."""
     if kind not in _baselines:
         base = tmp_path / "baseline"
-        ctx = Context.from_settings(_settings(base, f"sqlite:///{base / 'b.sqlite3'}"),
+        ctx = Context.from_settings(_settings(base, migrated_sqlite(template,
+                                                                    base / "b.sqlite3")),
                                     worker="baseline")
         create_sample_dossiers(ctx)
         if kind == "folder":
@@ -239,7 +242,7 @@ def _rerun_all(ctx: Context) -> None:
 
 
 def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
-                       database_url: str, zygote: Zygote) -> bool:
+                       database_url: str, zygote: Zygote, template: Path) -> bool:
     """True if the child was killed (False: the point was not reached n times)."""
     settings = _settings(tmp_path / "run", database_url)
     ctx = Context.from_settings(settings, worker="recovery")
@@ -269,7 +272,7 @@ def _crash_and_recover(kind: str, point: str, n: int, tmp_path: Path,
         report = check(ctx.engine, ctx.archive)
         assert report.consistent, report.as_dict()
         after = _state(ctx)
-        expected = _baseline(kind, tmp_path)
+        expected = _baseline(kind, tmp_path, template)
         assert after["ledger"] == expected["ledger"], "ledger differs from an uninterrupted run"
         assert after["entries"] == expected["entries"], "entries lost or filed twice"
         assert after["links"] == expected["links"], "provenance differs"
@@ -293,15 +296,16 @@ def test_crash_point_sqlite(kind: str, point: str, n: int, tmp_path: Path,
                             sqlite_template: Path, zygote: Zygote) -> None:
     killed = _crash_and_recover(kind, point, n, tmp_path,
                                 migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"),
-                                zygote)
+                                zygote, sqlite_template)
     assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
 
 
 @pytest.mark.parametrize(("kind", "point", "n"), PG_POINTS + RANDOM_POINTS)
 def test_crash_point_postgresql(kind: str, point: str, n: int, tmp_path: Path,
-                                postgres_server, zygote: Zygote) -> None:  # noqa: ANN001
+                                postgres_server, zygote: Zygote,  # noqa: ANN001
+                                sqlite_template: Path) -> None:
     killed = _crash_and_recover(kind, point, n, tmp_path, postgres_server.new_database(),
-                                zygote)
+                                zygote, sqlite_template)
     assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
 
 

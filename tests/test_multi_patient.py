@@ -22,6 +22,7 @@ from pipelines.process import CODE_VERSION, Context, drain
 from pipelines.report import show_dossier, show_import
 from pipelines.rerun import reopen_checked
 from pipelines.settings import load_settings
+from tests.conftest import migrated_sqlite
 from tests.test_pipeline import INS_OID, NIR, NIR_2, ingest, make_patient, oru, statuses
 
 SECOND = dict(nir=NIR_2, family="SANTONI", given="Ange", birth="19881002", sex="M",
@@ -296,8 +297,13 @@ results = st.fixed_dictionaries({
 })
 
 
-def _store(base: Path, name: str) -> Context:
-    settings = load_settings(env={"DMP_HOME": str(base / f"home-{name}"),
+def _store(base: Path, name: str, template: Path) -> Context:
+    """A store of its own, a copy of the session's migrated template: two per example, and a
+    new file's migrations were most of an example's time."""
+    home = base / f"home-{name}"
+    settings = load_settings(env={"DMP_HOME": str(home),
+                                  "DMP_DATABASE_URL": migrated_sqlite(template,
+                                                                      home / "dmp.sqlite3"),
                                   "DMP_ARCHIVE_URL": str(base / f"archive-{name}")})
     ctx = Context.from_settings(dataclasses.replace(settings, prepare_processes=0))
     create_dossiers(ctx.engine, [DossierInput(ins=nir, ins_oid=INS_OID, family=family.title(),
@@ -329,7 +335,8 @@ def _filed(ctx: Context, blobs: list[bytes]) -> dict[str, list[tuple]]:
 @given(people=st.permutations(range(len(PEOPLE))).flatmap(
            lambda order: st.integers(2, len(PEOPLE)).map(lambda n: order[:n])),
        data=st.data())
-def test_several_patients_in_one_message_file_as_their_messages_apart(people, data) -> None:  # noqa: ANN001
+def test_several_patients_in_one_message_file_as_their_messages_apart(people, data,  # noqa: ANN001
+                                                                      sqlite_template) -> None:
     """For any N one-patient messages (distinct patients) and any split of them into
     consecutive runs, each run sent as one multi-patient ORU^R01: every dossier holds the
     same entries (keys, codes, values, units, times, statuses, versions) as when the N
@@ -346,7 +353,7 @@ def test_several_patients_in_one_message_file_as_their_messages_apart(people, da
         runs.append(combine(*apart[start:cut]) if cut - start > 1 else apart[start])
         start = cut
     with tempfile.TemporaryDirectory() as tmp:
-        expected = _filed(_store(Path(tmp), "apart"), apart)
-        got = _filed(_store(Path(tmp), "together"), runs)
+        expected = _filed(_store(Path(tmp), "apart", sqlite_template), apart)
+        got = _filed(_store(Path(tmp), "together", sqlite_template), runs)
     assert expected["statuses"] == got["statuses"] == ["deposited"]
     assert got == expected

@@ -118,13 +118,14 @@ def test_a_lease_keeps_the_server_stop_ends_it_and_the_ephemeral_choice(home: Pa
     assert "no local Prefect server" in _cli(env, "prefect", "stop").stdout
 
     # This process now holds a lease, as a long command does for its whole life: a server
-    # idle for 1 s stays while it is held (that it leaves once unleased is the first test).
-    url = flows.use_local_server(prefect_home, idle_seconds=1)
+    # idle for 0.5 s stays while it is held (that it leaves once unleased is the first test).
+    url = flows.use_local_server(prefect_home, idle_seconds=0.5)
     server = flows.read_local_server(prefect_home)
     assert server is not None and url == server.api_url
-    # 2.5 s: more than twice its idle time plus its 0.25 s check (idle_seconds / 4); an
-    # unleased server would have removed its state file and be leaving well before
-    time.sleep(2.5)
+    # 1.25 s: more than twice its idle time plus its 0.2 s check (idle_seconds / 4, at least
+    # 0.2 s); an unleased server would have removed its state file and be leaving well
+    # before (it was 1 s idle and 2.5 s here: the same margins, 1.25 s longer)
+    time.sleep(1.25)
     assert flows.read_local_server(prefect_home) == server
     assert flows.local_server_answers(server)
     assert "stopped" in _cli(env, "prefect", "stop").stdout

@@ -359,23 +359,11 @@ def test_bad_bucket_settings_are_one_line_errors(tmp_path, toml, message) -> Non
 
 
 # -- Prefect flows ------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def prefect_api():  # noqa: ANN201
-    """Prefect's test harness: the one test_flows_cli started when it is running (one server
-    per session, not two), else our own."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    running = SubprocessASGIServer._instances.get(None)
-    if running is not None and PREFECT_API_URL.value() == running.api_url:
-        yield
-        return
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.mark.usefixtures("prefect_api")
+# Through the session's one Prefect harness (tests/conftest.py): it starts on the Prefect
+# database migrated since collection, and under pytest-xdist this test joins the harness's
+# group on its worker. With a harness of its own it paid a second server's start and its
+# migrations (32 s of setup in the CI, the other worker busy).
+@pytest.mark.usefixtures("prefect_harness")
 def test_poll_folders_and_poll_buckets_flows(tmp_path, monkeypatch, bucket) -> None:  # noqa: ANN001
     """One poll of every declared source, then processing of what came in, through Prefect;
     an unreachable source fails the run after the rest was processed."""
