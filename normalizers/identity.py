@@ -615,8 +615,8 @@ def single_pid(msg: Message) -> Segment:
 
     Raises HL7_NO_PID when there is none and HL7_MULTIPLE_PATIENTS when it names several
     patients (an ADT, an MDM, an ORU^R30: one patient by their structure; an ORU^R01 is cut
-    into one part per patient first, normalizers/lab.py ``normalize_patients``, and each part
-    read here). Their data is never mixed."""
+    into one part per patient first, normalizers/lab/dispatch.py ``normalize_patients``, and
+    each part read here). Their data is never mixed."""
     pids = msg.all("PID")
     if not pids:
         raise NormalizationError("HL7_NO_PID", "the message has no PID segment", "PID")

@@ -57,7 +57,7 @@ def parsed(ack: bytes) -> hl7.Message:
 # --- AE/AR and ERR-3 for every failure the HL7v2 path records -----------------------------
 
 # The modules an HL7v2 message goes through, parse to filing; the codes they fail it with
-HL7V2_PATH = ["parsers/hl7v2/*.py", "normalizers/lab.py", "normalizers/documents.py",
+HL7V2_PATH = ["parsers/hl7v2/*.py", "normalizers/lab/*.py", "normalizers/documents.py",
               "normalizers/adt.py", "normalizers/fields.py", "normalizers/model.py",
               "pipelines/mapping_policy.py", "pipelines/process.py"]
 _RAISED = re.compile(r"(?:Error|error_code=)\(?\s*\"([A-Z][A-Z0-9]*_[A-Z0-9_]+)\"")

@@ -752,7 +752,7 @@ def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # no
 
 def _dispatch_cases() -> list[tuple[str, str]]:
     from normalizers.adt import CHANGE_IDENTIFIER, adt_triggers
-    from normalizers.lab import _HANDLED
+    from normalizers.lab.dispatch import _HANDLED
 
     return sorted({*_HANDLED, *(("ADT", t) for t in adt_triggers()),
                    ("ADT", CHANGE_IDENTIFIER), ("ORU", ""), ("ORM", "O01"), ("ADT", "A40"),
