@@ -90,7 +90,7 @@ def test_an_action_mismatch_is_answered_ae_pointing_at_both_fields(tmp_path):
         ctx.engine.dispose()
     assert msa(ack)[1] == "AE"
     err = segment(ack, "ERR")
-    assert err[2] == "MSH^1^9^1~OBX^6^11^1"
+    assert err[2] == "MSH^1^9^1~OBX^1^11^1"  # its one OBX (was OBX^6, its segment)
     assert err[3].startswith("103^") and err[8].startswith("CISIS_ACTION_MISMATCH")
     assert "100235" not in err[8]
 

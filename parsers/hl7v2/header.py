@@ -171,7 +171,17 @@ _POSITION = re.compile(r"^([A-Z][A-Z0-9]{2})\[(\d+)\]")
 
 def occurrence_location(data: bytes, location: str) -> str:
     """Turn our location 'OBX[7]-5' (7th segment of the message) into the HL7 ERL sense
-    'OBX[2]-5' (2nd OBX), which is what ERR-2 reports."""
+    'OBX[2]-5' (2nd OBX), which is what ERR-2 reports. A list of places ('ORC[4]-1,OBX[6]-11':
+    an ORC-1 and the document's OBX-11 that disagree) has each of them turned: only the first
+    was, and ERR-2 named the 6th OBX of the message (a MetaDMPMSS one, or none) for the OBX
+    carrying the document."""
+    if "," not in (location or ""):
+        return _one_occurrence(data, location)
+    return ",".join(_one_occurrence(data, one) for one in location.split(","))
+
+
+def _one_occurrence(data: bytes, location: str) -> str:
+    """``occurrence_location`` of one place."""
     m = _POSITION.match(location or "")
     if not m:
         return location
