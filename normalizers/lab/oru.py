@@ -264,6 +264,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     if ctx.dropped:  # withdrawals their replacement follows (_replacement_of)
         entries = [e for e in entries if id(e) not in ctx.dropped]
     _empty_documents(empty, entries, warnings)
+    if cisis:
+        _reference_only(entries)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
     entries = apply_group_meta(msg, entries, flags, meta, warnings)
     try:
@@ -293,3 +295,26 @@ def _collect_flags(msg: Message, obx: Segment, meta: MessageMeta, group: GroupFl
     group.obx.append(obx)
     group.cross.update(set(said) - set(own))
     warnings.extend(said)
+
+
+def _reference_only(entries: list[Entry]) -> None:
+    """CISIS_REFERENCE_ONLY: an ORU^R01 of the CI-SIS CDA transmission (MSH-21
+    CISIS_CDA_HL7_V2) whose document is only pointed at (OBX-2 RP: a URL, a file on the
+    sender's server) and carried by no ED. The profile sends the CDA itself in OBX-5; the
+    pointer is never fetched (the pipeline has no network to a sender's server). It was
+    filed as a lab result holding the pointer under the document's type code: the message
+    meant to feed the DMP a document and the dossier got none, the sender an AA. Refused,
+    naming the OBX, when the pointer is all the message brings; beside results of their own
+    (a glucose, and the report's URL), or in a plain ORU, it is kept as a reference, with
+    its warning."""
+    if any(e.type == DOCUMENT or (e.type == LAB_RESULT and e.value_type != "RP")
+           for e in entries):
+        return
+    pointer = next((e for e in entries if e.value_type == "RP"), None)
+    if pointer is None:
+        return
+    where = f"{pointer.source_ref}-5"
+    raise NormalizationError(
+        "CISIS_REFERENCE_ONLY", f"{where}: the CDA document of this CI-SIS message (MSH-21 "
+        "CISIS_CDA_HL7_V2) is only pointed at (OBX-2 RP, a URL or a file of the sender), "
+        "never fetched: nothing filed; send the document itself in an OBX of type ED", where)
