@@ -557,7 +557,7 @@ def _as_needed(conditions: Any, base_url: str) -> dict:  # noqa: ANN401
 UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
 EVENT_TIMINGS = frozenset({"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV",
                            "PC", "PCM", "PCD", "PCV"})
-# the frequencies normalizers/cda.py writes in details.frequency (PIVL_TS)
+# the frequencies normalizers/cda/timing.py writes in details.frequency (PIVL_TS)
 _TIMES_A_DAY = re.compile(r"(once|\d+ times) a day")
 _TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -2120,7 +2120,7 @@ def _performers(details: Mapping, resource: str) -> list[dict]:
 
 
 # What a statement's nested observations say that no element of its resource holds
-# (normalizers/cda.py _described): noted, each with its name
+# (normalizers/cda/described.py _described): noted, each with its name
 _DESCRIBED_NOTES = (("observations", ""), ("reasons", "reason: "),
                     ("characteristics", ""))
 # Resources with a reasonCode (R4) of those an entry becomes
@@ -3661,7 +3661,7 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 def _other_values_label(entry: Mapping) -> str:
     """What the note of an observation's further values says they were: OBX-5 repetitions,
     or a CDA observation's value elements after its first (a CDA entry's key starts 'cda|':
-    normalizers/cda.py); saying 'OBX-5' of a CDA document named what it never had."""
+    normalizers/cda/); saying 'OBX-5' of a CDA document named what it never had."""
     return OTHER_CDA_VALUES if str(entry.get("key") or "").startswith("cda|") \
         else OTHER_VALUES
 

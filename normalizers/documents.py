@@ -1203,7 +1203,7 @@ def check_patient(identity: PatientIdentity, header: CdaHeader, where: str) -> s
     cda_ins: set[tuple[str, str]] = set()
     cda_local: dict[str, set[str]] = {}
     for root, ext in header.patient_ids:
-        # the root as its bare OID ('urn:oid:...'), as normalizers/cda.py reads the patient
+        # the root as its bare OID ('urn:oid:...'), as normalizers/cda/identity.py reads the patient
         root, ext = authority_of("", root.strip(), "ISO"), ext.strip()
         if not root or not ext:
             continue
@@ -1501,7 +1501,7 @@ def embedded_entries(document: Entry, source: str | tuple[str, ...],
                      mappings: CodeMappings | None, warnings: list[str],
                      zone: str | None = None) -> list[Entry]:
     """The coded entries of a CDA carried in an OBX: the same extraction as a CDA received as
-    a file (normalizers/cda.py), so the same document by both channels files the same
+    a file (normalizers/cda/), so the same document by both channels files the same
     entries once. A body that cannot be read leaves the document filed, with a warning."""
     if document.attachment is None or "cda" not in document.details:
         return []

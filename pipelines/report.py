@@ -353,7 +353,7 @@ def _entry_dict(e) -> dict:  # noqa: ANN001
             "masking": e.masking, "key": e.key, **_document_parties(e)}
 
 
-# what a CDA document's details say beyond its author, shown with it (normalizers/cda.py)
+# what a CDA document's details say beyond its author, shown with it (normalizers/cda/header.py)
 DOCUMENT_SHOWN = ("data_enterer", "consents")
 
 

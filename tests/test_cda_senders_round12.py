@@ -393,12 +393,12 @@ def test_corpus_every_coded_statement_is_filed_read_with_another_or_said(
     'skip' rows of cda_entry_kinds.csv, with what they hold) or is said (CDA_NOT_FILED,
     with what it holds). A container (a concern, a lab report act) is covered by what it
     holds. None is dropped silently."""
-    import normalizers.cda as cda
+    from normalizers.cda import common, kinds, notfiled, references, statements
     from parsers.cda import iter_acts
     from parsers.cda.model import Organizer
 
     said: list[str] = []
-    real = cda._not_filed
+    real = notfiled._not_filed
 
     def spy(act, kind, ctx, section) -> None:  # noqa: ANN001
         before = sum(count for count, _ in ctx.not_filed.values())
@@ -406,20 +406,20 @@ def test_corpus_every_coded_statement_is_filed_read_with_another_or_said(
         if sum(count for count, _ in ctx.not_filed.values()) > before:
             said.append(act.path)
 
-    monkeypatch.setattr(cda, "_not_filed", spy)
+    monkeypatch.setattr(statements, "_not_filed", spy)  # where _statement looks it up
     data = corpus_path("cda", name).read_bytes()
     doc = parse_cda(data)
     msg = normalize_cda(doc, data, "corpus")
     filed = {e.source_ref for e in msg.entries if e.source_ref}
-    elsewhere = cda._read_elsewhere()
-    kinds = cda._kinds()
+    elsewhere = kinds._read_elsewhere()
+    kind_of = common._kinds()
     acts = [act for _, act in iter_acts(doc)]
-    skipped = [a.path for a in acts if any(kinds.get(t) == cda.SKIP for t in a.template_roots)]
+    skipped = [a.path for a in acts if any(kind_of.get(t) == common.SKIP for t in a.template_roots)]
     covered = [*filed, *said, *skipped]  # with everything they hold
     dropped = []
     for act in acts:
         if isinstance(act, Organizer) or not _coded(act) or act.path in covered or \
-                not elsewhere.isdisjoint(act.template_roots) or cda._is_comment(act) or \
+                not elsewhere.isdisjoint(act.template_roots) or references._is_comment(act) or \
                 act.null_flavor:
             continue
         if any(act.path.startswith(ref + "/") for ref in covered):

@@ -1,0 +1,125 @@
+"""The entry every clinical statement starts from (kind, code, status, time, keys) and
+the helpers that name a statement in words when its code does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from normalizers.cda.coded import _code, _other_codes, original_text, referenced_text
+from normalizers.cda.common import _Ctx, _placeholders, is_placeholder, section_code, system_name
+from normalizers.cda.tables import _result_statuses, _status
+from normalizers.cda.times import _effective, _iso_value
+from normalizers.cda.values import TEXT_VALUE_SIZE
+from normalizers.model import ENTRY_MAX, LAB_RESULT, Entry
+from parsers.cda.model import CD, IVL, TS, ClinicalStatement, Section
+
+
+def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
+          parent_key: str | None) -> Entry:
+    code = act.code
+    coded = _code(code, ctx, section) if code is not None else None
+    own = next((i.key for i in act.ids if i.root and not i.null_flavor), "")
+    key = f"cda|{ctx.set_key}|{kind}|{own or act.path}"
+    if key in ctx.keys:  # two statements with one id: keep both
+        key = f"{key}#{act.path}"
+    ctx.keys.add(key)
+    if own:
+        ctx.entry_ids.setdefault(own, key)
+    entry = Entry(type=kind, key=key, source_ref=act.path,
+                  code=coded[0] if coded else None, system=coded[1] if coded else None,
+                  display=coded[2] if coded else None, mapped=coded[3] if coded else True,
+                  status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
+                  masking=dict(ctx.masking))
+    if kind == LAB_RESULT:
+        entry.status = _result_statuses().get(act.status_code.strip(), entry.status)
+    entry.effective = _effective(act.effective_time, ctx) or None
+    local = _local_code(code, coded) if code is not None and coded else None
+    if local:
+        entry.details["local_code"] = local
+    # the code's other translations (a C-CDA procedure coded nullFlavor OTH with its CPT
+    # and its SNOMED CT: filed under the CPT, the SNOMED CT was dropped)
+    others = [c for c in _other_codes(code, coded) if local is None or
+              (c.get("code"), c.get("system")) != (local.get("code"), local.get("system"))] \
+        if code is not None and coded else None
+    if others:
+        entry.details["other_codes"] = others
+    if section.code is not None and section.code.code:
+        entry.details["section"] = section_code(section)
+    if act.negation_ind == "true":
+        entry.details["negated"] = True
+    sites = getattr(act, "target_site_codes", None)
+    if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
+        site = _site(sites[0])
+        if site:
+            entry.details["target_site"] = site
+    return entry
+
+
+def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] | None:
+    """The sender's own code when the entry is filed under another one (its LOINC
+    translation, a CCAM or SNOMED CT translation of a local act code, the per-source
+    mapping table's LOINC): {code, system, display} as the HL7v2 path keeps OBX-3's local
+    code in details.local_code. A lab's 'GLY' translated to 1558-6 lost 'GLY': the FHIR
+    export could not give the sender's coding beside the LOINC, nor an admin find the
+    result by the code the lab uses. None when the code is the one filed, or says nothing."""
+    own = code.code.strip()
+    if not own or own.lower() in _placeholders():
+        return None
+    system = system_name(code.code_system, code.code_system_name)
+    if (own, system) == (coded[0], coded[1]):
+        return None
+    out = {"code": own, "system": system, "display": code.display}
+    return {k: v for k, v in out.items() if v}
+
+
+def _site(site: CD) -> dict[str, Any] | None:
+    """A body site as {code, system} with its laterality (the values of its qualifiers:
+    right, left) as ``qualifiers``; None when it has no code."""
+    if not site.code:
+        return None
+    out: dict[str, Any] = {"code": site.code, "system": system_name(site.code_system)}
+    laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
+    if laterality:
+        out["qualifiers"] = laterality
+    return out
+
+
+def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
+    """The words an uncoded statement is named by: its code's originalText, else the
+    statement's own text (inline, or the narrative its reference points at: C-CDA and IHE
+    PCC's usual form for a free-text entry, '<code nullFlavor="UNK"/><text><reference
+    value="#proc9"/></text>'; it was 'naming nothing' and not filed). Cut to the display's
+    size: a long paragraph must not refuse the document."""
+    words = original_text(act.code, section) if act.code is not None else ""
+    if not words:
+        words = act.text.strip() or referenced_text(act.text_reference, section).strip()
+        words = "" if is_placeholder(words) else words
+    return words[:ENTRY_MAX["display"]]
+
+
+def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
+    """The end of a procedure or a result over a period (effectiveTime low and high: an
+    operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
+    urine) in details.period_high; its start is the entry's time. The end was dropped."""
+    period = act.effective_time
+    if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
+            not period.low.value or not isinstance(period.high, TS) or not period.high.value:
+        return
+    end = _iso_value(period.high.value, ctx.warnings, period.high.path)
+    if end and end != entry.effective:
+        entry.details["period_high"] = end
+
+
+def _statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:
+    """A statement's own text, inline or the narrative its reference points at, as what it
+    observed; '' for none, a reference to nothing, a template's placeholder, or (unless
+    ``named`` is accepted) the question's own name: the ANS's SDM-MR example points at
+    the table cell 'Précision du mode de confirmation', the code's displayName, the
+    answer being the next cell's '-'."""
+    words = act.text.strip() or referenced_text(act.text_reference, section).strip()
+    code = act.code
+    names = {n.strip().casefold() for n in (code.display, code.original_text) if n} \
+        if code is not None and not named else set()
+    if is_placeholder(words) or words.casefold() in names:
+        return ""
+    return words[:TEXT_VALUE_SIZE]
