@@ -177,13 +177,13 @@ IDENTITY_QUARANTINED = {
 
 
 # Problems of the corpus whose only diagnosis is the template's '(Texte libre)' (CI-SIS
-# example left as is): no problem, said as CDA_NOT_FILED (normalizers/cda.py is_placeholder)
+# example left as is): no problem, said as CDA_NOT_FILED (normalizers/cda/common.py is_placeholder)
 PLACEHOLDER_PROBLEMS = {"OPH-BRE_2022.02.xml": 1}
 
 
 def _planned(statement: etree._Element) -> bool:
     """A treatment intended in a plan of care section (CI-SIS FR-Plan-de-soins): a plan, not
-    a medication (normalizers/cda.py files it as one, details.planned 'medication')."""
+    a medication (normalizers/cda/ files it as one, details.planned 'medication')."""
     section = next(statement.iterancestors(f"{V3}section"), None)
     code = section.find(f"{V3}code") if section is not None else None
     return statement.get("moodCode", "EVN") != "EVN" and code is not None and \
