@@ -41,7 +41,7 @@ META = (
 )
 
 
-# A level-1 body read as the file path reads it (normalizers/cda/__init__.py level1_body_entries): text,
+# A level-1 body read as the file path reads it (normalizers/cda level1_body_entries): text,
 # the document's narrative. It was the 8 bytes '%PDF-1.4', no PDF anyone can read, which the
 # carried CDA's body now is read as (a warning that the PDF could not be read).
 TEXT_BODY = base64.b64encode("Bilan biologique : résultats joints.".encode()).decode()
