@@ -195,6 +195,10 @@ UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
 PARKED = ("InvalidObjectState", "InvalidRequest", "KMS.DisabledException",
           "KMS.AccessDeniedException")
 PARK_SECONDS = 3600.0
+# Empty objects that stand for a folder, not a file: 'a/b/' (the S3 console, Cyberduck,
+# rclone), 'a/b_$folder$' (Hadoop's s3n and EMRFS, S3Fox, CloudBerry). Skipped: a '_$folder$'
+# one was refused as an empty object, a failed import for the admin at every new folder
+FOLDER_MARKERS = ("/", "_$folder$")
 # how often a poller asks the bucket's versioning again (GetBucketVersioning): versioning
 # turned on, or suspended, under a running poller is followed within that time (at once
 # when an object read answers with a VersionId while the bucket was taken as unversioned)
@@ -650,7 +654,8 @@ class BucketPoller:
             for entry in page.get("Contents", []):
                 self._listed_any = True
                 key, etag = entry["Key"], entry.get("ETag", "")
-                if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
+                if (skip and key.startswith(skip)) or (key.endswith(FOLDER_MARKERS)
+                                                       and not entry["Size"]):
                     frontier.fine(key)
                     continue  # ours, or a "folder" marker
                 modified = entry.get("LastModified")

@@ -143,3 +143,23 @@ def test_a_version_id_read_from_an_unversioned_bucket_asks_again(  # noqa: ANN00
     assert poller.poll().taken == 0
     assert sorted(_sha_files(sqlite_ctx)) == sorted([(KEY, V3), (KEY, V2)])
 
+
+# -- S3: folder markers of Hadoop and older S3 clients ----------------------------------------
+def test_hadoop_folder_markers_are_not_refused_as_empty_objects(  # noqa: ANN001
+        sqlite_ctx, bucket) -> None:  # noqa: F811
+    """A lab's export job runs on Hadoop (s3n, EMRFS) or its staff browse the bucket with
+    S3Fox or CloudBerry: each folder they make is an empty object 'name_$folder$'. It was
+    refused as an empty object (S3_EMPTY_OBJECT): a failed import on the admin's list for
+    every folder, tagged refused. Now it is a folder marker, as 'name/' already was: left
+    alone; the file beside it is taken. An empty object under another name is still
+    refused."""
+    _, name, client = bucket
+    client.put_object(Bucket=name, Key="incoming/2026-11_$folder$", Body=b"")
+    client.put_object(Bucket=name, Key="incoming/2026-11/crp-lefevre.hl7", Body=V1)
+    client.put_object(Bucket=name, Key="incoming/vide.hl7", Body=b"")
+    result = BucketPoller(bucket_source(name), sqlite_ctx.engine, sqlite_ctx.archive,
+                          client=client).poll()
+    assert (result.taken, result.refused, result.error) == (2, 1, None)
+    assert sorted((r["file_name"], r["error_code"]) for r in ledger(sqlite_ctx.engine)) == [
+        ("incoming/2026-11/crp-lefevre.hl7", None), ("incoming/vide.hl7", "S3_EMPTY_OBJECT")]
+    assert tags(client, name, "incoming/2026-11_$folder$") == {}
