@@ -39,7 +39,10 @@ the next whole listing. A store without ListObjectsV2 is always listed whole.
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
 share, a gateway in front of a file system) lists a file its sender is still writing, with a
 LastModified that moves on as it grows; without it a cut file could be read (its size matches
-the listing when nothing was written between the two).
+the listing when nothing was written between the two). With it an empty object waits a minute
+(as an empty file in a folder, connectors/folder.py): a scanner or a stalled copy on the share
+creates the file before its first byte; past settle_seconds it was refused as empty
+(S3_EMPTY_OBJECT), a failed import for the admin, and tagged refused while its bytes came.
 
 An object that already carries the 10 tags S3 allows has no room for ours, and none of the
 sender's is ours to drop: with ``tag`` it is left untagged and a poller that does not know it
@@ -136,6 +139,7 @@ from urllib.parse import urlencode
 
 from connectors.folder import (
     CHUNK_BYTES,
+    EMPTY_SETTLE_SECONDS,
     FILE_NAME_MAX,
     HEAD_KEPT,
     INTAKE_CHUNK,
@@ -648,8 +652,10 @@ class BucketPoller:
         chunk: list[_Object] = []
         size = 0
         settle = timedelta(seconds=self.source.settle_seconds)
+        empty_settle = timedelta(seconds=max(self.source.settle_seconds, EMPTY_SETTLE_SECONDS))
         for page in pages:
-            newest = _store_now(page) - settle
+            store_now = _store_now(page)
+            newest, newest_empty = store_now - settle, store_now - empty_settle
             self._keep_hidden(page.get("Hidden", []), seen)
             for entry in page.get("Contents", []):
                 self._listed_any = True
@@ -659,7 +665,8 @@ class BucketPoller:
                     frontier.fine(key)
                     continue  # ours, or a "folder" marker
                 modified = entry.get("LastModified")
-                if settle and modified is not None and modified > newest:
+                if settle and modified is not None and modified > (
+                        newest_empty if not entry["Size"] else newest):
                     frontier.left()
                     continue  # still being written, maybe: looked at again next poll
                 ident = _ident(key, etag, str(modified or ""), entry.get("VersionId"))

@@ -163,3 +163,28 @@ def test_hadoop_folder_markers_are_not_refused_as_empty_objects(  # noqa: ANN001
     assert sorted((r["file_name"], r["error_code"]) for r in ledger(sqlite_ctx.engine)) == [
         ("incoming/2026-11/crp-lefevre.hl7", None), ("incoming/vide.hl7", "S3_EMPTY_OBJECT")]
     assert tags(client, name, "incoming/2026-11_$folder$") == {}
+
+
+# -- S3: an empty object on a bucket served from a NAS ----------------------------------------
+def test_an_empty_object_on_a_settled_bucket_waits_a_minute(  # noqa: ANN001
+        sqlite_ctx, bucket, monkeypatch) -> None:  # noqa: F811
+    """A bucket served from a NAS (MinIO on a share, settle_seconds = 2): a scanner creates
+    'scan-0001.pdf' on the share, then stalls before its first byte. Once two seconds old
+    the empty object was refused (S3_EMPTY_OBJECT: a failed import for the admin) and
+    tagged refused while its bytes were still to come. Now an empty object waits a minute
+    (as an empty file in a drop folder); one still empty after that is refused."""
+    import moto.s3.models
+
+    _, name, client = bucket
+    real_now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    monkeypatch.setattr(moto.s3.models, "utcnow", lambda: real_now - dt.timedelta(seconds=10))
+    client.put_object(Bucket=name, Key="incoming/scan-0001.pdf", Body=b"")
+    monkeypatch.setattr(moto.s3.models, "utcnow", lambda: real_now - dt.timedelta(seconds=90))
+    client.put_object(Bucket=name, Key="incoming/scan-0000.pdf", Body=b"")
+    poller = BucketPoller(bucket_source(name, settle_seconds=2), sqlite_ctx.engine,
+                          sqlite_ctx.archive, client=client)
+    result = poller.poll()
+    assert (result.taken, result.refused, result.error) == (1, 1, None)
+    assert [(r["file_name"], r["error_code"]) for r in ledger(sqlite_ctx.engine)] == [
+        ("incoming/scan-0000.pdf", "S3_EMPTY_OBJECT")]
+    assert tags(client, name, "incoming/scan-0001.pdf") == {}
