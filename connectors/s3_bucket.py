@@ -39,7 +39,10 @@ the next whole listing. A store without ListObjectsV2 is always listed whole.
 by the store's clock (the listing's Date header). A bucket served from a NAS (MinIO on a
 share, a gateway in front of a file system) lists a file its sender is still writing, with a
 LastModified that moves on as it grows; without it a cut file could be read (its size matches
-the listing when nothing was written between the two).
+the listing when nothing was written between the two). With it an empty object waits a minute
+(as an empty file in a folder, connectors/folder.py): a scanner or a stalled copy on the share
+creates the file before its first byte; past settle_seconds it was refused as empty
+(S3_EMPTY_OBJECT), a failed import for the admin, and tagged refused while its bytes came.
 
 An object that already carries the 10 tags S3 allows has no room for ours, and none of the
 sender's is ours to drop: with ``tag`` it is left untagged and a poller that does not know it
@@ -53,7 +56,9 @@ object without our tag is taken only if the ledger holds no import of the same s
 and bytes; one taken is remembered (and kept under the home); the refusal is logged once.
 With ``move`` a tag is not needed: the copies are made without tags.
 
-On a versioned bucket (versioning Enabled, asked once per poller) every version is listed
+On a versioned bucket (versioning Enabled: asked at the first poll, then every 5 min and at
+the poll after an object read answers with a VersionId, so versioning turned on under a
+running poller is followed without a restart) every version is listed
 (ListObjectVersions, paginated), not only the current objects: a lab exporting under one fixed
 name twice between two polls had its middle export, kept as a noncurrent version, never
 taken. Every version not marked yet and not under a delete marker is taken, a key's oldest
@@ -104,6 +109,14 @@ An object the store will not give us while it gives the others (archived by a li
 may not use) is left in place, unrecorded and unmarked; the poll's error says how many and
 why, and the other objects are taken.
 
+A poller remembers an object by key, ETag and LastModified, and by VersionId when listed by
+version: the same bytes put again within the second of the one taken (LastModified is to the
+second) are a new version, taken. From a plain listing with ``move``, an object moved is not
+remembered (it is gone from the prefix): the same bytes put again under its key are taken
+(a byte-identical repeat on the ledger) and moved, not left under the prefix for ever. With
+``tag`` on an unversioned bucket the listing cannot tell such a put from the object tagged
+(same key, ETag and second): it is left, the same bytes being already recorded.
+
 Run one poller per bucket source: two pollers on the same objects would both take them (the
 second copy is recorded as a byte-identical repeat and never filed twice).
 """
@@ -126,6 +139,7 @@ from urllib.parse import urlencode
 
 from connectors.folder import (
     CHUNK_BYTES,
+    EMPTY_SETTLE_SECONDS,
     FILE_NAME_MAX,
     HEAD_KEPT,
     INTAKE_CHUNK,
@@ -185,6 +199,14 @@ UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
 PARKED = ("InvalidObjectState", "InvalidRequest", "KMS.DisabledException",
           "KMS.AccessDeniedException")
 PARK_SECONDS = 3600.0
+# Empty objects that stand for a folder, not a file: 'a/b/' (the S3 console, Cyberduck,
+# rclone), 'a/b_$folder$' (Hadoop's s3n and EMRFS, S3Fox, CloudBerry). Skipped: a '_$folder$'
+# one was refused as an empty object, a failed import for the admin at every new folder
+FOLDER_MARKERS = ("/", "_$folder$")
+# how often a poller asks the bucket's versioning again (GetBucketVersioning): versioning
+# turned on, or suspended, under a running poller is followed within that time (at once
+# when an object read answers with a VersionId while the bucket was taken as unversioned)
+VERSIONING_SECONDS = 300.0
 UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore it",
                     "InvalidRequest": "encrypted with a customer key (SSE-C) we are not given",
                     "AccessDenied": "no permission on it (its owner, its encryption key, the "
@@ -217,19 +239,37 @@ class _Object:
     latest: bool = True
 
     @property
-    def ident(self) -> tuple[str, str, str]:
-        """What a poller remembers an object by: key and ETag alone took the same bytes
-        put again under the same key (a sender's resend: a new object, untagged, or back
-        under the prefix after a move) for the object already marked, and left it alone for
-        the life of the process."""
-        return (self.key, self.etag, self.modified)
+    def ident(self) -> tuple[str, ...]:
+        """What a poller remembers an object by (see _ident)."""
+        return _ident(self.key, self.etag, self.modified, self.listed_version)
+
+    @property
+    def slot(self) -> tuple[str, str, str]:
+        """How an object recorded but not marked is found again in a listing: key, ETag and
+        (versioned bucket) VersionId; two versions of one key with the same bytes are two."""
+        return (self.key, self.etag, self.listed_version or "")
 
 
 _Mark = tuple[_Object, str, int | None, str | None]  # object, done/refused, import id, code
 
 
-def _digest(ident: tuple[str, str, str]) -> bytes:
-    """16 bytes for an object's (key, ETag, LastModified): what a poller remembers."""
+def _ident(key: str, etag: str, modified: str, version: str | None) -> tuple[str, ...]:
+    """What a poller remembers an object by. Key and ETag alone took the same bytes put
+    again under the same key (a sender's resend: a new object, untagged, or back under the
+    prefix after a move) for the object already marked. LastModified is to the second: on a
+    versioned bucket the same bytes put again within that second (a lab's export repeated
+    under its fixed name) had the same (key, ETag, LastModified) as the version taken and
+    were never taken (with move: left under the prefix for ever); the VersionId, listed
+    with each version, tells them apart. Unversioned ('null' or no id), the tuple is the
+    three of before: the memory kept on disk by earlier pollers still matches."""
+    if version in (None, "", "null"):
+        return (key, etag, modified)
+    return (key, etag, modified, version)
+
+
+def _digest(ident: tuple[str, ...]) -> bytes:
+    """16 bytes for an object's ident (key, ETag, LastModified[, VersionId]): what a poller
+    remembers."""
     return hashlib.blake2b("\0".join(ident).encode("utf-8", "surrogatepass"),
                            digest_size=16).digest()
 
@@ -318,6 +358,7 @@ class BucketPoller:
                  stop_event: threading.Event | None = None, concurrency: int = 8,
                  list_page_size: int = 1000, remember_max: int = REMEMBER_MAX,
                  state_dir: Path | None = None, park_seconds: float = PARK_SECONDS,
+                 versioning_seconds: float = VERSIONING_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
@@ -342,7 +383,7 @@ class BucketPoller:
         self._in_file = 0  # digests in the file (those of objects gone included)
         # recorded by intake but not marked (endpoint down between the two, a move copied
         # and not deleted): marked at the next poll, never handed to intake again
-        self._unmarked: dict[tuple[str, str], _Mark] = {}
+        self._unmarked: dict[tuple[str, str, str], _Mark] = {}  # by _Object.slot
         # False once the store answered NotImplemented to tagging (after = "move" only: a
         # move needs no tag, what was taken is under processed/ or refused/)
         self._tagging = True
@@ -351,8 +392,13 @@ class BucketPoller:
         self._if_match = True  # False once the store refused its own ETag in GET If-Match
         self._versions_listable = True  # False once ListObjectVersions was refused (logged)
         # whether the bucket's versioning is Enabled (GetBucketVersioning, asked at the first
-        # poll): then every version is listed (ListObjectVersions), not only the current ones
+        # poll, then every versioning_seconds): then every version is listed
+        # (ListObjectVersions), not only the current ones
         self._versioned: bool | None = None
+        self._versioning_asked: float | None = None  # when (clock); None: never
+        self._versioning_refused = False  # GetBucketVersioning refused: not asked again
+        self._versioned_was: bool | None = None  # the last answer (a change is logged)
+        self.versioning_seconds = versioning_seconds
         # after = "tag": the first tagging operation the credentials may not do (AccessDenied:
         # a bucket policy granting GetObject but not Get/PutObjectTagging); from then on an
         # object taken is known by the ledger and by the poller's memory, not by a tag
@@ -362,6 +408,7 @@ class BucketPoller:
         # when (clock) to ask again
         self._parked: dict[bytes, float] = {}
         self._parked_listed: set[bytes] = set()  # this poll: parked objects still listed
+        self._gone_now: set[bytes] = set()  # this poll: objects moved away (_moved_away)
         self.park_seconds, self._clock = park_seconds, clock
         # full_listing_seconds: the key after which partial listings start, and when the
         # last full listing began (clock); None: never
@@ -425,12 +472,13 @@ class BucketPoller:
         self._load_taken()
         self._unreadable = {}
         self._parked_listed = set()
+        self._gone_now = set()
         self._missing_before, self._missing = self._missing, set()
         self._listed_any = False
         listed_whole = False
         seen = _Remembered(self.remember_max)
         waiting = set(self._unmarked)  # recorded, not marked: forgotten if no longer listed
-        listed: set[tuple[str, str]] = set()  # of those, the ones still there
+        listed: set[tuple[str, str, str]] = set()  # of those, the ones still there
         started = self._clock()
         full = self._full_listing(started)
         self._frontier = (None if not self.source.full_listing_seconds
@@ -531,7 +579,8 @@ class BucketPoller:
         """The objects of the group just taken, settled or left, in listing order."""
         if self._frontier is not None:
             self._frontier.resolve(lambda obj: _digest(obj.ident) in seen
-                                   or _digest(obj.ident) in self._parked)
+                                   or _digest(obj.ident) in self._parked
+                                   or _digest(obj.ident) in self._gone_now)
 
     def _load_taken(self) -> None:
         """At the first poll, the memory of earlier pollers of this source (kept on disk):
@@ -588,7 +637,8 @@ class BucketPoller:
             return "no S3 credentials (environment or AWS profile)"
         return f"S3 endpoint {endpoint} unavailable ({type(exc).__name__})"
 
-    def _chunks(self, seen: _Remembered, listed: set[tuple[str, str]]) -> Iterator[list[_Object]]:
+    def _chunks(self, seen: _Remembered,
+                listed: set[tuple[str, str, str]]) -> Iterator[list[_Object]]:
         """Objects to look at, listed page by page, in groups bounded in count and bytes."""
         skip = ()
         if self.source.after == "move":
@@ -602,19 +652,24 @@ class BucketPoller:
         chunk: list[_Object] = []
         size = 0
         settle = timedelta(seconds=self.source.settle_seconds)
+        empty_settle = timedelta(seconds=max(self.source.settle_seconds, EMPTY_SETTLE_SECONDS))
         for page in pages:
-            newest = _store_now(page) - settle
+            store_now = _store_now(page)
+            newest, newest_empty = store_now - settle, store_now - empty_settle
+            self._keep_hidden(page.get("Hidden", []), seen)
             for entry in page.get("Contents", []):
                 self._listed_any = True
                 key, etag = entry["Key"], entry.get("ETag", "")
-                if (skip and key.startswith(skip)) or (key.endswith("/") and not entry["Size"]):
+                if (skip and key.startswith(skip)) or (key.endswith(FOLDER_MARKERS)
+                                                       and not entry["Size"]):
                     frontier.fine(key)
                     continue  # ours, or a "folder" marker
                 modified = entry.get("LastModified")
-                if settle and modified is not None and modified > newest:
+                if settle and modified is not None and modified > (
+                        newest_empty if not entry["Size"] else newest):
                     frontier.left()
                     continue  # still being written, maybe: looked at again next poll
-                ident = (key, etag, str(modified or ""))
+                ident = _ident(key, etag, str(modified or ""), entry.get("VersionId"))
                 digest = _digest(ident)
                 if digest in self._known:
                     seen.add(digest)
@@ -625,9 +680,10 @@ class BucketPoller:
                     if self._clock() < self._parked[digest]:
                         frontier.fine(key)
                         continue  # archived, or encrypted with a key we lack: not yet
-                pending = self._unmarked.get((key, etag))
+                slot = (key, etag, entry.get("VersionId") or "")
+                pending = self._unmarked.get(slot)
                 if pending is not None:
-                    listed.add((key, etag))
+                    listed.add(slot)
                 obj = _Object(key, etag, entry["Size"], pending=pending, modified=ident[2],
                               listed_version=entry.get("VersionId"),
                               latest=entry.get("IsLatest", True))
@@ -640,14 +696,37 @@ class BucketPoller:
         if chunk:
             yield chunk
 
+    def _keep_hidden(self, hidden: list[dict], seen: _Remembered) -> None:
+        """Versions under a delete marker (ours after a move) are not listed for taking, but
+        those taken stay remembered: forgotten at the next poll, a version moved came back
+        as soon as its key was put again within the marker's second (versions and markers
+        are ordered by a LastModified to the second: a tie is listed) and was taken twice."""
+        for entry in hidden:
+            digest = _digest(_ident(entry["Key"], entry.get("ETag", ""),
+                                    str(entry.get("LastModified") or ""),
+                                    entry.get("VersionId")))
+            if digest in self._known:
+                seen.add(digest)
+
     def _lists_versions(self) -> bool:
-        """Whether this poll lists every version (the bucket's versioning is Enabled, asked
-        once per poller). A key put twice between two polls (a lab exporting under one
-        fixed name every few minutes) kept only its newest object in a plain listing: the
-        middle one, kept by the bucket as a noncurrent version, was never taken. A store
-        that will not say (AccessDenied, NotImplemented) is listed plainly (logged once)."""
+        """Whether this poll lists every version (the bucket's versioning is Enabled). A key
+        put twice between two polls (a lab exporting under one fixed name every few
+        minutes) kept only its newest object in a plain listing: the middle one, kept by the
+        bucket as a noncurrent version, was never taken. A store that will not say
+        (AccessDenied, NotImplemented) is listed plainly (logged once, not asked again).
+
+        Asked at the first poll, then again every ``versioning_seconds`` (5 min), and at
+        the poll after an object read answered with a VersionId while the bucket was taken
+        as unversioned: asked once per poller, versioning turned on under a running service
+        (ops enabling it for retention) was not seen until its restart, and the exports a
+        lab put twice between two polls meanwhile lost their middle one."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        now = self._clock()
+        if (self._versioned is not None and not self._versioning_refused
+                and self._versioning_asked is not None
+                and now - self._versioning_asked >= self.versioning_seconds):
+            self._versioned = None
         if self._versioned is None:
             try:
                 status = self.client.get_bucket_versioning(
@@ -660,7 +739,15 @@ class BucketPoller:
                             "only its newest object (grant s3:GetBucketVersioning)",
                             self.source.id, _code(exc))
                 status = None
+                self._versioning_refused = True
+            if self._versioned_was is not None and (status == "Enabled") != self._versioned_was:
+                log.warning("bucket source %s: the bucket's versioning is now %s: %s",
+                            self.source.id, status or "off",
+                            "every version is listed" if status == "Enabled"
+                            else "only the current objects are listed")
             self._versioned = status == "Enabled"
+            self._versioned_was = self._versioned
+            self._versioning_asked = now
         return self._versioned and self._versions_listable
 
     def _version_pages(self) -> Iterator[dict]:
@@ -684,9 +771,15 @@ class BucketPoller:
                 for entry in page.get("DeleteMarkers", []):
                     held.setdefault(entry["Key"], []).append({**entry, "marker": True})
                 last = max(held, default=None) if page.get("IsTruncated") else None
-                given = [k for k in sorted(held) if k != last]
+                contents, hidden = [], []
+                for key in [k for k in sorted(held) if k != last]:
+                    entries = held.pop(key)
+                    shown = _not_hidden(entries)
+                    contents.extend(shown)
+                    hidden.extend(e for e in entries if not e.get("marker")
+                                  and not any(e is v for v in shown))
                 yield {"ResponseMetadata": page.get("ResponseMetadata", {}),
-                       "Contents": [v for k in given for v in _not_hidden(held.pop(k))]}
+                       "Contents": contents, "Hidden": hidden}
         except ClientError as exc:
             if started or _code(exc) not in ("AccessDenied", "403", *NO_TAGGING):
                 raise
@@ -797,16 +890,29 @@ class BucketPoller:
         for mark, done in zip(marks, marked, strict=True):
             obj = mark[0]
             if done is None:
-                self._unmarked[(obj.key, obj.etag)] = mark
+                self._unmarked[obj.slot] = mark
                 failed += 1
                 continue
-            self._unmarked.pop((obj.key, obj.etag), None)
-            if done:  # a key whose object was replaced meanwhile is looked at again
+            self._unmarked.pop(obj.slot, None)
+            if done and self._moved_away(obj):
+                self._gone_now.add(_digest(obj.ident))
+            elif done:  # a key whose object was replaced meanwhile is looked at again
                 self._remember(seen, _digest(obj.ident))
         if failed:
             how = "moved" if self.source.after == "move" else "tagged"
             result.error = (f"bucket source {self.source.id}: {failed} object(s) recorded but "
                             f"not {how}; done at the next poll")
+
+    def _moved_away(self, obj: _Object) -> bool:
+        """An object moved from a plain listing: deleted from under the prefix, it is never
+        listed again. Remembered, it made the same bytes put again under its key within the
+        same second (LastModified is to the second; the ETag is the bytes') look taken: left
+        under the prefix for ever, by this poller and every later one (the memory is kept on
+        disk). Now such a key listed again holds a new object: it is taken (the ledger
+        records it as a byte-identical repeat) and moved. A version listed by
+        ListObjectVersions stays (noncurrent, under our delete marker, listed on a tie of
+        seconds): remembered, by its VersionId."""
+        return (self.source.after == "move" and obj.latest and obj.listed_version is None)
 
     def _fetch(self, obj: _Object) -> _Object | None:
         """Its tags, then its bytes (or only its head when too large); None when it changed
@@ -848,6 +954,7 @@ class BucketPoller:
                 elif codings(response.get("ContentEncoding")):
                     data, rejection = self._decoded(obj, data, response["ContentEncoding"])
             obj.version = response.get("VersionId")
+            self._versions_seen(obj.version)
             if self.source.after != "move" and (len(_own(obj.tags)) >= MAX_TAGS
                                                 or self._tagging_denied is not None):
                 first = recorded_as(self.engine, self.source.id,
@@ -875,6 +982,13 @@ class BucketPoller:
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
                             rejection=rejection)
         return obj
+
+    def _versions_seen(self, version: str | None) -> None:
+        """An object read answers with a VersionId while the bucket is taken as unversioned:
+        its versioning was turned on since it was asked; asked again at the next poll."""
+        if version not in (None, "", "null") and self._versioned is False \
+                and not self._versioning_refused:
+            self._versioned = None
 
     def _decoded(self, obj: _Object, data: bytes,
                  header: str) -> tuple[bytes, tuple[str, str] | None]:

@@ -143,6 +143,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_moto(port: int = 0, attempts: int = 40):  # noqa: ANN201
+    """A moto S3 server on loopback, started: ``(server, port)``. With port 0 the server binds
+    a port the kernel picks and reports it: a port picked by ``_free_port``, released, then
+    bound by the server later could be taken in between by another process (two xdist
+    workers, other programs), and the test then talked to the wrong server or hung. With a
+    given port (a server started again on the address its clients know), a bind clash is
+    retried a short while (a closing socket, another process's brief use of it), then raised:
+    moto's own start() waited for ever when its bind failed."""
+    from moto.server import ThreadedMotoServer
+
+    class _Server(ThreadedMotoServer):
+        bind_error: OSError | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except OSError as exc:  # the bind: start() would wait for ever
+                self.bind_error = exc
+                self._server_ready_event.set()
+
+    for attempt in range(attempts):
+        server = _Server(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        if server.bind_error is None:
+            return server, server.get_host_and_port()[1]
+        if attempt == attempts - 1:
+            raise server.bind_error
+        time.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
 # The store's schema comes from the Alembic migrations (dossiers.migrate), run when a store is
 # opened: about 0.15 s on a new SQLite file and 0.7 s on a new PostgreSQL database, paid by
 # each of hundreds of tests. They run once per session into a template instead, and each test

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from pipelines.archive import ArchiveError, DirectoryArchive, open_archive, sha256_hex
@@ -29,13 +27,9 @@ def test_directory_archive_round_trip_and_corruption(tmp_path) -> None:  # noqa:
 
 @pytest.fixture(scope="module")
 def s3_endpoint():  # noqa: ANN201
-    from moto.server import ThreadedMotoServer
+    from tests.conftest import start_moto
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, port = start_moto()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

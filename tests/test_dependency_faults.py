@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.check import check
-from tests.conftest import _free_port, _pg_bin
+from tests.conftest import _free_port, _pg_bin, start_moto
 from tests.mllp_support import Client, msa, running_service, statuses, wait_processed
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
@@ -88,19 +88,33 @@ class Cluster:
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres", "postgres")
             self.prefix = ["runuser", "-u", "postgres", "--"]
-        self.port = _free_port()
         self.run(initdb, "-D", str(self.base / "data"), "-A", "trust", "-U", "postgres",
                  "-E", "UTF8", "--no-sync")
-        self.start()
+        for attempt in range(3):  # picked just before the start, again if taken meanwhile
+            self.port = _free_port()
+            if self.start(check=attempt == 2):
+                break
 
     def run(self, *args: str) -> None:
         subprocess.run([*self.prefix, *args], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, timeout=120)
 
-    def start(self) -> None:
-        self.run(self.pg_ctl, "-D", str(self.base / "data"), "-l", str(self.base / "log"),
-                 "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} "
-                 "-c fsync=off", "-w", "-t", "60", "start")
+    def start(self, *, check: bool = True) -> bool:
+        """Start on self.port; False when another process holds the port (picked, then
+        taken before the start: two xdist workers, other programs) and not ``check``."""
+        started = subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.base / "data"), "-l",
+             str(self.base / "log"), "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} "
+             f"-k {self.base} -c fsync=off", "-w", "-t", "60", "start"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        if started.returncode == 0:
+            return True
+        log = self.base / "log"
+        if check or "already in use" not in (log.read_text(errors="replace")
+                                             if log.exists() else ""):
+            raise subprocess.CalledProcessError(started.returncode, "pg_ctl start",
+                                                stderr=started.stderr)
+        return False
 
     def stop(self) -> None:
         self.run(self.pg_ctl, "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
@@ -141,17 +155,14 @@ def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN0
     same address: no AA meanwhile, AA again after, without a restart."""
     import boto3
     from botocore.config import Config
-    from moto.server import ThreadedMotoServer
 
     from pipelines.s3_archive import S3Archive
 
     for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
                         ("AWS_DEFAULT_REGION", "eu-west-3")):
         monkeypatch.setenv(name, value)
-    port = _free_port()
+    server, port = start_moto()
     endpoint = f"http://127.0.0.1:{port}"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     client = boto3.client("s3", endpoint_url=endpoint, config=Config(
         retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5))
     try:  # moto keeps its buckets per process: another test's server may have made it
@@ -171,8 +182,7 @@ def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN0
             server.stop()
             down = msa(client_.send(original_mode(sample(MESSAGES[1])), timeout=60))[1]
             assert down in ("AR", "AE"), down
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            server.start()  # moto keeps its buckets in the process: the same store is back
+            server, _ = start_moto(port)  # moto keeps its buckets: the same store is back
             back = [msa(client_.send(original_mode(sample(m)), timeout=60))[1]
                     for m in MESSAGES[1:]]
             assert back == ["AA"] * (len(MESSAGES) - 1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,25 +16,15 @@ from connectors.s3_bucket import BucketPoller
 from dossiers.schema import imports
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.settings import BucketSource, SettingsError
-from tests.conftest import SAMPLES, corpus_path
+from tests.conftest import SAMPLES, corpus_path, start_moto
 from tests.test_folder_connector import FlakyArchive, settings_from
 
 HL7 = SAMPLES / "hl7v2"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server():  # noqa: ANN201
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, port = start_moto()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -221,12 +210,9 @@ def test_endpoint_down_is_a_clear_error_and_nothing_is_lost(sqlite_ctx, aws_env)
     """The endpoint stops answering: the poll says so in one line; when it is back, the
     object (not tagged meanwhile) is taken."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    server, port = start_moto()
     endpoint = f"http://127.0.0.1:{port}"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     client = boto3.client("s3", endpoint_url=endpoint)
     name = f"dmp-down-{os.getpid()}"
     client.create_bucket(Bucket=name,
@@ -243,8 +229,7 @@ def test_endpoint_down_is_a_clear_error_and_nothing_is_lost(sqlite_ctx, aws_env)
                                 f"{endpoint} (EndpointConnectionError)")
         assert ledger(sqlite_ctx.engine) == []
     finally:
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()  # moto keeps its state in the process: the same bucket again
+        server, _ = start_moto(port)  # moto keeps its state in the process: the same bucket
     try:
         assert tags(client, name, "incoming/vitd.hl7") == {}
         result = poller.poll()
@@ -466,18 +451,15 @@ def own_server(aws_env):  # noqa: ANN001, ANN201
     """A moto server of this test's own, to stop and start again: (endpoint, name, client,
     stop, start). moto keeps its state in the process: the bucket survives a restart."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    port = _free_port()
-    servers = [ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)]
-    servers[0].start()
+    first, port = start_moto()
+    servers = [first]
 
     def stop() -> None:
         servers[-1].stop()
 
     def start() -> None:
-        servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
-        servers[-1].start()
+        servers.append(start_moto(port)[0])
 
     endpoint = f"http://127.0.0.1:{port}"
     client = boto3.client("s3", endpoint_url=endpoint)
