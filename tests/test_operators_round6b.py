@@ -1,0 +1,144 @@
+"""Operators' round 6 (second pass): every failure code the pipeline records, walked from the
+operator's side (find it, read what to do, fix, rerun). The CLI in-process (its Prefect
+flows as plain functions), SQLite (advice and filters are about the ledger's rows, not the
+store's behaviour).
+
+What the round found: the quarantines a person must resolve on a PDF report
+(IDENTITY_NOT_FOUND, IDENTITY_UNCERTAIN, PDF_EMBEDDED_CDA_PATIENT_MISMATCH) and a CDA in
+OBX-5 naming another patient than PID-3 (CISIS_PATIENT_MISMATCH) got the default advice
+("fix the cause, then rerun": a rerun quarantines them again) or their family's ("ask the
+sender for the complete, unaltered file"), never the `imports assign` that resolves them; a
+PDF with no text at all (REPORT_EMPTY) was told to rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+import pytest
+from sqlalchemy import func, select
+
+import cli
+from dossiers.schema import entries
+from pipelines import advice as advice_module
+from pipelines.intake import Received, intake
+from pipelines.process import Context, drain
+from pipelines.settings import load_settings
+from tests.conftest import migrated_sqlite
+from tests.test_operators_round import no_prefect, run  # noqa: F401 (a fixture)
+from tests.test_pipeline import NIR, make_patient
+
+
+@pytest.fixture
+def cli_store(home, sqlite_template, tmp_path, monkeypatch, no_prefect):  # noqa: ANN001, ANN201, F811
+    """The CLI's store on SQLite, one dossier (Hélène Lefèvre), nothing received yet."""
+    monkeypatch.setenv("DMP_DATABASE_URL",
+                       migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
+    ctx = Context.from_settings(load_settings())
+    make_patient(ctx)
+    yield ctx
+    ctx.engine.dispose()
+
+
+def _receive(ctx: Context, data: bytes, source: str, file_name: str) -> list[int]:
+    ids = [i for r in intake(ctx.engine, ctx.archive, [Received(data, source, "file",
+                                                                file_name=file_name)])
+           for i in r.message_ids]
+    drain(ctx)
+    return ids
+
+
+def _entries(ctx: Context) -> int:
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(entries)).scalar_one()
+
+
+# -- quarantines a person resolves: the advice names the command that does it -----------------
+QUARANTINES_RESOLVED_BY_ASSIGN = ("IDENTITY_NOT_FOUND", "IDENTITY_UNCERTAIN",
+                                  "PDF_EMBEDDED_CDA_PATIENT_MISMATCH", "CISIS_PATIENT_MISMATCH",
+                                  "IDENTITY_UNKNOWN_PATIENT", "IDENTITY_AMBIGUOUS",
+                                  "IDENTITY_CONFLICT", "IDENTITY_TRAITS_MISMATCH",
+                                  "IDENTITY_INS_INVALID_KEY", "CORRECTION_OTHER_DOSSIER")
+
+
+@pytest.mark.parametrize("code", QUARANTINES_RESOLVED_BY_ASSIGN)
+def test_a_quarantine_a_person_resolves_is_told_to_assign_it(code: str) -> None:
+    """Each of these quarantines waits for a person to say which dossier; a rerun alone
+    quarantines it again. The advice names `imports assign`, not 'fix the cause, rerun'."""
+    text = advice_module.advice(code)
+    assert text != advice_module.advice("NOT_A_CODE_OF_OURS"), code
+    assert "imports assign ID --patient" in text, code
+
+
+def test_a_pdf_with_no_text_is_not_told_to_rerun() -> None:
+    """REPORT_EMPTY: not a line of text, even by OCR; the same bytes read again give nothing."""
+    text = advice_module.advice("REPORT_EMPTY")
+    assert "readable" in text and "imports discard ID" in text
+    assert "A rerun reads the same pages again" in text
+
+
+_PLACEHOLDERS = {"ID": "4521", "FILE": "/tmp/cr.pdf", "SURVIVOR": "12", "MERGED": "13",
+                 "...": "x", "CODE_UNMAPPED": "CODE_UNMAPPED"}
+
+
+def _commands(text: str) -> list[list[str]]:
+    """The `dmp-ingest` commands an advice names, in parentheses ('imports assign ID
+    --patient ...'), as argument lists with their placeholders filled in."""
+    found = []
+    for inside in re.findall(r"\(((?:dmp-ingest )?(?:imports|dossier|check)\b[^()]*)\)", text):
+        for part in inside.split("; "):  # 'dossier merge ...; --dry-run first shows...'
+            argv = shlex.split(part.removeprefix("dmp-ingest "))
+            if argv[0] in ("imports", "dossier", "check"):
+                found.append([_PLACEHOLDERS.get(a, a) for a in argv])
+    return found
+
+
+def test_every_command_an_advice_names_is_one_the_cli_takes() -> None:
+    """An operator copies the command from the advice: each one (its sub-command and
+    options) must be one `dmp-ingest` parses, with its placeholders filled in."""
+    from normalizers.tabledata import read_csv_rows
+    from tests.conftest import ROOT
+
+    parser = cli.build_parser()
+    named = 0
+    for row in read_csv_rows(ROOT / "pipelines" / "tables" / "error_advice.csv"):
+        for argv in _commands(row["advice"]):
+            named += 1
+            try:
+                parser.parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"{row['code']}: advice names {' '.join(argv)!r}, which "
+                            "dmp-ingest does not take")
+    assert named > 40
+
+
+def test_a_report_without_patient_block_is_assigned_not_rerun(cli_store, capsys) -> None:  # noqa: ANN001
+    """A radiology centre's report printing no patient block is quarantined
+    IDENTITY_NOT_FOUND: `imports show` tells the operator to look at it and assign it; a
+    rerun quarantines it again (nothing filed), the assignment files it once, and a rerun
+    after that leaves it alone."""
+    from samples import generate_pdf as g
+
+    blocks = [("centre", "CABINET DE RADIOLOGIE DU VIEUX-PORT"), ("title", "ÉCHOGRAPHIE "
+              "ABDOMINALE"), ("head", "CONCLUSION :"), ("body", "Foie de taille normale, "
+              "sans lésion focale.")]
+    data = g.write_pdf(g.layout(blocks), title="Compte rendu")
+    [pid] = _receive(cli_store, data, "imagerie-vieux-port", "CR_20261126_0931.pdf")
+    code, out, _ = run(capsys, "imports", "show", str(pid), "--json")
+    shown = json.loads(out)
+    assert (code, shown["status"], shown["error_code"]) == (0, "quarantined",
+                                                            "IDENTITY_NOT_FOUND")
+    assert "imports assign ID --patient" in shown["advice"]
+    code, out, _ = run(capsys, "imports", "rerun", str(pid), "--json")
+    assert json.loads(out)["results"][0]["error_code"] == "IDENTITY_NOT_FOUND"
+    assert _entries(cli_store) == 0
+    code, out, err = run(capsys, "imports", "assign", str(pid), "--patient", NIR,
+                         "--reason", "patiente identifiée sur le compte rendu papier")
+    assert code == 0, err
+    filed = _entries(cli_store)
+    assert filed == 1
+    code, out, _ = run(capsys, "imports", "rerun", str(pid), "--json")
+    assert json.loads(out)["left_alone"][0]["reason"] == "deposited: nothing to do"
+    assert _entries(cli_store) == filed
