@@ -1257,7 +1257,8 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")
     p.add_argument("--stage", help="where it stopped: intake, archive, parse, normalize, "
                    "identity, dedupe, deposit, consent (an ADT applied), process, store")
-    p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED)")
+    p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED), or a family of codes "
+                   "with '*' and '?' as in a shell ('CDA_*')")
     p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
     p.add_argument("--until", help="received before (same forms)")
     p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")

@@ -142,3 +142,63 @@ def test_a_report_without_patient_block_is_assigned_not_rerun(cli_store, capsys)
     code, out, _ = run(capsys, "imports", "rerun", str(pid), "--json")
     assert json.loads(out)["left_alone"][0]["reason"] == "deposited: nothing to do"
     assert _entries(cli_store) == filed
+
+
+# -- a family of codes: 'CDA_*' ----------------------------------------------------------------
+NO_RECORD_TARGET = ('<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument '
+                    'xmlns="urn:hl7-org:v3"><id root="1.2.250.1.213.1.1.9" extension="CR-7781"/>'
+                    '<title>Compte rendu de biologie médicale</title></ClinicalDocument>'
+                    ).encode()
+TRUNCATED = ('<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3">'
+             '<title>Compte rendu d\'hospitalisation — Hôpital Édouard-Herriot</ti').encode()
+
+
+def test_a_family_of_codes_is_listed_and_rerun_as_one(cli_store, capsys) -> None:  # noqa: ANN001
+    """The Clinique des Lilas fixed its CDA generator: the operator reruns everything of it
+    that failed as CDA (CDA_NO_RECORD_TARGET, CDA_NOT_XML...) with one `--code 'CDA_*'`, as
+    the advice table groups them; its HL7v2 failure is left alone. 'CDA_*' matched nothing
+    (the filter took it as one code) and rerun said no import had it."""
+    from tests.test_admin import BAD
+    from tests.test_pipeline import oru
+
+    lilas = "clinique-des-lilas"
+    [norec] = _receive(cli_store, NO_RECORD_TARGET, lilas, "CR-7781.xml")
+    [cut] = _receive(cli_store, TRUNCATED, lilas, "CRH-0412.xml")
+    [hl7] = _receive(cli_store, oru("LIL-3", extra_obx=BAD), lilas, "ORU-LIL-3.hl7")
+    code, out, _ = run(capsys, "imports", "list", "--code", "cda_*", "--sort", "id", "--json")
+    assert code == 0
+    assert [(r["id"], r["error_code"]) for r in json.loads(out)] == [
+        (norec, "CDA_NO_RECORD_TARGET"), (cut, "CDA_NOT_XML")]
+    code, out, _ = run(capsys, "imports", "list", "--code", "CDA_NO_*", "--json")
+    assert [r["id"] for r in json.loads(out)] == [norec]  # '_' is no wildcard: not CDA_NOT_
+    code, out, _ = run(capsys, "imports", "stats", "--code", "CDA_*", "--json")
+    assert json.loads(out)["by_status"] == {"failed": 2}
+    code, out, err = run(capsys, "imports", "rerun", "--code", "CDA_*", "--source", lilas,
+                         "--json")
+    rerun = json.loads(out)
+    assert code == 0, err
+    assert sorted(rerun["reopen"]) == [norec, cut]
+    assert [(r["id"], r["error_code"]) for r in rerun["results"]] == [
+        (norec, "CDA_NO_RECORD_TARGET"), (cut, "CDA_NOT_XML")]
+    code, out, _ = run(capsys, "imports", "show", str(hl7), "--json")
+    assert len(json.loads(out)["attempts"]) == 1  # not rerun
+    code, _, err = run(capsys, "imports", "rerun", "--code", "PDF_*")
+    assert code == 1 and "no import has error code PDF_*" in err
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_family_of_codes_on_postgresql(ctx) -> None:  # noqa: ANN001
+    """The same patterns on PostgreSQL, whose LIKE is case-sensitive and takes the escape as
+    SQLite does: the family, the exact code, '_' a plain character, nothing seen."""
+    from pipelines.filters import build_filter
+    from pipelines.report import code_seen, list_imports
+    from pipelines.rerun import select_ids
+
+    [norec] = _receive(ctx, NO_RECORD_TARGET, "clinique-des-lilas", "CR-7781.xml")
+    [cut] = _receive(ctx, TRUNCATED, "clinique-des-lilas", "CRH-0412.xml")
+    for pattern, wanted in (("cda_*", [norec, cut]), ("CDA_NOT_XML", [cut]),
+                            ("CDA_NO_*", [norec]), ("CDA_NOT_?ML", [cut]), ("PDF_*", [])):
+        flt = build_filter(ctx.engine, code=pattern)
+        assert select_ids(ctx.engine, flt) == wanted, pattern
+        assert sorted(r["id"] for r in list_imports(ctx.engine, flt)) == wanted, pattern
+        assert code_seen(ctx.engine, flt.error_code) is bool(wanted), pattern
