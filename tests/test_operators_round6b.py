@@ -202,3 +202,47 @@ def test_a_family_of_codes_on_postgresql(ctx) -> None:  # noqa: ANN001
         assert select_ids(ctx.engine, flt) == wanted, pattern
         assert sorted(r["id"] for r in list_imports(ctx.engine, flt)) == wanted, pattern
         assert code_seen(ctx.engine, flt.error_code) is bool(wanted), pattern
+
+
+# -- a new panel without its mappings: every code in one message ------------------------------
+NEW_PANEL = "\r".join([
+    "OBX|4|NM|ZZGLU^Glycémie locale^L||5.1|mmol/L|3.9-5.8|N|||F",
+    "OBX|5|NM|ZZCRE^Créatinine locale^L||72|µmol/L|45-90|N|||F",
+    "OBX|6|NM|ZZCRE^Créatinine locale^L||75|µmol/L|45-90|N|||F|||20240310083000+0100",
+    "OBX|7|NM|ZZDFG^DFG CKD-EPI^L||98|mL/min/1.73m2|>60|N|||F"])
+
+
+def test_an_unmapped_panel_names_every_code_so_one_rerun_files_it(cli_store, capsys, tmp_path,  # noqa: ANN001
+                                                                 monkeypatch) -> None:
+    """Labo Lyon starts a renal panel of three local codes its mapping table lacks (one
+    repeated, the previous value of a cumulative report). The failure named the first code
+    and '(and 3 more)' results: the operator mapped ZZGLU, reran, failed on ZZCRE, and so
+    on. It names each code once with where it was read, so the table is completed at once
+    and one rerun by code files the message."""
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    table = mappings / "SIL-LAB__LABO-LYON.csv"
+    table.write_text("source,coding_system,local_code,loinc,display\n", encoding="utf-8")
+    monkeypatch.setenv("DMP_MAPPINGS_DIR", str(mappings))
+    monkeypatch.setenv("DMP_REQUIRE_MAPPING", "lab")
+    from tests.test_pipeline import oru
+
+    ctx = Context.from_settings(load_settings())
+    try:
+        [imp] = _receive(ctx, oru("LYON-REN-1", extra_obx=NEW_PANEL), "lab", "ORU-REN-1.hl7")
+    finally:
+        ctx.engine.dispose()
+    code, out, _ = run(capsys, "imports", "show", str(imp), "--json")
+    shown = json.loads(out)
+    assert (shown["error_code"], shown["error_location"]) == ("CODE_UNMAPPED", "OBX[8]-3")
+    assert shown["error_message"] == (
+        "OBX[8]-3: local code ZZGLU (L) has no LOINC mapping for source lab; nor have "
+        "ZZCRE (L) at OBX[9]-3, ZZDFG (L) at OBX[11]-3")
+    with table.open("a", encoding="utf-8") as fh:
+        fh.write("SIL-LAB|LABO-LYON,L,ZZGLU,14749-6,Glucose\n"
+                 "SIL-LAB|LABO-LYON,L,ZZCRE,14682-9,Créatinine\n"
+                 "SIL-LAB|LABO-LYON,L,ZZDFG,62238-1,DFG CKD-EPI\n")
+    code, out, err = run(capsys, "imports", "rerun", "--code", "CODE_UNMAPPED", "--source",
+                         "lab", "--json")
+    assert code == 0, err
+    assert json.loads(out)["outcomes"] == {"deposited": 1}
