@@ -114,6 +114,38 @@ def test_every_command_an_advice_names_is_one_the_cli_takes() -> None:
     assert named > 40
 
 
+def test_every_setting_an_advice_names_is_one_the_settings_read() -> None:
+    """'raise X in the settings' is followed by an operator: every setting an advice names
+    (snake_case, or its DMP_ environment variable) is one pipelines/settings.py reads."""
+    import dataclasses
+
+    from normalizers.tabledata import read_csv_rows
+    from pipelines import settings as module
+    from tests.conftest import ROOT
+
+    source = (ROOT / "pipelines" / "settings.py").read_text(encoding="utf-8")
+    fields = {f.name for cls in (module.Settings, module.Source, module.FolderSource,
+                                 module.BucketSource, module.ListenerSettings)
+              for f in dataclasses.fields(cls)}
+    for row in read_csv_rows(ROOT / "pipelines" / "tables" / "error_advice.csv"):
+        for word in re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", row["advice"]):
+            assert word in fields or f'pick("{word}"' in source, (row["code"], word)
+        for var in re.findall(r"\bDMP_[A-Z0-9_]+\b", row["advice"]):
+            assert f'pick("{var[4:].lower()}"' in source, (row["code"], var)
+
+
+@pytest.mark.parametrize("code", ["PDF_TOO_LARGE", "PDF_PAGE_TOO_LARGE"])
+def test_a_pdf_over_a_fixed_limit_is_not_told_to_raise_a_setting(code: str) -> None:
+    """PDF_TOO_LARGE (50 MiB, or streams inflating past the parser's bound) and
+    PDF_PAGE_TOO_LARGE (a page too big to rasterise) are limits of the parser no setting
+    changes: 'raise the limit in the settings and rerun' (PDF_TOO_*) sent the operator
+    looking for a setting that is not there, and a page too large was told to ask for the
+    'complete, unaltered' file. Only the page count has a setting (pdf_max_pages)."""
+    text = advice_module.advice(code)
+    assert "no setting raises it" in text and "a rerun fails the same way" in text
+    assert "pdf_max_pages" in advice_module.advice("PDF_TOO_MANY_PAGES")
+
+
 def test_a_report_without_patient_block_is_assigned_not_rerun(cli_store, capsys) -> None:  # noqa: ANN001
     """A radiology centre's report printing no patient block is quarantined
     IDENTITY_NOT_FOUND: `imports show` tells the operator to look at it and assign it; a
