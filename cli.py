@@ -1560,8 +1560,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        from pipelines.retry import is_store_outage
+
+        if not is_store_outage(exc):
+            raise
+        print(f"dmp-ingest: {_outage_line(args, exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     finally:
         _close_opened()
+
+
+def _outage_line(args: argparse.Namespace, exc: BaseException) -> str:
+    """What to say when the store went away in the middle of a command (a PostgreSQL
+    restart or failover during a bulk rerun): a traceback said nothing an operator could act
+    on (and its SQL may quote values). What was committed stays; a rerun is idempotent, so
+    the same command finishes the job once the store answers."""
+    line = (f"the store became unreachable during the command ({type(exc).__name__}): what "
+            "was done before stays done; once it answers again (dmp-ingest check), run the "
+            "same command again")
+    if getattr(args, "func", None) is cmd_imports_rerun:
+        line += (" (a rerun changes nothing twice; imports it reopened and did not process "
+                 "wait as 'received': `dmp-ingest serve` takes them, or `dmp-ingest imports "
+                 "rerun --status received`)")
+    return line
 
 
 if __name__ == "__main__":

@@ -278,3 +278,37 @@ def test_an_unmapped_panel_names_every_code_so_one_rerun_files_it(cli_store, cap
                          "lab", "--json")
     assert code == 0, err
     assert json.loads(out)["outcomes"] == {"deposited": 1}
+
+
+# -- the store going away in the middle of a bulk rerun ---------------------------------------
+def test_a_store_outage_during_a_rerun_is_one_line_and_exit_3(cli_store, capsys,  # noqa: ANN001
+                                                              monkeypatch) -> None:
+    """PostgreSQL fails over while `imports rerun --code ...` reads back what became of the
+    imports: the command printed a SQLAlchemy traceback (its SQL and parameters) and exit 1,
+    which scripts took for a user error. It says the store went away, what to do, and exits
+    3 (unavailable), as when the store is down from the start; the same command run again
+    once the store answers does the job."""
+    from sqlalchemy.exc import OperationalError
+
+    from pipelines import rerun as rerun_module
+    from tests.test_admin import BAD
+    from tests.test_pipeline import oru
+
+    [imp] = _receive(cli_store, oru("LYON-4410", extra_obx=BAD), "lab", "ORU-4410.hl7")
+
+    def gone(*_a: object, **_k: object) -> dict:
+        raise OperationalError("SELECT imports.id FROM imports", {},
+                               ConnectionError("server closed the connection unexpectedly"))
+
+    answering = rerun_module.rerun_outcomes
+    monkeypatch.setattr(rerun_module, "rerun_outcomes", gone)
+    code, out, err = run(capsys, "imports", "rerun", "--code", "OBX_BAD_NUMBER")
+    assert code == 3 and out == ""
+    assert err.startswith("dmp-ingest: the store became unreachable during the command "
+                          "(OperationalError)") and err.count("\n") == 1
+    assert "imports rerun --status received" in err and "SELECT" not in err
+    monkeypatch.setattr(rerun_module, "rerun_outcomes", answering)  # the store is back
+    code, out, err = run(capsys, "imports", "rerun", "--code", "OBX_BAD_NUMBER", "--json")
+    assert code == 0, err
+    assert [(r["id"], r["error_code"]) for r in json.loads(out)["results"]] == [
+        (imp, "OBX_BAD_NUMBER")]
