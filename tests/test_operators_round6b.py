@@ -27,6 +27,7 @@ from pipelines.intake import Received, intake
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
 from tests.conftest import migrated_sqlite
+from tests.test_api import api  # noqa: F401 (a fixture)
 from tests.test_operators_round import no_prefect, run  # noqa: F401 (a fixture)
 from tests.test_pipeline import NIR, make_patient
 
@@ -312,3 +313,30 @@ def test_a_store_outage_during_a_rerun_is_one_line_and_exit_3(cli_store, capsys,
     assert code == 0, err
     assert [(r["id"], r["error_code"]) for r in json.loads(out)["results"]] == [
         (imp, "OBX_BAD_NUMBER")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_admin_api_says_the_store_is_away_not_an_internal_error(api, monkeypatch) -> None:  # noqa: ANN001, F811
+    """The console's list (GET /admin/imports) while PostgreSQL fails over answered 500
+    INTERNAL_ERROR, which a script reports as a bug and does not retry; it is 503
+    STORE_UNAVAILABLE with a Retry-After, as the push endpoint says of the same outage. Any
+    other fault stays a 500."""
+    from sqlalchemy.exc import OperationalError
+
+    from api import admin
+
+    def gone(*_a: object, **_k: object) -> list:
+        raise OperationalError("SELECT imports.id FROM imports", {},
+                               ConnectionError("server closed the connection unexpectedly"))
+
+    def bug(*_a: object, **_k: object) -> list:
+        raise KeyError("status")
+
+    with api.client("admin", subject="odile.ferrand") as c:
+        monkeypatch.setattr(admin, "count_imports", gone)
+        r = c.get("/admin/imports", params={"status": "failed"})
+        assert (r.status_code, r.json()["error"]) == (503, "STORE_UNAVAILABLE")
+        assert r.headers["retry-after"] == "30" and "SELECT" not in r.text
+        monkeypatch.setattr(admin, "count_imports", bug)
+        r = c.get("/admin/imports", params={"status": "failed"})
+        assert (r.status_code, r.json()["error"]) == (500, "INTERNAL_ERROR")
