@@ -1,14 +1,18 @@
 """Operators' round 6 (second pass): every failure code the pipeline records, walked from the
 operator's side (find it, read what to do, fix, rerun). The CLI in-process (its Prefect
-flows as plain functions), SQLite (advice and filters are about the ledger's rows, not the
-store's behaviour).
+flows as plain functions), the admin API in-process; SQLite, and PostgreSQL for the code
+filter's LIKE.
 
 What the round found: the quarantines a person must resolve on a PDF report
 (IDENTITY_NOT_FOUND, IDENTITY_UNCERTAIN, PDF_EMBEDDED_CDA_PATIENT_MISMATCH) and a CDA in
 OBX-5 naming another patient than PID-3 (CISIS_PATIENT_MISMATCH) got the default advice
-("fix the cause, then rerun": a rerun quarantines them again) or their family's ("ask the
-sender for the complete, unaltered file"), never the `imports assign` that resolves them; a
-PDF with no text at all (REPORT_EMPTY) was told to rerun.
+("fix the cause, then rerun": a rerun quarantines them again) or their family's, never the
+`imports assign` that resolves them; a PDF with no text (REPORT_EMPTY) was told to rerun;
+every `imports assign` / `imports discard` an advice named lacked the --reason the CLI
+requires; PDF_TOO_LARGE / PDF_PAGE_TOO_LARGE were told to raise settings that do not exist.
+`--code 'CDA_*'` matched nothing (one code at a time). CODE_UNMAPPED named one local code
+and '(and N more)' results: one rerun per code of a new panel. A store outage in the middle
+of a command was a traceback and exit 1 (CLI), a 500 INTERNAL_ERROR (API).
 """
 
 from __future__ import annotations
