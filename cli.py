@@ -1257,7 +1257,8 @@ def _filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", help="file, folder, mllp, s3, http, edit")
     p.add_argument("--stage", help="where it stopped: intake, archive, parse, normalize, "
                    "identity, dedupe, deposit, consent (an ADT applied), process, store")
-    p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED)")
+    p.add_argument("--code", help="error code (e.g. CODE_UNMAPPED), or a family of codes "
+                   "with '*' and '?' as in a shell ('CDA_*')")
     p.add_argument("--since", help="received at or after: 2026-11-25, 2026-11-25T08:00, 24h, 7d")
     p.add_argument("--until", help="received before (same forms)")
     p.add_argument("--patient", help="filed in (or assigned to) this dossier: INS or id")
@@ -1559,8 +1560,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        from pipelines.retry import is_store_outage
+
+        if not is_store_outage(exc):
+            raise
+        print(f"dmp-ingest: {_outage_line(args, exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     finally:
         _close_opened()
+
+
+def _outage_line(args: argparse.Namespace, exc: BaseException) -> str:
+    """What to say when the store went away in the middle of a command (a PostgreSQL
+    restart or failover during a bulk rerun): a traceback said nothing an operator could act
+    on (and its SQL may quote values). What was committed stays; a rerun is idempotent, so
+    the same command finishes the job once the store answers."""
+    line = (f"the store became unreachable during the command ({type(exc).__name__}): what "
+            "was done before stays done; once it answers again (dmp-ingest check), run the "
+            "same command again")
+    if getattr(args, "func", None) is cmd_imports_rerun:
+        line += (" (a rerun changes nothing twice; imports it reopened and did not process "
+                 "wait as 'received': `dmp-ingest serve` takes them, or `dmp-ingest imports "
+                 "rerun --status received`)")
+    return line
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class Filter(BaseModel):
     source: str | None = None
     channel: str | None = None
     stage: str | None = None
-    code: str | None = Field(None, description="error code, e.g. CODE_UNMAPPED")
+    code: str | None = Field(None, description="error code, e.g. CODE_UNMAPPED; or a family: CDA_*")
     since: str | None = Field(None, description="2026-11-25, 2026-11-25T08:00, 24h, 7d")
     until: str | None = None
     patient: str | None = Field(None, pattern=PATIENT_REF, description="INS or dossier id")

@@ -192,8 +192,21 @@ class Contain:
                       type(exc).__name__)
             log.debug("request failure", exc_info=True)
             if not started:
-                await error(500, "INTERNAL_ERROR", "the request could not be handled")(
-                    scope, receive, send)
+                await _failure(exc)(scope, receive, send)
+
+
+def _failure(exc: Exception) -> JSONResponse:
+    """The answer to a request that raised: 503 STORE_UNAVAILABLE with a Retry-After when the
+    store could not be reached or dropped the connection (a PostgreSQL restart or failover),
+    else 500 INTERNAL_ERROR. Why: an operator's console or script told INTERNAL_ERROR reports
+    a bug and does not retry; an outage is to wait out, as the push endpoint already says."""
+    from pipelines.retry import is_store_outage
+
+    if is_store_outage(exc):
+        return error(503, "STORE_UNAVAILABLE", "the store could not be reached (a restart or "
+                     "a failover?): what the request did before stays done; send it again "
+                     "in a moment", {"Retry-After": "30"})
+    return error(500, "INTERNAL_ERROR", "the request could not be handled")
 
 
 def _template(scope: dict) -> str:

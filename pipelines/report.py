@@ -17,7 +17,14 @@ from dossiers.patients import find_by_reference
 from dossiers.schema import entries, import_attempts, imports, patients, provenance
 from pipelines.advice import advice
 from pipelines.audit import trail
-from pipelines.ledger import ADT_STAGE, COUNTED, ImportFilter, has_warnings, where_filter
+from pipelines.ledger import (
+    ADT_STAGE,
+    COUNTED,
+    ImportFilter,
+    code_matches,
+    has_warnings,
+    where_filter,
+)
 
 # `imports list --sort`: a key, '-key' for descending.
 SORTS = {"id": imports.c.id, "received": imports.c.received_at, "updated": imports.c.updated_at,
@@ -145,9 +152,10 @@ def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str
 def code_seen(engine: Engine, code: str) -> bool:
     """Whether any import of the ledger ever ended with this error code: a filter on a code
     never seen (a typo, a code from another product's documentation) selects nothing, and
-    the admin should be told so rather than shown an empty list."""
+    the admin should be told so rather than shown an empty list. ``code`` may name a family
+    ('CDA_*'): whether any import had one of its codes."""
     with engine.connect() as conn:
-        return conn.execute(select(imports.c.id).where(imports.c.error_code == code)
+        return conn.execute(select(imports.c.id).where(code_matches(code))
                             .limit(1)).first() is not None
 
 
