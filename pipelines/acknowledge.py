@@ -21,9 +21,10 @@ back what we return. The rules:
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (an ADT^A43 identifier move); AA once filed, quarantined
   (held for an admin) or a duplicate; AA with a warning ERR for a draft held back until
-  signed (ledger 'held'). A batch whose envelope is wrong (BTS-1 or FTS-1 count
-  not reached, a BHS without its BTS) is answered AE even when every message it holds was
-  filed: some are missing.
+  signed (ledger 'held'), and with one warning ERR per document it carried that was filed
+  unread (a CDA or PDF in an OBX ED that could not be read: ``pipelines.unread_documents``).
+  A batch whose envelope is wrong (BTS-1 or FTS-1 count not reached, a BHS without its BTS)
+  is answered AE even when every message it holds was filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
   CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). If
   MSH-16 asks for an application ACK (AL, ER, SU), the message is processed before answering,

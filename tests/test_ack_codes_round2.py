@@ -7,8 +7,9 @@ an ED that is not what its type says (ED_BAD_BASE64, ED_BAD_HEX: AE 102), an enc
 table 0299 (ED_BAD_ENCODING: AE 103), an empty document (ED_EMPTY: AE 101), a reference in
 place of the document (MDM_REFERENCE_ONLY: AE 102), no document number (MDM_NO_DOCUMENT_ID:
 AE 101), a trigger or ORC-1 and OBX-11 that disagree (CISIS_ACTION_MISMATCH: AE 103). A CDA
-or PDF inside the ED that cannot be read (hostile XML, no recordTarget, an encrypted PDF) fails
-nothing: the document is filed unread, a warning on the ledger row, answered AA. No
+or PDF inside the ED that cannot be read (hostile XML, an encrypted PDF) fails nothing: the
+document is filed unread, a warning on the ledger row, answered AA (since round acks3 with a
+warning ERR for it: tests/test_ack_warnings_round3.py). No
 document fault of an HL7v2 message falls on the '*' row (AE 207, "our fault")."""
 
 from __future__ import annotations
