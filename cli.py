@@ -243,7 +243,8 @@ def _filter(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
         return build_filter(ctx.engine, status=args.status, source=args.source,
                             channel=args.channel, stage=args.stage, code=args.code,
                             since=args.since, until=args.until, patient=args.patient,
-                            warnings=args.warnings, file=args.file, settings=ctx.settings)
+                            warnings=args.warnings, file=args.file, settings=ctx.settings,
+                            warning=getattr(args, "warning", None))
     except FilterError as exc:
         raise UserError(str(exc)) from None
 
@@ -272,6 +273,9 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
     if args.limit < 1 or args.offset < 0:
         raise UserError("--limit must be 1 or more and --offset 0 or more")
     ctx = _context()
+    if args.warning and args.group_by is not None:  # a group's options select it for rerun,
+        raise UserError("--warning lists imports, it does not group them (rerun has no "  # which
+                        "--warning: a group's rerun would take more than the group)")  # lacks it
     flt = _filter(ctx, args)
     if args.group_by is not None:
         return _imports_groups(ctx, flt, args)
@@ -1286,6 +1290,10 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     p = imports.add_parser("list", help="list imports (filters, sorting)")
     _filter_options(p)
+    p.add_argument("--warning", metavar="CODE",
+                   help="only imports a warning of which names CODE: a document carried in "
+                   "an HL7v2 message and filed unread (e.g. CDA_DTD_FORBIDDEN, PDF_ENCRYPTED), "
+                   "answered AA with a warning ERR")
     p.add_argument("--sort", default="-id",
                    help="id, received, updated, status, source, code, stage, attempts; "
                    "'-' first for descending (default -id: newest first)")

@@ -21,9 +21,10 @@ back what we return. The rules:
   (segment, field, HL7 error code, our code and text) for a malformed or invalid message, AR
   for a type refused from its content (an ADT^A43 identifier move); AA once filed, quarantined
   (held for an admin) or a duplicate; AA with a warning ERR for a draft held back until
-  signed (ledger 'held'). A batch whose envelope is wrong (BTS-1 or FTS-1 count
-  not reached, a BHS without its BTS) is answered AE even when every message it holds was
-  filed: some are missing.
+  signed (ledger 'held'), and with one warning ERR per document it carried that was filed
+  unread (a CDA or PDF in an OBX ED that could not be read: ``pipelines.unread_documents``).
+  A batch whose envelope is wrong (BTS-1 or FTS-1 count not reached, a BHS without its BTS)
+  is answered AE even when every message it holds was filed: some are missing.
 - Enhanced mode (MSH-15/16 valued, as CI-SIS senders do with AL/NE): the commit ACK (CA, CE,
   CR) is sent as MSH-15 asks (AL always, NE never, ER only on error, SU only on success). If
   MSH-16 asks for an application ACK (AL, ER, SU), the message is processed before answering,
@@ -141,6 +142,7 @@ from pipelines.ledger import (
 from pipelines.logs import Throttle
 from pipelines.process import Context, process_claimed
 from pipelines.settings import Source
+from pipelines.unread_documents import unread_document_errors
 
 log = logging.getLogger("dmp.acknowledge")
 
@@ -651,7 +653,8 @@ def _answer_stored(p: Prepared, result: IntakeResult, outcomes: dict[int, tuple]
         # the envelope's, from split_batch; its notes (a glued MSH) are no failure
         problems = [q for q in p.staged.part[3] if not q.warning]
         outcome = _batch_outcome(item.data, problems) or outcome
-    return _answers(header, *_verdict(outcome), processed=True, commit=False)
+    return _answers(header, *_verdict(outcome), processed=True, commit=False,
+                    warnings=_filed_unread(outcome))
 
 
 def _processed_here(p: Prepared, application: bool) -> bool:
@@ -689,9 +692,11 @@ def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> t
         return None
     failed = sorted((o for o in known if o[0] == FAILED), key=lambda o: o[4] or 0)
     if len(ids) == 1 or not failed:
-        status, code, message, location, _ = known[0]
-        return status, code, message, occurrence_location(data, location or "")
-    status, code, message, location, part = failed[0]
+        status, code, message, location, part, warnings = known[0]
+        first = split_batch(data).messages[0] if len(ids) > 1 else data
+        return (status, code, message, occurrence_location(data, location or ""),
+                unread_document_errors(warnings, first))
+    status, code, message, location, part, _ = failed[0]
     messages = split_batch(data).messages
     if part and part <= len(messages):
         location = occurrence_location(messages[part - 1], location or "")
@@ -744,8 +749,10 @@ def _batch_answer(p: Prepared, batch: BatchFrame, ids: list[int], outcomes: dict
         else:
             outcome = parts.get(n)
             if outcome is not None:
-                outcome = (*outcome[:3], occurrence_location(message, outcome[3] or ""))
-            acks.append(_answers(header, *_verdict(outcome), processed=True))
+                outcome = (*outcome[:3], occurrence_location(message, outcome[3] or ""),
+                           unread_document_errors(outcome[5], message))
+            acks.append(_answers(header, *_verdict(outcome), processed=True,
+                                 warnings=_filed_unread(outcome)))
     # a refused empty batch has no message to carry the AR: its comment says it
     refused = "{}: {}".format(*p.item.rejection) if p.item.rejection and not acks else None
     return _batch_ack(batch, acks, refused)
@@ -800,12 +807,16 @@ def _refused(header: Header | None, code: str, text: str, where: str) -> list[by
 
 
 def _answers(header: Header | None, code: str, error: AckError | None, *,
-             processed: bool = False, stored: bool = True, commit: bool = True) -> list[bytes]:
+             processed: bool = False, stored: bool = True, commit: bool = True,
+             warnings: list[AckError] | None = None) -> list[bytes]:
     """Original mode: the one ACK. Enhanced mode (MSH-15/16 valued): a commit ACK (CA once
     stored, CE when storing failed, CR when refused) filtered by MSH-15, then, if the message
     was processed here, the application ACK filtered by MSH-16. CE only when not stored (the
     sender is to send again), never for a refusal whose ERR code happens to be 207.
     ``commit=False``: the application ACK alone (the commit ACK was sent already).
+    ``warnings``: ERRs of severity W that the application ACK carries after ``error``'s (the
+    documents filed unread, ``_filed_unread``); never the commit ACK's (v2.5 2.9.3: the
+    commit ACK says the message was stored, nothing of its processing).
 
     A message refused or not stored is never processed: when MSH-15 keeps its CR/CE back
     (NE, SU) while MSH-16 asks for an application ACK on error (AL, ER), that ACK is sent,
@@ -814,7 +825,7 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
     if _is_acknowledgement(header):
         return []
     if header is None or not header.enhanced:
-        return [build_ack(header, code, error=error)]
+        return [build_ack(header, code, error=error, warnings=warnings or ())]
     out = []
     if not stored:
         code_, commit_error = "CE", error  # not stored: ours to fix, the sender retries
@@ -828,7 +839,7 @@ def _answers(header: Header | None, code: str, error: AckError | None, *,
                                                                              False):
         out.append(build_ack(header, code, error=commit_error))
     if processed and _condition(header.get(16), code == "AA"):
-        out.append(build_ack(header, code, error=error))
+        out.append(build_ack(header, code, error=error, warnings=warnings or ()))
     return out
 
 
@@ -925,8 +936,18 @@ def _verdict(outcome: tuple | None) -> tuple[str, AckError | None]:
     return rule.ack, AckError(rule.hl7_code, text, location or "")
 
 
+def _filed_unread(outcome: tuple | None) -> list[AckError]:
+    """The warning ERRs of the documents a filed message carried that could not be read
+    (``pipelines.unread_documents``): the fifth item of a ``_frame_outcome``, kept for a
+    message filed ('deposited') only. A failed one is answered for its failure, and a
+    quarantined one is read again when it is filed."""
+    if outcome is None or len(outcome) < 5 or outcome[0] != DEPOSITED:
+        return []
+    return outcome[4]
+
+
 def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
-    """(status, code, message, location, part) of each row. A repeat of an earlier message
+    """(status, code, message, location, part, warnings) of each row. A repeat of an earlier message
     (the same bytes sent again, recorded as a duplicate at intake) takes the outcome of that
     message when it failed: a sender that lost our AE and sends again was answered AA, as
     if its message had been filed. The repeat of a message still waiting for a worker (a
@@ -939,7 +960,8 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     is answered AR 207 instead (send it again later), and its next resend gets the first
     copy's verdict."""
     columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
-               imports.c.error_location, imports.c.part, imports.c.duplicate_of)
+               imports.c.error_location, imports.c.part, imports.c.duplicate_of,
+               imports.c.warnings)
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(*columns).where(imports.c.id.in_(ids))).all()
         earlier = {r.duplicate_of for r in rows
@@ -951,8 +973,8 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     for r in rows:
         source = told.get(r.duplicate_of, r) if r.status == DUPLICATE else r
         if source.status == PROCESSING and source is not r:
-            out[r.id] = (PROCESSING, FIRST_COPY_IN_PROGRESS, None, None, r.part)
+            out[r.id] = (PROCESSING, FIRST_COPY_IN_PROGRESS, None, None, r.part, None)
             continue
         out[r.id] = (source.status, source.error_code, source.error_message,
-                     source.error_location, r.part)
+                     source.error_location, r.part, source.warnings)
     return out

@@ -74,10 +74,12 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
                  until: str | datetime | None = None,
                  patient: str | int | None = None,
                  warnings: bool | None = None,
-                 file: str | None = None, settings: Settings | None = None) -> ImportFilter:
+                 file: str | None = None, settings: Settings | None = None,
+                 warning: str | None = None) -> ImportFilter:
     """The ImportFilter for these words; ``patient`` is an INS or a dossier id;
     ``warnings``: only the imports whose outcome carries warnings; ``file``: the file name
-    it came under (a sender's ticket names it), '*' and '?' as in a shell. With the
+    it came under (a sender's ticket names it), '*' and '?' as in a shell; ``warning``: only
+    the imports a warning of which names this code (a document filed unread). With the
     ``settings``, ``source`` also selects what came in under the source's former ids
     (``[renamed_sources]``)."""
     patient_id = None
@@ -99,6 +101,8 @@ def build_filter(engine: Engine, *, status: str | None = None, source: str | Non
                         since=start, until=end,
                         patient_id=patient_id, warnings=True if warnings else None,
                         file_name=file.strip() if file and file.strip() else None,
+                        warning_code=warning.strip().upper() if warning and warning.strip()
+                        else None,
                         source_aliases=_former_ids(settings, source) if source else ())
 
 

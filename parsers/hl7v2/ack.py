@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,9 +62,13 @@ def new_control_id() -> str:
 
 def build_ack(header: Header | None, code: str, *, error: AckError | None = None,
               control_id: str | None = None, now: datetime | None = None,
-              application: str = "DMP") -> bytes:
+              application: str = "DMP", warnings: Sequence[AckError] = ()) -> bytes:
     """The ACK message for ``header`` (None: the frame held no readable MSH; the answer then
-    uses default delimiters, v2.5 and UTF-8), encoded in the message's charset."""
+    uses default delimiters, v2.5 and UTF-8), encoded in the message's charset.
+
+    ``warnings``: more ERR segments after ``error``'s, one per thing to tell (v2.5 2.14.5:
+    ERR repeats in ACK), e.g. severity W for each document filed unread; MSA-3 (before v2.7)
+    gives the first one's text when there is no ``error``."""
     d = header.delimiters if header is not None else Delimiters()
     stamp = (now or datetime.now().astimezone()).strftime("%Y%m%d%H%M%S%z")
     if header is not None:
@@ -93,13 +97,11 @@ def build_ack(header: Header | None, code: str, *, error: AckError | None = None
     msh = d.field.join([fields[0], *fields[2:]])
     msa = ["MSA", code, received_id]
     segments = [msh]
-    if error is not None:
-        if not _version_at_least(version, (2, 7)):
-            msa.append(_truncate(error.text, 80, d))
-        segments.append(d.field.join(msa))
-        segments.append(_err(error, version, d))
-    else:
-        segments.append(d.field.join(msa))
+    errors = ([error] if error is not None else []) + list(warnings)
+    if errors and not _version_at_least(version, (2, 7)):
+        msa.append(_truncate(errors[0].text, 80, d))
+    segments.append(d.field.join(msa))
+    segments += [_err(e, version, d) for e in errors]
     return ("\r".join(segments) + "\r").encode(codec, errors="replace")
 
 
