@@ -1081,7 +1081,7 @@ def _representative_names(conn: Connection, patient_id: int, rows: Iterable) -> 
 def export_fhir(engine: Engine, principal: Principal, patient_ref: str,
                 base_url: str = "urn:dmp",
                 read_file: Callable[[str], bytes] | None = None) -> dict:
-    """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir.py). ``read_file`` (the
+    """What the reader may see, as a FHIR R4 Bundle (dossiers/fhir/). ``read_file`` (the
     archive's ``get``) gives the attachments their hash and size."""
     from dossiers.export import (
         attachment_digests,

@@ -1,6 +1,6 @@
 """Reads for an export of a dossier: the patient, its current entries, their provenance.
 
-Kept apart from dossiers/fhir.py so that the mapping stays a pure function of rows: the CLI
+Kept apart from dossiers/fhir/ so that the mapping stays a pure function of rows: the CLI
 reads with these, the HTTP API reads with its own access filter, both call ``to_bundle``.
 """
 

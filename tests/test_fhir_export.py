@@ -1,4 +1,4 @@
-"""The dossier as a FHIR R4 Bundle (dossiers/fhir.py, `dmp-ingest dossier export`).
+"""The dossier as a FHIR R4 Bundle (dossiers/fhir/, `dmp-ingest dossier export`).
 
 The samples (HL7v2, CDA, PDF) are filed once for the module through pipelines/ (no Prefect);
 every dossier's Bundle is validated whole with the fhir.resources R4B models, each resource
@@ -25,13 +25,12 @@ import cli
 from dossiers import audit
 from dossiers.export import load_dossier_rows, load_parent_versions, load_provenance
 from dossiers.fhir import (
-    _statuses,
-    _types,
     fhir_datetime,
     full_url,
     resource_type,
     to_bundle,
 )
+from dossiers.fhir.codings import _statuses, _types
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, imports, patients
 from pipelines.audit import trail

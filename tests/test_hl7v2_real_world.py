@@ -947,7 +947,7 @@ def test_reference_ranges_of_other_spellings_have_their_limits_in_fhir():
     analyser's '7.35 to 7.45' and '3,5 à 5,0' were exported as text without low/high."""
     from dataclasses import asdict
 
-    from dossiers.fhir import _reference_range
+    from dossiers.fhir.ranges import _reference_range
     nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/L|< 5|N|||F",
                   "OBX|2|NM|DFG^DFG^L||72|mL/min/1.73m2|>= 60|N|||F",
                   "OBX|3|NM|PH^pH^L||7.41||7.35 to 7.45|N|||F",
@@ -1105,7 +1105,7 @@ def test_one_sided_ranges_in_french_words_have_their_limit_in_fhir():
     as it does for '< 5' (inf: high, sup: low). Words that only start alike stay text."""
     from dataclasses import asdict
 
-    from dossiers.fhir import _reference_range
+    from dossiers.fhir.ranges import _reference_range
     nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/l|inf à 5|N|||F",
                   "OBX|2|NM|TROP^Troponine^L||0,01|µg/l|Inf. à 0,5|N|||F",
                   "OBX|3|NM|DFG^DFG^L||72|ml/min/1,73m²|sup à 60|N|||F",
@@ -1613,7 +1613,7 @@ def test_coded_value_sent_as_words_alone_is_text_not_a_code():
     """'Escherichia coli' or 'Pas de germe isolé' typed into a CE/CWE OBX-5 with no code: it
     was filed as a code without coding system, and exported as such a coding. It is the
     value's original text (CWE.9) now; a one-word code ('POS') stays a code."""
-    from dossiers.fhir import _value
+    from dossiers.fhir.values import _value
     nm = norm(oru("OBX|1|CWE|600-7^Bactérie identifiée^LN|1|Escherichia coli||||||F",
                   "OBX|2|CE|600-7^Bactérie identifiée^LN|2|Pas de germe isolé||||||F",
                   "OBX|3|CE|5195-3^Antigène HBs^LN||NEG||||||F"))

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 
 from dossiers import access
 from dossiers.access import AccessDenied, Principal
-from dossiers.fhir import _patient_resource
+from dossiers.fhir.patient import _patient_resource
 from dossiers.schema import audit_log, imports, patients
 from normalizers.cda import normalize_cda
 from normalizers.model import NormalizationError

@@ -1,0 +1,147 @@
+"""Codes and code systems: the entry type and status tables, our system names as FHIR system
+URIs (fhir_code_systems.csv, OIDs, local systems under base_url) and the Codings and
+CodeableConcepts of an entry's code."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+from dossiers.fhir.common import FALLBACK_RESOURCE, TABLES, _code, _json, _text
+from normalizers.tabledata import read_csv_rows
+
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+
+
+@cache
+def _types() -> dict[str, dict[str, str]]:
+    return {r["type"]: r for r in read_csv_rows(TABLES / "fhir_entry_types.csv")}
+
+
+@cache
+def _statuses() -> dict[str, dict[str, str]]:
+    return {r["status"]: r for r in read_csv_rows(TABLES / "fhir_statuses.csv")}
+
+
+@cache
+def _systems() -> dict[str, str]:
+    return {r["name"]: r["uri"] for r in read_csv_rows(TABLES / "fhir_code_systems.csv")}
+
+
+def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
+    """The FHIR resource an entry type is exported as (Observation when not listed). A
+    medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
+    prescribed or intended, not taken: a MedicationRequest, not a MedicationStatement; so is
+    a plan of a medication (details.planned), not a ServiceRequest."""
+    row = _types().get(entry_type)
+    resource = row["resource"] if row else FALLBACK_RESOURCE
+    details = _json(details) if resource in ("MedicationStatement", "ServiceRequest") else None
+    if not isinstance(details, Mapping):
+        return resource
+    if resource == "MedicationStatement" and str(details.get("mood") or "EVN").upper() != "EVN":
+        return "MedicationRequest"
+    if resource == "MedicationStatement" and details.get("dispensed") is True:
+        # handed out by a pharmacy (CDA supply EVN: eDISP, IHE Pharm DIS, C-CDA Medication
+        # Dispense): what the pharmacist gave, not a statement that the patient takes it
+        return "MedicationDispense"
+    if resource == "ServiceRequest" and details.get("planned") == "medication":
+        # a medication to start (plan of care): R4 reserves ServiceRequest for services
+        return "MedicationRequest"
+    if resource == "ServiceRequest" and str(details.get("mood") or "").upper() == "GOL":
+        # a goal (CDA moodCode GOL: C-CDA Goal Observation, IHE PCC / CI-SIS objectives):
+        # an HbA1c at or below 7 % is a target to reach, not an HbA1c test requested
+        return "Goal"
+    return resource
+
+
+def fhir_status(status: str | None, resource: str) -> str:
+    """Our status onto the resource's status value set ('' for 'not stated')."""
+    row = _statuses().get(status or "") or _statuses()["*"]
+    return row.get(resource, "")
+
+
+def system_uri(system: str | None, base_url: str = "urn:dmp") -> str | None:
+    """Our coding system name -> a FHIR system URI (None when the entry names none)."""
+    if not system:
+        return None
+    known = _systems().get(system) or _systems().get(system.upper())
+    if known:
+        return known
+    if _OID.fullmatch(system):
+        return f"urn:oid:{system}"
+    if system.startswith(("http://", "https://", "urn:")) and not any(
+            c.isspace() for c in system):
+        return system
+    return f"{base_url}/CodeSystem/{quote(system, safe='')}"
+
+
+def _coded_concept(coded: Any, base_url: str) -> dict | None:  # noqa: ANN401
+    """A {code, system, display} or {text} the normalizers keep (a route, a condition, a
+    reaction) as a CodeableConcept; None when it holds neither."""
+    if not isinstance(coded, Mapping):
+        return None
+    code, words = _code(coded.get("code")), _text(coded.get("display") or coded.get("text"))
+    if not code and not words:
+        return None
+    concept: dict[str, Any] = {"text": words}
+    if code:
+        concept["coding"] = [_coding(code, coded.get("system"), coded.get("display"),
+                                     base_url)]
+    return concept
+
+
+FHIR_OIDS = "2.16.840.1.113883.4.642."  # FHIR code systems and value sets
+CONDITION_VERIFICATION_OID = "2.16.840.1.113883.4.642.1.1075"  # condition-ver-status
+
+
+def _coding(code: Any, system: str | None, display: Any, base_url: str) -> dict:  # noqa: ANN401
+    return {"system": system_uri(system, base_url), "code": _code(code),
+            "display": _text(display)}
+
+
+def _concept(entry: Mapping, base_url: str, fallback: str,
+             details: Mapping | None = None) -> dict:
+    """The entry's code as a CodeableConcept; its display (or the fallback) as text when it
+    has no code (FHIR requires a code on most resources). The sender's own code, when we
+    mapped it to LOINC (details.local_code), and a product's other codes (details.substance:
+    the ATC of a CIS) follow as further codings: nothing the sender coded is lost. So do
+    the other codes of a value that is the entry's code (a problem: the SNOMED CT of a
+    C-CDA problem with its ICD-10-CM translation, a CR-ACP diagnosis with its ADICAP):
+    details.value_code.translations, kept in the store, were dropped from the export."""
+    code, display = _code(entry.get("code")), _text(entry.get("display"))
+    concept: dict[str, Any] = {"text": display or (None if code else
+                                                   _text(fallback) or "entry")}
+    codings = [_coding(code, entry.get("system"), display, base_url)] if code else []
+    details = details or {}
+    substances = details.get("substance")
+    others = [details.get("local_code"), *(substances if isinstance(substances, list) else []),
+              *(details.get("other_codes") if isinstance(details.get("other_codes"), list)
+                else [])]
+    value_code = details.get("value_code")
+    if code and isinstance(value_code, Mapping) and \
+            (_code(value_code.get("code")), value_code.get("system")) == (code,
+                                                                           entry.get("system")):
+        translations = value_code.get("translations")
+        others.extend(translations if isinstance(translations, list) else ())
+    for other in others:
+        if isinstance(other, Mapping) and _code(other.get("code")):
+            coding = _coding(other.get("code"), other.get("system"), other.get("display"),
+                             base_url)
+            if all((c.get("system"), c.get("code")) != (coding["system"], coding["code"])
+                   for c in codings):
+                codings.append(coding)
+    if codings:
+        concept["coding"] = codings
+    return concept
+
+
+def _said_concept(code: Any, system: Any, display: Any, base_url: str,  # noqa: ANN401
+                  text: Any = None) -> dict | None:  # noqa: ANN401
+    """A CodeableConcept of a code with its words; its words alone without a code."""
+    words = _text(display) or _text(text)
+    if not _code(code):
+        return {"text": words} if words else None
+    return {"coding": [_coding(code, system, display, base_url)], "text": words}
