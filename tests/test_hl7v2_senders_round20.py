@@ -5,17 +5,110 @@ against what must be filed, warned about or refused (French lab traffic, invente
 What the round found:
 - OBX-8 repeated with the same flag ('H~H', 'H~H^High^HL70078') was filed 'H,H', two
   interpretations where the lab gave one: kept once now, said (OBX[n]-8);
+- a DT/TS/DTM OBX-5 written day first ('15/03/2024', '15/03/2024 08:30': a French LIS's
+  date of last menstrual period) failed the whole message HL7_BAD_DATE, every other result
+  lost: filed as text now (value type ST, the type sent kept), said with the form HL7 v2.5
+  expects; the date is not read (03/04 is ambiguous). Anything else that is no date, and
+  the dates a message is filed by (OBR-7, OBX-14, MSH-7, PID-7) and a DR's ends (round 10),
+  still fail;
 """
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
-from tests.test_lab_normalizer import norm, oru
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import entries, imports
+from normalizers.model import NormalizationError
+from pipelines.intake import Received, intake
+from pipelines.process import drain
+from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
+
+K = "OBX|2|NM|2823-3^Potassium^LN||4,1|mmol/L|3,5-5,1|N|||F|||202403150805"
 
 
 def _by_ref(nm) -> dict:  # noqa: ANN001
     return {e.source_ref: e for e in nm.entries}
+
+
+def _message(control: str, *segments: str, obr: str = OBR) -> bytes:
+    return ("\r".join([MSH.replace("MSG-0001", control), PID, ORC, obr, *segments])
+            + "\r").encode()
+
+
+def _file(ctx, *messages: bytes) -> list[tuple]:  # noqa: ANN001
+    """Each message through intake and processing: (status, error code, warnings) of its
+    ledger row."""
+    ctx.settings = replace(ctx.settings, auto_create=True)
+    rows = []
+    for data in messages:
+        (result,) = intake(ctx.engine, ctx.archive, [Received(data, "demo-lab", "mllp")])
+        drain(ctx)
+        with ctx.engine.connect() as conn:
+            rows.append(tuple(conn.execute(
+                select(imports.c.status, imports.c.error_code, imports.c.warnings)
+                .where(imports.c.id == result.message_ids[0])).one()))
+    return rows
+
+
+def _versions(ctx, code: str) -> list[tuple]:  # noqa: ANN001
+    """(version, current, status, value) of every row of a result, oldest first."""
+    with ctx.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            select(entries.c.version, entries.c.current, entries.c.status, entries.c.value)
+            .where(entries.c.code == code).order_by(entries.c.version))]
+
+
+# -- a date-typed OBX-5 written day first --------------------------------------------------
+@pytest.mark.parametrize("vtype, sent", [
+    ("DT", "15/03/2024"), ("TS", "15/03/2024 08:30"), ("DTM", "05/02/2024 08h30"),
+    ("DT", "15.03.2024"), ("TS", "15-03-2024 08:30:12"), ("DT", "3/4/2024"),
+])
+def test_a_date_written_day_first_is_filed_as_text(vtype: str, sent: str) -> None:
+    nm = norm(oru(f"OBX|1|{vtype}|8665-2^Date des dernières règles^LN||{sent}||||||F",
+                  K.replace("4,1", "4.1")))
+    ddr, k = _by_ref(nm)["OBX[5]"], _by_ref(nm)["OBX[6]"]
+    assert (ddr.value, ddr.value_type, ddr.details["value_type_sent"]) == (sent, "ST", vtype)
+    assert k.value == "4.1"
+    assert nm.warnings == [
+        f"OBX[5]-5: value type {vtype} but the date is written day first (DD/MM/YYYY), not "
+        "as HL7 v2.5 writes it (YYYYMMDD[HHMM[SS]]): filed as text, the date not read"]
+
+
+@pytest.mark.parametrize("obx", [
+    "OBX|1|DT|8665-2^DDR^LN||20240230||||||F",  # an impossible date in the HL7 form
+    "OBX|1|DT|8665-2^DDR^LN||15 mars 2024||||||F",  # words: no date form at all
+    "OBX|1|DT|8665-2^DDR^LN||15/03/24||||||F",  # a two-digit year: which century?
+    "OBX|1|DT|8665-2^DDR^LN||32/13/2024x||||||F",
+    "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|||||F|||15/03/2024 08:05",  # OBX-14
+    "OBX|1|DR|13362-9^Durée de recueil^LN||14/03/2024^15/03/2024||||||F",  # round 10
+])
+def test_other_dates_that_are_no_dates_still_fail(obx: str) -> None:
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(obx))
+    assert exc.value.code == "HL7_BAD_DATE"
+    assert "2024" not in str(exc.value) and "03" not in str(exc.value)
+
+
+def test_an_order_time_written_day_first_still_fails() -> None:
+    """OBR-7 dates the report: a date not read is no date to file it by."""
+    obr = OBR.replace("|202403150810|", "|15/03/2024 08:10|")
+    assert obr != OBR
+    with pytest.raises(NormalizationError) as exc:
+        norm(oru(K, order=(ORC, obr)))
+    assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBR[4]-7")
+
+
+def test_a_date_written_day_first_is_a_ledger_warning(sqlite_ctx) -> None:  # noqa: ANN001
+    ((status, code, warnings),) = _file(sqlite_ctx, _message(
+        "MSG-2001", "OBX|1|DT|8665-2^Date des dernières règles^LN||15/03/2024||||||F", K))
+    assert (status, code) == ("deposited", None)
+    assert any(w.startswith("OBX[5]-5: value type DT but the date is written day first")
+               for w in warnings)
+    assert _versions(sqlite_ctx, "8665-2") == [(1, True, "final", "15/03/2024")]
+    assert _versions(sqlite_ctx, "2823-3") == [(1, True, "final", "4,1")]
 
 
 # -- OBX-8: the same flag repeated -------------------------------------------------------------
