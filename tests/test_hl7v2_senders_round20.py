@@ -11,6 +11,11 @@ What the round found:
   expects; the date is not read (03/04 is ambiguous). Anything else that is no date, and
   the dates a message is filed by (OBR-7, OBX-14, MSH-7, PID-7) and a DR's ends (round 10),
   still fail;
+- a result then its withdrawal in one message (OBX F 4,1 then OBX W, same observation: the
+  reverse of round 19's case) filed the F under the test's key and the W under '...#2', a
+  tombstone of a key nobody sent: the result the lab withdrew stayed current. The W
+  withdraws the F of the message now (not filed, said), under the test's key: what the
+  dossier held is withdrawn, or a tombstone left;
 """
 
 from __future__ import annotations
@@ -109,6 +114,54 @@ def test_a_date_written_day_first_is_a_ledger_warning(sqlite_ctx) -> None:  # no
                for w in warnings)
     assert _versions(sqlite_ctx, "8665-2") == [(1, True, "final", "15/03/2024")]
     assert _versions(sqlite_ctx, "2823-3") == [(1, True, "final", "4,1")]
+
+
+# -- a result, then its withdrawal, in one message ----------------------------------------------
+WRONG = K.replace("|N|||F|", "|N|||W|")
+RIGHT = K.replace("4,1", "5,9").replace("|N|||F|", "|H|||F|").replace("OBX|2|", "OBX|3|")
+
+
+@pytest.mark.parametrize("status", ["W", "D"])
+def test_a_result_then_its_withdrawal_in_one_message_is_one_withdrawal(status: str) -> None:
+    nm = norm(oru(K.replace("OBX|2|", "OBX|1|"), K.replace("|N|||F|", f"|N|||{status}|")))
+    (k,) = [e for e in nm.entries if e.code == "2823-3"]
+    assert (k.source_ref, k.key, k.replaces_key, k.action) == (
+        "OBX[6]", "result|24C0315-07|LABO-DEMO|2823-3|LN|", k.key, "delete")
+    assert ("OBX[6]: withdraws OBX[5], the same result sent earlier in the message (OBX-11 W "
+            "or D): that result is not filed") in nm.warnings
+    assert not any("key made unique" in w for w in nm.warnings)
+
+
+def test_a_result_its_withdrawal_and_its_replacement_in_one_message() -> None:
+    nm = norm(oru(K.replace("OBX|2|", "OBX|1|"), WRONG, RIGHT))
+    (k,) = [e for e in nm.entries if e.code == "2823-3"]
+    assert (k.source_ref, k.action, k.value) == ("OBX[7]", "replace", "5,9")
+
+
+def test_a_previous_result_withdrawn_is_still_told_apart_by_its_time() -> None:
+    """A cumulative report's previous potassium (OBX-14 of January) posted as wrong after
+    today's: a withdrawal of January's result, not of today's."""
+    january = WRONG.replace("|202403150805", "|202401100805").replace("OBX|2|", "OBX|3|")
+    nm = norm(oru(K, january))
+    today, jan = [e for e in nm.entries if e.code == "2823-3"]
+    assert (today.action, today.value) == ("new", "4,1")
+    assert (jan.action, jan.key) == ("delete", f"{today.key}@202401100805")
+
+
+def test_a_result_then_its_withdrawal_leaves_the_key_withdrawn(sqlite_ctx) -> None:  # noqa: ANN001
+    """Held from an earlier message, then sent again with its W in one message: withdrawn
+    (the result was current beside a tombstone '#2'). Then the same for a sodium never held:
+    a tombstone under its key, and the original sent later stays withdrawn."""
+    na = K.replace("2823-3^Potassium", "2951-2^Sodium").replace("4,1", "139")
+    rows = _file(sqlite_ctx, _message("MSG-2101", K),
+                 _message("MSG-2102", K.replace("OBX|2|", "OBX|1|"), WRONG,
+                          na.replace("OBX|2|", "OBX|3|"),
+                          na.replace("OBX|2|", "OBX|4|").replace("|F|", "|W|")),
+                 _message("MSG-2103", na))
+    assert [r[0] for r in rows] == ["deposited"] * 3
+    assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
+                                              (2, True, "withdrawn", "4,1")]
+    assert [v[1:3] for v in _versions(sqlite_ctx, "2951-2") if v[1]] == [(True, "withdrawn")]
 
 
 # -- OBX-8: the same flag repeated -------------------------------------------------------------

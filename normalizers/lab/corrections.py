@@ -51,6 +51,19 @@ def _replacement_of(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
                         "in its history")
 
 
+def _withdrawn_in_message(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
+    """OBX-11 W or D of a result sent earlier in the same message (the result, then its
+    withdrawal: a LIS replaying a validation it undid): the result is not filed, and the
+    withdrawal keeps the result's key, so that it withdraws what the dossier holds under it
+    (or leaves a tombstone) and a replacement following it is one (``_replacement_of``).
+    Made unique ('...#2'), the withdrawal named a key nobody sent, a tombstone beside the
+    result it withdrew, which stayed current."""
+    gone = ctx.filed.pop(entry.key)
+    ctx.dropped.add(id(gone))
+    ctx.warnings.append(f"{loc(obx)}: withdraws {gone.source_ref}, the same result sent "
+                        "earlier in the message (OBX-11 W or D): that result is not filed")
+
+
 def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:
     """OBX-11 X or N (no result could be obtained), I or O (no result yet) or D / W (the result
     is withdrawn): what OBX-5 holds is not a result and is never filed as the value. It is
