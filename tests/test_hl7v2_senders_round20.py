@@ -16,6 +16,12 @@ What the round found:
   tombstone of a key nobody sent: the result the lab withdrew stayed current. The W
   withdraws the F of the message now (not filed, said), under the test's key: what the
   dossier held is withdrawn, or a tombstone left;
+- a W and its replacement in one message for a result the dossier never held (round 19
+  files the replacement, the W left out) left no trace of the withdrawal: the original,
+  arriving later (quarantined and rerun, or late on its way), became the current version
+  over the replacement; so did the original sent again after a W and replacement for a
+  result held. The replacement is marked now (details 'replaces_withdrawn'): a final
+  arriving after it, not issued after it (OBX-19 / OBR-22), is filed as history;
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sqlalchemy import select
 
 from dossiers.schema import entries, imports
 from normalizers.model import NormalizationError
+from pipelines.check import check
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
@@ -162,6 +169,44 @@ def test_a_result_then_its_withdrawal_leaves_the_key_withdrawn(sqlite_ctx) -> No
     assert _versions(sqlite_ctx, "2823-3") == [(1, False, "final", "4,1"),
                                               (2, True, "withdrawn", "4,1")]
     assert [v[1:3] for v in _versions(sqlite_ctx, "2951-2") if v[1]] == [(True, "withdrawn")]
+
+
+# -- the original after a W and its replacement ------------------------------------------------
+@pytest.mark.parametrize("held", [False, True])
+def test_the_original_after_a_withdrawal_and_its_replacement_is_history(
+        sqlite_ctx, held: bool) -> None:  # noqa: ANN001
+    """W 4,1 and F 5,9 in one message, then the original F 4,1 (never received before, or
+    received before the W and sent again): the 4,1 was current over the 5,9."""
+    first = [_message("MSG-2200", K)] if held else []
+    rows = _file(sqlite_ctx, *first, _message("MSG-2201", WRONG, RIGHT),
+                 _message("MSG-2202", K))
+    current = [v for v in _versions(sqlite_ctx, "2823-3") if v[1]]
+    assert current == [(1 + held, True, "final", "5,9")]
+    assert rows[-1][0] in ("deposited", "duplicate")
+
+
+def test_a_result_issued_after_the_replacement_is_current(sqlite_ctx) -> None:  # noqa: ANN001
+    """A final that says (OBX-19) it was issued after the replacement is a new result."""
+    replaced = "|202403150805|||||202403151100"
+    _file(sqlite_ctx, _message("MSG-2301", WRONG.replace("|202403150805", replaced),
+                               RIGHT.replace("|202403150805", replaced)),
+          _message("MSG-2302", K.replace("4,1", "6,0").replace(
+              "|202403150805", "|202403150805|||||202403151300")))
+    assert [v for v in _versions(sqlite_ctx, "2823-3") if v[1]] == [(2, True, "final", "6,0")]
+
+
+def test_the_next_correction_after_a_replacement_never_held_is_current(sqlite_ctx) -> None:  # noqa: ANN001
+    _file(sqlite_ctx, _message("MSG-2401", WRONG, RIGHT),
+          _message("MSG-2402", K.replace("4,1", "6,0").replace("|N|||F|", "|H|||C|")))
+    assert [v for v in _versions(sqlite_ctx, "2823-3") if v[1]] == [
+        (2, True, "corrected", "6,0")]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_original_after_a_replacement_on_postgresql(ctx) -> None:  # noqa: ANN001
+    _file(ctx, _message("MSG-2501", WRONG, RIGHT), _message("MSG-2502", K))
+    assert [v for v in _versions(ctx, "2823-3") if v[1]] == [(1, True, "final", "5,9")]
+    assert [f.code for f in check(ctx.engine, ctx.archive).findings] == []
 
 
 # -- OBX-8: the same flag repeated -------------------------------------------------------------
