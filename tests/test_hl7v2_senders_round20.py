@@ -6,11 +6,11 @@ What the round found:
 - OBX-8 repeated with the same flag ('H~H', 'H~H^High^HL70078') was filed 'H,H', two
   interpretations where the lab gave one: kept once now, said (OBX[n]-8);
 - a DT/TS/DTM OBX-5 written day first ('15/03/2024', '15/03/2024 08:30': a French LIS's
-  date of last menstrual period) failed the whole message HL7_BAD_DATE, every other result
-  lost: filed as text now (value type ST, the type sent kept), said with the form HL7 v2.5
-  expects; the date is not read (03/04 is ambiguous). Anything else that is no date, and
-  the dates a message is filed by (OBR-7, OBX-14, MSH-7, PID-7) and a DR's ends (round 10),
-  still fail;
+  date of last menstrual period), or month first to the month ('03/2024'), failed the whole
+  message HL7_BAD_DATE, every other result lost: filed as text now (value type ST, the type
+  sent kept), said with the form HL7 v2.5 expects; the date is not read (03/04 is
+  ambiguous). Anything else that is no date, the dates a message is filed by (OBR-7,
+  OBX-14, MSH-7, PID-7) and a DR's ends (round 10) still fail;
 - a result then its withdrawal in one message (OBX F 4,1 then OBX W, same observation: the
   reverse of round 19's case) filed the F under the test's key and the W under '...#2', a
   tombstone of a key nobody sent: the result the lab withdrew stayed current. The W
@@ -77,6 +77,7 @@ def _versions(ctx, code: str) -> list[tuple]:  # noqa: ANN001
 @pytest.mark.parametrize("vtype, sent", [
     ("DT", "15/03/2024"), ("TS", "15/03/2024 08:30"), ("DTM", "05/02/2024 08h30"),
     ("DT", "15.03.2024"), ("TS", "15-03-2024 08:30:12"), ("DT", "3/4/2024"),
+    ("DT", "03/2024"),  # to the month: a last vaccination
 ])
 def test_a_date_written_day_first_is_filed_as_text(vtype: str, sent: str) -> None:
     nm = norm(oru(f"OBX|1|{vtype}|8665-2^Date des dernières règles^LN||{sent}||||||F",
@@ -85,7 +86,8 @@ def test_a_date_written_day_first_is_filed_as_text(vtype: str, sent: str) -> Non
     assert (ddr.value, ddr.value_type, ddr.details["value_type_sent"]) == (sent, "ST", vtype)
     assert k.value == "4.1"
     assert nm.warnings == [
-        f"OBX[5]-5: value type {vtype} but the date is written day first (DD/MM/YYYY), not "
+        f"OBX[5]-5: value type {vtype} but the date is written day or month first "
+        "(DD/MM/YYYY, MM/YYYY), not "
         "as HL7 v2.5 writes it (YYYYMMDD[HHMM[SS]]): filed as text, the date not read"]
 
 
@@ -94,6 +96,8 @@ def test_a_date_written_day_first_is_filed_as_text(vtype: str, sent: str) -> Non
     "OBX|1|DT|8665-2^DDR^LN||15 mars 2024||||||F",  # words: no date form at all
     "OBX|1|DT|8665-2^DDR^LN||15/03/24||||||F",  # a two-digit year: which century?
     "OBX|1|DT|8665-2^DDR^LN||32/13/2024x||||||F",
+    "OBX|1|DT|8665-2^DDR^LN||15/03-2024||||||F",  # two separators: no form at all
+    "OBX|1|DT|8665-2^DDR^LN||3/2024||||||F",
     "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|||||F|||15/03/2024 08:05",  # OBX-14
     "OBX|1|DR|13362-9^Durée de recueil^LN||14/03/2024^15/03/2024||||||F",  # round 10
 ])
@@ -117,7 +121,8 @@ def test_a_date_written_day_first_is_a_ledger_warning(sqlite_ctx) -> None:  # no
     ((status, code, warnings),) = _file(sqlite_ctx, _message(
         "MSG-2001", "OBX|1|DT|8665-2^Date des dernières règles^LN||15/03/2024||||||F", K))
     assert (status, code) == ("deposited", None)
-    assert any(w.startswith("OBX[5]-5: value type DT but the date is written day first")
+    assert any(w.startswith("OBX[5]-5: value type DT but the date is written day or month "
+                                    "first")
                for w in warnings)
     assert _versions(sqlite_ctx, "8665-2") == [(1, True, "final", "15/03/2024")]
     assert _versions(sqlite_ctx, "2823-3") == [(1, True, "final", "4,1")]

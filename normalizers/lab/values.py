@@ -154,12 +154,14 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
 
 
 # A date written day first, as French LIS print it: '15/03/2024', '15-03-2024 08:30',
-# '15.03.2024 08h30:12'
-_DAY_FIRST = re.compile(r"\d{1,2}([/.-])\d{1,2}\1\d{4}(?:[ T]\d{1,2}[:hH]\d{2}(?::\d{2})?)?")
+# '15.03.2024 08h30:12'; or to the month, month first ('03/2024': a last vaccination)
+_DAY_FIRST = re.compile(r"(?:\d{1,2}([/.-])\d{1,2}\1|\d{2}[/.-])\d{4}"
+                        r"(?:[ T]\d{1,2}[:hH]\d{2}(?::\d{2})?)?")
 
 
 def _day_first_date(ctx: _Ctx, entry: Entry, vtype: str, sent: str, where: str) -> None:
-    """A DT, TS or DTM value written day first ('15/03/2024', '15/03/2024 08:30'): HL7 v2.5
+    """A DT, TS or DTM value written day first ('15/03/2024', '15/03/2024 08:30') or month
+    first ('03/2024'): HL7 v2.5
     (2.A.21, 2.A.77) says YYYY[MM[DD[HHMM...]]]. The value is the lab's result (a date of
     last menstrual period, of a previous transfusion), not a time the message is filed by:
     it is filed as text (value type ST, the type sent in ``details['value_type_sent']``),
@@ -170,9 +172,9 @@ def _day_first_date(ctx: _Ctx, entry: Entry, vtype: str, sent: str, where: str) 
     (MSH-7, PID-7, OBR-7, OBX-14) and a DR's ends."""
     entry.value, entry.value_type = sent, "ST"
     entry.details["value_type_sent"] = vtype
-    ctx.warnings.append(f"{where}: value type {vtype} but the date is written day first "
-                        "(DD/MM/YYYY), not as HL7 v2.5 writes it (YYYYMMDD[HHMM[SS]]): filed "
-                        "as text, the date not read")
+    ctx.warnings.append(f"{where}: value type {vtype} but the date is written day or month "
+                        "first (DD/MM/YYYY, MM/YYYY), not as HL7 v2.5 writes it "
+                        "(YYYYMMDD[HHMM[SS]]): filed as text, the date not read")
 
 
 # OBX-2 types of a person (id ^ family ^ given... for XCN and CN; family ^ given... for XPN
