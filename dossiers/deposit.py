@@ -53,6 +53,7 @@ from normalizers.model import (
     DOCUMENT,
     DOCUMENT_STATUS_DETAIL,
     LAB_RESULT,
+    REPLACES_WITHDRAWN_DETAIL,
     STATUS_CHANGE_DETAIL,
     STATUS_CONTENT_DETAIL,
     Entry,
@@ -1034,6 +1035,20 @@ def _earlier_state(row: dict, old) -> bool:  # noqa: ANN001
     return not (sent is not None and kept is not None and sent > kept)
 
 
+def _before_replacement(entry: Entry, row: dict, old) -> bool:  # noqa: ANN001
+    """A lab result (OBX-11 F or P, a new entry) arriving where the dossier holds the
+    replacement its sender sent with the withdrawal of that result (W then F in one
+    message, ``REPLACES_WITHDRAWN_DETAIL``): the original withdrawn, arriving late or sent
+    again, unless it says it was issued (OBX-19 / OBR-22) after the replacement. Filed as a
+    new version, it was current over the replacement: when the original had never been
+    received, nothing (no tombstone: the W was its replacement's) told it was withdrawn."""
+    if entry.type != LAB_RESULT or entry.action != ACTION_NEW \
+            or not (old.details or {}).get(REPLACES_WITHDRAWN_DETAIL):
+        return False
+    sent, kept = _aware(row["issued"]), _aware(old.issued)
+    return not (sent is not None and kept is not None and sent > kept)
+
+
 def held_children(conn: Connection, stored: dict[tuple[int, str], list]) -> dict[int, list]:
     """The current entries read from the documents among ``stored`` (parent_id), so that a
     document replaced or deleted takes along what it no longer states."""
@@ -1358,7 +1373,8 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
             found = replacements.get((patient_id, key)) or ()
             gone = SimpleNamespace(superseded_by=found[0].id) if len(found) == 1 else None
         if newer is not None or gone is not None \
-                or (doc is None and old is not None and _earlier_state(row, old)):
+                or (doc is None and old is not None
+                    and (_earlier_state(row, old) or _before_replacement(entry, row, old))):
             # an earlier version arriving late: history, superseded by what is held. Also a
             # document the dossier holds replaced by another (MDM^T10, TXA-13) sent again
             # (a T02 replayed by its sender, the same report by another interface): it was

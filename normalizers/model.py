@@ -23,6 +23,10 @@ ACTION_DELETE = "delete"
 # details key of a document entry stating a status only, no content (MDM^T03): deposit files
 # it as a new version of the document held, that content carried over
 STATUS_CHANGE_DETAIL = "status_change"
+# details key of a lab result sent in one message after the withdrawal of the same result
+# (OBX-11 W then F): deposit files a final of that key arriving later, issued no later, as
+# the original arriving late (history), not as a new version over the replacement
+REPLACES_WITHDRAWN_DETAIL = "replaces_withdrawn"
 # details key of a document sent by a status change with its content (MDM^T04 outside
 # CI-SIS): a new version of the document held, whose new status the other documents filed
 # under the same number take (a CDA beside the PDF rendering the T04 re-sends signed)

@@ -53,6 +53,9 @@ class _Ctx:
     # entries left out (a withdrawal its replacement follows: ``_replacement_of``)
     withdrawals: dict[str, Entry] = field(default_factory=dict)
     dropped: set[int] = field(default_factory=set)
+    # a result key -> the result of the message filed under it, for a withdrawal (W or D)
+    # of it later in the message (``_withdrawn_in_message``)
+    filed: dict[str, Entry] = field(default_factory=dict)
 
 
 def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:

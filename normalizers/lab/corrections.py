@@ -8,7 +8,7 @@ from functools import cache
 from normalizers.fields import loc, reps
 from normalizers.lab.common import _Ctx
 from normalizers.lab.notes import _text_line
-from normalizers.model import ACTION_REPLACE, Entry
+from normalizers.model import ACTION_REPLACE, REPLACES_WITHDRAWN_DETAIL, Entry
 from normalizers.tabledata import column_map, table
 from parsers.hl7v2.er7 import Segment
 
@@ -42,13 +42,29 @@ def _replacement_of(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
     table 0085 W: 'post original as wrong', the right result sent with it): the new version
     of that result, a correction of the one held (its versions kept). Made a key of its
     own as a second result of the test, it was current beside the key withdrawn, and the
-    lab's next correction of the test (filed under that key) went to history."""
+    lab's next correction of the test (filed under that key) went to history. Marked
+    (``REPLACES_WITHDRAWN_DETAIL``): the original, never received or sent again, arriving
+    after it is history (dossiers/deposit.py), not a new version over the replacement."""
     gone = ctx.withdrawals.pop(entry.key)
     ctx.dropped.add(id(gone))
     entry.action, entry.replaces_key = ACTION_REPLACE, entry.key
+    entry.details[REPLACES_WITHDRAWN_DETAIL] = True
     ctx.warnings.append(f"{loc(obx)}: follows {gone.source_ref}, the same result withdrawn "
                         "(OBX-11 W or D): filed as its replacement, the result held kept "
                         "in its history")
+
+
+def _withdrawn_in_message(ctx: _Ctx, entry: Entry, obx: Segment) -> None:
+    """OBX-11 W or D of a result sent earlier in the same message (the result, then its
+    withdrawal: a LIS replaying a validation it undid): the result is not filed, and the
+    withdrawal keeps the result's key, so that it withdraws what the dossier holds under it
+    (or leaves a tombstone) and a replacement following it is one (``_replacement_of``).
+    Made unique ('...#2'), the withdrawal named a key nobody sent, a tombstone beside the
+    result it withdrew, which stayed current."""
+    gone = ctx.filed.pop(entry.key)
+    ctx.dropped.add(id(gone))
+    ctx.warnings.append(f"{loc(obx)}: withdraws {gone.source_ref}, the same result sent "
+                        "earlier in the message (OBX-11 W or D): that result is not filed")
 
 
 def _withhold(ctx: _Ctx, obx: Segment, entry: Entry, status_code: str) -> None:

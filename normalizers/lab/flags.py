@@ -59,9 +59,13 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
     flag is the code in table 0078's system wherever it is ('HAUT^Haut^L^H^High^HL70078':
     the LIS code first, the bridge's mapping second), else the first code of the two
     triplets ('^^^HH^Critique haut^HL70078'), else the words ('^Élevé'), kept as its words
-    and said. Only CWE.1 was read: the alternate triplet's flag and the words were lost."""
+    and said. Only CWE.1 was read: the alternate triplet's flag and the words were lost.
+    A flag repeated ('H~H', 'H~H^High^HL70078': a bridge adding the code its LIS already
+    sent) is one interpretation: kept once, said; it was filed 'H,H', two interpretations
+    FHIR exported twice."""
     d = ctx.msg.delimiters
     said: list[str] = []
+    repeated = False
     for rep in raw8.split(d.repetition):
         c = rep.split(d.component)
         if len(c) == 1:
@@ -81,8 +85,13 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
                 elif flag:
                     ctx.warnings.append(f"{loc(obx, 8)}: an abnormal flag sent as words, "
                                         "without a code: kept as its words")
-        if flag:
+        if flag in said:
+            repeated = True
+        elif flag:
             said.append(flag)
+    if repeated:
+        ctx.warnings.append(f"{loc(obx, 8)}: the same abnormal flag sent more than once: "
+                            "kept once")
     return ",".join(said) or None
 
 

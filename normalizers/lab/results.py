@@ -24,6 +24,7 @@ from normalizers.lab.corrections import (
     _empty_means_held,
     _replacement_of,
     _why_no_status,
+    _withdrawn_in_message,
     _withhold,
 )
 from normalizers.lab.flags import _coded_flags, _flag, _flag_codes, _flag_origins
@@ -134,12 +135,17 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     observed_sent = lf(f[14].split(d.component, 1)[0]) if nf > 14 and f[14] else ""
     if key in ctx.withdrawals and not withheld:
         _replacement_of(ctx, entry, obx)
+    elif action == ACTION_DELETE and key in ctx.filed \
+            and observed_sent in ("", ctx.observed.get(key)):
+        _withdrawn_in_message(ctx, entry, obx)
     elif key in ctx.keys:
         _make_unique(ctx, entry, obx, observed_sent)
     else:
         ctx.observed[key] = observed_sent
         ctx.ordered[key] = ctx.order_time
     ctx.keys.add(entry.key)
+    if entry.key == key and not withheld and key not in ctx.filed:
+        ctx.filed[key] = entry
     if action == ACTION_REPLACE or action == ACTION_DELETE:
         entry.replaces_key = entry.key
     if action == ACTION_DELETE and entry.key == key:

@@ -3,6 +3,7 @@ composite values and reference pointers (RP)."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from normalizers.dates import BAD_TS_TEXT, hl7_tm_to_iso, hl7_ts_to_iso
@@ -126,8 +127,11 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         try:
             entry.value = hl7_ts_to_iso(value, ctx.zone)
         except ValueError:
-            raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
-                                     where) from None
+            sent = text(msg, part(c, 1)).strip()
+            if not _DAY_FIRST.fullmatch(sent):
+                raise NormalizationError("HL7_BAD_DATE", f"{where}: {BAD_TS_TEXT}",
+                                         where) from None
+            _day_first_date(ctx, entry, vtype, sent, where)
     elif vtype == "DR":
         _date_range(ctx, first, entry, where)
     elif vtype in _NAME_TYPES:
@@ -147,6 +151,30 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         if vtype not in _value_types():
             ctx.warnings.append(f"{loc(obx, 2)}: value type {vtype[:5]!r} is not an HL7 value "
                                 "type (table 0125): the value is kept as text")
+
+
+# A date written day first, as French LIS print it: '15/03/2024', '15-03-2024 08:30',
+# '15.03.2024 08h30:12'; or to the month, month first ('03/2024': a last vaccination)
+_DAY_FIRST = re.compile(r"(?:\d{1,2}([/.-])\d{1,2}\1|\d{2}[/.-])\d{4}"
+                        r"(?:[ T]\d{1,2}[:hH]\d{2}(?::\d{2})?)?")
+
+
+def _day_first_date(ctx: _Ctx, entry: Entry, vtype: str, sent: str, where: str) -> None:
+    """A DT, TS or DTM value written day first ('15/03/2024', '15/03/2024 08:30') or month
+    first ('03/2024'): HL7 v2.5
+    (2.A.21, 2.A.77) says YYYY[MM[DD[HHMM...]]]. The value is the lab's result (a date of
+    last menstrual period, of a previous transfusion), not a time the message is filed by:
+    it is filed as text (value type ST, the type sent in ``details['value_type_sent']``),
+    said with the form expected. The date is not read: '03/04/2024' is the 3rd of April
+    in France and March 4th from a sender set up in the United States. It failed the whole
+    message (HL7_BAD_DATE), every other result lost. A value of no date form at all, or an
+    impossible YYYYMMDD ('20240230'), still fails; so do the dates a message is filed by
+    (MSH-7, PID-7, OBR-7, OBX-14) and a DR's ends."""
+    entry.value, entry.value_type = sent, "ST"
+    entry.details["value_type_sent"] = vtype
+    ctx.warnings.append(f"{where}: value type {vtype} but the date is written day or month "
+                        "first (DD/MM/YYYY, MM/YYYY), not as HL7 v2.5 writes it "
+                        "(YYYYMMDD[HHMM[SS]]): filed as text, the date not read")
 
 
 # OBX-2 types of a person (id ^ family ^ given... for XCN and CN; family ^ given... for XPN
