@@ -8,7 +8,7 @@ from typing import Any
 from normalizers.cda.coded import _code, _other_codes, original_text, referenced_text
 from normalizers.cda.common import _Ctx, _placeholders, is_placeholder, section_code, system_name
 from normalizers.cda.tables import _result_statuses, _status
-from normalizers.cda.times import _effective, _iso_value
+from normalizers.cda.times import _effective, _iso_value, width_end
 from normalizers.cda.values import TEXT_VALUE_SIZE
 from normalizers.model import ENTRY_MAX, LAB_RESULT, Entry
 from parsers.cda.model import CD, IVL, TS, ClinicalStatement, Section
@@ -100,10 +100,15 @@ def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
 def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     """The end of a procedure or a result over a period (effectiveTime low and high: an
     operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
-    urine) in details.period_high; its start is the entry's time. The end was dropped."""
+    urine) in details.period_high; its start is the entry's time. The end was dropped.
+    A start and a width ('from 08:00 for 24 h') say the same end (``width_end``)."""
     period = act.effective_time
-    if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
-            not period.low.value or not isinstance(period.high, TS) or not period.high.value:
+    if not isinstance(period, IVL) or not isinstance(period.low, TS) or not period.low.value:
+        return
+    if not isinstance(period.high, TS) or not period.high.value:
+        end = width_end(period, ctx.warnings)
+        if end and end != entry.effective:
+            entry.details["period_high"] = end
         return
     end = _iso_value(period.high.value, ctx.warnings, period.high.path)
     if end and end != entry.effective:

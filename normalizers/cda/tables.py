@@ -97,3 +97,10 @@ _STATUSES = {"completed": "final", "active": "active", "aborted": "cancelled",
 
 def _status(code: str) -> str:
     return _STATUSES.get(code, code or "final")
+
+
+@cache
+def _time_units() -> dict[str, tuple[str, int]]:
+    """A UCUM unit of time -> (how it is added: 'seconds' or 'months', how many of them)
+    (tables/ucum_time_units.csv): the width of an IVL_TS."""
+    return {row["unit"]: (row["add"], int(row["amount"])) for row in table("ucum_time_units")}

@@ -1,0 +1,123 @@
+"""CDA R2 documents from hospitals we have not seen (round 26). Each test builds a small
+document the way a French laboratory or hospital, or an EHR abroad, writes it with the
+structures CDA R2 / IHE LAB / CI-SIS / C-CDA R2.1 allow, and checks what is filed and
+exported against what a clinician reading it understands.
+
+Found wrong and fixed here: an effectiveTime given as its start and its width (IVL_TS low +
+width, no high: a 24-hour urine 'from 08:00 for 24 h', a medication 'from the 1st for 7 d')
+had no end."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from dossiers.fhir import to_bundle
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import HEAD, TAIL, _section
+from tests.test_fhir_export import check_bundle
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+PATIENT = {"id": 1, "family": "FOURNIER", "given": "Gaëlle", "birth_date": "1964-02-09",
+           "sex": "F", "ins": None}
+
+
+def _normalized(*sections: str):  # noqa: ANN202
+    data = (HEAD + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+def _bundle(entries: list) -> list[dict]:
+    """The resources of the entries in a Bundle checked against R4, in their order."""
+    bundle = to_bundle(PATIENT, [{**asdict(e), "id": n} for n, e in enumerate(entries, 1)])
+    check_bundle(bundle)
+    return [item["resource"] for item in bundle["entry"]]
+
+
+def _result(code: str, name: str, values: str,
+            when: str = '<effectiveTime value="20240311080000+0100"/>', extra: str = "") -> str:
+    """An IHE LAB / CI-SIS FR-Resultat-examens-de-biologie-element-clinique-pertinent."""
+    return f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <id root="1.2.250.1.999.26.1" extension="RES-{code}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      {when}{values}{extra}</observation></entry>"""
+
+
+# -- a period given as its start and its width -------------------------------------------------
+def _from(start: str, width: str) -> str:
+    return f'<effectiveTime xsi:type="IVL_TS"><low value="{start}"/>{width}</effectiveTime>'
+
+
+@pytest.mark.parametrize(("start", "width", "end"), [
+    # a 24-hour urine collection, IHE LAB: from 08:00 for 24 h
+    ("202403110800+0100", '<width value="24" unit="h"/>', "2024-03-12T08:00+01:00"),
+    ("20240311080000+0100", '<width value="1440" unit="min"/>', "2024-03-12T08:00:00+01:00"),
+    ("20240311080000+0100", '<width value="1.5" unit="h"/>', "2024-03-11T09:30:00+01:00"),
+    # a day and whole days: still a day
+    ("20240311", '<width value="2" unit="d"/>', "2024-03-13"),
+    # a day and hours that are no whole day: the end is finer than what the start says
+    ("20240311", '<width value="8" unit="h"/>', None),
+])
+def test_a_collection_given_by_its_start_and_width_keeps_its_end(start: str, width: str,
+                                                                 end: str | None) -> None:
+    """IVL_TS low + width, no high (CDA R2 data types: an interval is any two of low, high,
+    width, center): a 24-hour urine protein 'from 08:00 for 24 h'. The width was not read;
+    the collection read as an instant. Its end is details.period_high, as for low + high,
+    and the export an effectivePeriod."""
+    urine = _result("2889-4", "Protéinurie des 24 heures",
+                    '<value xsi:type="PQ" value="0.42" unit="g/(24.h)"/>', _from(start, width))
+    msg = _normalized(_section("30954-2", "Biochimie urinaire", urine))
+    (protein,) = msg.entries[1:]
+    assert protein.details.get("period_high") == end
+    assert not [w for w in msg.warnings if "WIDTH" in w]
+    if end:
+        (*_, exported) = _bundle([protein])
+        assert exported["effectivePeriod"]["end"][:len(end) - 6] == end[:-6]  # R4: seconds
+
+
+def test_a_width_that_is_no_time_is_said_and_leaves_the_period_open() -> None:
+    """A width in mL (a volume written where the duration goes): no end is made up, and the
+    ledger row says why (CDA_WIDTH_NOT_TIME names the element, not the patient)."""
+    urine = _result("2889-4", "Protéinurie des 24 heures",
+                    '<value xsi:type="PQ" value="0.42" unit="g/(24.h)"/>',
+                    _from("20240311080000+0100", '<width value="1850" unit="mL"/>'))
+    msg = _normalized(_section("30954-2", "Biochimie urinaire", urine))
+    (protein,) = msg.entries[1:]
+    assert "period_high" not in protein.details
+    (warning,) = [w for w in msg.warnings if w.startswith("CDA_WIDTH_NOT_TIME")]
+    assert "'mL'" in warning and "width" in warning
+
+
+def _amoxicillin(timing: str) -> str:
+    """A CI-SIS / IHE PCC medication 'from 1 March for N': amoxicilline 1 g."""
+    return f"""<entry><substanceAdministration classCode="SBADM" moodCode="INT">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.7"/>
+      <id root="1.2.250.1.999.26.2" extension="AMOX-1"/><statusCode code="active"/>
+      {timing}
+      <doseQuantity value="1" unit="g"/>
+      <consumable><manufacturedProduct><manufacturedMaterial>
+      <code code="J01CA04" codeSystem="2.16.840.1.113883.6.73" displayName="amoxicilline"/>
+      </manufacturedMaterial></manufacturedProduct></consumable></substanceAdministration>
+      </entry>"""
+
+
+@pytest.mark.parametrize(("width", "end"), [
+    ('<width value="7" unit="d"/>', "2024-03-08"),
+    ('<width value="2" unit="wk"/>', "2024-03-15"),
+    # calendar months: 'for 3 mo from 1 March' ends on 1 June
+    ('<width value="3" unit="mo"/>', "2024-06-01"),
+])
+def test_a_medication_for_a_duration_ends_after_it(width: str, end: str) -> None:
+    """A treatment 'from 1 March for 7 days' (IVL_TS low + width): its duration was kept
+    (details.duration) but no end, so the FHIR MedicationStatement had no end either."""
+    msg = _normalized(_section("10160-0", "Traitements",
+                               _amoxicillin(_from("20240301", width))))
+    (medication,) = msg.entries[1:]
+    assert (medication.details["period_low"], medication.details["period_high"]) == (
+        "2024-03-01", end)
+    assert medication.details["duration"]
+
