@@ -402,6 +402,7 @@ def test_procedure_activity_act_and_body_site() -> None:
     assert [(e.type, e.code) for e in got] == [("procedure", "409063005"),
                                                ("procedure", "NFFA004")]
     assert got[1].details["target_site"] == {"code": "72696002", "system": "SNOMED-CT",
+                                             "display": "genou",  # round 26: its words
                                              "qualifiers": ["7771000"]}
 
 

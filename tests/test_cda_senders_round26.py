@@ -5,7 +5,7 @@ exported against what a clinician reading it understands.
 
 Found wrong and fixed here: an effectiveTime given as its start and its width (IVL_TS low +
 width, no high: a 24-hour urine 'from 08:00 for 24 h', a medication 'from the 1st for 7 d')
-had no end."""
+had no end; a targetSiteCode kept its code and system, not its words."""
 
 from __future__ import annotations
 
@@ -121,3 +121,24 @@ def test_a_medication_for_a_duration_ends_after_it(width: str, end: str) -> None
         "2024-03-01", end)
     assert medication.details["duration"]
 
+
+# -- the words of a body site ------------------------------------------------------------------
+@pytest.mark.parametrize(("site", "words"), [
+    (f'<targetSiteCode code="368208006" {SNOMED} displayName="Bras gauche"/>', "Bras gauche"),
+    # C-CDA's usual form: the words in the narrative, the code pointing at them
+    (f'<targetSiteCode code="368208006" {SNOMED}><originalText><reference value="#site1"/>'
+     '</originalText></targetSiteCode>', "bras gauche, au repos"),
+    (f'<targetSiteCode code="368208006" {SNOMED}/>', None),
+])
+def test_a_body_sites_words_are_kept_with_its_code(site: str, words: str | None) -> None:
+    """targetSiteCode with displayName or originalText (IHE PCC, C-CDA vital signs): only
+    code and system were kept, the FHIR bodySite a bare SNOMED CT code. The words are the
+    site's display and its coding's display; a bare code stays bare."""
+    pressure = _result("8480-6", "Pression artérielle systolique",
+                       '<value xsi:type="PQ" value="128" unit="mm[Hg]"/>', extra=site)
+    (systolic,) = _normalized(_section(
+        "8716-3", '<content ID="site1">bras gauche, au repos</content>', pressure)).entries[1:]
+    assert systolic.details["target_site"].get("display") == words
+    assert systolic.details["target_site"]["code"] == "368208006"
+    (*_, exported) = _bundle([systolic])
+    assert exported["bodySite"]["coding"][0].get("display") == words

@@ -49,7 +49,7 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)
     if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
-        site = _site(sites[0])
+        site = _site(sites[0], section)
         if site:
             entry.details["target_site"] = site
     return entry
@@ -72,12 +72,18 @@ def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] |
     return {k: v for k, v in out.items() if v}
 
 
-def _site(site: CD) -> dict[str, Any] | None:
-    """A body site as {code, system} with its laterality (the values of its qualifiers:
-    right, left) as ``qualifiers``; None when it has no code."""
+def _site(site: CD, section: Section | None = None) -> dict[str, Any] | None:
+    """A body site as {code, system, display} with its laterality (the values of its
+    qualifiers: right, left) as ``qualifiers``; None when it has no code. The display is
+    the code's displayName, else its originalText (read in the section narrative when a
+    reference): like every other coded value's; the words were dropped, the export showed
+    a bare SNOMED CT code."""
     if not site.code:
         return None
     out: dict[str, Any] = {"code": site.code, "system": system_name(site.code_system)}
+    words = site.display.strip() or original_text(site, section).strip()
+    if words:
+        out["display"] = words
     laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
     if laterality:
         out["qualifiers"] = laterality
