@@ -5,7 +5,9 @@ exported against what a clinician reading it understands.
 
 Found wrong and fixed here: an effectiveTime given as its start and its width (IVL_TS low +
 width, no high: a 24-hour urine 'from 08:00 for 24 h', a medication 'from the 1st for 7 d')
-had no end; a targetSiteCode kept its code and system, not its words."""
+had no end; a targetSiteCode kept its code and system, not its words; a CLUSTER nested in
+a battery (a sub-panel: 'Formule leucocytaire' in an 'NFS') lost its code, its results
+taking the battery's panel."""
 
 from __future__ import annotations
 
@@ -142,3 +144,47 @@ def test_a_body_sites_words_are_kept_with_its_code(site: str, words: str | None)
     assert systolic.details["target_site"]["code"] == "368208006"
     (*_, exported) = _bundle([systolic])
     assert exported["bodySite"]["coding"][0].get("display") == words
+
+
+# -- a sub-panel inside a battery --------------------------------------------------------------
+def _component(code: str, name: str, value: str, unit: str) -> str:
+    return _result(code, name, f'<value xsi:type="PQ" value="{value}" unit="{unit}"/>').replace(
+        "<entry>", "<component>").replace("</entry>", "</component>")
+
+
+def _nfs(cluster_code: str) -> str:
+    """A CI-SIS / IHE LAB battery 'NFS' holding the haemoglobin and a CLUSTER 'Formule
+    leucocytaire' (no template of its own) with the neutrophils."""
+    return f"""<entry><organizer classCode="BATTERY" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+      <id root="1.2.250.1.999.26.3" extension="NFS-1"/>
+      <code code="58410-2" displayName="NFS" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="20240311080000+0100"/>
+      {_component("718-7", "Hémoglobine", "13.2", "g/dL")}
+      <component><organizer classCode="CLUSTER" moodCode="EVN">
+        {cluster_code}<statusCode code="completed"/>
+        {_component("751-8", "Polynucléaires neutrophiles", "4.1", "10*9/L")}
+      </organizer></component></organizer></entry>"""
+
+
+NFS = {"code": "58410-2", "system": "LN", "display": "NFS"}
+
+
+@pytest.mark.parametrize(("cluster_code", "inner"), [
+    (f'<code code="57023-4" displayName="Formule leucocytaire" {LOINC}/>',
+     {"code": "57023-4", "system": "LN", "display": "Formule leucocytaire", "parent": NFS}),
+    ('<code nullFlavor="OTH"><originalText>Formule leucocytaire</originalText></code>',
+     {"text": "Formule leucocytaire", "parent": NFS}),
+    # a cluster that names nothing: its results are the battery's, as before
+    ("", NFS),
+])
+def test_a_sub_panel_in_a_battery_is_its_results_panel(cluster_code: str,
+                                                       inner: dict) -> None:
+    """A CLUSTER organizer nested in a battery (the 'Formule leucocytaire' of an 'NFS'):
+    its code was lost and its results took the NFS as panel. It is their panel now, the
+    NFS its parent; the NFS's own results are unchanged."""
+    hb, neutrophils = _normalized(_section("26436-6", "Hématologie",
+                                           _nfs(cluster_code))).entries[1:]
+    assert hb.details["panel"] == NFS
+    assert neutrophils.details["panel"] == inner
+
