@@ -2477,6 +2477,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         else:  # R4 DiagnosticReport, DocumentReference, Encounter have no note: a note
             # there made the whole Bundle invalid; their narrative says it
             res["text"] = {"status": "additional", "div": _narrative(said)}
+    if resource not in _TOLD_ELSEWHERE:
+        _told_note(res, resource, details)
     _sources(res, resource, details, subject)
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",
@@ -2602,6 +2604,28 @@ def _goal(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: 
         res["target"] = [target]
 _ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 _GENDERS = {"M": "male", "F": "female", "UN": "other", "U": "unknown"}
+
+
+# Resources whose export gives details.patient_instructions an element of its own
+# (ServiceRequest.patientInstruction, Dosage.patientInstruction, the Procedure's note).
+_TOLD_ELSEWHERE = frozenset({"ServiceRequest", "Procedure", "MedicationStatement",
+                             "MedicationRequest", "MedicationDispense", "Immunization"})
+
+
+def _told_note(res: dict, resource: str, details: Mapping) -> None:
+    """What the patient was told (details.patient_instructions: a C-CDA Instruction under a
+    problem, an observation or an encounter) as a note, or in the narrative of an R4
+    Encounter, which has no note: it was stored and exported nowhere."""
+    told = _patient_instruction(details)
+    if not told:
+        return
+    said = f"{PATIENT_TOLD}: {told}"
+    if resource == "Observation" or resource in _NOTED:
+        res["note"] = [*(res.get("note") or []), {"text": said}]
+    elif resource == "Encounter":
+        div = (res.get("text") or {}).get("div")
+        res["text"] = {"status": "additional", "div": div[:-len("</div>")] +
+                       f"<p>{html.escape(said)}</p></div>" if div else _narrative(said)}
 
 
 def _narrative(said: str) -> str:

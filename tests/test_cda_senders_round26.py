@@ -7,7 +7,8 @@ Found wrong and fixed here: an effectiveTime given as its start and its width (I
 width, no high: a 24-hour urine 'from 08:00 for 24 h', a medication 'from the 1st for 7 d')
 had no end; a targetSiteCode kept its code and system, not its words; a CLUSTER nested in
 a battery (a sub-panel: 'Formule leucocytaire' in an 'NFS') lost its code, its results
-taking the battery's panel."""
+taking the battery's panel; an Instruction under a problem or an encounter was stored but
+exported nowhere (now a Condition note; R4 Encounter has no note: its narrative)."""
 
 from __future__ import annotations
 
@@ -188,3 +189,64 @@ def test_a_sub_panel_in_a_battery_is_its_results_panel(cluster_code: str,
     assert hb.details["panel"] == NFS
     assert neutrophils.details["panel"] == inner
 
+# -- an instruction under a problem or an encounter --------------------------------------------
+def _instruction(words: str) -> str:
+    """C-CDA R2.1 Instruction (V2)."""
+    return f"""<entryRelationship typeCode="SUBJ" inversionInd="true">
+      <act classCode="ACT" moodCode="INT">
+      <templateId root="2.16.840.1.113883.10.20.22.4.20" extension="2014-06-09"/>
+      <code code="311401005" {SNOMED} displayName="Éducation du patient"/>
+      <text>{words}</text><statusCode code="completed"/></act></entryRelationship>"""
+
+
+def _asthma(instruction: str) -> str:
+    """C-CDA Problem Concern Act (4.3) holding a Problem Observation (4.4)."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.3" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.26.4" extension="PB-1"/>
+      <code code="CONC" codeSystem="2.16.840.1.113883.5.6"/><statusCode code="active"/>
+      <effectiveTime><low value="20190402"/></effectiveTime>
+      <entryRelationship typeCode="SUBJ"><observation classCode="OBS" moodCode="EVN">
+        <templateId root="2.16.840.1.113883.10.20.22.4.4" extension="2015-08-01"/>
+        <id root="1.2.250.1.999.26.4" extension="PB-1-OBS"/>
+        <code code="55607006" {SNOMED} displayName="Problème"/><statusCode code="completed"/>
+        <effectiveTime><low value="20190402"/></effectiveTime>
+        <value xsi:type="CD" code="J45.9" codeSystem="2.16.840.1.113883.6.3"
+          displayName="Asthme, sans précision"/>{instruction}
+      </observation></entryRelationship></act></entry>"""
+
+
+def _stay(instruction: str) -> str:
+    """C-CDA Encounter Activity (4.49): a day-hospital stay."""
+    return f"""<entry><encounter classCode="ENC" moodCode="EVN">
+      <templateId root="2.16.840.1.113883.10.20.22.4.49" extension="2015-08-01"/>
+      <id root="1.2.250.1.999.26.5" extension="SEJ-1"/>
+      <code code="AMB" codeSystem="2.16.840.1.113883.5.4" displayName="Hôpital de jour"/>
+      <effectiveTime><low value="20240311083000+0100"/><high value="20240311170000+0100"/>
+      </effectiveTime>{instruction}</encounter></entry>"""
+
+
+def test_a_problems_instruction_is_a_note_of_the_condition() -> None:
+    """An Instruction under a Problem Observation ('toujours avoir son aérosol sur soi'):
+    stored in details.patient_instructions, exported nowhere. It is a note of the
+    Condition now; a problem without one has no such note."""
+    told = "Toujours avoir son aérosol de salbutamol sur soi."
+    problem, other = _normalized(_section("11450-4", "Problèmes", _asthma(_instruction(told)) +
+                                          _asthma("").replace("PB-1", "PB-2"))).entries[1:]
+    assert problem.details["patient_instructions"] == [told]
+    first, second = [r for r in _bundle([problem, other]) if r["resourceType"] == "Condition"]
+    assert {"text": f"instructions to the patient (CDA instruction): {told}"} in first["note"]
+    assert not [n for n in second.get("note") or () if "instruction" in n["text"]]
+
+
+def test_an_encounters_instruction_is_said_in_its_narrative() -> None:
+    """An Instruction under an Encounter Activity ('revenir à jeun le 18 mars'): R4
+    Encounter has no note (one made the Bundle invalid), so the Encounter's narrative
+    says it; without an instruction, no narrative."""
+    told = "Revenir à jeun le 18 mars pour le bilan de contrôle."
+    stay, other = _normalized(_section("46240-8", "Rencontres", _stay(_instruction(told)) +
+                                       _stay("").replace("SEJ-1", "SEJ-2"))).entries[1:]
+    assert stay.details["patient_instructions"] == [told]
+    first, second = [r for r in _bundle([stay, other]) if r["resourceType"] == "Encounter"]
+    assert "Revenir à jeun le 18 mars" in first["text"]["div"]
+    assert "note" not in first and "text" not in second
