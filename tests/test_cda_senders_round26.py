@@ -95,6 +95,24 @@ def test_a_width_that_is_no_time_is_said_and_leaves_the_period_open() -> None:
     assert "'mL'" in warning and "width" in warning
 
 
+@pytest.mark.parametrize(("width", "end"), [
+    ('<width value="24" unit="hr"/>', "2024-03-12T08:00:00+01:00"),  # ANSI / ISO+ habit
+    ('<width value="1" unit="j"/>', "2024-03-12T08:00:00+01:00"),  # a French 'jour'
+])
+def test_a_width_in_a_unit_of_time_that_is_not_ucum_is_read_and_said(width: str,
+                                                                      end: str) -> None:
+    """A width in 'hr' or the French 'j' (not UCUM, which CDA asks for): what it means is
+    plain, so the end is computed, and the ledger row says the unit is not UCUM's."""
+    urine = _result("2889-4", "Protéinurie des 24 heures",
+                    '<value xsi:type="PQ" value="0.42" unit="g/(24.h)"/>',
+                    _from("20240311080000+0100", width))
+    msg = _normalized(_section("30954-2", "Biochimie urinaire", urine))
+    (protein,) = msg.entries[1:]
+    assert protein.details["period_high"] == end
+    assert [w.split(":")[0] for w in msg.warnings if "WIDTH" in w] == [
+        "CDA_WIDTH_UNIT_NOT_UCUM"]
+
+
 def _amoxicillin(timing: str) -> str:
     """A CI-SIS / IHE PCC medication 'from 1 March for N': amoxicilline 1 g."""
     return f"""<entry><substanceAdministration classCode="SBADM" moodCode="INT">

@@ -100,7 +100,8 @@ def _status(code: str) -> str:
 
 
 @cache
-def _time_units() -> dict[str, tuple[str, int]]:
-    """A UCUM unit of time -> (how it is added: 'seconds' or 'months', how many of them)
-    (tables/ucum_time_units.csv): the width of an IVL_TS."""
-    return {row["unit"]: (row["add"], int(row["amount"])) for row in table("ucum_time_units")}
+def _time_units() -> dict[str, tuple[str, int, bool]]:
+    """A unit of time -> (how it is added: 'seconds' or 'months', how many of them, whether
+    it is UCUM's) (tables/ucum_time_units.csv): the width of an IVL_TS."""
+    return {row["unit"]: (row["add"], int(row["amount"]), row["ucum"] == "yes")
+            for row in table("ucum_time_units")}

@@ -71,9 +71,10 @@ def width_end(period: IVL, warnings: list[str]) -> str | None:
     """The end of an interval given as its start and its width, no high (IVL_TS low +
     width: 'from 08:00 for 24 h', a 24-hour urine collection; a medication 'for 7 d'), as
     ISO at the start's precision: the width was not read and the period had no end. None
-    when there is no such interval, or when the width says no time (its unit is not a UCUM
-    unit of time: a warning, the period is left open) or is finer than the start (a day
-    plus 8 h)."""
+    when there is no such interval, or when the width says no time (its unit is no unit of
+    time: a warning, the period is left open) or is finer than the start (a day plus 8 h).
+    A unit of time senders write that is not UCUM's ('hr', the French 'j') is read, with a
+    warning."""
     low, width = period.low, period.width
     if not isinstance(low, TS) or not low.value or not isinstance(width, PQ) or \
             not width.value.strip() or (isinstance(period.high, TS) and period.high.value):
@@ -89,6 +90,9 @@ def width_end(period: IVL, warnings: list[str]) -> str | None:
                         f"{unit[:20]!r} is not a duration in a UCUM unit of time (s, min, h, "
                         "d, wk, mo, a): the period's end is not known")
         return None
+    if not how[2]:  # 'hr', 'j': a time all the same, said
+        warnings.append(f"CDA_WIDTH_UNIT_NOT_UCUM: {width.path}: width unit {unit!r} is not "
+                        "UCUM: read as the unit of time it names")
     start = _iso_value(low.value, warnings, low.path)
     return _add_width(start, how[0], amount * how[1]) if start else None
 
