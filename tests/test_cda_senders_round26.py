@@ -134,13 +134,15 @@ def _amoxicillin(timing: str) -> str:
 ])
 def test_a_medication_for_a_duration_ends_after_it(width: str, end: str) -> None:
     """A treatment 'from 1 March for 7 days' (IVL_TS low + width): its duration was kept
-    (details.duration) but no end, so the FHIR MedicationStatement had no end either."""
+    (details.duration) but no end, so the FHIR MedicationRequest's period had no end."""
     msg = _normalized(_section("10160-0", "Traitements",
                                _amoxicillin(_from("20240301", width))))
     (medication,) = msg.entries[1:]
     assert (medication.details["period_low"], medication.details["period_high"]) == (
         "2024-03-01", end)
     assert medication.details["duration"]
+    (request,) = [r for r in _bundle([medication]) if r["resourceType"] == "MedicationRequest"]
+    assert request["dispenseRequest"]["validityPeriod"] == {"start": "2024-03-01", "end": end}
 
 
 # -- the words of a body site ------------------------------------------------------------------
