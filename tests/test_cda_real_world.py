@@ -402,6 +402,7 @@ def test_procedure_activity_act_and_body_site() -> None:
     assert [(e.type, e.code) for e in got] == [("procedure", "409063005"),
                                                ("procedure", "NFFA004")]
     assert got[1].details["target_site"] == {"code": "72696002", "system": "SNOMED-CT",
+                                             "display": "genou",  # round 26: its words
                                              "qualifiers": ["7771000"]}
 
 
@@ -3304,9 +3305,10 @@ def test_the_steps_of_a_tapered_or_split_dose_are_kept() -> None:
       </substanceAdministration></entry>"""))
     assert entry.details["dosage_steps"] == [
         {"sequence": "1", "period_low": "2021-12-01", "duration": "2 d",
+         "period_high": "2021-12-03",  # low + width (round 26)
          "frequency": "every 8 h", "dose": "1 {tablet}"},
         {"sequence": "2", "period_low": "2021-12-03", "duration": "4 d",
-         "frequency": "every 12 h", "dose": "1 {tablet}"}]
+         "period_high": "2021-12-07", "frequency": "every 12 h", "dose": "1 {tablet}"}]
     assert entry.details["period_low"] == "2021-12-01"
 
 

@@ -297,6 +297,7 @@ def test_where_a_vaccine_was_given_is_kept_with_its_side() -> None:
     shot = _ccda_immunization("VS", site + '<doseQuantity value="0.5" unit="mL"/>')
     (got,) = _entries(_section("11369-6", "Vaccinations", shot))
     assert got.details["approach_site"] == {"code": "244109008", "system": "SNOMED-CT",
+                                            "display": "muscle deltoïde",  # round 26
                                             "qualifiers": ["7771000"]}
     assert "target_site" not in got.details
 
@@ -316,8 +317,10 @@ def test_the_way_into_a_procedure_is_kept_beside_its_target() -> None:
     </procedure></entry>"""
     (got,) = _entries(_section("47519-4", "Actes", proc))
     assert got.details["approach_site"] == {"code": "45631007", "system": "SNOMED-CT",
+                                            "display": "artère radiale",  # round 26
                                             "qualifiers": ["24028007"]}
-    assert got.details["target_site"] == {"code": "41801008", "system": "SNOMED-CT"}
+    assert got.details["target_site"] == {"code": "41801008", "system": "SNOMED-CT",
+                                          "display": "artère coronaire"}  # round 26
 
 
 def test_corpus_vac_keeps_vaccine_lot_date_and_dose() -> None:

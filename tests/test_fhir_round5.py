@@ -72,10 +72,11 @@ def test_eye_care_measurements_say_their_eye_and_their_group() -> None:
         group = "prescribed" if url in prescribed else "delivered" if url in delivered \
             else None
         said[(group, res[i]["bodySite"]["text"])] += 1
-    assert said == Counter({("prescribed", "laterality: right"): 1,
-                            ("prescribed", "laterality: left"): 1,
-                            ("delivered", "laterality: right"): 1,
-                            ("delivered", "laterality: left"): 1})
+    # the site's words since round 26 (its displayName was dropped)
+    assert said == Counter({("prescribed", "lentille de contact, right"): 1,
+                            ("prescribed", "lentille de contact, left"): 1,
+                            ("delivered", "lentille de contact, right"): 1,
+                            ("delivered", "lentille de contact, left"): 1})
     assert {_codes(res[i]["bodySite"])[0] for i in addition} == {"57368009"}  # contact lens
     acuity = groups["28631-0"]["component"]
     assert [(_codes(c["code"]), _codes(c["valueCodeableConcept"])) for c in acuity] == \
@@ -131,7 +132,8 @@ def test_a_cancers_staging_is_its_conditions_stage_with_t_n_m() -> None:
             "21905-5": ["T1b"], "21906-3": ["N1"], "21907-1": ["M0"], "21917-0": ["7"]}
         assert parts["21905-5"]["valueCodeableConcept"]["text"] == \
             "Tumeur envahissant la sous-muqueuse"
-        assert cancer["bodySite"][0]["text"] == "laterality: right"  # C50.2, right breast
+        assert cancer["bodySite"][0]["text"] == \
+            "Tumeur maligne du quadrant supéro-interne du sein, right"  # C50.2 (round 26: words)
 
 
 def test_observations_of_a_problem_that_stage_nothing_make_no_stage() -> None:

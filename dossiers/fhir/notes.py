@@ -3,11 +3,14 @@ the reasons a fact was done or given (reasonCode)."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 
 from dossiers.fhir.codings import _said_concept
-from dossiers.fhir.common import _code, _text
+from dossiers.fhir.common import PATIENT_TOLD, _code, _text
 from dossiers.fhir.conditions import _staging_role
+from dossiers.fhir.family import _narrative
+from dossiers.fhir.medications import _patient_instruction
 
 # Details holding what the sender wrote about an entry in words, wherever it was written:
 # on the entry itself, on the whole exam (a lab's comment on the urine culture, on each of
@@ -124,3 +127,25 @@ def _described_notes(details: Mapping, reasons: bool = True) -> list[dict]:
             if words:
                 out.append({"text": f"{prefix}{words}"})
     return out
+
+
+# Resources whose export gives details.patient_instructions an element of its own
+# (ServiceRequest.patientInstruction, Dosage.patientInstruction, the Procedure's note).
+_TOLD_ELSEWHERE = frozenset({"ServiceRequest", "Procedure", "MedicationStatement",
+                             "MedicationRequest", "MedicationDispense", "Immunization"})
+
+
+def _told_note(res: dict, resource: str, details: Mapping) -> None:
+    """What the patient was told (details.patient_instructions: a C-CDA Instruction under a
+    problem, an observation or an encounter) as a note, or in the narrative of an R4
+    Encounter, which has no note: it was stored and exported nowhere."""
+    told = _patient_instruction(details)
+    if not told:
+        return
+    said = f"{PATIENT_TOLD}: {told}"
+    if resource == "Observation" or resource in _NOTED:
+        res["note"] = [*(res.get("note") or []), {"text": said}]
+    elif resource == "Encounter":
+        div = (res.get("text") or {}).get("div")
+        res["text"] = {"status": "additional", "div": div[:-len("</div>")] +
+                       f"<p>{html.escape(said)}</p></div>" if div else _narrative(said)}

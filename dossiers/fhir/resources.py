@@ -56,10 +56,12 @@ from dossiers.fhir.medications import (
 from dossiers.fhir.notes import (
     _NOTED,
     _REASONED,
+    _TOLD_ELSEWHERE,
     _described_notes,
     _notes,
     _qualifier_notes,
     _reason_codes,
+    _told_note,
 )
 from dossiers.fhir.orders import _document_orders, _lab_order
 from dossiers.fhir.parties import _author, _performer, _performers, _sources
@@ -334,6 +336,8 @@ def _entry_resource(entry: Mapping, resource: str, subject: dict, base_url: str,
         else:  # R4 DiagnosticReport, DocumentReference, Encounter have no note: a note
             # there made the whole Bundle invalid; their narrative says it
             res["text"] = {"status": "additional", "div": _narrative(said)}
+    if resource not in _TOLD_ELSEWHERE:
+        _told_note(res, resource, details)
     _sources(res, resource, details, subject)
     res.setdefault("identifier", [])
     res["identifier"].insert(0, {"system": f"{base_url}/entries",

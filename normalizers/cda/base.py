@@ -8,7 +8,7 @@ from typing import Any
 from normalizers.cda.coded import _code, _other_codes, original_text, referenced_text
 from normalizers.cda.common import _Ctx, _placeholders, is_placeholder, section_code, system_name
 from normalizers.cda.tables import _result_statuses, _status
-from normalizers.cda.times import _effective, _iso_value
+from normalizers.cda.times import _effective, _iso_value, width_end
 from normalizers.cda.values import TEXT_VALUE_SIZE
 from normalizers.model import ENTRY_MAX, LAB_RESULT, Entry
 from parsers.cda.model import CD, IVL, TS, ClinicalStatement, Section
@@ -49,7 +49,7 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)
     if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
-        site = _site(sites[0])
+        site = _site(sites[0], section)
         if site:
             entry.details["target_site"] = site
     return entry
@@ -72,12 +72,18 @@ def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] |
     return {k: v for k, v in out.items() if v}
 
 
-def _site(site: CD) -> dict[str, Any] | None:
-    """A body site as {code, system} with its laterality (the values of its qualifiers:
-    right, left) as ``qualifiers``; None when it has no code."""
+def _site(site: CD, section: Section | None = None) -> dict[str, Any] | None:
+    """A body site as {code, system, display} with its laterality (the values of its
+    qualifiers: right, left) as ``qualifiers``; None when it has no code. The display is
+    the code's displayName, else its originalText (read in the section narrative when a
+    reference): like every other coded value's; the words were dropped, the export showed
+    a bare SNOMED CT code."""
     if not site.code:
         return None
     out: dict[str, Any] = {"code": site.code, "system": system_name(site.code_system)}
+    words = site.display.strip() or original_text(site, section).strip()
+    if words:
+        out["display"] = words
     laterality = [v.code for _, v in site.qualifiers if v is not None and v.code]
     if laterality:
         out["qualifiers"] = laterality
@@ -100,10 +106,15 @@ def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
 def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     """The end of a procedure or a result over a period (effectiveTime low and high: an
     operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
-    urine) in details.period_high; its start is the entry's time. The end was dropped."""
+    urine) in details.period_high; its start is the entry's time. The end was dropped.
+    A start and a width ('from 08:00 for 24 h') say the same end (``width_end``)."""
     period = act.effective_time
-    if not isinstance(period, IVL) or not isinstance(period.low, TS) or \
-            not period.low.value or not isinstance(period.high, TS) or not period.high.value:
+    if not isinstance(period, IVL) or not isinstance(period.low, TS) or not period.low.value:
+        return
+    if not isinstance(period.high, TS) or not period.high.value:
+        end = width_end(period, ctx.warnings)
+        if end and end != entry.effective:
+            entry.details["period_high"] = end
         return
     end = _iso_value(period.high.value, ctx.warnings, period.high.path)
     if end and end != entry.effective:

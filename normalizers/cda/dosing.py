@@ -96,5 +96,5 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
         if unit:
             details["administration_unit"] = unit
     for t in act.effective_times:
-        _timing(t, details)
+        _timing(t, details, ctx.warnings)
     _united(act.effective_times, details)

@@ -152,7 +152,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
-    site = next((f for f in map(_site, act.approach_site_codes) if f), None) \
+    site = next((f for f in (_site(c, section) for c in act.approach_site_codes) if f), None) \
         if isinstance(act, SubstanceAdministration) and act.approach_site_codes else None
     if site:  # where it was given, with its side (C-CDA Immunization / Medication Activity,
         # IHE PCC: approachSiteCode 'left deltoid'): dropped

@@ -110,3 +110,18 @@ def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None
         words = original_text(act.code, section) if act.code is not None else ""
         return {"text": words[:300]} if words else None
     return {"code": coded[0], "system": coded[1], "display": coded[2]}
+
+
+def _sub_panel(act: Organizer, outer: dict[str, Any] | None, ctx: _Ctx,
+               section: Section) -> dict[str, Any] | None:
+    """A CLUSTER of no result template nested in a battery (a sub-panel: 'Formule
+    leucocytaire' inside 'NFS') as the panel of its results, the battery (whole: its
+    comments, its own parent) as its ``parent``: its code was lost and its results took
+    the battery's. None when it names nothing, or
+    is in no battery that names one (a flat battery, a cluster alone: as before)."""
+    if act.class_code != "CLUSTER" or not outer or not (outer.get("code") or outer.get("text")):
+        return None
+    own = _panel(act, ctx, section)
+    if own is None:
+        return None
+    return {**own, "parent": dict(outer)}

@@ -35,7 +35,7 @@ def _procedure(act: ClinicalStatement, section: Section, ctx: _Ctx,
         _qualify(code, entry, "code_qualifiers", ctx, section)
     if isinstance(act, Observation) and act.values:  # C-CDA procedure activity observation:
         _value(_untyped(act.values[0]), entry, ctx, section)  # what it found (an ECG...)
-    site = next((f for f in map(_site, act.approach_site_codes) if f), None) \
+    site = next((f for f in (_site(c, section) for c in act.approach_site_codes) if f), None) \
         if isinstance(act, Procedure) and act.approach_site_codes else None
     if site:  # the way in (approachSiteCode: a coronary angiography by the right radial
         # artery, C-CDA / IHE PCC procedure entries): dropped, the target site alone kept

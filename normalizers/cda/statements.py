@@ -57,6 +57,7 @@ from normalizers.cda.organizers import (
     _organizer_status,
     _panel,
     _relative,
+    _sub_panel,
 )
 from normalizers.cda.procedures import _device, _procedure
 from normalizers.cda.qualifiers import _is_qualifier
@@ -343,8 +344,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             if act.class_code == "BATTERY" else []
         if media:  # an image of the whole battery (CR-BIO: the electrophoresis curve)
             battery = {**(battery or {}), "media": media}
-        isolate = _isolate(act, ctx, section) or isolate
+        own_isolate = _isolate(act, ctx, section)
+        isolate = own_isolate or isolate
         measured = _group(act, ctx, section)
+        if battery is None and own_isolate is None and measured is None:
+            battery = _sub_panel(act, panel, ctx, section)  # else the battery's, as before
         for component in act.components:
             if media and isinstance(component, ObservationMedia):
                 continue  # the battery's, read above

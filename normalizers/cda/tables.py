@@ -97,3 +97,11 @@ _STATUSES = {"completed": "final", "active": "active", "aborted": "cancelled",
 
 def _status(code: str) -> str:
     return _STATUSES.get(code, code or "final")
+
+
+@cache
+def _time_units() -> dict[str, tuple[str, int, bool]]:
+    """A unit of time -> (how it is added: 'seconds' or 'months', how many of them, whether
+    it is UCUM's) (tables/ucum_time_units.csv): the width of an IVL_TS."""
+    return {row["unit"]: (row["add"], int(row["amount"]), row["ucum"] == "yes")
+            for row in table("ucum_time_units")}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import calendar
 from contextvars import ContextVar
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
 from normalizers.cda.common import _Ctx
+from normalizers.cda.tables import _time_units
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
-from parsers.cda.model import IVL, TS, Document, Value
+from parsers.cda.model import IVL, PQ, TS, Document, Value
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
 # HL7 V3 TS, as HL7 v2.5 2.A.22, reads them in the sender's local time. Set for the length of
@@ -61,3 +65,74 @@ def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -
         if warnings is not None:
             warnings.append(f"CDA_BAD_DATE: {where}: {BAD_TS_TEXT}, ignored")
         return ""
+
+
+def width_end(period: IVL, warnings: list[str]) -> str | None:
+    """The end of an interval given as its start and its width, no high (IVL_TS low +
+    width: 'from 08:00 for 24 h', a 24-hour urine collection; a medication 'for 7 d'), as
+    ISO at the start's precision: the width was not read and the period had no end. None
+    when there is no such interval, or when the width says no time (its unit is no unit of
+    time: a warning, the period is left open) or is finer than the start (a day plus 8 h).
+    A unit of time senders write that is not UCUM's ('hr', the French 'j') is read, with a
+    warning."""
+    low, width = period.low, period.width
+    if not isinstance(low, TS) or not low.value or not isinstance(width, PQ) or \
+            not width.value.strip() or (isinstance(period.high, TS) and period.high.value):
+        return None
+    unit = width.unit.strip() or "1"
+    how = _time_units().get(unit)
+    try:
+        amount = Decimal(width.value.strip())
+    except InvalidOperation:
+        amount = None
+    if how is None or amount is None or not amount.is_finite() or amount < 0:
+        warnings.append(f"CDA_WIDTH_NOT_TIME: {width.path}: width {width.value.strip()[:20]!r} "
+                        f"{unit[:20]!r} is not a duration in a UCUM unit of time (s, min, h, "
+                        "d, wk, mo, a): the period's end is not known")
+        return None
+    if not how[2]:  # 'hr', 'j': a time all the same, said
+        warnings.append(f"CDA_WIDTH_UNIT_NOT_UCUM: {width.path}: width unit {unit!r} is not "
+                        "UCUM: read as the unit of time it names")
+    start = _iso_value(low.value, warnings, low.path)
+    return _add_width(start, how[0], amount * how[1]) if start else None
+
+
+def _add_width(start: str, add: str, amount: Decimal) -> str | None:
+    """ISO ``start`` plus ``amount`` seconds or calendar months, at the start's precision;
+    None when the start is coarser than a day or the amount finer than the start."""
+    if len(start) == 10:  # a day: whole days or months only
+        day = date.fromisoformat(start)
+        if add == "months":
+            return _plus_months(day, amount).isoformat() if amount == amount.to_integral() \
+                else None
+        days, rest = divmod(amount, 86400)
+        return (day + timedelta(days=int(days))).isoformat() if not rest else None
+    if len(start) < 10:
+        return None
+    precision = _precision(start)
+    moment = datetime.fromisoformat(start if precision != "hours" else
+                                    start[:13] + ":00" + start[13:])
+    if add == "months":
+        if amount != amount.to_integral():
+            return None
+        end = datetime.combine(_plus_months(moment.date(), amount), moment.timetz())
+    else:
+        end = moment + timedelta(seconds=float(amount))
+    text = end.isoformat(timespec="minutes" if precision == "hours" else precision)
+    return text[:13] + text[16:] if precision == "hours" else text
+
+
+def _precision(start: str) -> str:
+    """The isoformat timespec of an ISO date-time as hl7_ts_to_iso writes it."""
+    clock = start[11:].split("+")[0].split("-")[0].rstrip("Z")
+    if "." in clock:
+        return "microseconds" if len(clock.split(".")[1]) > 3 else "milliseconds"
+    return {2: "hours", 5: "minutes"}.get(len(clock), "seconds")
+
+
+def _plus_months(day: date, months: Decimal) -> date:
+    """``day`` plus whole calendar months, the 31st becoming the month's last day."""
+    total = day.year * 12 + day.month - 1 + int(months)
+    year, month = divmod(total, 12)
+    month += 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))

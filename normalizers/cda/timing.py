@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from normalizers.cda.quantities import _quantity, _range
-from normalizers.cda.times import _iso_value
+from normalizers.cda.times import _iso_value, width_end
 from parsers.cda.model import EIVL_TS, IVL, PQ, SXPR_TS, TS, Value
 
 
@@ -91,14 +91,16 @@ def _dose_range(dose: IVL) -> str | None:
     return f"{text} {unit}" if unit and not text.endswith(unit) else text
 
 
-def _timing(t: Value, details: dict[str, Any]) -> None:
+def _timing(t: Value, details: dict[str, Any], warnings: list[str] | None = None) -> None:
     """One effectiveTime of a medication into ``details``: its period (low, high; 'for 2 d'
     as duration), frequency (PIVL_TS), timing event (EIVL_TS), and the parts of a set
     expression (SXPR_TS: IHE PCC / CI-SIS structured posology 'every 8 h from the 1st for
-    2 days', whose frequency and duration were lost)."""
+    2 days', whose frequency and duration were lost). A period given as its start and width
+    ('from the 1st for 7 d') has its end computed (``width_end``; ``warnings`` gets a width
+    that is no time)."""
     if isinstance(t, SXPR_TS):
         for comp in t.comps:
-            _timing(comp, details)
+            _timing(comp, details, warnings)
     elif isinstance(t, IVL):
         for name in ("low", "high"):
             v = getattr(t, name)
@@ -106,6 +108,9 @@ def _timing(t: Value, details: dict[str, Any]) -> None:
                 details[f"period_{name}"] = _iso_value(v.value)
         if isinstance(t.width, PQ) and t.width.value:
             details["duration"] = _quantity(t.width)
+            end = width_end(t, warnings if warnings is not None else [])
+            if end:
+                details["period_high"] = end
     elif t.type == "PIVL_TS":
         period = getattr(t, "period", None)
         if isinstance(period, PQ) and period.value:
