@@ -353,11 +353,12 @@ def test_https_with_the_listeners_certificate(tmp_path, sqlite_template) -> None
     ctx.engine.dispose()
 
 
-def test_dmp_ingest_serve_http_and_sigterm(tmp_path) -> None:  # noqa: ANN001
+def test_dmp_ingest_serve_http_and_sigterm(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """The real command: `serve --no-mllp --http-port 0` answers a sender, and SIGTERM
     (handled by the service, not by uvicorn) stops it with status 0."""
     home = tmp_path / "home"
     home.mkdir()
+    migrated_sqlite(sqlite_template, home / "dmp.sqlite3")  # the home's store, at head
     (home / "dmp.toml").write_text('worker_id = "api-test"\n[sources.labm]\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
     env.update(PYTHONPATH=str(ROOT), DMP_HOME=str(home), DMP_WORKERS="0")
