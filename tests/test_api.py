@@ -33,7 +33,7 @@ from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
 from tests.api_support import SECRET, api_settings, running_api
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, migrated_sqlite
 from tests.test_privacy import debug_logging, hits  # noqa: F401 (a fixture)
 
 MAX_BODY = 512 * 1024
@@ -328,7 +328,7 @@ def test_serve_worker_processes_what_http_received(settings) -> None:  # noqa: A
     ctx.engine.dispose()
 
 
-def test_https_with_the_listeners_certificate(tmp_path) -> None:  # noqa: ANN001
+def test_https_with_the_listeners_certificate(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """With the MLLP listener's certificate configured (and no http_tls_*), the API is
     served over TLS only."""
     def run(*args: str) -> None:
@@ -337,6 +337,7 @@ def test_https_with_the_listeners_certificate(tmp_path) -> None:  # noqa: ANN001
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
         "server.pem", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
         "subjectAltName=IP:127.0.0.1")
+    migrated_sqlite(sqlite_template, tmp_path / "home" / "dmp.sqlite3")  # the home's store
     settings = load_settings(env={"DMP_HOME": str(tmp_path / "home"),
                                   "DMP_MLLP_TLS_CERT": str(tmp_path / "server.pem"),
                                   "DMP_MLLP_TLS_KEY": str(tmp_path / "server.key")})
@@ -352,11 +353,12 @@ def test_https_with_the_listeners_certificate(tmp_path) -> None:  # noqa: ANN001
     ctx.engine.dispose()
 
 
-def test_dmp_ingest_serve_http_and_sigterm(tmp_path) -> None:  # noqa: ANN001
+def test_dmp_ingest_serve_http_and_sigterm(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """The real command: `serve --no-mllp --http-port 0` answers a sender, and SIGTERM
     (handled by the service, not by uvicorn) stops it with status 0."""
     home = tmp_path / "home"
     home.mkdir()
+    migrated_sqlite(sqlite_template, home / "dmp.sqlite3")  # the home's store, at head
     (home / "dmp.toml").write_text('worker_id = "api-test"\n[sources.labm]\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
     env.update(PYTHONPATH=str(ROOT), DMP_HOME=str(home), DMP_WORKERS="0")

@@ -8,6 +8,7 @@ from pipelines.archive import ArchiveError, DirectoryArchive, open_archive, sha2
 from pipelines.intake import Received, intake
 from pipelines.process import drain
 from pipelines.report import show_import
+from tests.conftest import migrated_sqlite
 from tests.test_pipeline import make_patient, oru
 
 DATA = "MSH|^~\\&|LAB|Hôpital Saint-Éloi\r".encode()
@@ -159,11 +160,13 @@ def test_s3_server_side_encryption_from_the_environment(s3_env, monkeypatch) -> 
     assert _sse_of(archive, archive.put(DATA + b"plain"))["SSEKMSKeyId"] is None
 
 
-def test_s3_settings_through_the_service_context(s3_env, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+def test_s3_settings_through_the_service_context(s3_env, monkeypatch, tmp_path,  # noqa: ANN001
+                                                  sqlite_template) -> None:  # noqa: ANN001
     from pipelines.process import Context
     from pipelines.settings import load_settings
 
     monkeypatch.setenv("DMP_S3_SSE", "AES256")
+    migrated_sqlite(sqlite_template, tmp_path / "dmp.sqlite3")  # the home's store, at head
     settings = load_settings(env={"DMP_HOME": str(tmp_path), "DMP_ARCHIVE_URL":
                                   "s3://dmp-archive/ctx", "DMP_S3_ENDPOINT_URL": s3_env})
     ctx = Context.from_settings(settings)

@@ -12,6 +12,7 @@ import pytest
 
 from connectors.folder import FolderPoller
 from connectors.s3_bucket import BucketPoller
+from tests.conftest import migrated_sqlite
 from tests.test_folder_connector import claimed_files, files_under
 from tests.test_folder_connector import source as folder_source
 from tests.test_s3_connector import (  # noqa: F401 - fixtures
@@ -106,7 +107,8 @@ def test_a_bucket_settle_setting_leaves_objects_still_being_written(sqlite_ctx, 
 
 
 # -- ingest FILE... ---------------------------------------------------------------------------
-def test_ingest_holds_a_bounded_group_of_files_not_200_whole_ones(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_ingest_holds_a_bounded_group_of_files_not_200_whole_ones(tmp_path, monkeypatch,  # noqa: ANN001
+                                                                  sqlite_template) -> None:  # noqa: ANN001
     """`dmp-ingest ingest FOLDER` handed files to intake 200 at a time, whatever their size:
     200 reports of 15 MB (under the 16 MB at which an HL7 file is streamed) sat in memory at
     once, 3 GB. Now a group also closes once it holds CHUNK_BYTES (64 MiB; 1 MiB here, on 16
@@ -118,6 +120,7 @@ def test_ingest_holds_a_bounded_group_of_files_not_200_whole_ones(tmp_path, monk
     from dossiers.db import make_engine
     from tests.test_s3_connector import ledger as rows_of
 
+    migrated_sqlite(sqlite_template, tmp_path / "home" / "dmp.sqlite3")  # the home's store
     monkeypatch.setenv("DMP_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DMP_CONFIG", raising=False)
     monkeypatch.delenv("DMP_DATABASE_URL", raising=False)

@@ -230,13 +230,16 @@ def test_decoding_never_passes_the_limit_and_gives_back_what_was_compressed(data
 
 
 # -- serve: what each poller watches, said at start ------------------------------------------
-def test_serve_says_at_start_what_each_source_polls_and_no_secret(tmp_path) -> None:  # noqa: ANN001
+def test_serve_says_at_start_what_each_source_polls_and_no_secret(tmp_path,  # noqa: ANN001
+                                                                  sqlite_template) -> None:  # noqa: ANN001
     """'polling 1 folder(s), 1 bucket(s)' alone left the admin to guess which path,
     prefix and endpoint a running service had read from its settings."""
     from connectors.service import Pollers
     from pipelines.process import Context
+    from tests.conftest import migrated_sqlite
     from tests.test_folder_connector import settings_from
 
+    migrated_sqlite(sqlite_template, tmp_path / "home" / "dmp.sqlite3")  # the home's store
     settings = settings_from(tmp_path, f"""
 poll_interval = 15
 [folders.labo-cerballiance]

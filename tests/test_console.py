@@ -38,7 +38,7 @@ from pipelines.intake import Received, intake
 from pipelines.process import Context, drain
 from pipelines.report import show_import
 from tests.api_support import api_settings, running_api
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, migrated_sqlite
 
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "console"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -55,7 +55,7 @@ def _push(ctx: Context, source: str, data: bytes, name: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):  # noqa: ANN001, ANN201
+def world(tmp_path_factory, sqlite_template):  # noqa: ANN001, ANN201
     """One service (SQLite) for the module: the sample dossiers, a deposited lab report, an
     unknown patient's message (quarantined), a broken message carrying a script (failed),
     K8's masked CDA, professionals, K8's médecin traitant and an authorised professional."""
@@ -63,7 +63,8 @@ def world(tmp_path_factory):  # noqa: ANN001, ANN201
 
     tmp = tmp_path_factory.mktemp("console")
     settings = api_settings(load_settings(env={
-        "DMP_HOME": str(tmp / "home"), "DMP_DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "DMP_HOME": str(tmp / "home"), "DMP_DATABASE_URL": migrated_sqlite(sqlite_template,
+                                                                      tmp / "db.sqlite3"),
         "DMP_ARCHIVE_URL": str(tmp / "archive")}))
     ctx = Context.from_settings(settings)
     with open(SAMPLES / "patients.csv", encoding="utf-8") as fh:
@@ -823,7 +824,7 @@ def test_cda_error_location_from_the_pipeline(ctx) -> None:  # noqa: ANN001
     assert lines[second - 1].parts[1] == ("<recordTarget>", True)
 
 
-def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
+def test_dashboard_shows_the_services_health(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """`serve` with its MLLP listener and a drop folder: the dashboard shows the listener's
     port and each poller's last poll."""
     import dataclasses
@@ -832,7 +833,7 @@ def test_dashboard_shows_the_services_health(tmp_path) -> None:  # noqa: ANN001
 
     base = api_settings(load_settings(env={
         "DMP_HOME": str(tmp_path / "home"),
-        "DMP_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DMP_DATABASE_URL": migrated_sqlite(sqlite_template, tmp_path / "db.sqlite3"),
         "DMP_ARCHIVE_URL": str(tmp_path / "archive")}))
     (tmp_path / "drop").mkdir()
     settings = dataclasses.replace(

@@ -309,9 +309,9 @@ def test_crash_point_postgresql(kind: str, point: str, n: int, tmp_path: Path,
     assert killed or (kind, point, n) in RANDOM_POINTS, "the fault point was never reached"
 
 
-def test_fault_list_kills(tmp_path: Path) -> None:
+def test_fault_list_kills(tmp_path: Path, sqlite_template: Path) -> None:
     """A list of points in DMP_FAULT: the first one reached kills."""
-    settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    settings = _settings(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     ctx = Context.from_settings(settings)
     create_sample_dossiers(ctx)
     ctx.engine.dispose()
@@ -322,7 +322,8 @@ def test_fault_list_kills(tmp_path: Path) -> None:
     assert child.returncode == -signal.SIGKILL
 
 
-def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
+def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path,
+                                                      sqlite_template: Path) -> None:
     """`serve`'s worker process is SIGKILLed after filing its first batch (uncommitted): the
     service starts another, which takes the batch again; the listener never stopped
     acknowledging, and every message is deposited once."""
@@ -330,7 +331,7 @@ def test_a_service_worker_killed_mid_batch_is_replaced(tmp_path: Path) -> None:
     from tests.test_mllp_crash import _generate, _home, _start, _wait_processed
 
     messages, patients = _generate(60, 8)
-    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url = migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3")
     env = _home(tmp_path, url, patients)
     env.update(PYTHONPATH=str(ROOT), DMP_FAULT="process.filed:1",
                DMP_FAULT_ONCE=str(tmp_path / "fired"))
@@ -423,7 +424,8 @@ RANDOM_LISTENER_POINTS = _random_listener_points(
 
 
 @pytest.mark.parametrize(("mode", "point", "n"), LISTENER_POINTS + RANDOM_LISTENER_POINTS)
-def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: int) -> None:  # noqa: ANN001
+def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: int,  # noqa: ANN001
+                                          sqlite_template: Path) -> None:
     """`serve`'s listener SIGKILLed inside its handling of an MLLP group: in its intake
     (after the archive write, after its sync, before the ledger commit), once the group is
     committed but not acknowledged, once acknowledged, and in application-ACK mode (no
@@ -436,7 +438,7 @@ def test_listener_killed_at_a_named_point(tmp_path, mode: str, point: str, n: in
     messages, patients = _generate(200, 7)
     if mode == "application":  # original mode: every message's ACK waits for its filing
         messages = [_original_mode(m) for m in messages]
-    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url = migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3")
     env = _home(tmp_path, url, patients)
     log = tmp_path / "serve.log"
     args = ("--ack-mode", mode, "--no-process") if mode == "application" else ()

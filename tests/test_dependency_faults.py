@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.check import check
-from tests.conftest import _free_port, _pg_bin, start_moto
+from tests.conftest import _free_port, _pg_bin, migrated_sqlite, start_moto
 from tests.mllp_support import Client, msa, running_service, statuses, wait_processed
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
@@ -54,8 +54,8 @@ def _fill(mnt: Path) -> Path:
     return filler
 
 
-def test_archive_disk_full_refuses_then_recovers(tmp_path, small_fs) -> None:  # noqa: ANN001
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+def test_archive_disk_full_refuses_then_recovers(tmp_path, small_fs, sqlite_template) -> None:  # noqa: ANN001
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     from pipelines.archive import DirectoryArchive
 
     ctx.archive = DirectoryArchive(small_fs / "archive")
@@ -150,7 +150,7 @@ def test_postgresql_restarted_under_the_service(tmp_path) -> None:  # noqa: ANN0
         cluster.remove()
 
 
-def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_s3_archive_down_then_back(tmp_path, monkeypatch, sqlite_template) -> None:  # noqa: ANN001
     """The archive on S3 (moto's server on loopback) stops answering, then comes back on the
     same address: no AA meanwhile, AA again after, without a restart."""
     import boto3
@@ -170,7 +170,7 @@ def test_s3_archive_down_then_back(tmp_path, monkeypatch) -> None:  # noqa: ANN0
                              CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
     except client.exceptions.BucketAlreadyOwnedByYou:
         pass
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     ctx.archive = S3Archive("dmp-archive", "raw", client=client)
     # A row the worker was filing when S3 went away is put back for a retry after
     # retry_base_seconds (30 s by default, which this test then spent waiting): the retry is

@@ -71,17 +71,18 @@ def test_a_deletion_from_another_application_never_withdraws_the_document(sqlite
 
 
 # -- a trigger and OBX-11 that disagree: AE, ERR-2 naming both fields --------------------------
-def test_an_action_mismatch_is_answered_ae_pointing_at_both_fields(tmp_path):
+def test_an_action_mismatch_is_answered_ae_pointing_at_both_fields(tmp_path, sqlite_template):
     """MDM^T10 (replace) whose OBX-11 says F (initial): CI-SIS says reject. The ACK is AE
     103 and ERR-2 repeats, one location per field that disagrees. Was: ERR-2 'MSH^1^9^1'
     alone; the OBX-11 at fault was named only in the text."""
     from datetime import UTC, datetime
 
     from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+    from tests.conftest import migrated_sqlite
     from tests.mllp_support import msa, segment
     from tests.test_mllp_service import make_ctx
 
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     t10 = _ris("T10", "F", "100235", parent="100234")  # MSH-15/16 empty: original mode
     try:
         (ack,), = acknowledge(ctx, [Frame(t10.encode(), "127.0.0.1", datetime.now(UTC))],

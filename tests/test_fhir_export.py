@@ -37,7 +37,7 @@ from pipelines.audit import trail
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import drain
-from tests.conftest import SAMPLES, corpus_path
+from tests.conftest import SAMPLES, corpus_path, migrated_sqlite
 from tests.test_samples_e2e import load_samples
 
 # FHIR R4 required value sets (fhir.resources checks the code pattern only)
@@ -181,12 +181,13 @@ def by_entry_id(bundle: dict) -> dict[int, dict]:
 
 # -- the samples ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):  # noqa: ANN001, ANN201
+def store(tmp_path_factory, sqlite_template):  # noqa: ANN001, ANN201
     """The samples filed in a SQLite store of the module's own (HL7v2, CDA, PDF)."""
     from pipelines.process import Context
     from pipelines.settings import load_settings
 
     home = tmp_path_factory.mktemp("fhir") / "home"
+    migrated_sqlite(sqlite_template, home / "dmp.sqlite3")  # the home's default store, at head
     ctx = Context.from_settings(load_settings(env={"DMP_HOME": str(home)}))
     ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")
     load_samples(ctx)  # the dossiers and the HL7v2 samples

@@ -20,7 +20,7 @@ from pipelines.archive import ArchiveError, DirectoryArchive, sha256_hex
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import drain
 from pipelines.settings import FolderSource, SettingsError, load_settings
-from tests.conftest import ROOT, SAMPLES, corpus_path
+from tests.conftest import ROOT, SAMPLES, corpus_path, migrated_sqlite
 
 HL7 = SAMPLES / "hl7v2"
 
@@ -654,13 +654,14 @@ def test_bad_folder_settings_are_one_line_errors(tmp_path, toml, message) -> Non
 
 
 # -- serve ------------------------------------------------------------------------------------
-def test_serve_polls_folders_and_processes(tmp_path, drop) -> None:  # noqa: ANN001
+def test_serve_polls_folders_and_processes(tmp_path, drop, sqlite_template) -> None:  # noqa: ANN001
     """The service's poller takes a dropped file, the ledger worker processes it at once;
     stopping finishes cleanly; --no-pollers leaves the folder alone."""
     from pipelines.process import Context
     from pipelines.settings import ListenerSettings
     from tests.mllp_support import running_service
 
+    migrated_sqlite(sqlite_template, tmp_path / "home" / "dmp.sqlite3")  # the home's store
     settings = load_settings(env={"DMP_HOME": str(tmp_path / "home")},
                              listener=ListenerSettings(port=0), workers=0,
                              folders=(source(drop, poll_interval=0.2),), poll_interval=60)

@@ -31,7 +31,7 @@ from pipelines.intake import Received, intake
 from pipelines.ledger import DEPOSITED, DUPLICATE, FAILED, QUARANTINED, SPLIT
 from pipelines.process import Context, drain
 from pipelines.settings import Source, load_settings
-from tests.conftest import CORPUS, SAMPLES
+from tests.conftest import CORPUS, SAMPLES, migrated_sqlite
 from tests.mllp_support import Client, msa, running_service
 from tests.reliability_support import create_sample_dossiers
 
@@ -67,6 +67,8 @@ def fuzz_ctx(request, tmp_path_factory) -> Iterator[Context]:  # noqa: ANN001
     env = {"DMP_HOME": str(home), "DMP_MAPPINGS_DIR": str(SAMPLES / "mappings")}
     if request.param == "postgresql":
         env["DMP_DATABASE_URL"] = request.getfixturevalue("postgres_server").new_database()
+    else:  # the home's store, a copy of the session's template
+        migrated_sqlite(request.getfixturevalue("sqlite_template"), home / "dmp.sqlite3")
     ctx = Context.from_settings(load_settings(env=env))
     create_sample_dossiers(ctx)
     yield ctx

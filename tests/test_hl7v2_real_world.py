@@ -330,17 +330,18 @@ def test_observation_time_falls_back_to_the_specimen_collection_time():
     assert report.specimen_time == gly.specimen_time == "2024-03-15T08:12+01:00"
 
 
-def test_frame_with_several_messages_reports_the_one_that_failed(tmp_path):
+def test_frame_with_several_messages_reports_the_one_that_failed(tmp_path, sqlite_template):
     """Two messages in one MLLP frame (a sender batching without envelope): both are stored
     and processed, and the one ACK (MSA-2 = the first MSH-10) said AA although the second
     failed. It now reports the first failure and where it is; what was filed stays filed."""
     from datetime import UTC, datetime
 
     from pipelines.acknowledge import APPLICATION, Frame, acknowledge
+    from tests.conftest import migrated_sqlite
     from tests.mllp_support import msa, segment
     from tests.test_mllp_service import make_ctx, original_mode, sample
 
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     good = original_mode(sample("01_labm_nfs.hl7"))
     bad = original_mode(sample("20_casse_nm_non_numerique.hl7"))
     now = datetime.now(UTC)

@@ -31,7 +31,7 @@ from pipelines.intake import Received, intake
 from pipelines.ledger import FAILED, Outcome, claim_batch, record_outcomes
 from pipelines.process import drain
 from pipelines.settings import FolderSource, Source
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, migrated_sqlite
 from tests.mllp_support import (
     VT,
     Client,
@@ -236,14 +236,14 @@ def test_size_limits_match_the_schema() -> None:
     assert imports.c.logical_id.type.length == LOGICAL_ID_MAX
 
 
-def test_a_one_gibibyte_frame_is_refused_in_bounded_memory(tmp_path) -> None:  # noqa: ANN001
+def test_a_one_gibibyte_frame_is_refused_in_bounded_memory(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """1 GiB in one MLLP frame to the real listener at its default limit (10 MiB): streamed
     through, never held (the service's memory grows by far less than the frame), answered
     AR MLLP_FRAME_TOO_LARGE, recorded as a failed import (its head archived); meanwhile
     another connection is served, and the same connection goes on afterwards."""
     gib, chunk = 1 << 30, b"x" * (1 << 20)
     head = original_mode(sample("01_labm_nfs.hl7")) + b"NTE|1||"
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     assert ctx.settings.listener.max_frame_bytes == 10 * 1024 * 1024  # the default
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; the listener is here
     try:

@@ -18,6 +18,7 @@ from pipelines.intake_stream import INTERRUPTED, intake_file, is_large_hl7
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
 from samples.generate import write_bulk
+from tests.conftest import migrated_sqlite
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_streamed_file_has_the_rows_of_the_in_memory_split(ctx, batch_file) -> N
 
 
 def test_interrupted_intake_is_taken_again_without_loss_or_double(  # noqa: ANN201
-        ctx, batch_file, monkeypatch, tmp_path):  # noqa: ANN001
+        ctx, batch_file, monkeypatch, tmp_path, sqlite_template):  # noqa: ANN001
     mappings = batch_file.parent.parent / "mappings"
     ctx.settings = replace(ctx.settings, mappings_dir=mappings)
     ctx.__dict__.pop("mappings", None)  # the cached tables, read again from there
@@ -84,6 +85,7 @@ def test_interrupted_intake_is_taken_again_without_loss_or_double(  # noqa: ANN2
             imports.c.status.in_(("deposited", "failed", "quarantined")))).scalars().all()
     assert len(processed) == len(set(processed))  # no message processed twice
     # and the dossiers hold what one uninterrupted in-memory ingest of the file gives
+    migrated_sqlite(sqlite_template, tmp_path / "reference" / "dmp.sqlite3")
     reference = Context.from_settings(load_settings(env={
         "DMP_HOME": str(tmp_path / "reference"), "DMP_MAPPINGS_DIR": str(mappings)}))
     _dossiers(reference, batch_file)

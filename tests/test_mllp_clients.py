@@ -23,7 +23,7 @@ from sqlalchemy import select
 from dossiers.schema import entries, imports, patients
 from pipelines.settings import Source
 from tests import test_mllp_service
-from tests.conftest import ROOT
+from tests.conftest import ROOT, migrated_sqlite
 from tests.mllp_support import running_service, statuses, wait_processed
 from tests.test_mllp_service import make_ctx, original_mode, sample
 
@@ -266,12 +266,12 @@ def test_node_hl7_client_bhs_batch_then_a_message(ctx, tmp_path) -> None:  # noq
     assert sum(statuses(ctx).values()) == 1 + 3 + 1  # the batch's row, its 3, the lone one
 
 
-def test_node_hl7_client_tls_with_client_certificate(tmp_path, tls_files) -> None:  # noqa: ANN001
+def test_node_hl7_client_tls_with_client_certificate(tmp_path, tls_files, sqlite_template) -> None:  # noqa: ANN001
     """node-hl7-client over TLS (Node's TLS stack, not Python's): with a client certificate
     signed by the declared CA its messages are acknowledged; without one the handshake is
     refused, no ACK comes, and the listener goes on serving."""
     _node_hl7_client()
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "tls.sqlite3"),
                    tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
                    tls_client_ca=tls_files["ca.pem"])
     files = []

@@ -25,7 +25,7 @@ from dossiers.db import make_engine
 from dossiers.schema import entries, imports
 from parsers.process_lifetime import process_alive
 from pipelines.archive import sha256_hex
-from tests.conftest import ROOT
+from tests.conftest import ROOT, migrated_sqlite
 from tests.mllp_support import WAIT, Client, msa
 
 # The command as this checkout's code: the `dmp-ingest` console script imports `cli` through
@@ -236,9 +236,9 @@ def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, database_url, s
     assert "Traceback" not in log.read_text()
 
 
-def test_sigterm_stops_cleanly_with_status_0(tmp_path) -> None:  # noqa: ANN001
+def test_sigterm_stops_cleanly_with_status_0(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     messages, patients = _generate(200, 5)
-    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url = migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3")
     env = _home(tmp_path, url, patients)
     proc, port = _start(env, tmp_path / "serve.log")
     acked: set[str] = set()
@@ -262,7 +262,8 @@ def test_sigterm_stops_cleanly_with_status_0(tmp_path) -> None:  # noqa: ANN001
 @pytest.mark.parametrize(("sig", "group"), [(signal.SIGHUP, False), (signal.SIGHUP, True),
                                             (signal.SIGTERM, True)],
                          ids=["sighup", "sighup-group", "sigterm-group"])
-def test_sighup_and_group_signals_stop_cleanly(tmp_path, sig, group) -> None:  # noqa: ANN001
+def test_sighup_and_group_signals_stop_cleanly(tmp_path, sig, group,  # noqa: ANN001
+                                              sqlite_template) -> None:  # noqa: ANN001
     """SIGHUP (the terminal or ssh session that started the service closing, an operator's
     or a log rotation's ``kill -HUP``) killed the service outright: the frames in hand
     unanswered, its worker processes left to die with it, exit status -1. It now stops as
@@ -271,7 +272,7 @@ def test_sighup_and_group_signals_stop_cleanly(tmp_path, sig, group) -> None:  #
     (KillMode=control-group) sends SIGTERM to every process of the service: its worker and
     preparing processes are stopped by the service, and must not die first."""
     messages, patients = _generate(120, 7)
-    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url = migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3")
     env = _home(tmp_path, url, patients)
     log = tmp_path / "serve.log"
     proc, port = _start(env, log, new_session=True)

@@ -286,7 +286,8 @@ def test_held_acks_are_pruned_after_their_retention(tmp_path) -> None:  # noqa: 
     assert not aged.exists() and recent.exists() and len(outbox.queued("routed")) == 1
 
 
-def test_imports_show_names_the_held_application_ack(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_imports_show_names_the_held_application_ack(tmp_path, monkeypatch, capsys,  # noqa: ANN001
+                                                      sqlite_template) -> None:  # noqa: ANN001
     """`dmp-ingest imports show` tells the operator an import's application ACK was held
     (not sent: no route), with its MSA-1; in --json too."""
     import json
@@ -296,6 +297,7 @@ def test_imports_show_names_the_held_application_ack(tmp_path, monkeypatch, caps
     from pipelines.process import Context
     from pipelines.settings import load_settings
 
+    migrated_sqlite(sqlite_template, tmp_path / "var" / "dmp.sqlite3")  # the home's store
     monkeypatch.setenv("DMP_HOME", str(tmp_path / "var"))
     for name in ("DMP_DATABASE_URL", "DMP_ARCHIVE_URL", "DMP_CONFIG"):
         monkeypatch.delenv(name, raising=False)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from dossiers.schema import entries, imports
 from tests import test_mllp_service
+from tests.conftest import migrated_sqlite
 from tests.mllp_support import (
     VT,
     Client,
@@ -122,13 +123,14 @@ def test_the_ack_echoes_a_windows_sender_s_bytes(ctx) -> None:  # noqa: ANN001
             assert msh[17:] == ([charset.encode()] if charset else []), n
 
 
-def test_tls_handshake_failures_are_logged_with_the_peer(tmp_path, tls_files, caplog) -> None:  # noqa: ANN001
+def test_tls_handshake_failures_are_logged_with_the_peer(tmp_path, tls_files, caplog,  # noqa: ANN001
+                                                         sqlite_template) -> None:  # noqa: ANN001
     """A lab whose engine sends plain MLLP to the TLS port, or connects without the client
     certificate asked for: the connection was closed and nothing at all was logged (asyncio
     keeps handshake errors for its debug mode), so nobody could tell the lab why it gets no
     ACK. Each is now one warning naming the peer and the TLS reason, without a traceback,
     and the listener goes on."""
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "tls.sqlite3"),
                    tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
                    tls_client_ca=tls_files["ca.pem"])
     data = original_mode(sample("01_labm_nfs.hl7"))
@@ -280,7 +282,7 @@ def test_an_fs_byte_inside_a_message_does_not_cut_it(tmp_path, database_url, mod
         ctx.engine.dispose()
 
 
-def test_a_sender_that_never_reads_its_acks_is_cut_off_alone(tmp_path) -> None:  # noqa: ANN001
+def test_a_sender_that_never_reads_its_acks_is_cut_off_alone(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """An engine that writes and writes and never reads its ACKs: the listener stops
     reading it once its ACKs back up (its socket buffers and one drain's worth, not memory
     without bound), gives it idle_timeout to read them, then closes it; a lab connecting
@@ -288,7 +290,8 @@ def test_a_sender_that_never_reads_its_acks_is_cut_off_alone(tmp_path) -> None: 
     message. (SQLite only.) Its connection's send buffer is fixed (ACK_SEND_BUFFER): left
     to the kernel's autotuning it grew to megabytes of ACKs, and some 10,000 frames (27 MB,
     50 s here) were stored before the listener stopped reading; now a few hundred are."""
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'lazy.sqlite3'}", idle_timeout=1.0)
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "lazy.sqlite3"),
+                   idle_timeout=1.0)
     message = original_mode(sample("01_labm_nfs.hl7"))
     try:
         with running_service(ctx, process=False) as svc:

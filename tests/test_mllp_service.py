@@ -24,7 +24,7 @@ from pipelines.archive import ArchiveError, sha256_hex
 from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.process import Context
 from pipelines.settings import ListenerSettings, Source, load_settings
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, migrated_sqlite
 from tests.mllp_support import (
     CR,
     FS,
@@ -885,8 +885,8 @@ def tls_files(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
                                "client.key")}
 
 
-def test_tls_with_client_certificates(tmp_path, tls_files) -> None:  # noqa: ANN001
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'tls.sqlite3'}",
+def test_tls_with_client_certificates(tmp_path, tls_files, sqlite_template) -> None:  # noqa: ANN001
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "tls.sqlite3"),
                    tls_cert=tls_files["server.pem"], tls_key=tls_files["server.key"],
                    tls_client_ca=tls_files["ca.pem"])
     data = original_mode(sample("01_labm_nfs.hl7"))

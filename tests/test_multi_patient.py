@@ -234,7 +234,7 @@ def test_bulk_filing_takes_messages_of_several_patients(ctx, caplog) -> None:  #
     assert sorted(v for _, _, v, _ in glucose(ctx, NIR_2)) == ["7.1", "8.0"]
 
 
-def test_application_ack_names_the_failed_patients_segment(tmp_path) -> None:  # noqa: ANN001
+def test_application_ack_names_the_failed_patients_segment(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """MLLP application mode: an AE for a message of several patients says where (ERR-2, in
     the HL7 sense: the 4th OBX of the message) and whose group (ERR-8: patient 2 of 2)."""
     from datetime import UTC, datetime
@@ -243,7 +243,7 @@ def test_application_ack_names_the_failed_patients_segment(tmp_path) -> None:  #
     from tests.mllp_support import msa, segment
     from tests.test_mllp_service import make_ctx
 
-    ctx = make_ctx(tmp_path, f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    ctx = make_ctx(tmp_path, migrated_sqlite(sqlite_template, tmp_path / "store.sqlite3"))
     bad = "OBX|4|NM|2345-7^Glucose^LN||abc|mmol/L|||||F"
     message = combine(oru("MULTI-11"), oru("MULTI-11", extra_obx=bad, **SECOND))
     # results before the first PID of a message of several patients: whose is not said

@@ -83,7 +83,7 @@ def test_public_pdfs_reach_a_terminal_state(sqlite_ctx) -> None:  # noqa: ANN001
         assert code != "INTERNAL_ERROR", name
 
 
-def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path) -> None:  # noqa: ANN001
+def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     """The real service: a 3-page scanned report dropped in a watched folder is OCR'd by the ledger
     worker process (which runs its own OCR process pool) and filed; SIGTERM exits 0."""
     import os
@@ -93,12 +93,13 @@ def test_serve_worker_process_ocrs_a_dropped_scan(tmp_path) -> None:  # noqa: AN
     import time
 
     from dossiers.db import make_engine
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, migrated_sqlite
 
     dmp = [sys.executable, "-m", "cli"]  # this checkout's code, not the editable install's
     home, drop = tmp_path / "home", tmp_path / "drop"
     home.mkdir()
     drop.mkdir()
+    migrated_sqlite(sqlite_template, home / "dmp.sqlite3")  # the home's store, at head
     (home / "dmp.toml").write_text(
         f'worker_id = "pdf-test"\npoll_interval = 0.5\n'
         f'[folders.imaging]\npath = "{drop}"\nsettle_seconds = 0.2\n')

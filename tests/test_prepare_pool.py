@@ -23,7 +23,7 @@ from pipelines.intake import Received, intake
 from pipelines.prepare_pool import start_preparing
 from pipelines.process import Context, read_claimed
 from pipelines.settings import load_settings
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, migrated_sqlite
 
 BAD = [b"MSH|^~\\&|LAB|FAC|DMP|DMP|20250101||ORU^R01|X1|P|2.5\rPID|||\rOBX|1|NM|",
        b"not a message at all", b"<?xml version='1.0'?><ClinicalDocument/>"]
@@ -60,7 +60,8 @@ def _mdm_with_scan() -> bytes:
 
 
 @pytest.fixture
-def rows_ctx(tmp_path: Path):  # noqa: ANN201
+def rows_ctx(tmp_path: Path, sqlite_template: Path):  # noqa: ANN201
+    migrated_sqlite(sqlite_template, tmp_path / "home" / "dmp.sqlite3")  # the home's store
     settings = load_settings(env={"DMP_HOME": str(tmp_path / "home")})
     ctx = Context.from_settings(dataclasses.replace(settings, prepare_processes=2))
     results = intake(ctx.engine, ctx.archive, _inputs())

@@ -23,7 +23,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from dossiers.schema import import_attempts, imports
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, migrated_sqlite
 from tests.mllp_support import Client
 from tests.reliability_support import load_sample_set, sample_files
 
@@ -115,10 +115,11 @@ def test_pipeline_logs_and_ledger_hold_no_patient_data(ctx, debug_logging) -> No
     assert hits(logs) == []
 
 
-def test_serve_stderr_at_debug_holds_no_patient_data(tmp_path) -> None:  # noqa: ANN001
+def test_serve_stderr_at_debug_holds_no_patient_data(tmp_path, sqlite_template) -> None:  # noqa: ANN001
     home, drop = tmp_path / "home", tmp_path / "drop"
     home.mkdir()
     drop.mkdir()
+    migrated_sqlite(sqlite_template, home / "dmp.sqlite3")  # the home's store, at head
     (home / "dmp.toml").write_text(
         'worker_id = "privacy"\n[sources.labs]\nsending_application = "*"\n'
         f'[folders.drop]\npath = "{drop}"\nsettle_seconds = 0\npoll_interval = 0.2\n')

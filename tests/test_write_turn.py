@@ -23,7 +23,7 @@ from pipelines.dossier_admin import DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, migrated_sqlite
 
 
 def _engine(path: Path):  # noqa: ANN202
@@ -115,7 +115,7 @@ def test_a_turn_not_given_in_time_falls_back_and_a_killed_holder_frees_it(
 
 
 def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
-        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+        tmp_path: Path, monkeypatch, sqlite_template: Path) -> None:  # noqa: ANN001
     """One batch of 60 messages, commit_every 100: one transaction when nobody waits; one
     per piece of ``YIELD_EVERY`` when another connection waits all along (the check is
     stubbed to say so: the real check is the first test's), in `serve`, where the listener
@@ -129,6 +129,7 @@ def test_filing_ends_its_transaction_early_only_for_a_waiting_writer(
     messages = [next(stream) for _ in range(60)]
 
     def run(name: str, trigger: str, lately: bool = False) -> tuple[int, int]:
+        migrated_sqlite(sqlite_template, tmp_path / name / "dmp.sqlite3")  # the home's store
         settings = load_settings(env={"DMP_HOME": str(tmp_path / name)})
         settings = dataclasses.replace(settings, batch_size=500, commit_every=100,
                                        prepare_processes=0)
