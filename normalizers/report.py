@@ -408,10 +408,15 @@ _PRESCRIBER_AFTER = re.compile(r"^[^()]{0,60}\(\s*medecin prescripteur|^[ ,\-]*p
 _SIGNED = r"(?:valide|signe|dicte)e?s?(?: electroniquement| numeriquement)?"
 _SIGNED_BY = re.compile(rf"(?:compte[ -]rendu {_SIGNED}(?: par)?|\b{_SIGNED} par|\bradiologue)"
                         r"\s*:?\s*(?:(?:le|la) (?=dr|docteur|pr|professeur))?")
-# 'Conclusion :', 'EN CONCLUSION', and 'Synthèse' / 'Au total' when they are a heading (alone or
-# followed by ':'; 'Synthèse du profil médical' is a title, not a conclusion)
+# 'Conclusion :', 'EN CONCLUSION', and the biologist's other headings of
+# tables/pdf_lab_conclusion_titles.csv ('Synthèse', 'Au total', 'Avis biologique', 'En résumé')
+# when they are a heading (alone or followed by ':' or '-'; 'Synthèse du profil médical' is a
+# title, not a conclusion): the same headings that end a lab's result table (lab_pdf.py) give
+# the conclusion, which was lost under 'Avis du biologiste'
+_OTHER_TITLES = "|".join(re.escape(t) for t in sorted(
+    (fold(r["title"]) for r in table("pdf_lab_conclusion_titles")), key=len, reverse=True))
 _CONCLUSION = re.compile(r"^\W{0,3}(?:(?:en )?conclusions?\b\s*(?:de l'examen|generale)?\s*"
-                         r"[:\-.,]?|(?:synthese|au total)(?=\s*(?:[:\-]|$))\s*[:\-]?)\s*")
+                         rf"[:\-.,]?|(?:{_OTHER_TITLES})(?=\s*(?:[:\-]|$))\s*[:\-]?)\s*")
 # An addendum to the report, under the signature or on a page of its own ('Compte rendu
 # complémentaire du 02/04/2025', 'ADDENDUM', 'Complément au compte rendu', 'Additif')
 # complémentaire du 02/04/2025', 'ADDENDUM', 'Complément au compte rendu :', 'Additif'), a

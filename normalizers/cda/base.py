@@ -8,7 +8,7 @@ from typing import Any
 from normalizers.cda.coded import _code, _other_codes, original_text, referenced_text
 from normalizers.cda.common import _Ctx, _placeholders, is_placeholder, section_code, system_name
 from normalizers.cda.tables import _result_statuses, _status
-from normalizers.cda.times import _effective, _iso_value, width_end
+from normalizers.cda.times import _effective, _iso_value, center_bounds, width_end
 from normalizers.cda.values import TEXT_VALUE_SIZE
 from normalizers.model import ENTRY_MAX, LAB_RESULT, Entry
 from parsers.cda.model import CD, IVL, TS, ClinicalStatement, Section
@@ -107,9 +107,15 @@ def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     """The end of a procedure or a result over a period (effectiveTime low and high: an
     operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
     urine) in details.period_high; its start is the entry's time. The end was dropped.
-    A start and a width ('from 08:00 for 24 h') say the same end (``width_end``)."""
+    A start and a width ('from 08:00 for 24 h') say the same end (``width_end``), a center and
+    a width both (``center_bounds``: the entry's time is the start, center - width/2)."""
     period = act.effective_time
-    if not isinstance(period, IVL) or not isinstance(period.low, TS) or not period.low.value:
+    if not isinstance(period, IVL):
+        return
+    bounds = center_bounds(period, ctx.warnings)
+    if bounds and bounds[1] != entry.effective:
+        entry.details["period_high"] = bounds[1]
+    if not isinstance(period.low, TS) or not period.low.value:
         return
     if not isinstance(period.high, TS) or not period.high.value:
         end = width_end(period, ctx.warnings)

@@ -46,6 +46,9 @@ def _effective(value: Value | None, ctx: _Ctx) -> str:
     if isinstance(value, IVL):
         if value.value:
             return _iso_value(value.value, ctx.warnings, value.path)
+        bounds = center_bounds(value, [])  # its width's warnings are _period_end's
+        if bounds:
+            return bounds[0]
         for v in (value.low, value.center, value.high):
             if isinstance(v, TS) and v.value:
                 return _iso_value(v.value, ctx.warnings, v.path)
@@ -67,18 +70,32 @@ def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -
         return ""
 
 
-def width_end(period: IVL, warnings: list[str]) -> str | None:
-    """The end of an interval given as its start and its width, no high (IVL_TS low +
-    width: 'from 08:00 for 24 h', a 24-hour urine collection; a medication 'for 7 d'), as
-    ISO at the start's precision: the width was not read and the period had no end. None
-    when there is no such interval, or when the width says no time (its unit is no unit of
-    time: a warning, the period is left open) or is finer than the start (a day plus 8 h).
-    A unit of time senders write that is not UCUM's ('hr', the French 'j') is read, with a
-    warning."""
-    low, width = period.low, period.width
-    if not isinstance(low, TS) or not low.value or not isinstance(width, PQ) or \
-            not width.value.strip() or (isinstance(period.high, TS) and period.high.value):
+def center_bounds(period: IVL, warnings: list[str]) -> tuple[str, str] | None:
+    """The start and end of an interval given as its center and width, no low nor high
+    (IVL_TS center + width: 'around 10:00, over 2 h'), as ISO at the center's precision:
+    center - width/2 and center + width/2. It was read as its center alone, the period lost.
+    None when there is no such interval, when the width is no time (warning, as
+    ``width_end``), or when half of it is finer than the center (a day's center, 1 d wide)."""
+    center, width = period.center, period.width
+    if not isinstance(center, TS) or not center.value or not isinstance(width, PQ) or \
+            not width.value.strip() or any(isinstance(b, TS) and b.value
+                                           for b in (period.low, period.high)):
         return None
+    how = _width_unit(width, warnings)
+    if how is None:
+        return None
+    middle = _iso_value(center.value, warnings, center.path)
+    if not middle:
+        return None
+    half = how[1] / 2
+    low, high = _add_width(middle, how[0], -half), _add_width(middle, how[0], half)
+    return (low, high) if low and high else None
+
+
+def _width_unit(width: PQ, warnings: list[str]) -> tuple[str, Decimal] | None:
+    """How to add a width (tables/ucum_time_units.csv's 'add') and its amount in that unit
+    (seconds or months); None, with a warning, when the width is no duration in a unit of
+    time; a unit of time that is not UCUM's ('hr', 'j') is read, with a warning."""
     unit = width.unit.strip() or "1"
     how = _time_units().get(unit)
     try:
@@ -93,8 +110,26 @@ def width_end(period: IVL, warnings: list[str]) -> str | None:
     if not how[2]:  # 'hr', 'j': a time all the same, said
         warnings.append(f"CDA_WIDTH_UNIT_NOT_UCUM: {width.path}: width unit {unit!r} is not "
                         "UCUM: read as the unit of time it names")
+    return how[0], amount * how[1]
+
+
+def width_end(period: IVL, warnings: list[str]) -> str | None:
+    """The end of an interval given as its start and its width, no high (IVL_TS low +
+    width: 'from 08:00 for 24 h', a 24-hour urine collection; a medication 'for 7 d'), as
+    ISO at the start's precision: the width was not read and the period had no end. None
+    when there is no such interval, or when the width says no time (its unit is no unit of
+    time: a warning, the period is left open) or is finer than the start (a day plus 8 h).
+    A unit of time senders write that is not UCUM's ('hr', the French 'j') is read, with a
+    warning."""
+    low, width = period.low, period.width
+    if not isinstance(low, TS) or not low.value or not isinstance(width, PQ) or \
+            not width.value.strip() or (isinstance(period.high, TS) and period.high.value):
+        return None
+    how = _width_unit(width, warnings)
+    if how is None:
+        return None
     start = _iso_value(low.value, warnings, low.path)
-    return _add_width(start, how[0], amount * how[1]) if start else None
+    return _add_width(start, *how) if start else None
 
 
 def _add_width(start: str, add: str, amount: Decimal) -> str | None:

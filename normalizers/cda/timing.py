@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from normalizers.cda.quantities import _quantity, _range
-from normalizers.cda.times import _iso_value, width_end
+from normalizers.cda.times import _iso_value, center_bounds, width_end
 from parsers.cda.model import EIVL_TS, IVL, PQ, SXPR_TS, TS, Value
 
 
@@ -111,6 +111,9 @@ def _timing(t: Value, details: dict[str, Any], warnings: list[str] | None = None
             end = width_end(t, warnings if warnings is not None else [])
             if end:
                 details["period_high"] = end
+            bounds = center_bounds(t, warnings if warnings is not None else [])
+            if bounds:  # 'around the 10th, over 6 d': its start and end
+                details["period_low"], details["period_high"] = bounds
     elif t.type == "PIVL_TS":
         period = getattr(t, "period", None)
         if isinstance(period, PQ) and period.value:
