@@ -760,7 +760,9 @@ def _unscoped(key: str) -> str | None:
     document of an ORU 'document|77|&SIL^LAB|1' whose bare order number is scoped by its
     sender; 'document|100234|RIS-Y' for 'document|100234|RIS-Y@IMAGERIE-EST' (a namespace
     without a universal id scoped by the sending facility, MSH-4, since documents round 10:
-    that key's own unscoped form is then 'document|100234'); None for any other key."""
+    that key's own unscoped form is then 'document|100234'); 'document|77|LAB|1' for the
+    ORU document 'document|77|LAB@LABO-NORD|1' (its order number's namespace scoped the
+    same way since documents round 11); None for any other key."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
@@ -768,6 +770,8 @@ def _unscoped(key: str) -> str | None:
         return f"document|{parts[1]}|{parts[2].rpartition(_FACILITY_MARK)[0]}"
     if len(parts) == 3 and parts[2]:
         return f"document|{parts[1]}"
+    if len(parts) == 4 and _FACILITY_MARK in parts[2] and not parts[2].startswith("&"):
+        return f"document|{parts[1]}|{parts[2].rpartition(_FACILITY_MARK)[0]}|{parts[3]}"
     if len(parts) == 4 and parts[2].startswith("&"):
         return f"document|{parts[1]}||{parts[3]}"
     return None
@@ -791,13 +795,14 @@ def _unscoped_forms(key: str) -> list[str]:
 def _from_scope_sender(key: str, logical_id: str) -> bool:
     """Whether an import (its logical id 'MSH-3|MSH-4|MSH-10') is of the sender a document
     key is scoped by: MSH-3 and MSH-4 for 'document|100234|&DPI-Z^CHU', MSH-4 for
-    'document|100234|RIS-Y@IMAGERIE-EST'; any import when the key names no sender (its
-    namespace is the assigning application's alone)."""
+    'document|100234|RIS-Y@IMAGERIE-EST' (and an ORU's 'document|77|LAB@LABO-NORD|1'); any
+    import when the key names no sender (its namespace is the assigning application's
+    alone)."""
     parts = key.split("|")
     scope = parts[2] if len(parts) > 2 else ""
     if scope.startswith("&"):
         return logical_id.startswith(scope[1:].replace("^", "|") + "|")
-    if len(parts) == 3 and _FACILITY_MARK in scope:
+    if len(parts) in (3, 4) and _FACILITY_MARK in scope:
         return logical_id.split("|")[1:2] == [scope.rpartition(_FACILITY_MARK)[2]]
     return True
 

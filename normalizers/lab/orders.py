@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from normalizers.fields import comps, first_rep, loc, part, sub, text, ts_field
+from normalizers.identity import scoped_authority
 from normalizers.lab.common import _Ctx, _ts
 from normalizers.lab.groups import _Group
 from normalizers.lab.microbiology import _parent_result
@@ -48,9 +49,9 @@ def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
 
 def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
     """(number, namespace, scope): filler order (OBR-3, ORC-3) first, else placer (OBR-2,
-    ORC-2); the namespace as sent (EI.2, else EI.3), the scope its assigning authority as the
-    keys of its results and report name it (``order_scope``); for a point-of-care result
-    sent without any number, see ``_point_of_care_set``.
+    ORC-2); the namespace its documents are keyed by (``document_namespace``), the scope its
+    assigning authority as the keys of its results and report name it (``order_scope``); for a
+    point-of-care result sent without any number, see ``_point_of_care_set``.
 
     An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
     own numbers: its filler number is that other order's, and taking it first filed the
@@ -66,7 +67,8 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
         number = sub(msg, part(c, 1), 1)
         if number:
             namespace, universal = sub(msg, part(c, 2), 1), sub(msg, part(c, 3), 1)
-            return number, namespace or universal, order_scope(msg, namespace, universal)
+            return number, document_namespace(msg, namespace, universal), \
+                order_scope(msg, namespace, universal)
     # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
     # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
     if _parent_result(msg, g.obr):
@@ -80,6 +82,20 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
+
+
+def document_namespace(msg: Message, namespace: str, universal: str) -> str:
+    """The namespace an ORU's documents (OBX ED) are keyed by: EI.2, else EI.3, as sent; a
+    namespace with no universal id scoped by the sending facility (MSH-4), 'LAB@LABO-NORD',
+    as documents round 10 scopes a TXA-12 number (``identity.scoped_authority``).
+
+    Why: a namespace without a universal id is only defined locally (v2.5 2.A.28). Two labs
+    both sending filler numbers 'CR-100^LAB' had one document key, 'document|CR-100|LAB|1':
+    the second lab's report was filed as a new version of the first's, and its cancel
+    withdrew the other's. ``dossiers.deposit`` follows documents filed under 'LAB' before."""
+    if namespace and not universal:
+        return scoped_authority(namespace, msg.sender.partition("|")[2])
+    return namespace or universal
 
 
 def order_scope(msg: Message, namespace: str, universal: str) -> str:
