@@ -112,7 +112,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from dossiers.schema import imports
 from normalizers.fields import logical_id
@@ -958,16 +958,22 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     verdict to take yet: answered AA, it told the engine the message was filed while the
     first copy could still fail, its AE going to a connection the engine had given up. It
     is answered AR 207 instead (send it again later), and its next resend gets the first
-    copy's verdict."""
+    copy's verdict.
+
+    A byte-identical repeat (level 1, recorded at intake) of a message filed with documents
+    it could not read takes that message's warnings: answered AA with the same warning ERRs
+    (``_filed_unread``), its OBX at the same places since the bytes are the same. A plain AA
+    told a sender that lost the first ACK nothing. A level-2 repeat (the same logical
+    message in other bytes) keeps its own row: its OBX may be elsewhere."""
     columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
                imports.c.error_location, imports.c.part, imports.c.duplicate_of,
-               imports.c.warnings)
+               imports.c.warnings, imports.c.stage)
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(*columns).where(imports.c.id.in_(ids))).all()
         earlier = {r.duplicate_of for r in rows
                    if r.status == DUPLICATE and r.duplicate_of is not None}
         told = {r.id: r for r in conn.execute(select(*columns).where(
-            imports.c.id.in_(earlier), imports.c.status.in_((FAILED, PROCESSING))))
+            imports.c.id.in_(earlier), imports.c.status.in_((FAILED, PROCESSING, DEPOSITED))))
             } if earlier else {}
     out = {}
     for r in rows:
@@ -975,6 +981,20 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
         if source.status == PROCESSING and source is not r:
             out[r.id] = (PROCESSING, FIRST_COPY_IN_PROGRESS, None, None, r.part, None)
             continue
+        if source.status == DEPOSITED and source is not r:
+            out[r.id] = _repeat_of_filed(r, source)
+            continue
         out[r.id] = (source.status, source.error_code, source.error_message,
                      source.error_location, r.part, source.warnings)
     return out
+
+
+def _repeat_of_filed(row: Row, first: Row) -> tuple:
+    """The outcome a repeat of the filed message ``first`` is answered with: a level-1
+    (byte-identical) repeat carries the first copy's warnings, so that its unread documents
+    are reported again (and nothing else: its code stays unreported, as before); a level-2
+    repeat is answered for its own row, as before."""
+    if row.stage != "intake":
+        return (row.status, row.error_code, row.error_message, row.error_location, row.part,
+                row.warnings)
+    return DEPOSITED, None, None, None, row.part, first.warnings
