@@ -693,7 +693,8 @@ def _frame_outcome(data: bytes, ids: list[int], outcomes: dict[int, tuple]) -> t
     failed = sorted((o for o in known if o[0] == FAILED), key=lambda o: o[4] or 0)
     if len(ids) == 1 or not failed:
         status, code, message, location, part, warnings = known[0]
-        first = split_batch(data).messages[0] if len(ids) > 1 else data
+        # the frame is split again only when the first message has warnings to place
+        first = split_batch(data).messages[0] if warnings and len(ids) > 1 else data
         return (status, code, message, occurrence_location(data, location or ""),
                 unread_document_errors(warnings, first))
     status, code, message, location, part, _ = failed[0]
