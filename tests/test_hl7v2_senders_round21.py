@@ -15,6 +15,13 @@ What the round found:
   filed) listed a code twice when OBX-8 repeated it ('HAUT^^L^H^^HL70078' twice) or sent
   it in either triplet ('HAUT^^L^H^^HL70078~H^^HL70078^HAUT^^L'): one 'H' filed beside
   two 'HAUT', and FHIR paired no flag with its code. Each code once now, order kept;
+- OBX-6 with the sender's own unit in CE.1-3 and its UCUM code in the alternate triplet
+  (CE.4-6, declared UCUM, as LRI-style bridges and point-of-care middleware send it) was
+  read from the first triplet even where it reads as another unit: 'G/L^^L^g/L^^UCUM', an
+  albumin in grams per litre written in capitals, was filed 10*9/L (giga per litre, a cell
+  count) and warned about as contradicting its LOINC code; 'mEq/L^^L^mmol/L^^UCUM' filed
+  meq/L. The UCUM code is read now, the local one kept in details.unit_code, said; where
+  both name the same unit ('µmol/l^^99LAB^umol/L^^UCUM') the first is read, as before.
 """
 
 from __future__ import annotations
@@ -151,3 +158,49 @@ def test_a_local_flag_sent_twice_pairs_with_the_flag_in_fhir() -> None:
     (interpretation,) = _interpretation(asdict(k), "urn:oid:1.2.250.1.999.42.7")
     assert interpretation["coding"][1] == {"system": "urn:oid:1.2.250.1.999.42.7",
                                            "code": "HAUT"}
+
+
+# -- a local unit beside its UCUM code ---------------------------------------------------------
+UNIT_WARNING = ("OBX[5]-6: the unit's first triplet reads as another unit than the UCUM code "
+                "of its alternate triplet (CE.4-6): the UCUM code read")
+
+
+@pytest.mark.parametrize("obx, unit, unit_code", [
+    ("OBX|1|NM|1751-7^Albumine^LN||40,2|G/L^^L^g/L^gramme par litre^UCUM|35-50|N|||F",
+     "g/L", {"code": "G/L", "system": "L"}),
+    ("OBX|1|NM|2823-3^Potassium^LN||4,1|mEq/L^milliéquivalents^99LAB^mmol/L^^UCUM|3,5-5,1|N"
+     "|||F", "mmol/L", {"code": "mEq/L", "system": "99LAB"}),
+    ("OBX|1|NM|14749-6^Glucose^LN||5,2|MMOL/L^^L^mmol/L^^UCUM|4,1-5,9|N|||F",  # no change:
+     "mmol/L", None),  # the first names the same unit
+    ("OBX|1|NM|14749-6^Glucose^LN||5,2|µmol/l^^99LAB^umol/L^^UCUM||N|||F", "umol/L", None),
+])
+def test_a_local_unit_beside_a_ucum_code_is_read_as_the_ucum_code(obx: str, unit: str,
+                                                                   unit_code: dict | None) -> None:
+    nm = norm(oru(obx))
+    (result,) = [e for e in nm.entries if e.source_ref == "OBX[5]"]
+    assert (result.unit, result.details.get("unit_code")) == (unit, unit_code)
+    assert "unit_contradicts_code" not in result.details
+    assert (UNIT_WARNING in nm.warnings) == (unit_code is not None)
+
+
+@pytest.mark.parametrize("obx6, unit", [
+    ("g/L^^UCUM^G/L^^L", "g/L"),  # the first declared UCUM: read, as before
+    ("mmol/l^^L^MMOLL^^99LAB", "mmol/L"),  # no UCUM alternate: the first, as before
+    ("MMOLL^^99LAB^g/L^^UCUM", "g/L"),  # the first reads as nothing: round 16
+])
+def test_a_unit_without_a_local_and_ucum_pair_that_differ_reads_as_before(obx6: str,
+                                                                          unit: str) -> None:
+    nm = norm(oru(f"OBX|1|NM|1751-7^Albumine^LN||40,2|{obx6}|35-50|N|||F"))
+    (result,) = [e for e in nm.entries if e.source_ref == "OBX[5]"]
+    assert result.unit == unit
+    assert UNIT_WARNING not in nm.warnings
+
+
+def test_a_local_unit_beside_a_ucum_code_on_the_ledger(sqlite_ctx) -> None:  # noqa: ANN001
+    ((status, code, warnings),) = _file(sqlite_ctx, _message(
+        "MSG-2102", "OBX|1|NM|1751-7^Albumine^LN||40,2|G/L^^L^g/L^^UCUM|35-50|N|||F"))
+    assert (status, code) == ("deposited", None)
+    assert UNIT_WARNING in warnings
+    with sqlite_ctx.engine.connect() as conn:
+        assert conn.execute(select(entries.c.unit, entries.c.value)
+                            .where(entries.c.code == "1751-7")).one() == ("g/L", "40,2")

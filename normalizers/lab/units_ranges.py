@@ -73,6 +73,8 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     if len(c) > 3 and lf(c[3]) and not _unit_reads(lf, c[:3]) \
             and (not lf(c[0]) or _unit_reads(lf, c[3:6])):
         c = _alternate_unit(lf, c, entry, warnings, obx, field)
+    elif _ucum_alternate_differs(lf, c):
+        c = _ucum_alternate(lf, c, entry, warnings, obx, field)
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -126,6 +128,47 @@ def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
         entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
     warnings.append(f"{loc(obx, field)}: unit read from its alternate triplet (CE.4-6): the "
                     "first names none")
+    return [c[3], part(c, 5), part(c, 6)]
+
+
+def _read_as(lf: Callable[[str], str], triplet: list[str]) -> str | None:
+    """The UCUM unit a triplet of a unit is read as, as ``_unit`` reads it: declared UCUM,
+    its code (a spelling the table knows read as the code it spells); else its code, else
+    its text, through the units table. None when neither reads."""
+    code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
+    if code and lf(part(triplet, 3)).upper() == "UCUM":
+        unit, mapped = to_ucum(code)
+        return unit if mapped else code
+    for sent in (code, said):
+        if sent and (hit := to_ucum(sent)).mapped:
+            return hit.unit
+    return None
+
+
+def _ucum_alternate_differs(lf: Callable[[str], str], c: list[str]) -> bool:
+    """Whether a unit sent as the sender's own (CE.1-3, not UCUM) beside a UCUM code in its
+    alternate triplet (CE.4-6, declared UCUM) reads as another unit than that UCUM code."""
+    if len(c) < 6 or not lf(c[3]) or lf(c[5]).upper() != "UCUM" or lf(c[2]).upper() == "UCUM":
+        return False
+    first = _read_as(lf, c[:3])
+    return first is not None and first != _read_as(lf, c[3:6])
+
+
+def _ucum_alternate(lf: Callable[[str], str], c: list[str], entry: Entry,
+                    warnings: list[str], obx: Segment, field: int) -> list[str]:
+    """The UCUM code of the alternate triplet read as the unit when the sender's own unit of
+    the first reads as another one: 'G/L^^L^g/L^^UCUM' (an albumin in grams per litre
+    written in capitals by a LIS, which the table reads as giga per litre, 10*9/L, a cell
+    count), 'mEq/L^^L^mmol/L^^UCUM'. The two triplets of a CE name one unit (v2.5 2.A.8: the
+    alternate is the same concept in another coding system); the UCUM one is the code the
+    sender mapped for exchange, the first its label. The first was read, the UCUM code
+    ignored: the albumin filed as a cell count. Its code is kept apart (details.unit_code),
+    said. When both read as the same unit, the first is read, as before."""
+    code = lf(c[0])
+    if code:
+        entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
+    warnings.append(f"{loc(obx, field)}: the unit's first triplet reads as another unit than "
+                    "the UCUM code of its alternate triplet (CE.4-6): the UCUM code read")
     return [c[3], part(c, 5), part(c, 6)]
 
 
