@@ -21,7 +21,11 @@ What the round found:
   albumin in grams per litre written in capitals, was filed 10*9/L (giga per litre, a cell
   count) and warned about as contradicting its LOINC code; 'mEq/L^^L^mmol/L^^UCUM' filed
   meq/L. The UCUM code is read now, the local one kept in details.unit_code, said; where
-  both name the same unit ('µmol/l^^99LAB^umol/L^^UCUM') the first is read, as before.
+  both name the same unit ('µmol/l^^99LAB^umol/L^^UCUM') the first is read, as before;
+- UCUM named by its OID (2.16.840.1.113883.6.8, as bridges fed from CDA or FHIR write a
+  coding system) was taken for a sender's own system: 'G/L^^L^g/L^^2.16.840.1.113883.6.8'
+  filed 10*9/L, 'U/g{Hb}^^2.16.840.1.113883.6.8' (G6PD activity) flagged unmapped. Read
+  as 'UCUM' is now.
 """
 
 from __future__ import annotations
@@ -170,6 +174,8 @@ UNIT_WARNING = ("OBX[5]-6: the unit's first triplet reads as another unit than t
      "g/L", {"code": "G/L", "system": "L"}),
     ("OBX|1|NM|2823-3^Potassium^LN||4,1|mEq/L^milliéquivalents^99LAB^mmol/L^^UCUM|3,5-5,1|N"
      "|||F", "mmol/L", {"code": "mEq/L", "system": "99LAB"}),
+    ("OBX|1|NM|1751-7^Albumine^LN||40,2|G/L^^L^g/L^^2.16.840.1.113883.6.8|35-50|N|||F",
+     "g/L", {"code": "G/L", "system": "L"}),  # UCUM named by its OID
     ("OBX|1|NM|14749-6^Glucose^LN||5,2|MMOL/L^^L^mmol/L^^UCUM|4,1-5,9|N|||F",  # no change:
      "mmol/L", None),  # the first names the same unit
     ("OBX|1|NM|14749-6^Glucose^LN||5,2|µmol/l^^99LAB^umol/L^^UCUM||N|||F", "umol/L", None),
@@ -194,6 +200,14 @@ def test_a_unit_without_a_local_and_ucum_pair_that_differ_reads_as_before(obx6: 
     (result,) = [e for e in nm.entries if e.source_ref == "OBX[5]"]
     assert result.unit == unit
     assert UNIT_WARNING not in nm.warnings
+
+
+def test_a_ucum_code_named_by_its_oid_is_declared_ucum() -> None:
+    nm = norm(oru("OBX|1|NM|32546-4^G6PD^LN||12,1|U/g{Hb}^^2.16.840.1.113883.6.8|7-20|N|||F"))
+    (result,) = [e for e in nm.entries if e.source_ref == "OBX[5]"]
+    assert (result.unit, result.unit_original) == ("U/g{Hb}", "U/g{Hb}")
+    assert "unit_unmapped" not in result.details
+    assert nm.warnings == ["OBX[5]-5: decimal comma read as a decimal point"]
 
 
 def test_a_local_unit_beside_a_ucum_code_on_the_ledger(sqlite_ctx) -> None:  # noqa: ANN001

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from normalizers.codes import system_name
 from normalizers.fields import loc, part, text
 from normalizers.lab.common import _Ctx
 from normalizers.loinc_units import PROPERTY_NAMES
@@ -80,7 +81,7 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         return
     entry.unit_original = sent
     unit, mapped = to_ucum(sent)
-    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
+    if len(c) > 2 and _declares_ucum(lf(c[2])):
         # Declared UCUM: kept as sent, unless it is a spelling the table reads as another
         # code ('µmol/L^^UCUM': UCUM writes micro 'u'; 'G/L^^UCUM', which UCUM would read
         # as gauss per litre). Kept, it was a unit no other channel's result ever met (the
@@ -105,11 +106,19 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         entry.details["unit_unmapped"] = True
 
 
+def _declares_ucum(system: str) -> bool:
+    """Whether a unit's coding system (CE.3, CE.6) is UCUM: its HL7 table 0396 name
+    ('UCUM', any case), or its OID (2.16.840.1.113883.6.8, as bridges fed from CDA or FHIR
+    write it: tables/code_systems.csv). Named by its OID, a UCUM code was read as a unit
+    of the sender's own: 'G/L^^L^g/L^^2.16.840.1.113883.6.8' filed 10*9/L."""
+    return bool(system) and system_name(system).upper() == "UCUM"
+
+
 def _unit_reads(lf: Callable[[str], str], triplet: list[str]) -> bool:
     """Whether a triplet of a unit (code ^ text ^ system) says a unit we read: declared
     UCUM, or its code or its text a unit the units table knows."""
     code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
-    if code and lf(part(triplet, 3)).upper() == "UCUM":
+    if code and _declares_ucum(lf(part(triplet, 3))):
         return True
     return any(x and to_ucum(x).mapped for x in (code, said))
 
@@ -136,7 +145,7 @@ def _read_as(lf: Callable[[str], str], triplet: list[str]) -> str | None:
     its code (a spelling the table knows read as the code it spells); else its code, else
     its text, through the units table. None when neither reads."""
     code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
-    if code and lf(part(triplet, 3)).upper() == "UCUM":
+    if code and _declares_ucum(lf(part(triplet, 3))):
         unit, mapped = to_ucum(code)
         return unit if mapped else code
     for sent in (code, said):
@@ -148,7 +157,8 @@ def _read_as(lf: Callable[[str], str], triplet: list[str]) -> str | None:
 def _ucum_alternate_differs(lf: Callable[[str], str], c: list[str]) -> bool:
     """Whether a unit sent as the sender's own (CE.1-3, not UCUM) beside a UCUM code in its
     alternate triplet (CE.4-6, declared UCUM) reads as another unit than that UCUM code."""
-    if len(c) < 6 or not lf(c[3]) or lf(c[5]).upper() != "UCUM" or lf(c[2]).upper() == "UCUM":
+    if len(c) < 6 or not lf(c[3]) or not _declares_ucum(lf(c[5])) \
+            or _declares_ucum(lf(c[2])):
         return False
     first = _read_as(lf, c[:3])
     return first is not None and first != _read_as(lf, c[3:6])
