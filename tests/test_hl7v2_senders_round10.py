@@ -145,7 +145,7 @@ def test_a_date_range_value_is_an_iso_interval(sent, value, period, fhir):
 
 def test_a_date_range_that_is_no_date_is_refused():
     nm_text = _oru("DR-2", ORC, _obr(1, "URI24^Urines de 24 h^L"),
-                   "OBX|1|DR|13362-9^Durée de recueil^LN||14/03/2024^15/03/2024||||||F")
+                   "OBX|1|DR|13362-9^Durée de recueil^LN||14 mars 2024^15 mars 2024||||||F")
     with pytest.raises(NormalizationError) as exc:
         norm(nm_text)
     assert (exc.value.code, exc.value.location) == ("HL7_BAD_DATE", "OBX[5]-5")

@@ -99,7 +99,7 @@ def test_a_date_written_day_first_is_filed_as_text(vtype: str, sent: str) -> Non
     "OBX|1|DT|8665-2^DDR^LN||15/03-2024||||||F",  # two separators: no form at all
     "OBX|1|DT|8665-2^DDR^LN||3/2024||||||F",
     "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|||||F|||15/03/2024 08:05",  # OBX-14
-    "OBX|1|DR|13362-9^Durée de recueil^LN||14/03/2024^15/03/2024||||||F",  # round 10
+    "OBX|1|DR|13362-9^Durée de recueil^LN||20240314^15 mars 2024||||||F",  # round 10
 ])
 def test_other_dates_that_are_no_dates_still_fail(obx: str) -> None:
     with pytest.raises(NormalizationError) as exc:

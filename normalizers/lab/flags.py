@@ -101,7 +101,10 @@ def _flag_origins(ctx: _Ctx, raw8: str, lf: Callable[[str], str], entry: Entry) 
     system 'L' lost; '+^Positif^99LAB' kept '+' without '99LAB'. ``interpretation_local``
     lists a sender's codes sent beside a table 0078 one (the flag filed), and
     ``interpretation_systems`` maps each code outside table 0078 to its system (our name
-    for it, ``system_name``). Nothing is added for flags of table 0078 alone."""
+    for it, ``system_name``). Nothing is added for flags of table 0078 alone. Each local
+    code is listed once, in the order sent: a repeated OBX-8 ('HAUT^^L^H^^HL70078' twice)
+    or the same code in either triplet ('HAUT^^L^H^^HL70078~H^^HL70078^HAUT^^L') listed it
+    twice beside the one 'H' filed (round 20), and FHIR paired no flag with its code."""
     d = ctx.msg.delimiters
     local: list[str] = []
     systems: dict[str, str] = {}
@@ -112,7 +115,7 @@ def _flag_origins(ctx: _Ctx, raw8: str, lf: Callable[[str], str], entry: Entry) 
         for code, system in codes:
             if code and system and system.upper() not in _FLAG_SYSTEMS:
                 systems[code] = system_name(system)
-                if standard:
+                if standard and code not in local:
                     local.append(code)
     if local:
         entry.details["interpretation_local"] = local

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from normalizers.codes import system_name
 from normalizers.fields import loc, part, text
 from normalizers.lab.common import _Ctx
 from normalizers.loinc_units import PROPERTY_NAMES
@@ -73,12 +74,14 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
     if len(c) > 3 and lf(c[3]) and not _unit_reads(lf, c[:3]) \
             and (not lf(c[0]) or _unit_reads(lf, c[3:6])):
         c = _alternate_unit(lf, c, entry, warnings, obx, field)
+    elif _ucum_alternate_differs(lf, c):
+        c = _ucum_alternate(lf, c, entry, warnings, obx, field)
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
     entry.unit_original = sent
     unit, mapped = to_ucum(sent)
-    if len(c) > 2 and lf(c[2]).upper() == "UCUM":
+    if len(c) > 2 and _declares_ucum(lf(c[2])):
         # Declared UCUM: kept as sent, unless it is a spelling the table reads as another
         # code ('µmol/L^^UCUM': UCUM writes micro 'u'; 'G/L^^UCUM', which UCUM would read
         # as gauss per litre). Kept, it was a unit no other channel's result ever met (the
@@ -103,11 +106,19 @@ def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[s
         entry.details["unit_unmapped"] = True
 
 
+def _declares_ucum(system: str) -> bool:
+    """Whether a unit's coding system (CE.3, CE.6) is UCUM: its HL7 table 0396 name
+    ('UCUM', any case), or its OID (2.16.840.1.113883.6.8, as bridges fed from CDA or FHIR
+    write it: tables/code_systems.csv). Named by its OID, a UCUM code was read as a unit
+    of the sender's own: 'G/L^^L^g/L^^2.16.840.1.113883.6.8' filed 10*9/L."""
+    return bool(system) and system_name(system).upper() == "UCUM"
+
+
 def _unit_reads(lf: Callable[[str], str], triplet: list[str]) -> bool:
     """Whether a triplet of a unit (code ^ text ^ system) says a unit we read: declared
     UCUM, or its code or its text a unit the units table knows."""
     code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
-    if code and lf(part(triplet, 3)).upper() == "UCUM":
+    if code and _declares_ucum(lf(part(triplet, 3))):
         return True
     return any(x and to_ucum(x).mapped for x in (code, said))
 
@@ -126,6 +137,48 @@ def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
         entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
     warnings.append(f"{loc(obx, field)}: unit read from its alternate triplet (CE.4-6): the "
                     "first names none")
+    return [c[3], part(c, 5), part(c, 6)]
+
+
+def _read_as(lf: Callable[[str], str], triplet: list[str]) -> str | None:
+    """The UCUM unit a triplet of a unit is read as, as ``_unit`` reads it: declared UCUM,
+    its code (a spelling the table knows read as the code it spells); else its code, else
+    its text, through the units table. None when neither reads."""
+    code, said = lf(part(triplet, 1)), lf(part(triplet, 2))
+    if code and _declares_ucum(lf(part(triplet, 3))):
+        unit, mapped = to_ucum(code)
+        return unit if mapped else code
+    for sent in (code, said):
+        if sent and (hit := to_ucum(sent)).mapped:
+            return hit.unit
+    return None
+
+
+def _ucum_alternate_differs(lf: Callable[[str], str], c: list[str]) -> bool:
+    """Whether a unit sent as the sender's own (CE.1-3, not UCUM) beside a UCUM code in its
+    alternate triplet (CE.4-6, declared UCUM) reads as another unit than that UCUM code."""
+    if len(c) < 6 or not lf(c[3]) or not _declares_ucum(lf(c[5])) \
+            or _declares_ucum(lf(c[2])):
+        return False
+    first = _read_as(lf, c[:3])
+    return first is not None and first != _read_as(lf, c[3:6])
+
+
+def _ucum_alternate(lf: Callable[[str], str], c: list[str], entry: Entry,
+                    warnings: list[str], obx: Segment, field: int) -> list[str]:
+    """The UCUM code of the alternate triplet read as the unit when the sender's own unit of
+    the first reads as another one: 'G/L^^L^g/L^^UCUM' (an albumin in grams per litre
+    written in capitals by a LIS, which the table reads as giga per litre, 10*9/L, a cell
+    count), 'mEq/L^^L^mmol/L^^UCUM'. The two triplets of a CE name one unit (v2.5 2.A.8: the
+    alternate is the same concept in another coding system); the UCUM one is the code the
+    sender mapped for exchange, the first its label. The first was read, the UCUM code
+    ignored: the albumin filed as a cell count. Its code is kept apart (details.unit_code),
+    said. When both read as the same unit, the first is read, as before."""
+    code = lf(c[0])
+    if code:
+        entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
+    warnings.append(f"{loc(obx, field)}: the unit's first triplet reads as another unit than "
+                    "the UCUM code of its alternate triplet (CE.4-6): the UCUM code read")
     return [c[3], part(c, 5), part(c, 6)]
 
 

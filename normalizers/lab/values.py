@@ -169,7 +169,8 @@ def _day_first_date(ctx: _Ctx, entry: Entry, vtype: str, sent: str, where: str) 
     in France and March 4th from a sender set up in the United States. It failed the whole
     message (HL7_BAD_DATE), every other result lost. A value of no date form at all, or an
     impossible YYYYMMDD ('20240230'), still fails; so do the dates a message is filed by
-    (MSH-7, PID-7, OBR-7, OBX-14) and a DR's ends."""
+    (MSH-7, PID-7, OBR-7, OBX-14). A DR with an end written so is text the same way
+    (``_date_range``)."""
     entry.value, entry.value_type = sent, "ST"
     entry.details["value_type_sent"] = vtype
     ctx.warnings.append(f"{where}: value type {vtype} but the date is written day or month "
@@ -210,22 +211,39 @@ def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:
     was '20240314080000^20240315080000', no date any reader took for one. The value is the
     ISO 8601 interval 'start/end' ('..' for an open end, ISO 8601-2), each end read as a TS
     is (precision kept, the sender's zone when it gave none); ``details['period']`` holds
-    the ends given. An end that is no date fails as a DT value does (HL7_BAD_DATE)."""
+    the ends given. An end that is no date fails as a DT value does (HL7_BAD_DATE). An end
+    written day first ('01/03/2024^15/03/2024': a French LIS's period of a treatment)
+    makes the range text, as a day-first DT is (``_day_first_date``): it failed the whole
+    message."""
     msg = ctx.msg
     c = comps(msg, rep)
     period: dict[str, str] = {}
+    sent_ends: dict[str, str] = {}
+    day_first = False
     for name, component in (("start", part(c, 1)), ("end", part(c, 2))):
         sent = text(msg, sub(msg, component, 1) if component else "").strip()
         if not sent:
             continue
+        sent_ends[name] = sent
         try:
             period[name] = hl7_ts_to_iso(with_degree(sent, sub(msg, component, 2)), ctx.zone)
         except ValueError:
-            raise NormalizationError("HL7_BAD_DATE", f"{where}: the range {name} (DR): "
-                                     f"{BAD_TS_TEXT}", where) from None
-    if period:
+            if not _DAY_FIRST.fullmatch(sent):
+                raise NormalizationError("HL7_BAD_DATE", f"{where}: the range {name} (DR): "
+                                         f"{BAD_TS_TEXT}", where) from None
+            day_first = True
+    if day_first:
+        _day_first_date(ctx, entry, "DR", _range_text(sent_ends), where)
+    elif period:
         entry.value = f"{period.get('start', '..')}/{period.get('end', '..')}"
         entry.details["period"] = period
+
+
+def _range_text(ends: dict[str, str]) -> str:
+    """A DR filed as text: its ends as sent, 'start - end', '..' for an open end (as in the
+    ISO 8601 interval a DR read is filed as): '01/03/2024 - 15/03/2024', '01/03/2024 - ..'.
+    Kept with the sender's '^' it read as no period to anyone."""
+    return f"{ends.get('start', '..')} - {ends.get('end', '..')}"
 
 
 def _cut_short(msg: Message, raw: str) -> bool:
