@@ -964,8 +964,11 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     A byte-identical repeat (level 1, recorded at intake) of a message filed with documents
     it could not read takes that message's warnings: answered AA with the same warning ERRs
     (``_filed_unread``), its OBX at the same places since the bytes are the same. A plain AA
-    told a sender that lost the first ACK nothing. A level-2 repeat (the same logical
-    message in other bytes) keeps its own row: its OBX may be elsewhere."""
+    told a sender that lost the first ACK nothing. So does the level-1 repeat of a draft
+    held until signed ('held') and of an MDM notification without its document: the first
+    copy's AA carried a warning ERR of its own (``_verdict``), the repeat got a plain AA. A
+    level-2 repeat (the same logical message in other bytes) keeps its own row: its OBX may
+    be elsewhere."""
     columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
                imports.c.error_location, imports.c.part, imports.c.duplicate_of,
                imports.c.warnings, imports.c.stage)
@@ -974,28 +977,34 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
         earlier = {r.duplicate_of for r in rows
                    if r.status == DUPLICATE and r.duplicate_of is not None}
         told = {r.id: r for r in conn.execute(select(*columns).where(
-            imports.c.id.in_(earlier), imports.c.status.in_((FAILED, PROCESSING, DEPOSITED))))
-            } if earlier else {}
+            imports.c.id.in_(earlier),
+            imports.c.status.in_((FAILED, PROCESSING, DEPOSITED, HELD))))} if earlier else {}
     out = {}
     for r in rows:
         source = told.get(r.duplicate_of, r) if r.status == DUPLICATE else r
         if source.status == PROCESSING and source is not r:
             out[r.id] = (PROCESSING, FIRST_COPY_IN_PROGRESS, None, None, r.part, None)
             continue
-        if source.status == DEPOSITED and source is not r:
-            out[r.id] = _repeat_of_filed(r, source)
+        if source.status in (DEPOSITED, HELD) and source is not r:
+            out[r.id] = _repeat_of_accepted(r, source)
             continue
         out[r.id] = (source.status, source.error_code, source.error_message,
                      source.error_location, r.part, source.warnings)
     return out
 
 
-def _repeat_of_filed(row: Row, first: Row) -> tuple:
-    """The outcome a repeat of the filed message ``first`` is answered with: a level-1
-    (byte-identical) repeat carries the first copy's warnings, so that its unread documents
-    are reported again (and nothing else: its code stays unreported, as before); a level-2
-    repeat is answered for its own row, as before."""
+def _repeat_of_accepted(row: Row, first: Row) -> tuple:
+    """The outcome a repeat of ``first`` (accepted: filed, or held until signed) is answered
+    with. A level-1 (byte-identical) repeat is answered as the first copy was: its warnings,
+    so that its unread documents are reported again, and, when the first copy's own outcome
+    was answered with a warning ERR (a draft held, an MDM notification only: ``_verdict``),
+    that outcome, its code, text and location (the same bytes: the same segment). Any other
+    code of a filed message stays unreported, as before. A level-2 repeat is answered for
+    its own row, as before."""
     if row.stage != "intake":
         return (row.status, row.error_code, row.error_message, row.error_location, row.part,
                 row.warnings)
+    if first.status == HELD or first.error_code == NOTIFICATION_ONLY:
+        return (first.status, first.error_code, first.error_message, first.error_location,
+                row.part, first.warnings)
     return DEPOSITED, None, None, None, row.part, first.warnings
