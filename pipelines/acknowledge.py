@@ -10,7 +10,8 @@ back what we return. The rules:
 - A frame we refuse (no readable MSH or unusable encoding characters, sender not declared,
   peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
   no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting; no
-  control id in MSH-10, which every message is filed and acknowledged by) is
+  control id in MSH-10, which every message is filed and acknowledged by; a CDA document
+  or a PDF pushed without the HL7 message that carries it, MLLP_BARE_DOCUMENT) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
   with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
   processed message. Table 0008: AR when MSH-9/11/12 is not accepted or the sender is
@@ -118,6 +119,7 @@ from dossiers.schema import imports
 from normalizers.fields import logical_id
 from normalizers.lab import handles_message_type, normalize_message
 from normalizers.model import NormalizationError
+from parsers.detect import CDA, PDF, bare_document, xml_root
 from parsers.hl7v2.ack import AckError, build_ack, build_batch_ack
 from parsers.hl7v2.framing import (
     BatchProblem,
@@ -242,11 +244,36 @@ def match_sender(sources: tuple[Source, ...], application: str, facility: str,
 def _refusal(frame: Frame, header: Header | None,
              limit: int | None) -> tuple[str, str, str] | None:
     """(code, text, HL7 location) when the frame cannot be taken whatever its sender."""
+    if header is None and (kind := bare_document(frame.data)) is not None:
+        return _bare_document(kind, frame, limit)
     if frame.size is not None:
         return _too_large(frame, limit)
     if header is None:
         return ("HL7_NO_MSH", "the frame holds no readable MSH segment", "")
     return header.invalid
+
+
+BARE_DOCUMENT = "MLLP_BARE_DOCUMENT"
+_BARE = {CDA: "a CDA document", PDF: "a PDF"}
+
+
+def _bare_document(kind: str, frame: Frame, limit: int | None) -> tuple[str, str, str]:
+    """MLLP_BARE_DOCUMENT: a CDA document or a PDF pushed over MLLP as it is, without the
+    HL7 message that carries it (a document server's or a scanner's MLLP output pointed at
+    us). It was refused HL7_NO_MSH, as broken HL7, and the sender's integrator looked for
+    the fault in a message it never meant to send. Said first (MSA-3 keeps 80 characters):
+    what was sent and what to send instead, the CI-SIS way (an MDM^T02 whose OBX of type ED
+    carries it) or the documents folder. Over the size limit too, the note says so: the
+    archive keeps its head only. Refused AR (table 0008: not a message we could read as
+    wrong, a content this channel does not take), as ack_codes.csv says."""
+    what = _BARE.get(kind) or (f"an XML document that is no CDA (root element "
+                               f"{xml_root(frame.data)!r})")
+    text = (f"{what} was sent without an HL7 message: wrap it in an MDM^T02 OBX of type ED, "
+            "or drop it in the documents folder")
+    if frame.size is not None:  # ERR-8 keeps 250 characters: short
+        text += (f"; frame of {frame.size} bytes, over the limit of {limit}: only its first "
+                 f"{len(frame.data)} bytes kept")
+    return BARE_DOCUMENT, text, ""
 
 
 # An OBX whose value type is ED (a document), and its ED's encoding component, in the kept head

@@ -11,18 +11,21 @@ integrator looked for the fault in an HL7 message it never meant to send. Level-
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import hl7
+import hl7.client
 import pytest
 from sqlalchemy import select
 
 from dossiers.schema import imports
 from pipelines.acknowledge import APPLICATION, Frame, acknowledge
-from tests.conftest import migrated_sqlite
-from tests.mllp_support import msa
+from tests.conftest import SAMPLES, corpus_path, migrated_sqlite
+from tests.mllp_support import msa, running_service
 from tests.test_ack_warnings_round3 import _numbered
 from tests.test_documents_senders_round4 import _mdm as _ris_mdm
 from tests.test_documents_senders_round9 import _mdm
@@ -86,3 +89,90 @@ def test_a_byte_identical_resend_gets_the_first_copys_warning_err(ctx, make, cod
     assert (err[2], err[3].split("^")[0], err[4], err[8].split(":")[0]) == (where, "0", "W", code)
     assert _errs(again) == _errs(first) and msa(again)[3] == msa(first)[3]
 
+
+
+# -- a document pushed bare over MLLP --------------------------------------------------------------
+TROD_CDA = "BIO-TROD_2024.01_Angine.xml"  # the ANS example of a CI-SIS BIO-TROD (a real CDA)
+FHIR_BUNDLE = (b'<?xml version="1.0" encoding="UTF-8"?><Bundle xmlns="http://hl7.org/fhir">'
+               b'<type value="document"/></Bundle>')
+
+
+def _refused(ctx, data: bytes, size: int | None = None) -> tuple[list[str], list[str]]:  # noqa: ANN001
+    """(MSA, ERR) fields of the one ACK a frame of ``data`` is answered with."""
+    (acks,) = acknowledge(ctx, [Frame(data, "127.0.0.1", datetime.now(UTC), size)],
+                          mode=APPLICATION)
+    ack, = acks
+    err, = _errs(ack)
+    return msa(ack), err
+
+
+@pytest.mark.parametrize(("before", "sent", "what", "fmt"), [
+    (b"", "cda", "a CDA document", "cda"),
+    (codecs.BOM_UTF8 + b"\r\n  ", "cda", "a CDA document", "cda"),
+    (b"\n", "pdf", "a PDF", "pdf"),
+    (b"", "fhir", "an XML document that is no CDA (root element 'Bundle')", "unknown")])
+def test_a_document_without_its_hl7_message_is_refused_for_what_it_is(  # noqa: PLR0913
+        ctx, before: bytes, sent: str, what: str, fmt: str) -> None:  # noqa: ANN001
+    """A document server pushes its report over MLLP as it is (a CDA, after a BOM and a
+    line break too; a scanner's PDF; a FHIR document): AR (nothing we could read as a wrong
+    message: table 0008), ERR-3 200, our code and what to send instead in ERR-8 and MSA-3.
+    The frame is archived as received and on the ledger, failed at intake. Was: HL7_NO_MSH,
+    'the frame holds no readable MSH segment'."""
+    body = {"cda": corpus_path("cda", TROD_CDA).read_bytes(),
+            "pdf": (SAMPLES / "pdf" / "01_irm_genou_droit_K1_texte.pdf").read_bytes(),
+            "fhir": FHIR_BUNDLE}[sent]
+    data = before + body
+    fields, err = _refused(ctx, data)
+    assert fields[1:3] == ["AR", ""]
+    assert fields[3].startswith(f"MLLP_BARE_DOCUMENT: {what} was sent without"[:60])
+    assert (err[3], err[4]) == ("200^Unsupported message type^HL70357", "E")
+    assert err[8].startswith(f"MLLP_BARE_DOCUMENT: {what} was sent without an HL7 message: "
+                             "wrap it in an MDM\\S\\T02 OBX of type ED")
+    assert err[8].endswith("or drop it in the documents folder")
+    row = _row_of(ctx, data)
+    assert (row.status, row.stage, row.error_code, row.format) == (
+        "failed", "intake", "MLLP_BARE_DOCUMENT", fmt)
+    assert ctx.archive.get(row.sha256) == data  # nothing received is lost
+
+
+def test_a_bare_cda_pushed_over_mllp_is_answered_ar_over_the_socket(ctx) -> None:  # noqa: ANN001
+    """The ANS BIO-TROD example pushed as it is through python-hl7's MLLPClient (a document
+    server's MLLP output pointed at the listener): one answer, read by python-hl7, AR with
+    the code and ERR-3 200; the connection stays usable for the HL7 message that follows."""
+    data = corpus_path("cda", TROD_CDA).read_bytes()
+    message = _notification("ACKS5-AFTER-CDA")
+    with running_service(ctx, process=False) as svc:
+        client = hl7.client.MLLPClient("127.0.0.1", svc.port)
+        try:
+            raw, after = client.send_message(data), client.send_message(message)
+        finally:
+            client.close()
+    ack = hl7.parse(raw.strip(b"\x0b\x1c\r").decode())
+    assert str(ack.segment("MSA")[1]) == "AR" and str(ack.segment("MSA")[2]) == ""
+    err = ack.segment("ERR")
+    assert str(err[3]) == "200^Unsupported message type^HL70357"
+    assert str(err[8]).startswith("MLLP_BARE_DOCUMENT: a CDA document was sent without an HL7")
+    assert msa(after.strip(b"\x0b\x1c\r"))[1:3] == ["AA", "ACKS5-AFTER-CDA"]
+
+
+def test_hl7_without_its_msh_is_still_hl7_no_msh(ctx) -> None:  # noqa: ANN001
+    """The new code is for documents only: a message that lost its MSH (it starts with PID)
+    is broken HL7, answered as before."""
+    data = (SAMPLES / "hl7v2" / "17_casse_sans_msh.hl7").read_bytes()
+    fields, err = _refused(ctx, data)
+    assert fields[1] == "AR" and err[8].startswith("HL7_NO_MSH: ")
+    assert _row_of(ctx, data).error_code == "HL7_NO_MSH"
+
+
+def test_a_bare_pdf_over_the_size_limit_is_told_both(ctx) -> None:  # noqa: ANN001
+    """A 12 MB scan pushed bare: what it is comes first (wrapped, it must also fit the
+    limit), the size after; the head kept in the archive. Was: MLLP_FRAME_TOO_LARGE alone,
+    and the sender raised its frame size."""
+    head = (SAMPLES / "pdf" / "02_tdm_thorax_K2_scan.pdf").read_bytes()[:65536]
+    limit = ctx.settings.listener.max_frame_bytes
+    fields, err = _refused(ctx, head, size=12_000_000)
+    assert err[8].startswith("MLLP_BARE_DOCUMENT: a PDF was sent without an HL7 message")
+    assert err[8].endswith(f"or drop it in the documents folder; frame of 12000000 bytes, "
+                           f"over the limit of {limit}: only its first 65536 bytes kept")
+    row = _row_of(ctx, head)
+    assert (row.error_code, ctx.archive.get(row.sha256)) == ("MLLP_BARE_DOCUMENT", head)
