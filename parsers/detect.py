@@ -61,21 +61,20 @@ def detect_format(data: bytes) -> str:
 
 def bare_document(data: bytes) -> str | None:
     """'cda', 'pdf' or 'xml' when ``data`` is a document on its own rather than an HL7v2
-    message: '%PDF-' or a CDA at the start (after a BOM or blanks, in UTF-16/32 too), or any
-    other XML opening with its declaration or a ClinicalDocument element (a CDA without its
-    namespace); None otherwise. For a channel that carries HL7v2 only (MLLP), whose sender
-    is to be told what it sent rather than that the HL7 is broken."""
+    message: '%PDF-' at the start (after a BOM or blanks, in UTF-16/32 too), a
+    ClinicalDocument root ('cda' without its namespace too: its sender meant a CDA, which
+    the CDA parser then tells it), or any other XML opening with its declaration; None
+    otherwise. For a channel that carries HL7v2 only (MLLP), whose sender is to be told what
+    it sent rather than that the HL7 is broken."""
     head = _text_head(data)
     if head.startswith(b"%PDF-"):
         return PDF
     if not head.startswith(b"<"):
         return None
-    if _is_cda(head):
-        return CDA
     m = _ROOT.match(head, _PROLOG.match(head).end())
-    if head.startswith(b"<?xml") or (m is not None and m.group(2) == b"ClinicalDocument"):
-        return XML
-    return None
+    if m is not None and m.group(2) == b"ClinicalDocument":
+        return CDA
+    return XML if head.startswith(b"<?xml") else None
 
 
 def xml_root(data: bytes) -> str:

@@ -96,6 +96,10 @@ TROD_CDA = "BIO-TROD_2024.01_Angine.xml"  # the ANS example of a CI-SIS BIO-TROD
 FHIR_BUNDLE = (b'<?xml version="1.0" encoding="UTF-8"?><Bundle xmlns="http://hl7.org/fhir">'
                b'<type value="document"/></Bundle>')
 
+# a template engine's CDA that lost its xmlns: still a CDA to its sender (the parser says why not)
+CDA_WITHOUT_NAMESPACE = ("<ClinicalDocument><title>Compte rendu d'échographie abdominale"
+                         "</title></ClinicalDocument>").encode()
+
 
 def _refused(ctx, data: bytes, size: int | None = None) -> tuple[list[str], list[str]]:  # noqa: ANN001
     """(MSA, ERR) fields of the one ACK a frame of ``data`` is answered with."""
@@ -110,17 +114,18 @@ def _refused(ctx, data: bytes, size: int | None = None) -> tuple[list[str], list
     (b"", "cda", "a CDA document", "cda"),
     (codecs.BOM_UTF8 + b"\r\n  ", "cda", "a CDA document", "cda"),
     (b"\n", "pdf", "a PDF", "pdf"),
-    (b"", "fhir", "an XML document that is no CDA (root element 'Bundle')", "unknown")])
-def test_a_document_without_its_hl7_message_is_refused_for_what_it_is(  # noqa: PLR0913
+    (b"", "fhir", "an XML document that is no CDA (root element 'Bundle')", "unknown"),
+    (b"\t", "cda-no-namespace", "a CDA document", "unknown")])
+def test_a_document_without_its_hl7_message_is_refused_for_what_it_is(
         ctx, before: bytes, sent: str, what: str, fmt: str) -> None:  # noqa: ANN001
     """A document server pushes its report over MLLP as it is (a CDA, after a BOM and a
-    line break too; a scanner's PDF; a FHIR document): AR (nothing we could read as a wrong
-    message: table 0008), ERR-3 200, our code and what to send instead in ERR-8 and MSA-3.
-    The frame is archived as received and on the ledger, failed at intake. Was: HL7_NO_MSH,
-    'the frame holds no readable MSH segment'."""
+    line break too, or without its namespace; a scanner's PDF; a FHIR document): AR
+    (nothing we could read as a wrong message: table 0008), ERR-3 200, our code and what to
+    send instead in ERR-8 and MSA-3. The frame is archived as received and on the ledger,
+    failed at intake. Was: HL7_NO_MSH, 'the frame holds no readable MSH segment'."""
     body = {"cda": corpus_path("cda", TROD_CDA).read_bytes(),
             "pdf": (SAMPLES / "pdf" / "01_irm_genou_droit_K1_texte.pdf").read_bytes(),
-            "fhir": FHIR_BUNDLE}[sent]
+            "fhir": FHIR_BUNDLE, "cda-no-namespace": CDA_WITHOUT_NAMESPACE}[sent]
     data = before + body
     fields, err = _refused(ctx, data)
     assert fields[1:3] == ["AR", ""]
