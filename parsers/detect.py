@@ -16,6 +16,7 @@ HL7V2 = "hl7v2"
 CDA = "cda"
 PDF = "pdf"
 UNKNOWN = "unknown"
+XML = "xml"  # ``bare_document`` only: XML that is no CDA
 
 CDA_NAMESPACE = b"urn:hl7-org:v3"
 _HEAD = 8192  # the XML prolog (declaration, stylesheet, comments) fits; the body is not read
@@ -56,6 +57,32 @@ def detect_format(data: bytes) -> str:
     if _SEGMENT_LINE.match(head):
         return HL7V2
     return UNKNOWN
+
+
+def bare_document(data: bytes) -> str | None:
+    """'cda', 'pdf' or 'xml' when ``data`` is a document on its own rather than an HL7v2
+    message: '%PDF-' at the start (after a BOM or blanks, in UTF-16/32 too), a
+    ClinicalDocument root ('cda' without its namespace too: its sender meant a CDA, which
+    the CDA parser then tells it), or any other XML opening with its declaration; None
+    otherwise. For a channel that carries HL7v2 only (MLLP), whose sender is to be told what
+    it sent rather than that the HL7 is broken."""
+    head = _text_head(data)
+    if head.startswith(b"%PDF-"):
+        return PDF
+    if not head.startswith(b"<"):
+        return None
+    m = _ROOT.match(head, _PROLOG.match(head).end())
+    if m is not None and m.group(2) == b"ClinicalDocument":
+        return CDA
+    return XML if head.startswith(b"<?xml") else None
+
+
+def xml_root(data: bytes) -> str:
+    """The root element's local name of the XML ``data`` (40 characters at most), '' when
+    none is found in its head: an element name, never content, to say what was sent."""
+    head = _text_head(data)
+    m = _ROOT.match(head, _PROLOG.match(head).end())
+    return m.group(2).decode("ascii", "replace")[:40] if m else ""
 
 
 def _text_head(data: bytes) -> bytes:

@@ -10,7 +10,8 @@ back what we return. The rules:
 - A frame we refuse (no readable MSH or unusable encoding characters, sender not declared,
   peer not allowed for that sender, frame over the size limit, a message type (MSH-9) that
   no normalizer reads: HL7 v2.5 2.9.2 has the receiver check MSH-9 before accepting; no
-  control id in MSH-10, which every message is filed and acknowledged by) is
+  control id in MSH-10, which every message is filed and acknowledged by; a CDA document
+  or a PDF pushed without the HL7 message that carries it, MLLP_BARE_DOCUMENT) is
   still archived and recorded as a failed import, then answered AR (CR in enhanced mode)
   with an ERR saying why: AE or AR as its code's row of tables/ack_codes.csv says, as for a
   processed message. Table 0008: AR when MSH-9/11/12 is not accepted or the sender is
@@ -118,6 +119,7 @@ from dossiers.schema import imports
 from normalizers.fields import logical_id
 from normalizers.lab import handles_message_type, normalize_message
 from normalizers.model import NormalizationError
+from parsers.detect import CDA, PDF, bare_document, xml_root
 from parsers.hl7v2.ack import AckError, build_ack, build_batch_ack
 from parsers.hl7v2.framing import (
     BatchProblem,
@@ -242,11 +244,36 @@ def match_sender(sources: tuple[Source, ...], application: str, facility: str,
 def _refusal(frame: Frame, header: Header | None,
              limit: int | None) -> tuple[str, str, str] | None:
     """(code, text, HL7 location) when the frame cannot be taken whatever its sender."""
+    if header is None and (kind := bare_document(frame.data)) is not None:
+        return _bare_document(kind, frame, limit)
     if frame.size is not None:
         return _too_large(frame, limit)
     if header is None:
         return ("HL7_NO_MSH", "the frame holds no readable MSH segment", "")
     return header.invalid
+
+
+BARE_DOCUMENT = "MLLP_BARE_DOCUMENT"
+_BARE = {CDA: "a CDA document", PDF: "a PDF"}
+
+
+def _bare_document(kind: str, frame: Frame, limit: int | None) -> tuple[str, str, str]:
+    """MLLP_BARE_DOCUMENT: a CDA document or a PDF pushed over MLLP as it is, without the
+    HL7 message that carries it (a document server's or a scanner's MLLP output pointed at
+    us). It was refused HL7_NO_MSH, as broken HL7, and the sender's integrator looked for
+    the fault in a message it never meant to send. Said first (MSA-3 keeps 80 characters):
+    what was sent and what to send instead, the CI-SIS way (an MDM^T02 whose OBX of type ED
+    carries it) or the documents folder. Over the size limit too, the note says so: the
+    archive keeps its head only. Refused AR (table 0008: not a message we could read as
+    wrong, a content this channel does not take), as ack_codes.csv says."""
+    what = _BARE.get(kind) or (f"an XML document that is no CDA (root element "
+                               f"{xml_root(frame.data)!r})")
+    text = (f"{what} was sent without an HL7 message: wrap it in an MDM^T02 OBX of type ED, "
+            "or drop it in the documents folder")
+    if frame.size is not None:  # ERR-8 keeps 250 characters: short
+        text += (f"; frame of {frame.size} bytes, over the limit of {limit}: only its first "
+                 f"{len(frame.data)} bytes kept")
+    return BARE_DOCUMENT, text, ""
 
 
 # An OBX whose value type is ED (a document), and its ED's encoding component, in the kept head
@@ -964,8 +991,11 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
     A byte-identical repeat (level 1, recorded at intake) of a message filed with documents
     it could not read takes that message's warnings: answered AA with the same warning ERRs
     (``_filed_unread``), its OBX at the same places since the bytes are the same. A plain AA
-    told a sender that lost the first ACK nothing. A level-2 repeat (the same logical
-    message in other bytes) keeps its own row: its OBX may be elsewhere."""
+    told a sender that lost the first ACK nothing. So does the level-1 repeat of a draft
+    held until signed ('held') and of an MDM notification without its document: the first
+    copy's AA carried a warning ERR of its own (``_verdict``), the repeat got a plain AA. A
+    level-2 repeat (the same logical message in other bytes) keeps its own row: its OBX may
+    be elsewhere."""
     columns = (imports.c.id, imports.c.status, imports.c.error_code, imports.c.error_message,
                imports.c.error_location, imports.c.part, imports.c.duplicate_of,
                imports.c.warnings, imports.c.stage)
@@ -974,28 +1004,34 @@ def _outcomes(ctx: Context, ids: list[int]) -> dict[int, tuple]:
         earlier = {r.duplicate_of for r in rows
                    if r.status == DUPLICATE and r.duplicate_of is not None}
         told = {r.id: r for r in conn.execute(select(*columns).where(
-            imports.c.id.in_(earlier), imports.c.status.in_((FAILED, PROCESSING, DEPOSITED))))
-            } if earlier else {}
+            imports.c.id.in_(earlier),
+            imports.c.status.in_((FAILED, PROCESSING, DEPOSITED, HELD))))} if earlier else {}
     out = {}
     for r in rows:
         source = told.get(r.duplicate_of, r) if r.status == DUPLICATE else r
         if source.status == PROCESSING and source is not r:
             out[r.id] = (PROCESSING, FIRST_COPY_IN_PROGRESS, None, None, r.part, None)
             continue
-        if source.status == DEPOSITED and source is not r:
-            out[r.id] = _repeat_of_filed(r, source)
+        if source.status in (DEPOSITED, HELD) and source is not r:
+            out[r.id] = _repeat_of_accepted(r, source)
             continue
         out[r.id] = (source.status, source.error_code, source.error_message,
                      source.error_location, r.part, source.warnings)
     return out
 
 
-def _repeat_of_filed(row: Row, first: Row) -> tuple:
-    """The outcome a repeat of the filed message ``first`` is answered with: a level-1
-    (byte-identical) repeat carries the first copy's warnings, so that its unread documents
-    are reported again (and nothing else: its code stays unreported, as before); a level-2
-    repeat is answered for its own row, as before."""
+def _repeat_of_accepted(row: Row, first: Row) -> tuple:
+    """The outcome a repeat of ``first`` (accepted: filed, or held until signed) is answered
+    with. A level-1 (byte-identical) repeat is answered as the first copy was: its warnings,
+    so that its unread documents are reported again, and, when the first copy's own outcome
+    was answered with a warning ERR (a draft held, an MDM notification only: ``_verdict``),
+    that outcome, its code, text and location (the same bytes: the same segment). Any other
+    code of a filed message stays unreported, as before. A level-2 repeat is answered for
+    its own row, as before."""
     if row.stage != "intake":
         return (row.status, row.error_code, row.error_message, row.error_location, row.part,
                 row.warnings)
+    if first.status == HELD or first.error_code == NOTIFICATION_ONLY:
+        return (first.status, first.error_code, first.error_message, first.error_location,
+                row.part, first.warnings)
     return DEPOSITED, None, None, None, row.part, first.warnings
