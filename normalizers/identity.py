@@ -182,6 +182,9 @@ class StatusReading:
     unknown: tuple[str, ...] = ()  # codes tables/identity_status.csv does not know
     vetoes: tuple[str, ...] = ()  # attributes that withdrew trust from the INS
     read_as: str = ""  # several consistent statuses read as the one implying the others
+    # the codes saying the traits sent are not stated as the patient's own (FICTI, DOUTE...:
+    # tables/identity_status.csv traits_own 0): an ADT's identity update does not apply them
+    traits_doubted: tuple[str, ...] = ()
 
 
 @cache
@@ -196,7 +199,8 @@ def read_identity_status(status: str) -> StatusReading:
     QUAL), it states no other status that it does not imply (``_implying_all``: 'VALI~QUAL'
     is QUAL, 'PROV~VALI' contradicts itself) and no repetition vetoes it
     (DOUTE, FICTI, USUR...) or is unknown; a demographic match is
-    allowed unless a repetition says the traits may not be this person's.
+    allowed unless a repetition says the traits may not be this person's; an ADT's traits
+    are applied to the dossier unless one says they are not stated as the patient's own.
 
     Cached (a frozen result of one string and of the table, itself read once): the filing
     process reads every message's status, nearly always one of a handful ('VALI', 'PROV'),
@@ -212,7 +216,9 @@ def read_identity_status(status: str) -> StatusReading:
     return StatusReading(ins_trusted=qualified and not vetoes and not unknown,
                          demographics=all(r["demographics"] == "1" for r in known),
                          unknown=unknown, vetoes=vetoes,
-                         read_as=top if top is not None and len(stated) > 1 else "")
+                         read_as=top if top is not None and len(stated) > 1 else "",
+                         traits_doubted=tuple(r["code"] for r in known
+                                              if r["traits_own"] == "0"))
 
 
 def _implying_all(stated: set[str]) -> str | None:
