@@ -1,17 +1,32 @@
 """Identity round 11: what French senders we had not seen send. An ADT under a fictitious or
-doubtful identity (PID-32 FICTI, DOUTE...) no longer rewrites the dossier's traits. Invented
-patients, INS with made-up digits and valid keys."""
+doubtful identity (PID-32 FICTI, DOUTE...) no longer rewrites the dossier's traits; the NIR of
+a person born in Algeria, Morocco or Tunisia before independence, or in Paris, Lyon or
+Marseille, is not "another birth place" than the one their INS traits state. Invented
+patients, INS with made-up digits and valid keys; store behaviour on SQLite and on the
+PostgreSQL fixture."""
 
 from __future__ import annotations
 
 import pytest
 
+from dossiers.db import make_engine
 from dossiers.patients import add_identifier, create_patient
 from normalizers.identity import read_identity_status
+from normalizers.nir import birth_place_contradicts
 from tests.test_adt_consent import SOURCE, adt, ledger, patient_row
+from tests.test_identity_round4 import INS_NIR, dossier, nir
+from tests.test_identity_round8 import LABO, resolve
 from tests.test_pipeline import ingest
 
 GAM_IPP = "1.2.250.1.999.9"  # the IPP domain of tests.test_adt_consent's GAM (CHU-X)
+
+
+@pytest.fixture
+def engine(database_url):  # noqa: ANN001, ANN201
+    """A store at head on SQLite and on PostgreSQL (tests/conftest.py)."""
+    store = make_engine(database_url)
+    yield store
+    store.dispose()
 
 
 # -- PID-32: an ADT whose traits are not stated as the patient's own ---------------------------
@@ -72,3 +87,66 @@ def test_an_adt_of_the_patients_own_traits_still_updates_the_dossier(sqlite_ctx,
 def test_which_statuses_say_the_traits_are_not_the_patients_own(status: str,
                                                                  doubted: tuple) -> None:
     assert read_identity_status(status).traits_doubted == doubted
+
+
+# -- the NIR's birth place digits and the INS traits' birth place ------------------------------
+ORAN_NIR = nir("2571092052123")  # a woman born October 1957 in Oran (French Algeria: 92)
+PARIS_NIR = nir("1880575114087")  # a man born May 1988 in Paris 14e (INSEE 75114)
+
+
+@pytest.mark.parametrize(("nir_", "place", "born", "contradicts"), [
+    (ORAN_NIR, "99352", "1957-10-03", False),  # Algeria before 1962: 91 to 94 in the NIR
+    (nir("1480391001045"), "99352", "1948-03-14", False),  # Alger: 91
+    (nir("2550695003210"), "99350", "1955-06-21", False),  # Morocco: 95
+    (nir("1600296040088"), "99351", "1960-02-11", False),  # Tunisia: 96, no year bound
+    (ORAN_NIR, "99350", "1957-10-03", True),  # Oran is not Morocco
+    (nir("2871092052123"), "99352", "1987-10-03", True),  # from 1968: Hauts-de-Seine
+    (nir("1750391228045"), "99352", "1975-03-14", True),  # born in Évry (Essonne), 1975
+    (ORAN_NIR, "99352", "", True),  # no birth year known: not told from Hauts-de-Seine
+    (nir("1750391228045"), "91228", "1975-03-14", False),  # as before
+    (PARIS_NIR, "75056", "1988-05-09", False),  # Paris, the commune's code
+    (PARIS_NIR, "75114", "1988-05-09", False),
+    (PARIS_NIR, "75113", "1988-05-09", True),  # another arrondissement is another place
+    (nir("2660869123045"), "69383", "1966-08-30", False),  # Lyon, commune in the NIR
+    (nir("2660813055045"), "13208", "1966-08-30", False),  # Marseille 8e, commune in the NIR
+    (nir("2660813208045"), "69123", "1966-08-30", True),  # Marseille is not Lyon
+    (nir("1551129232190"), "75056", "1955-11-02", True),  # Quimper is not Paris
+])
+def test_nir_birth_place_digits_of_former_territories_and_arrondissements(
+        nir_: str, place: str, born: str, contradicts: bool) -> None:
+    assert birth_place_contradicts(nir_, place, born) is contradicts
+
+
+def born_in(place: str, names: str, birth: str, sex: str, ipp: str) -> str:
+    """A laboratory's PID: no INS, an IPP nobody knows, the birth place (PID-11 BDL)."""
+    fields = ["PID", "", "", f"{ipp}^^^LABO&{LABO}&ISO^PI", "", names, "", birth, sex,
+              "", "", f"^^^^^^BDL^^{place}"] + [""] * 20 + ["PROV"]
+    return "|".join(fields)
+
+
+def test_a_woman_born_in_french_algeria_is_filed_by_her_traits(sqlite_engine) -> None:  # noqa: ANN001
+    """Mme Joséphine Garcia, born 3 Oct 1957 in Oran: her NIR says 92 (the département
+    d'Oran), her INS traits and the laboratory say Algeria (99352). The dossier holding her
+    INS was refused as a homonym's born elsewhere (IDENTITY_TRAITS_MISMATCH): every result
+    of a patient born in Algeria before 1962 was quarantined. A woman of the same traits said
+    born in Morocco is still refused."""
+    hers = dossier(sqlite_engine, family="Garcia", given="Joséphine", birth_date="1957-10-03",
+                   sex="F", birth_family="Garcia", ins=ORAN_NIR, ins_oid=INS_NIR)
+    res = resolve(sqlite_engine, born_in("99352", "GARCIA^Joséphine^^^^^L", "19571003", "F",
+                                         "57100"))
+    assert (res.patient_id, res.via) == (hers, "demographics")
+    other = resolve(sqlite_engine, born_in("99350", "GARCIA^Joséphine^^^^^L", "19571003", "F",
+                                           "57101"))
+    assert (other.patient_id, other.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+
+
+def test_a_man_born_in_paris_said_born_in_paris_is_filed(engine) -> None:  # noqa: ANN001
+    """M. Théo Fontaine, born 9 May 1988 in Paris 14e (75114 in his NIR); the laboratory
+    states Paris as the commune (75056): refused as a homonym born elsewhere, now filed; a
+    Théo Fontaine said born in Paris 13e is still another person. SQLite and PostgreSQL."""
+    his = dossier(engine, family="Fontaine", given="Théo", birth_date="1988-05-09", sex="M",
+                  birth_family="Fontaine", ins=PARIS_NIR, ins_oid=INS_NIR)
+    res = resolve(engine, born_in("75056", "FONTAINE^Théo^^^^^L", "19880509", "M", "88050"))
+    assert (res.patient_id, res.via) == (his, "demographics")
+    other = resolve(engine, born_in("75113", "FONTAINE^Théo^^^^^L", "19880509", "M", "88051"))
+    assert (other.patient_id, other.code) == (None, "IDENTITY_TRAITS_MISMATCH")
