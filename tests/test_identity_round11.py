@@ -1,7 +1,8 @@
 """Identity round 11: what French senders we had not seen send. An ADT under a fictitious or
 doubtful identity (PID-32 FICTI, DOUTE...) no longer rewrites the dossier's traits; the NIR of
 a person born in Algeria, Morocco or Tunisia before independence, or in Paris, Lyon or
-Marseille, is not "another birth place" than the one their INS traits state. Invented
+Marseille, is not "another birth place" than the one their INS traits state; PID-5's
+partner name (type P) is the used name, an alias never the name compared. Invented
 patients, INS with made-up digits and valid keys; store behaviour on SQLite and on the
 PostgreSQL fixture."""
 
@@ -14,7 +15,7 @@ from dossiers.patients import add_identifier, create_patient
 from normalizers.identity import read_identity_status
 from normalizers.nir import birth_place_contradicts
 from tests.test_adt_consent import SOURCE, adt, ledger, patient_row
-from tests.test_identity_round4 import INS_NIR, dossier, nir
+from tests.test_identity_round4 import INS_NIR, dossier, identity, nir, pid
 from tests.test_identity_round8 import LABO, resolve
 from tests.test_pipeline import ingest
 
@@ -150,3 +151,51 @@ def test_a_man_born_in_paris_said_born_in_paris_is_filed(engine) -> None:  # noq
     assert (res.patient_id, res.via) == (his, "demographics")
     other = resolve(engine, born_in("75113", "FONTAINE^Théo^^^^^L", "19880509", "M", "88051"))
     assert (other.patient_id, other.code) == (None, "IDENTITY_TRAITS_MISMATCH")
+
+
+# -- PID-5 name types: the partner's name is the used name, an alias is never a name ----------
+@pytest.mark.parametrize(("names", "family", "birth_family", "warned"), [
+    # a plain HL7 engine: the legal (birth) name 'L', the married name typed 'P' (partner or
+    # spouse, table 0200): it was dropped, the birth name read as the used one
+    ("BERTRAND^Marie-Claire^^^^^L~FAURE^Marie-Claire^^^^^P", "FAURE", "BERTRAND", False),
+    ("FAURE^Marie-Claire^^^^^P~BERTRAND^Marie-Claire^^^^^L", "FAURE", "BERTRAND", False),
+    # PAM France's 'D' beside it is the used name
+    ("FAURE^Marie-Claire^^^^^P~ROCHE^Marie-Claire^^^^^D~BERTRAND^Marie-Claire^^^^^L",
+     "ROCHE", "BERTRAND", False),
+    # an alias or a bad name sent first was the name compared
+    ("LOU^Léa^^^^^A~ROUSSEAU^Léa", "ROUSSEAU", "ROUSSEAU", True),
+    ("ROUSSAU^Léa^^^^^BAD~ROUSSEAU^Léa", "ROUSSEAU", "ROUSSEAU", True),
+    ("ROUSSEAU^Léa~LOU^Léa^^^^^A", "ROUSSEAU", "ROUSSEAU", False),  # as before
+    ("LOU^Léa^^^^^A", "", "", True),  # an alias alone: no name to compare
+])
+def test_pid5_partner_name_is_the_used_name_and_an_alias_never_a_name(
+        names: str, family: str, birth_family: str, warned: bool) -> None:
+    ident = identity(pid("", names))
+    assert (ident.family, ident.birth_family) == (family, birth_family)
+    said = [w for w in ident.warnings if "typed as not the patient's own" in w]
+    assert bool(said) is warned, ident.warnings
+    assert all("LOU" not in w and "ROUSSAU" not in w for w in ident.warnings)
+
+
+def test_an_alias_sent_before_the_name_no_longer_hides_the_dossier(sqlite_engine) -> None:  # noqa: ANN001
+    """Mme Léa Rousseau's dossier; a laboratory's PID names her stage name first, typed as
+    an alias ('LOU', type A), then her name untyped. Compared on the alias, no dossier
+    matched (quarantined; with an INS and auto-creation, a dossier named LOU)."""
+    hers = dossier(sqlite_engine, family="Rousseau", given="Léa", birth_date="1992-02-17",
+                   birth_family="Rousseau")
+    res = resolve(sqlite_engine, pid(f"92021^^^LABO&{LABO}&ISO^PI", "LOU^Léa^^^^^A~ROUSSEAU^Léa",
+                                     birth="19920217"))
+    assert (res.patient_id, res.via) == (hers, "demographics")
+
+
+def test_an_a31_with_the_spouses_name_updates_the_used_name(sqlite_ctx) -> None:  # noqa: ANN001
+    """A GAM outside PAM France sends Mme Lefèvre's married name typed 'P' beside her legal
+    name 'L': the dossier now goes by her used name, her birth name kept. The 'P' name was
+    dropped: nothing applied."""
+    ctx = sqlite_ctx
+    hers = known_by_ipp(ctx)
+    (import_id,) = ingest(ctx, adt("C-A31", "A31", family="FAURE^Hélène^^^^^P~LEFÈVRE",
+                                   pid32="PROV"), source=SOURCE)
+    assert ledger(ctx, import_id).error_message.startswith("identity updated: family")
+    held = patient_row(ctx, hers)
+    assert (held.family, held.birth_family, held.given) == ("FAURE", "LEFÈVRE", "Hélène")
