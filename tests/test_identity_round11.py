@@ -46,8 +46,8 @@ def a08(status: str) -> bytes:
     return adt("C-A08", "A08", family="DURAND", given="Zoé", pid32=status)
 
 
-@pytest.mark.parametrize("status", ["PROV~FICTI", "FICTI", "VALI~FICTI", "PROV~DOUTE", "DOUTE",
-                                    "VIDE~USUR", "PROV~AL"])
+# the other codes of tables/identity_status.csv: test_which_statuses_say_the_traits_are_...
+@pytest.mark.parametrize("status", ["PROV~FICTI", "VALI~DOUTE", "VIDE~USUR"])
 def test_an_adt_under_a_fictitious_or_doubtful_identity_keeps_the_dossiers_traits(
         sqlite_ctx, status: str) -> None:  # noqa: ANN001
     """A GAM admits a patient under a made-up identity (PAM France PID-32 FICTI) or flags
@@ -68,7 +68,7 @@ def test_an_adt_under_a_fictitious_or_doubtful_identity_keeps_the_dossiers_trait
     assert "DURAND" not in said[0] and "Zoé" not in said[0]
 
 
-@pytest.mark.parametrize("status", ["PROV", "VIDE", "PROV~HOMD", "RECUP"])
+@pytest.mark.parametrize("status", ["PROV", "PROV~HOMD"])
 def test_an_adt_of_the_patients_own_traits_still_updates_the_dossier(sqlite_ctx,  # noqa: ANN001
                                                                      status: str) -> None:
     """The same A08 under a provisional identity, or a homonym flagged (the traits are the
