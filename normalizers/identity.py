@@ -18,8 +18,9 @@ Rules (IHE PAM France / CI-SIS):
   names by OID).
 - PID-5: type 'L' is the birth name (nom de naissance), 'D' the used name (nom d'usage);
   plain HL7's 'B' (name at birth) and 'M' (maiden name) are the birth name, and 'L' beside
-  them the used name (tables/name_types.csv); a pseudonym (type 'S', anonymous patient) is
-  not a name: never used, so never matched on.
+  them the used name (tables/name_types.csv); plain HL7's 'P' (partner or spouse) is the
+  used name too. A pseudonym (type 'S', anonymous patient) is not a name, nor an alias,
+  a nickname or a name typed bad ('A', 'N', 'BAD'...): never used, so never matched on.
   The first given name is PID-5.2, else the first of the list in PID-5.3.
 - PID-32 is the identity status; it repeats (a status and attributes: 'QUAL~DOUTE'), all
   kept, '~'-joined. ``read_identity_status`` reads it with tables/identity_status.csv: the
@@ -66,6 +67,7 @@ BIRTH_NAME = "birth"  # roles of PID-5.7 name types (tables/name_types.csv)
 MAIDEN_NAME = "maiden"
 USED_NAME = "used"
 PSEUDONYM = "pseudonym"  # a coded pseudo-name (anonymity): never matched on
+OTHER_NAME = "other"  # an alias, a nickname, a bad name: never the birth nor the used name
 IDENTITY_UNKNOWN = "Y"  # PID-31 identity unknown indicator (HL7 v2.5 table 0136)
 MULTIPLE_BIRTH, BIRTH_ORDER = 24, 25  # PID-24 multiple birth indicator, PID-25 birth order
 MULTIPLE_BIRTH_YES = "Y"  # HL7 v2.5 table 0136
@@ -182,6 +184,9 @@ class StatusReading:
     unknown: tuple[str, ...] = ()  # codes tables/identity_status.csv does not know
     vetoes: tuple[str, ...] = ()  # attributes that withdrew trust from the INS
     read_as: str = ""  # several consistent statuses read as the one implying the others
+    # the codes saying the traits sent are not stated as the patient's own (FICTI, DOUTE...:
+    # tables/identity_status.csv traits_own 0): an ADT's identity update does not apply them
+    traits_doubted: tuple[str, ...] = ()
 
 
 @cache
@@ -196,7 +201,8 @@ def read_identity_status(status: str) -> StatusReading:
     QUAL), it states no other status that it does not imply (``_implying_all``: 'VALI~QUAL'
     is QUAL, 'PROV~VALI' contradicts itself) and no repetition vetoes it
     (DOUTE, FICTI, USUR...) or is unknown; a demographic match is
-    allowed unless a repetition says the traits may not be this person's.
+    allowed unless a repetition says the traits may not be this person's; an ADT's traits
+    are applied to the dossier unless one says they are not stated as the patient's own.
 
     Cached (a frozen result of one string and of the table, itself read once): the filing
     process reads every message's status, nearly always one of a handful ('VALI', 'PROV'),
@@ -212,7 +218,9 @@ def read_identity_status(status: str) -> StatusReading:
     return StatusReading(ins_trusted=qualified and not vetoes and not unknown,
                          demographics=all(r["demographics"] == "1" for r in known),
                          unknown=unknown, vetoes=vetoes,
-                         read_as=top if top is not None and len(stated) > 1 else "")
+                         read_as=top if top is not None and len(stated) > 1 else "",
+                         traits_doubted=tuple(r["code"] for r in known
+                                              if r["traits_own"] == "0"))
 
 
 def _implying_all(stated: set[str]) -> str | None:
@@ -490,6 +498,7 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     untyped: tuple[str, str] | None = None
     first: tuple[str, str] | None = None
     pseudonym = False
+    others = 0  # names typed as not the patient's own (alias...) sent before the first read
     for rep in reps(msg, pid, 5):
         c = comps(msg, rep)
         family, given = sub(msg, part(c, 1), 1), sub(msg, part(c, 2), 1)
@@ -503,6 +512,10 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
         if role == PSEUDONYM:
             pseudonym = True
             continue
+        if role == OTHER_NAME:
+            if first is None:  # sent before any name read: it was the one compared
+                others += 1
+            continue
         if first is None:
             first = (family, given)
         if role and (role not in by_type or rank < ranks[role]):
@@ -515,6 +528,12 @@ def _names(msg: Message, pid: Segment, ident: PatientIdentity) -> None:
     birth = by_type.get(BIRTH_NAME)
     used = by_type.get(USED_NAME)
     maiden = by_type.get(MAIDEN_NAME)
+    if others and birth is None and used is None and maiden is None:
+        # read as the first name sent, an alias before the legal name (or alone) was the
+        # name matched, compared and given to an auto-created dossier
+        ident.warnings.append(f"{loc(pid, 5)}: {others} name(s) typed as not the patient's "
+                              "own (alias, nickname, bad name...: tables/name_types.csv "
+                              "role other): not used")
     if maiden is not None and (birth is None or used is None):
         # plain HL7: the birth name typed 'B' or 'M', the legal name 'L' the one used now
         # ('L' beside 'D' is PAM France's birth name: it stays so, whatever 'M' says)

@@ -136,13 +136,18 @@ _INSEE_PLACE = re.compile(r"(?:\d\d|2[AB])\d{3}")
 _PLACE_DIGITS_UNKNOWN = {"7", "8"}  # NIR of a person being registered: no birth place in it
 
 
-def birth_place_contradicts(nir: str, place: str) -> bool:
+def birth_place_contradicts(nir: str, place: str, birth_date: str = "") -> bool:
     """Whether a NIR's own digits 6-10 (the INSEE code of the birth commune, or '99' and
     the country code for a birth abroad) contradict the birth place ``place`` (an INSEE
     code, PID-11 BDL). False when either is missing or not of that shape, for a temporary
-    number (first digit 7 or 8), and for Corsica written 20 on one side and 2A/2B on the
-    other (NIRs of people born there before 1976 say 20). The INSi's traits agree with
-    the NIR: a birth place that does not is another person's."""
+    number (first digit 7 or 8), for Corsica written 20 on one side and 2A/2B on the
+    other (NIRs of people born there before 1976 say 20), for Paris, Lyon or Marseille
+    written as the commune on one side and one of its arrondissements on the other
+    (``_commune_of``), and for a person born in Algeria, Morocco or Tunisia before their
+    independence, whose NIR says 91 to 96 where the INS traits say the country
+    (``_former_territory``; ``birth_date``, ISO, tells those digits from the Île-de-France
+    departments of the same numbers). The INSi's traits agree with the NIR: a birth place
+    that does not is another person's."""
     place = place.strip().upper()
     if len(nir) < 10 or nir[0] in _PLACE_DIGITS_UNKNOWN or not _INSEE_PLACE.fullmatch(place):
         return False
@@ -152,4 +157,44 @@ def birth_place_contradicts(nir: str, place: str) -> bool:
     corsica = {"20", "2A", "2B"}
     if held[:2] in corsica and place[:2] in corsica:
         return held[2:] != place[2:]
-    return held != place
+    if _former_territory(held, birth_date) == place:
+        return False
+    # the commune on one side, one of its arrondissements on the other (two arrondissements
+    # are two birth places: the INS traits name the arrondissement)
+    return held != place and _commune_of(held) != place and _commune_of(place) != held
+
+
+def _former_territory(held: str, birth_date: str) -> str:
+    """The INSEE country code ('99352') a NIR's birth-place digits name when they are those
+    of Algeria, Morocco or Tunisia before independence (tables/nir_former_territories.csv),
+    '' otherwise, or when the birth year (``birth_date``) is unknown or past the table's
+    bound (the same digits then name an Île-de-France department)."""
+    row = _territories().get(held[:2])
+    if row is None:
+        return ""
+    year = birth_date[:4]
+    if row["born_until"] and not (year.isdigit() and int(year) <= int(row["born_until"])):
+        return ""
+    return row["country_code"]
+
+
+@cache
+def _territories() -> dict[str, dict[str, str]]:
+    return {row["nir_department"]: row for row in table("nir_former_territories")}
+
+
+def _commune_of(code: str) -> str:
+    """``code`` as its commune's INSEE code when it is a municipal arrondissement of Paris,
+    Lyon or Marseille (tables/insee_arrondissements.csv: '75112' -> '75056'), else as is."""
+    if not code.isdigit():
+        return code
+    for commune, first, last in _arrondissements():
+        if first <= int(code) <= last:
+            return commune
+    return code
+
+
+@cache
+def _arrondissements() -> tuple[tuple[str, int, int], ...]:
+    return tuple((row["commune"], int(row["first_arrondissement"]),
+                  int(row["last_arrondissement"])) for row in table("insee_arrondissements"))

@@ -11,6 +11,13 @@ found (a qualified INS, the hospital's own identifier) states the patient's trai
   Applied, it left the dossier's traits contradicting its own INS, and the next message with
   the right traits no longer matched; nothing of that PID's identity is applied, and a
   warning names the trait (never a value);
+- a PID whose identity status (PID-32) says its traits are not stated as the patient's own
+  (PAM France's FICTI, an 'identité d'emprunt' under which a GAM admits a patient who must
+  not be known by name; DOUTE, a doubtful identity; USUR, INVA, a collision, an alias, a
+  default birth date: tables/identity_status.csv traits_own) is not a statement of the
+  patient's traits (RNIV: a doubtful or fictitious identity is never qualified, and its
+  traits are not the reference ones). Found by the hospital's own identifier, the A08 of a
+  patient readmitted under a made-up name overwrote the dossier's real names with it;
 - a PID stated before the one the dossier's traits come from (EVN-2, else MSH-7: an A08
   recorded in January reaching us after an A31 recorded in June, a GAM's backlog replayed
   under new control ids) is history: applied, it put back the name the patient had left. A
@@ -23,6 +30,7 @@ from datetime import datetime
 
 from dossiers.consent import instant
 from dossiers.patients import Patient
+from normalizers.identity import read_identity_status
 from normalizers.model import AdtEvent, PatientIdentity
 from normalizers.nir import nir_contradicts
 
@@ -36,6 +44,11 @@ def identity_update(patient: Patient | None, ident: PatientIdentity, adt: AdtEve
     if held_since is not None and instant(adt.stated_at) < held_since:
         return {}, ["identity not updated: the statement (EVN-2, else MSH-7) is older than "
                     "the one the dossier's traits come from (messages received out of order)"]
+    doubted = read_identity_status(ident.identity_status).traits_doubted
+    if doubted:
+        return {}, [f"identity not updated: the identity status (PID-32) {'/'.join(doubted)} "
+                    "says the traits sent are not stated as the patient's own (doubtful, "
+                    "fictitious...): the dossier keeps its traits"]
     sex = ident.sex if ident.sex in ("F", "M") else None
     ins = patient.ins if patient is not None else None
     if ins:

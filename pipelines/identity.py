@@ -630,7 +630,8 @@ def _born_elsewhere(identity: PatientIdentity, patient: Patient | None,
     names, birth date and sex, born in two communes (the homonyms the INS traits' birth
     place is there to tell apart). Only ever a veto: a birth place finds no dossier."""
     if patient is None or not patient.ins or \
-            not birth_place_contradicts(patient.ins, identity.birth_place):
+            not birth_place_contradicts(patient.ins, identity.birth_place,
+                                        identity.birth_date or patient.birth_date):
         return None
     return _quarantine("IDENTITY_TRAITS_MISMATCH",
                        "the only dossier the demographics match holds an INS whose birth place "
