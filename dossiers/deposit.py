@@ -762,7 +762,9 @@ def _unscoped(key: str) -> str | None:
     without a universal id scoped by the sending facility, MSH-4, since documents round 10:
     that key's own unscoped form is then 'document|100234'); 'document|77|LAB|1' for the
     ORU document 'document|77|LAB@LABO-NORD|1' (its order number's namespace scoped the
-    same way since documents round 11); None for any other key."""
+    same way since documents round 11; a child order's, keyed by its parent's OBR-29, and a
+    point-of-care set's device, 'document|POC-...|GAZ-01^GEM@CHU-NORD|1', since round 12);
+    None for any other key."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
