@@ -225,6 +225,9 @@ class DepositResult:
     # where a cancel, replacement or status change names a number under which the dossier
     # holds several documents (each by its CDA id) and acted on each: 'OBX[5]: ... 2'
     shared_numbers: list[str] = field(default_factory=list)
+    # where a replacement names a version replaced since, and the current version it
+    # replaces instead ('OBX[5]: replaces CR-981|DPI-Y': ``follow_replaced_versions``)
+    replaced_versions: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
     reissue_doubts: list[str] = field(default_factory=list)
     # where a result withdrawn by its sender (OBX-11 W or D) came again with a new value,
@@ -668,6 +671,73 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
                     entry.replaces_key = real[named]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
     return companions
+
+
+def follow_replaced_versions(conn: Connection, stored: dict[tuple[int, str], list],
+                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                             ) -> None:
+    """A replacement (MDM^T10, ORU OBX-11 C, CDA RPLC) naming a version of a document that a
+    later version has replaced already: its ``replaces_key`` becomes the key of that
+    document's current version (followed through ``superseded_by``), whose versions join
+    ``stored``; marked for the ledger's warning (``REPLACED_VERSION_DETAIL``). Call after
+    ``follow_document_numbers``, before ``held_children``.
+
+    Why: many DPIs put the first version's number in TXA-13 of every correction (the
+    'original document' their screen shows), not the last one's. The second correction of a
+    report found its named version superseded, was filed as a new document beside the
+    first correction, both current (two versions of one report in the dossier), and the
+    ledger said the named document was 'never received'. Left as before: a document of a
+    CDA set (its set orders its versions, ``_versions_around``), a replacement issued
+    (TXA-6, OBR-22) before the current version it would replace (a correction arriving
+    after a later one is no newer than it), and a chain that does not end in one current
+    document."""
+    for patient_id, items in targets:
+        for entry, _ in items:
+            if entry.type != DOCUMENT or entry.action != ACTION_REPLACE \
+                    or not entry.replaces_key or entry.replaces_key == entry.key \
+                    or document_set(entry) is not None:
+                continue
+            versions = stored.get((patient_id, entry.replaces_key)) or ()
+            if not versions or any(r.current for r in versions):
+                continue
+            last = max(versions, key=lambda r: r.version)
+            end = _current_of_chain(conn, patient_id, last.superseded_by)
+            if end is None or end.key == entry.key or end.type != DOCUMENT:
+                continue
+            sent, current = _aware(entry.issued), _aware(end.issued)
+            if sent is not None and current is not None and sent < current:
+                continue
+            entry.details[REPLACED_VERSION_DETAIL] = end.key.removeprefix("document|")
+            entry.replaces_key = end.key
+            stored.update(held_entries(conn, {(patient_id, end.key)}))
+
+
+# details key, never stored: the replacement names a version replaced since (its value: the
+# number of the current version it replaces instead, 'CR-981|DPI-Y@CHU-EST')
+REPLACED_VERSION_DETAIL = "_names_replaced_version"
+
+_CHAIN_MAX = 16  # replacements followed at most (a chain that long is no DPI's)
+
+
+def _current_of_chain(conn: Connection, patient_id: int, row_id: int | None):  # noqa: ANN202
+    """The current version at the end of the replacements starting at entry ``row_id``: that
+    entry when current, else the current version of its key, else the entry that replaced
+    that key's last version, and so on; None when the chain ends in no current version."""
+    seen: set[int] = set()
+    while row_id is not None and row_id not in seen and len(seen) < _CHAIN_MAX:
+        seen.add(row_id)
+        row = conn.execute(select(entries).where(entries.c.id == row_id)).first()
+        if row is None or row.patient_id != patient_id:
+            return None
+        if row.current:
+            return row
+        last = conn.execute(select(entries).where(entries.c.patient_id == patient_id,
+                                                  entries.c.key == row.key)
+                            .order_by(entries.c.version.desc()).limit(1)).first()
+        if last.current:
+            return last
+        row_id = last.superseded_by
+    return None
 
 
 def _shared_number(targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
@@ -1115,6 +1185,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     follow_order_scopes(conn, stored, [(patient_id, items)], [source])
     companions = follow_document_numbers(conn, stored, [(patient_id, items)], [source])
+    follow_replaced_versions(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
     replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
@@ -1179,6 +1250,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         if SHARED_NUMBER_DETAIL in entry.details:
             shared = entry.details.pop(SHARED_NUMBER_DETAIL)
             result.shared_numbers.append(f"{entry.source_ref}: the number names {shared}")
+        if REPLACED_VERSION_DETAIL in entry.details:
+            current = entry.details.pop(REPLACED_VERSION_DETAIL)
+            result.replaced_versions.append(f"{entry.source_ref}: replaces {current}")
         row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref

@@ -1,7 +1,8 @@
 """Documents carried in HL7v2, round 12: the document of a child order keyed through its
 parent's numbers (OBR-29) and of a point-of-care set keyed by its device (OBX-18) are scoped
 by the sending facility (MSH-4) when that number or device has no universal id, as round 11
-scopes an ORU order number.
+scopes an ORU order number; a replacement naming a version replaced since replaces the
+current version.
 
 Why: each test pins what a real sender sends and what we must file for it; the ones marked
 'was' failed before the fix of the same commit."""
@@ -144,3 +145,76 @@ def test_a_point_of_care_printout_filed_before_scoping_gets_its_correction(ctx):
     assert documents[legacy] == (False, "final")
     assert documents[scoped] == (True, "corrected")
     assert documents[f"{POC}GAZ-01^GEM-PREMIER@CH-SUD|1"][0] is True
+
+
+# -- a replacement naming a version replaced since (MDM^T10 TXA-13 the original) -------------
+
+def _report(trigger: str, txa12: str, text: str, txa13: str = "",
+            issued: str = "202405061100") -> str:
+    """A hospital DPI's MDM (v2.5, outside CI-SIS) carrying an imaging report as text lines
+    (OBX TX), originated (TXA-6) at ``issued``; its T10 corrections name in TXA-13 the
+    number of the report's first version, as the DPI's screen shows it."""
+    return "\r".join([
+        f"MSH|^~\\&|DPI-Y|CHU-EST|DMP|GHT|{issued}||MDM^{trigger}^MDM_T02|{txa12}-{trigger}|P|"
+        "2.5|||||FRA|UNICODE UTF-8",
+        f"EVN||{issued}", PID, "PV1|1|O",
+        f"TXA|1|18748-4^CR d'imagerie médicale^LN|TX|202405061000||{issued}||||||{txa12}|"
+        f"{txa13}||||LA||AV",
+        f"OBX|1|TX|18748-4^CR d'imagerie médicale^LN||{text}||||||F",
+    ]) + "\r"
+
+
+FIRST = "CR-980^DPI-Y"
+V1, V2, V3 = (f"document|CR-98{n}|DPI-Y@CHU-EST" for n in (0, 1, 2))
+
+
+def _corrections(*issued: str) -> list[str]:
+    """The report (v1), then corrections v2 and v3 both naming v1 (TXA-13), originated at
+    ``issued`` (v2's, v3's)."""
+    return [_report("T02", FIRST, "Radiographie thoracique : pas d'anomalie décelée."),
+            _report("T10", "CR-981^DPI-Y", "Radiographie thoracique : opacité basale droite.",
+                    FIRST, issued[0]),
+            _report("T10", "CR-982^DPI-Y", "Radiographie thoracique : opacité basale droite, "
+                    "à contrôler dans un mois.", FIRST, issued[1])]
+
+
+def _current(ctx) -> set[str]:  # noqa: ANN001
+    return {key for key, (current, status) in _documents(ctx).items()
+            if current and status != "withdrawn"}
+
+
+def test_a_second_correction_naming_the_original_replaces_the_first_correction(sqlite_ctx):
+    """v3 names v1 in TXA-13, v2 having replaced v1: v3 supersedes v2, one current report,
+    and the ledger says which version it replaced. Was: v3 filed as a new document beside
+    v2, both current, the ledger saying v1 was 'never received here'."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, *_corrections("202405061130", "202405061200"))
+    assert [r.status for r in rows] == ["deposited"] * 3
+    assert _current(ctx) == {V3}
+    assert any("replaces CR-981|DPI-Y@CHU-EST, the document's current version" in w
+               for w in rows[2].warnings)
+    assert not any("never received" in w for w in rows[2].warnings)
+
+
+def test_a_correction_issued_before_the_current_version_replaces_nothing_more(sqlite_ctx):
+    """The corrections arrive the wrong way round (v3 first): v2, originated before v3, does
+    not supersede v3 when it names v1 (filed as before, beside it)."""
+    ctx = _auto(sqlite_ctx)
+    v1, v2, v3 = _corrections("202405061130", "202405061200")
+    _through(ctx, v1, v3, v2)
+    assert V3 in _current(ctx) and V1 not in _current(ctx)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_third_correction_naming_the_original_follows_the_chain_on_postgresql(ctx):
+    """On PostgreSQL, a chain of two replacements (v2 then v3 naming v2): v4 naming v1
+    supersedes v3, the current one."""
+    ctx = _auto(ctx)
+    v1, v2, _ = _corrections("202405061130", "202405061200")
+    v3 = _report("T10", "CR-982^DPI-Y", "Opacité basale droite.", "CR-981^DPI-Y",
+                 "202405061200")
+    v4 = _report("T10", "CR-983^DPI-Y", "Opacité basale droite, à contrôler.", FIRST,
+                 "202405061300")
+    rows = _through(ctx, v1, v2, v3, v4)
+    assert [r.status for r in rows] == ["deposited"] * 4
+    assert _current(ctx) == {"document|CR-983|DPI-Y@CHU-EST"}
