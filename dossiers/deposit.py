@@ -266,6 +266,9 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
     compared = _COMPARED_CARRIED if _carried_cda(new, old) else _COMPARED
     if not all(new[c] == getattr(old, c) for c in compared if c != "masking"):
         return False
+    if new["type"] == DOCUMENT \
+            and legally_authenticated_since(new["details"], getattr(old, "details", None)):
+        return False
     if _hiding(new["masking"]) != _hiding(getattr(old, "masking", None)):
         return False
     said = (new["details"] or {}).get("comments")
@@ -294,6 +297,24 @@ def _hiding(masking: dict | None) -> frozenset[str]:
         return frozenset()
     hiding = _hiding_flags()
     return frozenset(k for k, v in masking.items() if v is True and k in hiding)
+
+
+def legally_authenticated_since(new: dict | None, old: dict | None) -> bool:
+    """Whether a document's TXA-17 now says it is legally authenticated ('LA') where the
+    version held said it was authenticated otherwise ('AU': both final).
+
+    Why: an MDM^T03 (v2.5 9.3.3, 'a document is authenticated'), or a T04 or T08 re-sending
+    the same report, whose TXA-17 goes from AU to LA (the author's signature with legal
+    value, the DMP's legalAuthenticator) changed neither the status (final) nor the
+    content: it was a duplicate, and the dossier kept saying the report was authenticated
+    only. A version held without TXA-17 (a CDA filed from a file, an ORU's document) or
+    already LA is left as it is; a later message saying AU again does not undo it."""
+    said = (new or {}).get("completion_status")
+    held = (old or {}).get("completion_status")
+    return said == _LEGALLY_AUTHENTICATED and bool(held) and held != _LEGALLY_AUTHENTICATED
+
+
+_LEGALLY_AUTHENTICATED = "LA"  # HL7 table 0271 (normalizers/tables/txa_statuses.csv)
 
 
 def _carried_cda(new: dict, old) -> bool:  # noqa: ANN001
@@ -1606,7 +1627,9 @@ def _status_to_companions(items: Sequence[tuple[Entry, str | None]], patient_id:
             continue
         for key in companions.get((patient_id, entry.key), ()):
             other = held.get(key)
-            if other is None or key in taken or other.status in ("withdrawn", entry.status):
+            if other is None or key in taken or other.status == "withdrawn" \
+                    or (other.status == entry.status
+                        and not legally_authenticated_since(entry.details, other.details)):
                 continue
             row = {c.name: getattr(other, c.name) for c in entries.columns if c.name != "id"}
             said = {k: v for k, v in entry.details.items() if k in _STATUS_DETAILS}

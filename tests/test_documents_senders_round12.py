@@ -2,7 +2,7 @@
 parent's numbers (OBR-29) and of a point-of-care set keyed by its device (OBX-18) are scoped
 by the sending facility (MSH-4) when that number or device has no universal id, as round 11
 scopes an ORU order number; a replacement naming a version replaced since replaces the
-current version.
+current version; a report legally authenticated (TXA-17 AU -> LA) gets a version saying so.
 
 Why: each test pins what a real sender sends and what we must file for it; the ones marked
 'was' failed before the fix of the same commit."""
@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import pytest
 
+from dossiers.deposit import legally_authenticated_since
 from normalizers.model import DOCUMENT
 from tests.test_documents_normalizer import PID, b64, norm
-from tests.test_documents_senders_round4 import PDF_REPORT, _auto, _through
-from tests.test_documents_senders_round9 import _documents
+from tests.test_documents_senders import _filed
+from tests.test_documents_senders_round4 import _auto, _through
+from tests.test_documents_senders_round9 import CDA_KEY, _cda_obx, _documents, _mdm, _pdf_obx
 
-PDF = b64(PDF_REPORT.read_bytes())
+# a PDF printout as a SIL or analyser sends it (a minimal one: its text is not read here)
+PRINTOUT = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = b64(PRINTOUT)
 
 
 def _keys(text: str) -> list[str]:
@@ -72,7 +76,7 @@ def test_two_labs_antibiograms_under_one_parent_number_stay_apart(sqlite_ctx):
     (OBX-11 D) withdraws its own. Was: one key, the second antibiogram a new version of the
     first, its cancel withdrawing the other laboratory's."""
     ctx = _auto(sqlite_ctx)
-    other = b64(PDF_REPORT.read_bytes() + b"\n% Antibiogramme SUD\n")
+    other = b64(PRINTOUT + b"% Antibiogramme SUD\n")
     rows = _through(ctx, _susceptibility("LABO-NORD"), _susceptibility("LABO-SUD", pdf=other),
                     _susceptibility("LABO-SUD", obx11="D", pdf=other))
     assert [r.status for r in rows] == ["deposited"] * 3
@@ -126,15 +130,14 @@ def test_a_point_of_care_result_key_is_unchanged():
     assert result.key.startswith("result|POC-2024-03-15T07:42+01:00|GAZ-01^GEM-PREMIER|")
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_point_of_care_printout_filed_before_scoping_gets_its_correction(ctx):
-    """On PostgreSQL: a printout filed by CHU-NORD under the key this round's code did not
+def test_a_point_of_care_printout_filed_before_scoping_gets_its_correction(sqlite_ctx):
+    """A printout filed by CHU-NORD under the key this round's code did not
     give yet ('...|GAZ-01^GEM-PREMIER|1'); CH-SUD's correction of its own reading at that
     minute leaves it; CHU-NORD's correction (OBX-11 C) supersedes it (the old key followed)."""
     from sqlalchemy import update
 
     from dossiers.schema import entries
-    ctx = _auto(ctx)
+    ctx = _auto(sqlite_ctx)
     legacy, scoped = f"{POC}GAZ-01^GEM-PREMIER|1", f"{POC}GAZ-01^GEM-PREMIER@CHU-NORD|1"
     _through(ctx, _blood_gas("CHU-NORD"))
     with ctx.engine.begin() as conn:
@@ -218,3 +221,48 @@ def test_a_third_correction_naming_the_original_follows_the_chain_on_postgresql(
     rows = _through(ctx, v1, v2, v3, v4)
     assert [r.status for r in rows] == ["deposited"] * 4
     assert _current(ctx) == {"document|CR-983|DPI-Y@CHU-EST"}
+
+
+# -- TXA-17 from authenticated (AU) to legally authenticated (LA) ------------------------------
+
+def _signed(trigger: str, txa17: str, control: str, obx: tuple[str, ...] = ()) -> str:
+    """A DPI's MDM (v2.5) for report CR-500: a T02 carrying its CDA and PDF rendering, or a
+    T03 without content stating its new completion status (TXA-17)."""
+    return _mdm(trigger, "CR-500^DPI-Y", list(obx), txa17=txa17) \
+        .replace(f"|DPI-{trigger}-{len(obx)}|", f"|{control}|")
+
+
+T02_AU = _signed("T02", "AU", "MSG-1", (_cda_obx(1, "DOC-50"), _pdf_obx(2)))
+NUMBER = "document|CR-500|DPI-Y@CHU-EST"
+
+
+def _completion(ctx) -> dict[str, tuple[str, str]]:  # noqa: ANN001
+    """key -> (status, TXA-17) of each current document."""
+    return {e.key: (e.status, e.details.get("completion_status")) for e in _filed(ctx)
+            if e.type == DOCUMENT and e.current}
+
+
+def test_a_legal_authentication_is_a_new_version_of_the_report(sqlite_ctx):
+    """T02 TXA-17 AU (authenticated, final), then the T03 saying the author signed it with
+    legal value (LA): the PDF under the number and the CDA filed under its id both get a
+    version saying LA; the same T03 again is a duplicate, and a T03 saying AU again does
+    not undo it. Was: the T03 a duplicate, the dossier saying AU."""
+    ctx = _auto(sqlite_ctx)
+    rows = _through(ctx, T02_AU, _signed("T03", "LA", "MSG-2"))
+    assert [r.status for r in rows] == ["deposited", "deposited"]
+    assert _completion(ctx) == {NUMBER: ("final", "LA"), CDA_KEY: ("final", "LA")}
+    rows = _through(ctx, _signed("T03", "LA", "MSG-3"), _signed("T03", "AU", "MSG-4"))
+    assert [r.status for r in rows] == ["duplicate", "duplicate"]
+    assert _completion(ctx) == {NUMBER: ("final", "LA"), CDA_KEY: ("final", "LA")}
+
+
+@pytest.mark.parametrize(("said", "held", "new_version"), [
+    ("LA", "AU", True),
+    ("LA", "LA", False),  # the same again
+    ("AU", "LA", False),  # never undone
+    ("LA", None, False),  # held without TXA-17 (a CDA from a file, an ORU's document)
+    ("AU", "PA", False),  # a status change: decided by the status (preliminary -> final)
+])
+def test_only_au_to_la_makes_a_final_document_new(said, held, new_version):
+    assert legally_authenticated_since({"completion_status": said},
+                                       {"completion_status": held}) is new_version
