@@ -225,6 +225,9 @@ class DepositResult:
     # where a cancel, replacement or status change names a number under which the dossier
     # holds several documents (each by its CDA id) and acted on each: 'OBX[5]: ... 2'
     shared_numbers: list[str] = field(default_factory=list)
+    # where a replacement names a version replaced since, and the current version it
+    # replaces instead ('OBX[5]: replaces CR-981|DPI-Y': ``follow_replaced_versions``)
+    replaced_versions: list[str] = field(default_factory=list)
     # where a reissued PDF report (addendum, rectification) supersedes nothing, and why
     reissue_doubts: list[str] = field(default_factory=list)
     # where a result withdrawn by its sender (OBX-11 W or D) came again with a new value,
@@ -263,6 +266,9 @@ def _same(new: dict, old) -> bool:  # noqa: ANN001
     compared = _COMPARED_CARRIED if _carried_cda(new, old) else _COMPARED
     if not all(new[c] == getattr(old, c) for c in compared if c != "masking"):
         return False
+    if new["type"] == DOCUMENT \
+            and legally_authenticated_since(new["details"], getattr(old, "details", None)):
+        return False
     if _hiding(new["masking"]) != _hiding(getattr(old, "masking", None)):
         return False
     said = (new["details"] or {}).get("comments")
@@ -291,6 +297,24 @@ def _hiding(masking: dict | None) -> frozenset[str]:
         return frozenset()
     hiding = _hiding_flags()
     return frozenset(k for k, v in masking.items() if v is True and k in hiding)
+
+
+def legally_authenticated_since(new: dict | None, old: dict | None) -> bool:
+    """Whether a document's TXA-17 now says it is legally authenticated ('LA') where the
+    version held said it was authenticated otherwise ('AU': both final).
+
+    Why: an MDM^T03 (v2.5 9.3.3, 'a document is authenticated'), or a T04 or T08 re-sending
+    the same report, whose TXA-17 goes from AU to LA (the author's signature with legal
+    value, the DMP's legalAuthenticator) changed neither the status (final) nor the
+    content: it was a duplicate, and the dossier kept saying the report was authenticated
+    only. A version held without TXA-17 (a CDA filed from a file, an ORU's document) or
+    already LA is left as it is; a later message saying AU again does not undo it."""
+    said = (new or {}).get("completion_status")
+    held = (old or {}).get("completion_status")
+    return said == _LEGALLY_AUTHENTICATED and bool(held) and held != _LEGALLY_AUTHENTICATED
+
+
+_LEGALLY_AUTHENTICATED = "LA"  # HL7 table 0271 (normalizers/tables/txa_statuses.csv)
 
 
 def _carried_cda(new: dict, old) -> bool:  # noqa: ANN001
@@ -670,6 +694,73 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     return companions
 
 
+def follow_replaced_versions(conn: Connection, stored: dict[tuple[int, str], list],
+                             targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                             ) -> None:
+    """A replacement (MDM^T10, ORU OBX-11 C, CDA RPLC) naming a version of a document that a
+    later version has replaced already: its ``replaces_key`` becomes the key of that
+    document's current version (followed through ``superseded_by``), whose versions join
+    ``stored``; marked for the ledger's warning (``REPLACED_VERSION_DETAIL``). Call after
+    ``follow_document_numbers``, before ``held_children``.
+
+    Why: many DPIs put the first version's number in TXA-13 of every correction (the
+    'original document' their screen shows), not the last one's. The second correction of a
+    report found its named version superseded, was filed as a new document beside the
+    first correction, both current (two versions of one report in the dossier), and the
+    ledger said the named document was 'never received'. Left as before: a document of a
+    CDA set (its set orders its versions, ``_versions_around``), a replacement issued
+    (TXA-6, OBR-22) before the current version it would replace (a correction arriving
+    after a later one is no newer than it), and a chain that does not end in one current
+    document."""
+    for patient_id, items in targets:
+        for entry, _ in items:
+            if entry.type != DOCUMENT or entry.action != ACTION_REPLACE \
+                    or not entry.replaces_key or entry.replaces_key == entry.key \
+                    or document_set(entry) is not None:
+                continue
+            versions = stored.get((patient_id, entry.replaces_key)) or ()
+            if not versions or any(r.current for r in versions):
+                continue
+            last = max(versions, key=lambda r: r.version)
+            end = _current_of_chain(conn, patient_id, last.superseded_by)
+            if end is None or end.key == entry.key or end.type != DOCUMENT:
+                continue
+            sent, current = _aware(entry.issued), _aware(end.issued)
+            if sent is not None and current is not None and sent < current:
+                continue
+            entry.details[REPLACED_VERSION_DETAIL] = end.key.removeprefix("document|")
+            entry.replaces_key = end.key
+            stored.update(held_entries(conn, {(patient_id, end.key)}))
+
+
+# details key, never stored: the replacement names a version replaced since (its value: the
+# number of the current version it replaces instead, 'CR-981|DPI-Y@CHU-EST')
+REPLACED_VERSION_DETAIL = "_names_replaced_version"
+
+_CHAIN_MAX = 16  # replacements followed at most (a chain that long is no DPI's)
+
+
+def _current_of_chain(conn: Connection, patient_id: int, row_id: int | None):  # noqa: ANN202
+    """The current version at the end of the replacements starting at entry ``row_id``: that
+    entry when current, else the current version of its key, else the entry that replaced
+    that key's last version, and so on; None when the chain ends in no current version."""
+    seen: set[int] = set()
+    while row_id is not None and row_id not in seen and len(seen) < _CHAIN_MAX:
+        seen.add(row_id)
+        row = conn.execute(select(entries).where(entries.c.id == row_id)).first()
+        if row is None or row.patient_id != patient_id:
+            return None
+        if row.current:
+            return row
+        last = conn.execute(select(entries).where(entries.c.patient_id == patient_id,
+                                                  entries.c.key == row.key)
+                            .order_by(entries.c.version.desc()).limit(1)).first()
+        if last.current:
+            return last
+        row_id = last.superseded_by
+    return None
+
+
 def _shared_number(targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
                    patient_id: int, number: str, count: int) -> None:
     """Mark the entries naming ``number`` (held as several CDAs under their ids, none under
@@ -762,7 +853,9 @@ def _unscoped(key: str) -> str | None:
     without a universal id scoped by the sending facility, MSH-4, since documents round 10:
     that key's own unscoped form is then 'document|100234'); 'document|77|LAB|1' for the
     ORU document 'document|77|LAB@LABO-NORD|1' (its order number's namespace scoped the
-    same way since documents round 11); None for any other key."""
+    same way since documents round 11; a child order's, keyed by its parent's OBR-29, and a
+    point-of-care set's device, 'document|POC-...|GAZ-01^GEM@CHU-NORD|1', since round 12);
+    None for any other key."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
@@ -1113,6 +1206,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     follow_order_scopes(conn, stored, [(patient_id, items)], [source])
     companions = follow_document_numbers(conn, stored, [(patient_id, items)], [source])
+    follow_replaced_versions(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})
     by_code = held_by_code(conn, orphan_corrections(stored, [(patient_id, items)]))
     replacements = held_replacements(conn, originals(stored, [(patient_id, items)]))
@@ -1177,6 +1271,9 @@ def plan_deposit(stored: dict[tuple[int, str], list], *, patient_id: int, import
         if SHARED_NUMBER_DETAIL in entry.details:
             shared = entry.details.pop(SHARED_NUMBER_DETAIL)
             result.shared_numbers.append(f"{entry.source_ref}: the number names {shared}")
+        if REPLACED_VERSION_DETAIL in entry.details:
+            current = entry.details.pop(REPLACED_VERSION_DETAIL)
+            result.replaced_versions.append(f"{entry.source_ref}: replaces {current}")
         row = _row(entry, patient_id, import_id, sha, now, fact)
         row["_parent_key"] = entry.parent_key
         row["_ref"] = entry.source_ref
@@ -1530,7 +1627,9 @@ def _status_to_companions(items: Sequence[tuple[Entry, str | None]], patient_id:
             continue
         for key in companions.get((patient_id, entry.key), ()):
             other = held.get(key)
-            if other is None or key in taken or other.status in ("withdrawn", entry.status):
+            if other is None or key in taken or other.status == "withdrawn" \
+                    or (other.status == entry.status
+                        and not legally_authenticated_since(entry.details, other.details)):
                 continue
             row = {c.name: getattr(other, c.name) for c in entries.columns if c.name != "id"}
             said = {k: v for k, v in entry.details.items() if k in _STATUS_DETAILS}

@@ -46,6 +46,7 @@ from dossiers.deposit import (
     facts_of,
     follow_document_numbers,
     follow_order_scopes,
+    follow_replaced_versions,
     held_by_code,
     held_children,
     held_confirmed,
@@ -945,6 +946,10 @@ def deposit_warnings(result: DepositResult, warnings: list[str]) -> None:
         warnings.append(f"{where}: replaces a document the dossier does not hold (TXA-13 or "
                         "the CDA's relatedDocument names one never received here): filed as a "
                         "new document")
+    for where in result.replaced_versions[:5]:
+        warnings.append(f"{where}, the document's current version: the version the "
+                        "replacement names (TXA-13 or the CDA's relatedDocument) was replaced "
+                        "by a later one already")
     for where in result.masked_like_parent[:5]:
         warnings.append(f"{where}: an addendum (relatedDocument APND, MDM^T06) to a document "
                         "the dossier holds masked, stating no masking of its own: masked as "
@@ -1920,6 +1925,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         every_source = [item.row.source for item, targets, _ in filing for _ in targets]
         follow_order_scopes(conn, stored, every_target, every_source)
         companions = follow_document_numbers(conn, stored, every_target, every_source)
+        follow_replaced_versions(conn, stored, every_target)
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing
                                   for t in targets for f in t.facts})
         every = every_target

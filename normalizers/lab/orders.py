@@ -20,13 +20,16 @@ POINT_OF_CARE = frozenset({"R30", "R31", "R32"})  # ORU triggers of point-of-car
 def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
     """(number, namespace, scope) of the parent order OBR-29 names (EIP: placer ^ filler,
     each number & namespace & universal id), filler first as ``_order_number`` keys an order;
-    None if unsaid."""
+    the namespace its child's documents are keyed by (``document_namespace``, as the parent's
+    own: a namespace with no universal id scoped by MSH-4 since documents round 12); None if
+    unsaid."""
     c29 = comps(msg, first_rep(msg, obr, 29))
     for i in (2, 1):
         number = sub(msg, part(c29, i), 1)
         if number:
             namespace, universal = sub(msg, part(c29, i), 2), sub(msg, part(c29, i), 3)
-            return number, namespace or universal, order_scope(msg, namespace, universal)
+            return number, document_namespace(msg, namespace, universal), \
+                order_scope(msg, namespace, universal)
     return None
 
 
@@ -77,8 +80,8 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
             return parent
     where = loc(g.obr, 3)
     if msg.message_type[1].strip().upper() in POINT_OF_CARE:
-        number, namespace = _point_of_care_set(ctx, g, where)
-        return number, namespace, namespace
+        number, namespace, universal = _point_of_care_set(ctx, g, where)
+        return number, _point_of_care_document_namespace(msg, namespace, universal), namespace
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
@@ -116,8 +119,9 @@ def order_scope(msg: Message, namespace: str, universal: str) -> str:
     return namespace or universal or "&" + msg.sender.replace("|", "^")
 
 
-def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:
-    """(number, namespace) of a point-of-care observation set sent without any order number.
+def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str, bool]:
+    """(number, namespace, universal) of a point-of-care observation set sent without any
+    order number; ``universal`` whether the device's identifier has a universal id (OBX-18.3).
 
     ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6, IHE LPOCT): a glucose meter or blood gas analyser
     reports what it measured before any order exists; the order is made from the result, and
@@ -132,6 +136,7 @@ def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:
     obr = g.obr
     observed = ts_field(msg, obr, 7)
     device = ""
+    universal = False
     for obx, _ in g.observations:
         f = obx.fields
         if observed is None and len(f) > 14 and f[14]:
@@ -139,6 +144,7 @@ def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:
         if not device and len(f) > 18 and f[18]:
             c = comps(msg, first_rep(msg, obx, 18))
             device = "^".join(x for x in (sub(msg, part(c, i), 1) for i in (1, 2, 3)) if x)
+            universal = bool(sub(msg, part(c, 3), 1))
     if observed is None:
         raise NormalizationError(
             "HL7_NO_ORDER_NUMBER", f"{where}: point-of-care result without order number "
@@ -148,7 +154,22 @@ def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str]:
     ctx.warnings.append(f"{where}: point-of-care result without order number (OBR-3, OBR-2, "
                         "ORC): identified by its observation time and "
                         + ("its device (OBX-18)" if device else "its sender (MSH-3, MSH-4)"))
-    return f"POC-{observed}", namespace
+    return f"POC-{observed}", namespace, universal and bool(device)
+
+
+def _point_of_care_document_namespace(msg: Message, namespace: str, universal: bool) -> str:
+    """The namespace a point-of-care set's documents (OBX ED: a blood gas printout) are keyed
+    by: its device (OBX-18) scoped by the sending facility (MSH-4) when that device is named
+    without a universal id (OBX-18.3), 'GAZ-01^GEM-PREMIER@CHU-NORD', as ``document_namespace``
+    scopes an order's; as sent when a universal id names it, or when the set is named by its
+    sender (MSH-3^MSH-4: already the facility's).
+
+    Why: a device id without universal id is only the sending site's own (v2.5 2.A.28): two
+    intensive care units' analysers both named 'GAZ-01' reading at the same minute had one
+    document key, the second unit's printout filed as a new version of the first's."""
+    if universal or namespace == msg.sender.replace("|", "^"):
+        return namespace
+    return scoped_authority(namespace, msg.sender.partition("|")[2])
 
 
 def _priority(ctx: _Ctx, g: _Group) -> dict[str, str] | None:
