@@ -11,6 +11,9 @@ reason and nothing is changed):
   (ADT_MERGE_DOSSIERS, naming both dossiers and how many entries the other holds);
 - merging two dossiers that hold different INS, or giving the survivor a merged patient
   whose INS is another than its own: one person has one INS (IDENTITY_CONFLICT).
+The merge's audit row lists the dossier's identifier rows of MRG-1 (``merged_rows``, row
+ids, never values): the identifiers of a record the hospital no longer references (HL7
+v2.5 3.3.40), whose late A08 does not rewrite the survivor's traits (pipelines/adt_identity.py).
 An INS in MRG-1 that no dossier holds is not given to the survivor (the merge does not
 qualify it): said in a warning. Reasons name dossiers by id and identifiers by field,
 never by value.
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 
 from dossiers.audit import record as record_audit
+from dossiers.merged import MERGED_ROWS, identifier_rows
 from dossiers.patients import Patient, add_identifier, find_by_ins, find_by_local_id, get_patient
 from dossiers.schema import entries
 from normalizers.model import PatientIdentity
@@ -66,6 +70,7 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
         raise MergeRefused("IDENTITY_UNKNOWN_PATIENT", "the surviving dossier no longer "
                            "exists", "PID-3")
     to_learn = []
+    named: list[tuple[str, str, str]] = []  # MRG-1's identifiers the survivor holds or learns
     done = MergeDone()
     for where, ident in merged:
         for ins in ident.ins:
@@ -79,6 +84,7 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
                                 "PID-3's: not the sender's to merge, not merged")
                 continue
             holders = find_by_local_id(conn, li.authority, li.value, li.unscoped)
+            named.append((li.authority, li.value, li.unscoped))
             if survivor.id in holders:
                 done.known += 1
                 continue
@@ -91,8 +97,15 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
     if to_learn:
         record_audit(conn, actor, "identity.merged", patient_id=survivor.id,
                      import_id=import_id,
-                     details={"trigger": trigger, "identifiers": len(to_learn)})
+                     details={"trigger": trigger, "identifiers": len(to_learn),
+                              MERGED_ROWS: sorted(identifier_rows(conn, survivor.id, named))})
     return done
+
+
+def _named(idents: list[PatientIdentity]) -> list[tuple[str, str, str]]:
+    """(authority, value, unscoped namespace) of the local identifiers of ``idents``."""
+    return [(li.authority, li.value, li.unscoped) for ident in idents
+            for li in ident.local_ids if li.authority and li.value]
 
 
 def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
@@ -141,7 +154,9 @@ def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
         add_identifier(conn, holder.id, li.authority, li.value, li.type_code)
     record_audit(conn, actor, "identity.merged", patient_id=holder.id, import_id=import_id,
                  details={"trigger": trigger, "identifiers": len(to_learn),
-                          "surviving_unknown": True})
+                          "surviving_unknown": True,
+                          MERGED_ROWS: sorted(identifier_rows(
+                              conn, holder.id, _named([i for _, i in merged])))})
     return len(to_learn)
 
 

@@ -1,0 +1,71 @@
+"""Hospital ADT (IHE PAM France) from senders not seen before, round 21: merges after merges.
+A record the hospital merged into another (MRG-1 of an ADT^A40) is 'logically never
+referenced in future transactions' (HL7 v2.5 3.3.40): its late A08 no longer rewrites the
+surviving patient's traits, and an A40 merging again a record already merged away into a
+patient we do not hold is held for an admin (ADT_MERGE_OTHER_RECORD) instead of joining two
+of the hospital's records in one dossier; a chain of merges (A into B, then B into C) still
+follows. Store rules on SQLite and PostgreSQL (``ctx``), the other cases on SQLite."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from dossiers.schema import audit_log
+from pipelines.adt_identity import MERGED_AWAY_HELD
+from tests.test_adt_consent import SOURCE, ledger, patient_row
+from tests.test_adt_round16 import a40
+from tests.test_adt_round19 import CHU
+from tests.test_pipeline import ingest, make_patient
+
+
+def a08(control: str, ipp: str, family: str, evn: str = "20240320094500") -> bytes:
+    """A PAM France ADT^A08 naming the patient by the hospital's IPP only (PID-32 PROV: no
+    qualified INS, as for most patients a GAM admits)."""
+    segs = [f"MSH|^~\\&|GAM|CHU-X|DPI|CHU-X|{evn}||ADT^A08^ADT_A01|{control}|P|"
+            "2.5^FRA^2.11|||||FRA|UNICODE UTF-8|FR||2.11^IHE_FRANCE-2.11-PAM",
+            f"EVN||{evn}",
+            f"PID|1||{ipp}^^^{CHU}^PI||{family}^Hélène^^^^^L||19790328|F" + "|" * 24 + "PROV",
+            "PV1|1|N"]
+    return ("\r".join(segs) + "\r").encode()
+
+
+def _no_patient_data(*rows) -> None:  # noqa: ANN002
+    """Ledger rows name fields, codes and dossier ids, never the patient's identifiers."""
+    text = repr([(r.error_message, r.warnings) for r in rows])
+    for value in ("LEFÈVRE", "LEFEBVRE", "Hélène", "19790328", "IPP0"):
+        assert value not in text, value
+
+
+def _merge_trail(ctx, pid: int) -> list[dict]:  # noqa: ANN001
+    with ctx.engine.connect() as conn:
+        return [d for (d,) in conn.execute(select(audit_log.c.details).where(
+            audit_log.c.patient_id == pid, audit_log.c.action == "identity.merged")
+            .order_by(audit_log.c.id))]
+
+
+# -- the merged record's late A08 ------------------------------------------------------------
+def test_a08_of_a_merged_record_does_not_rewrite_the_survivors_traits(ctx) -> None:  # noqa: ANN001
+    """A GAM admitted Hélène Lefèvre twice, the second time misspelt LEFEBVRE (IPP0099), then
+    merged IPP0099 into her record IPP0042 (A40). An A08 of IPP0099 recorded after her last
+    update, reaching us after the merge (a second queue, a replay), matched the dossier by
+    the merged IPP (a known local identifier, trusted) and rewrote her name with the
+    duplicate's. Held now, warned; the survivor's own A08 still applies."""
+    pid = make_patient(ctx, nir=None)
+    ingest(ctx, a08("S1", "IPP0042", "LEFÈVRE"), source=SOURCE)  # the dossier learns IPP0042
+    (merge,) = ingest(ctx, a40("M1", f"IPP0042^^^{CHU}^PI", f"IPP0099^^^{CHU}^PI"),
+                      source=SOURCE)
+    assert ledger(ctx, merge).error_message == ("ADT^A40 merge: 1 identifier(s) of MRG-1 "
+                                                "now name the dossier")
+    (trail,) = _merge_trail(ctx, pid)  # internal row ids, no identifier's value
+    assert set(trail) == {"trigger", "identifiers", "merged_rows"}
+    assert len(trail["merged_rows"]) == 1 and "IPP0099" not in repr(trail)
+    (late,) = ingest(ctx, a08("S2", "IPP0099", "LEFEBVRE", "20240321094500"), source=SOURCE)
+    row = ledger(ctx, late)
+    assert (row.status, row.patient_id) == ("deposited", pid)
+    assert row.warnings == [MERGED_AWAY_HELD]
+    assert patient_row(ctx, pid).family == "Lefèvre"
+    # the surviving record's own statement is applied as before
+    (own,) = ingest(ctx, a08("S3", "IPP0042", "MARTIN", "20240322094500"), source=SOURCE)
+    assert "identity updated: family" in ledger(ctx, own).error_message
+    assert patient_row(ctx, pid).family == "MARTIN"
+    _no_patient_data(row, ledger(ctx, merge))
