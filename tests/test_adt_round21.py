@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from dossiers.schema import audit_log
 from pipelines.adt_identity import MERGED_AWAY_HELD
+from pipelines.advice import advice
 from tests.test_adt_consent import SOURCE, ledger, patient_row
 from tests.test_adt_round16 import a40
-from tests.test_adt_round19 import CHU
-from tests.test_pipeline import ingest, make_patient
+from tests.test_adt_round19 import CHU, CHU_OID, identifiers
+from tests.test_pipeline import ingest, make_patient, statuses
 
 
 def a08(control: str, ipp: str, family: str, evn: str = "20240320094500") -> bytes:
@@ -69,3 +70,32 @@ def test_a08_of_a_merged_record_does_not_rewrite_the_survivors_traits(ctx) -> No
     assert "identity updated: family" in ledger(ctx, own).error_message
     assert patient_row(ctx, pid).family == "MARTIN"
     _no_patient_data(row, ledger(ctx, merge))
+
+
+# -- merges after merges ---------------------------------------------------------------------
+def test_a_record_merged_again_is_held_a_chain_is_followed(sqlite_ctx) -> None:  # noqa: ANN001
+    """IPP0042 fed the dossier; the GAM merged it into IPP0050 (A40, IPP0050 unknown here:
+    the dossier learnt it). A second A40 merging IPP0042 again, into IPP0070 we do not hold,
+    gave the dossier IPP0070 beside IPP0050: two live records of the hospital, which it
+    never said are one patient, in one dossier, and every result of IPP0070 filed there.
+    Quarantined now (ADT_MERGE_OTHER_RECORD), nothing changed. The chain IPP0050 into
+    IPP0060 (IPP0042 merged away already) is followed as before."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx, nir=None)
+    ingest(ctx, a08("S1", "IPP0042", "LEFÈVRE"), source=SOURCE)
+    first, again, chain = ingest(
+        ctx, a40("M1", f"IPP0050^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI"),
+        a40("M2", f"IPP0070^^^{CHU}^PI", f"IPP0042^^^{CHU}^PI"),
+        a40("M3", f"IPP0060^^^{CHU}^PI", f"IPP0050^^^{CHU}^PI"), source=SOURCE)
+    assert statuses(ctx, [first, again, chain]) == ["deposited", "quarantined", "deposited"]
+    held = ledger(ctx, again)
+    assert (held.error_code, held.error_location) == ("ADT_MERGE_OTHER_RECORD", "MRG-1")
+    assert held.error_message.startswith(f"MRG-1: dossier {pid}, which MRG-1 names, also "
+                                         "holds 1 other identifier(s) of the same assigning "
+                                         "authority that this merge does not name")
+    assert identifiers(ctx, pid) == {(CHU_OID, "IPP0042"), (CHU_OID, "IPP0050"),
+                                     (CHU_OID, "IPP0060")}
+    assert [d["identifiers"] for d in _merge_trail(ctx, pid)] == [1, 1]
+    # the merge held names no patient data; an admin has its advice
+    _no_patient_data(held, ledger(ctx, first), ledger(ctx, chain))
+    assert "record merged twice" in advice("ADT_MERGE_OTHER_RECORD")
