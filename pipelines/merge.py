@@ -18,6 +18,8 @@ reason and nothing is changed):
 The merge's audit row lists the dossier's identifier rows of MRG-1 (``merged_rows``, row
 ids, never values): the identifiers of a record the hospital no longer references (HL7
 v2.5 3.3.40), whose late A08 does not rewrite the survivor's traits (pipelines/adt_identity.py).
+A merge whose MRG-1 the survivor held already (an admin assigned or merged the duplicate's
+messages there first) writes that row too, once: 0 identifiers learnt, the rows marked.
 An INS in MRG-1 that no dossier holds is not given to the survivor (the merge does not
 qualify it): said in a warning. Reasons name dossiers by id and identifiers by field,
 never by value.
@@ -98,11 +100,12 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
     for li in to_learn:
         add_identifier(conn, survivor.id, li.authority, li.value, li.type_code)
     done.learnt = len(to_learn)
-    if to_learn:
+    rows = set(identifier_rows(conn, survivor.id, named))
+    if to_learn or not rows <= merged_away_rows(conn, survivor.id):
         record_audit(conn, actor, "identity.merged", patient_id=survivor.id,
                      import_id=import_id,
                      details={"trigger": trigger, "identifiers": len(to_learn),
-                              MERGED_ROWS: sorted(identifier_rows(conn, survivor.id, named))})
+                              MERGED_ROWS: sorted(rows)})
     return done
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from dossiers.patients import add_identifier
 from dossiers.schema import audit_log
 from pipelines.adt_identity import MERGED_AWAY_HELD
 from pipelines.advice import advice
@@ -70,6 +71,27 @@ def test_a08_of_a_merged_record_does_not_rewrite_the_survivors_traits(ctx) -> No
     assert "identity updated: family" in ledger(ctx, own).error_message
     assert patient_row(ctx, pid).family == "MARTIN"
     _no_patient_data(row, ledger(ctx, merge))
+
+
+def test_a_merge_of_a_record_the_dossier_held_already_marks_it(sqlite_ctx) -> None:  # noqa: ANN001
+    """The duplicate record's identifier (IPP0099) was on her dossier before the hospital
+    merged it (an admin put its messages there). The A40 learnt nothing and wrote nothing,
+    so IPP0099 was not known as merged away: its late A08 rewrote her name. The merge now
+    marks it (an audit row, 0 identifiers learnt), once: the same merge again writes none."""
+    ctx = sqlite_ctx
+    pid = make_patient(ctx, nir=None)
+    ingest(ctx, a08("S1", "IPP0042", "LEFÈVRE"), source=SOURCE)
+    with ctx.engine.begin() as conn:
+        add_identifier(conn, pid, CHU_OID, "IPP0099", "PI")
+    merges = ingest(ctx, a40("M1", f"IPP0042^^^{CHU}^PI", f"IPP0099^^^{CHU}^PI"),
+                    a40("M2", f"IPP0042^^^{CHU}^PI", f"IPP0099^^^{CHU}^PI"), source=SOURCE)
+    assert [ledger(ctx, i).error_message for i in merges] == [
+        "ADT^A40 merge: the dossier held MRG-1's identifiers already"] * 2
+    (trail,) = _merge_trail(ctx, pid)
+    assert (trail["identifiers"], len(trail["merged_rows"])) == (0, 1)
+    (late,) = ingest(ctx, a08("S2", "IPP0099", "LEFEBVRE", "20240321094500"), source=SOURCE)
+    assert ledger(ctx, late).warnings == [MERGED_AWAY_HELD]
+    assert patient_row(ctx, pid).family == "Lefèvre"
 
 
 # -- merges after merges ---------------------------------------------------------------------
