@@ -4,7 +4,7 @@ referenced in future transactions' (HL7 v2.5 3.3.40): its late A08 no longer rew
 surviving patient's traits, and an A40 merging again a record already merged away into a
 patient we do not hold is held for an admin (ADT_MERGE_OTHER_RECORD) instead of joining two
 of the hospital's records in one dossier; a chain of merges (A into B, then B into C) still
-follows. Store rules on SQLite and PostgreSQL (``ctx``), the other cases on SQLite."""
+follows. Store rules on SQLite and PostgreSQL (``ctx``), the other case on SQLite."""
 
 from __future__ import annotations
 
@@ -95,14 +95,13 @@ def test_a_merge_of_a_record_the_dossier_held_already_marks_it(sqlite_ctx) -> No
 
 
 # -- merges after merges ---------------------------------------------------------------------
-def test_a_record_merged_again_is_held_a_chain_is_followed(sqlite_ctx) -> None:  # noqa: ANN001
+def test_a_record_merged_again_is_held_a_chain_is_followed(ctx) -> None:  # noqa: ANN001
     """IPP0042 fed the dossier; the GAM merged it into IPP0050 (A40, IPP0050 unknown here:
     the dossier learnt it). A second A40 merging IPP0042 again, into IPP0070 we do not hold,
     gave the dossier IPP0070 beside IPP0050: two live records of the hospital, which it
     never said are one patient, in one dossier, and every result of IPP0070 filed there.
     Quarantined now (ADT_MERGE_OTHER_RECORD), nothing changed. The chain IPP0050 into
     IPP0060 (IPP0042 merged away already) is followed as before."""
-    ctx = sqlite_ctx
     pid = make_patient(ctx, nir=None)
     ingest(ctx, a08("S1", "IPP0042", "LEFÈVRE"), source=SOURCE)
     first, again, chain = ingest(
