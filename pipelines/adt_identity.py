@@ -21,7 +21,12 @@ found (a qualified INS, the hospital's own identifier) states the patient's trai
 - a PID stated before the one the dossier's traits come from (EVN-2, else MSH-7: an A08
   recorded in January reaching us after an A31 recorded in June, a GAM's backlog replayed
   under new control ids) is history: applied, it put back the name the patient had left. A
-  statement dated like the held one is applied (the sender's later word), as for consent.
+  statement dated like the held one is applied (the sender's later word), as for consent;
+- a PID naming the dossier only by the identifiers of a record the hospital merged into
+  another (MRG-1 of an ADT^A40 applied here: dossiers/merged.py ``merged_away_rows``) is the
+  merged record's, which HL7 v2.5 3.3.40 says is never referenced again: the A08 of that
+  duplicate record, replayed or sent late by a second queue, rewrote the surviving
+  patient's traits with the duplicate's (often the misspelt name that made the duplicate).
 """
 
 from __future__ import annotations
@@ -34,13 +39,23 @@ from normalizers.identity import read_identity_status
 from normalizers.model import AdtEvent, PatientIdentity
 from normalizers.nir import nir_contradicts
 
+# Why an ADT naming the dossier by a merged record's identifier does not rewrite its traits.
+MERGED_AWAY_HELD = (
+    "identity not updated: PID-3 names the dossier only by identifiers of a record the "
+    "hospital merged into another (MRG-1 of an earlier ADT^A40, never referenced again: HL7 "
+    "v2.5 3.3.40): its traits are the merged record's, not the surviving patient's")
+
 
 def identity_update(patient: Patient | None, ident: PatientIdentity, adt: AdtEvent,
-                    held_since: datetime | None = None
+                    held_since: datetime | None = None, *, merged_away: bool = False
                     ) -> tuple[dict[str, str | None], list[str]]:
     """The demographics to give ``update_identity`` (empty: nothing to apply) and the
     warnings saying what was held back and why. ``held_since``: the time of the identity
-    statement the dossier's traits come from (``identity_stated_at``), None if unknown."""
+    statement the dossier's traits come from (``identity_stated_at``), None if unknown;
+    ``merged_away``: PID-3 names the dossier only by identifiers a hospital's merge named as
+    its merged patient's (MRG-1 of an ADT^A40)."""
+    if merged_away:
+        return {}, [MERGED_AWAY_HELD]
     if held_since is not None and instant(adt.stated_at) < held_since:
         return {}, ["identity not updated: the statement (EVN-2, else MSH-7) is older than "
                     "the one the dossier's traits come from (messages received out of order)"]

@@ -11,6 +11,15 @@ reason and nothing is changed):
   (ADT_MERGE_DOSSIERS, naming both dossiers and how many entries the other holds);
 - merging two dossiers that hold different INS, or giving the survivor a merged patient
   whose INS is another than its own: one person has one INS (IDENTITY_CONFLICT).
+- giving PID-3's identifiers to the dossier MRG-1 names (the survivor has none here) when
+  that dossier holds another live record of the sender's domain, which neither this merge
+  nor an earlier one names as merged away: a record merged twice, into two survivors
+  (ADT_MERGE_OTHER_RECORD, round 21). A chain (A into B, then B into C) is followed.
+The merge's audit row lists the dossier's identifier rows of MRG-1 (``merged_rows``, row
+ids, never values): the identifiers of a record the hospital no longer references (HL7
+v2.5 3.3.40), whose late A08 does not rewrite the survivor's traits (pipelines/adt_identity.py).
+A merge whose MRG-1 the survivor held already (an admin assigned or merged the duplicate's
+messages there first) writes that row too, once: 0 identifiers learnt, the rows marked.
 An INS in MRG-1 that no dossier holds is not given to the survivor (the merge does not
 qualify it): said in a warning. Reasons name dossiers by id and identifiers by field,
 never by value.
@@ -23,8 +32,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, select
 
 from dossiers.audit import record as record_audit
+from dossiers.merged import MERGED_AUTHORITY, MERGED_ROWS, identifier_rows, merged_away_rows
 from dossiers.patients import Patient, add_identifier, find_by_ins, find_by_local_id, get_patient
-from dossiers.schema import entries
+from dossiers.schema import entries, patient_identifiers
 from normalizers.model import PatientIdentity
 
 # The INS kinds that name a person (not a NIR used for billing, not the obsolete INS-C)
@@ -66,6 +76,7 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
         raise MergeRefused("IDENTITY_UNKNOWN_PATIENT", "the surviving dossier no longer "
                            "exists", "PID-3")
     to_learn = []
+    named: list[tuple[str, str, str]] = []  # MRG-1's identifiers the survivor holds or learns
     done = MergeDone()
     for where, ident in merged:
         for ins in ident.ins:
@@ -79,6 +90,7 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
                                 "PID-3's: not the sender's to merge, not merged")
                 continue
             holders = find_by_local_id(conn, li.authority, li.value, li.unscoped)
+            named.append((li.authority, li.value, li.unscoped))
             if survivor.id in holders:
                 done.known += 1
                 continue
@@ -88,11 +100,50 @@ def apply_merge(conn: Connection, survivor_id: int, merged: list[tuple[str, Pati
     for li in to_learn:
         add_identifier(conn, survivor.id, li.authority, li.value, li.type_code)
     done.learnt = len(to_learn)
-    if to_learn:
+    rows = set(identifier_rows(conn, survivor.id, named))
+    if to_learn or not rows <= merged_away_rows(conn, survivor.id):
         record_audit(conn, actor, "identity.merged", patient_id=survivor.id,
                      import_id=import_id,
-                     details={"trigger": trigger, "identifiers": len(to_learn)})
+                     details={"trigger": trigger, "identifiers": len(to_learn),
+                              MERGED_ROWS: sorted(rows)})
     return done
+
+
+def _named(idents: list[PatientIdentity]) -> list[tuple[str, str, str]]:
+    """(authority, value, unscoped namespace) of the local identifiers of ``idents``."""
+    return [(li.authority, li.value, li.unscoped) for ident in idents
+            for li in ident.local_ids if li.authority and li.value]
+
+
+def _check_no_other_record(conn: Connection, holder: Patient, survivor: PatientIdentity,
+                           merged: list[tuple[str, PatientIdentity]], domains: set[str]) -> None:
+    """Raise ADT_MERGE_OTHER_RECORD when the dossier MRG-1 names holds another live record
+    of the sender's identifier domain: an identifier of MRG-1's assigning authority that
+    neither this merge names (MRG-1, PID-3) nor an earlier merge named as merged away.
+
+    Why: HL7 v2.5 3.3.40 merges MRG-1's record into PID-3's, and MRG-1 is never referenced
+    again. The dossier holding another of the hospital's records beside MRG-1's (the one an
+    earlier A40 merged MRG-1 into: a patient already merged away, merged again into another;
+    or two records an admin put in one dossier) is not the hospital's one patient: giving it
+    PID-3's identifiers made one dossier of two records the hospital never said are one
+    person, and every result under PID-3 was filed there. A chain (A into B, then B into C)
+    is not refused: A is merged away, B is this merge's MRG-1."""
+    named = _named([survivor] + [i for _, i in merged])
+    keys = {(a, v) for a, v, _ in named} | {(u, v) for _, v, u in named if u}
+    gone = merged_away_rows(conn, holder.id)
+    others = [r.id for r in conn.execute(select(
+        patient_identifiers.c.id, patient_identifiers.c.authority, patient_identifiers.c.value,
+        patient_identifiers.c.type_code).where(patient_identifiers.c.patient_id == holder.id))
+        if r.authority in domains and r.authority != MERGED_AUTHORITY
+        and r.type_code != "NH" and (r.authority, r.value) not in keys and r.id not in gone]
+    if others:
+        raise MergeRefused(
+            "ADT_MERGE_OTHER_RECORD",
+            f"MRG-1: dossier {holder.id}, which MRG-1 names, also holds {len(others)} other "
+            "identifier(s) of the same assigning authority that this merge does not name (the "
+            "record an earlier merge merged MRG-1 into, or another record of the hospital): "
+            "giving it PID-3's identifiers would make one dossier of records the hospital "
+            "never said are one patient; nothing was changed", "MRG-1")
 
 
 def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
@@ -120,6 +171,8 @@ def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
                             "not given to the merged patient's dossier (a merge does not "
                             "qualify an INS)")
     domains = {li.authority for _, ident in merged for li in ident.local_ids if li.authority}
+    _check_no_other_record(conn, holder, survivor, merged, domains | {
+        li.unscoped for _, ident in merged for li in ident.local_ids if li.unscoped})
     to_learn = []
     for li in survivor.local_ids:
         if not (li.authority and li.value) or li.type_code == "NH":
@@ -141,7 +194,9 @@ def adopt_survivor(conn: Connection, holder_id: int, survivor: PatientIdentity,
         add_identifier(conn, holder.id, li.authority, li.value, li.type_code)
     record_audit(conn, actor, "identity.merged", patient_id=holder.id, import_id=import_id,
                  details={"trigger": trigger, "identifiers": len(to_learn),
-                          "surviving_unknown": True})
+                          "surviving_unknown": True,
+                          MERGED_ROWS: sorted(identifier_rows(
+                              conn, holder.id, _named([i for _, i in merged])))})
     return len(to_learn)
 
 

@@ -62,6 +62,7 @@ from dossiers.deposit import (
     write_deposits,
 )
 from dossiers.elsewhere import named_keys, originals_elsewhere
+from dossiers.merged import named_only_as_merged_away
 from dossiers.patients import (
     add_identifiers,
     find_by_ins,
@@ -1383,7 +1384,9 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
         if via in TRUSTED_MATCHES:
             values, held = identity_update(get_patient(conn, patient_id),
                                            item.normalized.identity, adt,
-                                           identity_stated_at(conn, patient_id))
+                                           identity_stated_at(conn, patient_id),
+                                           merged_away=via == "local-id" and _merged_away(
+                                               conn, patient_id, item.normalized.identity))
             warnings.extend(held)
             changed = update_identity(conn, patient_id, actor=actor, import_id=import_id,
                                       stated_at=adt.stated_at, **values) if values else []
@@ -1395,6 +1398,14 @@ def _file_adt(conn, item: Prepared, patient_id: int, via: str,  # noqa: ANN001
     note = "; ".join(done) or f"ADT^{adt.trigger} recorded, nothing to apply"
     return Outcome(DEPOSITED, stage=ADT_STAGE, patient_id=patient_id, logical_id=logical_id,
                    error_message=note, warnings=warnings or None)
+
+
+def _merged_away(conn, patient_id: int, identity: PatientIdentity) -> bool:  # noqa: ANN001
+    """PID-3's local identifiers name the dossier only as a merged record's (an earlier
+    ADT^A40's MRG-1): what ``identity_update`` does not take the traits of."""
+    return named_only_as_merged_away(conn, patient_id, [
+        (li.authority, li.value, li.unscoped) for li in identity.local_ids
+        if li.authority and li.value])
 
 
 # Matches on which an ADT's ZFA (DMP status, opposition, consent) is applied: a trusted INS
