@@ -199,7 +199,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         specimen, material = taken or specimen, kind_of or material
     elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
         material = _specimen_material(act, ctx, section) or material
-    lab = _lab_of(act, lab)
+    lab = _lab_of(act, lab, ctx.warnings)
     if isinstance(act, Act | Organizer) and act.participants:  # not a procedure's tools
         kits = _kits(act, ctx, section)
         if kits:
