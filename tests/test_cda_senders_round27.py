@@ -10,11 +10,15 @@ encompassingEncounter."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
+from dossiers.fhir import to_bundle
 from normalizers.cda import normalize_cda
 from parsers.cda import parse_cda
 from tests.test_cda_real_world import HEAD, TAIL, _section
+from tests.test_fhir_export import check_bundle
 
 LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
 
@@ -164,3 +168,76 @@ def test_a_header_period_center_alone_or_with_no_time_width(
         assert (period.get("low"), period.get("high")) == (low, high)
     said = [w.split(":")[0] for w in msg.warnings if "WIDTH" in w]
     assert said == ([warning] * 2 if warning else [])
+
+
+# -- an Instruction that is an entry of the plan of care or of the discharge -----------------
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+PATIENT = {"id": 1, "family": "FOURNIER", "given": "Gaëlle", "birth_date": "1964-02-09",
+           "sex": "F", "ins": None}
+
+
+def _standalone(code: str, text: str, mood: str = "INT", entry_id: str = "") -> str:
+    """C-CDA R2.1 Instruction (4.20) as an entry of its own, as the Plan of Treatment and
+    the Instructions sections allow it."""
+    return f"""<entry><act classCode="ACT" moodCode="{mood}">
+      <templateId root="2.16.840.1.113883.10.20.22.4.20" extension="2014-06-09"/>
+      {entry_id}{code}<text>{text}</text><statusCode code="completed"/></act></entry>"""
+
+
+def test_an_instruction_of_the_plan_of_care_is_a_plan_with_its_words() -> None:
+    """C-CDA Plan of Treatment (18776-5) with an Instruction of its own, coded Patient
+    education and pointing at the narrative, and an IHE PCC / CI-SIS
+    FR-Instructions-au-patient (PINSTRUCT) written inline: both were only said
+    CDA_NOT_FILED. Each is a plan (details.planned 'instruction') whose words are its
+    patient_instructions, exported as a ServiceRequest's patientInstruction."""
+    told = "Surveiller la glycémie capillaire matin et soir."
+    ccda = _standalone(f'<code code="311401005" {SNOMED} displayName="Éducation du patient"/>',
+                       '<reference value="#ins1"/>',
+                       entry_id='<id root="1.2.250.1.999.27.3" extension="INS-1"/>')
+    ihe = """<entry><act classCode="ACT" moodCode="INT">
+      <templateId root="1.3.6.1.4.1.19376.1.5.3.1.4.3"/>
+      <code code="PINSTRUCT" codeSystem="1.3.6.1.4.1.19376.1.5.3.2"/>
+      <text>Reprise du travail dans quinze jours.</text>
+      <statusCode code="completed"/></act></entry>"""
+    msg = _normalized(_section("18776-5", f'<paragraph ID="ins1">{told}</paragraph>',
+                               ccda + ihe))
+    education, work = msg.entries[1:]
+    assert (education.type, education.code, education.display) == (
+        "plan", "311401005", "Éducation du patient")
+    assert education.details["planned"] == "instruction"
+    assert education.details["patient_instructions"] == [told]
+    assert work.code == "PINSTRUCT" and not work.display  # the words are no display
+    assert work.details["patient_instructions"] == ["Reprise du travail dans quinze jours."]
+    assert not [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+    bundle = to_bundle(PATIENT, [{**asdict(e), "id": n} for n, e in enumerate(msg.entries, 1)])
+    check_bundle(bundle)
+    requests = [e["resource"] for e in bundle["entry"]
+                if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert [(r["intent"], r["patientInstruction"]) for r in requests] == [
+        ("plan", told), ("plan", "Reprise du travail dans quinze jours.")]
+
+
+def test_an_uncoded_discharge_instruction_is_named_by_its_words() -> None:
+    """C-CDA Discharge Instructions (8653-8), the code nullFlavor: the plan is named by its
+    words (unmapped), as an uncoded procedure is."""
+    told = "Ne pas porter de charge lourde pendant six semaines."
+    msg = _normalized(_section("8653-8", told, _standalone('<code nullFlavor="UNK"/>', told)))
+    (plan,) = msg.entries[1:]
+    assert (plan.type, plan.code, plan.display, plan.mapped) == ("plan", None, told, False)
+    assert plan.details["patient_instructions"] == [told]
+
+
+@pytest.mark.parametrize(("section", "mood", "text"), [
+    ("10160-0", "INT", "Au cours des repas."),  # among the medications: whose is it?
+    ("18776-5", "EVN", "Éducation thérapeutique faite."),  # given, not planned
+    ("18776-5", "INT", "-"),  # the sender's 'no instruction', uncoded
+])
+def test_an_instruction_that_is_no_plan_is_still_said_not_filed(section: str, mood: str,
+                                                                text: str) -> None:
+    """Outside the plan of care, instructions and discharge sections
+    (tables/cda_instruction_sections.csv), in event mood, or saying nothing, an Instruction
+    alone is said CDA_NOT_FILED as before."""
+    msg = _normalized(_section(section, text, _standalone('<code nullFlavor="NA"/>', text,
+                                                          mood)))
+    assert msg.entries[1:] == []
+    assert [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
