@@ -241,3 +241,33 @@ def test_an_instruction_that_is_no_plan_is_still_said_not_filed(section: str, mo
                                                           mood)))
     assert msg.entries[1:] == []
     assert [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
+
+
+# -- a translation chain: local code -> catalogue -> LOINC -------------------------------------
+def test_a_loinc_at_the_end_of_a_translation_chain_keys_the_result() -> None:
+    """A translation is a CD and may carry its own: a lab writes its code, translated
+    into a regional catalogue's, itself translated into LOINC. Only the first level was
+    looked at: the kalaemia was filed under the unmapped 'KALI', the LOINC lost, and the
+    same result received by HL7v2 under 2823-3 was filed twice (no dedupe level 4). It is
+    filed under the LOINC, the other codes kept, and is the HL7v2 result's fact."""
+    from dossiers.deposit import fact_of
+    from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
+
+    chain = f"""<code code="KALI" codeSystem="1.2.250.1.999.4.1" displayName="Kaliémie">
+      <translation code="K-SER" codeSystem="1.2.250.1.999.4.2" displayName="Potassium sérique">
+      <translation code="2823-3" displayName="Potassium [Moles/volume] in Serum or Plasma"
+        {LOINC}/></translation></code>"""
+    result = f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <id root="1.2.250.1.999.27.5" extension="K-2"/>{chain}<statusCode code="completed"/>
+      <effectiveTime value="20240315081000+0100"/>
+      <value xsi:type="PQ" value="4.1" unit="mmol/L"/></observation></entry>"""
+    (kalaemia,) = _normalized(_section("18719-5", "Biochimie", result)).entries[1:]
+    assert (kalaemia.code, kalaemia.system, kalaemia.mapped) == ("2823-3", "LN", True)
+    assert kalaemia.details["local_code"]["code"] == "KALI"
+    assert kalaemia.details["other_codes"] == [
+        {"code": "K-SER", "system": "1.2.250.1.999.4.2", "display": "Potassium sérique"}]
+    obx = "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.0|N|||F|||202403150810"
+    (twin,) = [e for e in norm(oru(obx, header=MSH, pid=PID, order=(ORC, OBR))).entries
+               if e.type == "lab_result"]
+    assert fact_of(kalaemia) is not None and fact_of(kalaemia) == fact_of(twin)
