@@ -243,6 +243,37 @@ def test_an_instruction_that_is_no_plan_is_still_said_not_filed(section: str, mo
     assert [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]
 
 
+# -- sdtc:valueSet on a coded value ------------------------------------------------------------
+def test_the_value_set_of_a_coded_value_is_kept_beside_its_code() -> None:
+    """CI-SIS names the JDV each coded value is taken from (sdtc:valueSet, with its
+    sdtc:valueSetVersion): it was not read. It is in details.value_code beside the code it
+    qualifies; not when the entry is filed under a translation (the set is the sent
+    code's), nor when none is sent."""
+    def hbs(value: str, number: str) -> str:
+        return f"""<entry><observation classCode="OBS" moodCode="EVN">
+          <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+          <id root="1.2.250.1.999.27.4" extension="HBS-{number}"/>
+          <code code="5196-1" displayName="Antigène HBs" {LOINC}/>
+          <statusCode code="completed"/><effectiveTime value="20240311083000+0100"/>
+          {value}</observation></entry>"""
+    with_set = hbs('<value xsi:type="CD" code="10828004" codeSystem="2.16.840.1.113883.6.96" '
+                   'displayName="Positif" sdtc:valueSet="1.2.250.1.213.1.1.5.42" '
+                   'sdtc:valueSetVersion="20240126120000"/>', "1")
+    translated = hbs('<value xsi:type="CD" code="POS" codeSystem="1.2.250.1.999.4.9" '
+                     'displayName="Positif" sdtc:valueSet="1.2.250.1.999.4.10"><translation '
+                     'code="10828004" codeSystem="2.16.840.1.113883.6.96"/></value>', "2")
+    plain = hbs('<value xsi:type="CD" code="260385009" codeSystem="2.16.840.1.113883.6.96" '
+                'displayName="Négatif"/>', "3")
+    first, second, third = _normalized(_section("18723-7", "Sérologies",
+                                                with_set + translated + plain)).entries[1:]
+    assert first.details["value_code"] == {
+        "code": "10828004", "system": "SNOMED-CT", "value_set": "1.2.250.1.213.1.1.5.42",
+        "value_set_version": "20240126120000"}
+    assert second.details["value_code"]["code"] == "10828004"
+    assert "value_set" not in second.details["value_code"]
+    assert "value_set" not in third.details["value_code"]
+
+
 # -- a translation chain: local code -> catalogue -> LOINC -------------------------------------
 def test_a_loinc_at_the_end_of_a_translation_chain_keys_the_result() -> None:
     """A translation is a CD and may carry its own: a lab writes its code, translated
