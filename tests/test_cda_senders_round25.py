@@ -259,8 +259,8 @@ def test_a_procedures_instruction_is_a_note_of_the_procedure() -> None:
 
 
 def test_an_instruction_alone_in_a_section_is_said_not_filed() -> None:
-    """An Instruction that is an entry of its own (C-CDA Plan of Treatment: 'surveiller la
-    glycémie capillaire matin et soir') was dropped without a word: it is said
+    """An Instruction that is an entry of its own outside a plan ('surveiller la glycémie
+    capillaire matin et soir' among the medications) was dropped without a word: it is said
     CDA_NOT_FILED (its words are in the section's narrative). A medication's instruction
     is still the medication's, without a warning."""
     alone = f"""<entry><act classCode="ACT" moodCode="INT">
@@ -276,7 +276,9 @@ def test_an_instruction_alone_in_a_section_is_said_not_filed() -> None:
       <manufacturedMaterial><code code="A10BA02" codeSystem="2.16.840.1.113883.6.73"
         displayName="metformine"/></manufacturedMaterial></manufacturedProduct></consumable>
       {_instruction("Au cours des repas.")}</substanceAdministration></entry>"""
-    msg = _normalized(_section("18776-5", "Plan de soins", alone + metformin))
+    # not in the plan of care, where it is filed as a plan since round 27
+    # (tests/test_cda_senders_round27.py): in the medications
+    msg = _normalized(_section("10160-0", "Traitements", alone + metformin))
     (medication,) = msg.entries[1:]
     assert medication.details["patient_instructions"] == ["Au cours des repas."]
     said = [w for w in msg.warnings if w.startswith("CDA_NOT_FILED")]

@@ -55,7 +55,7 @@ def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str
     They were dropped: only the chosen code was kept."""
     out: list[dict[str, str]] = []
     seen = {(chosen[0], chosen[1])}
-    for c in (value, *value.translations):
+    for c in (value, *all_translations(value)):
         if not c.code:
             continue
         system = system_name(c.code_system, c.code_system_name)
@@ -73,7 +73,7 @@ def _code(code: CD, ctx: _Ctx,
     sender's code through the per-source mapping tables (as for HL7v2). The display falls
     back on the original text, read in the section narrative when it is only a '#ID'
     reference there (C-CDA's usual form)."""
-    candidates = [code, *code.translations]
+    candidates = [code, *all_translations(code)]
     for c in candidates:
         if c.code and system_name(c.code_system) == LOINC:
             return (c.code, LOINC,
@@ -96,7 +96,7 @@ def _code(code: CD, ctx: _Ctx,
     known = system in _known_systems()
     if not known and not r.mapped:
         identifying = _identifying_systems()
-        for t in code.translations:
+        for t in candidates[1:]:
             if t.code and system_name(t.code_system, t.code_system_name) in identifying:
                 main, system, known = t, system_name(t.code_system), True
                 break
@@ -105,6 +105,22 @@ def _code(code: CD, ctx: _Ctx,
     if _is_catch_all(system, main.code):
         display = _own_words(code, section) or display
     return main.code, system, display, known or r.mapped
+
+
+def all_translations(code: CD) -> list[CD]:
+    """A code's translations and theirs, depth first: a translation is a CD and may carry
+    its own (a chain, each translated from the one before: the lab's 'KALI' -> a regional
+    catalogue's code -> LOINC 2823-3). The LOINC at the chain's end was not looked at: the
+    result was filed under the unmapped local code, without the LOINC among its other
+    codes, and never met the same result sent by HL7v2 under its LOINC (dedupe level 4)."""
+    found = code.translations
+    if not found or not any(t.translations for t in found):  # nearly always: no chain
+        return found
+    out: list[CD] = []
+    for t in found:
+        out.append(t)
+        out.extend(all_translations(t))
+    return out
 
 
 def _is_catch_all(system: str, code: str) -> bool:

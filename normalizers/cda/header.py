@@ -8,7 +8,7 @@ from typing import Any
 from normalizers.cda.common import SDTC, _Ctx, loinc_of, system_name
 from normalizers.cda.narrative import _narratives
 from normalizers.cda.tables import _document_type_systems, _national_person_roots, _status
-from normalizers.cda.times import _iso_value
+from normalizers.cda.times import _iso_value, center_bounds, end_of, width_end
 from normalizers.model import ACTION_NEW, ACTION_REPLACE, DOCUMENT, ENTRY_MAX, Attachment, Entry
 from parsers.cda.model import IVL, TS, Document, Value
 
@@ -29,17 +29,18 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "authors": [_author(a) for a in header.authors],
         "custodian": _org_ids(header.custodian.organization)
         if header.custodian and header.custodian.organization else None,
-        "encounter": _encounter(header),
-        "service_events": [e for e in map(_service_event, header.documentation_of) if e],
+        "encounter": _encounter(header, ctx.warnings),
+        "service_events": [e for e in (_service_event(d, ctx.warnings)
+                                       for d in header.documentation_of) if e],
         "legal_authenticator": _authenticator(header.legal_authenticator),
         # who else attested it (authenticator 0..*: a CR-BIO's validating biologist, IHE
         # XD-LAB Laboratory Results Validator; a co-signing senior): they were dropped
         "authenticators": [a for a in map(_authenticator, header.authenticators) if a],
         "orders": [i.key for i in header.in_fulfillment_of if i.root and not i.null_flavor],
-        "ordered_by": _ordered_by(header.participants),
-        "participants": _participants(header.participants),
+        "ordered_by": _ordered_by(header.participants, ctx.warnings),
+        "participants": _participants(header.participants, ctx.warnings),
         "recipients": _recipients(header.information_recipients),
-        "data_enterer": _data_enterer(header.data_enterer),
+        "data_enterer": _data_enterer(header.data_enterer, ctx.warnings),
         "consents": [c for c in map(_consent, header.consents) if c],
         "sections": _narratives(doc.sections),
         "body": doc.body_kind,
@@ -128,7 +129,7 @@ def _header_time(ts: TS) -> str:
     return _iso_value(ts.value) or ts.value
 
 
-def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
+def _service_event(event, warnings: list[str]) -> dict[str, Any]:  # noqa: ANN001
     """What the document reports on (documentationOf/serviceEvent): the exam of a CR-IMG
     (LOINC with its CCAM act, DICOM modality and body site as translations), the chapter of
     a CR-BIO, a stay; its ids (accession number, study), period and who performed it. Only
@@ -147,19 +148,11 @@ def _service_event(event) -> dict[str, Any]:  # noqa: ANN001
                         for t in code.translations if t.code]
         if translations:
             out["translations"] = translations
-    if isinstance(event.effective_time, IVL | TS):
-        period = event.effective_time
-        bounds = [("low", period.low), ("high", period.high)] if isinstance(period, IVL) \
-            else [("low", period)]
-        for name, bound in bounds:
-            if isinstance(bound, TS) and bound.value:
-                iso = _iso_value(bound.value)
-                if iso:
-                    out[name] = iso
+    out.update(_period(event.effective_time, warnings))
     # the care team (C-CDA: the CCD's serviceEvent PCPR, each performer with its
     # functionCode, PCP the primary care physician, and NUCC specialty): read as the header's
     # other participants are; only the ids were kept, not who was the primary care physician
-    performers = _participants(event.performers)
+    performers = _participants(event.performers, warnings)
     if performers:
         out["performers"] = performers
     return {k: v for k, v in out.items() if v not in (None, [], {})}
@@ -187,7 +180,7 @@ ORDERING = "REF"  # header participant typeCode of the prescriber (IHE XD-LAB Or
 # Provider 1.3.6.1.4.1.19376.1.3.3.1.6, CI-SIS FR-Prescripteur)
 
 
-def _ordered_by(participants: list) -> list[dict[str, Any]]:
+def _ordered_by(participants: list, warnings: list[str]) -> list[dict[str, Any]]:
     """Who ordered what the document reports (header participant REF: the prescriber of a
     CR-BIO, with the date of the prescription), as ids (RPPS...) and organization; the
     HL7v2 path keeps OBR-16, the CDA's was dropped."""
@@ -196,7 +189,7 @@ def _ordered_by(participants: list) -> list[dict[str, Any]]:
         if part.type_code != ORDERING:
             continue
         found = _performing_party(part) or {}
-        when = _participation_time(part.time)
+        when = _participation_time(part.time, warnings)
         if when:
             found["time"] = when
         if found:
@@ -204,19 +197,43 @@ def _ordered_by(participants: list) -> list[dict[str, Any]]:
     return out
 
 
-def _participation_time(when: Value | None) -> str | None:
-    """The time of a participation in ISO form: a TS, else an interval's high (a
-    prescription's date, a specimen's collection), low or centre, else its point value."""
+def _participation_time(when: Value | None, warnings: list[str]) -> str | None:
+    """The time of a participation in ISO form: a TS, else an interval's end (``end_of``:
+    its high, the end its width says, else its low or centre: a prescription's date, a
+    specimen's collection), else its point value. ``warnings``: a width that is no time."""
     if isinstance(when, IVL):
-        when = next((b for b in (when.high, when.low, when.center)
-                     if isinstance(b, TS) and b.value), None) or \
-            (TS(type="TS", value=when.value) if when.value else None)
+        return end_of(when, warnings)
     if isinstance(when, TS) and when.value:
         return _iso_value(when.value) or None
     return None
 
 
-def _participants(participants: list) -> list[dict[str, Any]]:
+def _period(when: Value | None, warnings: list[str]) -> dict[str, str]:
+    """{low, high} of a header period (serviceEvent, encompassingEncounter) in ISO: a TS is
+    when it began; an interval's low and high, the end a width says after a low ('from
+    08:00 for 3 h'), or center - width/2 and center + width/2 (CDA R2 IVL_TS center +
+    width: 'around 10:00, over 2 h'; both ends were dropped), a center alone the instant it
+    began. Bad dates are left out, unsaid, as they were."""
+    if isinstance(when, TS):
+        iso = _iso_value(when.value) if when.value else ""
+        return {"low": iso} if iso else {}
+    if not isinstance(when, IVL):
+        return {}
+    out = {name: iso for name, bound in (("low", when.low), ("high", when.high))
+           if isinstance(bound, TS) and bound.value and (iso := _iso_value(bound.value))}
+    if "low" in out and "high" not in out:
+        end = width_end(when, warnings)
+        if end:
+            out["high"] = end
+    bounds = center_bounds(when, warnings) if not out else None
+    if bounds:
+        out = {"low": bounds[0], "high": bounds[1]}
+    elif not out and isinstance(when.center, TS) and when.center.value:
+        out = {"low": _iso_value(when.center.value)}
+    return {k: v for k, v in out.items() if v}
+
+
+def _participants(participants: list, warnings: list[str]) -> list[dict[str, Any]]:
     """Whom else the document names, and as what (header participants but the prescriber,
     REF, in ``_ordered_by``): the patient's médecin traitant (INF, functionCode PCP), who
     took the specimen and when (PRF, PRELV: a CR-BIO's nurse), the correspondents it goes
@@ -239,7 +256,7 @@ def _participants(participants: list) -> list[dict[str, Any]]:
                 ("display", function.display)) if v}
         if part.entity.code is not None and part.entity.code.code:
             said["role"] = part.entity.code.code
-        said["time"] = _participation_time(part.time)
+        said["time"] = _participation_time(part.time, warnings)
         out.append({**{k: v for k, v in said.items() if v}, **found})
     return out
 
@@ -261,7 +278,7 @@ def _recipients(recipients: list) -> list[dict[str, Any]]:
     return out
 
 
-def _data_enterer(part) -> dict[str, Any] | None:  # noqa: ANN001
+def _data_enterer(part, warnings: list[str]) -> dict[str, Any] | None:  # noqa: ANN001
     """Who keyed the document in (dataEnterer: a secretary typing a dictated letter, a
     nurse entering a DLU), as ids and organization, and when: it was parsed and dropped,
     and a reader could not tell who entered what the author said. One named by name alone
@@ -271,7 +288,7 @@ def _data_enterer(part) -> dict[str, Any] | None:  # noqa: ANN001
     found = _party(part.entity)
     if not found:
         return None
-    when = _participation_time(part.time)
+    when = _participation_time(part.time, warnings)
     return {**found, "time": when} if when else found
 
 
@@ -357,7 +374,7 @@ def _org_ids(org) -> list[str]:  # noqa: ANN001
     return [i.key for i in org.ids if i.root]
 
 
-def _encounter(header) -> dict | None:  # noqa: ANN001
+def _encounter(header, warnings: list[str]) -> dict | None:  # noqa: ANN001
     """The stay or visit the document was written in (componentOf/encompassingEncounter):
     its ids, class (IMP, AMB, EMER...), admission (low) and discharge (high) as ISO 8601 like
     every other time of ours (they were the raw CDA TS, '20191029111700+0100'), where the
@@ -374,14 +391,8 @@ def _encounter(header) -> dict | None:  # noqa: ANN001
             out["system"] = system_name(enc.code.code_system)
         if enc.code.display:
             out["display"] = enc.code.display
-    period = enc.effective_time
-    bounds = [("low", period.low), ("high", period.high)] if isinstance(period, IVL) else \
-        [("low", period)] if isinstance(period, TS) else []
-    for name, bound in bounds:  # a single instant (a consultation) is when it began
-        if isinstance(bound, TS) and bound.value:
-            iso = _iso_value(bound.value)
-            if iso:
-                out[name] = iso
+    out.update(_period(enc.effective_time, warnings))  # an instant (a consultation) is when
+    # it began
     responsible = _party(enc.responsible_party) if enc.responsible_party is not None else None
     if responsible:  # the physician in charge of the stay: the discharge letter's signatory
         out["responsible"] = responsible

@@ -10,7 +10,7 @@ from normalizers.cda.coded import _coded_or_words
 from normalizers.cda.common import _Ctx, system_name
 from normalizers.cda.header import _performing_party
 from normalizers.cda.references import _comments
-from normalizers.cda.times import _iso_value
+from normalizers.cda.times import _iso_value, end_of
 from normalizers.cda.values import _untyped
 from normalizers.cda_header import confidentiality_masking
 from normalizers.model import Entry
@@ -58,14 +58,16 @@ def _kits(act: ClinicalStatement, ctx: _Ctx, section: Section) -> list[dict[str,
     return out
 
 
-def _lab_of(act: ClinicalStatement, inherited: _Lab | None) -> _Lab | None:
+def _lab_of(act: ClinicalStatement, inherited: _Lab | None,
+            warnings: list[str]) -> _Lab | None:
     """The laboratory parties of ``act``: its own performer and verifier (participant
     AUTHEN: the biologist who validated the results, with when), else those of what holds
     it. The validation was dropped."""
     if not act.performers and not act.participants:  # most statements: nothing to read
         return inherited
     performer = _performing_lab(act)
-    validator = next((v for v in map(_verifier, act.participants) if v), None)
+    validator = next((v for v in (_verifier(p, warnings) for p in act.participants) if v),
+                     None)
     if performer is None and validator is None:
         return inherited
     base = inherited or _Lab()
@@ -136,19 +138,17 @@ def _lab_status(nested: list[ClinicalStatement],
     return None
 
 
-def _verifier(part) -> dict[str, Any] | None:  # noqa: ANN001
+def _verifier(part, warnings: list[str]) -> dict[str, Any] | None:  # noqa: ANN001
     if part.type_code != VERIFIER or part.entity is None:
         return None
     out: dict[str, Any] = {"ids": [i.key for i in part.entity.ids if i.root]}
     when = part.time
-    if isinstance(when, IVL):
-        when = next((b for b in (when.high, when.low, when.center)
-                     if isinstance(b, TS) and b.value), None) or \
-            (TS(type="TS", value=when.value) if when.value else None)
-    if isinstance(when, TS) and when.value:
-        iso = _iso_value(when.value)
-        if iso:
-            out["time"] = iso
+    # an interval: when it ended, a width's end computed ('around 14:00 over 30 min' was
+    # read as its center)
+    iso = end_of(when, warnings) if isinstance(when, IVL) else \
+        _iso_value(when.value) if isinstance(when, TS) and when.value else None
+    if iso:
+        out["time"] = iso
     out = {k: v for k, v in out.items() if v}
     return out or None
 

@@ -9,9 +9,9 @@ from typing import Any
 from normalizers.cda.coded import _code, _coded_or_words, original_text
 from normalizers.cda.common import _Ctx, system_name
 from normalizers.cda.tables import _organism_codes
-from normalizers.cda.times import _effective, _iso_value
+from normalizers.cda.times import _effective, end_of
 from normalizers.cda.values import _untyped
-from parsers.cda.model import CD, IVL, ST, TS, ClinicalStatement, Observation, Organizer, Section
+from parsers.cda.model import CD, IVL, ST, ClinicalStatement, Observation, Organizer, Section
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
 SPECIMEN_COLLECTIONS = frozenset({
@@ -252,12 +252,13 @@ def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
 
 
 def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+    """When a specimen was taken (or received): the end of the collection, else its start.
+    An end said by a width (center + width: 'around 10:00, over 2 h', CDA R2 IVL_TS; low +
+    width: 'from 08:00 for 24 h') is computed: the collection was dated by its center or
+    start."""
     t = proc.effective_time
-    if isinstance(t, IVL) and not t.value:  # the end of the collection, else its start
-        for bound in (t.high, t.low, t.center):
-            if isinstance(bound, TS) and bound.value:
-                return _iso_value(bound.value, ctx.warnings, bound.path) or None
-        return None
+    if isinstance(t, IVL) and not t.value:
+        return end_of(t, ctx.warnings, ctx.warnings)
     return _effective(t, ctx) or None
 
 

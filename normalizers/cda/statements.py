@@ -36,6 +36,7 @@ from normalizers.cda.described import _describe
 from normalizers.cda.docstatus import _document_status
 from normalizers.cda.encounters import ENCOUNTER_DIAGNOSIS, _encounter_entry
 from normalizers.cda.imaging import DICOM_STUDY, _dicom_study, _reported_exam
+from normalizers.cda.instructions import is_planned_instruction, planned_instruction
 from normalizers.cda.kinds import PLAN_OF_TREATMENT_SECTION, _kind, _typed
 from normalizers.cda.medications import (
     _delivery,
@@ -199,7 +200,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         specimen, material = taken or specimen, kind_of or material
     elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
         material = _specimen_material(act, ctx, section) or material
-    lab = _lab_of(act, lab)
+    lab = _lab_of(act, lab, ctx.warnings)
     if isinstance(act, Act | Organizer) and act.participants:  # not a procedure's tools
         kits = _kits(act, ctx, section)
         if kits:
@@ -270,6 +271,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     elif kind == ENCOUNTER and isinstance(act, Encounter | Act):  # an act: a transfer, a
         # transport (IHE PCC / CI-SIS FR-Transfert-du-patient, FR-Transport-du-patient)
         made = _encounter_entry(act, section, ctx, parent_key)
+    elif kind is None and is_planned_instruction(act, section):  # what the plan of care or
+        # the discharge tells the patient to do, an entry of its own: it was CDA_NOT_FILED
+        made = planned_instruction(act, section, ctx, parent_key)
     if made is not None and made.system in _absent_systems() and \
             (made.system, made.code) in _absent_codes():
         made = _absence(made, kind, ctx)

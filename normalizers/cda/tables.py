@@ -46,6 +46,13 @@ def _group_organizers() -> frozenset[str]:
 
 
 @cache
+def _instruction_sections() -> frozenset[str]:
+    """The sections whose own Instruction entries are plans
+    (tables/cda_instruction_sections.csv: plan of care, instructions, discharge)."""
+    return frozenset(row["code"] for row in table("cda_instruction_sections"))
+
+
+@cache
 def _organism_codes() -> frozenset[tuple[str, str]]:
     return frozenset((row["system"], row["code"])
                      for row in table("organism_identification_codes"))

@@ -92,6 +92,35 @@ def center_bounds(period: IVL, warnings: list[str]) -> tuple[str, str] | None:
     return (low, high) if low and high else None
 
 
+def computed_end(period: IVL, warnings: list[str]) -> str | None:
+    """The end an interval with no high says through its width: low + width (``width_end``)
+    or center + width/2 (``center_bounds``), as ISO; None for any other interval, or a width
+    that says no time (warned there)."""
+    end = width_end(period, warnings)
+    if end:
+        return end
+    bounds = center_bounds(period, warnings)
+    return bounds[1] if bounds else None
+
+
+def end_of(period: IVL, warnings: list[str], dated: list[str] | None = None) -> str | None:
+    """When an interval ended, as ISO: its high, else the end its width says
+    (``computed_end``: a specimen collected 'around 10:00 over 2 h' ended at 11:00, it was
+    read as its center), else its low or center (when it began is all that is said), else
+    its own value. ``warnings``: the width's; ``dated``: where a bad date is said (None: it
+    is ignored, as the reader did)."""
+    high = period.high
+    if isinstance(high, TS) and high.value:
+        return _iso_value(high.value, dated, high.path) or None
+    end = computed_end(period, warnings)
+    if end:
+        return end
+    for bound in (period.low, period.center):
+        if isinstance(bound, TS) and bound.value:
+            return _iso_value(bound.value, dated, bound.path) or None
+    return (_iso_value(period.value, dated, period.path) or None) if period.value else None
+
+
 def _width_unit(width: PQ, warnings: list[str]) -> tuple[str, Decimal] | None:
     """How to add a width (tables/ucum_time_units.csv's 'add') and its amount in that unit
     (seconds or months); None, with a warning, when the width is no duration in a unit of

@@ -134,6 +134,8 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
+            if value.value_set and coded[0] == value.code:
+                _value_set(value, entry.details["value_code"])
             others = _other_codes(value, coded)
             if others:
                 entry.details["value_code"]["translations"] = others
@@ -338,3 +340,14 @@ def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
         ctx.warnings.append(f"CDA_BAD_BASE64: {value.path}: a B64 value that does not decode")
         return ""
     return data.decode("utf-8", "replace")[:limit]
+
+
+def _value_set(value: CD, coded: dict[str, Any]) -> None:
+    """The value set a coded value was taken from (sdtc:valueSet and valueSetVersion: CI-SIS
+    names the JDV of every coded value, C-CDA its value set OID), beside the code it
+    qualifies: it said which list the sender chose the answer from (a JDV's 'Positif'
+    against another's), and was not read. Not when the entry is filed under a translation:
+    the value set is the sent code's."""
+    coded["value_set"] = value.value_set[:64]
+    if value.value_set_version:
+        coded["value_set_version"] = value.value_set_version[:40]

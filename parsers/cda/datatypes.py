@@ -341,8 +341,23 @@ def _type_name(type_: str, path: str, warnings: list[ParseWarning]) -> str:
     return type_
 
 
+# sdtc:valueSet / sdtc:valueSetVersion (HL7 CDA R2 extensions, C-CDA; CI-SIS writes them on
+# its coded values: the OID of the jeu de valeurs, JDV, the code was taken from)
+_VALUE_SET = "{urn:hl7-org:sdtc}valueSet"
+_VALUE_SET_VERSION = "{urn:hl7-org:sdtc}valueSetVersion"
+
+
 def _cd(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
-    return cd(el, path, type_)
+    """A coded value (an observation's value...) with the value set it was taken from. Read
+    here, not in ``cd`` for every code of the document: a namespaced attribute costs lxml a
+    '{ns}name' split per lookup, 9-20 % of ``cd`` when asked of every code (about 0.2 ms
+    of a CR-BIO's 20 ms parse), for what only an entry's value keeps."""
+    c = cd(el, path, type_)
+    value_set = el.get(_VALUE_SET)
+    if value_set:
+        c.value_set = value_set.strip()
+        c.value_set_version = el.get(_VALUE_SET_VERSION, "").strip()
+    return c
 
 
 def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:

@@ -92,6 +92,8 @@ class CD(Value):
     display: str = ""
     original_text: str = ""
     original_text_reference: str = ""
+    value_set: str = ""  # sdtc:valueSet: the value set (CI-SIS: a JDV's OID) the code is from
+    value_set_version: str = ""  # sdtc:valueSetVersion
     translations: list[CD] = field(default_factory=list)
     qualifiers: list[tuple[CD | None, CD | None]] = field(default_factory=list)  # (name, value)
 
