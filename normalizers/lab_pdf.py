@@ -57,7 +57,10 @@ What is read, and what is not (nothing is invented):
   ``details.comment``); a formula named there or in the name picks the computed analysis's
   code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
   LDL by Friedewald); an eGFR with no formula named is the eGFR of no method, said so
-  (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); a line naming the
+  (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); an eGFR from cystatin C,
+  alone or with creatinine ('DFG (cystatine C)', 'DFG créatinine + cystatine C (CKD-EPI)'),
+  takes its own code (tables/pdf_lab_egfr_markers.csv, pdf_lab_egfr_by_marker.csv) or none,
+  said (PDF_LAB_EGFR_UNCODED), never the creatinine eGFR's; a line naming the
   analysis alone, above its values, is the start of
   its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
   ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
@@ -1622,6 +1625,83 @@ def _by_formula(line: _Line) -> dict[str, dict[str, str]] | None:
     return _analyte(f"{bare} {suffix}") or _analyte(f"{line.name} {suffix}")
 
 
+@cache
+def _egfr_markers() -> tuple[tuple[str, str], ...]:
+    """(folded word, marker) of tables/pdf_lab_egfr_markers.csv, longest word first."""
+    rows = sorted(table("pdf_lab_egfr_markers"), key=lambda r: len(r["word"]), reverse=True)
+    return tuple((_fold(r["word"]), r["marker"]) for r in rows)
+
+
+@cache
+def _egfr_by_marker() -> dict[tuple[str, str], dict[str, str]]:
+    """{(creatinine-based LOINC, marker): row} of tables/pdf_lab_egfr_by_marker.csv."""
+    return {(r["loinc"], r["marker"]): r for r in table("pdf_lab_egfr_by_marker")}
+
+
+CYSTATIN = "cystatine c"  # the marker (tables/pdf_lab_egfr_markers.csv) of a cystatin eGFR
+# what joins the marker words to each other and to the name: 'créatinine + cystatine C',
+# 'créatinine et cystatine C', 'estimé à partir de la cystatine C', 'DFG par cystatine C'
+_MARKER_JOIN = (r"(?:\+|&|/|,|-|\bet\b|\ba partir d(?:e la|e|u|es|')|\bpar(?: la)?\b"
+                r"|\bselon(?: la)?\b|\bavec(?: la)?\b|\bde la\b|\bdu\b)")
+
+
+@cache
+def _marker_run() -> re.Pattern[str]:
+    """The marker words of a folded name, with what joins them: one run to take out."""
+    words = "|".join(re.escape(w) for w, _ in _egfr_markers())
+    one = rf"(?<![\w])(?:{words})(?![\w])"
+    return re.compile(rf"(?:\s*{_MARKER_JOIN}\s*)*{one}(?:\s*{_MARKER_JOIN}?\s*{one})*")
+
+
+def _markers_said(line: _Line) -> frozenset[str]:
+    """The filtration markers ('cystatine c', 'creatinine') the line's name or method
+    names. Its comments are not read: 'Contrôle par la cystatine C conseillé' under a
+    creatinine eGFR says nothing of the eGFR printed."""
+    folded = _fold(f"{line.name} {line.extra.get('method', '')}")
+    return frozenset(marker for word, marker in _egfr_markers()
+                     if re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", folded))
+
+
+def _without_markers(name: str) -> str:
+    """The name with its marker words taken out: 'DFG estimé cystatine C (CKD-EPI 2012)' is
+    'dfg estime (ckd-epi 2012)', 'DFG (créatinine et cystatine C, CKD-EPI)' 'dfg
+    (ckd-epi)'."""
+    bare = _marker_run().sub(" ", _fold(name))
+    bare = re.sub(r"\(\s*[,;:-]?\s*", "(", bare)
+    bare = re.sub(r"\s*[,;:-]?\s*\)", ")", bare)
+    return " ".join(bare.replace("()", " ").split())
+
+
+@dataclass(frozen=True, slots=True)
+class _Marked:
+    """An eGFR from cystatin C: its marker and its rows under that marker's code (None:
+    LOINC has no code for it that we could confirm)."""
+    marker: str
+    rows: dict[str, dict[str, str]] | None
+
+
+def _by_marker(line: _Line) -> _Marked | None:
+    """An eGFR whose name or method names cystatin C ('DFG (cystatine C)', 'DFG créatinine
+    + cystatine C'), coded as its creatinine-based reading, without the marker words, is
+    recoded by tables/pdf_lab_egfr_by_marker.csv: the cystatin C eGFR is another analysis,
+    never 69405-9 or 62238-1. None: no cystatin C named, or the line is no eGFR of the
+    table ('Cystatine C  0,98 mg/L' itself)."""
+    said = _markers_said(line)
+    if CYSTATIN not in said:
+        return None
+    marker = f"creatinine + {CYSTATIN}" if "creatinine" in said else CYSTATIN
+    base = _Line(row=line.row, name=_without_markers(line.name), extra=line.extra)
+    rows = (_by_formula(base) or _analyte(base.name)) if base.name else None
+    by_marker = _egfr_by_marker()
+    known = {k for k, _ in by_marker}
+    if not rows or not any(r["loinc"] in known for r in rows.values()):
+        return None
+    coded = {unit: {**r, "loinc": m["code"], "display": m["display"]}
+             for unit, r in rows.items()
+             if (m := by_marker.get((r["loinc"], marker))) is not None and m["code"]}
+    return _Marked(marker, coded or None)
+
+
 def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
     """Whether a line outside any result table, naming an analysis our table does not know,
     is laid out as a result ('Vitamine B9   12,3 nmol/L   (10,4 - 42,4)'): the name in cells
@@ -1637,7 +1717,12 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
            when: str | None, issued: str | None, heading: _Heading | None,
            warnings: list[str]) -> Entry | None:
     ucum = to_ucum(value.unit) if value.unit else None
-    rows = _by_formula(line) or _analyte(line.name)
+    marked = _by_marker(line)
+    rows = marked.rows if marked else (_by_formula(line) or _analyte(line.name))
+    if marked is not None and marked.rows is None:
+        warnings.append(f"PDF_LAB_EGFR_UNCODED: {where}: an estimated GFR from {marked.marker} "
+                        "by no named equation or one LOINC has no code of ours for: not coded, "
+                        "never under the creatinine-based eGFR's code")
     specimen = _specimen(section)
     of_specimen = _specimen_analyte(specimen, line.name) if specimen else None
     if of_specimen is not None and specimen == BLOOD:

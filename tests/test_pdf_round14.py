@@ -1,0 +1,111 @@
+"""PDF lab reports, round 14: an eGFR from cystatin C.
+
+An eGFR computed from cystatin C ('DFG (cystatine C)', 'DFG estimé cystatine C (CKD-EPI
+2012)') was filed under 69405-9 or unmapped, and one from creatinine and cystatin C together
+unmapped: each has its own LOINC (tables/pdf_lab_egfr_by_marker.csv), never the
+creatinine-based eGFR's. Pages are built as OCR and text layers give them (test_pdf_round5's
+pages: the label rules read both alike, and no tesseract run is what is tested), a whole
+report with samples/generate_pdf.py's writer."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers import lab_pdf
+from parsers.pdf.model import OCR, TEXT_LAYER
+from tests.test_pdf_round3 import LEFEVRE, _lab_pdf, _read, _row
+from tests.test_pdf_round5 import _page
+
+EGFR_CYSTATIN = "50210-4"  # GFR/1.73 sq M.predicted by Cystatin C-based formula
+EGFR_CR_CYS = "94677-2"  # ... by Creatinine and Cystatin C-based formula (CKD-EPI)
+EGFR_CR_CYS_2021 = "98980-6"  # ... (CKD-EPI 2021)
+HEAD = [(40, "Analyse"), (330, "Résultat"), (390, "Unité"), (480, "Normes")]
+
+
+def _results(rows: list[list[tuple[float, str]]], source: str = TEXT_LAYER):  # noqa: ANN202
+    """The results of one page of (x, text) rows, as lab_pdf reads them."""
+    return lab_pdf.lab_results(_page(source, rows, styles_seen=source == TEXT_LAYER), [1],
+                               "r|x", effective="2026-02-04", issued=None)
+
+
+def _said(found) -> list[str]:  # noqa: ANN001
+    return [w.split(":")[0] for w in found.warnings]
+
+
+def _egfr(name: str, *below: str) -> list[list[tuple[float, str]]]:
+    return [HEAD, [(40, name), (330, "48"), (390, "mL/min/1,73m²"), (480, "> 60")],
+            *[[(40, text)] for text in below]]
+
+
+# -- an eGFR from cystatin C, alone or with creatinine ------------------------------------------
+@pytest.mark.parametrize(("name", "method", "code", "unnamed"), [
+    ("DFG (cystatine C)", None, EGFR_CYSTATIN, True),
+    ("DFG estimé cystatine C (CKD-EPI 2012)", None, EGFR_CYSTATIN, False),
+    ("Débit de filtration glomérulaire estimé par la cystatine C", None, EGFR_CYSTATIN, True),
+    ("DFG", "Équation CKD-EPI 2012 cystatine C", EGFR_CYSTATIN, False),
+    ("DFG créatinine + cystatine C (CKD-EPI)", None, EGFR_CR_CYS, False),
+    ("DFG (créatinine et cystatine C, CKD-EPI 2012)", None, EGFR_CR_CYS, False),
+    ("DFG créatinine-cystatine C", "Formule CKD-EPI 2021", EGFR_CR_CYS_2021, False),
+])
+def test_an_egfr_from_cystatin_c_gets_its_own_code(
+        name: str, method: str | None, code: str, unnamed: bool) -> None:
+    """'DFG (cystatine C)' read as 'DFG' (its parentheses dropped) was filed under 69405-9,
+    the eGFR LOINC files with creatinine's; the others, unmapped. The marker named in the
+    name or method line now picks the cystatin C eGFR (any equation: LOINC has none of a
+    named one) or, with creatinine, the combined eGFR of the equation named. With no
+    equation named the ledger says so, as for the creatinine eGFR."""
+    found = _results(_egfr(name, *([method] if method else [])))
+    (egfr,) = found.entries
+    assert (egfr.code, egfr.system, egfr.unit, egfr.value_num) == (
+        code, "LN", "mL/min/{1.73_m2}", 48.0)
+    assert egfr.details.get("formula_unnamed", False) is unnamed
+    assert _said(found) == (["PDF_LAB_FORMULA_UNNAMED"] if unnamed else [])
+
+
+@pytest.mark.parametrize("name", [
+    "DFG créatinine + cystatine C", "DFG cystatine C (MDRD)", "DFG estimé (Cys C, MDRD)"])
+def test_an_egfr_from_cystatin_c_of_no_code_stays_unmapped_and_says_why(name: str) -> None:
+    """Creatinine and cystatin C with no equation named (LOINC's combined terms are each of
+    an equation), or cystatin C by MDRD (a creatinine equation): no code we could confirm.
+    Unmapped under its printed name, said, never the creatinine eGFR's code."""
+    found = _results(_egfr(name))
+    (egfr,) = found.entries
+    assert (egfr.code, egfr.system, egfr.mapped) == (name, "PDF-LABEL", False)
+    assert _said(found) == ["PDF_LAB_EGFR_UNCODED"]
+    assert "page 1 line 2" in found.warnings[0] and "48" not in found.warnings[0]
+
+
+@pytest.mark.parametrize("source", [TEXT_LAYER, OCR])
+def test_the_other_egfr_lines_of_the_report_keep_their_codes(source: str) -> None:
+    """One report printing the creatinine, its eGFR, the cystatin C and both eGFRs from it,
+    born digital or scanned: each keeps its own code, and a comment quoting cystatin C under
+    the creatinine eGFR changes nothing of it."""
+    found = _results([
+        HEAD, [(40, "Créatinine"), (330, "98"), (390, "µmol/L"), (480, "45 - 84")],
+        [(40, "DFG estimé (CKD-EPI)"), (330, "56"), (390, "mL/min/1,73m²"), (480, "> 60")],
+        [(40, "Contrôle par la cystatine C conseillé.")],
+        [(40, "Cystatine C"), (330, "1,12"), (390, "mg/L"), (480, "0,61 - 0,95")],
+        [(40, "DFG cystatine C (CKD-EPI 2012)"), (330, "61"), (390, "mL/min/1,73m²")],
+        [(40, "DFG créatinine + cystatine C (CKD-EPI 2012)"), (330, "58"),
+         (390, "mL/min/1,73m²")],
+        [(40, "DFG"), (330, "57"), (390, "mL/min/1,73m²"), (480, "> 60")]], source)
+    assert [(e.code, e.value) for e in found.entries] == [
+        ("14682-9", "98"), ("62238-1", "56"), ("33863-2", "1,12"), (EGFR_CYSTATIN, "61"),
+        (EGFR_CR_CYS, "58"), ("69405-9", "57")]
+    assert found.entries[1].details["comment"] == ["Contrôle par la cystatine C conseillé."]
+    # the last 'DFG' only; on a scan the four values out of range, their bold unseen
+    assert [w for w in _said(found) if w != "PDF_LAB_FLAG_NOT_SEEN"] == [
+        "PDF_LAB_FORMULA_UNNAMED"]
+    assert _said(found).count("PDF_LAB_FLAG_NOT_SEEN") == (4 if source == OCR else 0)
+
+
+# -- through the PDF writer and parser -------------------------------------------------------
+def test_the_text_layer_report_reads_as_the_pages_do() -> None:
+    """The same cystatin C eGFR through the PDF writer and parser (a text layer)."""
+    x = (40.0, 300.0, 380.0, 450.0)
+    msg = _read(_lab_pdf([*LEFEVRE, ("label", "Prélevé le 04/02/2026 à 07h50"),
+                          _row(x, "", "Résultat", "Unité", "Normes", style="label"),
+                          _row(x, "DFG estimé cystatine C (CKD-EPI 2012)", "61",
+                               "mL/min/1,73m²", "> 60")]))
+    assert [(e.code, e.value) for e in msg.entries if e.type == "lab_result"] == [
+        (EGFR_CYSTATIN, "61")]
