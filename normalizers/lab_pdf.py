@@ -11,7 +11,9 @@ What is read, and what is not (nothing is invented):
   Antériorité(s)', in any order, on one line or two, repeated on each page or not:
   ``tables/pdf_lab_columns.csv``; two tables side by side under one heading row are
   read one after the other; the specimen's date heading the result column and former
-  dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
+  dates the antériorités' ('12/01/2026', 'Le 12/01/2026', 'Du 12/01/26'; beside a column
+  headed 'Résultat' alone every dated one, 'Résultat du 12/01/2026' too, is an
+  antériorité); an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
   date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
   kept in ``details.previous``, never read as a result nor as the range; a block of
@@ -484,11 +486,14 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
             kind = "date"
             dates[c.x0] = c.text.strip()
         elif not kind and (m := _DATED.search(c.text)):
-            # 'Antériorité du 12/01/2025', 'Antérieur (12/01/25)', 'Résultat du 12/03/2025'
+            # 'Antériorité du 12/01/2025', 'Antérieur (12/01/25)', 'Résultat du 12/03/2025',
+            # 'Le 12/01/2025', 'Du 12/01/25'
             rest = _fold(c.text[:m.start()] + " " + c.text[m.end():]).strip(" :()-")
-            rest = re.sub(r"\s+(?:du|le|au)$", "", rest).replace("(s)", "s")
-            kind = _columns().get(rest, "")
-            if kind == "previous":
+            rest = re.sub(r"(?:^|\s+)(?:du|le|au)$", "", rest).replace("(s)", "s")
+            kind = "date" if not rest else _columns().get(rest, "")
+            if kind == "result":
+                kind = "dated result"  # today's, unless another column is (_dated_columns)
+            if kind in ("previous", "date", "dated result"):
                 dates[c.x0] = m.group(0)
         elif not kind and (unit := _unit_headed(c.text)) is not None:
             kind = "result"  # 'Résultat (G/L)'
@@ -496,12 +501,9 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
         kinds.append((c.x0, c.x1, kind))
     percent = {x0 for x0, _, k in kinds if k == "percent"}
     kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
-    if "result" not in {k for *_, k in kinds}:
-        dated = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
-        if not dated or not {k for *_, k in kinds} & {"unit", "reference"}:
-            return None  # a row of dates alone (under a heading) is none
-        kinds[dated[0]] = (*kinds[dated[0]][:2], "result")
-    kinds = [(x0, x1, "previous" if k == "date" else k) for x0, x1, k in kinds]
+    kinds = _dated_columns(kinds)
+    if kinds is None:
+        return None
     named = {k for *_, k in kinds if k}
     if "result" not in named or not named & {"unit", "reference", "previous"}:
         return None
@@ -515,6 +517,24 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     return _Heading(cells, {x: d for x, d in dates.items()
                             if any(c[0] == x and c[2] == "previous" for c in cells)},
                     percent, units), section
+
+
+def _dated_columns(kinds: list[tuple[float, float, str]]
+                   ) -> list[tuple[float, float, str]] | None:
+    """Which of the columns headed by a date is today's result: a column headed 'Résultat'
+    with no date makes every dated one an antériorité ('Résultat | Résultat du 12/01/2026');
+    else the first headed 'Résultat du <date>', else the first headed by a date alone ('Le
+    04/02/2026 | Le 12/01/2026'); the others hold former results, never today's. None: a
+    row of dates alone (under a heading), no heading."""
+    found = {k for *_, k in kinds}
+    if "result" not in found:
+        dated = ([n for n, (*_, k) in enumerate(kinds) if k == "dated result"]
+                 or [n for n, (*_, k) in enumerate(kinds) if k == "date"])
+        if not dated or ("dated result" not in found and not found & {"unit", "reference"}):
+            return None
+        kinds = [*kinds[:dated[0]], (*kinds[dated[0]][:2], "result"), *kinds[dated[0] + 1:]]
+    return [(x0, x1, "previous" if k in ("date", "dated result") else k)
+            for x0, x1, k in kinds]
 
 
 # A unit printed after a heading or a section's name: 'Résultat (G/L)', 'Résultat en mmol/L',

@@ -1,11 +1,13 @@
-"""PDF lab reports, round 14: an eGFR from cystatin C.
+"""PDF lab reports, round 14: an eGFR from cystatin C, antériorités headed by their date.
 
 An eGFR computed from cystatin C ('DFG (cystatine C)', 'DFG estimé cystatine C (CKD-EPI
 2012)') was filed under 69405-9 or unmapped, and one from creatinine and cystatin C together
 unmapped: each has its own LOINC (tables/pdf_lab_egfr_by_marker.csv), never the
-creatinine-based eGFR's. Pages are built as OCR and text layers give them (test_pdf_round5's
-pages: the label rules read both alike, and no tesseract run is what is tested), a whole
-report with samples/generate_pdf.py's writer."""
+creatinine-based eGFR's. An antériorité column headed by its date with a word before it ('Le
+12/01/2026', 'Du 12/01/26', 'Résultat du 12/01/2026' beside 'Résultat') lost its values.
+Pages are built as OCR and text layers give them (test_pdf_round5's pages: the label and
+heading rules read both alike, and no tesseract run is what is tested), a whole report with
+samples/generate_pdf.py's writer."""
 
 from __future__ import annotations
 
@@ -97,6 +99,43 @@ def test_the_other_egfr_lines_of_the_report_keep_their_codes(source: str) -> Non
     assert [w for w in _said(found) if w != "PDF_LAB_FLAG_NOT_SEEN"] == [
         "PDF_LAB_FORMULA_UNNAMED"]
     assert _said(found).count("PDF_LAB_FLAG_NOT_SEEN") == (4 if source == OCR else 0)
+
+
+# -- antériorités headed by their date ---------------------------------------------------------
+@pytest.mark.parametrize(("today", "before"), [
+    ("Le 04/02/2026", "Le 12/01/2026"), ("Résultat", "Du 12/01/2026"),
+    ("Résultat", "Le 12/01/2026"), ("Résultats du 04/02/2026", "Résultats du 12/01/2026"),
+    ("Résultat", "Résultat du 12/01/2026"), ("Le 04/02/2026", "12/01/2026"),
+    ("04/02/2026", "12/01/2026"), ("Résultat du 04/02/2026", "Antériorité")])
+def test_an_anteriorite_headed_by_its_date_is_kept_apart_never_todays(
+        today: str, before: str) -> None:
+    """'Le 04/02/2026 | ... | Le 12/01/2026', 'Résultat | ... | Du 12/01/2026': a date with
+    'le' or 'du' before it named no column; the former results were lost (with
+    PDF_LAB_NOT_READ or silently), and with today's column unread the table had no heading
+    at all. A column headed 'Résultat' with no date makes every dated one an antériorité,
+    else the first dated: today's values are filed, the former kept in details.previous
+    with their date."""
+    found = _results([
+        [(40, "Analyse"), (200, today), (420, "Unité"), (470, "Normes"), (545, before)],
+        [(40, "Créatinine"), (200, "98"), (420, "µmol/L"), (470, "45 - 84"), (545, "102")],
+        [(40, "Urée"), (200, "6,1"), (420, "mmol/L"), (470, "2,5 - 7,5"), (545, "5,8")]])
+    dated = "" if before == "Antériorité" else " (12/01/2026)"
+    assert [(e.code, e.value, e.unit, e.reference_range, e.details.get("previous"))
+            for e in found.entries] == [
+        ("14682-9", "98", "umol/L", "45 - 84", f"102{dated}"),
+        ("22664-7", "6,1", "mmol/L", "2,5 - 7,5", f"5,8{dated}")]
+    assert found.warnings == []
+
+
+def test_dates_alone_under_a_heading_are_still_no_heading() -> None:
+    """Pinned: a row of dates with no unit nor range beside them heads nothing."""
+    found = _results([
+        [(40, "Analyse"), (330, "Résultat"), (420, "Unité"), (470, "Normes")],
+        [(40, "Créatinine"), (330, "98"), (420, "µmol/L"), (470, "45 - 84")],
+        [(330, "Le 04/02/2026"), (545, "Le 12/01/2026")],
+        [(40, "Urée"), (330, "6,1"), (420, "mmol/L"), (470, "2,5 - 7,5")]])
+    assert [(e.code, e.value) for e in found.entries] == [
+        ("14682-9", "98"), ("22664-7", "6,1")]
 
 
 # -- through the PDF writer and parser -------------------------------------------------------
