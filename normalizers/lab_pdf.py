@@ -33,7 +33,8 @@ What is read, and what is not (nothing is invented):
   0,5', 'Inf. à 0,5'), '1.234,5'; ranges in brackets ('(3,5-5,0)', '[3,5 ; 5,0]', '[< 5]');
   an uncertainty after the value ('± 0,2': details.uncertainty); a
   'checked' mark after it ('5,80 H (contrôlé)', tables/pdf_lab_checked_marks.csv:
-  details.checked); a
+  details.checked) or on the line under it ('Résultat contrôlé sur un second
+  prélèvement', kept as its comment too); a
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
   number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
   range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
@@ -142,6 +143,23 @@ def _checked_marks() -> frozenset[str]:
 def _checked_mark(text: str) -> bool:
     """Whether a word after a value is a 'checked' mark ('contrôlé', '(Contrôlé)', '[vérifié]')."""
     return " ".join(_fold(text).strip("()[]*. ").split()) in _checked_marks()
+
+
+@cache
+def _checked_openings() -> re.Pattern[str]:
+    """The marks of tables/pdf_lab_checked_marks.csv that may open a longer line."""
+    marks = [" ".join(_fold(r["mark"]).split()) for r in table("pdf_lab_checked_marks")
+             if r.get("opens_line") == "yes"]
+    return re.compile(rf"^(?:{'|'.join(re.escape(m) for m in marks)})(?![\w])")
+
+
+def _checked_below(line: _Line) -> bool:
+    """Whether a line printed under the result says it was checked: a mark alone
+    ('Contrôlé', '(Résultat vérifié)') or a line opening with one ('Résultat contrôlé sur
+    un second prélèvement'), kept as the comment or method it is as well."""
+    below = [*line.extra.get("comment", []), str(line.extra.get("method", ""))]
+    return any(_checked_mark(text) or _checked_openings().match(_fold(text).strip("()[]*. "))
+               for text in below if text)
 
 
 @cache
@@ -1810,7 +1828,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         details["previous"] = " ".join(line.previous)
     if value.uncertainty:
         details["uncertainty"] = value.uncertainty
-    if value.checked:
+    if value.checked or _checked_below(line):
         details["checked"] = True
     _unnamed_formula_warning(line, row, where, details, warnings)
     details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})

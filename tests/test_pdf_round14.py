@@ -1,22 +1,28 @@
-"""PDF lab reports, round 14: an eGFR from cystatin C, antériorités headed by their date.
+"""PDF lab reports, round 14: an eGFR from cystatin C, antériorités headed by their date, and
+a result checked on the line below it.
 
 An eGFR computed from cystatin C ('DFG (cystatine C)', 'DFG estimé cystatine C (CKD-EPI
 2012)') was filed under 69405-9 or unmapped, and one from creatinine and cystatin C together
 unmapped: each has its own LOINC (tables/pdf_lab_egfr_by_marker.csv), never the
 creatinine-based eGFR's. An antériorité column headed by its date with a word before it ('Le
-12/01/2026', 'Du 12/01/26', 'Résultat du 12/01/2026' beside 'Résultat') lost its values.
-Pages are built as OCR and text layers give them (test_pdf_round5's pages: the label and
-heading rules read both alike, and no tesseract run is what is tested), a whole report with
-samples/generate_pdf.py's writer."""
+12/01/2026', 'Du 12/01/26', 'Résultat du 12/01/2026' beside 'Résultat') lost its values;
+'Résultat contrôlé' printed under a result was a comment only, where the same word beside the
+value marks details.checked. Pages are built as OCR and text layers give them
+(test_pdf_round5's pages: the label and heading rules read both alike, and no tesseract run
+is what is tested), a whole report with samples/generate_pdf.py's writer and filed through
+the pipeline."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dossiers.schema import entries
 from normalizers import lab_pdf
 from parsers.pdf.model import OCR, TEXT_LAYER
 from tests.test_pdf_round3 import LEFEVRE, _lab_pdf, _read, _row
 from tests.test_pdf_round5 import _page
+from tests.test_pdf_round9 import _file, _warned
 
 EGFR_CYSTATIN = "50210-4"  # GFR/1.73 sq M.predicted by Cystatin C-based formula
 EGFR_CR_CYS = "94677-2"  # ... by Creatinine and Cystatin C-based formula (CKD-EPI)
@@ -138,6 +144,39 @@ def test_dates_alone_under_a_heading_are_still_no_heading() -> None:
         ("14682-9", "98"), ("22664-7", "6,1")]
 
 
+# -- 'Résultat contrôlé' under the result --------------------------------------------------------
+KALAEMIA = [HEAD, [(40, "Potassium"), (330, "6,1"), (390, "mmol/L"), (480, "3,5 - 5,0")]]
+NATRAEMIA = [(40, "Sodium"), (330, "139"), (390, "mmol/L"), (480, "136 - 145")]
+
+
+@pytest.mark.parametrize(("below", "kept"), [
+    ("Résultat contrôlé", "comment"), ("Résultat vérifié sur un second prélèvement.", "comment"),
+    ("Valeur contrôlée sur le même échantillon", "comment"), ("Contrôlé", "comment"),
+    ("(Résultat vérifié)", "method")])
+def test_a_result_checked_on_the_line_below_says_so(below: str, kept: str) -> None:
+    """'6,1 (contrôlé)' beside the value marked details.checked; the same printed on the line
+    under it ('Résultat contrôlé sur un second prélèvement') was a comment only, and a
+    surprising kalaemia did not say it had been confirmed. Now checked too; the line is
+    kept where it was (comment or method), and the next result is not checked."""
+    found = _results([*KALAEMIA, [(40, below)], NATRAEMIA])
+    potassium, sodium = found.entries
+    assert potassium.details["checked"] is True and "checked" not in sodium.details
+    kept_text = potassium.details[kept]
+    assert below in (kept_text if isinstance(kept_text, list) else [kept_text])
+    assert found.warnings == []
+
+
+@pytest.mark.parametrize("below", [
+    "Contrôle à prévoir dans 3 mois.", "Contrôle de la kaliémie conseillé",
+    "Résultat à contrôler sur un nouveau prélèvement"])
+def test_a_check_asked_for_is_no_check_done(below: str) -> None:
+    """'Contrôle à prévoir' folds to the same letters as 'contrôlé': a request, never a
+    check done; only a whole mark or 'Résultat/Valeur contrôlé(e)/vérifié(e) ...' is."""
+    found = _results([*KALAEMIA, [(40, below)], NATRAEMIA])
+    assert "checked" not in found.entries[0].details
+    assert found.entries[0].details["comment"] == [below]
+
+
 # -- through the PDF writer and parser -------------------------------------------------------
 def test_the_text_layer_report_reads_as_the_pages_do() -> None:
     """The same cystatin C eGFR through the PDF writer and parser (a text layer)."""
@@ -148,3 +187,36 @@ def test_the_text_layer_report_reads_as_the_pages_do() -> None:
                                "mL/min/1,73m²", "> 60")]))
     assert [(e.code, e.value) for e in msg.entries if e.type == "lab_result"] == [
         (EGFR_CYSTATIN, "61")]
+
+
+# -- through the pipeline ----------------------------------------------------------------------
+def test_on_the_ledger_and_in_the_dossier(sqlite_ctx) -> None:  # noqa: ANN001
+    """Through intake, processing and deposit into Mme Lefèvre's dossier: the cystatin C
+    eGFR under its code, the combined one of no equation said on the ledger (where, never
+    its value nor the patient), the former creatinine kept apart, the checked kalaemia."""
+    x = (40.0, 300.0, 380.0, 450.0, 520.0)
+    pdf = _lab_pdf([("centre", "LABORATOIRE DES QUATRE CHEMINS - Biologie médicale"), *LEFEVRE,
+                    ("label", "Prélevé le 04/02/2026 à 07h50"), ("title", "BIOCHIMIE SANGUINE"),
+                    _row(x, "", "Le 04/02/2026", "Unité", "Normes", "Le 12/01/2026",
+                         style="label"),
+                    _row(x, "Créatinine", "98", "µmol/L", "45 - 84", "102"),
+                    _row(x, "DFG (cystatine C)", "61", "mL/min/1,73m²", "> 60"),
+                    _row(x, "DFG créatinine + cystatine C", "58", "mL/min/1,73m²", "> 60"),
+                    _row(x, "Potassium", "6,1", "mmol/L", "3,5 - 5,0", "4,2"),
+                    ("small", "Résultat contrôlé sur un second prélèvement")])
+    _, ledger = _file(sqlite_ctx, (pdf, "lab-quatre-chemins"))
+    assert [r["status"] for r in ledger] == ["deposited"]
+    warned = _warned(ledger)
+    assert "PDF_LAB_EGFR_UNCODED: page 1 line 9" in warned
+    assert "PDF_LAB_FORMULA_UNNAMED: page 1 line 8" in warned
+    assert "LEFÈVRE" not in warned and "58" not in warned
+    with sqlite_ctx.engine.connect() as conn:
+        stored = conn.execute(select(entries.c.code, entries.c.value, entries.c.details)
+                              .where(entries.c.type == "lab_result").order_by(entries.c.id)
+                              ).all()
+    assert [(code, value) for code, value, _ in stored] == [
+        ("14682-9", "98"), (EGFR_CYSTATIN, "61"), ("DFG créatinine + cystatine C", "58"),
+        ("2823-3", "6,1")]
+    assert stored[0].details["previous"] == "102 (12/01/2026)"
+    assert stored[3].details["previous"] == "4,2 (12/01/2026)"
+    assert stored[3].details["checked"] is True
