@@ -7,7 +7,8 @@ unmapped: each has its own LOINC (tables/pdf_lab_egfr_by_marker.csv), never the
 creatinine-based eGFR's. An antériorité column headed by its date with a word before it ('Le
 12/01/2026', 'Du 12/01/26', 'Résultat du 12/01/2026' beside 'Résultat') lost its values;
 'Résultat contrôlé' printed under a result was a comment only, where the same word beside the
-value marks details.checked. Pages are built as OCR and text layers give them
+value marks details.checked; a reference column headed 'Valeurs de réf.' was read as none,
+its ranges lost. Pages are built as OCR and text layers give them
 (test_pdf_round5's pages: the label and heading rules read both alike, and no tesseract run
 is what is tested), a whole report with samples/generate_pdf.py's writer and filed through
 the pipeline."""
@@ -175,6 +176,23 @@ def test_a_check_asked_for_is_no_check_done(below: str) -> None:
     found = _results([*KALAEMIA, [(40, below)], NATRAEMIA])
     assert "checked" not in found.entries[0].details
     assert found.entries[0].details["comment"] == [below]
+
+
+# -- the reference column's heading abridged ---------------------------------------------------
+@pytest.mark.parametrize("heading", [
+    "Valeurs de réf.", "Valeurs réf.", "Intervalle de réf.", "Val. usuelles",
+    "Valeurs attendues", "Limites de référence", "Valeurs biologiques de référence"])
+def test_a_reference_column_headed_in_short_keeps_its_ranges(heading: str) -> None:
+    """'Valeurs de réf.' (and other wordings) named no column of ours: the column was
+    read as none, every range under it lost without a word and no flag computed. Now the
+    reference column: the range is the result's."""
+    found = _results([
+        [(40, "Analyse"), (200, "Résultat"), (300, "Unité"), (400, heading)],
+        [(40, "Créatinine"), (200, "98"), (300, "µmol/L"), (400, "45 - 84")],
+        [(40, "Potassium"), (200, "4,1"), (300, "mmol/L"), (400, "3,5 - 5,0")]])
+    assert [(e.code, e.reference_range) for e in found.entries] == [
+        ("14682-9", "45 - 84"), ("2823-3", "3,5 - 5,0")]
+    assert found.entries[0].details["flag_computed"]["code"] == "H"
 
 
 # -- through the PDF writer and parser -------------------------------------------------------
