@@ -55,17 +55,17 @@ What is read, and what is not (nothing is invented):
   (``tables/pdf_lab_ocr_units.csv``), an OCR'd table's column blocks side by side are its
   rows again, and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
-  adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', its year no
-  value) and comment lines go to the result above (``details.method``,
-  ``details.comment``); a formula named there or in the name picks the computed analysis's
-  code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
-  LDL by Friedewald); an eGFR with no formula named is the eGFR of no method, said so
-  (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); an eGFR from cystatin C,
-  alone or with creatinine ('DFG (cystatine C)', 'DFG créatinine + cystatine C (CKD-EPI)'),
-  takes its own code (tables/pdf_lab_egfr_markers.csv, pdf_lab_egfr_by_marker.csv) or none,
-  said (PDF_LAB_EGFR_UNCODED), never the creatinine eGFR's; a line naming the
-  analysis alone, above its values, is the start of
-  its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
+  adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', a formula's
+  name alone: 'CKD-EPI 2021', its year no value) and comment lines go to the result above
+  (``details.method``, ``details.comment``); a formula named there or in the name picks
+  the computed analysis's code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI,
+  CKD-EPI 2021 or MDRD, the LDL by Friedewald); an eGFR with no formula named is the eGFR
+  of no method, said so (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); an
+  eGFR from cystatin C, alone or with creatinine ('DFG (cystatine C)', 'DFG créatinine +
+  cystatine C (CKD-EPI)'), takes its own code (tables/pdf_lab_egfr_markers.csv,
+  pdf_lab_egfr_by_marker.csv) or none, said (PDF_LAB_EGFR_UNCODED), never the creatinine
+  eGFR's; a line naming the analysis alone, above its values, is the start of its name
+  ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
   ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
   values printed without a name on the next page (the page break cut the table between
   them), when the two make an analysis we know; values under a heading with no name are
@@ -1326,8 +1326,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         line = _read_line(row, heading, comma)
         where = f"page {row.page} line {row.line + 1}"
-        if last is not None and _METHOD.match(text) and not any(v.unit for v in line.values):
-            last.extra.setdefault("method", text)  # 'Formule CKD-EPI 2009': its year no value
+        if last is not None and (_METHOD.match(text) or _formula_alone(text)) \
+                and not any(v.unit for v in line.values):
+            # 'Formule CKD-EPI 2009', 'CKD-EPI 2021' alone: its year no value
+            last.extra.setdefault("method", text)
             continue
         # '(HbA1c)  6,5 %' under 'Hémoglobine glyquée': the name's end, not a method line
         # or '(ALAT)  35' under 'Alanine aminotransférase': not a method of the line above
@@ -1617,6 +1619,14 @@ def _analyte(name: str) -> dict[str, dict[str, str]] | None:
 def _formulas() -> tuple[tuple[str, str], ...]:
     rows = sorted(table("pdf_lab_formulas"), key=lambda r: len(r["word"]), reverse=True)
     return tuple((_fold(r["word"]), r["name"]) for r in rows)
+
+
+def _formula_alone(text: str) -> bool:
+    """Whether a line is a formula's name alone, with its year or not ('CKD-EPI 2021',
+    '(MDRD)'): the method of the computed result above, never a result of that year."""
+    words = "|".join(re.escape(word) for word, _ in _formulas())
+    return bool(re.fullmatch(rf"\(?\s*(?:{words})(?:\s+(?:19|20)\d{{2}})?\s*\)?\.?",
+                             _fold(text)))
 
 
 def _formula_said(line: _Line) -> str | None:

@@ -207,6 +207,24 @@ def test_the_text_layer_report_reads_as_the_pages_do() -> None:
         (EGFR_CYSTATIN, "61")]
 
 
+@pytest.mark.parametrize(("name", "below", "code"), [
+    ("DFG", "CKD-EPI 2021", "98979-8"), ("DFG cystatine C", "CKD-EPI 2012", EGFR_CYSTATIN),
+    ("DFG créatinine + cystatine C", "CKD-EPI 2012", EGFR_CR_CYS)])
+def test_an_equation_printed_alone_under_the_egfr_is_its_method_not_a_result(
+        name: str, below: str, code: str) -> None:
+    """'CKD-EPI 2021' alone on the line under the eGFR (no 'Formule' before it) was filed as
+    a result 'CKD-EPI' of value 2021, and the eGFR coded as of no equation (or uncoded).
+    A formula's name alone, with its year or not, is the method of the result above."""
+    x = (40.0, 300.0, 380.0, 450.0)
+    msg = _read(_lab_pdf([*LEFEVRE, ("label", "Prélevé le 04/02/2026 à 07h50"),
+                          _row(x, "", "Résultat", "Unité", "Normes", style="label"),
+                          _row(x, name, "58", "mL/min/1,73m²", "> 60"), ("small", below),
+                          _row(x, "Potassium", "4,1", "mmol/L", "3,5 - 5,0")]))
+    assert [(e.code, e.value, e.details.get("method")) for e in msg.entries
+            if e.type == "lab_result"] == [(code, "58", below), ("2823-3", "4,1", None)]
+    assert msg.warnings == []
+
+
 # -- through the pipeline ----------------------------------------------------------------------
 def test_on_the_ledger_and_in_the_dossier(sqlite_ctx) -> None:  # noqa: ANN001
     """Through intake, processing and deposit into Mme Lefèvre's dossier: the cystatin C
