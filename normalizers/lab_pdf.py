@@ -11,7 +11,9 @@ What is read, and what is not (nothing is invented):
   Antériorité(s)', in any order, on one line or two, repeated on each page or not:
   ``tables/pdf_lab_columns.csv``; two tables side by side under one heading row are
   read one after the other; the specimen's date heading the result column and former
-  dates the antériorités'; an 'Interprétation' column's words as flags). Cells are placed
+  dates the antériorités' ('12/01/2026', 'Le 12/01/2026', 'Du 12/01/26'; beside a column
+  headed 'Résultat' alone every dated one, 'Résultat du 12/01/2026' too, is an
+  antériorité); an 'Interprétation' column's words as flags). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
   date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
   kept in ``details.previous``, never read as a result nor as the range; a block of
@@ -31,7 +33,8 @@ What is read, and what is not (nothing is invented):
   0,5', 'Inf. à 0,5'), '1.234,5'; ranges in brackets ('(3,5-5,0)', '[3,5 ; 5,0]', '[< 5]');
   an uncertainty after the value ('± 0,2': details.uncertainty); a
   'checked' mark after it ('5,80 H (contrôlé)', tables/pdf_lab_checked_marks.csv:
-  details.checked); a
+  details.checked) or on the line under it ('Résultat contrôlé sur un second
+  prélèvement', kept as its comment too); a
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
   number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
   range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
@@ -52,14 +55,17 @@ What is read, and what is not (nothing is invented):
   (``tables/pdf_lab_ocr_units.csv``), an OCR'd table's column blocks side by side are its
   rows again, and a value OCR read unsure is not filed (warning).
 - A line with a range only, under a result ('F : 12,0 - 16,0' under 'H : 13,0 - 17,0'),
-  adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', its year no
-  value) and comment lines go to the result above (``details.method``,
-  ``details.comment``); a formula named there or in the name picks the computed analysis's
-  code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI, CKD-EPI 2021 or MDRD, the
-  LDL by Friedewald); an eGFR with no formula named is the eGFR of no method, said so
-  (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); a line naming the
-  analysis alone, above its values, is the start of
-  its name ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
+  adds to its range; a method line ('Méthode : ...', 'Formule CKD-EPI 2009', a formula's
+  name alone: 'CKD-EPI 2021', its year no value) and comment lines go to the result above
+  (``details.method``, ``details.comment``); a formula named there or in the name picks
+  the computed analysis's code (``tables/pdf_lab_formulas.csv``: 'DFG estimé' by CKD-EPI,
+  CKD-EPI 2021 or MDRD, the LDL by Friedewald); an eGFR with no formula named is the eGFR
+  of no method, said so (PDF_LAB_FORMULA_UNNAMED, tables/pdf_lab_formula_unnamed.csv); an
+  eGFR from cystatin C, alone or with creatinine ('DFG (cystatine C)', 'DFG créatinine +
+  cystatine C (CKD-EPI)'), takes its own code (tables/pdf_lab_egfr_markers.csv,
+  pdf_lab_egfr_by_marker.csv) or none, said (PDF_LAB_EGFR_UNCODED), never the creatinine
+  eGFR's; a line naming the analysis alone, above its values, is the start of its name
+  ('Hémoglobine glyquée' over '(HbA1c)  6,5 %'), and a line in lower case under it
   ('erythrocytaire (%)') its end. A name left alone at a page's foot goes with the first
   values printed without a name on the next page (the page break cut the table between
   them), when the two make an analysis we know; values under a heading with no name are
@@ -137,6 +143,23 @@ def _checked_marks() -> frozenset[str]:
 def _checked_mark(text: str) -> bool:
     """Whether a word after a value is a 'checked' mark ('contrôlé', '(Contrôlé)', '[vérifié]')."""
     return " ".join(_fold(text).strip("()[]*. ").split()) in _checked_marks()
+
+
+@cache
+def _checked_openings() -> re.Pattern[str]:
+    """The marks of tables/pdf_lab_checked_marks.csv that may open a longer line."""
+    marks = [" ".join(_fold(r["mark"]).split()) for r in table("pdf_lab_checked_marks")
+             if r.get("opens_line") == "yes"]
+    return re.compile(rf"^(?:{'|'.join(re.escape(m) for m in marks)})(?![\w])")
+
+
+def _checked_below(line: _Line) -> bool:
+    """Whether a line printed under the result says it was checked: a mark alone
+    ('Contrôlé', '(Résultat vérifié)') or a line opening with one ('Résultat contrôlé sur
+    un second prélèvement'), kept as the comment or method it is as well."""
+    below = [*line.extra.get("comment", []), str(line.extra.get("method", ""))]
+    return any(_checked_mark(text) or _checked_openings().match(_fold(text).strip("()[]*. "))
+               for text in below if text)
 
 
 @cache
@@ -481,11 +504,14 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
             kind = "date"
             dates[c.x0] = c.text.strip()
         elif not kind and (m := _DATED.search(c.text)):
-            # 'Antériorité du 12/01/2025', 'Antérieur (12/01/25)', 'Résultat du 12/03/2025'
+            # 'Antériorité du 12/01/2025', 'Antérieur (12/01/25)', 'Résultat du 12/03/2025',
+            # 'Le 12/01/2025', 'Du 12/01/25'
             rest = _fold(c.text[:m.start()] + " " + c.text[m.end():]).strip(" :()-")
-            rest = re.sub(r"\s+(?:du|le|au)$", "", rest).replace("(s)", "s")
-            kind = _columns().get(rest, "")
-            if kind == "previous":
+            rest = re.sub(r"(?:^|\s+)(?:du|le|au)$", "", rest).replace("(s)", "s")
+            kind = "date" if not rest else _columns().get(rest, "")
+            if kind == "result":
+                kind = "dated result"  # today's, unless another column is (_dated_columns)
+            if kind in ("previous", "date", "dated result"):
                 dates[c.x0] = m.group(0)
         elif not kind and (unit := _unit_headed(c.text)) is not None:
             kind = "result"  # 'Résultat (G/L)'
@@ -493,12 +519,9 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
         kinds.append((c.x0, c.x1, kind))
     percent = {x0 for x0, _, k in kinds if k == "percent"}
     kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
-    if "result" not in {k for *_, k in kinds}:
-        dated = [n for n, (*_, k) in enumerate(kinds) if k == "date"]
-        if not dated or not {k for *_, k in kinds} & {"unit", "reference"}:
-            return None  # a row of dates alone (under a heading) is none
-        kinds[dated[0]] = (*kinds[dated[0]][:2], "result")
-    kinds = [(x0, x1, "previous" if k == "date" else k) for x0, x1, k in kinds]
+    kinds = _dated_columns(kinds)
+    if kinds is None:
+        return None
     named = {k for *_, k in kinds if k}
     if "result" not in named or not named & {"unit", "reference", "previous"}:
         return None
@@ -512,6 +535,24 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
     return _Heading(cells, {x: d for x, d in dates.items()
                             if any(c[0] == x and c[2] == "previous" for c in cells)},
                     percent, units), section
+
+
+def _dated_columns(kinds: list[tuple[float, float, str]]
+                   ) -> list[tuple[float, float, str]] | None:
+    """Which of the columns headed by a date is today's result: a column headed 'Résultat'
+    with no date makes every dated one an antériorité ('Résultat | Résultat du 12/01/2026');
+    else the first headed 'Résultat du <date>', else the first headed by a date alone ('Le
+    04/02/2026 | Le 12/01/2026'); the others hold former results, never today's. None: a
+    row of dates alone (under a heading), no heading."""
+    found = {k for *_, k in kinds}
+    if "result" not in found:
+        dated = ([n for n, (*_, k) in enumerate(kinds) if k == "dated result"]
+                 or [n for n, (*_, k) in enumerate(kinds) if k == "date"])
+        if not dated or ("dated result" not in found and not found & {"unit", "reference"}):
+            return None
+        kinds = [*kinds[:dated[0]], (*kinds[dated[0]][:2], "result"), *kinds[dated[0] + 1:]]
+    return [(x0, x1, "previous" if k in ("date", "dated result") else k)
+            for x0, x1, k in kinds]
 
 
 # A unit printed after a heading or a section's name: 'Résultat (G/L)', 'Résultat en mmol/L',
@@ -1285,8 +1326,10 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         line = _read_line(row, heading, comma)
         where = f"page {row.page} line {row.line + 1}"
-        if last is not None and _METHOD.match(text) and not any(v.unit for v in line.values):
-            last.extra.setdefault("method", text)  # 'Formule CKD-EPI 2009': its year no value
+        if last is not None and (_METHOD.match(text) or _formula_alone(text)) \
+                and not any(v.unit for v in line.values):
+            # 'Formule CKD-EPI 2009', 'CKD-EPI 2021' alone: its year no value
+            last.extra.setdefault("method", text)
             continue
         # '(HbA1c)  6,5 %' under 'Hémoglobine glyquée': the name's end, not a method line
         # or '(ALAT)  35' under 'Alanine aminotransférase': not a method of the line above
@@ -1578,6 +1621,14 @@ def _formulas() -> tuple[tuple[str, str], ...]:
     return tuple((_fold(r["word"]), r["name"]) for r in rows)
 
 
+def _formula_alone(text: str) -> bool:
+    """Whether a line is a formula's name alone, with its year or not ('CKD-EPI 2021',
+    '(MDRD)'): the method of the computed result above, never a result of that year."""
+    words = "|".join(re.escape(word) for word, _ in _formulas())
+    return bool(re.fullmatch(rf"\(?\s*(?:{words})(?:\s+(?:19|20)\d{{2}})?\s*\)?\.?",
+                             _fold(text)))
+
+
 def _formula_said(line: _Line) -> str | None:
     """The suffix (tables/pdf_lab_formulas.csv) of the formula the line's name, method or
     comment names ('Formule CKD-EPI 2009': '(ckd-epi)'), if any."""
@@ -1622,6 +1673,83 @@ def _by_formula(line: _Line) -> dict[str, dict[str, str]] | None:
     return _analyte(f"{bare} {suffix}") or _analyte(f"{line.name} {suffix}")
 
 
+@cache
+def _egfr_markers() -> tuple[tuple[str, str], ...]:
+    """(folded word, marker) of tables/pdf_lab_egfr_markers.csv, longest word first."""
+    rows = sorted(table("pdf_lab_egfr_markers"), key=lambda r: len(r["word"]), reverse=True)
+    return tuple((_fold(r["word"]), r["marker"]) for r in rows)
+
+
+@cache
+def _egfr_by_marker() -> dict[tuple[str, str], dict[str, str]]:
+    """{(creatinine-based LOINC, marker): row} of tables/pdf_lab_egfr_by_marker.csv."""
+    return {(r["loinc"], r["marker"]): r for r in table("pdf_lab_egfr_by_marker")}
+
+
+CYSTATIN = "cystatine c"  # the marker (tables/pdf_lab_egfr_markers.csv) of a cystatin eGFR
+# what joins the marker words to each other and to the name: 'créatinine + cystatine C',
+# 'créatinine et cystatine C', 'estimé à partir de la cystatine C', 'DFG par cystatine C'
+_MARKER_JOIN = (r"(?:\+|&|/|,|-|\bet\b|\ba partir d(?:e la|e|u|es|')|\bpar(?: la)?\b"
+                r"|\bselon(?: la)?\b|\bavec(?: la)?\b|\bde la\b|\bdu\b)")
+
+
+@cache
+def _marker_run() -> re.Pattern[str]:
+    """The marker words of a folded name, with what joins them: one run to take out."""
+    words = "|".join(re.escape(w) for w, _ in _egfr_markers())
+    one = rf"(?<![\w])(?:{words})(?![\w])"
+    return re.compile(rf"(?:\s*{_MARKER_JOIN}\s*)*{one}(?:\s*{_MARKER_JOIN}?\s*{one})*")
+
+
+def _markers_said(line: _Line) -> frozenset[str]:
+    """The filtration markers ('cystatine c', 'creatinine') the line's name or method
+    names. Its comments are not read: 'Contrôle par la cystatine C conseillé' under a
+    creatinine eGFR says nothing of the eGFR printed."""
+    folded = _fold(f"{line.name} {line.extra.get('method', '')}")
+    return frozenset(marker for word, marker in _egfr_markers()
+                     if re.search(rf"(?<![\w]){re.escape(word)}(?![\w])", folded))
+
+
+def _without_markers(name: str) -> str:
+    """The name with its marker words taken out: 'DFG estimé cystatine C (CKD-EPI 2012)' is
+    'dfg estime (ckd-epi 2012)', 'DFG (créatinine et cystatine C, CKD-EPI)' 'dfg
+    (ckd-epi)'."""
+    bare = _marker_run().sub(" ", _fold(name))
+    bare = re.sub(r"\(\s*[,;:-]?\s*", "(", bare)
+    bare = re.sub(r"\s*[,;:-]?\s*\)", ")", bare)
+    return " ".join(bare.replace("()", " ").split())
+
+
+@dataclass(frozen=True, slots=True)
+class _Marked:
+    """An eGFR from cystatin C: its marker and its rows under that marker's code (None:
+    LOINC has no code for it that we could confirm)."""
+    marker: str
+    rows: dict[str, dict[str, str]] | None
+
+
+def _by_marker(line: _Line) -> _Marked | None:
+    """An eGFR whose name or method names cystatin C ('DFG (cystatine C)', 'DFG créatinine
+    + cystatine C'), coded as its creatinine-based reading, without the marker words, is
+    recoded by tables/pdf_lab_egfr_by_marker.csv: the cystatin C eGFR is another analysis,
+    never 69405-9 or 62238-1. None: no cystatin C named, or the line is no eGFR of the
+    table ('Cystatine C  0,98 mg/L' itself)."""
+    said = _markers_said(line)
+    if CYSTATIN not in said:
+        return None
+    marker = f"creatinine + {CYSTATIN}" if "creatinine" in said else CYSTATIN
+    base = _Line(row=line.row, name=_without_markers(line.name), extra=line.extra)
+    rows = (_by_formula(base) or _analyte(base.name)) if base.name else None
+    by_marker = _egfr_by_marker()
+    known = {k for k, _ in by_marker}
+    if not rows or not any(r["loinc"] in known for r in rows.values()):
+        return None
+    coded = {unit: {**r, "loinc": m["code"], "display": m["display"]}
+             for unit, r in rows.items()
+             if (m := by_marker.get((r["loinc"], marker))) is not None and m["code"]}
+    return _Marked(marker, coded or None)
+
+
 def _result_apart(line: _Line, value: _Value, ucum: Any) -> bool:
     """Whether a line outside any result table, naming an analysis our table does not know,
     is laid out as a result ('Vitamine B9   12,3 nmol/L   (10,4 - 42,4)'): the name in cells
@@ -1637,7 +1765,12 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
            when: str | None, issued: str | None, heading: _Heading | None,
            warnings: list[str]) -> Entry | None:
     ucum = to_ucum(value.unit) if value.unit else None
-    rows = _by_formula(line) or _analyte(line.name)
+    marked = _by_marker(line)
+    rows = marked.rows if marked else (_by_formula(line) or _analyte(line.name))
+    if marked is not None and marked.rows is None:
+        warnings.append(f"PDF_LAB_EGFR_UNCODED: {where}: an estimated GFR from {marked.marker} "
+                        "by no named equation or one LOINC has no code of ours for: not coded, "
+                        "never under the creatinine-based eGFR's code")
     specimen = _specimen(section)
     of_specimen = _specimen_analyte(specimen, line.name) if specimen else None
     if of_specimen is not None and specimen == BLOOD:
@@ -1705,7 +1838,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
         details["previous"] = " ".join(line.previous)
     if value.uncertainty:
         details["uncertainty"] = value.uncertainty
-    if value.checked:
+    if value.checked or _checked_below(line):
         details["checked"] = True
     _unnamed_formula_warning(line, row, where, details, warnings)
     details.update({k: list(v) if isinstance(v, list) else v for k, v in line.extra.items()})
