@@ -157,15 +157,21 @@ def _dose_and_rate(dose: Any, words: str | None) -> dict | None:  # noqa: ANN401
     """Dosage.doseAndRate of details.dose ('1 {tablet}', '500 mg', '1-2 {tablet}': a CDA
     doseQuantity PQ or IVL_PQ), its unit else the administration unit's words (C-CDA dose
     1 with administrationUnitCode 'comprimé'). The dose was in the dosage text only, and
-    no reader could compute with it. None for what is no plain amount or range ('>=1')."""
+    no reader could compute with it. None for what is no plain amount or range ('>=1').
+
+    The unit of the dose itself is a CDA PQ's, UCUM by the standard: system and code when it
+    parses as UCUM ('MBq', 'g/mL'), as an Immunization's dose has them. They were left out
+    for a unit outside our lab unit table, and a reader could neither convert the dose nor
+    compare it (R4 Quantity: the coded form is what systems compute with; the unit alone is
+    for display). The administration unit's words are never a UCUM code."""
     m = _DOSE.fullmatch(_text(dose) or "")
     if m is None:
         return None
-    unit = m.group(3) or words
-    low = _quantity(_decimal(m.group(1)), unit, None)
+    unit, declared = m.group(3) or words, m.group(3) is not None
+    low = _quantity(_decimal(m.group(1)), unit, None, declared=declared)
     if m.group(2) is None:
         return {"doseQuantity": low}
-    high = _quantity(_decimal(m.group(2)), unit, None)
+    high = _quantity(_decimal(m.group(2)), unit, None, declared=declared)
     if float(m.group(2)) < float(m.group(1)):
         return None
     return {"doseRange": {"low": low, "high": high}}

@@ -1,0 +1,72 @@
+"""FHIR export round 10: what an R4 server (HAPI, a FR Core reader) would reject or misread
+in the Bundle, for the entries real inputs produce.
+
+Rows are built by hand as the store holds them (the normalizers' details); every Bundle is
+validated whole (check_bundle, check_r4_rules of round 7).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dossiers.fhir import to_bundle
+from dossiers.fhir.units import is_ucum
+from tests.test_fhir_export import PATIENT, _row, by_entry_id
+from tests.test_fhir_round7 import _valid
+
+UCUM = "http://unitsofmeasure.org"
+
+
+# -- a medication's dose: the CDA PQ's unit is UCUM ---------------------------------------
+def _medication(i: int, **details: object) -> dict:
+    return _row(i, type="medication", code="V09AX01", system="ATC",
+                display="111In-indium acide pentétique", status="completed",
+                effective="2024-05-02T09:40+02:00", details=details)
+
+
+def _dose(bundle: dict, i: int) -> dict:
+    (dosage,) = by_entry_id(bundle)[i]["dosage"]
+    (dose,) = dosage["doseAndRate"]
+    return dose
+
+
+def test_a_dose_in_a_ucum_unit_outside_the_lab_table_is_coded_ucum() -> None:
+    """CR-IMG (ANS 2024.01): a scintigraphy's 200 MBq of indium; CR-ANEST: isoflurane
+    500 to 500 g/mL. A CDA doseQuantity's unit is UCUM by the standard (PQ), and both are
+    UCUM, but they are no lab units of our table: the Quantity had the unit alone, no
+    system nor code, and a reader could neither convert nor compare the dose (R4 Quantity:
+    the coded form, system + code, is what systems compute with). An Immunization's dose
+    had them already."""
+    bundle = to_bundle(PATIENT, [_medication(1, dose="200 MBq"),
+                                 _medication(2, dose="500-500 g/mL"),
+                                 _medication(3, dose="2 {tablet}")])
+    _valid(bundle)
+    assert _dose(bundle, 1) == {"doseQuantity": {"value": 200, "unit": "MBq",
+                                                 "system": UCUM, "code": "MBq"}}
+    low = {"value": 500, "unit": "g/mL", "system": UCUM, "code": "g/mL"}
+    assert _dose(bundle, 2) == {"doseRange": {"low": low, "high": low}}
+    assert _dose(bundle, 3)["doseQuantity"]["code"] == "{tablet}"
+
+
+def test_words_and_an_accented_annotation_are_no_ucum_code() -> None:
+    """What is no UCUM stays a unit for people: the administration unit's words (C-CDA
+    dose 1 'comprimé'), an annotation of accented letters ('{comprimé}': UCUM is printable
+    US-ASCII only, §1), a unit with a space. Claiming them UCUM would fail the receiver's
+    UCUM validation of Quantity.code."""
+    bundle = to_bundle(PATIENT, [
+        _medication(1, dose="1", administration_unit={"code": "C48542",
+                                                      "display": "comprimé"}),
+        _medication(2, dose="1-2 {comprimé}")])
+    _valid(bundle)
+    assert _dose(bundle, 1) == {"doseQuantity": {"value": 1, "unit": "comprimé"}}
+    assert _dose(bundle, 2) == {"doseRange": {"low": {"value": 1, "unit": "{comprimé}"},
+                                              "high": {"value": 2, "unit": "{comprimé}"}}}
+
+
+@pytest.mark.parametrize(("unit", "ucum"), [
+    ("{comprimé}", False), ("{red cells}", False), ("{gélule}/d", False),
+    ("{tbl}", True), ("{cells}/uL", True), ("10*3/uL{RBC}", True)])
+def test_a_ucum_annotation_is_printable_ascii(unit: str, ucum: bool) -> None:
+    """A result's unit declared UCUM by its sender (OBX-6.3 UCUM, a CDA PQ) is exported as
+    a UCUM code only when it is one: an annotation holds characters 33 to 126 alone."""
+    assert is_ucum(unit) is ucum
