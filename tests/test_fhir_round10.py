@@ -70,3 +70,50 @@ def test_a_ucum_annotation_is_printable_ascii(unit: str, ucum: bool) -> None:
     """A result's unit declared UCUM by its sender (OBX-6.3 UCUM, a CDA PQ) is exported as
     a UCUM code only when it is one: an annotation holds characters 33 to 126 alone."""
     assert is_ucum(unit) is ucum
+
+
+# -- a masked entry says it is restricted in the code system R4 servers enforce ------------
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+def _confidentiality(labels: list[dict]) -> list[str]:
+    return [s["code"] for s in labels if s["system"] == CONFIDENTIALITY]
+
+
+def test_a_masked_entry_is_restricted_in_v3_confidentiality() -> None:
+    """A potassium of an ORU the lab sent with MASQUE_PS=Y (no CDA, no confidentiality
+    code), and a CR-BIO the sender coded 'N' that the patient masked (mask_override): their
+    meta.security held the DMP's TRE_A07 MASQUE_PS alone (and the sender's 'N'). A server
+    that enforces R4's security labels knows v3-Confidentiality (HAPI's consent interceptors,
+    SMART apps), not TRE_A07: it read both as unrestricted, or 'normal'. They are now 'R'
+    (restricted), one confidentiality code each, beside the TRE_A07 code."""
+    rows = [_row(1, code="2823-3", display="Potassium", value_num=4.1, unit="mmol/L",
+                 masking={"MASQUE_PS": True, "DESTDMP": True}),
+            _row(2, type="document", code="11502-2", display="CR d'examens biologiques",
+                 effective="2024-03-19T10:15:22+01:00", mask_override=True,
+                 details={"confidentiality": "N"})]
+    bundle = to_bundle(PATIENT, rows)
+    _valid(bundle)
+    res = by_entry_id(bundle)
+    assert [s["code"] for s in res[1]["meta"]["security"]] == ["R", "MASQUE_PS"]
+    assert _confidentiality(res[2]["meta"]["security"]) == ["R"]
+    assert [c["coding"][0]["code"] for c in res[2]["securityLabel"]] == ["R", "MASQUE_PS"]
+
+
+def test_confidentiality_is_the_senders_when_nothing_masks_it_or_it_is_higher() -> None:
+    """The sender's 'V' stays 'V' under a mask (very restricted is above restricted); an
+    unmasked 'N' stays 'N'; the patient's unmasking (mask_override false) of a MASQUE_PS
+    result leaves it without label; a routing flag (DESTDMP) is no restriction."""
+    rows = [_row(1, type="document", code="11502-2", display="CR d'examens biologiques",
+                 masking={"MASQUE_PS": True}, details={"confidentiality": "V"}),
+            _row(2, type="document", code="11502-2", display="CR d'examens biologiques",
+                 details={"confidentiality": "N"}),
+            _row(3, value_num=4.1, unit="mmol/L", masking={"MASQUE_PS": True},
+                 mask_override=False),
+            _row(4, value_num=4.1, unit="mmol/L", masking={"DESTDMP": True})]
+    bundle = to_bundle(PATIENT, rows)
+    _valid(bundle)
+    res = by_entry_id(bundle)
+    assert _confidentiality(res[1]["meta"]["security"]) == ["V"]
+    assert _confidentiality(res[2]["meta"]["security"]) == ["N"]
+    assert "meta" not in res[3] and "meta" not in res[4]
