@@ -117,3 +117,24 @@ def test_confidentiality_is_the_senders_when_nothing_masks_it_or_it_is_higher() 
     assert _confidentiality(res[1]["meta"]["security"]) == ["V"]
     assert _confidentiality(res[2]["meta"]["security"]) == ["N"]
     assert "meta" not in res[3] and "meta" not in res[4]
+
+
+# -- a timing event that is the moment itself takes no offset (R4 tim-9) -------------------
+def test_an_offset_from_a_meal_itself_stays_in_words() -> None:
+    """An EIVL_TS 'au petit-déjeuner' (CM) with an offset of 30 min: Timing.repeat had
+    when CM and offset 30, which R4 tim-9 (a rule: an offset needs a when, and not C, CM,
+    CD, CV) rejects, and the whole MedicationStatement with it. The offset stays in the
+    dosage text; before breakfast (ACM) keeps its offset."""
+    bundle = to_bundle(PATIENT, [
+        _row(1, type="medication", code="A10BA02", system="ATC", display="metformine",
+             status="active", details={"dose": "1 {tablet}", "event": "CM",
+                                       "event_offset": "30 min"}),
+        _row(2, type="medication", code="A10BA02", system="ATC", display="metformine",
+             status="active", details={"dose": "1 {tablet}", "event": "ACM",
+                                       "event_offset": "30 min"})])
+    _valid(bundle)
+    res = by_entry_id(bundle)
+    (at_meal,), (before,) = res[1]["dosage"], res[2]["dosage"]
+    assert at_meal["timing"]["repeat"] == {"when": ["CM"]}
+    assert "offset 30 min" in at_meal["text"]
+    assert before["timing"]["repeat"] == {"when": ["ACM"], "offset": 30}

@@ -42,6 +42,9 @@ def _as_needed(conditions: Any, base_url: str) -> dict:  # noqa: ANN401
 UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
 EVENT_TIMINGS = frozenset({"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV",
                            "PC", "PCM", "PCD", "PCV"})
+# events that are the moment itself (at a meal): R4 tim-9 (a rule) forbids an offset from
+# them; the offset the CDA gave stays in the dosage text ('offset 30 min')
+_AT_EVENT = frozenset({"C", "CM", "CD", "CV"})
 # the frequencies normalizers/cda/timing.py writes in details.frequency (PIVL_TS)
 _TIMES_A_DAY = re.compile(r"(once|\d+ times) a day")
 _TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
@@ -211,7 +214,8 @@ def _timing_repeat(details: Mapping) -> dict:
         # stay in the dosage text. Both made the resource invalid
         repeat["when"] = events
         minutes = _offset_minutes(details.get("event_offset"))
-        if minutes is not None:  # '30 min' of AC: FHIR's offset, minutes from the event
+        if minutes is not None and not _AT_EVENT & set(events):
+            # '30 min' of AC: FHIR's offset, minutes from the event
             repeat["offset"] = minutes
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
