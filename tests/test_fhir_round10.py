@@ -138,3 +138,25 @@ def test_an_offset_from_a_meal_itself_stays_in_words() -> None:
     assert at_meal["timing"]["repeat"] == {"when": ["CM"]}
     assert "offset 30 min" in at_meal["text"]
     assert before["timing"]["repeat"] == {"when": ["ACM"], "offset": 30}
+
+
+# -- a code system our entries name by its OID, that has a FHIR URI ------------------------
+def test_an_ips_absence_is_in_the_ips_code_system_by_its_uri() -> None:
+    """IPS-FR (ANS 2024.01): 'Pas de traitement médicamenteux connu', coded
+    no-known-medications under 2.16.840.1.113883.5.1150.1, the OID of IPS's absent/unknown
+    code system. It went out as urn:oid:2.16.840.1.113883.5.1150.1: R4 names a code system
+    by its canonical URI when it has one, and an IPS reader (the IPS profiles bind these
+    codes under the URI) matched nothing. Another OID without a URI stays urn:oid:."""
+    bundle = to_bundle(PATIENT, [
+        _row(1, type="absence", code="no-known-medications",
+             system="2.16.840.1.113883.5.1150.1",
+             display="Pas de traitement médicamenteux connu",
+             details={"section": "10160-0", "absent": "medication"}),
+        _row(2, type="problem", code="114", system="1.2.250.1.213.2.9",
+             display="épilepsie")])
+    _valid(bundle)
+    res = by_entry_id(bundle)
+    assert res[1]["code"]["coding"] == [{
+        "system": "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips",
+        "code": "no-known-medications", "display": "Pas de traitement médicamenteux connu"}]
+    assert res[2]["code"]["coding"][0]["system"] == "urn:oid:1.2.250.1.213.2.9"
