@@ -160,3 +160,19 @@ def test_an_ips_absence_is_in_the_ips_code_system_by_its_uri() -> None:
         "system": "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips",
         "code": "no-known-medications", "display": "Pas de traitement médicamenteux connu"}]
     assert res[2]["code"]["coding"][0]["system"] == "urn:oid:1.2.250.1.213.2.9"
+
+
+def test_a_study_two_reports_share_carries_one_confidentiality_the_highest() -> None:
+    """A knee MRI's report (sender 'N') and its addendum the patient masked: the one
+    ImagingStudy both name took the labels of each, 'N' and 'R' side by side, which
+    contradict each other. It carries 'R' alone, with the TRE_A07 mask."""
+    from tests.test_fhir_export import KNEE_MRI
+
+    rows = [_row(n, type="imaging_report", code="18748-4", display="CR d'imagerie",
+                 status="final", details={"dicom_studies": KNEE_MRI, "confidentiality": "N"},
+                 mask_override=n == 2) for n in (1, 2)]
+    bundle = to_bundle(PATIENT, rows)
+    _valid(bundle)
+    (study,) = [e["resource"] for e in bundle["entry"]
+                if e["resource"]["resourceType"] == "ImagingStudy"]
+    assert [s["code"] for s in study["meta"]["security"]] == ["R", "MASQUE_PS"]

@@ -53,3 +53,21 @@ def _confidentiality(sent: str | None, masks: list[dict[str, str]]) -> str | Non
                           *(m.get("confidentiality") for m in masks))
               if c and c in CONFIDENTIALITY_CODES]
     return max(levels, key=_CONFIDENTIALITY_ORDER.index) if levels else None
+
+
+def _merge_security(labels: list[dict], more: list[dict]) -> None:
+    """Add the labels of another entry to those of a resource several entries share (an
+    ImagingStudy, a document they cite): each label once, and one v3-Confidentiality code,
+    the highest ('N' of one report and 'R' of a masked one made two that contradict)."""
+    for label in more:
+        if label.get("system") != CONFIDENTIALITY:
+            if label not in labels:
+                labels.append(label)
+            continue
+        held = next((i for i, x in enumerate(labels) if x.get("system") == CONFIDENTIALITY),
+                    None)
+        if held is None:
+            labels.insert(0, label)
+        elif _CONFIDENTIALITY_ORDER.index(label["code"]) > \
+                _CONFIDENTIALITY_ORDER.index(labels[held]["code"]):
+            labels[held] = label
