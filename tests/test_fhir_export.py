@@ -305,7 +305,7 @@ def test_comparator_coded_value_and_unmapped_code(store) -> None:  # noqa: ANN00
     # a local code mapped to LOINC (samples/mappings): both codings, LOINC first
     k2 = export(store, people["K2"]["ins"])[0]
     assert any([(c["system"], c["code"]) for c in e["resource"]["code"]["coding"]] ==
-               [("http://loinc.org", "1558-6"), ("urn:dmp/CodeSystem/L", "GLY")]
+               [("http://loinc.org", "1558-6"), ("urn:dmp/CodeSystem/L/samples", "GLY")]
                for e in k2["entry"] if e["resource"].get("code", {}).get("coding"))
     k3 = export(store, people["K3"]["ins"])[0]
     codes = {c["code"] for e in k3["entry"] for c in
@@ -1311,7 +1311,7 @@ def test_an_order_entry_answer_is_no_lab_result_and_a_method_says_how(sqlite_ctx
     assert f"urn:uuid:{fasting['id']}" not in [r["reference"] for r in report["result"]]
     assert f"urn:uuid:{ldl['id']}" in [r["reference"] for r in report["result"]]
     assert ldl["method"] == {"coding": [
-        {"system": "urn:dmp/CodeSystem/L", "code": "FRIEDEWALD",
+        {"system": "urn:dmp/CodeSystem/L/demo-lab", "code": "FRIEDEWALD",  # FHIR round 10
          "display": "Formule de Friedewald"},
         {"system": "http://terminology.hl7.org/CodeSystem/v2-0936", "code": "CALC",
          "display": "Calculated"}], "text": "Formule de Friedewald; Calculated"}

@@ -7,6 +7,8 @@ validated whole (check_bundle, check_r4_rules of round 7).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from dossiers.fhir import to_bundle
@@ -176,3 +178,43 @@ def test_a_study_two_reports_share_carries_one_confidentiality_the_highest() -> 
     (study,) = [e["resource"] for e in bundle["entry"]
                 if e["resource"]["resourceType"] == "ImagingStudy"]
     assert [s["code"] for s in study["meta"]["security"]] == ["R", "MASQUE_PS"]
+
+
+# -- a sender's local codes under that sender's system -------------------------------------
+def _from(source: str, import_id: int) -> list[dict]:
+    return [{"import_id": import_id, "source": source, "relation": "created",
+             "created_at": datetime(2025, 2, 4, 10, 5, tzinfo=UTC)}]
+
+
+def test_local_codes_of_two_labs_are_two_code_systems() -> None:
+    """'GLY^Glycémie à jeun^L' of one lab and 'GLY^Glycosurie^L' of another (HL7 table 0396
+    L: a local code, whose lab it does not say): both went out as urn:dmp/CodeSystem/L#GLY,
+    one FHIR concept (R4: system + code identify it), and a reader merged a blood glucose
+    with a urine one. Each is now under L of the source that brought it, the OBR's
+    ServiceRequest too; a lab's named system (99BAZ) stays as it is, and so does an L code
+    whose source is unknown."""
+    rows = [_row(1, type="lab_report", code="GLY", system="L", display="Glycémie à jeun",
+                 import_id=12, details={"placer_order": "8127079-2^LABM-PRE"}),
+            _row(2, code="GLY", system="L", display="Glycémie à jeun", value_num=1.49,
+                 unit="g/L", parent_id=1, import_id=12),
+            _row(3, code="GLY", system="l", display="Glycosurie", value="négatif",
+                 value_type="ST", import_id=30),
+            _row(4, code="NA", system="99BAZ", display="Sodium", value_num=140,
+                 unit="mmol/L", import_id=30),
+            _row(5, code="GLY", system="L", display="Glycémie", value_num=1.0, unit="g/L")]
+    bundle = to_bundle(PATIENT, rows, provenance={
+        1: _from("labm-lyon", 12), 2: _from("labm-lyon", 12), 3: _from("bioazur nice", 30),
+        4: _from("bioazur nice", 30)})
+    _valid(bundle)
+    res = by_entry_id(bundle)
+
+    def system(i: int) -> str:
+        return res[i]["code"]["coding"][0]["system"]
+
+    assert system(2) == "urn:dmp/CodeSystem/L/labm-lyon"
+    assert system(3) == "urn:dmp/CodeSystem/l/bioazur%20nice"
+    assert (system(4), system(5)) == ("urn:dmp/CodeSystem/99BAZ", "urn:dmp/CodeSystem/L")
+    (order,) = [e["resource"] for e in bundle["entry"]
+                if e["resource"]["resourceType"] == "ServiceRequest"]
+    assert order["code"]["coding"][0]["system"] == "urn:dmp/CodeSystem/L/labm-lyon"
+    assert system(1) == "urn:dmp/CodeSystem/L/labm-lyon"

@@ -51,8 +51,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   statusCode 'completed' documents the statement, not the end of the treatment).
 - Codes: LOINC ('LN') -> http://loinc.org; known systems -> their URI
   (fhir_code_systems.csv); OIDs -> urn:oid:; a sender's local system -> a local URI under
-  base_url. Unmapped local codes are exported as they are, with their local system; a local
-  code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
+  base_url; a generic local one (table 0396 'L': fhir_local_systems.csv) that of the source
+  that brought the entry, ``<base_url>/CodeSystem/L/<source>`` (two labs' 'GLY' are two).
+  Unmapped local codes are exported as they are, with their local system; a local code we
+  mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
   is a UCUM code of our table, or one declared UCUM by the sender that parses as UCUM
   (ucum_atoms.csv), else the unit as text); a titre (SN '1:64', CDA RTO) ->
