@@ -305,7 +305,7 @@ def test_comparator_coded_value_and_unmapped_code(store) -> None:  # noqa: ANN00
     # a local code mapped to LOINC (samples/mappings): both codings, LOINC first
     k2 = export(store, people["K2"]["ins"])[0]
     assert any([(c["system"], c["code"]) for c in e["resource"]["code"]["coding"]] ==
-               [("http://loinc.org", "1558-6"), ("urn:dmp/CodeSystem/L", "GLY")]
+               [("http://loinc.org", "1558-6"), ("urn:dmp/CodeSystem/L/samples", "GLY")]
                for e in k2["entry"] if e["resource"].get("code", {}).get("coding"))
     k3 = export(store, people["K3"]["ins"])[0]
     codes = {c["code"] for e in k3["entry"] for c in
@@ -1079,7 +1079,7 @@ def test_masking_in_the_dmps_code_system_and_routing_flags_are_no_labels() -> No
         ("http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "R"),
         (TRE_A07, "INVISIBLE_REPRESENTANTS_LEGAUX"), (TRE_A07, "MASQUE_PS")]
     assert [s["code"] for s in res[2]["meta"]["security"]] == [
-        "INVISIBLE_REPRESENTANTS_LEGAUX"]
+        "R", "INVISIBLE_REPRESENTANTS_LEGAUX"]  # masked: v3 R in force (FHIR round 10)
     assert "meta" not in res[3]
 
 
@@ -1311,7 +1311,7 @@ def test_an_order_entry_answer_is_no_lab_result_and_a_method_says_how(sqlite_ctx
     assert f"urn:uuid:{fasting['id']}" not in [r["reference"] for r in report["result"]]
     assert f"urn:uuid:{ldl['id']}" in [r["reference"] for r in report["result"]]
     assert ldl["method"] == {"coding": [
-        {"system": "urn:dmp/CodeSystem/L", "code": "FRIEDEWALD",
+        {"system": "urn:dmp/CodeSystem/L/demo-lab", "code": "FRIEDEWALD",  # FHIR round 10
          "display": "Formule de Friedewald"},
         {"system": "http://terminology.hl7.org/CodeSystem/v2-0936", "code": "CALC",
          "display": "Calculated"}], "text": "Formule de Friedewald; Calculated"}
@@ -1418,7 +1418,7 @@ def test_a_masked_results_specimen_is_labelled_and_a_newborns_is_not_the_patient
     check_bundle(bundle)
     masked, cord, plain = (_resource(bundle, by_entry_id(bundle)[n]["specimen"]["reference"])
                            for n in (1, 2, 3))
-    assert [s["code"] for s in masked["meta"]["security"]] == ["MASQUE_PS"]
+    assert [s["code"] for s in masked["meta"]["security"]] == ["R", "MASQUE_PS"]
     assert "meta" not in plain and plain["subject"] == by_entry_id(bundle)[3]["subject"]
     assert "subject" not in cord
     assert cord["note"][0]["text"].startswith("about another person than the patient")
@@ -1548,7 +1548,7 @@ def test_an_isolate_given_as_a_specimen_is_an_observation_with_its_results() -> 
         ("3092008", "1.2.250.1.999.9.3^ISO-2", [f"urn:uuid:{by_entry_id(bundle)[2]['id']}"])]
     assert isolates[0]["valueCodeableConcept"]["text"] == "Escherichia coli BLSE"
     assert "meta" not in isolates[0]
-    assert [s["code"] for s in isolates[1]["meta"]["security"]] == ["MASQUE_PS"]
+    assert [s["code"] for s in isolates[1]["meta"]["security"]] == ["R", "MASQUE_PS"]
     assert isolates[0]["status"] == "final" and isolates[0]["subject"]["reference"] == \
         bundle["entry"][0]["fullUrl"]
 

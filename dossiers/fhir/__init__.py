@@ -51,8 +51,10 @@ Mapping decisions (the tables are in dossiers/tables/):
   statusCode 'completed' documents the statement, not the end of the treatment).
 - Codes: LOINC ('LN') -> http://loinc.org; known systems -> their URI
   (fhir_code_systems.csv); OIDs -> urn:oid:; a sender's local system -> a local URI under
-  base_url. Unmapped local codes are exported as they are, with their local system; a local
-  code we mapped to LOINC follows the LOINC coding, a CIS product its ATC.
+  base_url; a generic local one (table 0396 'L': fhir_local_systems.csv) that of the source
+  that brought the entry, ``<base_url>/CodeSystem/L/<source>`` (two labs' 'GLY' are two).
+  Unmapped local codes are exported as they are, with their local system; a local code we
+  mapped to LOINC follows the LOINC coding, a CIS product its ATC.
 - Values: a number -> valueQuantity (comparator kept; UCUM system and code only when the unit
   is a UCUM code of our table, or one declared UCUM by the sender that parses as UCUM
   (ucum_atoms.csv), else the unit as text); a titre (SN '1:64', CDA RTO) ->
@@ -90,11 +92,12 @@ Mapping decisions (the tables are in dossiers/tables/):
   URI). The sender's confidentiality code (CDA N/R/V) -> securityLabel (v3-Confidentiality);
   the effective DMP masking (the patient's mask_override, else the sender's MASQUE_PS...) ->
   securityLabel and meta.security codes of the DMP's TRE_A07 (fhir_security_labels.csv), on
-  every masked resource; routing and acknowledgement flags (DESTDMP, ACK_*) are no labels. A
-  file the reader may not have (it states an entry hidden from them: ``withheld``) has no
-  url nor digest. A document or report by an organization alone (an idNatSt author) names it
-  as an Organization with its name; a setId of a root alone is an RFC 3986 URI, as the
-  masterIdentifier.
+  every masked resource, whose v3-Confidentiality code is then at least R (one code: the
+  sender's N raised, its V kept); routing and acknowledgement flags (DESTDMP, ACK_*) are no
+  labels. A file the reader may not have (it states an entry hidden from them:
+  ``withheld``) has no url nor digest. A document or report by an organization alone (an
+  idNatSt author) names it as an Organization with its name; a setId of a root alone is an
+  RFC 3986 URI, as the masterIdentifier.
 - Numbers: one beyond a float (a 400-digit term) stays the text it was sent as: JSON has
   no Infinity, and the API writes strict JSON.
 - Links: a result's report (parent_id, or the current version of the report it names:

@@ -22,6 +22,7 @@ from dossiers.fhir.links import (
     _link_references,
     _link_visits,
 )
+from dossiers.fhir.local_codes import _sender_local_codes
 from dossiers.fhir.patient import _patient_resource
 from dossiers.fhir.provenance import _provenances
 from dossiers.fhir.resources import _device, _entry_resource
@@ -77,6 +78,7 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     _vital_signs_profiles(kept, resources, urls)
     _attachment_digests(kept, resources, files or {}, withheld)
     _local_interpretations(kept, resources, provenance or {}, base_url)
+    _sender_local_codes(kept, resources, provenance or {}, extras, base_url)
     bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
     bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
     bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))

@@ -9,7 +9,7 @@ from typing import Any
 from dossiers.fhir.codings import _OID
 from dossiers.fhir.common import RFC3986, _items, _text, full_url
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.masking import _security
+from dossiers.fhir.masking import _merge_security, _security
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 DICOM_UID = "urn:dicom:uid"
@@ -36,10 +36,9 @@ def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
             study = extras[url] = _imaging_study(said, subject, extras)
         else:  # an addendum listing the reconstructions too: their series join the study
             _more_series(study, _imaging_study(said, subject, extras))
-        labels = study.setdefault("meta", {}).setdefault("security", [])
-        for label in _security(entry, details):
-            if label not in labels:  # a masked report's images say as much of the patient
-                labels.append(label)
+        # a masked report's images say as much of the patient
+        _merge_security(study.setdefault("meta", {}).setdefault("security", []),
+                        _security(entry, details))
         if {"reference": url} not in refs:
             refs.append({"reference": url})
     return refs

@@ -76,12 +76,18 @@ def _sender_flags_system(entry: Mapping, links: Sequence[Mapping],
     provenance link of the import the entry was filed from, else its first link): HL7v2
     OBX-8 outside table 0078 and a CDA lab's own interpretationCode are that sender's codes,
     meaningful only with it. None when no source is known."""
-    mine = [link for link in links if link.get("import_id") == entry.get("import_id")]
-    source = next((_text(link.get("source")) for link in (*mine, *links)
-                   if _text(link.get("source"))), None)
+    source = _source_of(entry, links)
     if source is None:
         return None
     return f"{base_url}/CodeSystem/interpretation/{quote(source, safe='')}"
+
+
+def _source_of(entry: Mapping, links: Sequence[Mapping]) -> str | None:
+    """The source that brought an entry: that of the provenance link of the import the
+    entry was filed from, else of its first link; None when no link names one."""
+    mine = [link for link in links if link.get("import_id") == entry.get("import_id")]
+    return next((_text(link.get("source")) for link in (*mine, *links)
+                 if _text(link.get("source"))), None)
 
 
 def _local_interpretations(kept: Sequence[Mapping], resources: Mapping[int, dict],

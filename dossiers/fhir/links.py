@@ -11,7 +11,7 @@ from dossiers.fhir.codings import _coded_concept, _said_concept, system_uri
 from dossiers.fhir.common import _code, _items, _json, _text, full_url
 from dossiers.fhir.identifiers import _entity_identifier
 from dossiers.fhir.labs import LAB_RESULT, _organism_codes, is_lab_result
-from dossiers.fhir.masking import _security
+from dossiers.fhir.masking import _merge_security, _security
 from dossiers.fhir.vital_signs import _effective_start
 
 
@@ -346,9 +346,7 @@ def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject:
             "type": _said_concept(code.get("code"), code.get("system"), code.get("display"),
                                   base_url), "subject": subject, "description": words,
             "content": [{"attachment": {"url": url, "title": words}}]})
-        for label in _security(entry, details):
-            if label not in held["meta"]["security"]:
-                held["meta"]["security"].append(label)
+        _merge_security(held["meta"]["security"], _security(entry, details))
         return {"reference": key, "display": words}
     if identifier is None:
         return {"display": words} if words else None

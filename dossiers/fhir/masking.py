@@ -26,17 +26,48 @@ def _security_labels() -> dict[str, dict[str, str]]:
 
 
 def _security(entry: Mapping, details: Mapping) -> list[dict]:
-    """Security labels: the sender's confidentiality (v3-Confidentiality) and the DMP masking
+    """Security labels: the confidentiality in force (v3-Confidentiality) and the DMP masking
     in force, in the DMP's code system (fhir_security_labels.csv). Every MetaDMPMSS flag was
     a label under a local system, routing ones too (DESTDMP: 'sent to the DMP' read as a
     restriction); the masking ones were in no system a DMP reader knows."""
-    labels = []
-    conf = _text(details.get("confidentiality"))
-    if conf and conf.upper() in CONFIDENTIALITY_CODES:
-        labels.append({"system": CONFIDENTIALITY, "code": conf.upper()})
     known = _security_labels()
-    for flag in sorted(f for f in masking_of(entry) if f in known):
-        row = known[flag]
-        labels.append({"system": row["system"], "code": row["code"],
-                       "display": row["display"]})
+    masks = [known[f] for f in sorted(f for f in masking_of(entry) if f in known)]
+    conf = _confidentiality(_text(details.get("confidentiality")), masks)
+    labels = [{"system": CONFIDENTIALITY, "code": conf}] if conf else []
+    labels += [{"system": row["system"], "code": row["code"], "display": row["display"]}
+               for row in masks]
     return labels
+
+
+# v3-Confidentiality from the least to the most restricted (U unrestricted ... V very)
+_CONFIDENTIALITY_ORDER = "ULMNRV"
+
+
+def _confidentiality(sent: str | None, masks: list[dict[str, str]]) -> str | None:
+    """The v3-Confidentiality code in force: the sender's (CDA N, R, V), raised to what a
+    masking flag in force sets (MASQUE_PS: R). A masked HL7v2 result carried the TRE_A07
+    code alone, a masked CDA its sender's 'N': a server that enforces v3-Confidentiality,
+    the one security code system R4 servers know (HAPI, SMART), read either as unrestricted.
+    One code, the highest: two (N and R) would contradict each other."""
+    levels = [c for c in (sent.upper() if sent else None,
+                          *(m.get("confidentiality") for m in masks))
+              if c and c in CONFIDENTIALITY_CODES]
+    return max(levels, key=_CONFIDENTIALITY_ORDER.index) if levels else None
+
+
+def _merge_security(labels: list[dict], more: list[dict]) -> None:
+    """Add the labels of another entry to those of a resource several entries share (an
+    ImagingStudy, a document they cite): each label once, and one v3-Confidentiality code,
+    the highest ('N' of one report and 'R' of a masked one made two that contradict)."""
+    for label in more:
+        if label.get("system") != CONFIDENTIALITY:
+            if label not in labels:
+                labels.append(label)
+            continue
+        held = next((i for i, x in enumerate(labels) if x.get("system") == CONFIDENTIALITY),
+                    None)
+        if held is None:
+            labels.insert(0, label)
+        elif _CONFIDENTIALITY_ORDER.index(label["code"]) > \
+                _CONFIDENTIALITY_ORDER.index(labels[held]["code"]):
+            labels[held] = label

@@ -42,6 +42,9 @@ def _as_needed(conditions: Any, base_url: str) -> dict:  # noqa: ANN401
 UNITS_OF_TIME = frozenset({"s", "min", "h", "d", "wk", "mo", "a"})
 EVENT_TIMINGS = frozenset({"HS", "WAKE", "C", "CM", "CD", "CV", "AC", "ACM", "ACD", "ACV",
                            "PC", "PCM", "PCD", "PCV"})
+# events that are the moment itself (at a meal): R4 tim-9 (a rule) forbids an offset from
+# them; the offset the CDA gave stays in the dosage text ('offset 30 min')
+_AT_EVENT = frozenset({"C", "CM", "CD", "CV"})
 # the frequencies normalizers/cda/timing.py writes in details.frequency (PIVL_TS)
 _TIMES_A_DAY = re.compile(r"(once|\d+ times) a day")
 _TIMES_EVERY = re.compile(r"(\d+) times every (\d+(?:\.\d+)?) (\S+)")
@@ -157,15 +160,21 @@ def _dose_and_rate(dose: Any, words: str | None) -> dict | None:  # noqa: ANN401
     """Dosage.doseAndRate of details.dose ('1 {tablet}', '500 mg', '1-2 {tablet}': a CDA
     doseQuantity PQ or IVL_PQ), its unit else the administration unit's words (C-CDA dose
     1 with administrationUnitCode 'comprimé'). The dose was in the dosage text only, and
-    no reader could compute with it. None for what is no plain amount or range ('>=1')."""
+    no reader could compute with it. None for what is no plain amount or range ('>=1').
+
+    The unit of the dose itself is a CDA PQ's, UCUM by the standard: system and code when it
+    parses as UCUM ('MBq', 'g/mL'), as an Immunization's dose has them. They were left out
+    for a unit outside our lab unit table, and a reader could neither convert the dose nor
+    compare it (R4 Quantity: the coded form is what systems compute with; the unit alone is
+    for display). The administration unit's words are never a UCUM code."""
     m = _DOSE.fullmatch(_text(dose) or "")
     if m is None:
         return None
-    unit = m.group(3) or words
-    low = _quantity(_decimal(m.group(1)), unit, None)
+    unit, declared = m.group(3) or words, m.group(3) is not None
+    low = _quantity(_decimal(m.group(1)), unit, None, declared=declared)
     if m.group(2) is None:
         return {"doseQuantity": low}
-    high = _quantity(_decimal(m.group(2)), unit, None)
+    high = _quantity(_decimal(m.group(2)), unit, None, declared=declared)
     if float(m.group(2)) < float(m.group(1)):
         return None
     return {"doseRange": {"low": low, "high": high}}
@@ -205,7 +214,8 @@ def _timing_repeat(details: Mapping) -> dict:
         # stay in the dosage text. Both made the resource invalid
         repeat["when"] = events
         minutes = _offset_minutes(details.get("event_offset"))
-        if minutes is not None:  # '30 min' of AC: FHIR's offset, minutes from the event
+        if minutes is not None and not _AT_EVENT & set(events):
+            # '30 min' of AC: FHIR's offset, minutes from the event
             repeat["offset"] = minutes
     duration = (_text(details.get("duration")) or "").split()
     if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):

@@ -34,8 +34,9 @@ def _quantity(number: float, unit: str | None, unit_original: str | None,
 
 # UCUM grammar (unitsofmeasure.org, 'The Unified Code for Units of Measure' §2-§7): a term of
 # components joined by '.' or '/', each a unit symbol with an exponent, an annotation, a
-# factor or a parenthesised term
-_UCUM_COMPONENT = re.compile(r"(10[*^]|(?:[A-Za-z%']|\[[^\[\]{}]*\])+)?([+-]?\d+)?(\{[^{}]*\})?")
+# factor or a parenthesised term. Printable US-ASCII only (§1: characters 33 to 126; no
+# space): an annotation {comprimé} or {red cells} is no UCUM ({tbl}, {cells} are)
+_UCUM_COMPONENT = re.compile(r"(10[*^]|(?:[A-Za-z%']|\[[^\[\]{}]*\])+)?([+-]?\d+)?(\{[!-z|~]*\})?")
 _PREFIXES = ("da", "Ki", "Mi", "Gi", "Ti", *"YZEPTGMkhdcmunpfazy")
 
 
