@@ -859,7 +859,9 @@ def _unscoped(key: str) -> str | None:
     ORU document 'document|77|LAB@LABO-NORD|1' (its order number's namespace scoped the
     same way since documents round 11; a child order's, keyed by its parent's OBR-29, and a
     point-of-care set's device, 'document|POC-...|GAZ-01^GEM@CHU-NORD|1', since round 12);
-    None for any other key."""
+    None for any other key (a child order's six-part key since round 13 among them: its
+    earlier forms are its parent's, followed only to the same child report,
+    ``_follow_child_documents``)."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
