@@ -383,6 +383,9 @@ def document_aliases(items: Sequence[tuple[Entry, str | None]]) -> set[str]:
             aliases.add(f"document|{number}")
         for key in (entry.key, entry.replaces_key):
             aliases.update(_unscoped_forms(key) if key else ())
+            form = _child_form(key) if key else None
+            if form is not None:
+                aliases.update((form, *_unscoped_forms(form)))
     return aliases
 
 
@@ -652,6 +655,7 @@ def follow_document_numbers(conn: Connection, stored: dict[tuple[int, str], list
     """
     if sources is not None:
         _follow_unscoped_numbers(conn, stored, targets, sources)
+        _follow_child_documents(conn, stored, targets, sources)
     acting = {(patient_id, entry.replaces_key or entry.key)
               for patient_id, items in targets for entry, _ in items if _acts_on_number(entry)}
     acting = {(p, k) for p, k in acting if k.startswith("document|")}
@@ -855,7 +859,9 @@ def _unscoped(key: str) -> str | None:
     ORU document 'document|77|LAB@LABO-NORD|1' (its order number's namespace scoped the
     same way since documents round 11; a child order's, keyed by its parent's OBR-29, and a
     point-of-care set's device, 'document|POC-...|GAZ-01^GEM@CHU-NORD|1', since round 12);
-    None for any other key."""
+    None for any other key (a child order's six-part key since round 13 among them: its
+    earlier forms are its parent's, followed only to the same child report,
+    ``_follow_child_documents``)."""
     parts = key.split("|")
     if parts[0] != "document" or "^" in parts[1]:
         return None
@@ -914,17 +920,19 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     document again (a duplicate, or its next version), not a second current copy of it.
     Only the unscoped key itself answers then, never a CDA filed with the number as its
     message's own."""
-    named: dict[tuple[int, str], tuple[str, str]] = {}  # (patient, old key) -> (new, source)
+    # (patient, old key) -> (new key, source, the report the entry hangs from)
+    named: dict[tuple[int, str], tuple[str, str, str | None]] = {}
     for (patient_id, items), source in zip(targets, sources, strict=True):
         for entry, _ in items:
             key = entry.replaces_key or entry.key
             if entry.type != DOCUMENT or stored.get((patient_id, key)):
                 continue
             for old in _unscoped_forms(key):
-                named[(patient_id, old)] = (key, source)
+                named[(patient_id, old)] = (key, source, entry.parent_key)
     if not named:
         return
     held = held_entries(conn, set(named))
+    children = _child_order_documents(conn, held)
     for row in _rows_for_pairs(conn, _BY_NUMBER, {(p, k[len("document|"):]) for p, k in named}):
         number = f"document|{(row.details or {}).get('message_document_id')}"
         held.setdefault((row.patient_id, number), []).append(row)
@@ -936,13 +944,15 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
     legacy: dict[tuple[int, str], str] = {}  # the same, the unscoped key itself only
     # the nearest form first ('document|100234|RIS-Y' before 'document|100234': the longer)
     for (patient_id, old), rows in sorted(held.items(), key=lambda kv: -len(kv[0][1])):
-        key, source = named[(patient_id, old)]
+        key, source, report = named[(patient_id, old)]
         # a number scoped by its sender: only that sender's (MSH-3, MSH-4; MSH-4 for a
         # namespace without a universal id) filing is its own; one source (an MLLP
-        # listener) carries many senders, who number alike
+        # listener) carries many senders, who number alike. A child order's document
+        # filed under its parent's numbers is another order's (``_child_order_documents``).
         keys = {r.key for r in rows
                 if (imp := of_import.get(r.import_id)) is not None and imp[0] == source
-                and _from_scope_sender(key, imp[1])}
+                and _from_scope_sender(key, imp[1])
+                and (r.id not in children or _same_report(children[r.id], report))}
         if len(keys) == 1 and (patient_id, key) not in real:
             real[(patient_id, key)] = next(iter(keys))
         if old in keys and (patient_id, key) not in legacy:
@@ -964,6 +974,106 @@ def _follow_unscoped_numbers(conn: Connection, stored: dict[tuple[int, str], lis
             if entry.parent_key in renamed:
                 entry.parent_key = renamed[entry.parent_key]
     stored.update(held_entries(conn, {(p, key) for (p, _), key in real.items()}))
+
+
+def _child_form(key: str) -> str | None:
+    """'document|24B0412-03|LAB@LABO-NORD|1', the key its parent's numbers gave it before
+    documents round 13, for a child order's document key
+    'document|24B0412-03|LAB@LABO-NORD|1|18769-0|600-7^1' (normalizers.lab.orders.
+    child_document_id: the child's OBR-4 and parent result added); None for any other key
+    (no other document key has six parts)."""
+    if not key.startswith("document|"):
+        return None
+    parts = key.split("|")
+    return "|".join(parts[:4]) if len(parts) == 6 else None
+
+
+def _follow_child_documents(conn: Connection, stored: dict[tuple[int, str], list],
+                            targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+                            sources: Sequence[str]) -> None:
+    """A child order's document (an antibiogram's PDF, keyed by its parent's numbers and its
+    own identity since documents round 13) the dossier holds no version of, filed before
+    under its parent's form of the key ('document|24B0412-03|LAB@LABO-NORD|1', or that key's
+    unscoped forms) by the same source and sender: its resend, correction or cancel acts on
+    that document (a resend keeps its key, a correction or cancel names it), as
+    ``_follow_unscoped_numbers`` does for scoped numbers.
+
+    Only when the document held there is that child order's: its current (else last)
+    version hangs from the same child report (``parent_key``: the child's OBR-4 and parent
+    result are in its key). The parent's own document (the culture report PDF) is held under
+    that same form: followed, the antibiogram would replace it again, the fault this round
+    fixes. A document held without a report, sent by a child order without results, cannot
+    be told from its parent's: left alone (the resend is filed beside it, nothing hidden)."""
+    wanted: list[tuple[int, Entry, list[str], str]] = []  # (patient, entry, old forms, source)
+    for (patient_id, items), source in zip(targets, sources, strict=True):
+        for entry, _ in items:
+            key = entry.replaces_key or entry.key
+            if entry.type != DOCUMENT or not entry.parent_key or stored.get((patient_id, key)):
+                continue
+            form = _child_form(key)
+            if form is not None:
+                wanted.append((patient_id, entry, [form, *_unscoped_forms(form)], source))
+    if not wanted:
+        return
+    held = held_entries(conn, {(p, f) for p, _, forms, _ in wanted for f in forms})
+    if not held:
+        return
+    rows = [r for versions in held.values() for r in versions]
+    report_ids = {r.parent_id for r in rows if r.parent_id is not None}
+    reports = {row.id: row.key for row in conn.execute(
+        select(entries.c.id, entries.c.key).where(entries.c.id.in_(report_ids)))} \
+        if report_ids else {}
+    imports_of = {r.import_id for r in rows}
+    of_import = {row.id: (row.source, row.logical_id or "") for row in conn.execute(
+        select(imports.c.id, imports.c.source, imports.c.logical_id)
+        .where(imports.c.id.in_(imports_of)))}
+    found: set[tuple[int, str]] = set()
+    for patient_id, entry, forms, source in wanted:
+        for form in forms:  # the nearest form first
+            versions = [r for r in held.get((patient_id, form), ())
+                        if (imp := of_import.get(r.import_id)) is not None
+                        and imp[0] == source and _from_scope_sender(forms[0], imp[1])]
+            if not versions:
+                continue
+            last = next((r for r in versions if r.current), None) \
+                or max(versions, key=lambda r: r.version)
+            if _same_report(reports.get(last.parent_id), entry.parent_key):
+                if entry.action in (ACTION_REPLACE, ACTION_DELETE):
+                    entry.replaces_key = form
+                else:
+                    entry.key = form
+                found.add((patient_id, form))
+                break
+    stored.update(held_entries(conn, found))
+
+
+def _child_order_documents(conn: Connection, held: dict[tuple[int, str], list]
+                           ) -> dict[int, str]:
+    """id -> report key of the held documents that hang from a child order's report (its key
+    ends with the parent result it is about, OBR-26: 'report|24B0412-03|LAB|18769-0|600-7^1').
+
+    Why: before documents round 13 such a document (an antibiogram's PDF) was keyed by its
+    parent's numbers, as the parent's own document (the culture report's PDF) still is: the
+    parent's document, sent after the upgrade under the scoped form of that key, found the
+    antibiogram filed under the unscoped form and was filed as its new version."""
+    reports = {r.parent_id: r.id for rows in held.values() for r in rows
+               if r.type == DOCUMENT and r.parent_id is not None}
+    if not reports:
+        return {}
+    found: dict[int, str] = {}
+    for row in conn.execute(select(entries.c.id, entries.c.key)
+                            .where(entries.c.id.in_(set(reports)))):
+        if row.key.startswith("report|") and len(row.key.split("|")) > 4:
+            found.update({doc: row.key for doc in (r.id for rows in held.values()
+                                                   for r in rows if r.parent_id == row.id)})
+    return found
+
+
+def _same_report(held: str | None, parent_key: str | None) -> bool:
+    """Whether a held report key and a report key just read name one report, either possibly
+    filed before its order number was scoped (``unscoped_order_key``)."""
+    return held is not None and parent_key is not None \
+        and (unscoped_order_key(held) or held) == (unscoped_order_key(parent_key) or parent_key)
 
 
 _ORDER_KEY_TYPES = ("result|", "report|")  # the keys an order number is part of

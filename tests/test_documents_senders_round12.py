@@ -46,8 +46,11 @@ def _susceptibility(facility: str, obr29: str = "^24B0412-03&LAB", obx11: str = 
     ]) + "\r"
 
 
-CHILD_NORD = "document|24B0412-03|LAB@LABO-NORD|1"
-CHILD_SUD = "document|24B0412-03|LAB@LABO-SUD|1"
+# since documents round 13 a child order's document key ends with the child's own identity
+# (OBR-4, OBR-26): tests/test_documents_senders_round13.py
+CHILD = "|18769-0|600-7^1"
+CHILD_NORD = "document|24B0412-03|LAB@LABO-NORD|1" + CHILD
+CHILD_SUD = "document|24B0412-03|LAB@LABO-SUD|1" + CHILD
 CHILD_LEGACY = "document|24B0412-03|LAB|1"  # as filed before this round
 
 
@@ -60,11 +63,11 @@ def test_a_child_order_document_is_keyed_by_its_scoped_parent_number():
 
 @pytest.mark.parametrize(("obr29", "key"), [
     # a universal id names the authority: the key as before
-    ("^24B0412-03&LAB&1.2.250.1.999.1.3&ISO", CHILD_LEGACY),
+    ("^24B0412-03&LAB&1.2.250.1.999.1.3&ISO", CHILD_LEGACY + CHILD),
     # the placer number alone (no filler): scoped the same way
     ("24B0412-03&LAB", CHILD_NORD),
     # a bare parent number: scoped by its sender as since documents round 4
-    ("^24B0412-03", "document|24B0412-03|&SIL^LABO-NORD|1"),
+    ("^24B0412-03", "document|24B0412-03|&SIL^LABO-NORD|1" + CHILD),
 ])
 def test_only_a_parent_namespace_without_universal_id_is_scoped(obr29, key):
     assert _keys(_susceptibility("LABO-NORD", obr29)) == [key]

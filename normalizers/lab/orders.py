@@ -59,19 +59,9 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
     An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
     own numbers: its filler number is that other order's, and taking it first filed the
     results of an OBR sent with a placer number only under the previous order."""
-    if g.own_orc:
-        candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
-    else:
-        candidates = [(g.obr, 3), (g.obr, 2), (g.orc, 3), (g.orc, 2)]
-    for seg, n in candidates:
-        if seg is None:
-            continue
-        c = comps(msg, first_rep(msg, seg, n))
-        number = sub(msg, part(c, 1), 1)
-        if number:
-            namespace, universal = sub(msg, part(c, 2), 1), sub(msg, part(c, 3), 1)
-            return number, document_namespace(msg, namespace, universal), \
-                order_scope(msg, namespace, universal)
+    own = _own_number(msg, g)
+    if own is not None:
+        return own
     # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
     # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
     if _parent_result(msg, g.obr):
@@ -85,6 +75,48 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
     raise NormalizationError("HL7_NO_ORDER_NUMBER",
                              f"{where}: no filler or placer order number (OBR-3, OBR-2, ORC)",
                              where)
+
+
+def _own_number(msg: Message, g: _Group) -> tuple[str, str, str] | None:
+    """(number, namespace, scope) of the order's own number (see ``_order_number``), None
+    when it was sent without any."""
+    if g.own_orc:
+        candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
+    else:
+        candidates = [(g.obr, 3), (g.obr, 2), (g.orc, 3), (g.orc, 2)]
+    for seg, n in candidates:
+        if seg is None:
+            continue
+        c = comps(msg, first_rep(msg, seg, n))
+        number = sub(msg, part(c, 1), 1)
+        if number:
+            namespace, universal = sub(msg, part(c, 2), 1), sub(msg, part(c, 3), 1)
+            return number, document_namespace(msg, namespace, universal), \
+                order_scope(msg, namespace, universal)
+    return None
+
+
+def keyed_by_parent(msg: Message, g: _Group) -> bool:
+    """Whether the order is a child order (OBR-26) sent without numbers of its own and keyed
+    by its parent's (OBR-29), as ``_order_number`` keys it: its documents then need the
+    child's own identity in their key (``child_document_id``)."""
+    return _own_number(msg, g) is None and _parent_result(msg, g.obr) is not None \
+        and _parent_order(msg, g.obr) is not None
+
+
+def child_document_id(number_id: str, service: str, parent_scope: str) -> str:
+    """The id of a child order's document: the id its parent's numbers give it
+    ('24B0412-03|LAB@LABO-NORD|1': number, namespace, OBX sub-id), then the child's
+    universal service id (OBR-4) and the parent result it is about (OBR-26, as
+    ``_ParentResult.scope`` keys its report): '24B0412-03|LAB@LABO-NORD|1|18769-0|600-7^1'.
+
+    Why: an antibiogram sent as a child order (IHE LAB-3: OBR-29 the culture's numbers,
+    OBR-26 the isolate) had its PDF at OBX-1 keyed exactly as the culture's own report PDF at
+    OBX-1: whichever came second was filed as a new version of the other, the dossier's
+    culture report 'replaced' by an antibiogram (and two isolates' antibiograms by each
+    other). The same child order resent keeps its id; ``dossiers.deposit`` follows a
+    document filed under the parent's form before (``child_document_form``)."""
+    return f"{number_id}|{service}|{parent_scope}"
 
 
 def document_namespace(msg: Message, namespace: str, universal: str) -> str:

@@ -47,7 +47,13 @@ from normalizers.lab.notes import (
     _notes,
     _untitled_text,
 )
-from normalizers.lab.orders import _order_number, _parent_order, _parent_order_said
+from normalizers.lab.orders import (
+    _order_number,
+    _parent_order,
+    _parent_order_said,
+    child_document_id,
+    keyed_by_parent,
+)
 from normalizers.lab.people import _participants, _report_performer
 from normalizers.lab.reports import _observation_end, _report, _results_time
 from normalizers.lab.results import _result
@@ -142,6 +148,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         results: list[Entry] = []
         report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
+        child: bool | None = None  # keyed by its parent's numbers (read at its first document)
         last_text: tuple[tuple[str, str, str], Entry] | None = None
         for n, ((obx, notes), kind) in enumerate(zip(g.observations, kinds, strict=True)):
             if kind == OBX_PIECE:  # read with the document it continues
@@ -190,6 +197,11 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 # a bare order number is scoped by its sender (documents.sender_scope):
                 # two senders' '100234' were one document, the second replacing the first
                 doc_ctx.fallback_id = f"{order_no}|{ns or sender_scope(msg)}|{sub_id}"
+                if child is None:
+                    child = keyed_by_parent(msg, g)
+                if child:  # not its parent's documents: its own identity added
+                    doc_ctx.fallback_id = child_document_id(doc_ctx.fallback_id, obr_code,
+                                                            scope)
                 try:
                     entry = document_entry(msg, obx, doc_ctx, identity, cisis, warnings,
                                            quarantine, pieces=cut.get(n))
