@@ -11,11 +11,18 @@ digits and valid keys. SQLite for the cases, PostgreSQL once, the CLI once throu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 
+import api.admin  # noqa: F401 - the modules create_app imports: loaded once, at collection
+import api.console.web  # noqa: F401
+import api.dossiers  # noqa: F401
 import cli
+from api.app import create_app
+from api.tokens import mint
 from dossiers.patients import find_by_ins
 from pipelines.process import Context
 from pipelines.report import show_import
@@ -122,10 +129,10 @@ def test_a_quarantined_import_is_found_by_what_names_the_dossier(sctx) -> None: 
         assert show_import(sctx.engine, import_id)["status"] == "quarantined"  # a hint only
 
 
-def test_the_listing_names_the_dossier_and_the_filter_narrows_it(sctx, monkeypatch) -> None:  # noqa: ANN001
+def test_the_listing_names_the_dossier_here_and_over_http(sctx, monkeypatch) -> None:  # noqa: ANN001
     """Two laboratories' results wait; one dossier comes, by the INS result of the lab of
-    the first; a third still names no one. The listing shows the first with the dossier
-    id, and nothing of the patient (no name, no INS, no IPP)."""
+    the first; the second still names no one. The listing shows the first with the dossier
+    id, and nothing of the patient (no name, no INS, no IPP); the API the same."""
     (lyon,) = quarantined(sctx, "labo-lyon", oru("LABO-LYON", IPP_ONLY.format(ipp=LYON_IPP), 1))
     (sud,) = quarantined(sctx, "labo-sud",
                          oru("LABO-SUD", IPP_ONLY.format(ipp="880052^^^LABO^PI"), 2))
@@ -146,7 +153,27 @@ def test_the_listing_names_the_dossier_and_the_filter_narrows_it(sctx, monkeypat
 
     monkeypatch.setattr(waiting, "SCAN_LIMIT", 1)
     found = resolvable_imports(sctx)
-    assert (found.found, found.scanned, found.truncated) == ({}, 1, True)  # Jérôme's alone
+    assert (found.found, found.scanned, found.truncated) == ({}, 1, True)  # LABO-SUD's alone
+    monkeypatch.undo()
+
+    # the API: GET /admin/imports?resolvable=true as listed above; the rerun takes the same
+    # selection (the filter narrows it, never widens it to every unknown patient)
+    sctx.settings = dataclasses.replace(sctx.settings, api_secret="s" * 64)
+    client = TestClient(create_app(sctx), headers={
+        "Authorization": "Bearer " + mint(sctx.settings, "admin", subject="alice")})
+    r = client.get("/admin/imports", params={"resolvable": "true",
+                                             "code": "IDENTITY_UNKNOWN_PATIENT"})
+    assert r.status_code == 200, r.text
+    assert [(i["id"], i["dossiers"]) for i in r.json()["imports"]] == [(lyon, [hers])]
+    r = client.post("/admin/imports/rerun", json={
+        "resolvable": True, "filter": {"code": "IDENTITY_UNKNOWN_PATIENT"}, "wait": True,
+        "reason": "IPP appris du laboratoire"})
+    assert r.status_code == 200, r.text
+    assert [i["id"] for i in r.json()["results"]] == [lyon]
+    assert show_import(sctx.engine, lyon)["patient_id"] == hers
+    assert show_import(sctx.engine, sud)["status"] == "quarantined"
+    r = client.post("/admin/imports/rerun", json={"resolvable": True})
+    assert (r.status_code, r.json()["error"]) == (400, "NOTHING_TO_RERUN")
 
 
 # -- the store rule on PostgreSQL --------------------------------------------------------------
