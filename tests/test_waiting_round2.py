@@ -16,6 +16,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 import api.admin  # noqa: F401 - the modules create_app imports: loaded once, at collection
 import api.console.web  # noqa: F401
@@ -24,6 +25,7 @@ import cli
 from api.app import create_app
 from api.tokens import mint
 from dossiers.patients import find_by_ins
+from dossiers.schema import patient_identifiers
 from pipelines.process import Context
 from pipelines.report import show_import
 from pipelines.settings import load_settings
@@ -61,6 +63,12 @@ def oru(facility: str, pid_segment: str, n: int) -> bytes:
             "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F\r").encode()
 
 
+def a31(facility: str, pid_segment: str, n: int) -> bytes:
+    """The hospital's GAM updating a patient (ADT^A31): what gives a dossier its IPP."""
+    return (f"MSH|^~\\&|GAM|{facility}|DMP|DMP|20261127100000+0100||ADT^A31^ADT_A05|"
+            f"{facility}-{n}|P|2.5\rEVN||20261127100000+0100\r{pid_segment}\rPV1|1|N\r").encode()
+
+
 def context(tmp_path, url: str) -> Context:  # noqa: ANN001
     (tmp_path / "dmp.toml").write_text(SETTINGS, encoding="utf-8")
     return Context.from_settings(load_settings(env={
@@ -93,9 +101,10 @@ def dossier_of(ctx: Context, nir_: str) -> int:
 # -- the cases, on SQLite ----------------------------------------------------------------------
 def test_a_quarantined_import_is_found_by_what_names_the_dossier(sctx) -> None:  # noqa: ANN001
     """Results wait for dossiers that do not exist yet; then Jérôme's dossier is created by
-    hand (`dossier create`) and Maëlle's by the INS-bearing results of the Lyon lab and of the
-    CHU's RIS (auto-created, taught their IPP). Found: what names a dossier as the identity
-    rules would; not found: the same number under another facility's or source's namespace."""
+    hand (`dossier create`), Maëlle's by the Lyon lab's INS-bearing result (auto-created,
+    taught the lab's IPP), and the CHU's GAM gives it the CHU's IPP (ADT^A31). Found: what
+    names a dossier as the identity rules would; not found: the same number under another
+    facility's or source's namespace."""
     by_ins, same_lab, other_facility = quarantined(
         sctx, "labo-lyon", oru("LABO-LYON", INS_ONLY.format(nir=NIR_JEROME), 1),
         oru("LABO-LYON", IPP_ONLY.format(ipp=LYON_IPP), 2),
@@ -106,7 +115,7 @@ def test_a_quarantined_import_is_found_by_what_names_the_dossier(sctx) -> None: 
         sctx, "labo-sud", oru("LABO-SUD", IPP_ONLY.format(ipp=LYON_IPP), 4),
         # a laboratory elsewhere calling its numbers 'CHU' too is not the CHU de Rennes
         oru("LABO-SUD", IPP_ONLY.format(ipp=CHU_IPP), 6))
-    # the CHU's lab and RIS share 'CHU' (declared): the RIS's INS result teaches the lab's IPP
+    # the CHU's lab and GAM share 'CHU' (declared): the GAM's A31 teaches the lab's IPP
     (shared,) = quarantined(sctx, "chu-rennes", oru("LABO_CHU", IPP_ONLY.format(ipp=CHU_IPP), 5))
     nothing_yet = resolvable_imports(sctx)
     assert (nothing_yet.found, nothing_yet.scanned) == ({}, 6)
@@ -116,12 +125,16 @@ def test_a_quarantined_import_is_found_by_what_names_the_dossier(sctx) -> None: 
     (his,) = create_dossiers(sctx.engine, [DossierInput(
         ins=NIR_JEROME, ins_oid=INS, family="Rousseau", given="Jérôme",
         birth_date="1979-02-13", sex="M")])
-    for facility, ipp, source, n in (("LABO-LYON", LYON_IPP, "labo-lyon", 7),
-                                     ("RIS_CHU", CHU_IPP, "chu-rennes", 8)):
-        (made,) = ingest(sctx, oru(facility, WITH_INS.format(nir=NIR_MAELLE, ipp=ipp), n),
+    for message, source in ((oru, "labo-lyon"), (a31, "chu-rennes")):
+        facility, ipp = ("LABO-LYON", LYON_IPP) if message is oru else ("CHU_GAM", CHU_IPP)
+        (made,) = ingest(sctx, message(facility, WITH_INS.format(nir=NIR_MAELLE, ipp=ipp), 7),
                          source=source)
         assert show_import(sctx.engine, made)["status"] == "deposited"
     hers = dossier_of(sctx, NIR_MAELLE)
+    with sctx.engine.connect() as conn:
+        assert {r.authority for r in conn.execute(select(patient_identifiers).where(
+            patient_identifiers.c.patient_id == hers))} == {"LABO@LABO-LYON",
+                                                            "CHU@domain:chu-rennes"}
     assert resolvable_imports(sctx).found == {by_ins: [his], same_lab: [hers],
                                               shared: [hers]}
     assert waiting_for(sctx, [hers, his]) == {his: [by_ins], hers: [same_lab, shared]}
