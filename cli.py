@@ -323,6 +323,8 @@ def _imports_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN
     if found["truncated"]:
         print(f"dmp-ingest: only the {SCAN_LIMIT} most recent quarantined imports were read: "
               "narrow with --since, --source or --code for the older ones", file=sys.stderr)
+    if not found["total"] and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
     if args.json:
         _print_json(found)
         return EXIT_OK
@@ -638,6 +640,8 @@ def _rerun_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN00
         print(f"dmp-ingest: only the {SCAN_LIMIT} most recent quarantined imports were read: "
               "narrow with --since, --source or --code for the older ones", file=sys.stderr)
     ids = sorted({*args.ids, *found.found})
+    if not ids and (unseen := _unseen_code(ctx, flt)) is not None:
+        raise UserError(f"nothing to rerun: {unseen}")
     if not ids:
         raise UserError(f"nothing to rerun: none of the {found.scanned} quarantined imports "
                         "read names a dossier now (INS or local identifier)")

@@ -168,10 +168,13 @@ def imports_list(request: Request, who: ADMIN,
     engine = state(request).ctx.engine
     if resolvable:
         try:
-            return resolvable_listing(state(request).ctx, flt, sort=sort, limit=limit,
-                                      offset=offset)
+            found = resolvable_listing(state(request).ctx, flt, sort=sort, limit=limit,
+                                       offset=offset)
         except ValueError as exc:  # unknown sort key
             raise ApiError(400, "BAD_SORT", str(exc)) from None
+        if not found["total"]:  # a code, channel or stage no import ever had: said
+            found["notes"] = filter_notes(engine, flt)
+        return found
     try:
         rows = list_imports(engine, flt, sort=sort, limit=limit, offset=offset)
     except ValueError as exc:  # unknown sort key

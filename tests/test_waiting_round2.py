@@ -187,6 +187,8 @@ def test_the_listing_names_the_dossier_here_and_over_http(sctx, monkeypatch) -> 
     assert show_import(sctx.engine, sud)["status"] == "quarantined"
     r = client.post("/admin/imports/rerun", json={"resolvable": True})
     assert (r.status_code, r.json()["error"]) == (400, "NOTHING_TO_RERUN")
+    r = client.get("/admin/imports", params={"resolvable": "true", "code": "IDENTITY_UNKNOWN"})
+    assert r.json()["total"] == 0 and "IDENTITY_UNKNOWN" in r.json()["notes"][0]
 
 
 # -- the store rule on PostgreSQL --------------------------------------------------------------
@@ -244,6 +246,10 @@ def test_list_then_rerun_resolvable_from_the_cli(tmp_path, sqlite_template, home
         assert cli.main(["imports", "rerun", "--resolvable"]) == 1
         assert "none of the 1 quarantined imports read names a dossier" in \
             capsys.readouterr().err
+        # a mistyped code selects nothing: said as a typo, not as 'nothing resolvable'
+        assert cli.main(["imports", "rerun", "--resolvable", "--code",
+                         "IDENTITY_UNKNOWN_PATIENTS"]) == 1
+        assert "no import has error code IDENTITY_UNKNOWN_PATIENTS" in capsys.readouterr().err
     finally:
         ctx.engine.dispose()
 
