@@ -277,6 +277,8 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
         raise UserError("--warning lists imports, it does not group them (rerun has no "  # which
                         "--warning: a group's rerun would take more than the group)")  # lacks it
     flt = _filter(ctx, args)
+    if args.resolvable:
+        return _imports_resolvable(ctx, flt, args)
     if args.group_by is not None:
         return _imports_groups(ctx, flt, args)
     try:
@@ -301,6 +303,44 @@ def cmd_imports_list(args: argparse.Namespace) -> int:
     if last < total:
         print(f"{total - last} more: --offset {last} for the next page "
               f"(--json pages the same way)")
+    return EXIT_OK
+
+
+def _imports_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """``imports list --resolvable``: the quarantined imports (no dossier found) whose
+    message now names a dossier (INS, or a local identifier as the identity rules scope it),
+    with that dossier's id; the other filter options narrow them. Read from the archive, at
+    most SCAN_LIMIT of the most recent: said when older ones were left unread."""
+    from pipelines.waiting import SCAN_LIMIT, resolvable_listing
+
+    if args.group_by is not None:
+        raise UserError("--resolvable lists imports, it does not group them")
+    try:
+        found = resolvable_listing(ctx, flt, sort=args.sort, limit=args.limit,
+                                   offset=args.offset)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if found["truncated"]:
+        print(f"dmp-ingest: only the {SCAN_LIMIT} most recent quarantined imports were read: "
+              "narrow with --since, --source or --code for the older ones", file=sys.stderr)
+    if not found["total"] and (unseen := _unseen_code(ctx, flt)) is not None:
+        print(f"dmp-ingest: {unseen}", file=sys.stderr)
+    if args.json:
+        _print_json(found)
+        return EXIT_OK
+    rows, total = found["imports"], found["total"]
+    first, last = args.offset + 1, args.offset + len(rows)
+    _table(f"Quarantined imports a dossier now exists for {first}-{last} of {total}" if rows
+           else f"Quarantined imports a dossier now exists for (none of {found['scanned']} "
+           "read)",
+           ["id", "received (UTC)", "source", "channel", "file", "format", "code", "dossier"],
+           [(r["id"], r["received_at"][:19], r["source"], r["channel"], r["file_name"],
+             r["format"], r["error_code"], ", ".join(map(str, r["dossiers"]))) for r in rows])
+    if last < total:
+        print(f"{total - last} more: --offset {last} for the next page")
+    if rows:
+        print("rerun them with `dmp-ingest imports rerun --resolvable` (the same options): "
+              "the rerun decides with every identity rule")
     return EXIT_OK
 
 
@@ -572,7 +612,8 @@ def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202
 
 
 def _waiting_for(ctx, ref: str) -> list[int]:  # noqa: ANN001
-    """``--waiting-for PATIENT``: the quarantined imports that name this dossier's INS."""
+    """``--waiting-for PATIENT``: the quarantined imports that name this dossier's INS or
+    one of its local identifiers."""
     from dossiers.patients import find_by_reference
     from pipelines.waiting import waiting_for
 
@@ -582,9 +623,43 @@ def _waiting_for(ctx, ref: str) -> list[int]:  # noqa: ANN001
         raise UserError(f"no dossier {ref}")
     waiting = waiting_for(ctx, [patient.id]).get(patient.id, [])
     if not waiting:
-        print(f"dmp-ingest: no quarantined import names the INS of dossier {ref}",
-              file=sys.stderr)
+        print(f"dmp-ingest: no quarantined import names the INS of dossier {ref} nor one of "
+              "its local identifiers", file=sys.stderr)
     return waiting
+
+
+def _rerun_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
+    """``imports rerun --resolvable``: the ids given and the quarantined imports that
+    ``imports list --resolvable`` lists with the same options. The filter narrows the scan;
+    it selects nothing by itself (with it, every IDENTITY_UNKNOWN_PATIENT import would be
+    rerun, not the resolvable ones)."""
+    from pipelines.waiting import SCAN_LIMIT, resolvable_imports
+
+    found = resolvable_imports(ctx, flt)
+    if found.truncated:
+        print(f"dmp-ingest: only the {SCAN_LIMIT} most recent quarantined imports were read: "
+              "narrow with --since, --source or --code for the older ones", file=sys.stderr)
+    ids = sorted({*args.ids, *found.found})
+    if not ids and (unseen := _unseen_code(ctx, flt)) is not None:
+        raise UserError(f"nothing to rerun: {unseen}")
+    if not ids:
+        raise UserError(f"nothing to rerun: none of the {found.scanned} quarantined imports "
+                        "read names a dossier now (INS or local identifier)")
+    if args.dry_run:
+        from pipelines.archive import ArchiveUnavailable
+        from pipelines.rerun import dry_run
+
+        try:
+            result = dry_run(ctx.engine, ctx.archive, ids, ctx.settings)
+        except ArchiveUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+    else:
+        result = _rerun(ctx, ids, None, by=args)
+    if args.json:
+        _print_json(result)
+    else:
+        _print_rerun(result)
+    return EXIT_USER if result["unknown"] or result["cannot_reprocess"] else EXIT_OK
 
 
 def cmd_imports_rerun(args: argparse.Namespace) -> int:
@@ -594,6 +669,8 @@ def cmd_imports_rerun(args: argparse.Namespace) -> int:
         args.ids = sorted({*args.ids, *_waiting_for(ctx, args.waiting_for)})
         if not args.ids and flt.is_empty():
             raise UserError("nothing to rerun: no import waits for this dossier")
+    if args.resolvable:
+        return _rerun_resolvable(ctx, flt, args)
     if not args.ids and flt.is_empty():
         raise UserError("nothing to rerun: give import ids or a filter (--status ...)")
     if not args.ids and (unseen := _unseen_code(ctx, flt)) is not None:
@@ -981,7 +1058,7 @@ def cmd_dossier_create(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"created {len(created)} dossier(s): " + ", ".join(map(str, created)))
     for pid, ids in sorted(waiting.items()):
-        print(f"dossier {pid}: {len(ids)} quarantined import(s) name its INS: "
+        print(f"dossier {pid}: {len(ids)} quarantined import(s) name it: "
               + ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
               + f"; rerun them with `dmp-ingest imports rerun --waiting-for {pid}`")
     return EXIT_OK
@@ -1305,6 +1382,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "import and the options that select it (for rerun)")
     p.add_argument("--offset", type=_number("an offset"), default=0,
                    help="rows skipped: the next page starts at --offset + --limit")
+    p.add_argument("--resolvable", action="store_true",
+                   help="only quarantined imports (no dossier found) whose message now names "
+                   "a dossier (INS or local identifier), with its id: read from the archive, "
+                   "the most recent first")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_imports_list)
     p = imports.add_parser("stats", help="counts per status and per error code")
@@ -1330,7 +1411,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="say what would be reopened, left alone (and why), not reprocessable")
     p.add_argument("--waiting-for", dest="waiting_for", metavar="PATIENT",
                    help="the quarantined imports (no dossier found) that name this dossier's "
-                   "INS: after `dossier create`")
+                   "INS or one of its local identifiers: after `dossier create`")
+    p.add_argument("--resolvable", action="store_true",
+                   help="the quarantined imports (no dossier found) whose message now names a "
+                   "dossier, as `imports list --resolvable` with the same options lists them")
     p.add_argument("--reason", help="why (kept in the audit trail)")
     p.add_argument("--as", dest="actor", help="who reruns (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")

@@ -57,6 +57,7 @@ from pipelines.rerun import (
     targets,
 )
 from pipelines.resilient import process_or_defer
+from pipelines.waiting import resolvable_imports, resolvable_listing
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ADMIN = Annotated[Principal, Depends(requires("admin"))]
@@ -95,6 +96,9 @@ class Rerun(BaseModel):
     wait: bool = Field(False, description="process now and return the outcomes")
     reason: str | None = Field(None, max_length=1000,
                                description="why (kept in the audit trail)")
+    resolvable: bool = Field(False, description="the quarantined imports (no dossier found) "
+                             "whose message now names a dossier, as the listing's resolvable "
+                             "selects them: the filter narrows them, selects nothing itself")
 
 
 class Assign(BaseModel):
@@ -151,12 +155,26 @@ def imports_list(request: Request, who: ADMIN,
                  sort: str = Query("-id", description="id, received, updated, status, "
                                    "source, code, stage, attempts; '-' for descending"),
                  limit: int = Query(200, ge=1, le=5000),
-                 offset: int = Query(0, ge=0, le=MAX_LISTED)) -> dict:
+                 offset: int = Query(0, ge=0, le=MAX_LISTED),
+                 resolvable: bool = Query(False, description="only quarantined imports (no "
+                                          "dossier found) whose message now names a dossier "
+                                          "(INS or local identifier), each with its "
+                                          "'dossiers': read from the archive, the most recent "
+                                          "first (imports list --resolvable)")) -> dict:
     """A page of the imports a filter selects, and ``total``: how many it selects in all."""
     flt = _filter(request, Filter(status=status, source=source, channel=channel, stage=stage,
                                   code=code, since=since, until=until, patient=patient,
                                   warnings=warnings, file=file))
     engine = state(request).ctx.engine
+    if resolvable:
+        try:
+            found = resolvable_listing(state(request).ctx, flt, sort=sort, limit=limit,
+                                       offset=offset)
+        except ValueError as exc:  # unknown sort key
+            raise ApiError(400, "BAD_SORT", str(exc)) from None
+        if not found["total"]:  # a code, channel or stage no import ever had: said
+            found["notes"] = filter_notes(engine, flt)
+        return found
     try:
         rows = list_imports(engine, flt, sort=sort, limit=limit, offset=offset)
     except ValueError as exc:  # unknown sort key
@@ -261,6 +279,13 @@ def imports_show(import_id: ImportId, request: Request, who: ADMIN,
 def imports_rerun(body: Rerun, request: Request,
                   who: ADMIN) -> JSONResponse:
     flt = _filter(request, body.filter)
+    if body.resolvable:  # the filter narrows the scan; the rerun takes what it found
+        found = resolvable_imports(state(request).ctx, flt)
+        ids = sorted({*body.ids, *found.found})
+        if not ids:
+            raise ApiError(400, "NOTHING_TO_RERUN", f"none of the {found.scanned} quarantined "
+                           "imports read names a dossier now (INS or local identifier)")
+        return _rerun(request, ids, body, who)
     if not body.ids and flt.is_empty():
         raise ApiError(400, "NOTHING_TO_RERUN", "give import ids or a filter")
     if not body.ids and flt.error_code and not code_seen(state(request).ctx.engine,

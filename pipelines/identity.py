@@ -287,7 +287,7 @@ def resolve_identity(conn: Connection, identity: PatientIdentity, *, auto_create
                                    "test one", warnings)
             chosen = ins_candidates[0]
 
-    local_ids = [li for li in identity.local_ids if li.type_code != "NH"]
+    local_ids = patient_local_ids(identity)
     if chosen is not None:
         return _by_ins(lookup, identity, chosen, local_ids, warnings, auto_create, feeding)
     # An INS not trusted to find the dossier (PROV, RECUP, no PID-32) is still this person's
@@ -637,6 +637,19 @@ def _born_elsewhere(identity: PatientIdentity, patient: Patient | None,
                        "the only dossier the demographics match holds an INS whose birth place "
                        "(its digits 6-10) is not the one sent (PID-11 BDL): a homonym born the "
                        "same day elsewhere; not filed on a guess (identity to check)", warnings)
+
+
+def patient_local_ids(identity: PatientIdentity) -> list[LocalIdentifier]:
+    """The local identifiers that may name the patient's dossier: all but a billing NIR
+    (CX.5 'NH', not an identity)."""
+    return [li for li in identity.local_ids if li.type_code != "NH"]
+
+
+def local_id_matches(lookup: StoreLookup, identity: PatientIdentity) -> set[int]:
+    """The dossiers the identity's local identifiers name, as ``resolve_identity`` looks
+    them up (scoped authority, then the namespace as sent): for the hint of which
+    quarantined imports a dossier now exists for (pipelines/waiting.py)."""
+    return _local_matches(lookup, patient_local_ids(identity))
 
 
 def _local_matches(lookup: StoreLookup, local_ids: list[LocalIdentifier]) -> set[int]:

@@ -149,6 +149,22 @@ def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str
         return [_import_dict(r) for r in conn.execute(q)]
 
 
+def list_import_ids(engine: Engine, ids: list[int], *, sort: str = "-id",
+                    limit: int | None = 200, offset: int = 0) -> list[dict]:
+    """The ledger rows of these ids, sorted and paged as ``list_imports`` pages a filter's:
+    for a selection the ledger cannot express (``imports list --resolvable``: the archived
+    messages say it, pipelines/waiting.py). ``ids`` is bounded by its caller."""
+    if not ids:
+        return []
+    q = select(imports).where(imports.c.id.in_(sorted(set(ids)))).order_by(*sort_order(sort))
+    if limit is not None:
+        q = q.limit(limit)
+    if offset:
+        q = q.offset(offset)
+    with engine.connect() as conn:
+        return [_import_dict(r) for r in conn.execute(q)]
+
+
 def code_seen(engine: Engine, code: str) -> bool:
     """Whether any import of the ledger ever ended with this error code: a filter on a code
     never seen (a typo, a code from another product's documentation) selects nothing, and
