@@ -613,18 +613,23 @@ def _with_progress(ctx, ids, args, run):  # noqa: ANN001, ANN202
 
 def _waiting_for(ctx, ref: str) -> list[int]:  # noqa: ANN001
     """``--waiting-for PATIENT``: the quarantined imports that name this dossier's INS or
-    one of its local identifiers."""
+    one of its local identifiers; the ones nothing can attribute (scans, no INS stated) are
+    named on stderr, to be rerun or assigned by id."""
     from dossiers.patients import find_by_reference
-    from pipelines.waiting import waiting_for
+    from pipelines.waiting import scan
 
     with ctx.engine.connect() as conn:
         patient = find_by_reference(conn, ref)
     if patient is None:
         raise UserError(f"no dossier {ref}")
-    waiting = waiting_for(ctx, [patient.id]).get(patient.id, [])
+    found, unsearchable = scan(ctx, [patient.id])
+    waiting = found.get(patient.id, [])
     if not waiting:
-        print(f"dmp-ingest: no quarantined import names the INS of dossier {ref} nor one of "
-              "its local identifiers", file=sys.stderr)
+        print(f"dmp-ingest: no quarantined import names the INS of dossier {ref}"
+              + ("" if patient.ins else " (it has none)") + " nor one of its local identifiers",
+              file=sys.stderr)
+    if unsearchable:
+        print(f"dmp-ingest: {_unsearchable_line(unsearchable)}", file=sys.stderr)
     return waiting
 
 
@@ -660,6 +665,16 @@ def _rerun_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN00
     else:
         _print_rerun(result)
     return EXIT_USER if result["unknown"] or result["cannot_reprocess"] else EXIT_OK
+
+
+def _unsearchable_line(ids: list[int]) -> str:
+    """The quarantined imports --waiting-for cannot attribute, and what to do with them."""
+    shown = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+    return (f"{len(ids)} quarantined import(s) without a dossier state no INS (scanned PDFs, "
+            f"local ids or demographics only): {shown}; --waiting-for cannot find them: check "
+            "each one (imports show ID --raw --reason ...), then rerun it (imports rerun ID) "
+            "or assign it (imports assign ID --patient ... --reason ...); one stating a local "
+            "id is listed by imports list --resolvable once a dossier holds that id")
 
 
 def cmd_imports_rerun(args: argparse.Namespace) -> int:
@@ -1048,19 +1063,23 @@ def cmd_dossier_create(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     # the quarantined imports that were waiting for these dossiers: told, not filed (the
-    # operator reruns them: `imports rerun --waiting-for`, the identity decided again)
-    from pipelines.waiting import waiting_for
+    # operator reruns them: `imports rerun --waiting-for`, the identity decided again); those
+    # no INS attributes (scans, no INS stated) told apart, to be checked one by one
+    from pipelines.waiting import scan
 
-    waiting = waiting_for(ctx, created) if created else {}
+    waiting, unsearchable = scan(ctx, created) if created else ({}, [])
     if args.json:
         _print_json({"created": created,
-                     "waiting": {str(pid): ids for pid, ids in sorted(waiting.items())}})
+                     "waiting": {str(pid): ids for pid, ids in sorted(waiting.items())},
+                     "unsearchable": unsearchable})
         return EXIT_OK
     print(f"created {len(created)} dossier(s): " + ", ".join(map(str, created)))
     for pid, ids in sorted(waiting.items()):
         print(f"dossier {pid}: {len(ids)} quarantined import(s) name it: "
               + ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
               + f"; rerun them with `dmp-ingest imports rerun --waiting-for {pid}`")
+    if unsearchable:
+        print(_unsearchable_line(unsearchable))
     return EXIT_OK
 
 

@@ -44,6 +44,11 @@ from pipelines.settings import Settings
 
 LEFT_DEPOSITED = "deposited: nothing to do"
 LEFT_INTAKE = "decided at intake (byte-identical repeat or refused by the connector)"
+LEFT_BATCH = ("batch file whose envelope failed at intake: its messages have rows of their "
+              "own (imports list --file NAME lists them; rerun those), the file itself has "
+              "nothing to replay: a complete batch is for the sender to send again")
+LEFT_REFUSED = ("refused at intake ({code}): nothing was taken in to replay; the sender must "
+                "send it again")
 LEFT_SPLIT = "batch envelope: its messages have rows of their own"
 LEFT_DISCARDED = "discarded by an admin"
 LEFT_IN_PROGRESS = "in progress (claimed by a worker)"
@@ -119,6 +124,18 @@ def _left_reason(row, t: datetime) -> str | None:  # noqa: ANN001
         return LEFT_IN_PROGRESS
     if row.status in (RECEIVED, PROCESSING) or reopenable(row.status, row.stage):
         return None
+    return _intake_reason(row)
+
+
+def _intake_reason(row) -> str:  # noqa: ANN001
+    """Why a row decided at intake is not rerun, said for what it is. Why: a batch file whose
+    BTS/FTS count did not match was told it was 'a byte-identical repeat or refused by the
+    connector', which sent the operator looking for a repeat that did not exist."""
+    code = row.error_code or ""
+    if row.status == FAILED and code.startswith("HL7_BATCH_"):
+        return LEFT_BATCH
+    if row.status == FAILED and code:
+        return LEFT_REFUSED.format(code=code)
     return LEFT_INTAKE
 
 
@@ -135,8 +152,9 @@ def plan_rerun(engine: Engine, archive: Archive | None, ids: list[int],
     with engine.connect() as conn:
         for i in range(0, len(wanted), 500):
             for r in conn.execute(select(imports.c.id, imports.c.status, imports.c.stage,
-                                         imports.c.sha256, imports.c.claimed_until,
-                                         imports.c.source, imports.c.channel)
+                                         imports.c.error_code, imports.c.sha256,
+                                         imports.c.claimed_until, imports.c.source,
+                                         imports.c.channel)
                                   .where(imports.c.id.in_(wanted[i:i + 500]))):
                 rows[r.id] = r
     for i in wanted:

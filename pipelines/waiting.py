@@ -13,8 +13,9 @@ the source declares the namespace shared). A hint only: nothing is filed here; t
 resolves the identity with every rule (INS qualified, traits, conflicts) and decides.
 
 HL7v2 messages and CDA documents only: a scanned PDF's identity is read by OCR, seconds a
-page, too slow to redo for every quarantined scan on each question; those are found as
-before (``imports list --code IDENTITY_UNKNOWN_PATIENT``).
+page, too slow to redo for every quarantined scan on each question. Those, and the messages
+that state no valid INS (a dossier made by hand holds no IPP to match), are named apart
+(``scan``): the operator checks them and reruns or assigns them by id.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ SCAN_LIMIT = 5000
 # Identities looked up together (one BatchLookup: a few queries for all of them), so that a
 # scan of SCAN_LIMIT imports neither holds them all nor binds thousands of values at once.
 LOOKUP_CHUNK = 500
+# The formats whose identity is read again here (a scanned PDF's would take OCR).
+SEARCHED = ("hl7v2", "cda")
 
 
 @dataclass(slots=True)
@@ -48,6 +51,8 @@ class Resolvable:
     found: dict[int, list[int]] = field(default_factory=dict)
     scanned: int = 0
     truncated: bool = False
+    # read, named no dossier, and state no valid INS: no dossier made by hand will name them
+    without_ins: list[int] = field(default_factory=list)
 
 
 def waiting_for(ctx: Context, patient_ids: list[int]) -> dict[int, list[int]]:
@@ -84,7 +89,7 @@ def resolvable_imports(ctx: Context, flt: ImportFilter | None = None) -> Resolva
     most recent are read."""
     query = select(imports).where(
         imports.c.status == QUARANTINED, imports.c.error_code.in_(NO_DOSSIER_CODES),
-        imports.c.format.in_(("hl7v2", "cda")))
+        imports.c.format.in_(SEARCHED))
     if flt is not None:
         query = where_filter(query, flt)
     with ctx.engine.connect() as conn:
@@ -97,7 +102,32 @@ def resolvable_imports(ctx: Context, flt: ImportFilter | None = None) -> Resolva
         named = [(row.id, _identities(ctx, row, started))
                  for row in rows[start:start + LOOKUP_CHUNK]]
         result.found.update(_dossiers_named(ctx, [n for n in named if n[1]]))
+        result.without_ins += [import_id for import_id, identities in named
+                               if import_id not in result.found
+                               and not any(i.key_valid for identity in identities
+                                           for i in identity.ins)]
     return result
+
+
+def scan(ctx: Context, patient_ids: list[int]) -> tuple[dict[int, list[int]], list[int]]:
+    """``waiting_for`` and, in the same pass (each message normalized once), the quarantined
+    imports (no dossier found) that it cannot attribute, oldest first: scanned PDFs (not
+    read again here) and messages or documents that name no dossier and state no valid INS
+    (a local id no dossier holds yet, demographics only). Why: the advice 'create the
+    dossier, then rerun --waiting-for' left those quarantined without a word; the operator
+    is told their ids, to check and rerun or assign them one by one."""
+    result = resolvable_imports(ctx)
+    wanted = set(patient_ids)
+    waiting: dict[int, list[int]] = {}
+    for import_id, dossiers in result.found.items():
+        for pid in sorted(set(dossiers) & wanted):
+            waiting.setdefault(pid, []).append(import_id)
+    with ctx.engine.connect() as conn:
+        scans = list(conn.scalars(select(imports.c.id).where(
+            imports.c.status == QUARANTINED, imports.c.error_code.in_(NO_DOSSIER_CODES),
+            imports.c.format.not_in(SEARCHED)).order_by(imports.c.id.desc())
+            .limit(SCAN_LIMIT)))
+    return waiting, sorted(scans + result.without_ins)
 
 
 def _identities(ctx: Context, row, started: datetime) -> list[PatientIdentity]:  # noqa: ANN001
