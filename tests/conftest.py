@@ -209,18 +209,20 @@ class PostgresServer:
     def url(self, name: str) -> str:
         return f"postgresql+psycopg://postgres@{self.host}:{self.port}/{name}"
 
-    def new_database(self, *, migrated: bool = True) -> str:
+    def new_database(self, *, migrated: bool = True, template: str | None = None) -> str:
         """A database of its own: a copy of the session's template at the head revision, or
-        (``migrated=False``) an empty one."""
-        if migrated and not self._template:
+        (``migrated=False``) an empty one, or a copy of ``template`` (a database of this
+        server no session is connected to: a store a module filled once for its tests)."""
+        if migrated and template is None and not self._template:
             with self._admin() as conn:
                 conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
             _migrate(self.url(TEMPLATE_DB))  # disposed: a template must have no session
             self._template = True
+        source = template or (TEMPLATE_DB if migrated else None)
         name = f"t{os.getpid()}_{next(self._counter)}"
         with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"'
-                         + (f' TEMPLATE "{TEMPLATE_DB}"' if migrated else ""))
+                         + (f' TEMPLATE "{source}"' if source else ""))
         return self.url(name)
 
 
