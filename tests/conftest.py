@@ -405,16 +405,34 @@ def pytest_itemcollected(item) -> None:  # noqa: ANN001
     _start_prefect_migration()
 
 
+# Modules whose tests share an expensive module-scoped fixture, each kept on one xdist worker:
+# under ``--dist loadgroup`` every other test is a unit of its own, the two workers take a
+# module's tests in turns, and each worker set the fixture up (a second Chromium and console
+# service, a second OCR of the noisy scans, a second 500-message PostgreSQL ledger, the
+# samples filed twice more). The loadgroup scheduler hands out the largest groups first.
+ONE_WORKER_MODULES = frozenset({
+    "test_console.py",          # world: a console service and its store; browser: Chromium
+    "test_fhir_export.py",      # store: the HL7v2, CDA and PDF samples filed
+    "test_pdf_ocr_quality.py",  # read_scans: every noisy scan through tesseract
+    "test_many_workers.py",     # ledger: 500 received messages in PostgreSQL
+    "test_check.py",            # the sample set filed into SQLite and PostgreSQL
+    "test_pdf_samples.py",      # regenerated: the PDF sample set written again
+})
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
     """Under pytest-xdist, every test of the Prefect harness in one group (``--dist
     loadgroup``): one worker starts the one harness; the others' tests are handed out one by
-    one. The mark is set before xdist's own hook, which reads the groups; the group is put
-    in the test ids after it (``_group_ids``)."""
+    one; so are the tests of each module of ONE_WORKER_MODULES, a group per module. The
+    mark is set before xdist's own hook, which reads the groups; the group is put in the
+    test ids after it (``_group_ids``)."""
     if XDIST_WORKER:
         for item in items:
             if "prefect_harness" in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group("prefect_harness"))
+            elif item.path.name in ONE_WORKER_MODULES:
+                item.add_marker(pytest.mark.xdist_group(item.path.stem))
     result = yield
     if XDIST_WORKER and config.getvalue("loadgroup"):
         _group_ids(items)
