@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -15,14 +18,71 @@ from sqlalchemy import delete, select, update
 from dossiers.schema import entries, imports, provenance
 from pipelines.check import check
 from pipelines.ledger import now
-from tests.conftest import ROOT
+from pipelines.process import Context
+from pipelines.settings import load_settings
+from tests.conftest import ROOT, SAMPLES, migrated_sqlite
 from tests.reliability_support import load_sample_set
 
 
-@pytest.fixture
-def loaded(ctx):  # noqa: ANN001, ANN201
-    load_sample_set(ctx, pdfs=False)
-    return ctx
+# Every test here damages a store holding the sample set (HL7v2 and CDA samples filed, no
+# PDF), each in its own way. The set was filed again for each test (18 times: about 1.5 s on
+# SQLite, 2.5-4.5 s on PostgreSQL in a CI run); it is filed once per store kind and test
+# process (an xdist worker) into a store no test touches, and each test gets a copy of it
+# (file copy; CREATE DATABASE ... TEMPLATE) with a copy of its archive: the same rows and
+# objects, damaged by that test only.
+@dataclass(frozen=True)
+class _Filled:
+    url: str
+    archive: Path
+    database: Path | None = None  # the SQLite file (PostgreSQL: the url's database)
+
+
+def _settings(home: Path, url: str, archive: Path):  # noqa: ANN202
+    return load_settings(env={"DMP_HOME": str(home), "DMP_DATABASE_URL": url,
+                              "DMP_ARCHIVE_URL": str(archive)})
+
+
+def _fill(kind: str, folder: Path, request) -> _Filled:  # noqa: ANN001
+    """The sample set filed into a new store of ``kind`` under ``folder``."""
+    if kind == "sqlite":
+        database = folder / "store.sqlite3"
+        url = migrated_sqlite(request.getfixturevalue("sqlite_template"), database)
+    else:
+        database = None
+        url = request.getfixturevalue("postgres_server").new_database()
+    filled = _Filled(url, folder / "archive", database)
+    ctx = Context.from_settings(_settings(folder / "home", url, filled.archive))
+    try:
+        load_sample_set(ctx, pdfs=False)
+    finally:
+        ctx.engine.dispose()  # a template has no session (PostgreSQL refuses to copy it)
+    if database is not None:  # the last connection closed checkpointed the WAL into the file
+        assert not database.with_name(database.name + "-wal").exists()
+    return filled
+
+
+@pytest.fixture(scope="module")
+def _filled_stores() -> dict[str, _Filled]:
+    return {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def loaded(request, tmp_path, tmp_path_factory, _filled_stores):  # noqa: ANN001, ANN201
+    """A context on a store holding the sample set: a copy of the module's filled one."""
+    kind = request.param
+    if kind not in _filled_stores:
+        _filled_stores[kind] = _fill(kind, tmp_path_factory.mktemp(f"filled-{kind}"), request)
+    filled = _filled_stores[kind]
+    if filled.database is not None:
+        url = migrated_sqlite(filled.database, tmp_path / "store.sqlite3")
+    else:
+        template = filled.url.rsplit("/", 1)[1]
+        url = request.getfixturevalue("postgres_server").new_database(template=template)
+    shutil.copytree(filled.archive, tmp_path / "archive")
+    ctx = Context.from_settings(_settings(tmp_path / "home", url, tmp_path / "archive"))
+    ctx.settings = replace(ctx.settings, mappings_dir=SAMPLES / "mappings")  # as filled
+    yield ctx
+    ctx.engine.dispose()
 
 
 def _codes(ctx) -> dict[str, list]:  # noqa: ANN001
@@ -115,32 +175,24 @@ def test_orphans_counted_not_deleted(loaded) -> None:  # noqa: ANN001
     assert loaded.archive.path(sha).exists()
 
 
-def test_cli_check_exit_codes_and_json(settings, tmp_path) -> None:  # noqa: ANN001
-    from pipelines.process import Context
-
-    ctx = Context.from_settings(settings)
-    try:
-        load_sample_set(ctx, pdfs=False)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_HOME": str(settings.home),
-               "DMP_DATABASE_URL": settings.database_url,
-               "DMP_ARCHIVE_URL": settings.archive_url}
-        cmd = [sys.executable, "-m", "cli", "check"]
-        ok = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
-        assert ok.returncode == 0, ok.stderr
-        assert ok.stdout.strip().endswith("consistent")
-        entry = _deposited_entry(ctx)
-        with ctx.engine.begin() as conn:
-            conn.execute(delete(provenance).where(provenance.c.entry_id == entry.id))
-        bad = subprocess.run([*cmd, "--json"], env=env, cwd=ROOT, capture_output=True,
-                             text=True, timeout=120)
-        # an entry no import created: critical, exit 2 (Nagios/Icinga; it was 1, which
-        # monitoring reads as a mere warning)
-        assert bad.returncode == 2, bad.stderr
-        report = json.loads(bad.stdout)
-        assert report["consistent"] is False and report["status"] == "critical"
-        assert report["findings"] == [{"code": "ENTRY_WITHOUT_PROVENANCE", "count": 1,
-                                       "ids": [entry.id], "what": "entry",
-                                       "severity": "critical"}]
-    finally:
-        ctx.engine.dispose()
+def test_cli_check_exit_codes_and_json(loaded) -> None:  # noqa: ANN001
+    settings = loaded.settings
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DMP_HOME": str(settings.home),
+           "DMP_DATABASE_URL": settings.database_url, "DMP_ARCHIVE_URL": settings.archive_url}
+    cmd = [sys.executable, "-m", "cli", "check"]
+    ok = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().endswith("consistent")
+    entry = _deposited_entry(loaded)
+    with loaded.engine.begin() as conn:
+        conn.execute(delete(provenance).where(provenance.c.entry_id == entry.id))
+    bad = subprocess.run([*cmd, "--json"], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    # an entry no import created: critical, exit 2 (Nagios/Icinga; it was 1, which
+    # monitoring reads as a mere warning)
+    assert bad.returncode == 2, bad.stderr
+    report = json.loads(bad.stdout)
+    assert report["consistent"] is False and report["status"] == "critical"
+    assert report["findings"] == [{"code": "ENTRY_WITHOUT_PROVENANCE", "count": 1,
+                                   "ids": [entry.id], "what": "entry",
+                                   "severity": "critical"}]
