@@ -1,0 +1,115 @@
+"""CDA R2 documents from hospitals we have not seen (round 28). Each test builds a small
+document the way a French laboratory or hospital, or an EHR abroad, writes it with the
+structures CDA R2 / IHE LAB / CI-SIS / C-CDA R2.1 allow, and checks what is filed against
+what a clinician reading it understands.
+
+Found wrong and fixed here: the results of a battery over a period (a 24-hour urine from
+08:00 to 08:00) that state no time of their own inherited its start and lost its end; a
+document or section code translated through a chain (local -> catalogue -> LOINC) was of no
+known type; a repeated interpretationCode was filed twice ('H,H', 'HAUT' twice); the value
+set (sdtc:valueSet) written on a translation was not read."""
+
+from __future__ import annotations
+
+import pytest
+
+from normalizers.cda import normalize_cda
+from parsers.cda import parse_cda
+from tests.test_cda_real_world import HEAD, TAIL, _section
+
+LOINC = 'codeSystem="2.16.840.1.113883.6.1"'
+SNOMED = 'codeSystem="2.16.840.1.113883.6.96"'
+INTERPRETATION = 'codeSystem="2.16.840.1.113883.5.83"'
+LAB = 'codeSystem="1.2.250.1.999.28.1"'  # a laboratory's own codes
+
+
+def _normalized(*sections: str, head: str = HEAD):  # noqa: ANN202
+    data = (head + "".join(sections) + TAIL).encode()
+    return normalize_cda(parse_cda(data), data, "test")
+
+
+def _result(code: str, name: str, value: str, time: str = "", extra: str = "",
+            number: str = "1") -> str:
+    """An IHE LAB / CI-SIS FR-Resultat-examens-de-biologie-element-clinique-pertinent."""
+    return f"""<component><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <id root="1.2.250.1.999.28.2" extension="R-{number}"/>
+      <code code="{code}" displayName="{name}" {LOINC}/><statusCode code="completed"/>
+      {time}{value}{extra}</observation></component>"""
+
+
+def _battery(period: str, *results: str) -> str:
+    """An IHE LAB Laboratory Battery Organizer (CI-SIS FR-Batterie-examens-de-biologie)
+    under the results act, its effectiveTime ``period``."""
+    return f"""<entry><act classCode="ACT" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+      <code code="18719-5" displayName="Biochimie" {LOINC}/><statusCode code="completed"/>
+      <entryRelationship typeCode="COMP"><organizer classCode="BATTERY" moodCode="EVN">
+        <templateId root="1.3.6.1.4.1.19376.1.3.1.4"/>
+        <code code="24357-6" displayName="Analyse d'urine" {LOINC}/>
+        <statusCode code="completed"/>{period}{"".join(results)}
+      </organizer></entryRelationship></act></entry>"""
+
+
+# -- a battery over a period: its results without a time inherit both ends -------------------
+PROTEIN = '<value xsi:type="PQ" value="0.12" unit="g/(24.h)"/>'
+CREAT = '<value xsi:type="PQ" value="9.8" unit="mmol/(24.h)"/>'
+SODIUM = '<value xsi:type="PQ" value="142" unit="mmol/(24.h)"/>'
+
+
+@pytest.mark.parametrize(("period", "start", "end"), ids=["low-high", "low-width",
+                                                         "center-width"], argvalues=[
+    # from 08:00 to 08:00 the next day
+    ('<effectiveTime><low value="202403110800+0100"/><high value="202403120800+0100"/>'
+     "</effectiveTime>", "2024-03-11T08:00+01:00", "2024-03-12T08:00+01:00"),
+    # from 08:00, for 24 h
+    ('<effectiveTime><low value="202403110800+0100"/><width value="24" unit="h"/>'
+     "</effectiveTime>", "2024-03-11T08:00+01:00", "2024-03-12T08:00+01:00"),
+    # around 20:00, 24 h wide
+    ('<effectiveTime><center value="202403112000+0100"/><width value="1" unit="d"/>'
+     "</effectiveTime>", "2024-03-11T08:00+01:00", "2024-03-12T08:00+01:00"),
+])
+def test_results_without_a_time_inherit_the_end_of_their_batterys_period(
+        period: str, start: str, end: str) -> None:
+    """A 24-hour urine battery whose organizer says the collection period and whose results
+    say no time (none, or nullFlavor NA as the ANS's CR-BIO writes it): they took its start
+    and were filed as instants. They keep its end in details.period_high; a result with a
+    time of its own (the creatinine measured at 10:30) keeps its own, no end."""
+    msg = _normalized(_section("18719-5", "Urines de 24 heures", _battery(
+        period,
+        _result("2889-4", "Protéinurie des 24 heures", PROTEIN),
+        _result("2162-6", "Créatininurie des 24 heures", CREAT,
+                '<effectiveTime value="202403121030+0100"/>', number="2"),
+        _result("2956-1", "Natriurèse des 24 heures", SODIUM,
+                '<effectiveTime nullFlavor="NA"/>', number="3"))))
+    protein, creatinine, sodium = msg.entries[1:]
+    assert (protein.effective, protein.details["period_high"]) == (start, end)
+    assert (sodium.effective, sodium.details["period_high"]) == (start, end)
+    assert creatinine.effective == "2024-03-12T10:30+01:00"
+    assert "period_high" not in creatinine.details
+
+
+def test_a_battery_at_an_instant_or_a_result_over_its_own_period() -> None:
+    """A battery dated by one instant gives its results no end (as before); a result over
+    its own period keeps its own end, not its battery's; the part of such a result
+    (CI-SIS subordinate observation, typeCode COMP, no time of its own) inherits both ends
+    of the result it belongs to."""
+    part = """<entryRelationship typeCode="COMP"><observation classCode="OBS" moodCode="EVN">
+      <code code="2888-6" displayName="Protéines urinaires" {LOINC}/>
+      <statusCode code="completed"/><effectiveTime nullFlavor="NA"/>
+      <value xsi:type="PQ" value="0.05" unit="g/L"/></observation></entryRelationship>"""
+    msg = _normalized(_section("18719-5", "Urines", _battery(
+        '<effectiveTime value="202403110800+0100"/>',
+        _result("2889-4", "Protéinurie des 24 heures", PROTEIN),
+        _result("2956-1", "Natriurèse des 24 heures", SODIUM,
+                '<effectiveTime><low value="202403110900+0100"/>'
+                '<high value="202403120900+0100"/></effectiveTime>',
+                part.replace("{LOINC}", LOINC), number="2"))))
+    protein, sodium, concentration = msg.entries[1:]
+    assert protein.effective == "2024-03-11T08:00+01:00"
+    assert "period_high" not in protein.details
+    assert (sodium.effective, sodium.details["period_high"]) == (
+        "2024-03-11T09:00+01:00", "2024-03-12T09:00+01:00")
+    assert (concentration.code, concentration.effective,
+            concentration.details["period_high"]) == (
+        "2888-6", "2024-03-11T09:00+01:00", "2024-03-12T09:00+01:00")
