@@ -113,3 +113,27 @@ def test_a_battery_at_an_instant_or_a_result_over_its_own_period() -> None:
     assert (concentration.code, concentration.effective,
             concentration.details["period_high"]) == (
         "2888-6", "2024-03-11T09:00+01:00", "2024-03-12T09:00+01:00")
+
+
+# -- loinc_of reads a translation chain -------------------------------------------------------
+def test_a_document_and_section_typed_through_a_translation_chain_are_known() -> None:
+    """A LIS types its report 'CRBIO', translated into a regional catalogue's code, itself
+    translated into LOINC 11502-2 (CR-BIO), and its results section likewise into 18719-5:
+    only the first level was read, the document was of no known type and its results
+    section none (the kalaemia filed as a plain observation)."""
+    def chained(local: str, regional: str, loinc: str) -> str:
+        return (f'<code code="{local}" {LAB}><translation code="{regional}" '
+                f'codeSystem="1.2.250.1.999.28.9"><translation code="{loinc}" {LOINC}/>'
+                "</translation></code>")
+    head = HEAD.replace(f'<code code="34133-9" {LOINC}/>', chained("CRBIO", "R-BIO", "11502-2"))
+    section = _section("X", "Biochimie", f"""<entry><observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <code code="2823-3" displayName="Potassium" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="202403110830+0100"/>
+      <value xsi:type="PQ" value="4.1" unit="mmol/L"/></observation></entry>""")
+    section = section.replace(f'<code code="X" {LOINC}/>', chained("BIOCH", "R-BC", "18719-5"))
+    msg = _normalized(section, head=head)
+    document, potassium = msg.entries
+    assert document.code == "11502-2"
+    assert potassium.type == "lab_result"
+    assert potassium.details["section"] == "18719-5"

@@ -10,6 +10,7 @@ from normalizers.cda.common import (
     _identifying_systems,
     _known_systems,
     _placeholders,
+    all_translations,
     is_placeholder,
     system_name,
 )
@@ -105,22 +106,6 @@ def _code(code: CD, ctx: _Ctx,
     if _is_catch_all(system, main.code):
         display = _own_words(code, section) or display
     return main.code, system, display, known or r.mapped
-
-
-def all_translations(code: CD) -> list[CD]:
-    """A code's translations and theirs, depth first: a translation is a CD and may carry
-    its own (a chain, each translated from the one before: the lab's 'KALI' -> a regional
-    catalogue's code -> LOINC 2823-3). The LOINC at the chain's end was not looked at: the
-    result was filed under the unmapped local code, without the LOINC among its other
-    codes, and never met the same result sent by HL7v2 under its LOINC (dedupe level 4)."""
-    found = code.translations
-    if not found or not any(t.translations for t in found):  # nearly always: no chain
-        return found
-    out: list[CD] = []
-    for t in found:
-        out.append(t)
-        out.extend(all_translations(t))
-    return out
 
 
 def _is_catch_all(system: str, code: str) -> bool:
