@@ -137,3 +137,40 @@ def test_a_document_and_section_typed_through_a_translation_chain_are_known() ->
     assert document.code == "11502-2"
     assert potassium.type == "lab_result"
     assert potassium.details["section"] == "18719-5"
+
+
+# -- a repeated interpretation is one --------------------------------------------------------
+@pytest.mark.parametrize(("codes", "filed", "local", "said"), ids=[
+    "repeated", "code-and-translation", "two-flags"], argvalues=[
+    # the LIS's 'HAUT' translated H, sent twice (the LIS's and the bridge's)
+    ([f'<interpretationCode code="HAUT" {LAB}><translation code="H" {INTERPRETATION}/>'
+      "</interpretationCode>"] * 2, "H", ["HAUT"], True),
+    # the flag as a code, and again as another interpretationCode's translation
+    ([f'<interpretationCode code="HAUT" {LAB}><translation code="H" {INTERPRETATION}/>'
+      "</interpretationCode>",
+      f'<interpretationCode code="H" {INTERPRETATION}><translation code="HAUT" {LAB}/>'
+      "</interpretationCode>"], "H", ["HAUT"], True),
+    # two flags, each once: both, in the order sent, nothing said
+    ([f'<interpretationCode code="HAUT" {LAB}><translation code="H" {INTERPRETATION}/>'
+      "</interpretationCode>",
+      f'<interpretationCode code="CRIT" {LAB}><translation code="AA" {INTERPRETATION}/>'
+      "</interpretationCode>"], "H,AA", ["HAUT", "CRIT"], False),
+])
+def test_an_interpretation_sent_twice_is_filed_once(codes: list[str], filed: str,
+                                                    local: list[str], said: bool) -> None:
+    """A lab repeats its interpretationCode, or writes the same flag as a code and as a
+    translation: the result was filed 'H,H' (FHIR exported two interpretations) and
+    details.interpretation_local listed 'HAUT' twice beside it, where the HL7v2 path lists
+    each once (round 21). Each is listed once, in the order sent, the repeat said."""
+    msg = _normalized(_section("18719-5", "Biochimie", f"""<entry>
+      <observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <code code="2823-3" displayName="Potassium" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="202403110830+0100"/>
+      <value xsi:type="PQ" value="6.4" unit="mmol/L"/>{"".join(codes)}
+      </observation></entry>"""))
+    (potassium,) = msg.entries[1:]
+    assert potassium.interpretation == filed
+    assert potassium.details["interpretation_local"] == local
+    repeated = [w for w in msg.warnings if w.startswith("CDA_REPEATED_INTERPRETATION")]
+    assert bool(repeated) is said
