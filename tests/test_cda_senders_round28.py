@@ -174,3 +174,26 @@ def test_an_interpretation_sent_twice_is_filed_once(codes: list[str], filed: str
     assert potassium.details["interpretation_local"] == local
     repeated = [w for w in msg.warnings if w.startswith("CDA_REPEATED_INTERPRETATION")]
     assert bool(repeated) is said
+
+
+# -- sdtc:valueSet on a translation ----------------------------------------------------------
+def test_the_value_set_written_on_a_translation_stays_with_its_code() -> None:
+    """A lab sends its own 'POS' from its value set, translated into the SNOMED CT code of
+    the CI-SIS JDV, the JDV written on the translation (sdtc:valueSet is allowed on any CD):
+    the result is filed under the SNOMED CT code and the JDV was lost. It is beside the code
+    filed; the lab's value set stays with the lab's code among the translations."""
+    msg = _normalized(_section("18723-7", "Sérologies", f"""<entry>
+      <observation classCode="OBS" moodCode="EVN">
+      <templateId root="1.3.6.1.4.1.19376.1.3.1.6"/>
+      <code code="5196-1" displayName="Antigène HBs" {LOINC}/><statusCode code="completed"/>
+      <effectiveTime value="202403110830+0100"/>
+      <value xsi:type="CD" code="POS" {LAB} displayName="Positif"
+        sdtc:valueSet="1.2.250.1.999.28.10"><translation code="10828004" {SNOMED}
+        sdtc:valueSet="1.2.250.1.213.1.1.5.42" sdtc:valueSetVersion="20240126120000"/></value>
+      </observation></entry>"""))
+    (hbs,) = msg.entries[1:]
+    assert hbs.details["value_code"] == {
+        "code": "10828004", "system": "SNOMED-CT", "value_set": "1.2.250.1.213.1.1.5.42",
+        "value_set_version": "20240126120000",
+        "translations": [{"code": "POS", "system": "1.2.250.1.999.28.1", "display": "Positif",
+                          "value_set": "1.2.250.1.999.28.10"}]}

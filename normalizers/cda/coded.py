@@ -53,7 +53,9 @@ def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str
     """The codes of a coded value other than the one it is filed under: the same answer in
     another terminology ({code, system, display}: the ADICAP code of a pathology diagnosis
     beside its SNOMED CT one, CI-SIS CR-ACP; the lab's own code beside a standard one).
-    They were dropped: only the chosen code was kept."""
+    They were dropped: only the chosen code was kept. Each with the value set it names
+    (sdtc:valueSet, read on coded values only): the sent code's, when the entry is filed
+    under its translation, stays with that code."""
     out: list[dict[str, str]] = []
     seen = {(chosen[0], chosen[1])}
     for c in (value, *all_translations(value)):
@@ -64,7 +66,8 @@ def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str
             continue
         seen.add((c.code, system))
         out.append({k: v for k, v in (("code", c.code), ("system", system),
-                                      ("display", c.display)) if v})
+                                      ("display", c.display), ("value_set", c.value_set[:64]),
+                                      ("value_set_version", c.value_set_version[:40])) if v})
     return out[:VALUE_TRANSLATIONS_KEPT]
 
 
