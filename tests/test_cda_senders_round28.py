@@ -139,6 +139,19 @@ def test_a_document_and_section_typed_through_a_translation_chain_are_known() ->
     assert potassium.details["section"] == "18719-5"
 
 
+def test_a_document_type_with_no_code_of_its_own_is_known_by_its_loinc() -> None:
+    """A document code nullFlavor OTH (the sender has no type code of its own), its LOINC
+    in translation: it was of no type at all (a code with no codeSystem read as itself).
+    It is known by the LOINC; details.type_as_sent says the nullFlavor, no empty code."""
+    head = HEAD.replace(f'<code code="34133-9" {LOINC}/>',
+                        f'<code nullFlavor="OTH"><translation code="11488-4" {LOINC} '
+                        'displayName="Note de consultation"/></code>')
+    (document,) = _normalized(_section("29545-1", "Examen clinique sans particularité.", ""),
+                              head=head).entries
+    assert document.code == "11488-4"
+    assert document.details["type_as_sent"] == {"null_flavor": "OTH"}
+
+
 # -- a repeated interpretation is one --------------------------------------------------------
 @pytest.mark.parametrize(("codes", "filed", "local", "said"), ids=[
     "repeated", "code-and-translation", "two-flags"], argvalues=[

@@ -183,8 +183,9 @@ def loinc_of(code: CD) -> CD:
     (a document type, a section code): what the type and the section are known by. The
     local code of a CR-BIO typed 'CRBIO' with 11502-2 in translation made a document of no
     known type, and its results section no results section (its results filed as plain
-    observations)."""
-    if not code.translations or not code.code_system or \
+    observations). A code that says none (nullFlavor OTH: no code of the sender's own)
+    is known by its LOINC translation too: it was of no type at all."""
+    if not code.translations or (code.code and not code.code_system) or \
             system_name(code.code_system, code.code_system_name) == LOINC:
         return code
     # the whole chain (``all_translations``): a CR-BIO typed by the LIS's 'CRBIO', translated
