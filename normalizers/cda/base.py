@@ -106,25 +106,29 @@ def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
 def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
     """The end of a procedure or a result over a period (effectiveTime low and high: an
     operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
-    urine) in details.period_high; its start is the entry's time. The end was dropped.
-    A start and a width ('from 08:00 for 24 h') say the same end (``width_end``), a center and
-    a width both (``center_bounds``: the entry's time is the start, center - width/2)."""
+    urine) in details.period_high; its start is the entry's time. The end was dropped."""
     period = act.effective_time
     if not isinstance(period, IVL):
         return
-    bounds = center_bounds(period, ctx.warnings)
-    if bounds and bounds[1] != entry.effective:
-        entry.details["period_high"] = bounds[1]
-    if not isinstance(period.low, TS) or not period.low.value:
-        return
-    if not isinstance(period.high, TS) or not period.high.value:
-        end = width_end(period, ctx.warnings)
-        if end and end != entry.effective:
-            entry.details["period_high"] = end
-        return
-    end = _iso_value(period.high.value, ctx.warnings, period.high.path)
-    if end and end != entry.effective:
+    end = period_end(period, entry.effective, ctx.warnings)
+    if end:
         entry.details["period_high"] = end
+
+
+def period_end(period: IVL, start: str | None, warnings: list[str]) -> str | None:
+    """The end of a period that began at ``start`` (ISO, as ``_effective`` read it): its
+    high, else the end a start and a width say ('from 08:00 for 24 h': ``width_end``), or a
+    center and a width (``center_bounds``: the start is center - width/2); None when it says
+    no other end than its start. Shared by a statement's own period and by the organizer
+    whose period its results without a time of their own inherit."""
+    bounds = center_bounds(period, warnings)
+    end = bounds[1] if bounds else None
+    if isinstance(period.low, TS) and period.low.value:
+        if not isinstance(period.high, TS) or not period.high.value:
+            end = width_end(period, warnings) or end
+        else:
+            end = _iso_value(period.high.value, warnings, period.high.path) or end
+    return end if end and end != start else None
 
 
 def _statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:

@@ -10,6 +10,7 @@ from normalizers.cda.common import (
     _identifying_systems,
     _known_systems,
     _placeholders,
+    all_translations,
     is_placeholder,
     system_name,
 )
@@ -52,7 +53,9 @@ def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str
     """The codes of a coded value other than the one it is filed under: the same answer in
     another terminology ({code, system, display}: the ADICAP code of a pathology diagnosis
     beside its SNOMED CT one, CI-SIS CR-ACP; the lab's own code beside a standard one).
-    They were dropped: only the chosen code was kept."""
+    They were dropped: only the chosen code was kept. Each with the value set it names
+    (sdtc:valueSet, read on coded values only): the sent code's, when the entry is filed
+    under its translation, stays with that code."""
     out: list[dict[str, str]] = []
     seen = {(chosen[0], chosen[1])}
     for c in (value, *all_translations(value)):
@@ -63,7 +66,8 @@ def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str
             continue
         seen.add((c.code, system))
         out.append({k: v for k, v in (("code", c.code), ("system", system),
-                                      ("display", c.display)) if v})
+                                      ("display", c.display), ("value_set", c.value_set[:64]),
+                                      ("value_set_version", c.value_set_version[:40])) if v})
     return out[:VALUE_TRANSLATIONS_KEPT]
 
 
@@ -105,22 +109,6 @@ def _code(code: CD, ctx: _Ctx,
     if _is_catch_all(system, main.code):
         display = _own_words(code, section) or display
     return main.code, system, display, known or r.mapped
-
-
-def all_translations(code: CD) -> list[CD]:
-    """A code's translations and theirs, depth first: a translation is a CD and may carry
-    its own (a chain, each translated from the one before: the lab's 'KALI' -> a regional
-    catalogue's code -> LOINC 2823-3). The LOINC at the chain's end was not looked at: the
-    result was filed under the unmapped local code, without the LOINC among its other
-    codes, and never met the same result sent by HL7v2 under its LOINC (dedupe level 4)."""
-    found = code.translations
-    if not found or not any(t.translations for t in found):  # nearly always: no chain
-        return found
-    out: list[CD] = []
-    for t in found:
-        out.append(t)
-        out.extend(all_translations(t))
-    return out
 
 
 def _is_catch_all(system: str, code: str) -> bool:

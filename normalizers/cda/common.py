@@ -183,12 +183,31 @@ def loinc_of(code: CD) -> CD:
     (a document type, a section code): what the type and the section are known by. The
     local code of a CR-BIO typed 'CRBIO' with 11502-2 in translation made a document of no
     known type, and its results section no results section (its results filed as plain
-    observations)."""
-    if not code.translations or not code.code_system or \
+    observations). A code that says none (nullFlavor OTH: no code of the sender's own)
+    is known by its LOINC translation too: it was of no type at all."""
+    if not code.translations or (code.code and not code.code_system) or \
             system_name(code.code_system, code.code_system_name) == LOINC:
         return code
-    return next((t for t in code.translations
+    # the whole chain (``all_translations``): a CR-BIO typed by the LIS's 'CRBIO', translated
+    # into a regional catalogue's code, itself into 11502-2, was of no known type
+    return next((t for t in all_translations(code)
                  if t.code and system_name(t.code_system, t.code_system_name) == LOINC), code)
+
+
+def all_translations(code: CD) -> list[CD]:
+    """A code's translations and theirs, depth first: a translation is a CD and may carry
+    its own (a chain, each translated from the one before: the lab's 'KALI' -> a regional
+    catalogue's code -> LOINC 2823-3). The LOINC at the chain's end was not looked at: the
+    result was filed under the unmapped local code, without the LOINC among its other
+    codes, and never met the same result sent by HL7v2 under its LOINC (dedupe level 4)."""
+    found = code.translations
+    if not found or not any(t.translations for t in found):  # nearly always: no chain
+        return found
+    out: list[CD] = []
+    for t in found:
+        out.append(t)
+        out.extend(all_translations(t))
+    return out
 
 
 def section_code(section: Section) -> str:

@@ -48,8 +48,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "language": header.language_code.strip() or None,
     }
     if header.code is not None and code is not header.code:  # the local type, as sent
-        details["type_as_sent"] = {"code": header.code.code,
-                                   "system": system_name(header.code.code_system)}
+        sent = {"code": header.code.code, "system": system_name(header.code.code_system),
+                "null_flavor": header.code.null_flavor}
+        details["type_as_sent"] = {k: v for k, v in sent.items() if v}
     for related in header.related_documents:
         details.setdefault("related", []).append(
             {"type": related.type_code, "ids": [i.key for i in related.ids]})

@@ -139,13 +139,16 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # by two methods are not comparable; it was dropped
         entry.details["method"] = methods
     if act.interpretation_codes:
-        entry.interpretation = ",".join(filter(None, (
-            _interpretation(c, section) for c in act.interpretation_codes))) or None
-        local = [c.code for c in act.interpretation_codes
-                 if c.code and c.code_system != INTERPRETATION_SYSTEM and
-                 any(t.code_system == INTERPRETATION_SYSTEM or
-                     (t.code_system, t.code) in _interpretation_codes()
-                     for t in (c, *c.translations))]
+        flags = [f for f in (_interpretation(c, section) for c in act.interpretation_codes) if f]
+        if len(set(flags)) < len(flags):
+            ctx.warnings.append(f"CDA_REPEATED_INTERPRETATION: {act.path}: the same "
+                                "interpretation sent more than once: kept once")
+        entry.interpretation = ",".join(_once(flags)) or None
+        local = _once([c.code for c in act.interpretation_codes
+                       if c.code and c.code_system != INTERPRETATION_SYSTEM and
+                       any(t.code_system == INTERPRETATION_SYSTEM or
+                           (t.code_system, t.code) in _interpretation_codes()
+                           for t in (c, *c.translations))])
         if local:
             entry.details["interpretation_local"] = local  # the lab's flag, as sent
         systems = _interpretation_systems(act.interpretation_codes)
@@ -269,6 +272,15 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
 INTERPRETATION_SYSTEM = "2.16.840.1.113883.5.83"  # HL7 ObservationInterpretation
 # ObservationInterpretation and HL7 table 0078 (whose codes are ObservationInterpretation's)
 _STANDARD_FLAG_SYSTEMS = frozenset({INTERPRETATION_SYSTEM, "2.16.840.1.113883.12.78"})
+
+
+def _once(codes: list[str]) -> list[str]:
+    """Each code once, in the order sent: a lab repeating its interpretationCode ('HAUT'
+    translated H, twice: one from its LIS, one added by its bridge), or sending the flag as
+    a code and again as another interpretationCode's translation, had it listed twice
+    ('H,H', two interpretations the FHIR export gave twice; 'HAUT' twice beside one 'H'),
+    as the HL7v2 path did before round 21 (normalizers/lab/flags.py)."""
+    return list(dict.fromkeys(codes))
 
 
 def _interpretation_systems(codes: list[CD]) -> dict[str, str]:

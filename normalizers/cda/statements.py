@@ -8,6 +8,7 @@ from typing import Any
 
 from normalizers.cda.absences import _absence, _negated_absence, _no_allergy, _no_diagnosis
 from normalizers.cda.attribution import _sources
+from normalizers.cda.base import period_end
 from normalizers.cda.common import (
     ABSENCE,
     ALLERGY,
@@ -98,6 +99,7 @@ from normalizers.cda.specimens import (
 from normalizers.cda.times import _effective
 from normalizers.model import LAB_RESULT, Entry
 from parsers.cda.model import (
+    IVL,
     Act,
     ClinicalStatement,
     Encounter,
@@ -120,7 +122,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                lab: _Lab | None = None,
                material: dict[str, str] | None = None,
                about: dict[str, Any] | None = None,
-               group: dict[str, Any] | None = None) -> Iterator[Entry]:
+               group: dict[str, Any] | None = None,
+               until: str | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -136,7 +139,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     it contains, which names none of its own (the newborn's birth weight in a battery whose
     subject is the newborn was filed as the mother's); ``group`` what the enclosing
     organizer says its components measure (tables/cda_group_organizers.csv: lenses
-    prescribed or delivered, which visual acuity), for the entry's details.group."""
+    prescribed or delivered, which visual acuity), for the entry's details.group;
+    ``until`` the end of ``when`` when that organizer (or result) is a period: the 24-hour
+    urine battery 'from 08:00 to 08:00 the next day' whose results state no time."""
     if isinstance(act, ObservationMedia):
         # an image or file no entry holds (CI-SIS FR-Image-illustrative as a section's
         # entry, OPH-CR-RTN's retinographies in an organizer): it was dropped without a
@@ -323,6 +328,11 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             # IHE PCC / CI-SIS vital signs: effectiveTime nullFlavor NA on each measurement,
             # the time on the organizer; C-CDA assessment scale items: none, the scale's
             made.effective = when
+            if until and made.type == LAB_RESULT and "period_high" not in made.details:
+                # a battery over a period (IHE LAB / CI-SIS: a 24-hour urine collection
+                # from 08:00 to 08:00) whose results say no time: its start was inherited,
+                # its end lost, the day's collection read as an instant
+                made.details["period_high"] = until
         if relative is not None and family is None:  # a fetus, a newborn: who it is about
             made.details["subject"] = relative
         if mood not in ("", "EVN"):
@@ -338,6 +348,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         lab = _exam_of(act, lab, ctx, section)
     own_time = made.effective if made is not None else \
         (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
+    own_until = _own_until(act, made, own_time)
     if isinstance(act, Organizer):
         battery = _panel(act, ctx, section) if act.class_code == "BATTERY" or \
             not RESULT_ORGANIZERS.isdisjoint(act.template_roots) else None
@@ -358,7 +369,8 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 continue  # the battery's, read above
             inner = _statement(component, section, ctx, inner_results, parent_key,
                                specimen, battery or panel, family, own_time or when,
-                               isolate, lab, material, relative, measured)
+                               isolate, lab, material, relative, measured,
+                               own_until if own_time else until)
             if act.status_code in ("", "completed"):
                 yield from inner
                 continue
@@ -474,7 +486,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                                     own_time if rel.type_code == "COMP" and
                                     isinstance(act, Observation) else None,
                                     *((None, None) if isinstance(act, Observation) else
-                                      (isolate, lab)), inner_material, relative)
+                                      (isolate, lab)), inner_material, relative,
+                                    until=own_until if rel.type_code == "COMP" and
+                                    isinstance(act, Observation) else None)
         if made is not None and kind == ENCOUNTER and \
                 (ENCOUNTER_DIAGNOSIS in rel.act.template_roots or rel.type_code == "RSON"):
             # the diagnosis made at a visit (C-CDA Encounter Diagnosis) or the problem it
@@ -525,3 +539,18 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         yield from nested_entries
     if made is None and ctx.filed == filed_before:
         _not_filed(act, kind, ctx, section)
+
+
+def _own_until(act: ClinicalStatement, made: Entry | None, own_time: str | None) -> str | None:
+    """The end of the period a statement's components without a time of their own inherit
+    with its start (``own_time``): a result's own period_high, else an organizer's
+    effectiveTime end (``period_end``). Its width's or high's warnings are not said here:
+    the organizer is no entry, and its start is read the same way (``_effective``)."""
+    if not own_time:
+        return None
+    if made is not None:
+        return made.details.get("period_high") if made.type == LAB_RESULT else None
+    period = act.effective_time
+    if not isinstance(act, Organizer) or not isinstance(period, IVL):
+        return None
+    return period_end(period, own_time, [])

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from normalizers.cda.coded import _code, _other_codes, _qualify, original_text, referenced_text
-from normalizers.cda.common import _Ctx, is_placeholder, system_name
+from normalizers.cda.common import _Ctx, all_translations, is_placeholder, system_name
 from normalizers.cda.quantities import _period_text, _pq_parts, _range, _ratio
 from normalizers.cda.times import _iso_value
 from normalizers.cda.timing import _timing
@@ -134,8 +134,9 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
-            if value.value_set and coded[0] == value.code:
-                _value_set(value, entry.details["value_code"])
+            chosen = _chosen_code(value, coded)
+            if chosen is not None and chosen.value_set:
+                _value_set(chosen, entry.details["value_code"])
             others = _other_codes(value, coded)
             if others:
                 entry.details["value_code"]["translations"] = others
@@ -342,12 +343,25 @@ def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
     return data.decode("utf-8", "replace")[:limit]
 
 
+def _chosen_code(value: CD, coded: tuple[str, str, str, bool]) -> CD | None:
+    """The CD, the sent code or one of its translations, a value is filed under (``coded``:
+    its code and system), None when none is (a per-source mapping's code)."""
+    if value.code == coded[0]:
+        return value
+    for c in all_translations(value):
+        if c.code == coded[0] and coded[1] in (system_name(c.code_system),
+                                               system_name(c.code_system, c.code_system_name)):
+            return c
+    return None
+
+
 def _value_set(value: CD, coded: dict[str, Any]) -> None:
     """The value set a coded value was taken from (sdtc:valueSet and valueSetVersion: CI-SIS
     names the JDV of every coded value, C-CDA its value set OID), beside the code it
     qualifies: it said which list the sender chose the answer from (a JDV's 'Positif'
-    against another's), and was not read. Not when the entry is filed under a translation:
-    the value set is the sent code's."""
+    against another's), and was not read. That of the code the value is filed under: the
+    sent code's, or its translation's when filed under it (the sent code's set then stays
+    with that code among the translations, ``_other_codes``)."""
     coded["value_set"] = value.value_set[:64]
     if value.value_set_version:
         coded["value_set_version"] = value.value_set_version[:40]

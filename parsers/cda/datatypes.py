@@ -353,11 +353,25 @@ def _cd(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning])
     '{ns}name' split per lookup, 9-20 % of ``cd`` when asked of every code (about 0.2 ms
     of a CR-BIO's 20 ms parse), for what only an entry's value keeps."""
     c = cd(el, path, type_)
+    _read_value_set(el, c)
+    return c
+
+
+def _read_value_set(el: etree._Element, c: CD) -> None:
+    """``c``'s sdtc:valueSet and valueSetVersion, and its translations' (a translation is a
+    CD and may name the value set it was taken from: a lab's 'POS' translated into the
+    SNOMED CT code of the CI-SIS JDV, the JDV written on the translation). Only the sent
+    code's was read: a result filed under its translation lost the set it came from."""
     value_set = el.get(_VALUE_SET)
     if value_set:
         c.value_set = value_set.strip()
         c.value_set_version = el.get(_VALUE_SET_VERSION, "").strip()
-    return c
+    if c.translations:
+        for t_el, t in zip(el.iterchildren(_TRANSLATION), c.translations, strict=False):
+            _read_value_set(t_el, t)
+
+
+_TRANSLATION = f"{{{V3}}}translation"
 
 
 def _pq(el: etree._Element, path: str, type_: str, warnings: list[ParseWarning]) -> Value:
