@@ -410,9 +410,9 @@ def test_a_refuted_or_provisional_diagnosis_says_so_in_the_export() -> None:
 
 
 def test_the_certainty_table_stays_in_the_r4_value_sets() -> None:
-    from dossiers.fhir.conditions import _verification_statuses
+    from dossiers.fhir.conditions import verification_statuses
 
-    for row in _verification_statuses().values():
+    for row in verification_statuses().values():
         for resource, allowed in VERIFICATION.items():
             assert row[resource] in allowed, row
 

@@ -30,7 +30,7 @@ from dossiers.fhir import (
     resource_type,
     to_bundle,
 )
-from dossiers.fhir.codings import _statuses, _types
+from dossiers.fhir.codings import entry_type_table, status_table
 from dossiers.patients import find_by_reference
 from dossiers.schema import entries, imports, patients
 from pipelines.audit import trail
@@ -237,7 +237,7 @@ def test_every_sample_dossier_is_a_valid_bundle(store) -> None:  # noqa: ANN001
             assert mapped[r["id"]]["resourceType"] == resource_type(r["type"], r["details"])
         assert to_bundle(row, rows, provenance=prov) == bundle  # stable
     # every entry type of the samples has its own mapping (none falls back unseen)
-    assert types <= set(_types()), types - set(_types())
+    assert types <= set(entry_type_table()), types - set(entry_type_table())
     for kind in ("Observation", "DiagnosticReport", "DocumentReference", "Condition",
                  "MedicationStatement", "AllergyIntolerance", "Provenance"):
         assert seen[kind] > 0, kind
@@ -461,7 +461,7 @@ def test_patient_ins_and_partial_dates() -> None:
 
 
 def test_status_tables_stay_in_the_r4_value_sets() -> None:
-    for status, row in _statuses().items():
+    for status, row in status_table().items():
         for resource, allowed in STATUSES.items():
             if resource == "DocumentReference":
                 allowed = DOC_STATUSES | {""}  # docStatus is optional: blank, left out
@@ -470,7 +470,7 @@ def test_status_tables_stay_in_the_r4_value_sets() -> None:
             assert row[resource] in allowed, (status, resource)
         for resource, allowed in VERIFICATION.items():
             assert row[resource] in allowed | {""}, (status, resource)
-    for row in _types().values():
+    for row in entry_type_table().values():
         assert row["resource"] in set(STATUSES) | set(VERIFICATION) | {"Observation"}
 
 
@@ -496,8 +496,8 @@ _CODED = st.fixed_dictionaries({}, optional={"code": _text, "system": st.sampled
 _EQUIPMENT = st.fixed_dictionaries({}, optional={
     "id": _text, "namespace": _text, "universal_id": st.sampled_from(["1.2.3.4", "ROCHE", ""])})
 _entry_rows = st.fixed_dictionaries({
-    "type": st.one_of(st.sampled_from(sorted(_types())), st.text(max_size=12)),
-    "status": st.one_of(st.sampled_from(sorted(_statuses())), st.text(max_size=12)),
+    "type": st.one_of(st.sampled_from(sorted(entry_type_table())), st.text(max_size=12)),
+    "status": st.one_of(st.sampled_from(sorted(status_table())), st.text(max_size=12)),
     "current": st.booleans(),
     "code": _text, "system": st.one_of(_text, st.sampled_from(["LN", "CIM-10", "99BAZ",
                                                                "1.2.3.4", "http://x y"])),

@@ -949,21 +949,21 @@ def test_reference_ranges_of_other_spellings_have_their_limits_in_fhir():
     analyser's '7.35 to 7.45' and '3,5 à 5,0' were exported as text without low/high."""
     from dataclasses import asdict
 
-    from dossiers.fhir.ranges import _reference_range
+    from dossiers.fhir.ranges import reference_range
     nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/L|< 5|N|||F",
                   "OBX|2|NM|DFG^DFG^L||72|mL/min/1.73m2|>= 60|N|||F",
                   "OBX|3|NM|PH^pH^L||7.41||7.35 to 7.45|N|||F",
                   "OBX|4|NM|K^Potassium^L||4,1|mmol/L|3,5 à 5,0|N|||F",
                   "OBX|5|NM|HB^Hémoglobine^L||13.5|g/dL|12-16|N|||F",
                   "OBX|6|NM|TSH^TSH^L||1.2|mUI/L|voir commentaire|N|||F"))
-    limits = {e.source_ref: {k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+    limits = {e.source_ref: {k: v["value"] for k, v in reference_range(asdict(e))[0].items()
                              if k in ("low", "high")}
               for e in nm.entries if e.reference_range}
     assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"low": 60.0},
                       "OBX[7]": {"low": 7.35, "high": 7.45},
                       "OBX[8]": {"low": 3.5, "high": 5.0},
                       "OBX[9]": {"low": 12.0, "high": 16.0}, "OBX[10]": {}}
-    assert _reference_range(asdict(nm.entries[1]))[0]["high"]["code"] == "mg/L"
+    assert reference_range(asdict(nm.entries[1]))[0]["high"]["code"] == "mg/L"
 
 
 def test_a_test_name_in_the_coding_system_slot_is_the_text(tmp_path):
@@ -1107,13 +1107,13 @@ def test_one_sided_ranges_in_french_words_have_their_limit_in_fhir():
     as it does for '< 5' (inf: high, sup: low). Words that only start alike stay text."""
     from dataclasses import asdict
 
-    from dossiers.fhir.ranges import _reference_range
+    from dossiers.fhir.ranges import reference_range
     nm = norm(oru("OBX|1|NM|CRP^CRP^L||3|mg/l|inf à 5|N|||F",
                   "OBX|2|NM|TROP^Troponine^L||0,01|µg/l|Inf. à 0,5|N|||F",
                   "OBX|3|NM|DFG^DFG^L||72|ml/min/1,73m²|sup à 60|N|||F",
                   "OBX|4|NM|HDL^HDL^L||1,4|mmol/l|supérieur ou égal à 1,0|N|||F",
                   "OBX|5|ST|IMM^Immunité^L||Faible||infection à 5 ans|N|||F"))
-    limits = {e.source_ref: {k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+    limits = {e.source_ref: {k: v["value"] for k, v in reference_range(asdict(e))[0].items()
                              if k in ("low", "high")}
               for e in nm.entries if e.reference_range}
     assert limits == {"OBX[5]": {"high": 5.0}, "OBX[6]": {"high": 0.5},
@@ -1615,7 +1615,7 @@ def test_coded_value_sent_as_words_alone_is_text_not_a_code():
     """'Escherichia coli' or 'Pas de germe isolé' typed into a CE/CWE OBX-5 with no code: it
     was filed as a code without coding system, and exported as such a coding. It is the
     value's original text (CWE.9) now; a one-word code ('POS') stays a code."""
-    from dossiers.fhir.values import _value
+    from dossiers.fhir.values import observation_value
     nm = norm(oru("OBX|1|CWE|600-7^Bactérie identifiée^LN|1|Escherichia coli||||||F",
                   "OBX|2|CE|600-7^Bactérie identifiée^LN|2|Pas de germe isolé||||||F",
                   "OBX|3|CE|5195-3^Antigène HBs^LN||NEG||||||F"))
@@ -1625,7 +1625,7 @@ def test_coded_value_sent_as_words_alone_is_text_not_a_code():
                              "original_text": "Escherichia coli"})
     assert none.value == "Pas de germe isolé"
     # a coded value without its code: a CodeableConcept of text only (was a valueString)
-    assert _value({"value": germ.value}, germ.details, "") == {
+    assert observation_value({"value": germ.value}, germ.details, "") == {
         "valueCodeableConcept": {"text": "Escherichia coli"}}
     assert (hbs.value, hbs.details["coded_value"]["code"]) == ("NEG", "NEG")
 

@@ -138,8 +138,8 @@ def test_a_date_range_value_is_an_iso_interval(sent, value, period, fhir):
     assert nm.warnings == []
     from dataclasses import asdict
 
-    from dossiers.fhir.values import _value
-    assert _value(asdict(collection), collection.details, "") == (
+    from dossiers.fhir.values import observation_value
+    assert observation_value(asdict(collection), collection.details, "") == (
         {"valuePeriod": fhir} if fhir else {"valueString": value})
 
 
@@ -182,7 +182,7 @@ def test_reference_ranges_in_brackets_or_ascii_french_have_their_limits_in_fhir(
     Text that only looks alike ('(voir commentaire)', '[A-B]') stays text."""
     from dataclasses import asdict
 
-    from dossiers.fhir.ranges import _reference_range
+    from dossiers.fhir.ranges import reference_range
     nm = norm(_oru("BRACKETS-1", ORC, _obr(1, "BIO^Bilan^L"),
                    "OBX|1|NM|2823-3^Potassium^LN||4,1|mmol/L|[3,5-5,1]|N|||F",
                    "OBX|2|NM|2160-0^Créatinine^LN||0,8|mg/dL|(0,50 - 1,00)|N|||F",
@@ -192,7 +192,7 @@ def test_reference_ranges_in_brackets_or_ascii_french_have_their_limits_in_fhir(
                    "OBX|6|NM|14927-8^Triglycérides^LN||1,2|mmol/L|[< 1,7]|N|||F",
                    "OBX|7|NM|2085-9^HDL^LN||1,4|mmol/L|> ou = 1,0|N|||F",
                    "OBX|8|NM|1742-6^ALAT^LN||30|U/L|(voir commentaire)|N|||F"))
-    limits = [{k: v["value"] for k, v in _reference_range(asdict(e))[0].items()
+    limits = [{k: v["value"] for k, v in reference_range(asdict(e))[0].items()
                if k in ("low", "high")} for e in nm.entries[1:]]
     assert limits == [{"low": 3.5, "high": 5.1}, {"low": 0.5, "high": 1.0},
                       {"low": 70.0, "high": 105.0}, {"low": 135.0, "high": 145.0},
@@ -212,8 +212,8 @@ def test_a_unit_glued_to_the_range_is_read_as_its_unit(sent, unit, low, high):
     prints it without a blank. The limits were read only with a blank before the unit; now
     glued too (the unit starting with a letter, '%' or '/'), and only when it is the
     result's unit, as before."""
-    from dossiers.fhir.ranges import _reference_range
-    [rng] = _reference_range({"reference_range": sent, "unit": unit, "unit_original": unit})
+    from dossiers.fhir.ranges import reference_range
+    [rng] = reference_range({"reference_range": sent, "unit": unit, "unit_original": unit})
     assert (rng["text"], rng.get("low", {}).get("value"), rng.get("high", {}).get("value")) \
         == (sent, low, high)
 
@@ -285,7 +285,7 @@ def test_a_titre_sent_as_text_is_a_ratio(sent, separator, num2, ratio):
     first number than 1 (not a titre) stay text."""
     from dataclasses import asdict
 
-    from dossiers.fhir.values import _value
+    from dossiers.fhir.values import observation_value
     nm = norm(_oru("TITRE-1", ORC, _obr(1, "SERO^Sérologie^L"),
                    f"OBX|1|ST|31017-7^Toxoplasma IgG titre^LN||{sent}||<1/16||||F"))
     titre = nm.entries[1]
@@ -296,5 +296,5 @@ def test_a_titre_sent_as_text_is_a_ratio(sent, separator, num2, ratio):
     assert titre.details["sn"] == {"comparator": "", "num1": "1", "separator": separator,
                                    "num2": num2}
     assert nm.warnings == ["OBX[5]-5: a titre (1:n) sent as ST, read as a ratio (SN)"]
-    exported = _value(asdict(titre), titre.details, "")["valueRatio"]
+    exported = observation_value(asdict(titre), titre.details, "")["valueRatio"]
     assert (exported["numerator"]["value"], exported["denominator"]["value"]) == (1, int(num2))

@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 
 from dossiers import access
 from dossiers.access import AccessDenied, Principal
-from dossiers.fhir.patient import _patient_resource
+from dossiers.fhir.patient import patient_resource
 from dossiers.schema import audit_log, imports, patients
 from normalizers.cda import normalize_cda
 from normalizers.model import NormalizationError
@@ -324,14 +324,14 @@ def test_the_patient_is_refused_professionals_and_a_parent_keep_reading(ctx) -> 
 def test_dossier_show_and_fhir_patient_say_the_death(ctx) -> None:  # noqa: ANN001
     pid = make_patient(ctx)
     assert show_dossier(ctx.engine, NIR)["patient"]["deceased"] is False
-    assert "deceasedDateTime" not in _patient_resource(show_dossier(ctx.engine, NIR)["patient"])
+    assert "deceasedDateTime" not in patient_resource(show_dossier(ctx.engine, NIR)["patient"])
     ingest(ctx, death_adt("D1"), source=SOURCE)
     shown = show_dossier(ctx.engine, NIR)["patient"]
     assert (shown["deceased"], shown["deceased_at"]) == (True, "2024-03-10T04:15+01:00")
-    assert _patient_resource(shown)["deceasedDateTime"] == "2024-03-10T04:15:00+01:00"
+    assert patient_resource(shown)["deceasedDateTime"] == "2024-03-10T04:15:00+01:00"
     with ctx.engine.begin() as conn:  # a death stated without its date
         conn.execute(update(patients).where(patients.c.id == pid).values(deceased_at=None))
-    assert _patient_resource(show_dossier(ctx.engine, NIR)["patient"])["deceasedBoolean"]
+    assert patient_resource(show_dossier(ctx.engine, NIR)["patient"])["deceasedBoolean"]
 
 
 def test_death_of_a_dossier_found_by_demographics_only_is_not_applied(ctx) -> None:  # noqa: ANN001

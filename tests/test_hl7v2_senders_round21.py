@@ -35,7 +35,7 @@ from dataclasses import asdict, replace
 import pytest
 from sqlalchemy import select
 
-from dossiers.fhir.interpretation import _interpretation
+from dossiers.fhir.interpretation import observation_interpretation
 from dossiers.schema import entries, imports
 from normalizers.model import NormalizationError
 from pipelines.intake import Received, intake
@@ -159,7 +159,7 @@ def test_a_local_flag_sent_twice_pairs_with_the_flag_in_fhir() -> None:
     nm = norm(oru("OBX|1|NM|2823-3^Potassium^LN||5,9|mmol/L|3,5-5,1|"
                   "HAUT^^L^H^^HL70078~H^^HL70078^HAUT^^L|||F"))
     (k,) = [e for e in nm.entries if e.code == "2823-3"]
-    (interpretation,) = _interpretation(asdict(k), "urn:oid:1.2.250.1.999.42.7")
+    (interpretation,) = observation_interpretation(asdict(k), "urn:oid:1.2.250.1.999.42.7")
     assert interpretation["coding"][1] == {"system": "urn:oid:1.2.250.1.999.42.7",
                                            "code": "HAUT"}
 

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from dossiers.fhir.codings import _coded_concept, _concept
-from dossiers.fhir.common import TABLES, _items, _text
+from dossiers.fhir.codings import coded_concept, entry_concept
+from dossiers.fhir.common import TABLES, fhir_string, items
 from dossiers.fhir.dates import fhir_datetime
 from normalizers.tabledata import read_csv_rows
 
 
 @cache
-def _criticalities() -> dict[tuple[str, str], str]:
+def criticalities() -> dict[tuple[str, str], str]:
     """(system, code) -> FHIR criticality of an allergy stated in another vocabulary than
     FHIR's (tables/fhir_allergy_criticality.csv: C-CDA's CRITH was not exported)."""
     return {(r["system"], r["code"]): r["criticality"]
@@ -35,19 +35,19 @@ def _allergy_types() -> dict[tuple[str, str], dict[str, str]]:
     return {(r["system"], r["code"]): r for r in read_csv_rows(TABLES / "fhir_allergy_types.csv")}
 
 
-def _allergen(entry: Mapping, details: Mapping, base_url: str) -> dict:
+def allergen(entry: Mapping, details: Mapping, base_url: str) -> dict:
     """AllergyIntolerance.code, the substance: the entry's code, or, for a substance the
     sender named only in words (details.allergen_text: 'Pollen de bouleau', a playing
     entity's originalText or name), those words; the entry's code is then the allergy's
     kind ('allergy to substance', C-CDA's value), which goes to type and category. The
     words were left out: the export said 'Allergy to substance' and nothing of what to."""
-    substance = _text(details.get("allergen_text"))
+    substance = fhir_string(details.get("allergen_text"))
     if substance and not details.get("allergy_type"):
         return {"text": substance}
-    return _concept(entry, base_url, "allergy")
+    return entry_concept(entry, base_url, "allergy")
 
 
-def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
+def allergy_kind(said: Any) -> dict:  # noqa: ANN401
     """AllergyIntolerance.type and category of the allergy's stated kind
     (details.allergy_type: 'allergie médicamenteuse' 416098002, fhir_allergy_types.csv);
     nothing for a code that does not say it (a MedDRA reaction sent there)."""
@@ -59,12 +59,12 @@ def _allergy_kind(said: Any) -> dict:  # noqa: ANN401
             "category": [row["category"]] if row.get("category") else []}
 
 
-def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
+def allergy_reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
     """AllergyIntolerance.reaction: each reaction's manifestation, its onset and, when its
     severity is one FHIR grades (tables/fhir_reaction_severity.csv), the severity."""
     out: list[dict] = []
     for reaction in reactions if isinstance(reactions, list) else []:
-        manifestation = _coded_concept(reaction, base_url)
+        manifestation = coded_concept(reaction, base_url)
         if manifestation is None:
             continue
         item: dict[str, Any] = {"manifestation": [manifestation]}
@@ -74,7 +74,7 @@ def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
                                                  str(severity.get("code") or "")))
             if graded:
                 item["severity"] = graded
-        onset = fhir_datetime(_text(reaction.get("onset"))) \
+        onset = fhir_datetime(fhir_string(reaction.get("onset"))) \
             if isinstance(reaction, Mapping) else None
         if onset:
             item["onset"] = onset
@@ -85,14 +85,14 @@ def _reactions(reactions: Any, base_url: str) -> list[dict]:  # noqa: ANN401
 ABSENT_REACTION = "reaction the sender says did not occur"
 
 
-def _absent_reactions(said: Any, base_url: str) -> list[dict]:  # noqa: ANN401
+def absent_reactions(said: Any, base_url: str) -> list[dict]:  # noqa: ANN401
     """Notes of the reactions the sender says did not happen (CDA MFST with negationInd,
     details.absent_reactions: 'pas d'urticaire'). R4 AllergyIntolerance.reaction cannot say
     'not' (a manifestation there reads as present), so each is said in words, with its code
     as a FHIR token (system|code) for a reader who searches."""
     out = []
-    for item in _items(said):
-        concept = _coded_concept(item, base_url)
+    for item in items(said):
+        concept = coded_concept(item, base_url)
         if concept is None:
             continue
         coding = (concept.get("coding") or [{}])[0]

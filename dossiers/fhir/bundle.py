@@ -8,25 +8,25 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from dossiers.fhir.codings import resource_type
-from dossiers.fhir.common import NAMESPACE, _clean, full_url
-from dossiers.fhir.dates import _instant_of
-from dossiers.fhir.documents import _attachment_digests
-from dossiers.fhir.interpretation import _local_interpretations
+from dossiers.fhir.common import NAMESPACE, clean, full_url
+from dossiers.fhir.dates import instant_of
+from dossiers.fhir.documents import attachment_digests
+from dossiers.fhir.interpretation import local_interpretations
 from dossiers.fhir.links import (
-    _bundle_entry,
-    _link,
-    _link_groups,
-    _link_isolates,
-    _link_orders,
-    _link_prescriptions,
-    _link_references,
-    _link_visits,
+    bundle_entry,
+    link,
+    link_groups,
+    link_isolates,
+    link_orders,
+    link_prescriptions,
+    link_references,
+    link_visits,
 )
-from dossiers.fhir.local_codes import _sender_local_codes
-from dossiers.fhir.patient import _patient_resource
-from dossiers.fhir.provenance import _provenances
-from dossiers.fhir.resources import _device, _entry_resource
-from dossiers.fhir.vital_signs import _vital_signs_absent, _vital_signs_profiles
+from dossiers.fhir.local_codes import sender_local_codes
+from dossiers.fhir.patient import patient_resource
+from dossiers.fhir.provenance import provenances
+from dossiers.fhir.resources import device, entry_resource
+from dossiers.fhir.vital_signs import vital_signs_absent, vital_signs_profiles
 
 
 def _exported(entry: Mapping) -> bool:
@@ -63,33 +63,33 @@ def to_bundle(patient: Mapping, entries: Sequence[Mapping], *,
     resources: dict[int, dict] = {}
     extras: dict[str, dict] = {}
     for e in kept:
-        resources[e["id"]] = _entry_resource(e, resource_type(e.get("type") or "",
+        resources[e["id"]] = entry_resource(e, resource_type(e.get("type") or "",
                                                            e.get("details")),
-                                             subject, base_url, extras,
-                                             e["id"] in withheld)
-    _link(kept, resources, urls, versions or {})
-    _link_isolates(kept, resources, urls, versions or {}, extras)
-    _link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
-    _link_orders(kept, resources, versions or {}, extras)
-    _link_visits(kept, resources, urls)
-    _link_references(kept, resources, extras, subject, base_url)
-    _link_prescriptions(kept, resources, extras, subject, base_url)
-    _vital_signs_absent(kept, resources)
-    _vital_signs_profiles(kept, resources, urls)
-    _attachment_digests(kept, resources, files or {}, withheld)
-    _local_interpretations(kept, resources, provenance or {}, base_url)
-    _sender_local_codes(kept, resources, provenance or {}, extras, base_url)
-    bundle_entries = [_bundle_entry(patient_url, _patient_resource(patient, identifiers))]
-    bundle_entries += [_bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
-    bundle_entries += [_bundle_entry(full_url("device", e["id"]), _device(e, subject, base_url))
+                                            subject, base_url, extras,
+                                            e["id"] in withheld)
+    link(kept, resources, urls, versions or {})
+    link_isolates(kept, resources, urls, versions or {}, extras)
+    link_groups(kept, resources, urls, versions or {}, extras, subject, base_url)
+    link_orders(kept, resources, versions or {}, extras)
+    link_visits(kept, resources, urls)
+    link_references(kept, resources, extras, subject, base_url)
+    link_prescriptions(kept, resources, extras, subject, base_url)
+    vital_signs_absent(kept, resources)
+    vital_signs_profiles(kept, resources, urls)
+    attachment_digests(kept, resources, files or {}, withheld)
+    local_interpretations(kept, resources, provenance or {}, base_url)
+    sender_local_codes(kept, resources, provenance or {}, extras, base_url)
+    bundle_entries = [bundle_entry(patient_url, patient_resource(patient, identifiers))]
+    bundle_entries += [bundle_entry(urls[e["id"]], resources[e["id"]]) for e in kept]
+    bundle_entries += [bundle_entry(full_url("device", e["id"]), device(e, subject, base_url))
                        for e in kept if resources[e["id"]]["resourceType"] == "DeviceUseStatement"]
-    bundle_entries += [_bundle_entry(url, res) for url, res in extras.items()]
-    bundle_entries += [_bundle_entry(url, res)
-                       for url, res in _provenances(provenance or {}, urls, base_url,
-                                                    import_ids)]
+    bundle_entries += [bundle_entry(url, res) for url, res in extras.items()]
+    bundle_entries += [bundle_entry(url, res)
+                       for url, res in provenances(provenance or {}, urls, base_url,
+                                                   import_ids)]
     bundle = {"resourceType": "Bundle",
               "id": str(uuid.uuid5(NAMESPACE, f"bundle/{patient.get('id')}")),
               "type": "collection",
-              "timestamp": _instant_of(timestamp) if timestamp else None,
+              "timestamp": instant_of(timestamp) if timestamp else None,
               "entry": bundle_entries}
-    return _clean(bundle)
+    return clean(bundle)

@@ -10,24 +10,24 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from dossiers.fhir.common import FALLBACK_RESOURCE, TABLES, _code, _json, _text
+from dossiers.fhir.common import FALLBACK_RESOURCE, TABLES, decoded_json, fhir_code, fhir_string
 from normalizers.tabledata import read_csv_rows
 
-_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 
 
 @cache
-def _types() -> dict[str, dict[str, str]]:
+def entry_type_table() -> dict[str, dict[str, str]]:
     return {r["type"]: r for r in read_csv_rows(TABLES / "fhir_entry_types.csv")}
 
 
 @cache
-def _statuses() -> dict[str, dict[str, str]]:
+def status_table() -> dict[str, dict[str, str]]:
     return {r["status"]: r for r in read_csv_rows(TABLES / "fhir_statuses.csv")}
 
 
 @cache
-def _systems() -> dict[str, str]:
+def code_system_table() -> dict[str, str]:
     return {r["name"]: r["uri"] for r in read_csv_rows(TABLES / "fhir_code_systems.csv")}
 
 
@@ -36,9 +36,10 @@ def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
     prescribed or intended, not taken: a MedicationRequest, not a MedicationStatement; so is
     a plan of a medication (details.planned), not a ServiceRequest."""
-    row = _types().get(entry_type)
+    row = entry_type_table().get(entry_type)
     resource = row["resource"] if row else FALLBACK_RESOURCE
-    details = _json(details) if resource in ("MedicationStatement", "ServiceRequest") else None
+    details = decoded_json(details) if resource in ("MedicationStatement", "ServiceRequest") \
+        else None
     if not isinstance(details, Mapping):
         return resource
     if resource == "MedicationStatement" and str(details.get("mood") or "EVN").upper() != "EVN":
@@ -59,7 +60,7 @@ def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
 
 def fhir_status(status: str | None, resource: str) -> str:
     """Our status onto the resource's status value set ('' for 'not stated')."""
-    row = _statuses().get(status or "") or _statuses()["*"]
+    row = status_table().get(status or "") or status_table()["*"]
     return row.get(resource, "")
 
 
@@ -67,10 +68,10 @@ def system_uri(system: str | None, base_url: str = "urn:dmp") -> str | None:
     """Our coding system name -> a FHIR system URI (None when the entry names none)."""
     if not system:
         return None
-    known = _systems().get(system) or _systems().get(system.upper())
+    known = code_system_table().get(system) or code_system_table().get(system.upper())
     if known:
         return known
-    if _OID.fullmatch(system):
+    if OID.fullmatch(system):
         return f"urn:oid:{system}"
     if system.startswith(("http://", "https://", "urn:")) and not any(
             c.isspace() for c in system):
@@ -78,18 +79,19 @@ def system_uri(system: str | None, base_url: str = "urn:dmp") -> str | None:
     return f"{base_url}/CodeSystem/{quote(system, safe='')}"
 
 
-def _coded_concept(coded: Any, base_url: str) -> dict | None:  # noqa: ANN401
+def coded_concept(coded: Any, base_url: str) -> dict | None:  # noqa: ANN401
     """A {code, system, display} or {text} the normalizers keep (a route, a condition, a
     reaction) as a CodeableConcept; None when it holds neither."""
     if not isinstance(coded, Mapping):
         return None
-    code, words = _code(coded.get("code")), _text(coded.get("display") or coded.get("text"))
+    code = fhir_code(coded.get("code"))
+    words = fhir_string(coded.get("display") or coded.get("text"))
     if not code and not words:
         return None
     concept: dict[str, Any] = {"text": words}
     if code:
-        concept["coding"] = [_coding(code, coded.get("system"), coded.get("display"),
-                                     base_url)]
+        concept["coding"] = [coding_of(code, coded.get("system"), coded.get("display"),
+                                       base_url)]
     return concept
 
 
@@ -97,13 +99,13 @@ FHIR_OIDS = "2.16.840.1.113883.4.642."  # FHIR code systems and value sets
 CONDITION_VERIFICATION_OID = "2.16.840.1.113883.4.642.1.1075"  # condition-ver-status
 
 
-def _coding(code: Any, system: str | None, display: Any, base_url: str) -> dict:  # noqa: ANN401
-    return {"system": system_uri(system, base_url), "code": _code(code),
-            "display": _text(display)}
+def coding_of(code: Any, system: str | None, display: Any, base_url: str) -> dict:  # noqa: ANN401
+    return {"system": system_uri(system, base_url), "code": fhir_code(code),
+            "display": fhir_string(display)}
 
 
-def _concept(entry: Mapping, base_url: str, fallback: str,
-             details: Mapping | None = None) -> dict:
+def entry_concept(entry: Mapping, base_url: str, fallback: str,
+                  details: Mapping | None = None) -> dict:
     """The entry's code as a CodeableConcept; its display (or the fallback) as text when it
     has no code (FHIR requires a code on most resources). The sender's own code, when we
     mapped it to LOINC (details.local_code), and a product's other codes (details.substance:
@@ -111,10 +113,10 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     the other codes of a value that is the entry's code (a problem: the SNOMED CT of a
     C-CDA problem with its ICD-10-CM translation, a CR-ACP diagnosis with its ADICAP):
     details.value_code.translations, kept in the store, were dropped from the export."""
-    code, display = _code(entry.get("code")), _text(entry.get("display"))
+    code, display = fhir_code(entry.get("code")), fhir_string(entry.get("display"))
     concept: dict[str, Any] = {"text": display or (None if code else
-                                                   _text(fallback) or "entry")}
-    codings = [_coding(code, entry.get("system"), display, base_url)] if code else []
+                                                   fhir_string(fallback) or "entry")}
+    codings = [coding_of(code, entry.get("system"), display, base_url)] if code else []
     details = details or {}
     substances = details.get("substance")
     others = [details.get("local_code"), *(substances if isinstance(substances, list) else []),
@@ -122,14 +124,14 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
                 else [])]
     value_code = details.get("value_code")
     if code and isinstance(value_code, Mapping) and \
-            (_code(value_code.get("code")), value_code.get("system")) == (code,
+            (fhir_code(value_code.get("code")), value_code.get("system")) == (code,
                                                                            entry.get("system")):
         translations = value_code.get("translations")
         others.extend(translations if isinstance(translations, list) else ())
     for other in others:
-        if isinstance(other, Mapping) and _code(other.get("code")):
-            coding = _coding(other.get("code"), other.get("system"), other.get("display"),
-                             base_url)
+        if isinstance(other, Mapping) and fhir_code(other.get("code")):
+            coding = coding_of(other.get("code"), other.get("system"), other.get("display"),
+                               base_url)
             if all((c.get("system"), c.get("code")) != (coding["system"], coding["code"])
                    for c in codings):
                 codings.append(coding)
@@ -138,10 +140,10 @@ def _concept(entry: Mapping, base_url: str, fallback: str,
     return concept
 
 
-def _said_concept(code: Any, system: Any, display: Any, base_url: str,  # noqa: ANN401
-                  text: Any = None) -> dict | None:  # noqa: ANN401
+def said_concept(code: Any, system: Any, display: Any, base_url: str,  # noqa: ANN401
+                 text: Any = None) -> dict | None:  # noqa: ANN401
     """A CodeableConcept of a code with its words; its words alone without a code."""
-    words = _text(display) or _text(text)
-    if not _code(code):
+    words = fhir_string(display) or fhir_string(text)
+    if not fhir_code(code):
         return {"text": words} if words else None
-    return {"coding": [_coding(code, system, display, base_url)], "text": words}
+    return {"coding": [coding_of(code, system, display, base_url)], "text": words}

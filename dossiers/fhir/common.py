@@ -43,7 +43,7 @@ def full_url(kind: str, ident: object) -> str:
     return f"urn:uuid:{uuid.uuid5(NAMESPACE, f'{kind}/{ident}')}"
 
 
-def _json(value: Any) -> Any:  # noqa: ANN401
+def decoded_json(value: Any) -> Any:  # noqa: ANN401
     """JSON columns come back decoded from SQLAlchemy; raw text when a caller passes it."""
     if isinstance(value, str):
         try:
@@ -53,7 +53,7 @@ def _json(value: Any) -> Any:  # noqa: ANN401
     return value
 
 
-def _text(value: Any) -> str | None:  # noqa: ANN401
+def fhir_string(value: Any) -> str | None:  # noqa: ANN401
     """A FHIR string: not blank (FHIR forbids empty strings), other blanks than space, tab
     and line breaks (non-breaking spaces of French typography...) made spaces and control
     characters dropped, as the FHIR string pattern (Unicode-aware) requires."""
@@ -66,31 +66,31 @@ def _text(value: Any) -> str | None:  # noqa: ANN401
     return text.strip() or None
 
 
-def _code(value: Any) -> str | None:  # noqa: ANN401
+def fhir_code(value: Any) -> str | None:  # noqa: ANN401
     """A FHIR code: no leading, trailing or repeated blanks (its pattern forbids them)."""
     if value is None:
         return None
     return " ".join(str(value).split()) or None
 
 
-def _clean(obj: Any) -> Any:  # noqa: ANN401
+def clean(obj: Any) -> Any:  # noqa: ANN401
     """Drop None, empty strings, lists and dicts (FHIR forbids empty elements)."""
     if isinstance(obj, dict):
-        out = {k: _clean(v) for k, v in obj.items()}
+        out = {k: clean(v) for k, v in obj.items()}
         return {k: v for k, v in out.items() if v not in (None, "", [], {})}
     if isinstance(obj, list):
-        out = [_clean(v) for v in obj]
+        out = [clean(v) for v in obj]
         return [v for v in out if v not in (None, "", [], {})]
     return obj
 
 
-def _decimal(text: str) -> int | float:
+def fhir_decimal(text: str) -> int | float:
     """A number as FHIR JSON writes it: 8, not 8.0."""
     number = float(text)
     return int(number) if number.is_integer() else number
 
 
-def _number(value: Any) -> float | None:  # noqa: ANN401
+def as_number(value: Any) -> float | None:  # noqa: ANN401
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -100,12 +100,12 @@ def _number(value: Any) -> float | None:  # noqa: ANN401
     return number if math.isfinite(number) else None
 
 
-def _items(said: Any) -> list:  # noqa: ANN401
+def items(said: Any) -> list:  # noqa: ANN401
     """A detail sent once (a mapping) or repeated (a list), as a list."""
     return said if isinstance(said, list) else [said] if said else []
 
 
-def _first(details: Mapping, key: str) -> Mapping | None:
+def first(details: Mapping, key: str) -> Mapping | None:
     """The first mapping of a details list (details.informants, details.recorded_by)."""
     said = details.get(key)
     return next((x for x in said if isinstance(x, Mapping)), None) \

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from dossiers.fhir.codings import CONDITION_VERIFICATION_OID, FHIR_OIDS, _said_concept, fhir_status
-from dossiers.fhir.common import TABLES, _code, _text, full_url
+from dossiers.fhir.codings import CONDITION_VERIFICATION_OID, FHIR_OIDS, fhir_status, said_concept
+from dossiers.fhir.common import TABLES, fhir_code, fhir_string, full_url
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.masking import _security
+from dossiers.fhir.masking import security_labels
 from normalizers.tabledata import read_csv_rows
 
 
@@ -20,7 +20,7 @@ def _clinical_statuses() -> dict[tuple[str, str], dict[str, str]]:
 
 
 @cache
-def _verification_statuses() -> dict[tuple[str, str], dict[str, str]]:
+def verification_statuses() -> dict[tuple[str, str], dict[str, str]]:
     return {(r["system"], r["code"]): r
             for r in read_csv_rows(TABLES / "fhir_verification_statuses.csv")}
 
@@ -33,12 +33,12 @@ def _staging_rows() -> dict[str, tuple[str, str]]:
             for r in read_csv_rows(TABLES / "fhir_staging_codes.csv")}
 
 
-def _staging_role(said: Mapping) -> str | None:
+def staging_role(said: Mapping) -> str | None:
     """The staging role of a described observation or a qualifier's name ({code, system}):
     its code in the table's system. One stored without a system (described before its
     system was kept) is taken at its code; a code of another system (a local '21908-9')
     is no staging."""
-    row = _staging_rows().get(_code(said.get("code")) or "")
+    row = _staging_rows().get(fhir_code(said.get("code")) or "")
     system = said.get("system")
     if row is None or (system and system != row[0]):
         return None
@@ -49,18 +49,18 @@ def _described_value(said: Mapping, base_url: str) -> dict:
     """The value[x] of an observation kept in another's details (details.observations: a
     T/N/M part, a qualifier): its code with its words, else its words."""
     coded = said.get("value_code") if isinstance(said.get("value_code"), Mapping) else {}
-    concept = _said_concept(coded.get("code"), coded.get("system"), coded.get("display"),
-                            base_url, said.get("value"))
+    concept = said_concept(coded.get("code"), coded.get("system"), coded.get("display"),
+                           base_url, said.get("value"))
     if concept is None:
         return {}
     if "coding" in concept or said.get("unit"):
         return {"valueCodeableConcept": concept} if "coding" in concept else \
-            {"valueString": f"{concept['text']} {_text(said.get('unit'))}"}
+            {"valueString": f"{concept['text']} {fhir_string(said.get('unit'))}"}
     return {"valueString": concept["text"]}
 
 
-def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
-            extras: dict[str, dict]) -> list[dict]:
+def stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
+           extras: dict[str, dict]) -> list[dict]:
     """A cancer's stagings (details.observations whose code is a staging or a stage group:
     fhir_staging_codes.csv) -> Condition.stage: the stage group as summary (the staging's
     own coded value, else its qualifier naming the stage group: CI-SIS 75620-5 says 'IB'
@@ -69,7 +69,7 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
     cancer's Condition said nothing of its stage."""
     out = []
     for n, said in enumerate(details.get("observations") or ()):
-        if not isinstance(said, Mapping) or not _staging_role(said):
+        if not isinstance(said, Mapping) or not staging_role(said):
             continue
         qualifiers = [q for q in said.get("qualifiers") or () if isinstance(q, Mapping)]
         parts = [p for p in said.get("parts") or () if isinstance(p, Mapping)]
@@ -78,24 +78,24 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
         for q in qualifiers:
             name = q.get("name") if isinstance(q.get("name"), Mapping) else {}
             value = q.get("value") if isinstance(q.get("value"), Mapping) else {}
-            concept = _said_concept(value.get("code"), value.get("system"),
-                                    value.get("display") if _text(value.get("display")) !=
-                                    "None" else None, base_url)
+            concept = said_concept(value.get("code"), value.get("system"),
+                                   value.get("display") if fhir_string(value.get("display")) !=
+                                   "None" else None, base_url)
             if concept is None:
                 continue
-            if summary is None and _staging_role(name) == "stage":
+            if summary is None and staging_role(name) == "stage":
                 summary = concept
-            code = _said_concept(name.get("code"), name.get("system"), name.get("display"),
-                                 base_url) or {"text": "qualifier"}
+            code = said_concept(name.get("code"), name.get("system"), name.get("display"),
+                                base_url) or {"text": "qualifier"}
             components.append({"code": code, "valueCodeableConcept": concept})
         for part in parts:
-            code = _said_concept(part.get("code"), part.get("system"), part.get("display"),
-                                 base_url)
+            code = said_concept(part.get("code"), part.get("system"), part.get("display"),
+                                base_url)
             value = _described_value(part, base_url)
             if code and value:
                 components.append({"code": code, **value})
-        kind = _said_concept(said.get("code"), said.get("system"), said.get("display"),
-                             base_url)
+        kind = said_concept(said.get("code"), said.get("system"), said.get("display"),
+                            base_url)
         url = full_url("staging", f"{entry.get('id')}/{n}")
         # a staging of a problem recorded in error is in error too (it was 'final': a
         # reader of Observations found a cancer's stage the sender had withdrawn)
@@ -105,13 +105,13 @@ def _stages(entry: Mapping, details: Mapping, subject: dict, base_url: str,
                        "code": kind or {"text": "cancer staging"}, "subject": subject,
                        "effectiveDateTime": fhir_datetime(entry.get("effective")),
                        "valueCodeableConcept": summary, "component": components,
-                       "meta": {"security": _security(entry, details)}}
+                       "meta": {"security": security_labels(entry, details)}}
         out.append({"summary": summary, "type": kind, "assessment": [{"reference": url}]})
     return out
 
 
-def _clinical(status: str | None, resource: str, details: Mapping,
-              system: str) -> dict | None:
+def clinical_status(status: str | None, resource: str, details: Mapping,
+                    system: str) -> dict | None:
     """A problem's or allergy's clinical status (active, resolved...) as the sender stated it
     (fhir_clinical_statuses.csv); none for an entry in error (R4 con-5, ait-2), none when
     not stated (never guessed as 'active')."""
@@ -135,7 +135,7 @@ _ABATED = {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
            "code": "resolved"}
 
 
-def _abatement(res: dict, status: str | None, details: Mapping) -> None:
+def abatement(res: dict, status: str | None, details: Mapping) -> None:
     """Condition.abatement from the problem's own end (details.resolved: its effectiveTime
     high), and the clinical status that goes with it (R4 con-4). IHE PCC / CI-SIS: a concern
     still followed (statusCode active) may hold a problem that ended; it was exported
@@ -188,8 +188,8 @@ def _stated_status(details: Mapping, resource: str) -> bool:
     return bool(row and row.get(resource))
 
 
-def _verification(status: str | None, resource: str, details: Mapping,
-                  system: str) -> dict | None:
+def verification(status: str | None, resource: str, details: Mapping,
+                 system: str) -> dict | None:
     """The verificationStatus: refuted when negated, in error when the entry is, else the
     certainty the sender stated (fhir_verification_statuses.csv: a diagnosis 'infirmé' or
     only suspected was exported as a plain Condition, read as made), else our status."""
@@ -201,7 +201,7 @@ def _verification(status: str | None, resource: str, details: Mapping,
         sent, said = str(certainty.get("system") or ""), str(certainty.get("code") or "")
         if sent.startswith(FHIR_OIDS):  # a FHIR code under another FHIR system's OID
             sent = CONDITION_VERIFICATION_OID  # (the IPS-FR example): FHIR's code still
-        row = _verification_statuses().get((sent, said)) or {}
+        row = verification_statuses().get((sent, said)) or {}
         code = row.get(resource) or code
     if not code:
         return None

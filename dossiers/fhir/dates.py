@@ -68,7 +68,7 @@ def fhir_date(value: str | None) -> str | None:
     return value if _FHIR_DATE.fullmatch(value) and _real_day(value) else None
 
 
-def _instant_of(moment: Any) -> str | None:  # noqa: ANN401
+def instant_of(moment: Any) -> str | None:  # noqa: ANN401
     """A stored timestamp (datetime, naive = UTC as SQLite gives them, or ISO text)."""
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
@@ -76,7 +76,7 @@ def _instant_of(moment: Any) -> str | None:  # noqa: ANN401
         return moment.isoformat()
     if isinstance(moment, str):
         try:
-            return _instant_of(datetime.fromisoformat(moment.replace("Z", "+00:00")))
+            return instant_of(datetime.fromisoformat(moment.replace("Z", "+00:00")))
         except ValueError:
             return None
     return None

@@ -9,18 +9,18 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from dossiers.fhir.codings import _OID
-from dossiers.fhir.common import RFC3986, TABLES, _code, _text, full_url
+from dossiers.fhir.codings import OID
+from dossiers.fhir.common import RFC3986, TABLES, fhir_code, fhir_string, full_url
 from dossiers.fhir.dates import fhir_instant
 from dossiers.fhir.identifiers import (
     NATIONAL_PS_OID,
-    _entity_identifier,
-    _identifier,
-    _identifier_key,
-    _organization_identifiers,
+    entity_identifier,
+    fhir_identifier,
+    identifier_key,
+    organization_identifiers,
 )
-from dossiers.fhir.orders import _prescriber
-from dossiers.fhir.parties import _performer
+from dossiers.fhir.orders import prescriber
+from dossiers.fhir.parties import performer_reference
 from normalizers.tabledata import read_csv_rows
 
 
@@ -30,7 +30,7 @@ def _reissue_statuses() -> dict[str, dict[str, str]]:
     return {r["kind"]: r for r in read_csv_rows(TABLES / "fhir_reissue_statuses.csv")}
 
 
-def _reissued_status(status: str, details: Mapping, resource: str) -> str:
+def reissued_status(status: str, details: Mapping, resource: str) -> str:
     """The status of a report, 'appended' or 'corrected' (DocumentReference: 'amended') when
     the sender says it reissues a final report with an addendum or as a rectification
     (fhir_reissue_statuses.csv): exported 'final', the reader could not tell the
@@ -43,31 +43,31 @@ def _reissued_status(status: str, details: Mapping, resource: str) -> str:
     return row.get(resource) or status
 
 
-def _legal_authenticator(details: Mapping, extras: dict[str, dict] | None) -> dict | None:
+def legal_authenticator(details: Mapping, extras: dict[str, dict] | None) -> dict | None:
     """DocumentReference.authenticator (R4 0..1: who attested the document) from the CDA
     legalAuthenticator (details.legal_authenticator): a Practitioner in the Bundle by the
-    signer's id (the national PS id when several, as ``_prescriber`` makes one per
+    signer's id (the national PS id when several, as ``prescriber`` makes one per
     identifier), else the Organization of the signer's structure, by its id. The other
     authenticators (details.authenticators) are not exported: R4 has one authenticator and
     no standard extension for more. Nothing without an id (a signer named by words only)."""
     said = details.get("legal_authenticator")
     if extras is None or not isinstance(said, Mapping):
         return None
-    ids = [i.strip() for i in said.get("ids") or () if isinstance(i, str) and _text(i)]
+    ids = [i.strip() for i in said.get("ids") or () if isinstance(i, str) and fhir_string(i)]
     chosen = next((i for i in ids if i.startswith(f"{NATIONAL_PS_OID}^")),
                   ids[0] if ids else "")
     root, _, ext = chosen.partition("^")
-    person = _identifier(ext, root) if _OID.fullmatch(root) else None
+    person = fhir_identifier(ext, root) if OID.fullmatch(root) else None
     if person is not None:
-        return _prescriber(person, None, extras)
+        return prescriber(person, None, extras)
     orgs = [i.strip() for i in said.get("organization") or () if isinstance(i, str)]
     root, _, ext = next(iter(orgs), "").partition("^")
-    org = _identifier(ext, root) if _OID.fullmatch(root) else None
+    org = fhir_identifier(ext, root) if OID.fullmatch(root) else None
     if org is None:
         return None
-    identifiers = _organization_identifiers(org, None)
-    name = _text(said.get("organization_name"))
-    url = full_url("organization", _identifier_key(identifiers[0]))
+    identifiers = organization_identifiers(org, None)
+    name = fhir_string(said.get("organization_name"))
+    url = full_url("organization", identifier_key(identifiers[0]))
     extras.setdefault(url, {"resourceType": "Organization", "identifier": identifiers,
                             "name": name})
     return {"reference": url, "display": name}
@@ -77,7 +77,7 @@ ENTERER = {"system": "http://terminology.hl7.org/CodeSystem/provenance-participa
            "code": "enterer", "display": "Enterer"}
 
 
-def _data_enterer(entry: Mapping, details: Mapping, extras: dict[str, dict] | None) -> None:
+def data_enterer(entry: Mapping, details: Mapping, extras: dict[str, dict] | None) -> None:
     """Who keyed a CDA document in (details.data_enterer: a secretary typing a dictated
     letter) as a Provenance of the DocumentReference whose agent is typed 'enterer' (R4
     has no DocumentReference element for it). Recorded is required: the data enterer's
@@ -85,13 +85,13 @@ def _data_enterer(entry: Mapping, details: Mapping, extras: dict[str, dict] | No
     said = details.get("data_enterer")
     if extras is None or not isinstance(said, Mapping):
         return
-    ids = [i for i in said.get("ids") or () if isinstance(i, str) and _text(i)]
+    ids = [i for i in said.get("ids") or () if isinstance(i, str) and fhir_string(i)]
     chosen = next((i for i in ids if i.strip().startswith(f"{NATIONAL_PS_OID}^")),
                   ids[0] if ids else "")
-    who = _performer(chosen) if chosen else None
-    if who is None and _text(said.get("organization_name")):
-        who = {"display": _text(said["organization_name"])}
-    recorded = fhir_instant(_text(said.get("time"))) or fhir_instant(entry.get("effective"))
+    who = performer_reference(chosen) if chosen else None
+    if who is None and fhir_string(said.get("organization_name")):
+        who = {"display": fhir_string(said["organization_name"])}
+    recorded = fhir_instant(fhir_string(said.get("time"))) or fhir_instant(entry.get("effective"))
     if who is None or recorded is None:
         return
     extras[full_url("provenance", f"entry/{entry.get('id')}/enterer")] = {
@@ -101,12 +101,12 @@ def _data_enterer(entry: Mapping, details: Mapping, extras: dict[str, dict] | No
         "agent": [{"type": {"coding": [ENTERER]}, "who": who}]}
 
 
-def _attachment(entry: Mapping, base_url: str, withheld: bool = False) -> dict:
+def document_attachment(entry: Mapping, base_url: str, withheld: bool = False) -> dict:
     """The document's content: its type, title and where to get the file, unless the file
     is withheld from the reader (it states an entry hidden from them): then no url, as the
     API's entries say has_file false and /documents answers NO_FILE. A url to a file the
     reader is refused read as a broken link, and named a file with something to hide."""
-    kind, title = _code(entry.get("media_type")), _text(entry.get("display"))
+    kind, title = fhir_code(entry.get("media_type")), fhir_string(entry.get("display"))
     if withheld:  # R4 content is required, an empty attachment none: a word at least
         return {"contentType": kind, "title": title or (None if kind else NO_FILE)}
     return {"contentType": kind, "url": f"{base_url}/documents/{entry.get('id')}",
@@ -116,9 +116,9 @@ def _attachment(entry: Mapping, base_url: str, withheld: bool = False) -> dict:
 NO_FILE = "original file not available"
 
 
-def _attachment_digests(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                        files: Mapping[str, tuple[str, int]],
-                        withheld: Collection[int]) -> None:
+def attachment_digests(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                       files: Mapping[str, tuple[str, int]],
+                       withheld: Collection[int]) -> None:
     """Attachment.hash (base64 SHA-1 of the data, as R4 defines it) and .size of each
     document's and report's file, from ``files`` (sha256 -> (SHA-1, size): read from the
     archive by dossiers/export.py ``attachment_digests``). A receiver checks the file it
@@ -138,32 +138,32 @@ def _attachment_digests(kept: Sequence[Mapping], resources: Mapping[int, dict],
 DOCUMENT_KEY = "document|"  # how a document's entry key starts (normalizers: its id follows)
 
 
-def _document_id(key: Any) -> dict | None:  # noqa: ANN401
+def document_id(key: Any) -> dict | None:  # noqa: ANN401
     """A document's own id (its entry key 'document|root^extension': the CDA
     ClinicalDocument/id, an MDM's TXA-12) as DocumentReference.masterIdentifier, written as
     IHE MHD writes a uniqueId; None when it is no II (a bare number of a sender's,
     a PDF's digest): no system is invented."""
-    text = _text(key)
+    text = fhir_string(key)
     if not text or not text.startswith(DOCUMENT_KEY):
         return None
-    return _entity_identifier(text[len(DOCUMENT_KEY):])
+    return entity_identifier(text[len(DOCUMENT_KEY):])
 
 
-def _document_identifiers(entry: Mapping, details: Mapping,
-                          withheld: bool = False) -> list[dict]:
+def document_identifiers(entry: Mapping, details: Mapping,
+                         withheld: bool = False) -> list[dict]:
     """The digest of the document's file (not for a reader it is withheld from: nothing
     of the file is said to them) and its setId."""
     out = []
-    sha = None if withheld else _text(entry.get("attachment_sha256"))
+    sha = None if withheld else fhir_string(entry.get("attachment_sha256"))
     if sha and re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         digest = base64.urlsafe_b64encode(bytes.fromhex(sha)).decode().rstrip("=")
         out.append({"system": RFC3986, "type": {"text": "sha256 of the content"},
                     "value": f"ni:///sha-256;{digest}"})
-    set_id = _text(details.get("set_id"))
+    set_id = fhir_string(details.get("set_id"))
     if set_id:
         # as the masterIdentifier is written (an II of its root alone, an OID or a UUID, is
         # that URI under RFC 3986): a setId of a root alone, as the ANS examples send it,
         # was an identifier with no system, which no reader matches across versions
-        said = _entity_identifier(set_id) or {"value": set_id}
+        said = entity_identifier(set_id) or {"value": set_id}
         out.append({"type": {"text": "setId"}, **said})
     return out

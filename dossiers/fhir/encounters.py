@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from dossiers.fhir.codings import _coding, _concept, _said_concept, fhir_status, system_uri
-from dossiers.fhir.common import _code, _text, full_url
+from dossiers.fhir.codings import coding_of, entry_concept, fhir_status, said_concept, system_uri
+from dossiers.fhir.common import fhir_code, fhir_string, full_url
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.identifiers import FINESS_OID, _entity_identifier
-from dossiers.fhir.parties import _performer
+from dossiers.fhir.identifiers import FINESS_OID, entity_identifier
+from dossiers.fhir.parties import performer_reference
 
 # HL7 v3 ActEncounterCode (the value set of R4 Encounter.class): a CDA encounter coded so
 # (FR-Rencontre IMP/AMB, C-CDA) says its class; any other code (CPT, TA_ASIP) is its type
@@ -21,29 +21,29 @@ _UNKNOWN_CLASS = {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor
                   "code": "UNK", "display": "unknown"}
 
 
-def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
-               base_url: str) -> None:
+def encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
+              base_url: str) -> None:
     """An encounter (a visit, a stay): class from details.class (the CDA code's ActCode
     translation) or its code when that is an ActEncounterCode,
     type its code and the code's qualifiers (a CNAM-HR stay's GHS), period from
     details.period_low/high (else its date), who saw the patient as participant (by id),
     the organization as serviceProvider, the place and the diagnoses as words and codes
     (no Location or Condition resource of their own: references by display)."""
-    code = _code(entry.get("code"))
+    code = fhir_code(entry.get("code"))
     system = system_uri(entry.get("system"), base_url)
     said = details.get("class") if isinstance(details.get("class"), Mapping) else {}
-    klass = {"system": _ACT_CODES, "code": _code(said.get("code")),
-             "display": _text(said.get("display"))} \
-        if _code(said.get("code")) in _ENCOUNTER_CLASSES else \
-        {"system": _ACT_CODES, "code": code, "display": _text(entry.get("display"))} \
+    klass = {"system": _ACT_CODES, "code": fhir_code(said.get("code")),
+             "display": fhir_string(said.get("display"))} \
+        if fhir_code(said.get("code")) in _ENCOUNTER_CLASSES else \
+        {"system": _ACT_CODES, "code": code, "display": fhir_string(entry.get("display"))} \
         if system == _ACT_CODES and code in _ENCOUNTER_CLASSES else _UNKNOWN_CLASS
-    types = [_concept(entry, base_url, "encounter")]
+    types = [entry_concept(entry, base_url, "encounter")]
     for qualifier in details.get("code_qualifiers") or ():
         value = qualifier.get("value") if isinstance(qualifier, Mapping) else None
-        if isinstance(value, Mapping) and _code(value.get("code")):
-            types.append({"coding": [_coding(value.get("code"), value.get("system"),
-                                             value.get("display"), base_url)],
-                          "text": _text(value.get("display"))})
+        if isinstance(value, Mapping) and fhir_code(value.get("code")):
+            types.append({"coding": [coding_of(value.get("code"), value.get("system"),
+                                               value.get("display"), base_url)],
+                          "text": fhir_string(value.get("display"))})
     start = fhir_datetime(details.get("period_low")) or fhir_datetime(entry.get("effective"))
     end = fhir_datetime(details.get("period_high"))
     res.update({"status": fhir_status(entry.get("status"), "Encounter") or "unknown",
@@ -52,13 +52,13 @@ def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
         res["period"] = {"start": start, "end": end}
     party = details.get("performed_by")
     if isinstance(party, Mapping):
-        ids = [i for i in party.get("ids") or () if _text(i)]
-        who = _performer(ids[0]) if ids else None
+        ids = [i for i in party.get("ids") or () if fhir_string(i)]
+        who = performer_reference(ids[0]) if ids else None
         if who:
             res["participant"] = [{"individual": who}]
-        orgs = [i for i in party.get("organization") or () if _text(i)]
-        provider = (_performer(orgs[0]) if orgs else None) or {}
-        name = _text(party.get("organization_name"))
+        orgs = [i for i in party.get("organization") or () if fhir_string(i)]
+        provider = (performer_reference(orgs[0]) if orgs else None) or {}
+        name = fhir_string(party.get("organization_name"))
         if name:
             provider["display"] = name
         if provider:
@@ -66,50 +66,51 @@ def _encounter(res: dict, entry: Mapping, details: Mapping, subject: dict,
     place = details.get("location")
     if isinstance(place, Mapping):
         kind = place.get("code") if isinstance(place.get("code"), Mapping) else {}
-        name = _text(place.get("name")) or _text(kind.get("display")) or _text(kind.get("code"))
+        name = fhir_string(place.get("name")) or fhir_string(kind.get("display")) \
+            or fhir_string(kind.get("code"))
         if name:
             res["location"] = [{"location": {"display": name}}]
     reasons = []
     for said in details.get("diagnoses") or ():
         if not isinstance(said, Mapping):
             continue
-        if _code(said.get("code")):
-            reasons.append({"coding": [_coding(said.get("code"), said.get("system"),
-                                               said.get("display"), base_url)],
-                            "text": _text(said.get("display"))})
-        elif _text(said.get("text")):
-            reasons.append({"text": _text(said.get("text"))})
+        if fhir_code(said.get("code")):
+            reasons.append({"coding": [coding_of(said.get("code"), said.get("system"),
+                                                 said.get("display"), base_url)],
+                            "text": fhir_string(said.get("display"))})
+        elif fhir_string(said.get("text")):
+            reasons.append({"text": fhir_string(said.get("text"))})
     if reasons:
         res["reasonCode"] = reasons
 
 
-def _destination(res: dict, details: Mapping, base_url: str, extras: dict[str, dict]) -> None:
+def destination(res: dict, details: Mapping, base_url: str, extras: dict[str, dict]) -> None:
     """Where a transfer took the patient (details.destination: CI-SIS FR-Transfert-du-
     patient participant DST: the facility's FINESS, its kind, its name; the service type
     transferred to as the code's translation, details.code_translations) ->
     Encounter.hospitalization.destination, a Location (R4 allows no Organization there)
     with its FINESS under urn:oid:1.2.250.1.71.4.2.2, its kind and the service as its
     types. The encounter said 'Transfert du patient' and nothing of where."""
-    where = _destination_location(details, base_url, extras)
+    where = destination_location(details, base_url, extras)
     if where is not None:
         res["hospitalization"] = {"destination": where}
 
 
-def _destination_location(details: Mapping, base_url: str,
-                          extras: dict[str, dict]) -> dict | None:
+def destination_location(details: Mapping, base_url: str,
+                         extras: dict[str, dict]) -> dict | None:
     """The Location of details.destination (added to ``extras``) as a reference with its
     name; None when the destination names no place."""
     said = details.get("destination")
     if not isinstance(said, Mapping):
         return None
-    idents = [i for i in map(_entity_identifier, said.get("ids") or ()) if i]
+    idents = [i for i in map(entity_identifier, said.get("ids") or ()) if i]
     kind = said.get("code") if isinstance(said.get("code"), Mapping) else {}
-    types = [_said_concept(kind.get("code"), kind.get("system"), kind.get("display"),
-                           base_url)]
-    types += [_said_concept(t.get("code"), t.get("system"), t.get("display"), base_url,
-                            t.get("text"))
+    types = [said_concept(kind.get("code"), kind.get("system"), kind.get("display"),
+                          base_url)]
+    types += [said_concept(t.get("code"), t.get("system"), t.get("display"), base_url,
+                           t.get("text"))
               for t in details.get("code_translations") or () if isinstance(t, Mapping)]
-    name = _text(said.get("name"))
+    name = fhir_string(said.get("name"))
     if not idents and not name:
         return None
     key = next((f"{i['system']}|{i['value']}" for i in idents

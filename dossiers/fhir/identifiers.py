@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from dossiers.fhir.codings import _OID
-from dossiers.fhir.common import TABLES, _text
+from dossiers.fhir.codings import OID
+from dossiers.fhir.common import TABLES, fhir_string
 from normalizers.tabledata import read_csv_rows
 
 
@@ -19,19 +19,19 @@ def _identifier_systems() -> dict[str, str]:
             for r in read_csv_rows(TABLES / "fhir_identifier_systems.csv")}
 
 
-def _identifier(value: Any, authority: Any, kind: Any = None) -> dict | None:  # noqa: ANN401
+def fhir_identifier(value: Any, authority: Any, kind: Any = None) -> dict | None:  # noqa: ANN401
     """An Identifier under its authority's OID (sent, or known by its name:
     fhir_identifier_systems.csv, ASIP-SANTE-PS -> the RPPS/ADELI register
     1.2.250.1.71.4.2.1); an authority known by a name alone is its assigner, never
     guessed into a system. The value is exported as sent, but for a bare RPPS or ADELI
     number under the national PS identifier (``_national_ps_id``)."""
-    value, authority = _text(value), _text(authority) or ""
+    value, authority = fhir_string(value), fhir_string(authority) or ""
     if not value:
         return None
-    oid = authority if _OID.fullmatch(authority) else _identifier_systems().get(authority.upper())
+    oid = authority if OID.fullmatch(authority) else _identifier_systems().get(authority.upper())
     if oid == NATIONAL_PS_OID:
         value = _national_ps_id(value)
-    return {"type": {"text": _text(kind)}, "system": f"urn:oid:{oid}" if oid else None,
+    return {"type": {"text": fhir_string(kind)}, "system": f"urn:oid:{oid}" if oid else None,
             "value": value, "assigner": {"display": authority} if authority and not oid
             else None}
 
@@ -60,7 +60,7 @@ def _national_ps_id(value: str) -> str:
     return value
 
 
-def _practitioner_identifiers(identifier: dict) -> list[dict]:
+def practitioner_identifiers(identifier: dict) -> list[dict]:
     """A Practitioner's identifiers from the one its source gave: an idNatPS typed IDNPS,
     with the register number it holds beside it (FR Core: identifier[idNatPs] and
     identifier[rpps], '810003791976' and '10003791976'), whichever of the two was sent. A
@@ -79,7 +79,7 @@ def _practitioner_identifiers(identifier: dict) -> list[dict]:
     return out
 
 
-def _identifier_key(ident: Mapping) -> str:
+def identifier_key(ident: Mapping) -> str:
     return f"{ident.get('system') or (ident.get('assigner') or {}).get('display', '')}|" \
            f"{ident['value']}"
 
@@ -96,7 +96,7 @@ def _fr_core_type(code: str) -> dict:
     return {"coding": [{"system": FR_CORE_IDENTIFIER_TYPES, "code": code}]}
 
 
-def _organization_identifiers(identifier: dict, kind: str | None) -> list[dict]:
+def organization_identifiers(identifier: dict, kind: str | None) -> list[dict]:
     """An Organization's identifiers as FR Core types them, from the one its source gave
     under the structures' OID (1.2.250.1.71.4.2.2): the idNatSt (type IDNST, use official,
     '1' + FINESS) and the register number it holds under the register's system (finess,
@@ -131,16 +131,16 @@ def _organization_identifiers(identifier: dict, kind: str | None) -> list[dict]:
 FINESS_OID = "1.2.250.1.71.4.2.2"  # national identifier of structures (FINESS, SIRET)
 
 
-def _entity_identifier(key: Any) -> dict | None:  # noqa: ANN401
+def entity_identifier(key: Any) -> dict | None:  # noqa: ANN401
     """A CDA II as we key it ('root^extension', or the root alone) as an Identifier: the
     root an OID -> urn:oid:, a root alone (a UUID, an OID) -> its URI under RFC 3986."""
     root, _, extension = str(key or "").partition("^")
     root, extension = root.strip(), extension.strip()
-    if extension and _OID.fullmatch(root):
+    if extension and OID.fullmatch(root):
         return {"system": f"urn:oid:{root}", "value": extension}
     if not extension and re.fullmatch(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}",
                                       root):
         return {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{root.lower()}"}
-    if not extension and _OID.fullmatch(root):
+    if not extension and OID.fullmatch(root):
         return {"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{root}"}
     return None

@@ -6,18 +6,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dossiers.fhir.codings import _OID
-from dossiers.fhir.common import RFC3986, _items, _text, full_url
+from dossiers.fhir.codings import OID
+from dossiers.fhir.common import RFC3986, fhir_string, full_url, items
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.masking import _merge_security, _security
+from dossiers.fhir.masking import merge_security, security_labels
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 DICOM_UID = "urn:dicom:uid"
 ENDPOINT_TYPES = "http://terminology.hl7.org/CodeSystem/endpoint-connection-type"
 
 
-def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
-                     extras: dict[str, dict] | None) -> list[dict]:
+def imaging_studies(entry: Mapping, details: Mapping, subject: dict,
+                    extras: dict[str, dict] | None) -> list[dict]:
     """References to the ImagingStudy of each study of details.dicom_studies (a CR-IMG's
     DICOM object catalog, DICOM Part 20 / CI-SIS FR-DICOM-Examen), added to ``extras``: the
     export said nothing of the images a report is of. One ImagingStudy per Study Instance
@@ -26,10 +26,11 @@ def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
     if extras is None:
         return []
     refs = []
-    for said in _items(details.get("dicom_studies")):
-        if not isinstance(said, Mapping) or not (_text(said.get("uid")) or said.get("series")):
+    for said in items(details.get("dicom_studies")):
+        if not isinstance(said, Mapping) \
+                or not (fhir_string(said.get("uid")) or said.get("series")):
             continue  # nothing said of it: no ImagingStudy of nothing
-        uid = _text(said.get("uid"))
+        uid = fhir_string(said.get("uid"))
         url = full_url("imaging-study", uid or f"entry/{entry.get('id')}/{len(refs)}")
         study = extras.get(url)
         if study is None:
@@ -37,8 +38,8 @@ def _imaging_studies(entry: Mapping, details: Mapping, subject: dict,
         else:  # an addendum listing the reconstructions too: their series join the study
             _more_series(study, _imaging_study(said, subject, extras))
         # a masked report's images say as much of the patient
-        _merge_security(study.setdefault("meta", {}).setdefault("security", []),
-                        _security(entry, details))
+        merge_security(study.setdefault("meta", {}).setdefault("security", []),
+                       security_labels(entry, details))
         if {"reference": url} not in refs:
             refs.append({"reference": url})
     return refs
@@ -53,20 +54,20 @@ def _imaging_study(said: Mapping, subject: dict, extras: dict[str, dict]) -> dic
     series_out: list[dict] = []
     modalities: list[dict] = []
     total = 0
-    for series in _items(said.get("series")):
+    for series in items(said.get("series")):
         if not isinstance(series, Mapping):
             continue
-        modality = _text(series.get("modality"))
+        modality = fhir_string(series.get("modality"))
         coded = {"system": DCM, "code": modality} if modality else \
             {"display": "modality not stated by the sender"}
         if modality and coded not in modalities:
             modalities.append(coded)
-        instances = [i for i in _items(series.get("instances")) if isinstance(i, Mapping)]
+        instances = [i for i in items(series.get("instances")) if isinstance(i, Mapping)]
         count = series.get("instance_count")
         count = count if isinstance(count, int) and not isinstance(count, bool) \
             and count >= len(instances) else len(instances)
         total += count
-        uid = _text(series.get("uid"))
+        uid = fhir_string(series.get("uid"))
         if not uid:
             continue
         endpoints = []
@@ -77,13 +78,14 @@ def _imaging_study(said: Mapping, subject: dict, extras: dict[str, dict]) -> dic
         series_out.append({
             "uid": uid, "modality": coded, "numberOfInstances": count,
             "started": fhir_datetime(series.get("time")), "endpoint": endpoints,
-            "instance": [{"uid": _text(i["uid"]), "sopClass": {
-                "system": RFC3986, "code": f"urn:oid:{_text(i['sop_class'])}"}
-                if _OID.fullmatch(_text(i.get("sop_class")) or "") else
-                {"display": _text(i.get("sop_class")) or "SOP class not stated by the sender"}}
-                for i in instances if _text(i.get("uid"))]})
-    series_count = sum(1 for s in _items(said.get("series")) if isinstance(s, Mapping))
-    uid = _text(said.get("uid"))
+            "instance": [{"uid": fhir_string(i["uid"]), "sopClass": {
+                "system": RFC3986, "code": f"urn:oid:{fhir_string(i['sop_class'])}"}
+                if OID.fullmatch(fhir_string(i.get("sop_class")) or "") else
+                {"display": fhir_string(i.get("sop_class"))
+                 or "SOP class not stated by the sender"}}
+                for i in instances if fhir_string(i.get("uid"))]})
+    series_count = sum(1 for s in items(said.get("series")) if isinstance(s, Mapping))
+    uid = fhir_string(said.get("uid"))
     return {"resourceType": "ImagingStudy", "status": "available" if total else "unknown",
             "identifier": [{"system": DICOM_UID, "value": f"urn:oid:{uid}"}] if uid else [],
             "subject": subject, "started": fhir_datetime(said.get("time")),
@@ -109,7 +111,7 @@ def _wado_endpoint(link: Any, extras: dict[str, dict]) -> str | None:  # noqa: A
     link ('...wado?requestType=WADO&objectUID=...') is its service's address with the
     instance's UIDs, which the ImagingStudy holds, so one Endpoint per service; a DICOMweb
     (WADO-RS) link, its base before '/studies'. Any other link is no endpoint we can say."""
-    link = _text(link) or ""
+    link = fhir_string(link) or ""
     if not re.match(r"https?://", link, re.IGNORECASE):
         return None
     base, _, query = link.partition("?")

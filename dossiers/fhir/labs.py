@@ -7,19 +7,26 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from dossiers.fhir.codings import _OID, _coded_concept
-from dossiers.fhir.common import ABOUT_SOMEONE_ELSE, RFC3986, _code, _items, _text, full_url
+from dossiers.fhir.codings import OID, coded_concept
+from dossiers.fhir.common import (
+    ABOUT_SOMEONE_ELSE,
+    RFC3986,
+    fhir_code,
+    fhir_string,
+    full_url,
+    items,
+)
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.family import _about_someone_else
+from dossiers.fhir.family import about_someone_else
 from dossiers.fhir.identifiers import (
     NATIONAL_PS_OID,
-    _identifier,
-    _identifier_key,
-    _organization_identifiers,
-    _practitioner_identifiers,
+    fhir_identifier,
+    identifier_key,
+    organization_identifiers,
+    practitioner_identifiers,
 )
-from dossiers.fhir.masking import _security
-from dossiers.fhir.parties import _performer
+from dossiers.fhir.masking import security_labels
+from dossiers.fhir.parties import performer_reference
 from normalizers.tabledata import table
 
 LAB_RESULT = "lab_result"
@@ -36,16 +43,16 @@ def _observation_types() -> dict[str, bool]:
 
 
 @cache
-def _organism_codes() -> frozenset[tuple[str, str]]:
+def organism_codes() -> frozenset[tuple[str, str]]:
     """(system, code) of the observations that identify a micro-organism."""
     return frozenset((r["system"], r["code"]) for r in table("organism_identification_codes"))
 
 
-def _method(said: Any, base_url: str) -> dict | None:  # noqa: ANN401
+def method(said: Any, base_url: str) -> dict | None:  # noqa: ANN401
     """Observation.method (0..1) of details.method (OBX-17 repeats, CDA methodCode): one
     CodeableConcept with every coding sent and the words of all ('Formule de Friedewald;
     Calculated')."""
-    concepts = [c for c in (_coded_concept(i, base_url) for i in _items(said)) if c]
+    concepts = [c for c in (coded_concept(i, base_url) for i in items(said)) if c]
     if not concepts:
         return None
     return {"coding": [c for concept in concepts for c in concept.get("coding", [])],
@@ -57,7 +64,7 @@ def _lab_category(category: list[dict], details: Mapping) -> list[dict]:
     the answer to a question asked at order entry (AOE: 'fasting: yes'), at specimen
     collection, a placer's clinical information, is no result of the laboratory, so it is
     not in the 'laboratory' category. A type outside table 0936 stays as sent, in words."""
-    kind = _code(details.get("observation_type"))
+    kind = fhir_code(details.get("observation_type"))
     if not kind:
         return category
     result = _observation_types().get(kind)
@@ -75,28 +82,29 @@ def is_lab_result(resource: Mapping) -> bool:
                    concept.get("coding") or ())
 
 
-def _specimen(entry: Mapping, details: Mapping, subject: dict, base_url: str) -> dict | None:
+def specimen_resource(entry: Mapping, details: Mapping, subject: dict,
+                      base_url: str) -> dict | None:
     """The Specimen a lab result was measured on: its type (SPM-4, OBR-15, CDA specimen),
     its collection time (SPM-17 / OBR-7, CDA specimen collection) and site (SPM-8,
     OBR-15.4), its condition (SPM-24, table 0493: haemolysed, lipaemic: a potassium on a
     haemolysed serum reads falsely high) and, when the laboratory rejected it (SPM-21,
     table 0490), status 'unsatisfactory' with the reasons as a note (R4 has no element of
     its own for them)."""
-    kind = _coded_concept(details.get("specimen"), base_url)
+    kind = coded_concept(details.get("specimen"), base_url)
     collected = fhir_datetime(entry.get("specimen_time"))
-    conditions = [c for c in (_coded_concept(i, base_url)
-                              for i in _items(details.get("specimen_condition"))) if c]
-    rejected = [c for c in (_coded_concept(i, base_url)
-                            for i in _items(details.get("specimen_rejected"))) if c]
-    site = _coded_concept(details.get("specimen_site"), base_url)  # SPM-8, OBR-15.4
+    conditions = [c for c in (coded_concept(i, base_url)
+                              for i in items(details.get("specimen_condition"))) if c]
+    rejected = [c for c in (coded_concept(i, base_url)
+                            for i in items(details.get("specimen_rejected"))) if c]
+    site = coded_concept(details.get("specimen_site"), base_url)  # SPM-8, OBR-15.4
     if not (kind or collected or conditions or rejected or site):
         return None
     why = "; ".join(c.get("text") or c["coding"][0]["code"] for c in rejected)
     notes = [{"text": f"rejected by the laboratory: {why}"}] if rejected else []
-    about = _about_someone_else(details.get("subject"))
+    about = about_someone_else(details.get("subject"))
     if about is not None:  # a newborn's cord blood is not the mother's specimen
         notes.insert(0, {"text": f"{ABOUT_SOMEONE_ELSE}: {about['display']}"})
-    security = _security(entry, details)
+    security = security_labels(entry, details)
     return {"resourceType": "Specimen",
             # the labels of the result it was taken for: a masked result's specimen says
             # as much of the patient as the result
@@ -118,8 +126,8 @@ def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
     name = None
     if isinstance(said, Mapping):
         ident = said.get("id") if isinstance(said.get("id"), Mapping) else {}
-        identifier = _identifier(ident.get("id"), ident.get("authority"), ident.get("type"))
-        name = _text(said.get("name"))
+        identifier = fhir_identifier(ident.get("id"), ident.get("authority"), ident.get("type"))
+        name = fhir_string(said.get("name"))
     elif isinstance(details.get("validated_by"), Mapping):
         ids = [i for i in details["validated_by"].get("ids") or () if isinstance(i, str)]
         # the national PS id when the participant has several (a local one first): the one
@@ -128,16 +136,16 @@ def _observer(entry: Mapping, details: Mapping) -> tuple[str, dict] | None:
                        ids[0] if ids else "")
         root, _, ext = said_id.partition("^")
         root = root.strip()
-        identifier = _identifier(ext, root) if _OID.fullmatch(root) and _text(ext) else \
-            {"system": RFC3986, "value": f"urn:oid:{root}"} if _OID.fullmatch(root) else None
+        identifier = fhir_identifier(ext, root) if OID.fullmatch(root) and fhir_string(ext) else \
+            {"system": RFC3986, "value": f"urn:oid:{root}"} if OID.fullmatch(root) else None
     else:
         return None
     if identifier is None and name is None:
         return None
-    key = _identifier_key(identifier) if identifier else f"entry/{entry.get('id')}"
+    key = identifier_key(identifier) if identifier else f"entry/{entry.get('id')}"
     return full_url("practitioner", key), {
         "resourceType": "Practitioner",
-        "identifier": _practitioner_identifiers(identifier) if identifier else [],
+        "identifier": practitioner_identifiers(identifier) if identifier else [],
         "name": [{"text": name}] if name else []}
 
 
@@ -146,16 +154,16 @@ def _equipment(entry: Mapping, details: Mapping, base_url: str) -> tuple[str, di
     analyser's id under its namespace or OID; one Device per analyser in the Bundle), else
     details.devices (CDA participant DEV: a test kit, by its code). R4 Observation.device
     holds one: the first sent."""
-    said = next(iter(_items(details.get("equipment"))), None)
+    said = next(iter(items(details.get("equipment"))), None)
     if isinstance(said, Mapping):
-        universal = _text(said.get("universal_id")) or ""
-        identifier = _identifier(said.get("id"), universal if _OID.fullmatch(universal)
-                                 else said.get("namespace") or universal)
+        universal = fhir_string(said.get("universal_id")) or ""
+        identifier = fhir_identifier(said.get("id"), universal if OID.fullmatch(universal)
+                                     else said.get("namespace") or universal)
         if identifier:
-            return full_url("equipment", _identifier_key(identifier)), {
+            return full_url("equipment", identifier_key(identifier)), {
                 "resourceType": "Device", "identifier": [identifier]}
-    kit = next(iter(_items(details.get("devices"))), None)
-    concept = _coded_concept(kit, base_url)
+    kit = next(iter(items(details.get("devices"))), None)
+    concept = coded_concept(kit, base_url)
     if concept:
         return full_url("kit", entry.get("id")), {"resourceType": "Device", "type": concept}
     return None
@@ -167,26 +175,26 @@ def _organization(name: str, details: Mapping) -> tuple[str, dict]:
     XON.10 under XON.6, a FINESS under urn:oid:1.2.250.1.71.4.2.2), one per identifier in
     the Bundle (two 'LABO DEMO' of two towns are two); else one per name, as before."""
     said = details.get("performing_organization")
-    ident = said.get("id") if isinstance(said, Mapping) and _text(said.get("name")) == name \
+    ident = said.get("id") if isinstance(said, Mapping) and fhir_string(said.get("name")) == name \
         else None
-    identifier = _identifier(ident.get("id"), ident.get("authority"), ident.get("type")) \
+    identifier = fhir_identifier(ident.get("id"), ident.get("authority"), ident.get("type")) \
         if isinstance(ident, Mapping) else None
     if identifier is None:
         return full_url("organization", name), {"resourceType": "Organization", "name": name}
-    identifiers = _organization_identifiers(identifier, _text(ident.get("type")))
-    return full_url("organization", _identifier_key(identifiers[0])), {
+    identifiers = organization_identifiers(identifier, fhir_string(ident.get("type")))
+    return full_url("organization", identifier_key(identifiers[0])), {
         "resourceType": "Organization", "identifier": identifiers, "name": name}
 
 
-def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
-                 base_url: str, extras: dict[str, dict]) -> None:
+def lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
+                base_url: str, extras: dict[str, dict]) -> None:
     """What the store keeps of how a lab result was obtained, as FHIR says it: method,
     Specimen, Device, the validating biologist as a Practitioner with their RPPS and the
     performing laboratory as an Organization (resources added to ``extras``, shared by the
     results that name the same one). They were dropped, or a display string."""
-    res["method"] = _method(details.get("method"), base_url)
+    res["method"] = method(details.get("method"), base_url)
     res["category"] = _lab_category(res.get("category") or [], details)
-    specimen = _specimen(entry, details, subject, base_url)
+    specimen = specimen_resource(entry, details, subject, base_url)
     if specimen:
         url = full_url("specimen", entry.get("id"))
         extras[url] = specimen
@@ -205,11 +213,11 @@ def _lab_parties(res: dict, entry: Mapping, details: Mapping, subject: dict,
             held["name"] = practitioner["name"]
         observer_name = practitioner["name"][0]["text"] if practitioner["name"] else None
         performers.append({"reference": url, "display": observer_name})
-    said = _text(entry.get("performer"))
+    said = fhir_string(entry.get("performer"))
     if said and said != observer_name:
         root, sep, _ = said.partition("^")
-        if sep and _OID.fullmatch(root.strip()):  # an id (CDA): a logical reference
-            performers.insert(0, _performer(said))
+        if sep and OID.fullmatch(root.strip()):  # an id (CDA): a logical reference
+            performers.insert(0, performer_reference(said))
         else:  # OBX-23, PRT PO, OBX-15 producer, CDA performing laboratory: its name
             url, organization = _organization(said, details)
             extras.setdefault(url, organization)

@@ -7,16 +7,16 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dossiers.fhir.codings import _coded_concept, _said_concept, system_uri
-from dossiers.fhir.common import _code, _items, _json, _text, full_url
-from dossiers.fhir.identifiers import _entity_identifier
-from dossiers.fhir.labs import LAB_RESULT, _organism_codes, is_lab_result
-from dossiers.fhir.masking import _merge_security, _security
-from dossiers.fhir.vital_signs import _effective_start
+from dossiers.fhir.codings import coded_concept, said_concept, system_uri
+from dossiers.fhir.common import decoded_json, fhir_code, fhir_string, full_url, items
+from dossiers.fhir.identifiers import entity_identifier
+from dossiers.fhir.labs import LAB_RESULT, is_lab_result, organism_codes
+from dossiers.fhir.masking import merge_security, security_labels
+from dossiers.fhir.vital_signs import effective_start
 
 
-def _link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[int, str],
-          versions: Mapping[int, int]) -> None:
+def link(kept: Sequence[Mapping], resources: Mapping[int, dict], urls: Mapping[int, str],
+         versions: Mapping[int, int]) -> None:
     """Links between the resources, each to a resource inside this Bundle. An entry's parent
     (parent_id) may be an earlier version of it (a result confirmed unchanged by a corrected
     report still names the report it came with): ``versions`` leads to the current one.
@@ -69,13 +69,13 @@ def _link_parts(kept: Sequence[Mapping], resources: Mapping[int, dict],
     links nothing: a member is never guessed."""
     by_key = {str(e["key"]): e for e in kept if e.get("key")}
     for e in kept:
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         said = details.get("parent_result") if isinstance(details, Mapping) else None
-        if not isinstance(said, Mapping) or not _text(said.get("key")):
-            continue  # HL7 OBR-26 says the organism, its report links it (_link)
+        if not isinstance(said, Mapping) or not fhir_string(said.get("key")):
+            continue  # HL7 OBR-26 says the organism, its report links it (link)
         parent = by_key.get(str(said["key"])) or _same_result(kept, e, said)
         if parent is None or parent["id"] == e["id"] \
-                or (_code(said.get("code")) or "") != (_code(parent.get("code")) or ""):
+                or (fhir_code(said.get("code")) or "") != (fhir_code(parent.get("code")) or ""):
             continue
         whole, me = resources[parent["id"]], {"reference": urls[e["id"]]}
         if whole["resourceType"] != "Observation" or \
@@ -92,12 +92,12 @@ def _same_result(kept: Sequence[Mapping], part: Mapping, said: Mapping) -> Mappi
     the first document's key, and the second document's parts name the second's. Found by
     what parent_result says of it (code, system, value) and the part's time, only when one
     result says so; else none (never a guess between two)."""
-    code, value = _code(said.get("code")), _text(said.get("value"))
+    code, value = fhir_code(said.get("code")), fhir_string(said.get("value"))
     if not code or not value:
         return None
-    found = [e for e in kept if e is not part and _code(e.get("code")) == code
-             and (_text(e.get("system")) or "") == (_text(said.get("system")) or "")
-             and (_text(e.get("value")) or "")[:200] == value
+    found = [e for e in kept if e is not part and fhir_code(e.get("code")) == code
+             and (fhir_string(e.get("system")) or "") == (fhir_string(said.get("system")) or "")
+             and (fhir_string(e.get("value")) or "")[:200] == value
              and e.get("effective") == part.get("effective")]
     return found[0] if len(found) == 1 else None
 
@@ -105,22 +105,22 @@ def _same_result(kept: Sequence[Mapping], part: Mapping, said: Mapping) -> Mappi
 def _germ_keys(said: Any) -> set[tuple[str, ...]]:  # noqa: ANN401
     """What names an organism: ('code', system, code) of a coded one, ('text', words)."""
     out: set[tuple[str, ...]] = set()
-    for item in _items(said):
+    for item in items(said):
         if not isinstance(item, Mapping):
             continue
-        if _code(item.get("code")):
+        if fhir_code(item.get("code")):
             # by its URI: the identification's value keeps the system as sent ('SCT'),
             # details.isolate as named on every channel ('SNOMED-CT')
-            out.add(("code", system_uri(item.get("system")) or "", _code(item["code"]) or ""))
+            out.add(("code", system_uri(item.get("system")) or "", fhir_code(item["code"]) or ""))
         for k in ("display", "text", "original_text"):
-            if _text(item.get(k)):
-                out.add(("text", (_text(item[k]) or "").casefold()))
+            if fhir_string(item.get(k)):
+                out.add(("text", (fhir_string(item[k]) or "").casefold()))
     return out
 
 
-def _link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                   urls: Mapping[int, str], versions: Mapping[int, int],
-                   isolates: dict[str, dict] | None = None) -> None:
+def link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                  urls: Mapping[int, str], versions: Mapping[int, int],
+                  isolates: dict[str, dict] | None = None) -> None:
     """A culture's results about one organism (details.isolate: its colony count, its
     antibiogram, grouped by OBX-4 sub-id or a CDA isolate organizer) are members of that
     organism's identification (Observation.hasMember, as the HL7 laboratory and
@@ -134,18 +134,18 @@ def _link_isolates(kept: Sequence[Mapping], resources: Mapping[int, dict],
 
     organisms: dict[tuple, list[tuple[int, set]]] = {}
     for e in kept:
-        if (e.get("system") or "", e.get("code") or "") not in _organism_codes():
+        if (e.get("system") or "", e.get("code") or "") not in organism_codes():
             continue
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         details = details if isinstance(details, Mapping) else {}
         keys = _germ_keys(details.get("coded_value")) | _germ_keys(details.get("value_code"))
-        if _text(e.get("value")):
-            keys.add(("text", (_text(e["value"]) or "").casefold()))
+        if fhir_string(e.get("value")):
+            keys.add(("text", (fhir_string(e["value"]) or "").casefold()))
         organisms.setdefault(scope(e), []).append((e["id"], keys))
     if not organisms and isolates is None:
         return
     for e in kept:
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         germ = details.get("isolate") if isinstance(details, Mapping) else None
         if not germ or resources[e["id"]]["resourceType"] != "Observation":
             continue
@@ -175,7 +175,7 @@ def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noq
     the results about it, labelled as they are; its code says what it is in words (the
     sender coded no observation)."""
     said = germ if isinstance(germ, Mapping) else {}
-    name = _text(said.get("id")) or "|".join(sorted(map(str, _germ_keys(germ))))
+    name = fhir_string(said.get("id")) or "|".join(sorted(map(str, _germ_keys(germ))))
     url = full_url("isolate", f"{scope}/{name}")
     held = isolates.get(url)
     if held is None:
@@ -183,9 +183,10 @@ def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noq
             "resourceType": "Observation", "status": member.get("status") or "unknown",
             "category": member.get("category") or [], "code": dict(ISOLATE_CODE),
             "subject": member.get("subject"),
-            "effectiveDateTime": _effective_start(member),
-            "valueCodeableConcept": _coded_concept(germ, "urn:dmp") or {"text": "isolate"},
-            "identifier": [{"value": _text(said.get("id"))}] if _text(said.get("id")) else [],
+            "effectiveDateTime": effective_start(member),
+            "valueCodeableConcept": coded_concept(germ, "urn:dmp") or {"text": "isolate"},
+            "identifier": [{"value": fhir_string(said.get("id"))}]
+            if fhir_string(said.get("id")) else [],
             "hasMember": []}
     labels = held.setdefault("meta", {}).setdefault("security", [])
     for label in (member.get("meta") or {}).get("security") or ():
@@ -194,15 +195,15 @@ def _isolate_of(entry: Mapping, germ: Any, scope: tuple, member: Mapping,  # noq
     return held
 
 
-def _bundle_entry(url: str, resource: dict) -> dict:
+def bundle_entry(url: str, resource: dict) -> dict:
     """fullUrl and resource, whose id is the uuid of its fullUrl (resourceType, id first)."""
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id")}
     return {"fullUrl": url, "resource": {"resourceType": resource["resourceType"],
                                          "id": url.removeprefix("urn:uuid:"), **rest}}
 
 
-def _link_orders(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                 versions: Mapping[int, int], extras: Mapping[str, dict]) -> None:
+def link_orders(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                versions: Mapping[int, int], extras: Mapping[str, dict]) -> None:
     """The orders a document answers (its ServiceRequests, DocumentReference.context
     .related: R4 gives a DocumentReference no basedOn) -> basedOn of the reports and lab
     results read from it, as R4 DiagnosticReport and Observation say it. Only the
@@ -230,8 +231,8 @@ _ENCOUNTER_DIAGNOSIS = {"coding": [{
     "code": "encounter-diagnosis", "display": "Encounter Diagnosis"}]}
 
 
-def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                 urls: Mapping[int, str]) -> None:
+def link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                urls: Mapping[int, str]) -> None:
     """A problem diagnosed at a visit, or that the visit was for (details.visit: the
     encounter entry's key and the role, C-CDA Encounter Diagnosis or an RSON problem) ->
     Condition.encounter, and the Encounter's diagnosis or reasonReference (R4). The store
@@ -239,9 +240,9 @@ def _link_visits(kept: Sequence[Mapping], resources: Mapping[int, dict],
     encounter the Bundle does not hold (masked, superseded) links nothing."""
     by_key = {str(e["key"]): e["id"] for e in kept if e.get("key")}
     for e in kept:
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         visit = details.get("visit") if isinstance(details, Mapping) else None
-        if not isinstance(visit, Mapping) or not _text(visit.get("key")):
+        if not isinstance(visit, Mapping) or not fhir_string(visit.get("key")):
             continue
         found = by_key.get(str(visit["key"]))
         mine = resources[e["id"]]
@@ -267,8 +268,8 @@ _REFERENCED_BY = {"DocumentReference": ("context.related", False),
                   "MedicationDispense": ("supportingInformation", False)}
 
 
-def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                     extras: dict[str, dict], subject: dict, base_url: str) -> None:
+def link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                    extras: dict[str, dict], subject: dict, base_url: str) -> None:
     """What a fact or a document refers to (details.external_references, CDA
     act.reference: a procedure's report, the advance directives a DLU summarises, the
     guideline an IPS-FR problem follows, a document's external document) -> a reference
@@ -277,7 +278,7 @@ def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
     address; one by id alone a logical reference by identifier. They were dropped: the
     dossier's reader could not find the document a fact rests on. Never fetched."""
     for e in kept:
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         said = details.get("external_references") if isinstance(details, Mapping) else None
         mine = resources[e["id"]]
         where = _REFERENCED_BY.get(mine["resourceType"])
@@ -288,7 +289,7 @@ def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
             if not isinstance(ref, Mapping):
                 continue
             if documents_only and ref.get("kind") != "externalDocument" and \
-                    not _text(ref.get("url")):
+                    not fhir_string(ref.get("url")):
                 continue
             found = _external_reference(ref, e, details, subject, base_url, extras)
             if found is None:
@@ -301,8 +302,8 @@ def _link_references(kept: Sequence[Mapping], resources: Mapping[int, dict],
                 mine.setdefault(element, []).append(found)
 
 
-def _link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                        extras: dict[str, dict], subject: dict, base_url: str) -> None:
+def link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                       extras: dict[str, dict], subject: dict, base_url: str) -> None:
     """The prescription a dispense fulfils (details.prescription, CDA eDISP / IHE Pharm
     DIS: the prescription item's id, the prescription document by XCRPT) -> the
     MedicationDispense's authorizingPrescription (the MedicationRequest by its identifier)
@@ -312,13 +313,13 @@ def _link_prescriptions(kept: Sequence[Mapping], resources: Mapping[int, dict],
     elements = {"MedicationDispense": ("authorizingPrescription", "supportingInformation"),
                 "MedicationStatement": ("basedOn", "derivedFrom")}
     for e in kept:
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         said = details.get("prescription") if isinstance(details, Mapping) else None
         mine = resources[e["id"]]
         if not isinstance(said, Mapping) or mine["resourceType"] not in elements:
             continue
         based_on, derived_from = elements[mine["resourceType"]]
-        item = _entity_identifier(said.get("item"))
+        item = entity_identifier(said.get("item"))
         if item is not None:
             mine.setdefault(based_on, []).append({"type": "MedicationRequest",
                                                   "identifier": item})
@@ -334,19 +335,19 @@ def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject:
     """One act.reference as a Reference: with a URL, to a DocumentReference added to
     ``extras`` (one per id and URL, with the labels of the entries that name it); by id
     alone, logical (typed DocumentReference for an externalDocument)."""
-    identifier = _entity_identifier(ref.get("id"))
-    url, text = _text(ref.get("url")), _text(ref.get("text"))
+    identifier = entity_identifier(ref.get("id"))
+    url, text = fhir_string(ref.get("url")), fhir_string(ref.get("text"))
     code = ref.get("code") if isinstance(ref.get("code"), Mapping) else {}
-    words = text or _text(code.get("display"))
+    words = text or fhir_string(code.get("display"))
     if url:
         key = full_url("external-document", f"{ref.get('id') or ''}|{url}")
         held = extras.setdefault(key, {
             "resourceType": "DocumentReference", "meta": {"security": []},
             "identifier": [identifier] if identifier else [], "status": "current",
-            "type": _said_concept(code.get("code"), code.get("system"), code.get("display"),
-                                  base_url), "subject": subject, "description": words,
+            "type": said_concept(code.get("code"), code.get("system"), code.get("display"),
+                                 base_url), "subject": subject, "description": words,
             "content": [{"attachment": {"url": url, "title": words}}]})
-        _merge_security(held["meta"]["security"], _security(entry, details))
+        merge_security(held["meta"]["security"], security_labels(entry, details))
         return {"reference": key, "display": words}
     if identifier is None:
         return {"display": words} if words else None
@@ -354,9 +355,9 @@ def _external_reference(ref: Mapping, entry: Mapping, details: Mapping, subject:
     return {"type": kind, "identifier": identifier, "display": words}
 
 
-def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                 urls: Mapping[int, str], versions: Mapping[int, int],
-                 extras: dict[str, dict], subject: dict, base_url: str) -> None:
+def link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                urls: Mapping[int, str], versions: Mapping[int, int],
+                extras: dict[str, dict], subject: dict, base_url: str) -> None:
     """Measurements an organizer says what they are of (details.group: IHE Eye Care /
     CI-SIS OPH-BRE 'lentilles prescrites' vs 'lentilles délivrées', a visual acuity 'best
     corrected' by its qualifier) -> members of one grouping Observation per organizer
@@ -367,7 +368,7 @@ def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
     (the scope isolates use) and group as sent."""
     groups: dict[tuple, dict] = {}
     for e in kept:
-        details = _json(e.get("details"))
+        details = decoded_json(e.get("details"))
         group = details.get("group") if isinstance(details, Mapping) else None
         if not isinstance(group, Mapping) or resources[e["id"]]["resourceType"] != \
                 "Observation":
@@ -382,11 +383,11 @@ def _link_groups(kept: Sequence[Mapping], resources: Mapping[int, dict],
             found = groups[key] = {
                 "resourceType": "Observation",
                 "status": resources[e["id"]].get("status") or "final",
-                "code": _said_concept(group.get("code"), group.get("system"),
-                                      group.get("display"), base_url, group.get("text"))
+                "code": said_concept(group.get("code"), group.get("system"),
+                                     group.get("display"), base_url, group.get("text"))
                 or {"text": "group"},
                 "subject": subject,
-                "effectiveDateTime": _effective_start(resources[e["id"]]),
+                "effectiveDateTime": effective_start(resources[e["id"]]),
                 "component": _group_components(group, base_url), "hasMember": [],
                 "meta": {"security": []}}
             extras[url] = found
@@ -407,10 +408,10 @@ def _group_components(group: Mapping, base_url: str) -> list[dict]:
             continue
         name = q.get("name") if isinstance(q.get("name"), Mapping) else {}
         value = q.get("value") if isinstance(q.get("value"), Mapping) else {}
-        concept = _said_concept(value.get("code"), value.get("system"), value.get("display"),
-                                base_url, value.get("text"))
-        code = _said_concept(name.get("code"), name.get("system"), name.get("display"),
-                             base_url, name.get("text"))
+        concept = said_concept(value.get("code"), value.get("system"), value.get("display"),
+                               base_url, value.get("text"))
+        code = said_concept(name.get("code"), name.get("system"), name.get("display"),
+                            base_url, name.get("text"))
         if concept and code:
             out.append({"code": code, "valueCodeableConcept": concept})
     return out

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from dossiers.fhir.common import TABLES
-from dossiers.fhir.interpretation import _source_of
+from dossiers.fhir.interpretation import source_of
 from normalizers.tabledata import read_csv_rows
 
 
@@ -19,16 +19,16 @@ def _generic_names() -> frozenset[str]:
     return frozenset(r["name"].upper() for r in read_csv_rows(TABLES / "fhir_local_systems.csv"))
 
 
-def _sender_local_codes(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                        provenance: Mapping[int, Sequence[Mapping]], extras: Mapping[str, dict],
-                        base_url: str) -> None:
+def sender_local_codes(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                       provenance: Mapping[int, Sequence[Mapping]], extras: Mapping[str, dict],
+                       base_url: str) -> None:
     """Each entry's codings under a generic local system ('L') moved to that system of the
     source that brought the entry, in its resource and the resources of the Bundle it
     references (the OBR's ServiceRequest, its Specimen): the source is known from
     provenance only, once the resources are built. Without a known source, as before."""
     prefix = f"{base_url}/CodeSystem/"
     for e in kept:
-        source = _source_of(e, provenance.get(e["id"], ()))
+        source = source_of(e, provenance.get(e["id"], ()))
         if source is None:
             continue
         res = resources[e["id"]]

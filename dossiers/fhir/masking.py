@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from dossiers.fhir.common import CONFIDENTIALITY, CONFIDENTIALITY_CODES, TABLES, _json, _text
+from dossiers.fhir.common import (
+    CONFIDENTIALITY,
+    CONFIDENTIALITY_CODES,
+    TABLES,
+    decoded_json,
+    fhir_string,
+)
 from normalizers.tabledata import read_csv_rows
 
 
 def masking_of(entry: Mapping) -> dict[str, bool]:
     """The DMP masking in force: the sender's flags, MASQUE_PS overridden by the patient's
     own choice (mask_override) when there is one."""
-    flags = {k: bool(v) for k, v in (_json(entry.get("masking")) or {}).items()
+    flags = {k: bool(v) for k, v in (decoded_json(entry.get("masking")) or {}).items()
              if isinstance(k, str)}
     override = entry.get("mask_override")
     if override is not None:
@@ -25,14 +31,14 @@ def _security_labels() -> dict[str, dict[str, str]]:
     return {r["flag"]: r for r in read_csv_rows(TABLES / "fhir_security_labels.csv")}
 
 
-def _security(entry: Mapping, details: Mapping) -> list[dict]:
+def security_labels(entry: Mapping, details: Mapping) -> list[dict]:
     """Security labels: the confidentiality in force (v3-Confidentiality) and the DMP masking
     in force, in the DMP's code system (fhir_security_labels.csv). Every MetaDMPMSS flag was
     a label under a local system, routing ones too (DESTDMP: 'sent to the DMP' read as a
     restriction); the masking ones were in no system a DMP reader knows."""
     known = _security_labels()
     masks = [known[f] for f in sorted(f for f in masking_of(entry) if f in known)]
-    conf = _confidentiality(_text(details.get("confidentiality")), masks)
+    conf = _confidentiality(fhir_string(details.get("confidentiality")), masks)
     labels = [{"system": CONFIDENTIALITY, "code": conf}] if conf else []
     labels += [{"system": row["system"], "code": row["code"], "display": row["display"]}
                for row in masks]
@@ -55,7 +61,7 @@ def _confidentiality(sent: str | None, masks: list[dict[str, str]]) -> str | Non
     return max(levels, key=_CONFIDENTIALITY_ORDER.index) if levels else None
 
 
-def _merge_security(labels: list[dict], more: list[dict]) -> None:
+def merge_security(labels: list[dict], more: list[dict]) -> None:
     """Add the labels of another entry to those of a resource several entries share (an
     ImagingStudy, a document they cite): each label once, and one v3-Confidentiality code,
     the highest ('N' of one report and 'R' of a masked one made two that contradict)."""

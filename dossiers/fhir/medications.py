@@ -7,21 +7,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dossiers.fhir.codings import _coded_concept, _concept, fhir_status
-from dossiers.fhir.common import UCUM, _code, _decimal, _number, _text, full_url
+from dossiers.fhir.codings import coded_concept, entry_concept, fhir_status
+from dossiers.fhir.common import UCUM, as_number, fhir_code, fhir_decimal, fhir_string, full_url
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.parties import _party
-from dossiers.fhir.sites import _body_site
-from dossiers.fhir.units import _quantity
+from dossiers.fhir.parties import party_references
+from dossiers.fhir.sites import body_site
+from dossiers.fhir.units import fhir_quantity
 
 
-def _route(details: Mapping, base_url: str) -> dict | None:
+def medication_route(details: Mapping, base_url: str) -> dict | None:
     """The route with its system and name when the CDA gave them (details.route_coded:
     EDQM '20053000' Voie orale, NCI 'C38288'), else the bare code as sent."""
-    coded = _coded_concept(details.get("route_coded"), base_url)
+    coded = coded_concept(details.get("route_coded"), base_url)
     if coded:
         return coded
-    route = _code(details.get("route"))
+    route = fhir_code(details.get("route"))
     return {"coding": [{"code": route}]} if route else None
 
 
@@ -32,7 +32,7 @@ def _as_needed(conditions: Any, base_url: str) -> dict:  # noqa: ANN401
     if not isinstance(conditions, list):
         return {}
     for condition in conditions:
-        concept = _coded_concept(condition, base_url)
+        concept = coded_concept(condition, base_url)
         if concept:
             return {"asNeededCodeableConcept": concept}
     return {}
@@ -58,8 +58,8 @@ _DOSAGE_TEXT = (("sig", ""), ("dose", ""), ("frequency", ""), ("times_of_day", "
 NO_SUBSTITUTION = "N"  # HL7 v3 substanceAdminSubstitution (2.16.840.1.113883.5.1070)
 
 
-def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | None,
-                      base_url: str) -> None:
+def dispense_request(res: dict, details: Mapping, low: str | None, high: str | None,
+                     base_url: str) -> None:
     """What a prescription says to the pharmacist (eP-MED, IHE Pharm): the period it covers,
     the renewals allowed after the first dispense (numberOfRepeatsAllowed), the quantity to
     dispense, and whether the drug may be substituted ('non substituable': allowedBoolean
@@ -72,16 +72,16 @@ def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | 
             0 <= renewals < 2**31:
         dispense["numberOfRepeatsAllowed"] = renewals
     quantity = details.get("quantity_prescribed")
-    if isinstance(quantity, Mapping) and _number(quantity.get("value")) is not None:
-        dispense["quantity"] = _quantity(_decimal(str(_number(quantity["value"]))),
-                                         _text(quantity.get("unit")), None)
+    if isinstance(quantity, Mapping) and as_number(quantity.get("value")) is not None:
+        dispense["quantity"] = fhir_quantity(fhir_decimal(str(as_number(quantity["value"]))),
+                                             fhir_string(quantity.get("unit")), None)
     res["dispenseRequest"] = dispense or None
     substitution = details.get("substitution")
     if isinstance(substitution, Mapping):
-        if _code(substitution.get("code")) == NO_SUBSTITUTION:
+        if fhir_code(substitution.get("code")) == NO_SUBSTITUTION:
             res["substitution"] = {"allowedBoolean": False}
         else:
-            concept = _coded_concept(substitution, base_url)
+            concept = coded_concept(substitution, base_url)
             if concept:
                 res["substitution"] = {"allowedCodeableConcept": concept}
 
@@ -90,14 +90,14 @@ def _dispense_request(res: dict, details: Mapping, low: str | None, high: str | 
 _WHOLE_DOSING = ("route", "route_coded", "preconditions", "max_dose")
 
 
-def _sited(dosages: list[dict], details: Mapping, base_url: str) -> list[dict]:
+def sited(dosages: list[dict], details: Mapping, base_url: str) -> list[dict]:
     """Each Dosage with the body site it is given at (details.approach_site: C-CDA
     Medication Activity approachSiteCode, 'left deltoid'), Dosage.site; it was dropped."""
-    site = _body_site(details.get("approach_site"), base_url)
+    site = body_site(details.get("approach_site"), base_url)
     return [{**d, "site": site} for d in dosages] if site else dosages
 
 
-def _dosages(details: Mapping, base_url: str) -> list[dict]:
+def medication_dosages(details: Mapping, base_url: str) -> list[dict]:
     """The Dosages of a medication: one per step of a dosing in steps (details.dosage_steps:
     eP-MED's 'every 8 h for 2 days, then every 12 h for 4 days', Dosage.sequence), each with
     the route, condition and maximum dose said once for all; else the one it has. The steps
@@ -126,13 +126,13 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     said = {k: ", ".join(map(str, v)) if isinstance(v, list) else v
             for k, v in details.items()}
     unit = details.get("administration_unit")
-    words = _text(unit.get("display") or unit.get("text") or unit.get("code")) \
+    words = fhir_string(unit.get("display") or unit.get("text") or unit.get("code")) \
         if isinstance(unit, Mapping) else None
-    if words and _number(said.get("dose")) is not None:
+    if words and as_number(said.get("dose")) is not None:
         # C-CDA: dose 1, administrationUnitCode 'comprimé': one tablet, not '1' of nothing
-        said["dose"] = f"{_text(said['dose'])} {words}"
-    text = "; ".join(f"{prefix}{_text(said[k])}" for k, prefix in _DOSAGE_TEXT
-                     if _text(said.get(k)))
+        said["dose"] = f"{fhir_string(said['dose'])} {words}"
+    text = "; ".join(f"{prefix}{fhir_string(said[k])}" for k, prefix in _DOSAGE_TEXT
+                     if fhir_string(said.get(k)))
     out: dict[str, Any] = {"text": text or None}
     dose = _dose_and_rate(details.get("dose"), words)
     if dose:
@@ -140,16 +140,16 @@ def _dosage(details: Mapping, base_url: str) -> dict:
     timing = _timing_repeat(details)
     if timing:
         out["timing"] = {"repeat": timing}
-    out["route"] = _route(details, base_url)
+    out["route"] = medication_route(details, base_url)
     out.update(_as_needed(details.get("preconditions"), base_url))
-    out["patientInstruction"] = _patient_instruction(details)  # 'au cours d'un repas'
+    out["patientInstruction"] = patient_instruction(details)  # 'au cours d'un repas'
     return out
 
 
-def _patient_instruction(details: Mapping) -> str | None:
+def patient_instruction(details: Mapping) -> str | None:
     """What the patient is told (details.patient_instructions), as one string."""
     told = details.get("patient_instructions")
-    said = [_text(t) for t in (told if isinstance(told, list) else [told])]
+    said = [fhir_string(t) for t in (told if isinstance(told, list) else [told])]
     return " ".join(t for t in said if t) or None
 
 
@@ -167,14 +167,14 @@ def _dose_and_rate(dose: Any, words: str | None) -> dict | None:  # noqa: ANN401
     for a unit outside our lab unit table, and a reader could neither convert the dose nor
     compare it (R4 Quantity: the coded form is what systems compute with; the unit alone is
     for display). The administration unit's words are never a UCUM code."""
-    m = _DOSE.fullmatch(_text(dose) or "")
+    m = _DOSE.fullmatch(fhir_string(dose) or "")
     if m is None:
         return None
     unit, declared = m.group(3) or words, m.group(3) is not None
-    low = _quantity(_decimal(m.group(1)), unit, None, declared=declared)
+    low = fhir_quantity(fhir_decimal(m.group(1)), unit, None, declared=declared)
     if m.group(2) is None:
         return {"doseQuantity": low}
-    high = _quantity(_decimal(m.group(2)), unit, None, declared=declared)
+    high = fhir_quantity(fhir_decimal(m.group(2)), unit, None, declared=declared)
     if float(m.group(2)) < float(m.group(1)):
         return None
     return {"doseRange": {"low": low, "high": high}}
@@ -185,29 +185,29 @@ def _timing_repeat(details: Mapping) -> dict:
     are in a form FHIR can say (units of time, EventTiming codes); {} otherwise (the words
     stay in the dosage text)."""
     repeat: dict[str, Any] = {}
-    frequency = _text(details.get("frequency")) or ""
+    frequency = fhir_string(details.get("frequency")) or ""
     daily = _TIMES_A_DAY.fullmatch(frequency)
     every = _EVERY.fullmatch(frequency)
     times = _TIMES_EVERY.fullmatch(frequency)
     if times and times.group(3) in UNITS_OF_TIME and 0 < int(times.group(1)) < 2**31 \
-            and _number(times.group(2)) is not None:
-        repeat.update(frequency=int(times.group(1)), period=_decimal(times.group(2)),
+            and as_number(times.group(2)) is not None:
+        repeat.update(frequency=int(times.group(1)), period=fhir_decimal(times.group(2)),
                       periodUnit=times.group(3))
     elif daily and (daily.group(1) == "once" or 0 < int(daily.group(1).split()[0]) < 2**31):
         count = daily.group(1)
         repeat.update(frequency=1 if count == "once" else int(count.split()[0]), period=1,
                       periodUnit="d")
     elif every and every.group(3) in UNITS_OF_TIME and \
-            all(_number(g) is not None for g in every.group(1, 2) if g):
-        repeat.update(frequency=1, period=_decimal(every.group(1)))
+            all(as_number(g) is not None for g in every.group(1, 2) if g):
+        repeat.update(frequency=1, period=fhir_decimal(every.group(1)))
         if every.group(2):
-            repeat["periodMax"] = _decimal(every.group(2))
+            repeat["periodMax"] = fhir_decimal(every.group(2))
         repeat["periodUnit"] = every.group(3)
     hours = details.get("times_of_day")
     if isinstance(hours, list) and hours and \
             all(isinstance(h, str) and _TIME_OF_DAY.fullmatch(h) for h in hours):
         repeat["timeOfDay"] = [f"{h}:00" for h in hours]
-    events = [e.strip() for e in (_text(details.get("event")) or "").split(",")]
+    events = [e.strip() for e in (fhir_string(details.get("event")) or "").split(",")]
     if events != [""] and all(e in EVENT_TIMINGS for e in events) \
             and "timeOfDay" not in repeat:
         # R4 tim-10 (a rule): hours or events, not both; the hours are kept, the events
@@ -217,9 +217,9 @@ def _timing_repeat(details: Mapping) -> dict:
         if minutes is not None and not _AT_EVENT & set(events):
             # '30 min' of AC: FHIR's offset, minutes from the event
             repeat["offset"] = minutes
-    duration = (_text(details.get("duration")) or "").split()
-    if len(duration) == 2 and duration[1] in UNITS_OF_TIME and _number(duration[0]):
-        repeat["boundsDuration"] = {"value": _decimal(duration[0]), "unit": duration[1],
+    duration = (fhir_string(details.get("duration")) or "").split()
+    if len(duration) == 2 and duration[1] in UNITS_OF_TIME and as_number(duration[0]):
+        repeat["boundsDuration"] = {"value": fhir_decimal(duration[0]), "unit": duration[1],
                                     "system": UCUM, "code": duration[1]}
     return repeat
 
@@ -232,7 +232,7 @@ def _offset_minutes(offset: Any) -> int | None:  # noqa: ANN401
     """details.event_offset ('30 min', '-1 h': one quantity) as Timing.repeat.offset, whole
     minutes from the event (before or after is the event code's: AC, PC); None for a range
     or a unit of no fixed length."""
-    m = _OFFSET.fullmatch(_text(offset) or "")
+    m = _OFFSET.fullmatch(fhir_string(offset) or "")
     if m is None:
         return None
     minutes = float(m.group(1)) * _MINUTES[m.group(2)]
@@ -242,8 +242,8 @@ def _offset_minutes(offset: Any) -> int | None:  # noqa: ANN401
 _DISPENSED_QUANTITY = re.compile(r"\s*([+-]?\d+(?:[.,]\d+)?)(?:\s+(\S+))?\s*")
 
 
-def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
-              base_url: str) -> None:
+def fill_dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
+                  base_url: str) -> None:
     """A dispense as a MedicationDispense (R4): the product, how many were handed out
     (details.dispensed_quantity, '2 30009000': the unit UCUM only when our table says so,
     an EDQM or CIP packaging code is no UCUM), when (whenHandedOver), by whom (the
@@ -252,26 +252,27 @@ def _dispense(res: dict, entry: Mapping, details: Mapping, subject: dict,
     says the patient takes a drug, with the quantity, the pharmacy and the posology
     dropped."""
     res.update(status=fhir_status(entry.get("status"), "MedicationDispense") or "unknown",
-               medicationCodeableConcept=_concept(entry, base_url, "medication", details),
+               medicationCodeableConcept=entry_concept(entry, base_url, "medication", details),
                subject=subject, whenHandedOver=fhir_datetime(entry.get("effective")),
                performer=_dispensers(details.get("dispensed_by")))
     m = _DISPENSED_QUANTITY.fullmatch(str(details.get("dispensed_quantity") or ""))
-    if m is not None and _number(m.group(1).replace(",", ".")) is not None:
-        res["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")), m.group(2), None)
+    if m is not None and as_number(m.group(1).replace(",", ".")) is not None:
+        res["quantity"] = fhir_quantity(fhir_decimal(m.group(1).replace(",", ".")), m.group(2),
+                                        None)
     dosing = details.get("dosage")
     if isinstance(dosing, Mapping) and dosing:
-        res["dosageInstruction"] = _sited(_dosages(dosing, base_url), dosing, base_url)
-    lot = _text(details.get("lot_number"))
+        res["dosageInstruction"] = sited(medication_dosages(dosing, base_url), dosing, base_url)
+    lot = fhir_string(details.get("lot_number"))
     if lot:  # R4 holds a lot on a Medication only: said in words rather than dropped
         res["note"] = [{"text": f"lot: {lot}"}]
 
 
 # Resources whose entry may hold the dispenses of its product (details.dispenses)
-_DELIVERED = frozenset({"MedicationStatement", "MedicationRequest", "Immunization"})
+DELIVERED = frozenset({"MedicationStatement", "MedicationRequest", "Immunization"})
 
 
-def _deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: str,
-                extras: dict[str, dict]) -> None:
+def deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base_url: str,
+               extras: dict[str, dict]) -> None:
     """The dispenses nested in a medication or a vaccination (details.dispenses: IHE PCC
     supply entries without a product of their own, CNAM-HR's 'delivered on, by, how many')
     -> one MedicationDispense each, of the entry's product, labelled as the entry is; a
@@ -287,12 +288,12 @@ def _deliveries(res: dict, entry: Mapping, details: Mapping, subject: dict, base
             "resourceType": "MedicationDispense",
             "status": fhir_status(entry.get("status"), "MedicationDispense") or "unknown",
             "medicationCodeableConcept": product, "subject": subject,
-            "whenHandedOver": fhir_datetime(_text(delivery.get("time"))),
+            "whenHandedOver": fhir_datetime(fhir_string(delivery.get("time"))),
             "performer": _dispensers(delivery.get("by"))}
         m = _DISPENSED_QUANTITY.fullmatch(str(delivery.get("quantity") or ""))
-        if m is not None and _number(m.group(1).replace(",", ".")) is not None:
-            dispense["quantity"] = _quantity(_decimal(m.group(1).replace(",", ".")),
-                                             m.group(2), None)
+        if m is not None and as_number(m.group(1).replace(",", ".")) is not None:
+            dispense["quantity"] = fhir_quantity(fhir_decimal(m.group(1).replace(",", ".")),
+                                                 m.group(2), None)
         if (res.get("meta") or {}).get("security"):
             dispense["meta"] = {"security": list(res["meta"]["security"])}
         extras[url] = dispense
@@ -306,7 +307,7 @@ def _dispensers(party: Any) -> list[dict]:  # noqa: ANN401
     onBehalfOf, so each is a performer of its own."""
     if not isinstance(party, Mapping):
         return []
-    person, org = _party(party)
+    person, org = party_references(party)
     if org and "identifier" in org:
         org = {"type": "Organization", **org}
     return [{"actor": a} for a in (person, org) if a]

@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-from dossiers.fhir.codings import _OID
-from dossiers.fhir.common import ACT_REASON, GENDERS, IDENTIFIER_TYPES, RFC3986, TABLES, _text
+from dossiers.fhir.codings import OID
+from dossiers.fhir.common import ACT_REASON, GENDERS, IDENTIFIER_TYPES, RFC3986, TABLES, fhir_string
 from dossiers.fhir.dates import fhir_date, fhir_datetime
 from dossiers.fhir.identifiers import FR_CORE_IDENTIFIER_TYPES
 from normalizers.tabledata import read_csv_rows, table
@@ -41,12 +41,12 @@ def _patient_identifier_types() -> dict[str, str]:
             for r in read_csv_rows(TABLES / "fhir_patient_identifier_types.csv")}
 
 
-def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> dict:
+def patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> dict:
     """The Patient as FR Core reads it: the INS typed (fhir_ins_identifiers.csv; a test or
     demo INS tags the Patient HTEST), the local ids (an IPP, CX.4 / CDA id root) with their
     assigning authority, the birth name as the 'official' name and the used name as the
     'usual' one (FR Core: nom de naissance / nom utilisé) when the two differ."""
-    ins, oid = _text(patient.get("ins")), _text(patient.get("ins_oid"))
+    ins, oid = fhir_string(patient.get("ins")), fhir_string(patient.get("ins_oid"))
     out: list[dict] = []
     tag = None
     if ins:
@@ -59,8 +59,8 @@ def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> 
                     "system": f"urn:oid:{oid}" if oid else None, "value": ins})
         tag = _ins_tags().get(kind)
     out += [i for i in map(_local_patient_identifier, identifiers) if i]
-    given = _text(patient.get("given"))
-    family, birth = _text(patient.get("family")), _text(patient.get("birth_family"))
+    given = fhir_string(patient.get("given"))
+    family, birth = fhir_string(patient.get("family")), fhir_string(patient.get("birth_family"))
     given_names = [given] if given else []
     names = [{"use": "usual", "family": family, "given": given_names}]
     if birth and birth != family:
@@ -69,14 +69,14 @@ def _patient_resource(patient: Mapping, identifiers: Sequence[Mapping] = ()) -> 
         # both: which it is was not said, it stays the one the patient goes by
         names.insert(0, {"use": "official", "family": birth, "given": given_names})
     res = {"resourceType": "Patient", "identifier": out, "name": names,
-           "gender": GENDERS.get((_text(patient.get("sex")) or "").upper()),
+           "gender": GENDERS.get((fhir_string(patient.get("sex")) or "").upper()),
            "birthDate": fhir_date(patient.get("birth_date"))}
     if tag:
         res["meta"] = {"tag": [{"system": ACT_REASON, "code": tag,
                                 "display": "test health data"}]}
     if patient.get("deceased"):
         # Patient.deceased[x]: the dateTime when the death is dated, else the boolean
-        when = fhir_datetime(_text(patient.get("deceased_at")))
+        when = fhir_datetime(fhir_string(patient.get("deceased_at")))
         res.update({"deceasedDateTime": when} if when else {"deceasedBoolean": True})
     return res
 
@@ -86,12 +86,12 @@ def _local_patient_identifier(row: Mapping) -> dict | None:
     under urn:oid: of its authority when that is an OID (urn:uuid: when a UUID), the
     authority as Identifier.assigner (by its OID, or by name when a sender gave only a
     namespace). The caller leaves out our own pointers to merged dossiers (dossiers/export.py)."""
-    authority, value = _text(row.get("authority")), _text(row.get("value"))
+    authority, value = fhir_string(row.get("authority")), fhir_string(row.get("value"))
     if not value or not authority or authority in _ins_kinds():
         # a NIR under an INS OID kept as a local id (CX.5 'NH': the billing NIR) is no
         # identity: under the INS's system a reader would take it for the INS
         return None
-    code = _text(row.get("type_code"))
+    code = fhir_string(row.get("type_code"))
     kind = None
     if code and code in _patient_identifier_types():
         kind = {"coding": [{"system": IDENTIFIER_TYPES, "code": code,
@@ -111,7 +111,7 @@ def _authority_uri(authority: str) -> str | None:
     """The URI of an assigning authority that is a universal id: an OID -> urn:oid:, a UUID
     (a CDA id/@root may be one, HL7 V3 II) -> urn:uuid: in lower case (RFC 4122, as FHIR
     writes it); None for a namespace, which names no system."""
-    if _OID.fullmatch(authority):
+    if OID.fullmatch(authority):
         return f"urn:oid:{authority}"
     if _UUID.fullmatch(authority):
         return f"urn:uuid:{authority.lower()}"

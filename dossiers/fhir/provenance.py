@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dossiers.fhir.common import _text, full_url
-from dossiers.fhir.dates import _instant_of
+from dossiers.fhir.common import fhir_string, full_url
+from dossiers.fhir.dates import instant_of
 
 
-def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int, str],
-                 base_url: str, import_ids: bool = True) -> list[tuple[str, dict]]:
+def provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int, str],
+                base_url: str, import_ids: bool = True) -> list[tuple[str, dict]]:
     """One Provenance per (import, relation): which import brought or confirmed which of the
     exported entries, from which sender; the import itself named (entity) only for an
     operator (``import_ids``): readers of the API never see our import ids."""
@@ -23,11 +23,11 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
             group = groups.setdefault(key, {"targets": [], "recorded": [], "sources": set()})
             if urls[entry_id] not in group["targets"]:
                 group["targets"].append(urls[entry_id])
-            recorded = _instant_of(link.get("created_at"))
+            recorded = instant_of(link.get("created_at"))
             if recorded:
                 group["recorded"].append(recorded)
-            if _text(link.get("source")):
-                group["sources"].add(_text(link["source"]))
+            if fhir_string(link.get("source")):
+                group["sources"].add(fhir_string(link["source"]))
     out = []
     for (import_id, relation), group in sorted(groups.items(), key=lambda kv: (
             str(kv[0][0]), kv[0][1])):
@@ -42,7 +42,7 @@ def _provenances(provenance: Mapping[int, Sequence[Mapping]], urls: Mapping[int,
             "resourceType": "Provenance",
             "target": [{"reference": t} for t in group["targets"]],
             "recorded": min(group["recorded"]),
-            "activity": {"text": _text(relation) or "created"},
+            "activity": {"text": fhir_string(relation) or "created"},
             "agent": [{"type": {"text": "sender"}, "who": {"display": s}} for s in sources],
             "entity": [{"role": "source", "what": {
                 "identifier": {"system": f"{base_url}/imports", "value": str(import_id)},

@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dossiers.fhir.common import _json, _text
-from dossiers.fhir.units import _quantity
+from dossiers.fhir.common import decoded_json, fhir_string
+from dossiers.fhir.units import fhir_quantity
 from normalizers.units import to_ucum
 
 # a limit: a number ('3,5'), digits grouped by blanks as French reports print counts
@@ -41,13 +41,13 @@ _RANGE_GLUED_UNIT = re.compile(r"(.*?\d)(?=[^\W\d_eExX]|[%/])(\S*[^\d\s.,]\S*)\s
 _POWER = re.compile(r"(?:([+-]?\d+(?:[.,]\d+)?)\s*(?:[x\u00d7*]\s*10\^|[eE])|10\^)([+-]?\d{1,2})")
 
 
-def _reference_range(entry: Mapping) -> list[dict]:
+def reference_range(entry: Mapping) -> list[dict]:
     """referenceRange: the text as sent, and its low/high (in the result's unit) when the
     text is a range we read: 'low-high' in its spellings, one-sided ('<5', 'inf à 5'), a
     power of ten ('<10^3'), followed or not by a unit. A unit written in the range is taken
     only when it is the result's (the same UCUM unit); another unit, or one we cannot read,
     leaves the text alone: a limit is never given in a unit it was not written in."""
-    text = _text(entry.get("reference_range"))
+    text = fhir_string(entry.get("reference_range"))
     if not text:
         return []
     rng: dict[str, Any] = {"text": text}
@@ -59,15 +59,15 @@ def _reference_range(entry: Mapping) -> list[dict]:
             limits = _range_limits(m.group(1))
     if limits is not None:
         for side, number in limits.items():
-            rng[side] = _quantity(number, unit, sent, declared=_declared(entry))
+            rng[side] = fhir_quantity(number, unit, sent, declared=declared_ucum(entry))
     return [rng]
 
 
-def _declared(entry: Mapping) -> bool:
+def declared_ucum(entry: Mapping) -> bool:
     """Whether the entry's unit was declared UCUM: a CDA PQ's by the standard, an HL7v2
     unit unless the normalizer found it neither UCUM nor declared so
     (details.unit_unmapped)."""
-    details = _json(entry.get("details"))
+    details = decoded_json(entry.get("details"))
     return not (isinstance(details, Mapping) and details.get("unit_unmapped"))
 
 
@@ -110,7 +110,7 @@ def _same_unit(written: str, unit: str | None, sent: str | None) -> bool:
     unit exactly as the result was sent with (a unit we do not map)."""
     if not unit:
         return False
-    if written == _text(sent) or written == unit:
+    if written == fhir_string(sent) or written == unit:
         return True
     read = to_ucum(written)
     return read.mapped and read.unit == unit

@@ -7,7 +7,7 @@ import re
 from functools import cache
 from typing import Any
 
-from dossiers.fhir.common import COMPARATORS, TABLES, UCUM, _text
+from dossiers.fhir.common import COMPARATORS, TABLES, UCUM, fhir_string
 from normalizers.tabledata import read_csv_rows, table
 
 
@@ -17,16 +17,16 @@ def _ucum_codes() -> frozenset[str]:
     return frozenset(r["ucum"] for r in table("ucum_units"))
 
 
-def _quantity(number: float, unit: str | None, unit_original: str | None,
-              comparator: str | None = None, declared: bool = False) -> dict:
+def fhir_quantity(number: float, unit: str | None, unit_original: str | None,
+                  comparator: str | None = None, declared: bool = False) -> dict:
     """A Quantity: the unit as sent for people; UCUM system and code when the unit is a UCUM
     code of our table, or was declared UCUM (``declared``) and is one (``is_ucum``)."""
     q: dict[str, Any] = {"value": number}
     if comparator in COMPARATORS:
         q["comparator"] = comparator
-    unit = _text(unit)
+    unit = fhir_string(unit)
     if unit:
-        q["unit"] = _text(unit_original) or unit
+        q["unit"] = fhir_string(unit_original) or unit
         if unit in _ucum_codes() or (declared and is_ucum(unit)):
             q["system"], q["code"] = UCUM, unit
     return q

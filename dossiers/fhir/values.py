@@ -8,60 +8,60 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from dossiers.fhir.codings import _coding, fhir_status
+from dossiers.fhir.codings import coding_of, fhir_status
 from dossiers.fhir.common import (
     CODED_TYPES,
     COMPARATORS,
     DATA_ABSENT,
     TABLES,
-    _code,
-    _decimal,
-    _number,
-    _text,
+    as_number,
+    fhir_code,
+    fhir_decimal,
+    fhir_string,
 )
 from dossiers.fhir.dates import fhir_datetime
-from dossiers.fhir.ranges import _declared
-from dossiers.fhir.units import _quantity
+from dossiers.fhir.ranges import declared_ucum
+from dossiers.fhir.units import fhir_quantity
 from normalizers.tabledata import read_csv_rows
 from normalizers.units import to_ucum
 
 
-def _value(entry: Mapping, details: Mapping, base_url: str) -> dict:
+def observation_value(entry: Mapping, details: Mapping, base_url: str) -> dict:
     """value[x] of an Observation: quantity, ratio (a titre), range, coded concept (a coded
     value sent as words alone: its text only, never a code), or string. No value: why, in
     dataAbsentReason (``_absent``)."""
     typed = _typed_value(entry) or _dr_period_value(entry, details)
     if typed:
         return typed
-    number = _number(entry.get("value_num"))
-    compared = _text(entry.get("comparator"))
+    number = as_number(entry.get("value_num"))
+    compared = fhir_string(entry.get("comparator"))
     if number is not None and compared and compared != "=" and compared not in COMPARATORS:
         # HL7 SN '<>' (not equal): R4 Quantity.comparator has < <= >= > only; a Quantity
         # without it said the result WAS the number
-        shown = _text(entry.get("value")) or f"{compared}{_decimal(repr(number))}"
-        unit = _text(entry.get("unit_original")) or _text(entry.get("unit"))
+        shown = fhir_string(entry.get("value")) or f"{compared}{fhir_decimal(repr(number))}"
+        unit = fhir_string(entry.get("unit_original")) or fhir_string(entry.get("unit"))
         return {"valueString": f"{shown} {unit}" if unit and not shown.endswith(unit)
                 else shown}
     if number is not None:
-        return {"valueQuantity": _quantity(number, entry.get("unit"),
-                                           entry.get("unit_original"),
-                                           entry.get("comparator"), _declared(entry))}
-    text = _text(entry.get("value"))
+        return {"valueQuantity": fhir_quantity(number, entry.get("unit"),
+                                               entry.get("unit_original"),
+                                               entry.get("comparator"), declared_ucum(entry))}
+    text = fhir_string(entry.get("value"))
     numeric = _sn_value(entry, details) or _rto_value(entry) or _ivl_value(entry)
     if numeric:
         return numeric
     coded = details.get("coded_value") or details.get("value_code")
     if isinstance(coded, Mapping):
-        codings = [_coding(c, s, d, base_url) for c, s, d in (
+        codings = [coding_of(c, s, d, base_url) for c, s, d in (
             (coded.get("code"), coded.get("system"), coded.get("display") or text),
             (coded.get("alt_code"), coded.get("alt_system"), coded.get("alt_display")),
             *((t.get("code"), t.get("system"), t.get("display"))
               for t in coded.get("translations") or () if isinstance(t, Mapping)))
-            if _code(c)]  # a CDA value's translations: the same answer in other systems
+            if fhir_code(c)]  # a CDA value's translations: the same answer in other systems
         # the sender's own words first: CWE.9, or a CDA value coded only in translation
         # (details.value_text: 'Non reactive' for 'Negative')
-        concept_text = _text(coded.get("original_text")) or \
-            _text(details.get("value_text")) or text
+        concept_text = fhir_string(coded.get("original_text")) or \
+            fhir_string(details.get("value_text")) or text
         if codings or concept_text:
             concept = {"coding": codings} if codings else {}
             return {"valueCodeableConcept": {**concept, "text": concept_text}}
@@ -87,7 +87,7 @@ def _dr_period_value(entry: Mapping, details: Mapping) -> dict | None:
         return None
     out = {}
     for side in ("start", "end"):
-        sent = _text(period.get(side))
+        sent = fhir_string(period.get(side))
         if sent is None:
             continue
         when = fhir_datetime(sent)
@@ -103,7 +103,7 @@ def _typed_value(entry: Mapping) -> dict | None:
     TS) -> valueDateTime when FHIR can hold it whole (a time without offset stays text);
     a time of day (HL7v2 TM) -> valueTime; a count (CDA INT, no unit) -> valueInteger."""
     kind = str(entry.get("value_type") or "").upper()
-    text = _text(entry.get("value"))
+    text = fhir_string(entry.get("value"))
     if text is None:
         return None
     if kind == "BL" and text.lower() in ("true", "false"):
@@ -116,9 +116,9 @@ def _typed_value(entry: Mapping) -> dict | None:
         return _ivl_ts_value(text)
     if kind == "TM" and _TIME.fullmatch(text):
         return {"valueTime": text if text.count(":") == 2 else f"{text}:00"}
-    number = _number(entry.get("value_num"))
+    number = as_number(entry.get("value_num"))
     if kind == "INT" and number is not None and number.is_integer() \
-            and abs(number) < _INT32 and not _text(entry.get("unit")) \
+            and abs(number) < _INT32 and not fhir_string(entry.get("unit")) \
             and not entry.get("comparator"):
         return {"valueInteger": int(number)}
     return None
@@ -170,7 +170,7 @@ def _absent(entry: Mapping, details: Mapping) -> dict:
         return {}
     return {"dataAbsentReason": {
         "coding": [{"system": DATA_ABSENT, "code": row["reason"], "display": row["display"]}],
-        "text": _text(details.get("value_withheld"))}}
+        "text": fhir_string(details.get("value_withheld"))}}
 
 
 def _sn_value(entry: Mapping, details: Mapping) -> dict | None:
@@ -183,21 +183,21 @@ def _sn_value(entry: Mapping, details: Mapping) -> dict | None:
     first, second = (_sn_number(sn.get(k)) for k in ("num1", "num2"))
     if first is None or second is None:
         return None
-    if sn.get("separator") in (":", "/") and not _text(entry.get("unit")) and second:
+    if sn.get("separator") in (":", "/") and not fhir_string(entry.get("unit")) and second:
         return {"valueRatio": {"numerator": {"value": first},
                                "denominator": {"value": second}}}
     if sn.get("separator") == "-" and first <= second:
-        unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
-        return {"valueRange": {"low": _quantity(first, unit, sent, declared=declared),
-                               "high": _quantity(second, unit, sent, declared=declared)}}
+        unit, sent, declared = entry.get("unit"), entry.get("unit_original"), declared_ucum(entry)
+        return {"valueRange": {"low": fhir_quantity(first, unit, sent, declared=declared),
+                               "high": fhir_quantity(second, unit, sent, declared=declared)}}
     return None
 
 
 def _sn_number(value: Any) -> float | None:  # noqa: ANN401
-    text = _text(value)
+    text = fhir_string(value)
     if text is None or not re.fullmatch(r"[+-]?\d+(?:[.,]\d+)?", text):
         return None
-    return _number(text.replace(",", "."))
+    return as_number(text.replace(",", "."))
 
 
 # a CDA IVL_PQ / IVL_INT / IVL_REAL value of two bounds as the normalizer writes it: '10-20'
@@ -212,13 +212,13 @@ def _ivl_value(entry: Mapping) -> dict | None:
     kind = str(entry.get("value_type") or "").upper()
     if not kind.startswith("IVL_") or kind == "IVL_TS":
         return None
-    m = _INTERVAL.fullmatch(_text(entry.get("value")) or "")
-    low, high = (_number(g) for g in m.groups()) if m else (None, None)
+    m = _INTERVAL.fullmatch(fhir_string(entry.get("value")) or "")
+    low, high = (as_number(g) for g in m.groups()) if m else (None, None)
     if low is None or high is None or low > high:  # unread, or beyond a float: its text
         return None
-    unit, sent, declared = entry.get("unit"), entry.get("unit_original"), _declared(entry)
-    return {"valueRange": {"low": _quantity(low, unit, sent, declared=declared),
-                           "high": _quantity(high, unit, sent, declared=declared)}}
+    unit, sent, declared = entry.get("unit"), entry.get("unit_original"), declared_ucum(entry)
+    return {"valueRange": {"low": fhir_quantity(low, unit, sent, declared=declared),
+                           "high": fhir_quantity(high, unit, sent, declared=declared)}}
 
 
 # a CDA RTO value as the normalizer writes it: '1/64', '5 mg/1 mL'
@@ -230,11 +230,11 @@ def _rto_value(entry: Mapping) -> dict | None:
     with its unit (UCUM, as CDA PQ units are, when we know it as such)."""
     if not str(entry.get("value_type") or "").upper().startswith("RTO"):
         return None
-    m = _RATIO.fullmatch(_text(entry.get("value")) or "")
-    if m is None or not _number(m.group(3)) or _number(m.group(1)) is None:
+    m = _RATIO.fullmatch(fhir_string(entry.get("value")) or "")
+    if m is None or not as_number(m.group(3)) or as_number(m.group(1)) is None:
         return None  # no denominator, or a term beyond a float: the ratio's text
     terms = []
     for number, unit in ((m.group(1), m.group(2)), (m.group(3), m.group(4))):
         ucum = to_ucum(unit).unit if unit else None
-        terms.append(_quantity(float(number), ucum, unit, declared=True))
+        terms.append(fhir_quantity(float(number), ucum, unit, declared=True))
     return {"valueRatio": {"numerator": terms[0], "denominator": terms[1]}}

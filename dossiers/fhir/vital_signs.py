@@ -15,7 +15,7 @@ _UNKNOWN_VALUE = {"coding": [{"system": DATA_ABSENT, "code": "unknown",
                               "display": "Unknown"}]}
 
 
-def _vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) -> None:
+def vital_signs_absent(kept: Sequence[Mapping], resources: Mapping[int, dict]) -> None:
     """R4 requires every vital sign to meet its vitalsigns profile, whose vs-2 says: no
     component nor member, then a value or a dataAbsentReason. A vital sign sent with no
     value and no reason (a CDA observation without its value element: a weight not taken)
@@ -36,7 +36,7 @@ VITAL_SIGNS_PROFILE = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
-def _other_values_label(entry: Mapping) -> str:
+def other_values_label(entry: Mapping) -> str:
     """What the note of an observation's further values says they were: OBX-5 repetitions,
     or a CDA observation's value elements after its first (a CDA entry's key starts 'cda|':
     normalizers/cda/); saying 'OBX-5' of a CDA document named what it never had."""
@@ -44,7 +44,7 @@ def _other_values_label(entry: Mapping) -> str:
         else OTHER_VALUES
 
 
-def _observed_period(res: dict, start: str | None, details: Mapping) -> None:
+def observed_period(res: dict, start: str | None, details: Mapping) -> None:
     """An observation made over a period (CDA effectiveTime low and high: a 24-hour urine
     from 08:00 to 08:00 the next day, a smoker from 1995 to 2015) as effectivePeriod; the
     end (details.period_high) was dropped, a day's collection read as an instant."""
@@ -54,7 +54,7 @@ def _observed_period(res: dict, start: str | None, details: Mapping) -> None:
         res["effectivePeriod"] = {"start": start, "end": end}
 
 
-def _effective_start(res: Mapping) -> str | None:
+def effective_start(res: Mapping) -> str | None:
     """When an Observation was made: its effectiveDateTime, else its period's start."""
     period = res.get("effectivePeriod")
     return res.get("effectiveDateTime") or \
@@ -108,8 +108,8 @@ def _meets_vital_signs(res: Mapping) -> bool:
     return True
 
 
-def _vital_signs_profiles(kept: Sequence[Mapping], resources: Mapping[int, dict],
-                          urls: Mapping[int, str]) -> None:
+def vital_signs_profiles(kept: Sequence[Mapping], resources: Mapping[int, dict],
+                         urls: Mapping[int, str]) -> None:
     """Each vital sign with its effective time as R4 allows a vital sign's, and claiming
     the vitalsigns profile (meta.profile) when it meets it, and so do its members (the
     profile's hasMember are vital signs: a blood pressure panel whose systolic is written
