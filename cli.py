@@ -1122,6 +1122,34 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dossier_find(args: argparse.Namespace) -> int:
+    """Dossiers by name (and given name, birth date): the ids to assign an import to."""
+    from pipelines.dossier_admin import FIND_LIMIT, find_dossiers
+
+    ctx = _context()
+    try:
+        found, more = find_dossiers(ctx.engine, args.family, given=args.given,
+                                    birth_date=args.birth_date, actor=_actor(args),
+                                    reason=args.reason)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json({"dossiers": found, "more": more})
+        return EXIT_OK
+    if not found:
+        print("no dossier matches (names compared without accents, case or separators, the "
+              "used and the birth name; --given is the start of the given names)")
+        return EXIT_OK
+    _table(f"Dossiers ({len(found)}{'+' if more else ''})",
+           ["id", "family", "given", "birth name", "born", "sex", "INS", "opposed"],
+           [(d["id"], d["family"], d["given"], d["birth_family"], d["birth_date"], d["sex"],
+             "yes" if d["ins"] else "no", "yes" if d["opposed"] else "") for d in found])
+    if more:
+        print(f"more than {FIND_LIMIT} dossiers match: only the first {FIND_LIMIT} are listed; "
+              "narrow with --given and --birth-date")
+    return EXIT_OK
+
+
 def cmd_dossier_merge(args: argparse.Namespace) -> int:
     """An identity-vigilance operator's merge of two dossiers of one person."""
     from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
@@ -1574,6 +1602,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_show)
+    p = dossier.add_parser("find", help="dossiers by name, given name and birth date: ids "
+                           "and traits to choose from (e.g. to assign a quarantined import); "
+                           "audited")
+    p.add_argument("--family", required=True, help="family name, used or birth name "
+                   "(accents, case and separators ignored)")
+    p.add_argument("--given", help="given name(s), or their start")
+    p.add_argument("--birth-date", dest="birth_date", help="YYYY-MM-DD")
+    p.add_argument("--reason", required=True, help="why (kept in the audit trail of each "
+                   "dossier listed)")
+    p.add_argument("--as", dest="actor", help="who is looking (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dossier_find)
     p = dossier.add_parser("export", help="a dossier as a FHIR R4 Bundle (JSON on stdout); an "
                            "operator's read: masked entries included, the read is audited")
     p.add_argument("patient", help="INS or internal id")

@@ -1,0 +1,110 @@
+"""Operators' round 8: what the round 7 walk found and left. The CLI in-process (its Prefect
+flows as plain functions), SQLite.
+
+1. IDENTITY_INS_INVALID_KEY's advice says 'assign the import to the right dossier after
+   checking', but `dossier show` takes an INS or an id: the operator had to look the patient
+   up outside the tool. `dossier find` lists the dossiers by name (accents, case and
+   separators ignored), given name and birth date, bounded, audited with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from dossiers.schema import audit_log
+from pipelines.dossier_admin import FIND_LIMIT, DossierInput, create_dossiers
+from pipelines.intake import Received, intake
+from pipelines.process import Context, drain
+from pipelines.settings import load_settings
+from tests.test_operators_round import no_prefect, run  # noqa: F401 (a fixture)
+from tests.test_pipeline import make_patient, oru
+
+# Hélène Lefèvre's glucose, her NIR's key mistyped by the laboratory (89 -> 88).
+BAD_KEY = oru("BK-1", nir="279035121518988")
+
+
+@pytest.fixture
+def cli_ctx(home, database_url, monkeypatch, no_prefect):  # noqa: ANN001, ANN201, F811
+    """The CLI's store (SQLite) and a context on it for the test's own intake."""
+    monkeypatch.setenv("DMP_DATABASE_URL", database_url)
+    ctx = Context.from_settings(load_settings())
+    yield ctx
+    ctx.engine.dispose()
+
+
+def _ingest(ctx: Context, *blobs: bytes) -> list[int]:
+    ids = [i for r in intake(ctx.engine, ctx.archive,
+                             [Received(b, "lab", "file", file_name=f"cr{n}.hl7")
+                              for n, b in enumerate(blobs)]) for i in r.message_ids]
+    drain(ctx)
+    return ids
+
+
+def _json(capsys, *argv: str):  # noqa: ANN001, ANN202
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, out + err
+    return json.loads(out)
+
+
+# -- 1. a dossier found by name and birth date ------------------------------------------------
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dossier_find_lists_candidates_to_assign_an_import_whose_ins_key_is_wrong(
+        cli_ctx, capsys) -> None:  # noqa: ANN001
+    """The result is quarantined IDENTITY_INS_INVALID_KEY. The operator looks Hélène up as
+    she would type it (no accents, lower case, given name's start), sees two Lefèvre born
+    the same day and chooses by given name and INS; the assignment files the result. Each
+    dossier listed has the look in its trail with the reason; no name in the trail."""
+    helene = make_patient(cli_ctx)
+    (homonym,) = create_dossiers(cli_ctx.engine, [DossierInput(
+        family="LEFEVRE", given="Héloïse", birth_date="1979-03-28", sex="F")])
+    create_dossiers(cli_ctx.engine, [DossierInput(  # another birth date: not listed
+        family="Lefèvre", given="Hélène", birth_date="1980-03-28", sex="F")])
+    (imported,) = _ingest(cli_ctx, BAD_KEY)
+    shown = _json(capsys, "imports", "show", str(imported))
+    assert (shown["status"], shown["error_code"]) == ("quarantined", "IDENTITY_INS_INVALID_KEY")
+    found = _json(capsys, "dossier", "find", "--family", "lefevre", "--given", "hel",
+                  "--birth-date", "1979-03-28", "--reason", "INS invalide, import " +
+                  str(imported))
+    assert found["more"] is False
+    assert [(d["id"], d["given"], d["ins"]) for d in found["dossiers"]] == [
+        (helene, "Hélène", True), (homonym, "Héloïse", False)]
+    assert found["dossiers"][0] | {"id": 0} == {
+        "id": 0, "family": "Lefèvre", "given": "Hélène", "birth_family": None,
+        "birth_date": "1979-03-28", "sex": "F", "ins": True, "opposed": False}
+    code, out, _ = run(capsys, "dossier", "find", "--family", "LEFÈVRE", "--given", "helene",
+                       "--birth-date", "1979-03-28", "--reason", "vérification")
+    assert code == 0 and str(helene) in out and "Hélène" in out and "Héloïse" not in out, out
+    code, out, _ = run(capsys, "imports", "assign", str(imported), "--patient", str(helene),
+                       "--reason", "clé INS erronée, identité vérifiée")
+    assert code == 0, out
+    assert _json(capsys, "imports", "show", str(imported))["patient_id"] == helene
+    with cli_ctx.engine.connect() as conn:
+        rows = conn.execute(select(audit_log).where(audit_log.c.action == "dossier.find")
+                            .order_by(audit_log.c.id)).all()
+    assert [(r.patient_id, r.reason) for r in rows] == [
+        (helene, f"INS invalide, import {imported}"), (homonym, f"INS invalide, import {imported}"),
+        (helene, "vérification")]
+    assert "Lef" not in json.dumps([r.details for r in rows])  # criteria named, not valued
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dossier_find_is_bounded_needs_a_reason_and_checks_the_birth_date(
+        cli_ctx, capsys) -> None:  # noqa: ANN001
+    """A common name lists its first 50 dossiers and says there are more; without --reason
+    argparse refuses (exit 2); a birth date that is no date is one line, exit 1."""
+    create_dossiers(cli_ctx.engine, [DossierInput(
+        family="Martin", given=f"Camille{n:02d}", birth_date="1990-01-01", sex="F",
+        ins=None) for n in range(FIND_LIMIT + 1)])
+    found = _json(capsys, "dossier", "find", "--family", "martin", "--reason", "homonymes")
+    assert len(found["dossiers"]) == FIND_LIMIT and found["more"] is True
+    code, out, _ = run(capsys, "dossier", "find", "--family", "martin", "--reason", "homonymes")
+    assert code == 0 and f"more than {FIND_LIMIT} dossiers match" in out, out
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, "dossier", "find", "--family", "martin")
+    assert exc.value.code == 2
+    code, _, err = run(capsys, "dossier", "find", "--family", "martin", "--birth-date",
+                       "1990-02-30", "--reason", "homonymes")
+    assert code == 1 and "birth date is not a calendar date" in err, err
