@@ -467,6 +467,8 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
         print(f"{'what to do':>19}: {info['advice']}")
     if info["edited_as"]:
         print(f"{'edited as':>19}: " + ", ".join(map(str, info["edited_as"])))
+    if info["batch_messages"]:
+        print(_batch_messages_line(info))
     if info["resent_as"]:
         later = ", ".join(f"import {r['id']} ({r['status']})" for r in info["resent_as"])
         print(f"{'resent as?':>19}: {later}: the same message or file name from this source, "
@@ -494,6 +496,19 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
     if raw is not None:
         _print_raw(raw, args.output)
     return EXIT_OK
+
+
+def _batch_messages_line(info: dict) -> str:
+    """A batch file's messages: ids and statuses, bounded, and how to list them all."""
+    import shlex
+
+    shown, count = info["batch_messages"], info["batch_messages_count"]
+    listed = ", ".join(f"{m['id']} ({m['status']}"
+                       + (f" {m['error_code']})" if m["error_code"] else ")") for m in shown)
+    more = f" ... and {count - len(shown)} more" if count > len(shown) else ""
+    how = (f"; all of them: dmp-ingest imports list --file {shlex.quote(info['file_name'])}"
+           if info.get("file_name") else "")
+    return f"{'messages':>19}: {count}: {listed}{more}{how}"
 
 
 def _read_raw(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202

@@ -5,6 +5,9 @@ flows as plain functions), SQLite.
    checking', but `dossier show` takes an INS or an id: the operator had to look the patient
    up outside the tool. `dossier find` lists the dossiers by name (accents, case and
    separators ignored), given name and birth date, bounded, audited with its reason.
+2. `imports show` of a failed batch file (HL7_BATCH_*: 'the messages found in it were
+   processed on their own') did not name those messages: it lists their ids and statuses,
+   bounded, and the `imports list --file` that lists them all.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import audit_log
+from pipelines import report
 from pipelines.dossier_admin import FIND_LIMIT, DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import Context, drain
@@ -108,3 +112,36 @@ def test_dossier_find_is_bounded_needs_a_reason_and_checks_the_birth_date(
     code, _, err = run(capsys, "dossier", "find", "--family", "martin", "--birth-date",
                        "1990-02-30", "--reason", "homonymes")
     assert code == 1 and "birth date is not a calendar date" in err, err
+
+
+# -- 2. a failed batch file names its messages ------------------------------------------------
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_show_of_a_failed_batch_file_lists_its_messages(cli_ctx, capsys,
+                                                        monkeypatch) -> None:  # noqa: ANN001
+    """The CHU's batch announces 3 messages and holds 2: its row fails
+    HL7_BATCH_COUNT_MISMATCH. `imports show` of it names both messages with their status,
+    the one that failed with its code, and the command that lists them all; bounded (the
+    bound lowered to 1 here: '... and 1 more')."""
+    make_patient(cli_ctx)
+    head = "BHS|^~\\&|GLIMS|CHU_RENNES|DMP|DMP|20251203061500+0100||BRB0003||BRB0003\r"
+    data = (head.encode() + oru("B-1") + oru("B-2", filler="CMD-1002", extra_obx=(
+        "OBX|2|NM|2345-7^Glucose^LN||cinq|mmol/L|||||F\r")) + b"BTS|3\r")
+    (result,) = intake(cli_ctx.engine, cli_ctx.archive,
+                       [Received(data, "lab", "file", file_name="CR lot 20251203.hl7")])
+    drain(cli_ctx)
+    first, second = result.message_ids
+    shown = _json(capsys, "imports", "show", str(result.batch_id))
+    assert shown["error_code"] == "HL7_BATCH_COUNT_MISMATCH"
+    assert shown["batch_messages_count"] == 2
+    statuses = [(m["id"], m["part"], m["status"]) for m in shown["batch_messages"]]
+    assert statuses == [(first, 1, "deposited"), (second, 2, "failed")]
+    failed_code = shown["batch_messages"][1]["error_code"]
+    assert failed_code
+    code, out, _ = run(capsys, "imports", "show", str(result.batch_id))
+    assert code == 0, out
+    assert (f"messages: 2: {first} (deposited), {second} (failed {failed_code}); all of them: "
+            "dmp-ingest imports list --file 'CR lot 20251203.hl7'") in out, out
+    assert _json(capsys, "imports", "show", str(first))["batch_messages"] == []
+    monkeypatch.setattr(report, "BATCH_MESSAGES_SHOWN", 1)
+    code, out, _ = run(capsys, "imports", "show", str(result.batch_id))
+    assert f"messages: 2: {first} (deposited) ... and 1 more; all of them" in out, out
