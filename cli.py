@@ -347,6 +347,7 @@ def _imports_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN
 def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
     """``imports list --group-by code,source``: one line per group ('412 × CODE_UNMAPPED
     from labo-x, first 02:14'), not 412 lines; with the words that select a group alone."""
+    from pipelines.advice import rerun_kind
     from pipelines.report import group_imports, group_keys
 
     try:
@@ -364,6 +365,8 @@ def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
             group["filter"] = {**{k: v for k, v in given.items() if k not in keys},
                                **group["filter"]}
             group["select"] = _filter_words(group["filter"])
+        if "code" in keys:  # what a rerun of it does (error_advice.csv's rerun column)
+            group["rerun"] = rerun_kind(group["code"])
     if args.json:
         _print_json(found)
         return EXIT_OK
@@ -378,10 +381,36 @@ def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
     if last < found["groups_total"]:
         print(f"{found['groups_total'] - last} more group(s): --offset {last} for the next "
               "page")
-    if shown and shown[0]["select"] is not None:
-        print(f"rerun a group: dmp-ingest imports rerun {shown[0]['select']} --dry-run "
-              "(then without --dry-run)")
+    for line in _group_hints(shown, keys):
+        print(line)
     return EXIT_OK
+
+
+# What `imports list --group-by code` says of the groups a rerun does not help, per the
+# ``rerun`` column of pipelines/tables/error_advice.csv (pipelines/advice.rerun_kind).
+_NOT_RERUN = {"resend": "the sender must resend (a rerun fails again unchanged)",
+              "by-id": "to check and assign one by one (imports show ID, imports assign ID)",
+              "no": "nothing to rerun (refused at reception or nothing to file: discard)"}
+
+
+def _group_hints(shown: list[dict], keys: list[str]) -> list[str]:
+    """The next step for the groups shown: the rerun of the largest group a rerun helps;
+    grouped by code, the codes a rerun does not help named apart with what they need (the
+    advice table's ``rerun`` column): a group of CDA_DTD_FORBIDDEN rerun fails again."""
+    selectable = [g for g in shown if g["select"] is not None]
+    if "code" not in keys:  # codes mixed in a group: nothing tells them apart
+        return [f"rerun a group: dmp-ingest imports rerun {selectable[0]['select']} --dry-run "
+                "(then without --dry-run)"] if selectable else []
+    lines = [f"rerun a group: dmp-ingest imports rerun {g['select']} --dry-run (then without "
+             "--dry-run)" for g in selectable if g["rerun"] == "yes"][:1]
+    for kind, label in _NOT_RERUN.items():
+        groups = [g for g in selectable if g["rerun"] == kind]
+        if groups:
+            codes = list(dict.fromkeys(g["code"] for g in groups))
+            lines.append(f"{', '.join(codes[:10])}{' ...' if len(codes) > 10 else ''}: "
+                         f"{label}; list a group: dmp-ingest imports list "
+                         f"{groups[0]['select']}")
+    return lines
 
 
 def _minute(iso: str | None) -> str:

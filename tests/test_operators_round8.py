@@ -8,6 +8,9 @@ flows as plain functions), SQLite.
 2. `imports show` of a failed batch file (HL7_BATCH_*: 'the messages found in it were
    processed on their own') did not name those messages: it lists their ids and statuses,
    bounded, and the `imports list --file` that lists them all.
+3. `imports list --group-by code` suggested rerunning the largest group whatever its code,
+   OBX_BAD_NUMBER (fails again unchanged) included: the advice table's `rerun` column tells
+   a group a rerun helps from one the sender must resend (or to assign one by one).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from sqlalchemy import select
 
 from dossiers.schema import audit_log
 from pipelines import report
+from pipelines.advice import RERUN_KINDS, rerun_kind
 from pipelines.dossier_admin import FIND_LIMIT, DossierInput, create_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
+from tests.test_admin import BAD
 from tests.test_operators_round import no_prefect, run  # noqa: F401 (a fixture)
 from tests.test_pipeline import make_patient, oru
 
@@ -145,3 +150,46 @@ def test_show_of_a_failed_batch_file_lists_its_messages(cli_ctx, capsys,
     monkeypatch.setattr(report, "BATCH_MESSAGES_SHOWN", 1)
     code, out, _ = run(capsys, "imports", "show", str(result.batch_id))
     assert f"messages: 2: {first} (deposited) ... and 1 more; all of them" in out, out
+
+
+# -- 3. which groups a rerun helps ------------------------------------------------------------
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_group_by_code_suggests_rerunning_only_groups_a_rerun_helps(cli_ctx,
+                                                                    capsys) -> None:  # noqa: ANN001
+    """Two results with a glucose 'cinq' (OBX_BAD_NUMBER: the same bytes fail the same way)
+    and one for Gaëlle Le Bihan, whose dossier does not exist yet (IDENTITY_UNKNOWN_PATIENT:
+    a rerun files it once the dossier is created). The larger group is the bad numbers: the
+    rerun suggested is the identity's; the bad numbers are named as the sender's to resend,
+    with the words that list them. The JSON carries each group's kind."""
+    make_patient(cli_ctx)
+    _ingest(cli_ctx, oru("G-1", extra_obx=BAD), oru("G-2", value="6.1", extra_obx=BAD),
+            oru("G-3", nir="290075626024810", family="LE BIHAN", given="Gaëlle",
+                birth="19900704", filler="CMD-3002", local_id="LAB00090"))
+    code, out, _ = run(capsys, "imports", "list", "--group-by", "code")
+    assert code == 0, out
+    assert ("rerun a group: dmp-ingest imports rerun --code IDENTITY_UNKNOWN_PATIENT "
+            "--dry-run") in out, out
+    assert ("OBX_BAD_NUMBER: the sender must resend (a rerun fails again unchanged); list a "
+            "group: dmp-ingest imports list --code OBX_BAD_NUMBER") in out, out
+    assert "imports rerun --code OBX_BAD_NUMBER" not in out
+    groups = {g["code"]: g for g in _json(capsys, "imports", "list", "--group-by", "code")[
+        "groups"]}
+    assert (groups["OBX_BAD_NUMBER"]["count"], groups["OBX_BAD_NUMBER"]["rerun"]) == (2, "resend")
+    assert groups["IDENTITY_UNKNOWN_PATIENT"]["rerun"] == "yes"
+    assert set(groups) == {"OBX_BAD_NUMBER", "IDENTITY_UNKNOWN_PATIENT"}
+
+
+def test_every_advice_row_says_what_a_rerun_does() -> None:
+    """The column is read for every code: a row without it (or a typo) would hide a group
+    from the suggestion without a word. Codes of every kind, exact and by prefix."""
+    from pathlib import Path
+
+    from normalizers.tabledata import read_csv_rows
+
+    table = Path(report.__file__).with_name("tables") / "error_advice.csv"
+    assert {row["code"]: row["rerun"] for row in read_csv_rows(table)
+            if row["rerun"] not in RERUN_KINDS} == {}
+    assert [rerun_kind(c) for c in ("CDA_DTD_FORBIDDEN", "OBX_BAD_NUMBER", "CODE_UNMAPPED",
+                                    "IDENTITY_AMBIGUOUS", "MLLP_UNKNOWN_SENDER",
+                                    "SOMETHING_NEW")] == [
+        "resend", "resend", "yes", "by-id", "no", "yes"]
