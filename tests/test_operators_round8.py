@@ -16,14 +16,18 @@ flows as plain functions), SQLite.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from dossiers.schema import audit_log
+from dossiers.patients import birth_family_key
+from dossiers.schema import audit_log, patients
+from normalizers.tabledata import read_csv_rows
 from pipelines import report
 from pipelines.advice import RERUN_KINDS, rerun_kind
-from pipelines.dossier_admin import FIND_LIMIT, DossierInput, create_dossiers
+from pipelines.audit import Actor
+from pipelines.dossier_admin import FIND_LIMIT, DossierInput, create_dossiers, find_dossiers
 from pipelines.intake import Received, intake
 from pipelines.process import Context, drain
 from pipelines.settings import load_settings
@@ -74,6 +78,7 @@ def test_dossier_find_lists_candidates_to_assign_an_import_whose_ins_key_is_wron
     (imported,) = _ingest(cli_ctx, BAD_KEY)
     shown = _json(capsys, "imports", "show", str(imported))
     assert (shown["status"], shown["error_code"]) == ("quarantined", "IDENTITY_INS_INVALID_KEY")
+    assert "dossier find --family ... --given ... --birth-date ... --reason" in shown["advice"]
     found = _json(capsys, "dossier", "find", "--family", "lefevre", "--given", "hel",
                   "--birth-date", "1979-03-28", "--reason", "INS invalide, import " +
                   str(imported))
@@ -117,6 +122,30 @@ def test_dossier_find_is_bounded_needs_a_reason_and_checks_the_birth_date(
     code, _, err = run(capsys, "dossier", "find", "--family", "martin", "--birth-date",
                        "1990-02-30", "--reason", "homonymes")
     assert code == 1 and "birth date is not a calendar date" in err, err
+
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_dossier_find_on_postgresql_folds_names_and_takes_wildcards_literally(
+        cli_ctx) -> None:  # noqa: ANN001
+    """The store's query on PostgreSQL: a compound name typed without accents or hyphen, the
+    birth name (Mme Lefèvre-Ünal née Nguyễn found as Nguyen), a given name's start; '%' and
+    '_' typed are letters, not LIKE wildcards (nothing is 'MA_' or '%')."""
+    (marie,) = create_dossiers(cli_ctx.engine, [DossierInput(
+        family="Lefèvre-Ünal", given="Marie-Ange", birth_date="1961-11-02", sex="F")])
+    with cli_ctx.engine.begin() as conn:
+        conn.execute(update(patients).where(patients.c.id == marie).values(
+            birth_family="Nguyễn", birth_family_key=birth_family_key("Nguyễn")))
+    actor = Actor("ide.vigilance")
+
+    def ids(family: str, given: str | None = None) -> list[int]:
+        found, more = find_dossiers(cli_ctx.engine, family, given=given,
+                                    birth_date="1961-11-02", actor=actor, reason="essai")
+        assert more is False
+        return [d["id"] for d in found]
+
+    assert ids("lefevre unal", "marie ange") == ids("NGUYEN", "mar") == [marie]
+    assert ids("lefevre unal", "ma_") == ids("lefevre unal", "%") == []
 
 
 # -- 2. a failed batch file names its messages ------------------------------------------------
@@ -182,10 +211,6 @@ def test_group_by_code_suggests_rerunning_only_groups_a_rerun_helps(cli_ctx,
 def test_every_advice_row_says_what_a_rerun_does() -> None:
     """The column is read for every code: a row without it (or a typo) would hide a group
     from the suggestion without a word. Codes of every kind, exact and by prefix."""
-    from pathlib import Path
-
-    from normalizers.tabledata import read_csv_rows
-
     table = Path(report.__file__).with_name("tables") / "error_advice.csv"
     assert {row["code"]: row["rerun"] for row in read_csv_rows(table)
             if row["rerun"] not in RERUN_KINDS} == {}
