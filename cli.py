@@ -347,6 +347,7 @@ def _imports_resolvable(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN
 def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
     """``imports list --group-by code,source``: one line per group ('412 × CODE_UNMAPPED
     from labo-x, first 02:14'), not 412 lines; with the words that select a group alone."""
+    from pipelines.advice import rerun_kind
     from pipelines.report import group_imports, group_keys
 
     try:
@@ -364,6 +365,8 @@ def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
             group["filter"] = {**{k: v for k, v in given.items() if k not in keys},
                                **group["filter"]}
             group["select"] = _filter_words(group["filter"])
+        if "code" in keys:  # what a rerun of it does (error_advice.csv's rerun column)
+            group["rerun"] = rerun_kind(group["code"])
     if args.json:
         _print_json(found)
         return EXIT_OK
@@ -378,10 +381,36 @@ def _imports_groups(ctx, flt, args: argparse.Namespace) -> int:  # noqa: ANN001
     if last < found["groups_total"]:
         print(f"{found['groups_total'] - last} more group(s): --offset {last} for the next "
               "page")
-    if shown and shown[0]["select"] is not None:
-        print(f"rerun a group: dmp-ingest imports rerun {shown[0]['select']} --dry-run "
-              "(then without --dry-run)")
+    for line in _group_hints(shown, keys):
+        print(line)
     return EXIT_OK
+
+
+# What `imports list --group-by code` says of the groups a rerun does not help, per the
+# ``rerun`` column of pipelines/tables/error_advice.csv (pipelines/advice.rerun_kind).
+_NOT_RERUN = {"resend": "the sender must resend (a rerun fails again unchanged)",
+              "by-id": "to check and assign one by one (imports show ID, imports assign ID)",
+              "no": "nothing to rerun (refused at reception or nothing to file: discard)"}
+
+
+def _group_hints(shown: list[dict], keys: list[str]) -> list[str]:
+    """The next step for the groups shown: the rerun of the largest group a rerun helps;
+    grouped by code, the codes a rerun does not help named apart with what they need (the
+    advice table's ``rerun`` column): a group of CDA_DTD_FORBIDDEN rerun fails again."""
+    selectable = [g for g in shown if g["select"] is not None]
+    if "code" not in keys:  # codes mixed in a group: nothing tells them apart
+        return [f"rerun a group: dmp-ingest imports rerun {selectable[0]['select']} --dry-run "
+                "(then without --dry-run)"] if selectable else []
+    lines = [f"rerun a group: dmp-ingest imports rerun {g['select']} --dry-run (then without "
+             "--dry-run)" for g in selectable if g["rerun"] == "yes"][:1]
+    for kind, label in _NOT_RERUN.items():
+        groups = [g for g in selectable if g["rerun"] == kind]
+        if groups:
+            codes = list(dict.fromkeys(g["code"] for g in groups))
+            lines.append(f"{', '.join(codes[:10])}{' ...' if len(codes) > 10 else ''}: "
+                         f"{label}; list a group: dmp-ingest imports list "
+                         f"{groups[0]['select']}")
+    return lines
 
 
 def _minute(iso: str | None) -> str:
@@ -467,6 +496,8 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
         print(f"{'what to do':>19}: {info['advice']}")
     if info["edited_as"]:
         print(f"{'edited as':>19}: " + ", ".join(map(str, info["edited_as"])))
+    if info["batch_messages"]:
+        print(_batch_messages_line(info))
     if info["resent_as"]:
         later = ", ".join(f"import {r['id']} ({r['status']})" for r in info["resent_as"])
         print(f"{'resent as?':>19}: {later}: the same message or file name from this source, "
@@ -494,6 +525,19 @@ def cmd_imports_show(args: argparse.Namespace) -> int:
     if raw is not None:
         _print_raw(raw, args.output)
     return EXIT_OK
+
+
+def _batch_messages_line(info: dict) -> str:
+    """A batch file's messages: ids and statuses, bounded, and how to list them all."""
+    import shlex
+
+    shown, count = info["batch_messages"], info["batch_messages_count"]
+    listed = ", ".join(f"{m['id']} ({m['status']}"
+                       + (f" {m['error_code']})" if m["error_code"] else ")") for m in shown)
+    more = f" ... and {count - len(shown)} more" if count > len(shown) else ""
+    how = (f"; all of them: dmp-ingest imports list --file {shlex.quote(info['file_name'])}"
+           if info.get("file_name") else "")
+    return f"{'messages':>19}: {count}: {listed}{more}{how}"
 
 
 def _read_raw(ctx, args: argparse.Namespace):  # noqa: ANN001, ANN202
@@ -1122,6 +1166,34 @@ def cmd_dossier_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dossier_find(args: argparse.Namespace) -> int:
+    """Dossiers by name (and given name, birth date): the ids to assign an import to."""
+    from pipelines.dossier_admin import FIND_LIMIT, find_dossiers
+
+    ctx = _context()
+    try:
+        found, more = find_dossiers(ctx.engine, args.family, given=args.given,
+                                    birth_date=args.birth_date, actor=_actor(args),
+                                    reason=args.reason)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        _print_json({"dossiers": found, "more": more})
+        return EXIT_OK
+    if not found:
+        print("no dossier matches (names compared without accents, case or separators, the "
+              "used and the birth name; --given is the start of the given names)")
+        return EXIT_OK
+    _table(f"Dossiers ({len(found)}{'+' if more else ''})",
+           ["id", "family", "given", "birth name", "born", "sex", "INS", "opposed"],
+           [(d["id"], d["family"], d["given"], d["birth_family"], d["birth_date"], d["sex"],
+             "yes" if d["ins"] else "no", "yes" if d["opposed"] else "") for d in found])
+    if more:
+        print(f"more than {FIND_LIMIT} dossiers match: only the first {FIND_LIMIT} are listed; "
+              "narrow with --given and --birth-date")
+    return EXIT_OK
+
+
 def cmd_dossier_merge(args: argparse.Namespace) -> int:
     """An identity-vigilance operator's merge of two dossiers of one person."""
     from pipelines.dossier_merge import MergeRefusedError, merge_dossiers
@@ -1574,6 +1646,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="actor", help="who is reading (default DMP_ADMIN, OS user)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dossier_show)
+    p = dossier.add_parser("find", help="dossiers by name, given name and birth date: ids "
+                           "and traits to choose from (e.g. to assign a quarantined import); "
+                           "audited")
+    p.add_argument("--family", required=True, help="family name, used or birth name "
+                   "(accents, case and separators ignored)")
+    p.add_argument("--given", help="given name(s), or their start")
+    p.add_argument("--birth-date", dest="birth_date", help="YYYY-MM-DD")
+    p.add_argument("--reason", required=True, help="why (kept in the audit trail of each "
+                   "dossier listed)")
+    p.add_argument("--as", dest="actor", help="who is looking (default DMP_ADMIN, OS user)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dossier_find)
     p = dossier.add_parser("export", help="a dossier as a FHIR R4 Bundle (JSON on stdout); an "
                            "operator's read: masked entries included, the read is audited")
     p.add_argument("patient", help="INS or internal id")

@@ -256,6 +256,31 @@ def find_by_demographics(conn: Connection, family: str, given: str, birth_date: 
     return found
 
 
+def search_by_traits(conn: Connection, family: str, given: str | None = None,
+                     birth_date: str | None = None, limit: int = 50) -> list[Patient]:
+    """An operator's lookup (``dossier find``), looser than ``find_by_demographics``: it
+    lists candidates for a person to choose from, it never decides. The family name is
+    compared by ``name_key`` with the used and the birth name (accents, case, separators
+    ignored: 'lefevre unal' finds Lefèvre-Ünal, 'dupont' Mme Martin née Dupont, as a
+    laboratory's message would); ``given`` is a prefix of the folded given names ('math'
+    finds Mathéo, 'jean pierre' Jean-Pierre); ``birth_date`` the full ISO date. Merged
+    dossiers (tombstones) are left out: nothing is filed there. At most ``limit`` rows,
+    ordered by name and id: ask for ``limit + 1`` to know whether there are more."""
+    key = name_key(family)
+    if not key:
+        return []
+    q = select(patients).where(
+        or_(patients.c.family_key == key, patients.c.birth_family_key == key),
+        patients.c.id.not_in(tombstone_ids()))
+    if given and (folded := fold_name(given)):
+        escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = q.where(patients.c.given_key.like(escaped + "%", escape="\\"))
+    if birth_date:
+        q = q.where(patients.c.birth_date == birth_date)
+    q = q.order_by(patients.c.family_key, patients.c.given_key, patients.c.id).limit(limit)
+    return [patient_from_row(row) for row in conn.execute(q)]
+
+
 def birth_order_marks(given: str) -> tuple[str, ...]:
     """The numbers among the given names: a maternity's placeholder names twins 'BEBE 1' and
     'BEBE 2' (or 'JUMEAU 1', 'JUMEAU 2') until they are named, and both key as BEBE

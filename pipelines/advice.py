@@ -17,24 +17,42 @@ _TABLE = Path(__file__).with_name("tables") / "error_advice.csv"
 
 
 @cache
-def _rules() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
-    exact: dict[str, str] = {}
-    prefixes: list[tuple[str, str]] = []
+def _rules() -> tuple[dict[str, dict[str, str]], tuple[tuple[str, dict[str, str]], ...]]:
+    exact: dict[str, dict[str, str]] = {}
+    prefixes: list[tuple[str, dict[str, str]]] = []
     for row in read_csv_rows(_TABLE):
-        code, text = row["code"], row["advice"]
+        code = row["code"]
         if code.endswith("*"):
-            prefixes.append((code[:-1], text))
+            prefixes.append((code[:-1], row))
         else:
-            exact[code] = text
+            exact[code] = row
     prefixes.sort(key=lambda p: -len(p[0]))  # longest first; '' (the default) last
     return exact, tuple(prefixes)
 
 
-def advice(code: str | None) -> str | None:
-    """What to do about an import that ended with ``code``; None without a code."""
-    if not code:
-        return None
+def _row(code: str) -> dict[str, str] | None:
+    """The table's row for ``code``: exact, else the longest prefix, else the default."""
     exact, prefixes = _rules()
     if code in exact:
         return exact[code]
-    return next((text for prefix, text in prefixes if code.startswith(prefix)), None)
+    return next((row for prefix, row in prefixes if code.startswith(prefix)), None)
+
+
+def advice(code: str | None) -> str | None:
+    """What to do about an import that ended with ``code``; None without a code."""
+    row = _row(code) if code else None
+    return row["advice"] if row else None
+
+
+RERUN_KINDS = ("yes", "resend", "by-id", "no")
+
+
+def rerun_kind(code: str | None) -> str | None:
+    """What a rerun of a group of imports that ended with ``code`` does (the table's
+    ``rerun`` column): 'yes', it helps once the cause the advice names is fixed here;
+    'resend', the same bytes fail the same way, the sender must resend; 'by-id', each one
+    is checked and assigned by a person; 'no', nothing to rerun. Why: `imports list
+    --group-by code` suggested rerunning a group of CDA_DTD_FORBIDDEN, which fails again
+    unchanged. None without a code."""
+    row = _row(code) if code else None
+    return row["rerun"] if row else None

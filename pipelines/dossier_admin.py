@@ -11,12 +11,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from dossiers.patients import PatientError, create_patient, find_by_ins
+from dossiers.patients import PatientError, create_patient, find_by_ins, search_by_traits
 from normalizers.nir import nir_key_valid, nir_valid
 from pipelines.audit import Actor, record
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CSV_COLUMNS = ("family", "given", "birth_date", "sex")  # required; ins, ins_oid optional
+FIND_LIMIT = 50  # rows `dossier find` lists: a lookup to choose from, not an export
 
 
 @dataclass(slots=True)
@@ -39,12 +40,7 @@ class DossierInput:
     def validate(self) -> None:
         if not self.family or not self.given:
             raise ValueError("family and given names are required")
-        if not _DATE.match(self.birth_date):
-            raise ValueError("birth date must be YYYY-MM-DD")
-        try:
-            date.fromisoformat(self.birth_date)
-        except ValueError:
-            raise ValueError("birth date is not a calendar date") from None
+        _valid_birth_date(self.birth_date)
         if self.sex not in ("F", "M"):
             raise ValueError("sex must be F or M")
         if self.ins is not None and not nir_key_valid(self.ins):
@@ -75,6 +71,43 @@ def create_dossiers(engine: Engine, items: list[DossierInput], *,
                 record(conn, actor, "dossier.create", patient_id=created[-1],
                        details={"ins": item.ins is not None})
     return created
+
+
+def _valid_birth_date(value: str) -> None:
+    """A full calendar date, YYYY-MM-DD (what dossiers hold), or ValueError saying so."""
+    if not _DATE.match(value):
+        raise ValueError("birth date must be YYYY-MM-DD")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("birth date is not a calendar date") from None
+
+
+def find_dossiers(engine: Engine, family: str, *, given: str | None = None,
+                  birth_date: str | None = None, actor: Actor, reason: str,
+                  limit: int = FIND_LIMIT) -> tuple[list[dict], bool]:
+    """The dossiers an operator may mean (``dossier find``: assigning a quarantined import
+    whose INS is wrong, after checking), at most ``limit``, and whether more matched. The
+    traits listed are patient data: each dossier listed has the look in its audit trail,
+    with the reason, as any read of a dossier; the criteria's names are kept, never their
+    values (a name searched may be another person's)."""
+    if not reason or not reason.strip():
+        raise ValueError("a reason is required (--reason)")
+    if not family or not family.strip():
+        raise ValueError("a family name is required (--family)")
+    if birth_date:
+        _valid_birth_date(birth_date)
+    criteria = [name for name, value in (("family", family), ("given", given),
+                                         ("birth_date", birth_date)) if value]
+    with engine.begin() as conn:
+        found = search_by_traits(conn, family, given, birth_date, limit=limit + 1)
+        more, found = len(found) > limit, found[:limit]
+        for patient in found:
+            record(conn, actor, "dossier.find", patient_id=patient.id, reason=reason.strip(),
+                   details={"criteria": criteria, "listed": len(found)})
+    return [{"id": p.id, "family": p.family, "given": p.given, "birth_family": p.birth_family,
+             "birth_date": p.birth_date, "sex": p.sex, "ins": p.ins is not None,
+             "opposed": p.opposed} for p in found], more
 
 
 def read_dossiers_csv(path: str | Path) -> list[DossierInput]:

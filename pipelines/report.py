@@ -326,8 +326,28 @@ def show_import(engine: Engine, import_id: int) -> dict | None:
             select(imports.c.id).where(imports.c.edited_from == import_id)
             .order_by(imports.c.id)).scalars())
         info["resent_as"] = _resent_as(conn, row)
+        info["batch_messages"], info["batch_messages_count"] = _batch_messages(conn, row.id)
     info["audit"] = trail(engine, import_id=import_id)
     return info
+
+
+BATCH_MESSAGES_SHOWN = 50  # message ids a batch file's `imports show` lists
+
+
+def _batch_messages(conn, import_id: int) -> tuple[list[dict], int]:  # noqa: ANN001
+    """A batch file's messages (their rows' ``batch_of`` is the file's row), the first
+    ``BATCH_MESSAGES_SHOWN`` with their status, and how many there are: the file's row of a
+    failed batch (HL7_BATCH_*) says its messages were processed on their own, and the
+    operator follows them from there. Empty for any other import."""
+    where = imports.c.batch_of == import_id
+    count = conn.execute(select(func.count()).select_from(imports).where(where)).scalar_one()
+    if not count:
+        return [], 0
+    rows = conn.execute(select(imports.c.id, imports.c.part, imports.c.status,
+                               imports.c.error_code).where(where)
+                        .order_by(imports.c.part, imports.c.id).limit(BATCH_MESSAGES_SHOWN))
+    return [{"id": r.id, "part": r.part, "status": r.status, "error_code": r.error_code}
+            for r in rows], count
 
 
 def _resent_as(conn, row) -> list[dict]:  # noqa: ANN001

@@ -244,8 +244,9 @@ def test_a_burst_of_one_code_from_one_source_is_one_line_and_one_rerun(store, ca
                        "code,source", "--since", "2h")
     assert code == 0 and "groups 1-2 of 2 (7 imports)" in out
     # '2h' pasted later would be another window: the instant it meant
-    hint = re.search(r"rerun a group: dmp-ingest imports rerun --status failed --since "
-                     r"(\S+) --code OBX_BAD_NUMBER --source labo-x --dry-run", out)
+    # OBX_BAD_NUMBER fails again unchanged: listed, not offered for a rerun (round 8)
+    hint = re.search(r"list a group: dmp-ingest imports list --status failed --since "
+                     r"(\S+) --code OBX_BAD_NUMBER --source labo-x", out)
     assert hint is not None, out
     assert abs(datetime.fromisoformat(hint.group(1)) - (now() - timedelta(hours=2))) \
         < timedelta(minutes=1)
