@@ -108,7 +108,12 @@ An object whose bytes stop coming in the middle of its download (the connection 
 load balancer or a proxy's idle timeout, the store's socket timing out: botocore retries a
 request until its answer's headers, never the reading of its body) is read again, at most
 ``body_retries`` more times, ``retry_backoff`` seconds apart then twice that; still cut, it
-is left as an object the store will not give (below), and the others are taken.
+is left as an object the store will not give (below), and the others are taken. So is an
+object the store answers a server error for (HTTP 500: InternalError; a MinIO or Ceph RGW
+whose copies of that object are damaged or out of reach answers so for it alone, at every
+read) once botocore's retries (``request_attempts``, standard mode) are spent: it failed the
+whole poll, at every poll, and the source took nothing more. A store throttling us (503
+SlowDown) still ends the poll: slowing down is what it asks.
 
 An object the store will not give us while it gives the others (archived by a lifecycle rule:
 ``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
@@ -211,6 +216,10 @@ PARK_SECONDS = 3600.0
 BODY_RETRIES = 2
 RETRY_BACKOFF = 1.0
 CUT = "ConnectionCut"  # how such an object is counted among those that cannot be read
+# botocore's attempts at each request, the first included (total_max_attempts; the
+# max_attempts of 3 set before counted retries only); standard mode: throttling, 5xx and
+# connection errors retried with a jittered exponential backoff
+REQUEST_ATTEMPTS = 4
 # Empty objects that stand for a folder, not a file: 'a/b/' (the S3 console, Cyberduck,
 # rclone), 'a/b_$folder$' (Hadoop's s3n and EMRFS, S3Fox, CloudBerry). Skipped: a '_$folder$'
 # one was refused as an empty object, a failed import for the admin at every new folder
@@ -223,6 +232,9 @@ UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore 
                     "InvalidRequest": "encrypted with a customer key (SSE-C) we are not given",
                     "AccessDenied": "no permission on it (its owner, its encryption key, the "
                                     "bucket policy)",
+                    "InternalError": "the store answered a server error for it (HTTP 500) "
+                                     "after retries: a damaged or unreachable copy on the "
+                                     "store's side",
                     CUT: "its download was cut by the network or the store every time it "
                          "was read (connection reset, read timeout)"}
 
@@ -382,6 +394,7 @@ class BucketPoller:
                  state_dir: Path | None = None, park_seconds: float = PARK_SECONDS,
                  versioning_seconds: float = VERSIONING_SECONDS,
                  body_retries: int = BODY_RETRIES, retry_backoff: float = RETRY_BACKOFF,
+                 request_attempts: int = REQUEST_ATTEMPTS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
@@ -434,6 +447,7 @@ class BucketPoller:
         self._gone_now: set[bytes] = set()  # this poll: objects moved away (_moved_away)
         self.park_seconds, self._clock = park_seconds, clock
         self.body_retries, self.retry_backoff = body_retries, retry_backoff
+        self.request_attempts = request_attempts  # botocore's, each request (first included)
         # full_listing_seconds: the key after which partial listings start, and when the
         # last full listing began (clock); None: never
         self._watermark = ""
@@ -462,7 +476,8 @@ class BucketPoller:
 
             self._client = boto3.session.Session().client(
                 "s3", endpoint_url=self.endpoint_url, region_name=self.source.region,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                config=Config(retries={"total_max_attempts": self.request_attempts,
+                                       "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
             for operation in MD5_OPERATIONS:
@@ -993,7 +1008,7 @@ class BucketPoller:
                 return obj
             if code in ("PreconditionFailed", "412", "InvalidRange"):
                 return None
-            if code not in UNREADABLE:
+            if code not in UNREADABLE and not _server_error(exc):
                 raise
             log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place%s",
                         self.source.id, key_ref(obj.key), code, exc.operation_name,
@@ -1660,6 +1675,14 @@ def _own(tags: dict[str, str] | None) -> dict[str, str]:
 
 def _code(exc: Exception) -> str | None:
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def _server_error(exc: Exception) -> bool:
+    """An answer of HTTP 500 (InternalError, or a store's own code for it): on a read of one
+    object, that object's copies are damaged or out of the store's reach. A 503 (SlowDown,
+    ServiceUnavailable) is the store asking us to slow down, not a fault of one object."""
+    meta = getattr(exc, "response", {}).get("ResponseMetadata", {})
+    return meta.get("HTTPStatusCode") == 500 or _code(exc) == "InternalError"
 
 
 def _changed(exc: Exception) -> bool:

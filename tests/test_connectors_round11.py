@@ -96,3 +96,38 @@ def test_a_download_cut_every_time_is_left_and_the_others_taken(sqlite_ctx, quir
     assert second.error is None and second.taken == 1
     assert len(ledger(sqlite_ctx.engine)) == 3
     assert tags(client, name, CUT_KEY)["dmp-intake"] == "done"
+
+
+def test_an_object_the_store_answers_500_for_is_left_and_the_others_taken(sqlite_ctx,  # noqa: ANN001
+                                                                          quirky) -> None:
+    """A MinIO or Ceph RGW whose copies of one object are damaged or out of reach answers
+    HTTP 500 InternalError for that object alone, at every read: once botocore's retries
+    were spent the whole poll failed, at every poll, and the source took nothing more. Now
+    the object is left in place (unrecorded, untagged), the poll says how many and why, and
+    the others are taken. botocore's attempts per request are a poller setting (one here:
+    no backoff waited); a store throttling us (503 SlowDown) still ends the poll."""
+    store, name, client = quirky
+    _put_three(client, name)
+    store.refuse = lambda method, path, query, headers: (
+        (500, "InternalError") if method == "GET" and path.endswith("M%C3%BCller.hl7")
+        and "tagging" not in query else None)
+    poller = _poller(store, name, sqlite_ctx, request_attempts=1)
+    result = poller.poll()
+    assert result.taken == 2
+    assert result.error == (
+        "bucket source lab-s3: 1 object(s) cannot be read (InternalError: the store answered "
+        "a server error for it (HTTP 500) after retries: a damaged or unreachable copy on the "
+        "store's side); left in place, tried again at the next poll")
+    assert sum(1 for method, path, query in store.seen if method == "GET"
+               and path.endswith("M%C3%BCller.hl7") and "tagging" not in query) == 1
+    assert sorted(r["file_name"] for r in ledger(sqlite_ctx.engine)) == [
+        "incoming/nfs-garcon.hl7", "incoming/nfs-lefevre.hl7"]
+    assert tags(client, name, CUT_KEY) == {}
+    store.refuse = lambda method, path, query, headers: (
+        (503, "SlowDown") if method == "GET" and "tagging" not in query
+        and "list-type" not in query else None)
+    client.put_object(Bucket=name, Key="incoming/nfs-noel.hl7", Body=NFS + b"NTE|1||x\r")
+    throttled = poller.poll()
+    assert throttled.taken == 0 and "(SlowDown)" in (throttled.error or "")
+    store.refuse = None  # repaired, no longer throttled
+    assert poller.poll().taken == 2 and len(ledger(sqlite_ctx.engine)) == 4
