@@ -1,5 +1,6 @@
 """Connectors round 11: S3 downloads the network or the store cuts in the middle (a connection
-reset by a load balancer, a proxy's idle timeout). Real moto server on loopback behind a real
+reset by a load balancer, a proxy's idle timeout), and a store answering HTTP 500 for one
+object it cannot serve. Real moto server on loopback behind a real
 HTTP proxy that cuts the answer's body (tests/s3_quirks.py), boto3 unpatched, SQLite store."""
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def _poller(store, name: str, ctx, **kw) -> BucketPoller:  # noqa: ANN001, ANN00
 
 def test_a_download_cut_once_is_read_again_within_the_poll(sqlite_ctx, quirky) -> None:  # noqa: ANN001
     """A load balancer resets the connection in the middle of one object's body: botocore
-    retries a request only until its answer's headers, so the poll failed (ResponseStreaming
-    Error), before intake, and none of the objects read with it was taken at that poll. Now
-    the object is asked for again and every object is taken at this poll, each once, its key
-    recorded as the sender wrote it."""
+    retries a request only until its answer's headers, so the poll failed (IncompleteRead
+    Error, a short body here), before intake, and none of the objects read with it was
+    taken at that poll. Now the object is asked for again and every object is taken at
+    this poll, each once, its key recorded as the sender wrote it."""
     store, name, client = quirky
     _put_three(client, name)
     cuts = _cut(store, "M%C3%BCller.hl7", times=1)
