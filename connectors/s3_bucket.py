@@ -104,6 +104,17 @@ listing (a store's listing may lag behind); listed and not found at two polls in
 a poll error: the store lists a key it does not serve under that name (some stores answer
 encoding-type=url but leave a '+' unencoded, which boto3 then reads as a space).
 
+An object whose bytes stop coming in the middle of its download (the connection reset by a
+load balancer or a proxy's idle timeout, the store's socket timing out: botocore retries a
+request until its answer's headers, never the reading of its body) is read again, at most
+``body_retries`` more times, ``retry_backoff`` seconds apart then twice that; still cut, it
+is left as an object the store will not give (below), and the others are taken. So is an
+object the store answers a server error for (HTTP 500: InternalError; a MinIO or Ceph RGW
+whose copies of that object are damaged or out of reach answers so for it alone, at every
+read) once botocore's retries (``request_attempts``, standard mode) are spent: it failed the
+whole poll, at every poll, and the source took nothing more. A store throttling us (503
+SlowDown) still ends the poll: slowing down is what it asks.
+
 An object the store will not give us while it gives the others (archived by a lifecycle rule:
 ``InvalidObjectState``; ``AccessDenied`` on that object: another owner, an encryption key we
 may not use) is left in place, unrecorded and unmarked; the poll's error says how many and
@@ -199,6 +210,16 @@ UNREADABLE = ("InvalidObjectState", "AccessDenied", "403", "InvalidRequest",
 PARKED = ("InvalidObjectState", "InvalidRequest", "KMS.DisabledException",
           "KMS.AccessDeniedException")
 PARK_SECONDS = 3600.0
+# A download cut in the middle (ResponseStreamingError: connection reset, a short body;
+# ReadTimeoutError: the socket's read timeout; IncompleteReadError: fewer bytes than
+# Content-Length): read again BODY_RETRIES more times, RETRY_BACKOFF seconds apart, doubling
+BODY_RETRIES = 2
+RETRY_BACKOFF = 1.0
+CUT = "ConnectionCut"  # how such an object is counted among those that cannot be read
+# botocore's attempts at each request, the first included (total_max_attempts; the
+# max_attempts of 3 set before counted retries only); standard mode: throttling, 5xx and
+# connection errors retried with a jittered exponential backoff
+REQUEST_ATTEMPTS = 4
 # Empty objects that stand for a folder, not a file: 'a/b/' (the S3 console, Cyberduck,
 # rclone), 'a/b_$folder$' (Hadoop's s3n and EMRFS, S3Fox, CloudBerry). Skipped: a '_$folder$'
 # one was refused as an empty object, a failed import for the admin at every new folder
@@ -210,7 +231,12 @@ VERSIONING_SECONDS = 300.0
 UNREADABLE_HINTS = {"InvalidObjectState": "in an archive storage class: restore it",
                     "InvalidRequest": "encrypted with a customer key (SSE-C) we are not given",
                     "AccessDenied": "no permission on it (its owner, its encryption key, the "
-                                    "bucket policy)"}
+                                    "bucket policy)",
+                    "InternalError": "the store answered a server error for it (HTTP 500) "
+                                     "after retries: a damaged or unreachable copy on the "
+                                     "store's side",
+                    CUT: "its download was cut by the network or the store every time it "
+                         "was read (connection reset, read timeout)"}
 
 
 class ListingStuck(Exception):
@@ -219,6 +245,14 @@ class ListingStuck(Exception):
     def __init__(self, where: str) -> None:
         super().__init__(f"the S3 store's listing of {where} says there is more but gives no "
                          f"way on (no key, no continuation token); the poll stopped there")
+
+
+class DownloadCut(Exception):
+    """An object's download was cut every time it was read (``BucketPoller._download``)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
 
 @dataclass
@@ -359,6 +393,8 @@ class BucketPoller:
                  list_page_size: int = 1000, remember_max: int = REMEMBER_MAX,
                  state_dir: Path | None = None, park_seconds: float = PARK_SECONDS,
                  versioning_seconds: float = VERSIONING_SECONDS,
+                 body_retries: int = BODY_RETRIES, retry_backoff: float = RETRY_BACKOFF,
+                 request_attempts: int = REQUEST_ATTEMPTS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
         self.engine, self.archive = engine, archive
@@ -410,6 +446,8 @@ class BucketPoller:
         self._parked_listed: set[bytes] = set()  # this poll: parked objects still listed
         self._gone_now: set[bytes] = set()  # this poll: objects moved away (_moved_away)
         self.park_seconds, self._clock = park_seconds, clock
+        self.body_retries, self.retry_backoff = body_retries, retry_backoff
+        self.request_attempts = request_attempts  # botocore's, each request (first included)
         # full_listing_seconds: the key after which partial listings start, and when the
         # last full listing began (clock); None: never
         self._watermark = ""
@@ -438,7 +476,8 @@ class BucketPoller:
 
             self._client = boto3.session.Session().client(
                 "s3", endpoint_url=self.endpoint_url, region_name=self.source.region,
-                config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                config=Config(retries={"total_max_attempts": self.request_attempts,
+                                       "mode": "standard"},
                               connect_timeout=5, read_timeout=60,
                               max_pool_connections=self.concurrency + 2))
             for operation in MD5_OPERATIONS:
@@ -930,19 +969,19 @@ class BucketPoller:
             limit = self.source.max_bytes
             rejection = None
             if obj.size > limit:
-                response = self._get_listed(obj, Range=f"bytes=0-{HEAD_KEPT - 1}")
-                if response is None:  # the version listed, found tagged by an earlier poller
+                read = self._download(obj, HEAD_KEPT, Range=f"bytes=0-{HEAD_KEPT - 1}")
+                if read is None:  # the version listed, found tagged by an earlier poller
                     return obj
-                data = _read_body(response, HEAD_KEPT)  # a store ignoring Range sends it all
+                response, data = read  # a store ignoring Range sends it all: HEAD_KEPT read
                 rejection = ("S3_OBJECT_TOO_LARGE",
                              f"object of {obj.size} bytes is over the bucket source's limit of "
                              f"{limit} bytes (max_bytes); only its first {len(data)} bytes "
                              f"were archived")
             else:
-                response = self._get_listed(obj)
-                if response is None:
+                read = self._download(obj, limit + 1)
+                if read is None:
                     return obj
-                data = _read_body(response, limit + 1)
+                response, data = read
                 if len(data) != obj.size:  # not the object listed (a store ignoring If-Match)
                     log.warning("bucket source %s: object %s is not the one listed (%d bytes "
                                 "read, %d listed); looked at again at the next poll",
@@ -969,7 +1008,7 @@ class BucketPoller:
                 return obj
             if code in ("PreconditionFailed", "412", "InvalidRange"):
                 return None
-            if code not in UNREADABLE:
+            if code not in UNREADABLE and not _server_error(exc):
                 raise
             log.warning("bucket source %s: object %s cannot be read (%s on %s); left in place%s",
                         self.source.id, key_ref(obj.key), code, exc.operation_name,
@@ -977,11 +1016,44 @@ class BucketPoller:
                         else "")
             obj.unreadable = code
             return obj
+        except DownloadCut as exc:
+            log.warning("bucket source %s: object %s: its download was cut %d times (%s); left "
+                        "in place, read again at the next poll", self.source.id,
+                        key_ref(obj.key), self.body_retries + 1, exc.cause)
+            obj.unreadable = CUT
+            return obj
         obj.item = Received(data=data, source=self.source.id, channel="s3",
                             peer=shown(f"s3://{bucket}/{obj.key}", PEER_MAX),
                             file_name=shown(obj.key, FILE_NAME_MAX), received_at=received_at,
                             rejection=rejection)
         return obj
+
+    def _download(self, obj: _Object, limit: int, **extra: str) -> tuple[dict, bytes] | None:
+        """The object listed (``_get_listed``) and at most ``limit`` bytes of its body. botocore
+        retries a request (standard mode) until its answer's headers, never the reading of
+        its body: a connection reset or a read timeout in the middle of a download failed
+        the whole poll, before intake, and the objects read with it were read again at the
+        next poll; one that a proxy's idle timeout always cuts (a slow store, a large
+        object) stopped the whole source for good. Now it is asked for again, at most
+        ``body_retries`` more times, waiting ``retry_backoff`` seconds then twice that;
+        still cut: DownloadCut (the object left in place, the others taken)."""
+        from botocore.exceptions import (
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
+
+        for attempt in range(self.body_retries + 1):
+            response = self._get_listed(obj, **extra)
+            if response is None:
+                return None
+            try:
+                return response, _read_body(response, limit)
+            except (ResponseStreamingError, ReadTimeoutError, IncompleteReadError) as exc:
+                if attempt == self.body_retries or self.stop_event.wait(
+                        self.retry_backoff * 2 ** attempt):
+                    raise DownloadCut(type(exc).__name__) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _versions_seen(self, version: str | None) -> None:
         """An object read answers with a VersionId while the bucket is taken as unversioned:
@@ -1603,6 +1675,14 @@ def _own(tags: dict[str, str] | None) -> dict[str, str]:
 
 def _code(exc: Exception) -> str | None:
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
+
+
+def _server_error(exc: Exception) -> bool:
+    """An answer of HTTP 500 (InternalError, or a store's own code for it): on a read of one
+    object, that object's copies are damaged or out of the store's reach. A 503 (SlowDown,
+    ServiceUnavailable) is the store asking us to slow down, not a fault of one object."""
+    meta = getattr(exc, "response", {}).get("ResponseMetadata", {})
+    return meta.get("HTTPStatusCode") == 500 or _code(exc) == "InternalError"
 
 
 def _changed(exc: Exception) -> bool:

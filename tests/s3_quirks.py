@@ -45,6 +45,10 @@ class QuirkyStore:
     seen: list[tuple[str, str, str]] = field(default_factory=list)
     # seconds the store's clock (its Date header) is ahead of ours; a NAS's drifts
     clock_offset: float = 0.0
+    # (method, path, query) -> bytes of the body sent before the connection is cut (the
+    # answer's Content-Length is the whole body's), or None: a connection reset or a proxy's
+    # idle timeout in the middle of a download
+    cut: Callable[[str, str, dict[str, list[str]]], int | None] | None = None
 
     def __post_init__(self) -> None:
         store = self
@@ -100,7 +104,12 @@ class QuirkyStore:
                                              if store.answer else value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    if self.command != "HEAD":
+                    sent = store.cut and store.cut(self.command, parts.path, query)
+                    if sent is not None and self.command != "HEAD":
+                        self.wfile.write(data[:sent])
+                        self.wfile.flush()
+                        self.close_connection = True  # the rest never comes
+                    elif self.command != "HEAD":
                         self.wfile.write(data)
                 finally:
                     conn.close()
