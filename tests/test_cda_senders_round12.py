@@ -401,7 +401,7 @@ def test_corpus_every_coded_statement_is_filed_read_with_another_or_said(
     from parsers.cda.model import Organizer
 
     said: list[str] = []
-    real = notfiled._not_filed
+    real = notfiled.not_filed
 
     def spy(act, kind, ctx, section) -> None:  # noqa: ANN001
         before = sum(count for count, _ in ctx.not_filed.values())
@@ -409,20 +409,20 @@ def test_corpus_every_coded_statement_is_filed_read_with_another_or_said(
         if sum(count for count, _ in ctx.not_filed.values()) > before:
             said.append(act.path)
 
-    monkeypatch.setattr(statements, "_not_filed", spy)  # where _statement looks it up
+    monkeypatch.setattr(statements, "not_filed", spy)  # where statement_entries looks it up
     data = corpus_path("cda", name).read_bytes()
     doc = parse_cda(data)
     msg = normalize_cda(doc, data, "corpus")
     filed = {e.source_ref for e in msg.entries if e.source_ref}
-    elsewhere = kinds._read_elsewhere()
-    kind_of = common._kinds()
+    elsewhere = kinds.read_elsewhere()
+    kind_of = common.kind_table()
     acts = [act for _, act in iter_acts(doc)]
     skipped = [a.path for a in acts if any(kind_of.get(t) == common.SKIP for t in a.template_roots)]
     covered = [*filed, *said, *skipped]  # with everything they hold
     dropped = []
     for act in acts:
         if isinstance(act, Organizer) or not _coded(act) or act.path in covered or \
-                not elsewhere.isdisjoint(act.template_roots) or references._is_comment(act) or \
+                not elsewhere.isdisjoint(act.template_roots) or references.is_comment(act) or \
                 act.null_flavor:
             continue
         if any(act.path.startswith(ref + "/") for ref in covered):

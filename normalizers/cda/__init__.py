@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import gc
 
-from normalizers.cda.body import _body_entries, _structured, fit_free_text
+from normalizers.cda.body import fit_free_text, normalize_structured, structured_body_entries
 from normalizers.cda.common import BODY_TEXT_CAP, MEDIA_PDF, is_placeholder
 from normalizers.cda.embedded import (
-    _body_bytes,
-    _body_text,
-    _scanned_image_types,
-    _shown_image_type,
+    body_bytes,
     body_media_type,
+    body_text,
+    scanned_image_types,
+    shown_image_type,
 )
-from normalizers.cda.identity import _PATIENT_PATH
-from normalizers.cda.times import _ZONE, document_zone
+from normalizers.cda.identity import PATIENT_PATH
+from normalizers.cda.times import ZONE, document_zone
 from normalizers.codes import CodeMappings
 from normalizers.death import feeding_cda_death
 from normalizers.model import Entry, NormalizationError, NormalizedMessage
@@ -50,11 +50,11 @@ def normalize_cda(doc: Document, data: bytes, source: str | tuple[str, ...],
     """The NormalizedMessage of one CDA document (``data``: its original bytes, attached to
     the document entry). Raises NormalizationError for what makes it unusable. ``zone``: the
     one the source declared for its times without offset (see ``document_zone``)."""
-    token = _ZONE.set(document_zone(doc, zone))
+    token = ZONE.set(document_zone(doc, zone))
     try:
         return _normalize(doc, data, source, mappings)
     finally:
-        _ZONE.reset(token)
+        ZONE.reset(token)
 
 
 def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
@@ -68,16 +68,16 @@ def _normalize(doc: Document, data: bytes, source: str | tuple[str, ...],
     if gc.isenabled():
         gc.disable()
         try:
-            identity, document, entries, ctx = _structured(doc, data, source, mappings)
+            identity, document, entries, ctx = normalize_structured(doc, data, source, mappings)
         finally:
             gc.enable()
     else:
-        identity, document, entries, ctx = _structured(doc, data, source, mappings)
+        identity, document, entries, ctx = normalize_structured(doc, data, source, mappings)
     entries.extend(level1_body_entries(doc, document, source, ctx.warnings))
     logical_id = f"cda|{doc.header.id.key}"
     rt = doc.header.record_targets[0]
     death = feeding_cda_death(rt.deceased_ind, rt.deceased_time.value if rt.deceased_time
-                              else None, identity.birth_date, f"{_PATIENT_PATH}/patient",
+                              else None, identity.birth_date, f"{PATIENT_PATH}/patient",
                               ctx.warnings)
     try:
         return NormalizedMessage(logical_id=logical_id, identity=identity, entries=entries,
@@ -102,7 +102,7 @@ def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str,
     body = doc.non_xml_body
     if body is None:
         return []
-    content = _body_bytes(body, warnings)
+    content = body_bytes(body, warnings)
     media_type = body_media_type(body)
     if content and (media_type == MEDIA_PDF or detect_format(content) == PDF):
         from normalizers.documents import pdf_report_entries
@@ -114,15 +114,15 @@ def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str,
                             f"{body.media_type.strip()[:40]!r} on a PDF (%PDF- "
                             "header): read as application/pdf")
         return pdf_report_entries(document, content, source, warnings)
-    shown = _shown_image_type(content, media_type)
-    if shown and media_type not in _scanned_image_types():
+    shown = shown_image_type(content, media_type)
+    if shown and media_type not in scanned_image_types():
         # a scan said application/octet-stream or nothing (the ED default, text/plain): its
         # bytes are a JPEG, PNG or TIFF, as the PDF said otherwise is read as the PDF it is
         warnings.append(f"CDA_BODY_MEDIA_TYPE: {body.path}: mediaType "
                         f"{body.media_type.strip()[:40]!r} on a {shown} image (its "
                         f"signature): read as {shown}")
         media_type = shown
-    if content and media_type in _scanned_image_types():
+    if content and media_type in scanned_image_types():
         from normalizers.documents import scanned_image_entries
 
         # an IHE XDS-SD scan sent as the scanner's image: read by OCR as the same page in
@@ -136,7 +136,7 @@ def level1_body_entries(doc: Document, document: Entry, source: str | tuple[str,
     if media_type.startswith("text/") and (content or body.text.strip()):
         # a level-1 text document (IHE XDS-SD text/plain): its words are its narrative,
         # shown and searched like a structured body's (they were only in the XML)
-        text = _body_text(content, body, warnings) if content else body.text
+        text = body_text(content, body, warnings) if content else body.text
         document.details["sections"] = [{"code": None, "title": None,
                                          "text": text.strip()[:BODY_TEXT_CAP],
                                          "level": 0}]
@@ -159,8 +159,8 @@ def body_entries(doc: Document, *, document_key: str, source: str | tuple[str, .
     files the same instants, which level 4 compares. What the body says of the document
     itself (the images of its DICOM object catalog) goes into ``document``'s details, as
     ``normalize_cda`` puts it into its own DOCUMENT entry."""
-    token = _ZONE.set(document_zone(doc, zone))
+    token = ZONE.set(document_zone(doc, zone))
     try:
-        return _body_entries(doc, document_key, source, mappings, warnings, document)
+        return structured_body_entries(doc, document_key, source, mappings, warnings, document)
     finally:
-        _ZONE.reset(token)
+        ZONE.reset(token)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.common import PROBLEM, _Ctx, _kinds
-from normalizers.cda.header import _author, _header_time
-from normalizers.cda.tables import _diagnosis_role_table
+from normalizers.cda.common import PROBLEM, Ctx, kind_table
+from normalizers.cda.header import author_party, header_time
+from normalizers.cda.tables import diagnosis_role_table
 from normalizers.cda_sources import PATIENT, informants
 from normalizers.codes import is_loinc_system
 from normalizers.model import Entry
@@ -17,7 +17,7 @@ from parsers.cda.model import CD, TS, ClinicalStatement, Organizer, Section
 def _role_of(template_roots: set[str], code: CD | None) -> str | None:
     """The diagnosis role an act or section says (tables/cda_diagnosis_roles.csv): by its
     template, else by its LOINC code."""
-    roles = _diagnosis_role_table()
+    roles = diagnosis_role_table()
     found = next((roles[("template", t)] for t in sorted(template_roots)
                   if ("template", t) in roles), None)
     if found is None and code is not None and code.code and is_loinc_system(code.code_system):
@@ -32,7 +32,7 @@ def _roled(act: ClinicalStatement, out: dict[str, str], diagnoses: set[str]) -> 
     role = _role_of(act.template_roots, act.code)
     if role:
         out[act.path] = role
-    kinds = _kinds()
+    kinds = kind_table()
     if not act.template_roots or any(kinds.get(t) == PROBLEM for t in act.template_roots):
         diagnoses.add(act.path)
     for rel in act.entry_relationships:
@@ -43,7 +43,7 @@ def _roled(act: ClinicalStatement, out: dict[str, str], diagnoses: set[str]) -> 
             _roled(component, out, diagnoses)
 
 
-def _diagnosis_roles(act: ClinicalStatement, made: list[Entry], section: Section) -> None:
+def diagnosis_roles(act: ClinicalStatement, made: list[Entry], section: Section) -> None:
     """Whether a problem is an admission or a discharge diagnosis (details.diagnosis_role):
     said by the nearest act wrapping it (C-CDA Hospital Admission / Discharge Diagnosis
     4.34 / 4.33), else by its section (IHE PCC, CI-SIS, C-CDA admission and discharge
@@ -73,8 +73,8 @@ def _diagnosis_roles(act: ClinicalStatement, made: list[Entry], section: Section
             entry.details["diagnosis_role"] = role
 
 
-def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,
-                ctx: _Ctx) -> None:
+def attributed(act: ClinicalStatement, made: list[Entry], section_authors: tuple,
+               ctx: Ctx) -> None:
     """Who recorded the facts of one entry that name no author of their own: the nearest
     enclosing statement's author (an organizer's, an act's: CDA R2 context conduction
     through component and entryRelationship), else the section's (CDA R2 Section.author,
@@ -95,7 +95,7 @@ def _attributed(act: ClinicalStatement, made: list[Entry], section_authors: tupl
         path = entry.source_ref
         owner = max((p for p in nested if path.startswith(p + "/")), key=len, default=None)
         authors = nested[owner] if owner is not None else section_authors
-        recorded = [a for a in (_entry_author(x, ctx) for x in authors) if a]
+        recorded = [a for a in (entry_author(x, ctx) for x in authors) if a]
         if recorded:
             entry.details["recorded_by"] = recorded
 
@@ -112,7 +112,7 @@ def _authored(act: ClinicalStatement, out: dict[str, list]) -> None:
             _authored(component, out)
 
 
-def _sources(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
+def sources(act: ClinicalStatement, entry: Entry, ctx: Ctx) -> None:
     """Who stated the fact and who recorded it, from the statement's own informant and
     author (C-CDA Author Participation, IHE PCC / CI-SIS entry-level author; the informant:
     the patient, a relative, a professional): details.informants and details.recorded_by
@@ -125,14 +125,14 @@ def _sources(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
         if said:
             entry.details["informants"] = said
     if act.authors and "recorded_by" not in entry.details:
-        recorded = [_entry_author(a, ctx) for a in act.authors]
+        recorded = [entry_author(a, ctx) for a in act.authors]
         recorded = [a for a in recorded if a]
         if recorded:
             entry.details["recorded_by"] = recorded
 
 
-def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
-    """An entry's author as the header's (``_author``), or, when its id is one of the
+def entry_author(author: Any, ctx: Ctx) -> dict[str, Any]:  # noqa: ANN401
+    """An entry's author as the header's (``author_party``), or, when its id is one of the
     patient's (C-CDA patient-generated data: assignedAuthor/id = patientRole/id), the
     patient with the time: the patient's identifiers (an INS) are not copied into the
     details as a professional's."""
@@ -141,6 +141,6 @@ def _entry_author(author: Any, ctx: _Ctx) -> dict[str, Any]:  # noqa: ANN401
             any(i.key in ctx.patient_ids for i in entity.ids if i.root):
         out: dict[str, Any] = {"source": PATIENT}
         if isinstance(author.time, TS) and author.time.value:
-            out["time"] = _header_time(author.time)
+            out["time"] = header_time(author.time)
         return out
-    return _author(author)
+    return author_party(author)

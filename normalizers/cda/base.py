@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.coded import _code, _other_codes, original_text, referenced_text
-from normalizers.cda.common import _Ctx, _placeholders, is_placeholder, section_code, system_name
-from normalizers.cda.tables import _result_statuses, _status
-from normalizers.cda.times import _effective, _iso_value, center_bounds, width_end
+from normalizers.cda.coded import mapped_code, original_text, other_codes, referenced_text
+from normalizers.cda.common import Ctx, is_placeholder, placeholder_codes, section_code, system_name
+from normalizers.cda.tables import result_statuses, status_of
+from normalizers.cda.times import center_bounds, effective_time, iso_value, width_end
 from normalizers.cda.values import TEXT_VALUE_SIZE
 from normalizers.model import ENTRY_MAX, LAB_RESULT, Entry
 from parsers.cda.model import CD, IVL, TS, ClinicalStatement, Section
 
 
-def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
-          parent_key: str | None) -> Entry:
+def base_entry(act: ClinicalStatement, kind: str, section: Section, ctx: Ctx,
+               parent_key: str | None) -> Entry:
     code = act.code
-    coded = _code(code, ctx, section) if code is not None else None
+    coded = mapped_code(code, ctx, section) if code is not None else None
     own = next((i.key for i in act.ids if i.root and not i.null_flavor), "")
     key = f"cda|{ctx.set_key}|{kind}|{own or act.path}"
     if key in ctx.keys:  # two statements with one id: keep both
@@ -28,17 +28,17 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
     entry = Entry(type=kind, key=key, source_ref=act.path,
                   code=coded[0] if coded else None, system=coded[1] if coded else None,
                   display=coded[2] if coded else None, mapped=coded[3] if coded else True,
-                  status=_status(act.status_code), parent_key=parent_key or ctx.doc_key,
+                  status=status_of(act.status_code), parent_key=parent_key or ctx.doc_key,
                   masking=dict(ctx.masking))
     if kind == LAB_RESULT:
-        entry.status = _result_statuses().get(act.status_code.strip(), entry.status)
-    entry.effective = _effective(act.effective_time, ctx) or None
-    local = _local_code(code, coded) if code is not None and coded else None
+        entry.status = result_statuses().get(act.status_code.strip(), entry.status)
+    entry.effective = effective_time(act.effective_time, ctx) or None
+    local = local_code(code, coded) if code is not None and coded else None
     if local:
         entry.details["local_code"] = local
     # the code's other translations (a C-CDA procedure coded nullFlavor OTH with its CPT
     # and its SNOMED CT: filed under the CPT, the SNOMED CT was dropped)
-    others = [c for c in _other_codes(code, coded) if local is None or
+    others = [c for c in other_codes(code, coded) if local is None or
               (c.get("code"), c.get("system")) != (local.get("code"), local.get("system"))] \
         if code is not None and coded else None
     if others:
@@ -49,13 +49,13 @@ def _base(act: ClinicalStatement, kind: str, section: Section, ctx: _Ctx,
         entry.details["negated"] = True
     sites = getattr(act, "target_site_codes", None)
     if sites:  # where: body site, with laterality as a qualifier (C-CDA, IHE PCC)
-        site = _site(sites[0], section)
+        site = body_site(sites[0], section)
         if site:
             entry.details["target_site"] = site
     return entry
 
 
-def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] | None:
+def local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] | None:
     """The sender's own code when the entry is filed under another one (its LOINC
     translation, a CCAM or SNOMED CT translation of a local act code, the per-source
     mapping table's LOINC): {code, system, display} as the HL7v2 path keeps OBX-3's local
@@ -63,7 +63,7 @@ def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] |
     export could not give the sender's coding beside the LOINC, nor an admin find the
     result by the code the lab uses. None when the code is the one filed, or says nothing."""
     own = code.code.strip()
-    if not own or own.lower() in _placeholders():
+    if not own or own.lower() in placeholder_codes():
         return None
     system = system_name(code.code_system, code.code_system_name)
     if (own, system) == (coded[0], coded[1]):
@@ -72,7 +72,7 @@ def _local_code(code: CD, coded: tuple[str, str, str, bool]) -> dict[str, str] |
     return {k: v for k, v in out.items() if v}
 
 
-def _site(site: CD, section: Section | None = None) -> dict[str, Any] | None:
+def body_site(site: CD, section: Section | None = None) -> dict[str, Any] | None:
     """A body site as {code, system, display} with its laterality (the values of its
     qualifiers: right, left) as ``qualifiers``; None when it has no code. The display is
     the code's displayName, else its originalText (read in the section narrative when a
@@ -90,7 +90,7 @@ def _site(site: CD, section: Section | None = None) -> dict[str, Any] | None:
     return out
 
 
-def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
+def uncoded_name(act: ClinicalStatement, section: Section) -> str:
     """The words an uncoded statement is named by: its code's originalText, else the
     statement's own text (inline, or the narrative its reference points at: C-CDA and IHE
     PCC's usual form for a free-text entry, '<code nullFlavor="UNK"/><text><reference
@@ -103,7 +103,7 @@ def _uncoded_name(act: ClinicalStatement, section: Section) -> str:
     return words[:ENTRY_MAX["display"]]
 
 
-def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
+def set_period_end(act: ClinicalStatement, entry: Entry, ctx: Ctx) -> None:
     """The end of a procedure or a result over a period (effectiveTime low and high: an
     operation from 09:11 to 11:40, CI-SIS PPS chemotherapy from May to September, a 24-hour
     urine) in details.period_high; its start is the entry's time. The end was dropped."""
@@ -116,7 +116,7 @@ def _period_end(act: ClinicalStatement, entry: Entry, ctx: _Ctx) -> None:
 
 
 def period_end(period: IVL, start: str | None, warnings: list[str]) -> str | None:
-    """The end of a period that began at ``start`` (ISO, as ``_effective`` read it): its
+    """The end of a period that began at ``start`` (ISO, as ``effective_time`` read it): its
     high, else the end a start and a width say ('from 08:00 for 24 h': ``width_end``), or a
     center and a width (``center_bounds``: the start is center - width/2); None when it says
     no other end than its start. Shared by a statement's own period and by the organizer
@@ -127,11 +127,11 @@ def period_end(period: IVL, start: str | None, warnings: list[str]) -> str | Non
         if not isinstance(period.high, TS) or not period.high.value:
             end = width_end(period, warnings) or end
         else:
-            end = _iso_value(period.high.value, warnings, period.high.path) or end
+            end = iso_value(period.high.value, warnings, period.high.path) or end
     return end if end and end != start else None
 
 
-def _statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:
+def statement_words(act: ClinicalStatement, section: Section, named: bool = False) -> str:
     """A statement's own text, inline or the narrative its reference points at, as what it
     observed; '' for none, a reference to nothing, a template's placeholder, or (unless
     ``named`` is accepted) the question's own name: the ANS's SDM-MR example points at

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from normalizers.cda.common import _Ctx, section_code
-from normalizers.cda.header import _document_entry
-from normalizers.cda.identity import _identity
-from normalizers.cda.imaging import _exam_codes
-from normalizers.cda.references import _resolve_entry_links
-from normalizers.cda.sections import _section_entries
-from normalizers.cda.specimens import _specimens_by_id
-from normalizers.cda.times import _iso
+from normalizers.cda.common import Ctx, section_code
+from normalizers.cda.header import document_entry
+from normalizers.cda.identity import patient_identity
+from normalizers.cda.imaging import exam_codes
+from normalizers.cda.references import resolve_entry_links
+from normalizers.cda.sections import section_entries
+from normalizers.cda.specimens import specimens_by_id
+from normalizers.cda.times import iso_time
 from normalizers.cda_header import confidentiality_masking
 from normalizers.codes import CodeMappings
 from normalizers.model import Entry, NormalizationError, PatientIdentity, shorten_prose
@@ -31,9 +31,9 @@ def fit_free_text(entries: list[Entry], warnings: list[str]) -> None:
         shorten_prose(entry, _FREE_TEXT, warnings)
 
 
-def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
-                mappings: CodeMappings | None) -> tuple[PatientIdentity, Entry, list[Entry],
-                                                        _Ctx]:
+def normalize_structured(doc: Document, data: bytes, source: str | tuple[str, ...],
+                         mappings: CodeMappings | None
+                         ) -> tuple[PatientIdentity, Entry, list[Entry], Ctx]:
     """(identity, the DOCUMENT entry, it and the body's entries, context) of normalize_cda."""
     header = doc.header
     if header.id is None or not header.id.root:
@@ -47,21 +47,21 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
                                  f"{len(header.record_targets)} patients (recordTarget)",
                                  header.record_targets[1].path)
     warnings = [f"{w.code}: {w.message}" for w in doc.warnings] if doc.warnings else []
-    identity = _identity(header.record_targets[0])
+    identity = patient_identity(header.record_targets[0])
     warnings += identity.warnings
     doc_id = header.id.key
     set_id = _set_key(header, doc_id)
-    effective = _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
+    effective = iso_time(header.effective_time, warnings, "/ClinicalDocument/effectiveTime")
     confidentiality = header.confidentiality_code.code if header.confidentiality_code else ""
     known = confidentiality_masking(confidentiality)
     masking = known or {}
     if confidentiality and known is None:
         warnings.append(f"CDA_UNKNOWN_CONFIDENTIALITY: confidentialityCode {confidentiality!r} "
                         "is not in table cda_confidentiality; nothing masked")
-    ctx = _Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
-    ctx.exams = _exam_codes(header)
+    ctx = Ctx(source, mappings, f"document|{doc_id}", set_id, effective, masking, warnings)
+    ctx.exams = exam_codes(header)
 
-    document = _document_entry(doc, data, ctx)
+    document = document_entry(doc, data, ctx)
     entries = [document, *_body(doc, ctx)]
     if ctx.dicom_studies:
         document.details["dicom_studies"] = ctx.dicom_studies
@@ -73,8 +73,8 @@ def _structured(doc: Document, data: bytes, source: str | tuple[str, ...],
     return identity, document, entries, ctx
 
 
-def _said_status(document: Entry, ctx: _Ctx) -> None:
-    """The document's status as its FR-Statut-document says it (``_document_status``),
+def _said_status(document: Entry, ctx: Ctx) -> None:
+    """The document's status as its FR-Statut-document says it (``document_status``),
     when its header says none (an IHE XD-LAB report status wins): a discharge letter 'en
     cours' is a provisional one, it was filed final."""
     said = ctx.document_status
@@ -116,16 +116,16 @@ def _set_key(header: Header, doc_id: str) -> str:
 _NOT_VERSIONS = frozenset({"APND", "XFRM"})
 
 
-def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...],
-                  mappings: CodeMappings | None, warnings: list[str],
-                  document: Entry | None = None) -> list[Entry]:
+def structured_body_entries(doc: Document, document_key: str, source: str | tuple[str, ...],
+                            mappings: CodeMappings | None, warnings: list[str],
+                            document: Entry | None = None) -> list[Entry]:
     header = doc.header
     doc_id = header.id.key if header.id is not None else document_key
     set_id = _set_key(header, doc_id)
-    ctx = _Ctx(source, mappings, document_key, set_id,
-               _iso(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
-               warnings)
-    ctx.exams = _exam_codes(header)
+    ctx = Ctx(source, mappings, document_key, set_id,
+              iso_time(header.effective_time, warnings, "/ClinicalDocument/effectiveTime"), {},
+              warnings)
+    ctx.exams = exam_codes(header)
     entries = list(_body(doc, ctx))
     fit_free_text(entries, warnings)  # the message they join checks sizes once for all
     if document is not None and ctx.dicom_studies:
@@ -141,13 +141,13 @@ def _body_entries(doc: Document, document_key: str, source: str | tuple[str, ...
     return entries
 
 
-def _body(doc: Document, ctx: _Ctx) -> Iterator[Entry]:
-    ctx.specimens = _specimens_by_id(doc.sections, ctx)
+def _body(doc: Document, ctx: Ctx) -> Iterator[Entry]:
+    ctx.specimens = specimens_by_id(doc.sections, ctx)
     ctx.patient_ids = frozenset(i.key for rt in doc.header.record_targets for i in rt.ids
                                 if i.root and not i.null_flavor)
     made = [entry for section in doc.sections
-            for entry in _section_entries(section, ctx, section_code(section))]
-    _resolve_entry_links(made, ctx)  # an entry may name one read after it
+            for entry in section_entries(section, ctx, section_code(section))]
+    resolve_entry_links(made, ctx)  # an entry may name one read after it
     yield from made
     for what, (count, path) in ctx.not_filed.items():  # one warning per kind of statement
         ctx.warnings.append(f"CDA_NOT_FILED: {path}: {what}: not filed" +

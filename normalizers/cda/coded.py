@@ -6,21 +6,21 @@ from __future__ import annotations
 import re
 
 from normalizers.cda.common import (
-    _Ctx,
-    _identifying_systems,
-    _known_systems,
-    _placeholders,
+    Ctx,
     all_translations,
+    identifying_systems,
     is_placeholder,
+    known_systems,
+    placeholder_codes,
     system_name,
 )
-from normalizers.cda.tables import _catch_all_codes
+from normalizers.cda.tables import catch_all_codes
 from normalizers.codes import LOINC, resolve_code
 from normalizers.model import Entry
 from parsers.cda.model import CD, Section
 
 
-def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
+def qualify(code: CD, entry: Entry, key: str, ctx: Ctx, section: Section) -> None:
     """The qualifiers of a code or coded value (CD qualifier: name and/or value) into
     details[key], as [{name, value}] each {code, system, display} (or {text}). They say
     what was observed: CI-SIS asks one question per observation under one LOINC code
@@ -28,18 +28,18 @@ def _qualify(code: CD, entry: Entry, key: str, ctx: _Ctx, section: Section) -> N
     20228-3: right, left); dropped, two different results read as the same one."""
     found = []
     for name, value in code.qualifiers:
-        item = {"name": _coded_or_words(name, ctx, section) if name is not None else None,
-                "value": _coded_or_words(value, ctx, section) if value is not None else None}
+        item = {"name": coded_or_words(name, ctx, section) if name is not None else None,
+                "value": coded_or_words(value, ctx, section) if value is not None else None}
         if item["name"] or item["value"]:
             found.append(item)
     if found:
         entry.details[key] = found
 
 
-def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+def coded_or_words(code: CD, ctx: Ctx, section: Section) -> dict[str, str] | None:
     """A code as {code, system, display}, else its words ({text}: CI-SIS lets a lab name a
     method it has no code for in originalText)."""
-    coded = _code(code, ctx, section)
+    coded = mapped_code(code, ctx, section)
     if coded:
         return {"code": coded[0], "system": coded[1], "display": coded[2]}
     text = original_text(code, section)
@@ -49,7 +49,7 @@ def _coded_or_words(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | N
 VALUE_TRANSLATIONS_KEPT = 5  # a coded value's other codes kept (CDA allows any number)
 
 
-def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str, str]]:
+def other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str, str]]:
     """The codes of a coded value other than the one it is filed under: the same answer in
     another terminology ({code, system, display}: the ADICAP code of a pathology diagnosis
     beside its SNOMED CT one, CI-SIS CR-ACP; the lab's own code beside a standard one).
@@ -71,8 +71,8 @@ def _other_codes(value: CD, chosen: tuple[str, str, str, bool]) -> list[dict[str
     return out[:VALUE_TRANSLATIONS_KEPT]
 
 
-def _code(code: CD, ctx: _Ctx,
-          section: Section | None = None) -> tuple[str, str, str, bool] | None:
+def mapped_code(code: CD, ctx: Ctx,
+                section: Section | None = None) -> tuple[str, str, str, bool] | None:
     """(code, system, display, mapped): LOINC from the code or a translation, else the
     sender's code through the per-source mapping tables (as for HL7v2). The display falls
     back on the original text, read in the section narrative when it is only a '#ID'
@@ -82,7 +82,7 @@ def _code(code: CD, ctx: _Ctx,
         if c.code and system_name(c.code_system) == LOINC:
             return (c.code, LOINC,
                     c.display or code.display or original_text(code, section), True)
-    placeholders = _placeholders()
+    placeholders = placeholder_codes()
     main = next((c for c in candidates if c.code and c.code.lower() not in placeholders),
                 None)
     if main is None:
@@ -97,9 +97,9 @@ def _code(code: CD, ctx: _Ctx,
     # CIM-10, CCAM, ATC...; not NCI or HL7 attribute vocabularies) is filed under the
     # translation, as the LOINC of a result is (a local diagnosis code with its CIM-10
     # translation was filed as the local code, unmapped).
-    known = system in _known_systems()
+    known = system in known_systems()
     if not known and not r.mapped:
-        identifying = _identifying_systems()
+        identifying = identifying_systems()
         for t in candidates[1:]:
             if t.code and system_name(t.code_system, t.code_system_name) in identifying:
                 main, system, known = t, system_name(t.code_system), True
@@ -113,7 +113,7 @@ def _code(code: CD, ctx: _Ctx,
 
 def _is_catch_all(system: str, code: str) -> bool:
     """Whether a code only says 'other' (tables/cda_catch_all_codes.csv)."""
-    exact, prefixes = _catch_all_codes()
+    exact, prefixes = catch_all_codes()
     return (system, code) in exact or any(
         system == s and (code == p or code.startswith(p + ".")) for s, p in prefixes)
 

@@ -1,5 +1,5 @@
 """What every reader of a CDA document shares: the entry kinds, the kinds and codes
-tables they are read with, code system names, placeholders and the reading context (_Ctx)."""
+tables they are read with, code system names, placeholders and the reading context (Ctx)."""
 
 from __future__ import annotations
 
@@ -42,30 +42,30 @@ PHARM_NAMESPACES = frozenset({"urn:ihe:pharm:medication", "urn:ihe:pharm", "urn:
 
 
 @cache
-def _kinds() -> dict[str, str]:
+def kind_table() -> dict[str, str]:
     return {row["template"]: row["type"] for row in table("cda_entry_kinds")}
 
 
 @cache
-def _kind_meanings() -> dict[str, str]:
+def kind_meanings() -> dict[str, str]:
     """templateId -> what the statement is (the table's words), for CDA_NOT_FILED."""
     return {row["template"]: row["meaning"] for row in table("cda_entry_kinds")}
 
 
 @cache
-def _known_systems() -> frozenset[str]:
+def known_systems() -> frozenset[str]:
     """The short names of the shared terminologies (tables/code_systems.csv)."""
     return frozenset(oid_names().values())
 
 
 @cache
-def _identifying_systems() -> frozenset[str]:
+def identifying_systems() -> frozenset[str]:
     """The terminologies that name what a thing is (code_systems.csv, identifies = 1)."""
     return frozenset(row["name"] for row in table("code_systems") if row["identifies"] == "1")
 
 
 @cache
-def _absent_codes() -> dict[tuple[str, str], str]:
+def absent_codes() -> dict[tuple[str, str], str]:
     """(system as entries name it, code) -> 'absent' or 'unknown' (cda_absent_codes.csv)."""
     return {(system_name(row["system"]), row["code"]): row["meaning"]
             for row in table("cda_absent_codes")}
@@ -75,14 +75,14 @@ IPS_ABSENT_SYSTEM = "2.16.840.1.113883.5.1150.1"  # HL7 IPS absent-unknown code 
 
 
 @cache
-def _negated_absences() -> dict[tuple[str, str], str]:
+def negated_absences() -> dict[tuple[str, str], str]:
     """(system, generic code) -> the IPS absent code it says negated (cda_negated_absences)."""
     return {(system_name(row["system"]), row["code"]): row["absent_code"]
             for row in table("cda_negated_absences")}
 
 
 @cache
-def _placeholders() -> frozenset[str]:
+def placeholder_codes() -> frozenset[str]:
     return frozenset(row["code"] for row in table("cda_placeholder_codes"))
 
 
@@ -113,8 +113,8 @@ def is_placeholder(text: str) -> bool:
 
 
 @cache
-def _absent_systems() -> frozenset[str]:
-    return frozenset(system for system, _ in _absent_codes())
+def absent_systems() -> frozenset[str]:
+    return frozenset(system for system, _ in absent_codes())
 
 
 def system_name(oid: str, name: str = "") -> str:
@@ -132,7 +132,7 @@ def system_name(oid: str, name: str = "") -> str:
 
 
 @dataclass
-class _Ctx:
+class Ctx:
     source: str | tuple[str, ...]
     mappings: CodeMappings | None
     doc_key: str

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.coded import _code
-from normalizers.cda.common import OBSERVATION, _Ctx
-from normalizers.cda.qualifiers import _is_qualifier
-from normalizers.cda.values import _untyped, _value
+from normalizers.cda.coded import mapped_code
+from normalizers.cda.common import OBSERVATION, Ctx
+from normalizers.cda.qualifiers import is_qualifier
+from normalizers.cda.values import fill_value, untyped
 from normalizers.model import Entry
 from parsers.cda.model import Observation, Section
 
 
-def _describe(obs: Observation, entry: Entry, key: str, ctx: _Ctx, section: Section) -> None:
+def describe(obs: Observation, entry: Entry, key: str, ctx: Ctx, section: Section) -> None:
     """An observation about a device or an act (its size, how it went) added to the
     entry's details[key] as {code, display, value, unit}, instead of an entry of its own."""
     described = _described(obs, ctx, section, DESCRIBED_DEPTH)
@@ -25,7 +25,7 @@ DESCRIBED_DEPTH = 3  # levels of parts read under a described observation (a sta
 # T, N and M; an 'other classification', its name and version): the XML allows any
 
 
-def _described(obs: Observation, ctx: _Ctx, section: Section,
+def _described(obs: Observation, ctx: Ctx, section: Section,
                depth: int) -> dict[str, Any] | None:
     """{code, system, display, value, unit} of an observation described in another's details
     (its system with its code: two nested observations of one code string in two systems, a
@@ -39,15 +39,15 @@ def _described(obs: Observation, ctx: _Ctx, section: Section,
         return None
     parts = [d for d in (_described(rel.act, ctx, section, depth - 1)
                          for rel in obs.entry_relationships
-                         if isinstance(rel.act, Observation) and not _is_qualifier(rel.act))
+                         if isinstance(rel.act, Observation) and not is_qualifier(rel.act))
              if d is not None and _says_something(d)] if depth > 0 else []
     if not obs.values and not parts:
         return None
     item = Entry(type=OBSERVATION, key="", source_ref=obs.path)
-    value = _untyped(obs.values[0]) if obs.values else None
+    value = untyped(obs.values[0]) if obs.values else None
     if value is not None:
-        _value(value, item, ctx, section)
-    coded = _code(obs.code, ctx, section)
+        fill_value(value, item, ctx, section)
+    coded = mapped_code(obs.code, ctx, section)
     described: dict[str, Any] = {
         "code": coded[0] if coded else None, "system": coded[1] if coded else None,
         "display": coded[2] if coded else None, "value": item.value, "unit": item.unit}

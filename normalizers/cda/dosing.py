@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.coded import _coded_or_words, referenced_text
-from normalizers.cda.common import _Ctx, is_placeholder
-from normalizers.cda.quantities import _quantity, _ratio
-from normalizers.cda.tables import _repeat_keys
-from normalizers.cda.timing import _dose_range, _timing, _united
-from normalizers.cda.values import _untyped
+from normalizers.cda.coded import coded_or_words, referenced_text
+from normalizers.cda.common import Ctx, is_placeholder
+from normalizers.cda.quantities import quantity_text, ratio_text
+from normalizers.cda.tables import repeat_keys
+from normalizers.cda.timing import dose_range, read_timing, united
+from normalizers.cda.values import untyped
 from parsers.cda.model import (
     BL,
     CD,
@@ -23,14 +23,14 @@ from parsers.cda.model import (
 )
 
 
-def _repeats(act: ClinicalStatement, details: dict[str, Any]) -> None:
+def repeats(act: ClinicalStatement, details: dict[str, Any]) -> None:
     """How many times a prescription may be renewed or filled (repeatNumber, read by the
     template saying what it counts: tables/cda_repeat_numbers.csv). eP-MED's 'à renouveler 3
     fois' and a C-CDA order's fills were dropped."""
     count = getattr(act, "repeat_number", None)
     if not isinstance(count, IVL | INT):
         return
-    keys = _repeat_keys()
+    keys = repeat_keys()
     key = next((keys[t.root] for t in act.template_ids if t.root in keys), None)
     if key is None:
         return
@@ -40,20 +40,20 @@ def _repeats(act: ClinicalStatement, details: dict[str, Any]) -> None:
         details[key] = int(text)
 
 
-def _precondition(criterion: ClinicalStatement, ctx: _Ctx,
-                  section: Section) -> dict[str, Any] | None:
+def precondition(criterion: ClinicalStatement, ctx: Ctx,
+                 section: Section) -> dict[str, Any] | None:
     """What must hold for a medication to be given (precondition/criterion): C-CDA's 'as
     needed for' (Precondition for Substance Administration 4.25: code ASSERTION, the
     condition its value: albuterol PRN wheezing), CI-SIS eP-MED's 'si douleur' (text), a
     protocol's criterion checked (code and BL value). It was dropped: a medication taken
     only when needed read as taken regularly."""
-    value = _untyped(criterion.values[0]) if criterion.values else None
+    value = untyped(criterion.values[0]) if criterion.values else None
     code = criterion.code
     out: dict[str, Any] = {}
     if isinstance(value, CD):
-        out = _coded_or_words(value, ctx, section) or {}
+        out = coded_or_words(value, ctx, section) or {}
     if not out and code is not None and code.code and code.code != "ASSERTION":
-        out = _coded_or_words(code, ctx, section) or {}
+        out = coded_or_words(code, ctx, section) or {}
         if isinstance(value, BL) and value.value:
             out["value"] = value.value
     text = criterion.text or referenced_text(criterion.text_reference, section)
@@ -62,29 +62,29 @@ def _precondition(criterion: ClinicalStatement, ctx: _Ctx,
     return out or None
 
 
-def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
-            section: Section) -> None:
+def read_dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: Ctx,
+                section: Section) -> None:
     """How a medication is taken (dose, rate, route, dose unit, period, frequency, timing
     event) into ``details``."""
     if isinstance(act.dose_quantity, (PQ, IVL)):
-        dose = _dose_range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
-            _quantity(act.dose_quantity)
+        dose = dose_range(act.dose_quantity) if isinstance(act.dose_quantity, IVL) else \
+            quantity_text(act.dose_quantity)
         if dose:
             details["dose"] = dose
     rate = act.rate_quantity
     if isinstance(rate, (PQ, IVL)):  # how fast or how much a day (CI-SIS eP-MED '1500 to
         # 3000 mg/d', an infusion's mL/h): dropped
-        rate_text = _dose_range(rate) if isinstance(rate, IVL) else _quantity(rate)
+        rate_text = dose_range(rate) if isinstance(rate, IVL) else quantity_text(rate)
         if rate_text:
             details["rate"] = rate_text
     most = act.max_dose_quantity
     if isinstance(most, RTO):  # 'at most 4 a day' (eP-MED, C-CDA PRN): dropped
-        ratio = _ratio(most)
+        ratio = ratio_text(most)
         if ratio:
             details["max_dose"] = ratio
     if act.route_code is not None and act.route_code.code:
         details["route"] = act.route_code.code
-        coded = _coded_or_words(act.route_code, ctx, section)
+        coded = coded_or_words(act.route_code, ctx, section)
         if coded and (coded.get("system") or coded.get("display")):
             # the bare code said neither whose it is nor what it means: 'C38288' (NCI, C-CDA),
             # '20053000' (EDQM, CI-SIS, IPS), 'PO' (HL7 RouteOfAdministration)
@@ -92,9 +92,9 @@ def _dosing(act: SubstanceAdministration, details: dict[str, Any], ctx: _Ctx,
     if act.administration_unit_code is not None:
         # what one dose counts (C-CDA: doseQuantity 1 + administrationUnitCode 'tablet');
         # the dose read '1' of nothing
-        unit = _coded_or_words(act.administration_unit_code, ctx, section)
+        unit = coded_or_words(act.administration_unit_code, ctx, section)
         if unit:
             details["administration_unit"] = unit
     for t in act.effective_times:
-        _timing(t, details, ctx.warnings)
-    _united(act.effective_times, details)
+        read_timing(t, details, ctx.warnings)
+    united(act.effective_times, details)

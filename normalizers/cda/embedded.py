@@ -6,14 +6,14 @@ from parsers.cda.errors import CdaParseError
 from parsers.cda.model import NonXmlBody
 
 
-def _scanned_image_types() -> frozenset[str]:
+def scanned_image_types() -> frozenset[str]:
     """The image formats a scanned page is read from (normalizers/documents.py's list)."""
     from normalizers.documents import IMAGE_MEDIA_TYPES
 
     return IMAGE_MEDIA_TYPES
 
 
-def _shown_image_type(content: bytes | None, media_type: str) -> str | None:
+def shown_image_type(content: bytes | None, media_type: str) -> str | None:
     """The scanned-image type a level-1 body's bytes show (tables/ed_signatures.csv), when
     they show one; None for any other content."""
     if not content:
@@ -21,7 +21,7 @@ def _shown_image_type(content: bytes | None, media_type: str) -> str | None:
     from normalizers.documents import sniff_media_type
 
     shown = sniff_media_type(content)
-    return shown if shown in _scanned_image_types() else None
+    return shown if shown in scanned_image_types() else None
 
 
 def body_media_type(body: NonXmlBody) -> str:
@@ -30,7 +30,7 @@ def body_media_type(body: NonXmlBody) -> str:
     return body.media_type.split(";", 1)[0].strip().lower() or "text/plain"
 
 
-def _body_text(content: bytes, body: NonXmlBody, warnings: list[str]) -> str:
+def body_text(content: bytes, body: NonXmlBody, warnings: list[str]) -> str:
     """The words of a base64 text body in its ED ``charset`` (IANA name), else UTF-8; bytes
     that are not UTF-8 are read as Windows-1252 (what French senders' software writes when
     it says nothing), with a warning: they were decoded as UTF-8 with U+FFFD for every
@@ -51,7 +51,7 @@ def _body_text(content: bytes, body: NonXmlBody, warnings: list[str]) -> str:
         return content.decode("cp1252", "replace")
 
 
-def _body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:
+def body_bytes(body: NonXmlBody, warnings: list[str]) -> bytes | None:
     """The content of a level-1 body as the sender meant it: base64-decoded by the parser,
     then inflated when the ED says ``compression`` (DF deflate, GZ gzip, ZL zlib: the ED
     data type of CDA R2; the PDF of a 'DF' body was handed to the PDF reader still deflated,

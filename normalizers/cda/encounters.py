@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.base import _base
-from normalizers.cda.coded import _code, _coded_or_words, _qualify, original_text, referenced_text
-from normalizers.cda.common import ACT_CODE, ENCOUNTER, SDTC, _Ctx, is_placeholder, system_name
-from normalizers.cda.results import _performed_by
-from normalizers.cda.times import _effective, _iso_value
-from normalizers.cda.values import _untyped
+from normalizers.cda.base import base_entry
+from normalizers.cda.coded import (
+    coded_or_words,
+    mapped_code,
+    original_text,
+    qualify,
+    referenced_text,
+)
+from normalizers.cda.common import ACT_CODE, ENCOUNTER, SDTC, Ctx, is_placeholder, system_name
+from normalizers.cda.results import performer_of
+from normalizers.cda.times import effective_time, iso_value
+from normalizers.cda.values import untyped
 from normalizers.model import Entry
 from parsers.cda.model import CD, IVL, TS, Act, Encounter, Observation, Section
 
@@ -19,8 +25,8 @@ SERVICE_LOCATION = "LOC"  # participant typeCode of the service delivery locatio
 DESTINATION = "DST"  # participant typeCode of where a patient transfer went (IHE PCC)
 
 
-def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
-                     parent_key: str | None) -> Entry | None:
+def encounter_entry(act: Encounter | Act, section: Section, ctx: Ctx,
+                    parent_key: str | None) -> Entry | None:
     """A visit or stay the document reports (C-CDA Encounter Activity in the Encounters
     section, IHE PCC / CI-SIS FR-Rencontre: a CNAM-HR hospital stay with its GHS, an
     antenatal interview of OBP-SAP): its type (HL7 ActCode AMB/IMP/EMER, CPT, a CI-SIS
@@ -32,18 +38,18 @@ def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
     ActCode among the code and its translations). Every encounter was dropped. Nothing
     to file when it has neither a code, words nor a time."""
     code = act.code
-    coded = _code(code, ctx, section) if code is not None else None
+    coded = mapped_code(code, ctx, section) if code is not None else None
     name = "" if coded else (original_text(code, section) if code is not None else "") or \
         referenced_text(act.text_reference, section) or act.text.strip()
     name = "" if is_placeholder(name) else name
-    when = _effective(act.effective_time, ctx)
+    when = effective_time(act.effective_time, ctx)
     if not coded and not name and not when:
         return None
-    entry = _base(act, ENCOUNTER, section, ctx, parent_key)
+    entry = base_entry(act, ENCOUNTER, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name[:300], False
     if code is not None and code.qualifiers:
-        _qualify(code, entry, "code_qualifiers", ctx, section)
+        qualify(code, entry, "code_qualifiers", ctx, section)
     klass = next((c for c in (code, *code.translations) if c.code and
                   system_name(c.code_system) == ACT_CODE), None) if code is not None else None
     if klass is not None:  # HL7 ActEncounterCode AMB, IMP, EMER... (C-CDA: a translation
@@ -51,7 +57,7 @@ def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
         entry.details["class"] = {"code": klass.code, "display": klass.display or None}
     others = [t for t in (code.translations if code is not None else [])
               if t.code and t is not klass and t.code != entry.code]
-    said = [c for c in (_coded_or_words(t, ctx, section) for t in others) if c]
+    said = [c for c in (coded_or_words(t, ctx, section) for t in others) if c]
     entry.details.pop("other_codes", None)  # an encounter's translations say more than its
     # code (where the patient was transferred to): code_translations below
     if said:  # what else the code says in another terminology (CI-SIS FR-Transfert-du-
@@ -63,10 +69,10 @@ def _encounter_entry(act: Encounter | Act, section: Section, ctx: _Ctx,
         for bound in ("low", "high"):
             v = getattr(period, bound)
             if isinstance(v, TS) and v.value:
-                iso = _iso_value(v.value, ctx.warnings, v.path)
+                iso = iso_value(v.value, ctx.warnings, v.path)
                 if iso:
                     entry.details[f"period_{bound}"] = iso
-    performed_by = _performed_by(act) if act.performers else None
+    performed_by = performer_of(act) if act.performers else None
     if performed_by:
         entry.details["performed_by"] = performed_by
     places = [p for p in map(_service_location, act.participants) if p]
@@ -120,7 +126,7 @@ def _service_location(part, type_code: str = SERVICE_LOCATION  # noqa: ANN001
     return out or None
 
 
-def _encounter_diagnoses(act: Encounter, ctx: _Ctx, section: Section) -> list[dict[str, Any]]:
+def _encounter_diagnoses(act: Encounter, ctx: Ctx, section: Section) -> list[dict[str, Any]]:
     """What an encounter was for: the problems of its C-CDA Encounter Diagnosis acts
     (role 'diagnosis') and its RSON entryRelationships (an indication observation, an IHE
     PCC internal reference to a problem: role 'reason'), each {code, system, display} or
@@ -138,10 +144,10 @@ def _encounter_diagnoses(act: Encounter, ctx: _Ctx, section: Section) -> list[di
         else:
             continue
         for obs in found:
-            value = next((v for v in map(_untyped, obs.values) if isinstance(v, CD)), None) \
+            value = next((v for v in map(untyped, obs.values) if isinstance(v, CD)), None) \
                 if isinstance(obs, Observation) else None
-            said = (_coded_or_words(value, ctx, section) if value is not None else None) or \
-                (_coded_or_words(obs.code, ctx, section) if obs.code is not None else None)
+            said = (coded_or_words(value, ctx, section) if value is not None else None) or \
+                (coded_or_words(obs.code, ctx, section) if obs.code is not None else None)
             if said:
                 out.append({"role": role, **said})
     return out

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.common import SDTC, _Ctx, loinc_of, system_name
-from normalizers.cda.narrative import _narratives
-from normalizers.cda.tables import _document_type_systems, _national_person_roots, _status
-from normalizers.cda.times import _iso_value, center_bounds, end_of, width_end
+from normalizers.cda.common import SDTC, Ctx, loinc_of, system_name
+from normalizers.cda.narrative import narratives
+from normalizers.cda.tables import document_type_systems, national_person_roots, status_of
+from normalizers.cda.times import center_bounds, end_of, iso_value, width_end
 from normalizers.model import ACTION_NEW, ACTION_REPLACE, DOCUMENT, ENTRY_MAX, Attachment, Entry
 from parsers.cda.model import IVL, TS, Document, Value
 
 
-def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
+def document_entry(doc: Document, data: bytes, ctx: Ctx) -> Entry:
     header = doc.header
     code = loinc_of(header.code) if header.code is not None else None
     action, replaces = ACTION_NEW, None
@@ -26,7 +26,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "confidentiality": header.confidentiality_code.code
         if header.confidentiality_code else None,
         "template_ids": sorted(header.template_roots),
-        "authors": [_author(a) for a in header.authors],
+        "authors": [author_party(a) for a in header.authors],
         "custodian": _org_ids(header.custodian.organization)
         if header.custodian and header.custodian.organization else None,
         "encounter": _encounter(header, ctx.warnings),
@@ -42,7 +42,7 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
         "recipients": _recipients(header.information_recipients),
         "data_enterer": _data_enterer(header.data_enterer, ctx.warnings),
         "consents": [c for c in map(_consent, header.consents) if c],
-        "sections": _narratives(doc.sections),
+        "sections": narratives(doc.sections),
         "body": doc.body_kind,
         # the language it is written in (en-US, de-CH): a document from abroad said so
         "language": header.language_code.strip() or None,
@@ -71,9 +71,9 @@ def _document_entry(doc: Document, data: bytes, ctx: _Ctx) -> Entry:
                  if code else None,
                  display=header.title or (code.display if code else None),
                  mapped=bool(code and system_name(code.code_system, code.code_system_name)
-                             in _document_type_systems()),
+                             in document_type_systems()),
                  value_type="ED", status=_REPORT_STATUS.get(report_status) or
-                 _status(report_status), effective=ctx.effective,
+                 status_of(report_status), effective=ctx.effective,
                  performer=_document_performer(header),
                  action=action, replaces_key=replaces,
                  attachment=Attachment(data, "text/xml"), masking=dict(ctx.masking),
@@ -101,7 +101,7 @@ def _report_status(header) -> str:  # noqa: ANN001
     return next((c for c in codes if c != "completed"), codes[0])
 
 
-def _author(author) -> dict:  # noqa: ANN001
+def author_party(author) -> dict:  # noqa: ANN001
     entity = author.entity
     out: dict[str, Any] = {}
     if entity is not None:
@@ -118,16 +118,16 @@ def _author(author) -> dict:  # noqa: ANN001
         if entity.person is None and entity.player_names:  # assignedAuthoringDevice
             out["device"] = entity.player_names
     if author.time is not None and isinstance(author.time, TS):
-        out["time"] = _header_time(author.time)
+        out["time"] = header_time(author.time)
     return out
 
 
-def _header_time(ts: TS) -> str:
+def header_time(ts: TS) -> str:
     """When the document was written or signed, in ISO 8601 with its offset as every other
     time of the entry's details (it was kept as the HL7 TS, '20240312120000+0100', beside
     ISO times); a time without offset in the sender's zone, as the others. One that is no
     HL7 date stays as written."""
-    return _iso_value(ts.value) or ts.value
+    return iso_value(ts.value) or ts.value
 
 
 def _service_event(event, warnings: list[str]) -> dict[str, Any]:  # noqa: ANN001
@@ -159,12 +159,12 @@ def _service_event(event, warnings: list[str]) -> dict[str, Any]:  # noqa: ANN00
     return {k: v for k, v in out.items() if v not in (None, [], {})}
 
 
-def _performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
+def performing_party(part) -> dict[str, Any] | None:  # noqa: ANN001
     """A performer as ids: the person's (RPPS...) and the organization's (FINESS...)."""
-    return _party(part.entity) if part.entity is not None else None
+    return assigned_party(part.entity) if part.entity is not None else None
 
 
-def _party(entity) -> dict[str, Any] | None:  # noqa: ANN001
+def assigned_party(entity) -> dict[str, Any] | None:  # noqa: ANN001
     """An assigned entity as ids: the person's (RPPS...) and the organization's (FINESS...),
     with the organization's name."""
     out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root]}
@@ -189,7 +189,7 @@ def _ordered_by(participants: list, warnings: list[str]) -> list[dict[str, Any]]
     for part in participants:
         if part.type_code != ORDERING:
             continue
-        found = _performing_party(part) or {}
+        found = performing_party(part) or {}
         when = _participation_time(part.time, warnings)
         if when:
             found["time"] = when
@@ -205,7 +205,7 @@ def _participation_time(when: Value | None, warnings: list[str]) -> str | None:
     if isinstance(when, IVL):
         return end_of(when, warnings)
     if isinstance(when, TS) and when.value:
-        return _iso_value(when.value) or None
+        return iso_value(when.value) or None
     return None
 
 
@@ -216,12 +216,12 @@ def _period(when: Value | None, warnings: list[str]) -> dict[str, str]:
     width: 'around 10:00, over 2 h'; both ends were dropped), a center alone the instant it
     began. Bad dates are left out, unsaid, as they were."""
     if isinstance(when, TS):
-        iso = _iso_value(when.value) if when.value else ""
+        iso = iso_value(when.value) if when.value else ""
         return {"low": iso} if iso else {}
     if not isinstance(when, IVL):
         return {}
     out = {name: iso for name, bound in (("low", when.low), ("high", when.high))
-           if isinstance(bound, TS) and bound.value and (iso := _iso_value(bound.value))}
+           if isinstance(bound, TS) and bound.value and (iso := iso_value(bound.value))}
     if "low" in out and "high" not in out:
         end = width_end(when, warnings)
         if end:
@@ -230,7 +230,7 @@ def _period(when: Value | None, warnings: list[str]) -> dict[str, str]:
     if bounds:
         out = {"low": bounds[0], "high": bounds[1]}
     elif not out and isinstance(when.center, TS) and when.center.value:
-        out = {"low": _iso_value(when.center.value)}
+        out = {"low": iso_value(when.center.value)}
     return {k: v for k, v in out.items() if v}
 
 
@@ -246,7 +246,7 @@ def _participants(participants: list, warnings: list[str]) -> list[dict[str, Any
     for part in participants:
         if part.type_code == ORDERING or part.entity is None:
             continue
-        found = _party(part.entity)
+        found = assigned_party(part.entity)
         if not found:
             continue
         said: dict[str, Any] = {"type": part.type_code or None}
@@ -273,7 +273,7 @@ def _recipients(recipients: list) -> list[dict[str, Any]]:
     (no names of third parties in the details)."""
     out = []
     for part in recipients:
-        found = _party(part.entity) if part.entity is not None else None
+        found = assigned_party(part.entity) if part.entity is not None else None
         if found:
             out.append({"type": part.type_code or PRIMARY_RECIPIENT, **found})
     return out
@@ -286,7 +286,7 @@ def _data_enterer(part, warnings: list[str]) -> dict[str, Any] | None:  # noqa: 
     is not kept (no names of third parties in the details)."""
     if part is None or part.entity is None:
         return None
-    found = _party(part.entity)
+    found = assigned_party(part.entity)
     if not found:
         return None
     when = _participation_time(part.time, warnings)
@@ -315,9 +315,9 @@ def _authenticator(auth) -> dict[str, Any] | None:  # noqa: ANN001
     """Who signed the document (legalAuthenticator: the physician responsible) and when."""
     if auth is None:
         return None
-    out = _performing_party(auth) or {}
+    out = performing_party(auth) or {}
     if isinstance(auth.time, TS) and auth.time.value:
-        out["time"] = _header_time(auth.time)
+        out["time"] = header_time(auth.time)
     return out or None
 
 
@@ -329,7 +329,7 @@ def _human_author(authors: list) -> Any:
                 authors[0])
 
 
-def _is_device(author) -> bool:  # noqa: ANN001
+def is_device(author) -> bool:  # noqa: ANN001
     """An author that is software or a machine (assignedAuthoringDevice), not a person."""
     entity = author.entity
     return entity is not None and entity.person is None and bool(entity.player_names)
@@ -341,7 +341,7 @@ def _document_performer(header) -> str | None:  # noqa: ANN001
     an EHR names only the EHR as its author (Epic 'Care Everywhere', assignedAuthoringDevice):
     the software's id was the document's performer. Last, the organization a device author
     writes for (a lab's middleware releasing its reports)."""
-    authors = [a for a in header.authors if not _is_device(a)]
+    authors = [a for a in header.authors if not is_device(a)]
     if authors:
         return _performer(_human_author(authors))
     signed = header.legal_authenticator
@@ -363,7 +363,7 @@ def _performer(author) -> str | None:  # noqa: ANN001
     entity = author.entity
     if entity is None:
         return None
-    national = _national_person_roots()
+    national = national_person_roots()
     ids = sorted((i for i in entity.ids if i.root), key=lambda i: i.root not in national)
     keys = [i.key for i in ids]  # a national id (idNatPS) first, else as sent
     if not keys and entity.organization is not None:
@@ -394,12 +394,13 @@ def _encounter(header, warnings: list[str]) -> dict | None:  # noqa: ANN001
             out["display"] = enc.code.display
     out.update(_period(enc.effective_time, warnings))  # an instant (a consultation) is when
     # it began
-    responsible = _party(enc.responsible_party) if enc.responsible_party is not None else None
+    responsible = (assigned_party(enc.responsible_party) if enc.responsible_party is not None
+                   else None)
     if responsible:  # the physician in charge of the stay: the discharge letter's signatory
         out["responsible"] = responsible
     participants = []
     for part in enc.participants:
-        found = _performing_party(part)
+        found = performing_party(part)
         if found:
             participants.append({"type": part.type_code, **found} if part.type_code else found)
     if participants:

@@ -14,10 +14,10 @@ from normalizers.nir import ins_kind, ins_nir_like, nir_valid
 from parsers.cda.model import RecordTarget
 
 _INS_ARC = "1.2.250.1.213.1.4."  # the ANS's arc of INS OIDs (ins_oids.csv names its kinds)
-_PATIENT_PATH = "/ClinicalDocument/recordTarget/patientRole"
+PATIENT_PATH = "/ClinicalDocument/recordTarget/patientRole"
 
 
-def _identity(rt: RecordTarget) -> PatientIdentity:
+def patient_identity(rt: RecordTarget) -> PatientIdentity:
     """The patient the document names (CI-SIS recordTarget): INS under the INS OIDs (blanks
     inside dropped, as printed on a card), other ids as local ids; the first given name is
     the first given at birth (``qualifier="BR"``) when given, else the list's first; a
@@ -29,7 +29,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             # extension says: a masked (MSK) or unknown INS was read as the INS, a
             # placeholder IPP as the patient's
             if ii.extension.strip():
-                identity.warnings.append(f"{_PATIENT_PATH}/id: nullFlavor "
+                identity.warnings.append(f"{PATIENT_PATH}/id: nullFlavor "
                                          f"{ii.null_flavor[:8]} beside an extension: no "
                                          "identifier, not used")
             continue
@@ -40,7 +40,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         if not root or not extension:
             continue
         if root != ii.root.strip():
-            identity.warnings.append(f"{_PATIENT_PATH}/id: root written as a URN "
+            identity.warnings.append(f"{PATIENT_PATH}/id: root written as a URN "
                                      "('urn:oid:'), read as its OID")
         kind = ins_kind(root)
         if kind is not None:
@@ -49,7 +49,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
             identity.ins.append(InsIdentifier(nir, root, kind, valid))
         else:
             if root.startswith(_INS_ARC):
-                identity.warnings.append(f"{_PATIENT_PATH}/id: root {root[:64]} is in the "
+                identity.warnings.append(f"{PATIENT_PATH}/id: root {root[:64]} is in the "
                                          "INS arc but names no INS kind known here: read "
                                          "as a local identifier, never as an INS")
             identity.local_ids.append(LocalIdentifier(root, extension, "PI"))
@@ -63,7 +63,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         identity.birth_family = birth[0] if birth else ""
         identity.family = (used or other or birth or [""])[0]
         if not birth or not used:  # one name for both ('MARTIN épouse DUPONT')
-            read_joined_family(identity, f"{_PATIENT_PATH}/patient/name/family")
+            read_joined_family(identity, f"{PATIENT_PATH}/patient/name/family")
         givens = [p.value for p in name.given if p.qualifier == "BR"] or \
             [p.value for p in name.given if p.qualifier != "CL"] or \
             [p.value for p in name.given]
@@ -77,7 +77,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
     identity.birth_place = insee_code(place.get("county")) if place is not None else ""
     if rt.birth_time is not None and 0 < len(rt.birth_time.value) < 8:
         # '1979', '197903': PID-7 says so for a partial date, the CDA path said nothing
-        identity.warnings.append(f"{_PATIENT_PATH}/patient/birthTime: birth date is partial "
+        identity.warnings.append(f"{PATIENT_PATH}/patient/birthTime: birth date is partial "
                                  "(year or month), kept empty")
         if len(rt.birth_time.value) in (4, 6) and rt.birth_time.value.isdigit():
             value = rt.birth_time.value
@@ -86,7 +86,7 @@ def _identity(rt: RecordTarget) -> PatientIdentity:
         try:
             identity.birth_date = hl7_ts_to_iso(rt.birth_time.value[:8])
         except ValueError:  # '19551399': compared, it would match nobody or the wrong one
-            identity.warnings.append(f"CDA_BAD_DATE: {_PATIENT_PATH}/patient/birthTime: "
+            identity.warnings.append(f"CDA_BAD_DATE: {PATIENT_PATH}/patient/birthTime: "
                                      f"{BAD_TS_TEXT}, birth date ignored")
     return identity
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.common import _Ctx, system_name
-from normalizers.cda.times import _iso_value
+from normalizers.cda.common import Ctx, system_name
+from normalizers.cda.times import iso_value
 from parsers.cda.model import ClinicalStatement
 
 DICOM_STUDY = "1.2.840.10008.9.16"  # DICOM Part 20 Study Act (CI-SIS FR-DICOM-Examen)
@@ -15,7 +15,7 @@ DICOM_INSTANCE = "1.2.840.10008.9.18"  # SOP Instance Observation (FR-DICOM-Inst
 DICOM_INSTANCES_KEPT = 20  # per series, in the document's details
 
 
-def _dicom_study(act: ClinicalStatement) -> dict[str, Any]:
+def dicom_study(act: ClinicalStatement) -> dict[str, Any]:
     """A study of a CR-IMG's DICOM object catalog (the images the report is of): its
     Study Instance UID, time, and series (UID, modality, time) with their instances (SOP
     Instance UID, SOP class, the WADO reference a viewer opens). It was skipped: the report
@@ -34,7 +34,7 @@ def _dicom_study(act: ClinicalStatement) -> dict[str, Any]:
 
 
 def _dicom_series(act: ClinicalStatement) -> dict[str, Any]:
-    """One series of a study (see ``_dicom_study``)."""
+    """One series of a study (see ``dicom_study``)."""
     out: dict[str, Any] = {}
     uid = next((i.root for i in act.ids if i.root and not i.null_flavor), "")
     if uid:
@@ -69,17 +69,17 @@ def _dicom_series(act: ClinicalStatement) -> dict[str, Any]:
 def _dicom_time(act: ClinicalStatement) -> str | None:
     """The time of a study or series (a TS, or an IVL_TS written with a value)."""
     value = getattr(act.effective_time, "value", "")
-    return (_iso_value(value) or None) if isinstance(value, str) and value else None
+    return (iso_value(value) or None) if isinstance(value, str) and value else None
 
 
-def _exam_codes(header) -> frozenset[tuple[str, str]]:  # noqa: ANN001
+def exam_codes(header) -> frozenset[tuple[str, str]]:  # noqa: ANN001
     """(system, code) of every code and translation of the header's serviceEvents."""
     return frozenset((system_name(c.code_system), c.code)
                      for event in header.documentation_of if event.code is not None
                      for c in (event.code, *event.code.translations) if c.code)
 
 
-def _reported_exam(act: ClinicalStatement, ctx: _Ctx) -> bool:
+def reported_exam(act: ClinicalStatement, ctx: Ctx) -> bool:
     """Whether an act is one of the exams the header's serviceEvents say (by a code or a
     translation in common)."""
     code = act.code

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from normalizers.cda.coded import _coded_or_words
-from normalizers.cda.common import _Ctx, system_name
-from normalizers.cda.values import _untyped
+from normalizers.cda.coded import coded_or_words
+from normalizers.cda.common import Ctx, system_name
+from normalizers.cda.values import untyped
 from normalizers.codes import LOINC
 from parsers.cda.model import INT, IVL, PQ, REAL, ClinicalStatement, Observation, Section
 
 TARGET_DISEASE = "IND"  # eHDSI immunization: participant typeCode IND, participantRole AGNT
 
 
-def _target_diseases(act: ClinicalStatement, ctx: _Ctx,
-                     section: Section) -> list[dict[str, str]]:
+def target_diseases(act: ClinicalStatement, ctx: Ctx,
+                    section: Section) -> list[dict[str, str]]:
     """The diseases or agents a vaccination protects against (eHDSI / epSOS Immunization:
     participant typeCode IND / participantRole classCode AGNT / code, the playingEntity
     ENT naming it in words when uncoded): a vaccine combining several (DTP) says which
@@ -23,7 +23,7 @@ def _target_diseases(act: ClinicalStatement, ctx: _Ctx,
         if part.type_code != TARGET_DISEASE or entity is None or \
                 entity.role != "participantRole" or entity.class_code not in ("AGNT", ""):
             continue
-        found = _coded_or_words(entity.code, ctx, section) if entity.code is not None \
+        found = coded_or_words(entity.code, ctx, section) if entity.code is not None \
             else None
         if found is None and entity.player_names and entity.player_names[0]:
             found = {"text": entity.player_names[0]}
@@ -37,7 +37,7 @@ def _target_diseases(act: ClinicalStatement, ctx: _Ctx,
 DOSE_NUMBER = "30973-2"
 
 
-def _dose_number(act: ClinicalStatement) -> int | str | None:
+def dose_number(act: ClinicalStatement) -> int | str | None:
     """Which dose of its series a vaccination was (the series number observation it nests,
     INT value: 'rang de la vaccination' 1, 2, booster...): it was skipped as no entry of
     its own, and with it whether the course is complete. The number as an int, what the
@@ -48,7 +48,7 @@ def _dose_number(act: ClinicalStatement) -> int | str | None:
                 obs.code.code != DOSE_NUMBER or not obs.values or \
                 system_name(obs.code.code_system) != LOINC:
             continue
-        value = _untyped(obs.values[0])
+        value = untyped(obs.values[0])
         if isinstance(value, INT):
             number = value.number
             return number if number is not None else (value.value.strip()[:20] or None)
@@ -58,7 +58,7 @@ def _dose_number(act: ClinicalStatement) -> int | str | None:
     return None
 
 
-def _occurrence(act: ClinicalStatement) -> int | None:
+def occurrence(act: ClinicalStatement) -> int | None:
     """Which administration of its series an immunization done was, said by repeatNumber:
     in event mood it is the ordinal of this occurrence (CDA R2 / RIM; C-CDA Immunization
     Activity 1198-8838: '3' is the third dose), the way C-CDA senders give the dose number

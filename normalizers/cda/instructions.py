@@ -3,11 +3,11 @@ patient to do ('surveiller la glycémie matin et soir', 'reprendre le travail da
 
 from __future__ import annotations
 
-from normalizers.cda.base import _base
-from normalizers.cda.common import PLAN, _Ctx, section_code
-from normalizers.cda.medications import _SECTION_ENTRY, PATIENT_INSTRUCTIONS, _is_instruction
-from normalizers.cda.references import _comment_text
-from normalizers.cda.tables import _instruction_sections
+from normalizers.cda.base import base_entry
+from normalizers.cda.common import PLAN, Ctx, section_code
+from normalizers.cda.medications import PATIENT_INSTRUCTIONS, SECTION_ENTRY, is_instruction
+from normalizers.cda.references import comment_text
+from normalizers.cda.tables import instruction_sections
 from normalizers.model import ENTRY_MAX, Entry
 from parsers.cda.model import ClinicalStatement, Section
 
@@ -19,12 +19,12 @@ def is_planned_instruction(act: ClinicalStatement, section: Section) -> bool:
     IHE PCC / CI-SIS FR-Instructions-au-patient: tables/cda_medication_parts.csv) that is an
     entry of its own, intended (moodCode INT, not EVN), in a section whose instructions are
     the plan (tables/cda_instruction_sections.csv: plan of care, instructions, discharge)."""
-    return act.mood_code not in ("", "EVN") and _is_instruction(act) and \
-        _SECTION_ENTRY.search(act.path) is not None and \
-        section_code(section) in _instruction_sections()
+    return act.mood_code not in ("", "EVN") and is_instruction(act) and \
+        SECTION_ENTRY.search(act.path) is not None and \
+        section_code(section) in instruction_sections()
 
 
-def planned_instruction(act: ClinicalStatement, section: Section, ctx: _Ctx,
+def planned_instruction(act: ClinicalStatement, section: Section, ctx: Ctx,
                         parent_key: str | None) -> Entry | None:
     """An instruction of the plan as a plan entry (details.planned 'instruction'), its
     words in details.patient_instructions as an instruction under a statement has them
@@ -32,10 +32,10 @@ def planned_instruction(act: ClinicalStatement, section: Section, ctx: _Ctx,
     SNOMED CT; IHE PCC: PINSTRUCT) the entry's, else it is named by its words. It was
     only said CDA_NOT_FILED and the plan lost what the patient is to do. None when it says
     nothing (no words, no code): said there."""
-    words = _comment_text(act, section)
+    words = comment_text(act, section)
     if not any(c.isalnum() for c in words):  # '-': the sender's 'no instruction'
         words = ""
-    entry = _base(act, PLAN, section, ctx, parent_key)
+    entry = base_entry(act, PLAN, section, ctx, parent_key)
     if not words and not entry.code:
         return None
     entry.details["planned"] = INSTRUCTION

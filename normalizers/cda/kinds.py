@@ -20,7 +20,7 @@ from normalizers.cda.common import (
     RESULT_BY_CONTEXT,
     SKIP,
     VITAL_SIGN,
-    _kinds,
+    kind_table,
     system_name,
 )
 from normalizers.cda.docstatus import DOCUMENT_STATUS_TEMPLATE
@@ -32,7 +32,7 @@ from normalizers.cda.specimens import (
     SPECIMEN_RECEIVED,
     SPECIMEN_RECEIVED_FR,
 )
-from normalizers.cda.values import _untyped
+from normalizers.cda.values import untyped
 from normalizers.model import LAB_RESULT
 from parsers.cda.model import (
     CD,
@@ -51,7 +51,7 @@ from parsers.cda.model import (
 # a medication's parts and a dispense's dosage (into the medication), the document's status
 # (into the document).
 @cache
-def _read_elsewhere() -> frozenset[str]:
+def read_elsewhere() -> frozenset[str]:
     return frozenset({*SPECIMEN_COLLECTIONS, SPECIMEN_COLLECTION_APSR, SPECIMEN_RECEIVED,
                       SPECIMEN_RECEIVED_FR, DOCUMENT_STATUS_TEMPLATE,
                       DOSAGE_INSTRUCTIONS, *COMMENT_TEMPLATES})
@@ -63,8 +63,8 @@ _PRECEDENCE = (SKIP, FAMILY_HISTORY, IMMUNIZATION, VITAL_SIGN, ALLERGY, PROBLEM,
                MEDICATION, DISPENSE, DEVICE, ENCOUNTER, PROCEDURE)
 
 
-def _typed(act: ClinicalStatement) -> bool:
-    kinds = _kinds()
+def is_typed(act: ClinicalStatement) -> bool:
+    kinds = kind_table()
     return any(t.root in kinds and kinds[t.root] != SKIP for t in act.template_ids)
 
 
@@ -78,8 +78,8 @@ SECTION_KINDS = {VITAL_SIGNS_SECTION: VITAL_SIGN, "11450-4": PROBLEM, "48765-2":
 IMMUNIZATIONS_SECTION = "11369-6"  # LOINC History of Immunization Narrative
 
 
-def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
-    kinds = _kinds()
+def entry_kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> str | None:
+    kinds = kind_table()
     found = {kinds[t.root] for t in act.template_ids if t.root in kinds}
     if RESULT_BY_CONTEXT in found:  # the CCD 'result observation' every IHE PCC simple
         # observation also carries (functional status, social history...): a result only
@@ -101,7 +101,7 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
     if isinstance(act, Procedure | Encounter) and not in_results and \
             (act.code is not None and (act.code.code or act.code.translations) or
              isinstance(act, Procedure) and (act.text.strip() or act.text_reference)) and \
-            _read_elsewhere().isdisjoint(act.template_roots):
+            read_elsewhere().isdisjoint(act.template_roots):
         # a procedure or an encounter element is one whatever its template (IPS, another
         # country's, none at all): they were not filed (CDA_NOT_FILED 'of a kind not read
         # here'); a specimen's collection (among results, or by its template) is read there,
@@ -116,7 +116,7 @@ def _kind(act: ClinicalStatement, in_results: bool, section_code: str = "") -> s
                                      for p in act.participants):
         return ALLERGY
     if act.values:
-        value = _untyped(act.values[0])
+        value = untyped(act.values[0])
         if isinstance(value, CD) and (system_name(value.code_system) == CIM10 or
                                       by_section == PROBLEM):
             return PROBLEM

@@ -7,29 +7,29 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from normalizers.cda.allergies import _reaction
-from normalizers.cda.attribution import _entry_author
-from normalizers.cda.base import _base, _local_code, _site
-from normalizers.cda.coded import _code, _coded_or_words, original_text, referenced_text
+from normalizers.cda.allergies import allergy_reaction
+from normalizers.cda.attribution import entry_author
+from normalizers.cda.base import base_entry, body_site, local_code
+from normalizers.cda.coded import coded_or_words, mapped_code, original_text, referenced_text
 from normalizers.cda.common import (
     IMMUNIZATION,
     PHARM_NAMESPACES,
-    _absent_codes,
-    _Ctx,
+    Ctx,
+    absent_codes,
     is_placeholder,
     system_name,
 )
-from normalizers.cda.described import _describe
-from normalizers.cda.dosing import _dosing, _precondition, _repeats
-from normalizers.cda.header import _is_device, _party
-from normalizers.cda.immunizations import DOSE_NUMBER, _dose_number, _occurrence, _target_diseases
-from normalizers.cda.procedures import _not_done_reason
-from normalizers.cda.quantities import _quantity
-from normalizers.cda.references import _comment_text, _references
-from normalizers.cda.results import _performed_by
-from normalizers.cda.tables import _medication_parts
-from normalizers.cda.times import _effective, _iso_value
-from normalizers.cda.values import _untyped
+from normalizers.cda.described import describe
+from normalizers.cda.dosing import precondition, read_dosing, repeats
+from normalizers.cda.header import assigned_party, is_device
+from normalizers.cda.immunizations import DOSE_NUMBER, dose_number, occurrence, target_diseases
+from normalizers.cda.procedures import not_done_reason
+from normalizers.cda.quantities import quantity_text
+from normalizers.cda.references import comment_text, statement_references
+from normalizers.cda.results import performer_of
+from normalizers.cda.tables import medication_parts
+from normalizers.cda.times import effective_time, iso_value
+from normalizers.cda.values import untyped
 from normalizers.model import Entry
 from parsers.cda.model import (
     CD,
@@ -119,27 +119,27 @@ def _pharm_package(as_content: Extension) -> Iterator[dict[str, str]]:
             yield coded
 
 
-def _medication(act: SubstanceAdministration | Supply, kind: str, section: Section,
-                ctx: _Ctx, parent_key: str | None) -> Entry | None:
+def medication_entry(act: SubstanceAdministration | Supply, kind: str, section: Section,
+                     ctx: Ctx, parent_key: str | None) -> Entry | None:
     """A medication, vaccination or dispensed product: named by its product (consumable,
     or a supply's product), never by the statement's own code, which says what kind of act
     it is (IHE PHARM 'PREItem', IHE PCC 'IMMUNIZ'): a reference to a prescription item
     with no product was filed as the medication 'PREItem'. An absent-unknown code there
     ('no-known-medications', CI-SIS) is kept: it is what the statement says."""
     product = act.consumable if isinstance(act, SubstanceAdministration) else act.product
-    entry = _base(act, kind, section, ctx, parent_key)
+    entry = base_entry(act, kind, section, ctx, parent_key)
     entry.details.pop("local_code", None)  # the act's code's: not the product's
     entry.details.pop("other_codes", None)
-    if entry.code is not None and (entry.system, entry.code) not in _absent_codes():
+    if entry.code is not None and (entry.system, entry.code) not in absent_codes():
         entry.details["act_code"] = entry.code
         entry.code = entry.system = entry.display = None
         entry.mapped = True
     if product is not None and product.code is not None and (product.code.code or
                                                              product.code.translations):
-        coded = _code(product.code, ctx, section)
+        coded = mapped_code(product.code, ctx, section)
         if coded:  # translations without a code, or only a placeholder: none (TypeError)
             entry.code, entry.system, entry.display, entry.mapped = coded
-            local = _local_code(product.code, coded)
+            local = local_code(product.code, coded)
             if local:  # a hospital formulary's code filed under its CIS / ATC translation
                 entry.details["local_code"] = local
         entry.details["substance"] = [
@@ -152,7 +152,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         _pharm_details(product.extensions, entry)
     if product is not None and product.lot_number:
         entry.details["lot_number"] = product.lot_number  # vaccines: traceability
-    site = next((f for f in (_site(c, section) for c in act.approach_site_codes) if f), None) \
+    site = next((f for f in (body_site(c, section) for c in act.approach_site_codes) if f), None) \
         if isinstance(act, SubstanceAdministration) and act.approach_site_codes else None
     if site:  # where it was given, with its side (C-CDA Immunization / Medication Activity,
         # IHE PCC: approachSiteCode 'left deltoid'): dropped
@@ -164,13 +164,13 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         if maker:
             entry.details["manufacturer"] = maker[:300]
     if kind == IMMUNIZATION and act.participants:
-        targets = _target_diseases(act, ctx, section)
+        targets = target_diseases(act, ctx, section)
         if targets:
             entry.details["target_diseases"] = targets
     if kind == IMMUNIZATION:
-        dose = _dose_number(act) if act.entry_relationships else None
+        dose = dose_number(act) if act.entry_relationships else None
         if dose is None and act.mood_code in ("", "EVN"):
-            dose = _occurrence(act)
+            dose = occurrence(act)
         if dose is not None:
             entry.details["dose_number"] = dose
     if entry.code is None and not entry.display and product is not None and \
@@ -183,7 +183,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
     if entry.code is None and not entry.display:
         return None
     if act.negation_ind == "true":
-        _not_done_reason(act, entry, ctx, section)
+        not_done_reason(act, entry, ctx, section)
     if isinstance(act, Supply) and act.mood_code.strip() not in ("", "EVN"):
         # a supply intended (C-CDA Planned Supply): the quantity to dispense, nothing
         # handed out yet (it was 'dispensed')
@@ -194,7 +194,7 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         return entry
     if isinstance(act, Supply):
         return _dispensed(act, entry, ctx, section)
-    _dosing(act, entry.details, ctx, section)
+    read_dosing(act, entry.details, ctx, section)
     if "period_high" in entry.details and "period_low" not in entry.details and \
             entry.effective == entry.details["period_high"] and \
             isinstance(act.effective_time, IVL) and not act.effective_time.value:
@@ -202,9 +202,9 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
         # history): the end is no start, as for a problem's resolution; it was filed as
         # the day the medication was taken (details.period_high keeps it)
         entry.effective = None
-    _repeats(act, entry.details)
+    repeats(act, entry.details)
     if act.preconditions:
-        conditions = [c for c in (_precondition(p, ctx, section) for p in act.preconditions)
+        conditions = [c for c in (precondition(p, ctx, section) for p in act.preconditions)
                       if c]
         if conditions:
             entry.details["preconditions"] = conditions
@@ -214,29 +214,29 @@ def _medication(act: SubstanceAdministration | Supply, kind: str, section: Secti
 
 
 PATIENT_INSTRUCTIONS = "patient_instructions"  # tables/cda_medication_parts.csv's key
-_SECTION_ENTRY = re.compile(r"/entry(\[\d+\])?/[^/]+$")  # a statement that is a section entry
+SECTION_ENTRY = re.compile(r"/entry(\[\d+\])?/[^/]+$")  # a statement that is a section entry
 
 
-def _is_instruction(act: ClinicalStatement) -> bool:
+def is_instruction(act: ClinicalStatement) -> bool:
     """Whether a statement is an instruction to the patient (C-CDA Instruction, IHE PCC /
     CI-SIS FR-Instructions-au-patient: tables/cda_medication_parts.csv)."""
-    parts = _medication_parts()
+    parts = medication_parts()
     return any(parts.get(t.root, ("",))[0] == PATIENT_INSTRUCTIONS for t in act.template_ids)
 
 
-def _instruction(act: ClinicalStatement, entry: Entry, section: Section) -> None:
+def patient_instruction(act: ClinicalStatement, entry: Entry, section: Section) -> None:
     """What the patient is told about a procedure, a planned act, test or visit (C-CDA R2.1
     Planned Procedure/Act/Encounter/Observation and Procedure Activity MAY hold an
     Instruction: 'à jeun depuis minuit', 'apporter les clichés précédents'), into
     details.patient_instructions as a medication's are. It was read under a medication
     only, and under anything else dropped without a word."""
-    text = _comment_text(act, section)
+    text = comment_text(act, section)
     if any(c.isalnum() for c in text):  # '-': the sender's 'no instruction'
         entry.details.setdefault(PATIENT_INSTRUCTIONS, []).append(text)
 
 
-def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
-                     section: Section) -> None:
+def medication_part(rel: EntryRelationship, entry: Entry, ctx: Ctx,
+                    section: Section) -> None:
     """What a medication or vaccination nests about itself, into its details: the
     instructions to the patient and to the pharmacist, whether it may be substituted, the
     quantity to dispense (tables/cda_medication_parts.csv), why it is given (RSON: an
@@ -247,16 +247,16 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
     act = rel.act
     if act is None or act.null_flavor:
         return
-    parts = _medication_parts()
+    parts = medication_parts()
     part = next((parts[t.root] for t in act.template_ids if t.root in parts), None)
     if part is not None:
         key, reads = part
         if reads == "text":
-            text = _comment_text(act, section)
+            text = comment_text(act, section)
             if any(c.isalnum() for c in text):  # '-': the sender's 'no instruction'
                 entry.details.setdefault(key, []).append(text)
         elif reads == "code" and act.code is not None:
-            found = _coded_or_words(act.code, ctx, section)
+            found = coded_or_words(act.code, ctx, section)
             if found:
                 entry.details[key] = found
         elif reads == "reference":
@@ -268,17 +268,17 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
             if isinstance(quantity, PQ) and quantity.value:
                 entry.details[key] = {"value": quantity.value.strip(),
                                       "unit": quantity.unit or None}
-            _repeats(act, entry.details)
+            repeats(act, entry.details)
         return
     if isinstance(act, SubstanceAdministration) and rel.type_code == "COMP" and \
-            not _names_a_product(act.consumable) and \
+            not names_a_product(act.consumable) and \
             DOSAGE_INSTRUCTIONS not in act.template_roots:  # a dispense's: details.dosage
         # a subordinate administration (IHE PCC split / tapered dose, CI-SIS
         # FR-Traitement-prescrit-subordonnee: 'every 8 h for 2 days, then every 12 h'): a
         # step of this medication's dosing, dropped with all it said
         step: dict[str, Any] = {"sequence": rel.sequence_number} if rel.sequence_number \
             else {}
-        _dosing(act, step, ctx, section)
+        read_dosing(act, step, ctx, section)
         if len(step) > ("sequence" in step):
             entry.details.setdefault("dosage_steps", []).append(step)
         return
@@ -292,44 +292,44 @@ def _medication_part(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
                                             act.code.code == DOSE_NUMBER):
         return
     if rel.type_code in ("MFST", "CAUS"):
-        reaction = _reaction(act, ctx, section)
+        reaction = allergy_reaction(act, ctx, section)
         if reaction:
             entry.details.setdefault("reactions", []).append(reaction)
         return
-    _describe(act, entry, "observations", ctx, section)
+    describe(act, entry, "observations", ctx, section)
 
 
-def _item_reference(act: ClinicalStatement, ctx: _Ctx) -> dict[str, Any] | None:
+def _item_reference(act: ClinicalStatement, ctx: Ctx) -> dict[str, Any] | None:
     """The prescription item a dispense fulfils (IHE Pharm / CI-SIS eDISP): the item's id,
     who prescribed it and the prescription document it is in (its reference XCRPT). It was
     skipped: a dispense could not be tied to the prescription it executes, nor the
     prescriber named. None when it says none of them."""
     ids = [i.key for i in act.ids if i.root and not i.null_flavor]
     out: dict[str, Any] = {"item": ids[0] if ids else None}
-    prescribers = [a for a in (_entry_author(x, ctx) for x in act.authors) if a]
+    prescribers = [a for a in (entry_author(x, ctx) for x in act.authors) if a]
     if prescribers:
         out["prescribed_by"] = prescribers
-    documents = _references(act, [])
+    documents = statement_references(act, [])
     if documents:
         out["documents"] = documents
     return out if out["item"] or len(out) > 1 else None
 
 
-def _delivery(act: Supply, ctx: _Ctx) -> dict[str, Any] | None:
+def nested_delivery(act: Supply, ctx: Ctx) -> dict[str, Any] | None:
     """A dispense nested in a medication, without a product of its own: when (its time,
     else its performer's), how many and by whom (ids, organization and its name)."""
-    when = _effective(act.effective_time, ctx) or next(
-        (t for t in (_effective(p.time, ctx) for p in act.performers) if t), "")
+    when = effective_time(act.effective_time, ctx) or next(
+        (t for t in (effective_time(p.time, ctx) for p in act.performers) if t), "")
     out: dict[str, Any] = {"time": when or None}
     if isinstance(act.quantity, PQ) and act.quantity.value:
-        out["quantity"] = _quantity(act.quantity)
-    by = _performed_by(act) if act.performers else None
+        out["quantity"] = quantity_text(act.quantity)
+    by = performer_of(act) if act.performers else None
     if by:
         out["by"] = by
     return {k: v for k, v in out.items() if v} or None
 
 
-def _names_a_product(product: Product | None) -> bool:
+def names_a_product(product: Product | None) -> bool:
     """Whether a consumable says what is given (a code, a translation or a name), as
     opposed to the nullFlavor NA of a step or instruction of another statement's."""
     if product is None:
@@ -339,18 +339,18 @@ def _names_a_product(product: Product | None) -> bool:
                                                       code.original_text))
 
 
-def _indication(act: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+def _indication(act: ClinicalStatement, ctx: Ctx, section: Section) -> dict[str, str] | None:
     """Why a medication is given: the coded value of an indication observation (C-CDA
     4.19: its code only says 'finding'), else the code of the act (CI-SIS
     FR-Reference-interne: the problem's CIM-10 code), else their words."""
     if isinstance(act, Observation) and act.values:
-        value = _untyped(act.values[0])
+        value = untyped(act.values[0])
         if isinstance(value, CD):
-            found = _coded_or_words(value, ctx, section)
+            found = coded_or_words(value, ctx, section)
             if found:
                 return found
     if act.code is not None:
-        return _coded_or_words(act.code, ctx, section)
+        return coded_or_words(act.code, ctx, section)
     return None
 
 
@@ -358,7 +358,7 @@ DOSAGE_INSTRUCTIONS = "1.3.6.1.4.1.19376.1.9.1.3.6"  # IHE Pharm Dosage Instruct
 # eDISP: the posology the pharmacist hands out with a dispense)
 
 
-def _dispensed(act: Supply, entry: Entry, ctx: _Ctx, section: Section) -> Entry:
+def _dispensed(act: Supply, entry: Entry, ctx: Ctx, section: Section) -> Entry:
     """A dispense (supply in event mood: IHE PHARM DIS, CI-SIS FR-Traitement-dispense,
     C-CDA Medication Dispense): the quantity handed out, and the dosage instructions it
     nests (IHE Pharm DIS / CI-SIS eDISP: a substanceAdministration without a product of its
@@ -366,21 +366,21 @@ def _dispensed(act: Supply, entry: Entry, ctx: _Ctx, section: Section) -> Entry:
     supply's, else its author's, else its section's (the pharmacist's, CI-SIS eDISP)."""
     quantity = act.quantity
     if isinstance(quantity, PQ) and quantity.value:
-        entry.details["dispensed_quantity"] = _quantity(quantity)
+        entry.details["dispensed_quantity"] = quantity_text(quantity)
     entry.details["dispensed"] = True
     for rel in act.entry_relationships:
         dosing = rel.act
         if isinstance(dosing, SubstanceAdministration) and \
                 DOSAGE_INSTRUCTIONS in dosing.template_roots:
             dosage: dict[str, Any] = {}
-            _dosing(dosing, dosage, ctx, section)
+            read_dosing(dosing, dosage, ctx, section)
             if dosage:
                 entry.details["dosage"] = dosage
             break
     if entry.effective is None:
         times = [a.time for a in (*act.authors, *section.authors)
                  if isinstance(a.time, TS) and a.time.value]
-        entry.effective = _iso_value(times[0].value) or None if times else None
+        entry.effective = iso_value(times[0].value) or None if times else None
     by = _dispenser(act, section)
     if by:
         entry.details["dispensed_by"] = by
@@ -395,9 +395,9 @@ def _dispenser(act: Supply, section: Section) -> dict[str, Any] | None:
     dropped: a dispense filed without the pharmacy that handed it out (the pharmacist's
     RPPS in recorded_by, never the pharmacy's name). Software authors dispense nothing."""
     if act.performers:
-        by = _performed_by(act)
+        by = performer_of(act)
         if by:
             return by
     people = [a for a in (*act.authors, *section.authors)
-              if a.entity is not None and not _is_device(a)]
-    return _party(people[0].entity) if people else None
+              if a.entity is not None and not is_device(a)]
+    return assigned_party(people[0].entity) if people else None

@@ -6,7 +6,7 @@ from normalizers.cda.common import is_placeholder
 from parsers.cda.model import Section
 
 
-def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
+def narratives(sections: list[Section], depth: int = 0) -> list[dict]:
     """Every section's title, LOINC code and plain narrative text, nested sections flattened."""
     out = []
     for s in sections:
@@ -14,5 +14,5 @@ def _narratives(sections: list[Section], depth: int = 0) -> list[dict]:
         if text or s.title:
             out.append({"code": s.code.code if s.code else None, "title": s.title or None,
                         "text": text or None, "level": depth})
-        out.extend(_narratives(s.sections, depth + 1))
+        out.extend(narratives(s.sections, depth + 1))
     return out

@@ -18,16 +18,16 @@ from normalizers.cda.common import (
     PROBLEM,
     PROCEDURE,
     VITAL_SIGN,
-    _Ctx,
-    _kind_meanings,
-    _kinds,
+    Ctx,
+    kind_meanings,
+    kind_table,
 )
-from normalizers.cda.kinds import _read_elsewhere
-from normalizers.cda.medications import _SECTION_ENTRY, _is_instruction
-from normalizers.cda.observations import _empty_string, _placeholder_value
-from normalizers.cda.references import _is_comment
-from normalizers.cda.tables import _medication_parts
-from normalizers.cda.values import _untyped
+from normalizers.cda.kinds import read_elsewhere
+from normalizers.cda.medications import SECTION_ENTRY, is_instruction
+from normalizers.cda.observations import empty_string, placeholder_value
+from normalizers.cda.references import is_comment
+from normalizers.cda.tables import medication_parts
+from normalizers.cda.values import untyped
 from normalizers.model import LAB_RESULT
 from parsers.cda.model import (
     ClinicalStatement,
@@ -44,8 +44,8 @@ _FILED_KINDS = frozenset({LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY,
                           PROCEDURE, ENCOUNTER})
 
 
-def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
-               section: Section) -> None:
+def not_filed(act: ClinicalStatement, kind: str | None, ctx: Ctx,
+              section: Section) -> None:
     """A statement that made no entry, nor did anything it holds: counted for one
     CDA_NOT_FILED warning per kind and document (first path, count; codes and templates,
     never the patient's data), unless it is structure read elsewhere or holding nothing
@@ -60,7 +60,7 @@ def _not_filed(act: ClinicalStatement, kind: str | None, ctx: _Ctx,
     elif kind in (CONCERN, CONTAINER) or isinstance(act, Organizer | ObservationMedia):
         return  # what they hold was said (or filed) on its own; a container is read
         # elsewhere (the imaging act of a CR-IMG: in the header's service_events)
-    elif any(t.root in _read_elsewhere() for t in act.template_ids):
+    elif any(t.root in read_elsewhere() for t in act.template_ids):
         return
     else:
         what = _not_filed_what(act, kind, section)
@@ -77,23 +77,23 @@ def _not_filed_what(act: ClinicalStatement, kind: str | None, section: Section) 
     """What a statement not filed is, for the CDA_NOT_FILED warning; None: nothing to say
     (structure read elsewhere, or nothing said beyond the narrative)."""
     if kind == NOT_FILED:
-        meanings = _kind_meanings()
+        meanings = kind_meanings()
         what = next((meanings[t.root] for t in act.template_ids
-                     if _kinds().get(t.root) == NOT_FILED), act.kind)
+                     if kind_table().get(t.root) == NOT_FILED), act.kind)
     elif kind in _FILED_KINDS:
         if isinstance(act, Supply) and act.mood_code not in ("", "EVN"):
             return None  # a supply ordered with a prescription: its quantity, read there
         what = f"{kind} statement naming nothing (no code, words nor value)"
         if isinstance(act, Observation) and act.values and \
-                _placeholder_value(_untyped(act.values[0]), section):
+                placeholder_value(untyped(act.values[0]), section):
             what = f"{kind} whose value is a template placeholder ('(texte libre)'...)"
-        elif isinstance(act, Observation) and _empty_string(act.values):
+        elif isinstance(act, Observation) and empty_string(act.values):
             what = f"{kind} whose value is an empty string and whose text says nothing"
     else:
-        parts = _medication_parts()
-        if _is_comment(act):
+        parts = medication_parts()
+        if is_comment(act):
             return None
-        if _is_instruction(act) and _SECTION_ENTRY.search(act.path):
+        if is_instruction(act) and SECTION_ENTRY.search(act.path):
             # an instruction that is an entry of its own (C-CDA Plan of Treatment section:
             # 'surveiller la glycémie matin et soir'): read only as a statement's part, it
             # was dropped without a word; its words are the section's narrative. (One

@@ -5,46 +5,52 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from normalizers.cda.allergies import _allergen
-from normalizers.cda.base import _base, _period_end, _statement_words, _uncoded_name
-from normalizers.cda.coded import _code, _coded_or_words, _qualify, original_text, referenced_text
+from normalizers.cda.allergies import allergen
+from normalizers.cda.base import base_entry, set_period_end, statement_words, uncoded_name
+from normalizers.cda.coded import (
+    coded_or_words,
+    mapped_code,
+    original_text,
+    qualify,
+    referenced_text,
+)
 from normalizers.cda.common import (
     ALLERGY,
     FAMILY_HISTORY,
     OBSERVATION,
     PROBLEM,
     VITAL_SIGN,
-    _Ctx,
+    Ctx,
     is_placeholder,
     system_name,
 )
-from normalizers.cda.qualifiers import _qualifiers
-from normalizers.cda.quantities import _range
-from normalizers.cda.results import _kits
-from normalizers.cda.tables import _assertion_questions, _interpretation_codes, _template_units
-from normalizers.cda.times import _iso_value
-from normalizers.cda.values import _untyped, _value
+from normalizers.cda.qualifiers import nested_qualifiers
+from normalizers.cda.quantities import range_text
+from normalizers.cda.results import device_kits
+from normalizers.cda.tables import assertion_questions, interpretation_codes, template_units
+from normalizers.cda.times import iso_value
+from normalizers.cda.values import fill_value, untyped
 from normalizers.model import LAB_RESULT, Entry
 from normalizers.units import to_ucum
 from parsers.cda.model import CD, ED, IVL, PQ, ST, TS, Observation, ReferenceRange, Section, Value
 
 
-def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
-                 parent_key: str | None) -> Entry | None:
+def observation_entry(act: Observation, kind: str, section: Section, ctx: Ctx,
+                      parent_key: str | None) -> Entry | None:
     name = ""
     if act.code is None or (not act.code.code and not act.code.translations):
         # no code: a result named only in words (code nullFlavor + originalText) is still
         # one when it has a value; a problem is identified by its value (the diagnosis)
-        name = _uncoded_name(act, section) if act.values else ""
+        name = uncoded_name(act, section) if act.values else ""
         if not name and not (kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and act.values):
             return None
-    entry = _base(act, kind, section, ctx, parent_key)
+    entry = base_entry(act, kind, section, ctx, parent_key)
     if name:
         entry.display, entry.mapped = name, False
     if act.code is not None and act.code.qualifiers:
-        _qualify(act.code, entry, "code_qualifiers", ctx, section)
+        qualify(act.code, entry, "code_qualifiers", ctx, section)
     if act.values:
-        value = _untyped(act.values[0])
+        value = untyped(act.values[0])
         if kind in (PROBLEM, FAMILY_HISTORY) and isinstance(value, CD) and value.code and \
                 act.code is not None and value.code == act.code.code and \
                 value.code_system == act.code.code_system:
@@ -56,21 +62,21 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # and '<text><reference value="#methodeExtractionADN"/></text>') it is filed as
         # before, without a value: those words are the answer in CR-GM, the exam's name
         # in AVC-EUNV, and cannot be told apart
-        said = _statement_words(act, section, named=True) if _empty_string(act.values) \
+        said = statement_words(act, section, named=True) if empty_string(act.values) \
             else None
-        if _placeholder_value(value, section) or said == "":
+        if placeholder_value(value, section) or said == "":
             if kind != ALLERGY:  # the value was all it said (an allergy still has its agent)
                 return None
         else:
-            _value(value, entry, ctx, section)
+            fill_value(value, entry, ctx, section)
             if entry.unit_original and act.template_ids:
                 _template_unit(act, entry, ctx)
-        rest = [_untyped(v) for v in act.values[1:]]
+        rest = [untyped(v) for v in act.values[1:]]
         if rest and "value_code" not in entry.details:
             # a score and its answer code (C-CDA assessment items: INT 3 and CO LA6555-2,
             # 'eye opening to verbal command'): the second value was dropped
             other = next((v for v in rest if isinstance(v, CD)), None)
-            coded = _code(other, ctx, section) if other is not None else None
+            coded = mapped_code(other, ctx, section) if other is not None else None
             if coded:
                 entry.details["value_code"] = {"code": coded[0], "system": coded[1],
                                                "display": coded[2]}
@@ -92,7 +98,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
             # the diagnosis / allergy type is the value; the observation code only says
             # 'diagnosis' or 'assertion' (C-CDA Pregnancy Observation: ASSERTION, value
             # 'pregnant', was an observation 'ASSERTION')
-            coded = _code(value, ctx, section)
+            coded = mapped_code(value, ctx, section)
             if (coded and coded[0] or entry.value) and entry.code:
                 entry.details["observation_code"] = entry.code
             entry.details.pop("local_code", None)  # the question's, not the value's
@@ -103,13 +109,13 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
                 # there is, and the observation code ('problem', 'symptom') is no diagnosis
                 entry.code = entry.system = None
                 entry.display, entry.mapped = entry.value, False
-            elif kind == PROBLEM and value.null_flavor and _uncoded_name(act, section):
+            elif kind == PROBLEM and value.null_flavor and uncoded_name(act, section):
                 # value nullFlavor, the diagnosis in the statement's text only ('<text>
                 # <reference value="#pb1"/>', C-CDA R2.1 3.79): the words are the diagnosis
                 # (without them the problem names nothing and is not filed)
                 entry.details["observation_code"] = entry.code
                 entry.code = entry.system = None
-                entry.value = entry.display = _uncoded_name(act, section)
+                entry.value = entry.display = uncoded_name(act, section)
                 entry.mapped = False
     if kind in (PROBLEM, ALLERGY, FAMILY_HISTORY) and isinstance(act.effective_time, IVL):
         _onset_and_resolution(act.effective_time, entry, ctx)
@@ -119,22 +125,22 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         # a period observed (C-CDA Tobacco Use: smoked daily from 1995 to 2015): its start
         # is the entry's time, its end was dropped
         end = act.effective_time.high
-        entry.details["period_high"] = _iso_value(end.value, ctx.warnings, end.path) or None
+        entry.details["period_high"] = iso_value(end.value, ctx.warnings, end.path) or None
     elif kind in (LAB_RESULT, VITAL_SIGN):
         # a result of a collection over a period (IHE LAB / C-CDA Result Observation
         # effectiveTime IVL_TS: a 24-hour urine protein from 08:00 to 08:00 the next day, a
         # mean blood pressure over a 24-hour ambulatory recording): its end was dropped and
         # the day's collection read as an instant
-        _period_end(act, entry, ctx)
+        set_period_end(act, entry, ctx)
     if kind in (PROBLEM, ALLERGY) or (kind == OBSERVATION and act.entry_relationships):
-        _qualifiers(act, entry, ctx, section)
+        nested_qualifiers(act, entry, ctx, section)
     if kind == ALLERGY:
-        _allergen(act, entry, ctx, section)
-    kits = _kits(act, ctx, section)
+        allergen(act, entry, ctx, section)
+    kits = device_kits(act, ctx, section)
     if kits:  # the instrument or test kit the result was obtained with (IHE LAB, CI-SIS
         # DEP-CCU: the HPV detection kit)
         entry.details["devices"] = kits
-    methods = [m for m in (_coded_or_words(c, ctx, section) for c in act.method_codes) if m]
+    methods = [m for m in (coded_or_words(c, ctx, section) for c in act.method_codes) if m]
     if methods:  # the technique or reagent (CI-SIS: ANSM common reagent table): results
         # by two methods are not comparable; it was dropped
         entry.details["method"] = methods
@@ -147,7 +153,7 @@ def _observation(act: Observation, kind: str, section: Section, ctx: _Ctx,
         local = _once([c.code for c in act.interpretation_codes
                        if c.code and c.code_system != INTERPRETATION_SYSTEM and
                        any(t.code_system == INTERPRETATION_SYSTEM or
-                           (t.code_system, t.code) in _interpretation_codes()
+                           (t.code_system, t.code) in interpretation_codes()
                            for t in (c, *c.translations))])
         if local:
             entry.details["interpretation_local"] = local  # the lab's flag, as sent
@@ -165,7 +171,7 @@ OTHER_VALUES_KEPT = 10  # further values of one observation kept (CDA allows any
 OTHER_VALUE_SIZE = 500  # characters of each kept
 
 
-def _other_values(values: list[Value], act: Observation, entry: Entry, ctx: _Ctx,
+def _other_values(values: list[Value], act: Observation, entry: Entry, ctx: Ctx,
                   section: Section) -> None:
     """The values of an observation after its first (CDA R2 Observation.value is 0..*: a
     lab writing a result in two units as two PQ, a blood pressure 142 and 88 mm[Hg] under
@@ -176,7 +182,7 @@ def _other_values(values: list[Value], act: Observation, entry: Entry, ctx: _Ctx
     said = []
     for value in values:
         scratch = Entry(type=entry.type, key="", source_ref=value.path)
-        _value(value, scratch, ctx, section)
+        fill_value(value, scratch, ctx, section)
         text = " ".join(filter(None, (scratch.value, scratch.unit_original)))
         if text:
             said.append(text[:OTHER_VALUE_SIZE])
@@ -187,12 +193,12 @@ def _other_values(values: list[Value], act: Observation, entry: Entry, ctx: _Ctx
                             f"({min(len(said), OTHER_VALUES_KEPT)} in details.other_values)")
 
 
-def _template_unit(act: Observation, entry: Entry, ctx: _Ctx) -> None:
+def _template_unit(act: Observation, entry: Entry, ctx: Ctx) -> None:
     """A measurement's unit read in the one its template defines when the sender wrote it
     otherwise (tables/cda_template_units.csv): a sphere power of '2.50 d' (IHE Eye Care,
     CI-SIS OPH-BRE) was filed as 2.5 days (UCUM d), beside the same power sent as
     '[diop]' for the other eye. Said once per document (CDA_UNIT_READ_AS)."""
-    units = _template_units()
+    units = template_units()
     sent = (entry.unit_original or "").strip().lower()
     unit = next((units[(t.root, sent)] for t in act.template_ids if (t.root, sent) in units),
                 None)
@@ -206,7 +212,7 @@ def _template_unit(act: Observation, entry: Entry, ctx: _Ctx) -> None:
 def _assertion_question(act: Observation) -> tuple[str, str, str] | None:
     """(code, system, display) of the question an ASSERTION observation answers, by its
     template (tables/cda_assertion_questions.csv); None for any other."""
-    questions = _assertion_questions()
+    questions = assertion_questions()
     return next((questions[t.root] for t in act.template_ids if t.root in questions), None)
 
 
@@ -216,7 +222,7 @@ def _asserts(act: Observation, kind: str) -> bool:
         and system_name(act.code.code_system) == "HL7-ACTCODE"
 
 
-def _placeholder_value(value: Value, section: Section) -> bool:
+def placeholder_value(value: Value, section: Section) -> bool:
     """A value in words that is a template's placeholder ('(texte libre)' as a result, a
     problem, a comment observation: CI-SIS examples), not the author's."""
     if isinstance(value, ST):
@@ -230,7 +236,7 @@ def _placeholder_value(value: Value, section: Section) -> bool:
     return False
 
 
-def _empty_string(values: list[Value]) -> bool:
+def empty_string(values: list[Value]) -> bool:
     """A statement's one value an ST (or SC) with no text (empty, or blanks only: the
     parser collapses them), no reference to the narrative, no code nor nullFlavor: a
     result sent '<value xsi:type="ST"> </value>' says nothing by itself. It was filed as a
@@ -239,7 +245,7 @@ def _empty_string(values: list[Value]) -> bool:
     is read as before."""
     if len(values) != 1:
         return False
-    value = _untyped(values[0])
+    value = untyped(values[0])
     return isinstance(value, ST) and not value.text.strip() and not value.reference.strip() \
         and not (value.code is not None and value.code.code) and not value.null_flavor
 
@@ -247,7 +253,7 @@ def _empty_string(values: list[Value]) -> bool:
 RESOLVED_UNKNOWN = "UNK"  # the nullFlavor of effectiveTime/high of a problem that ended
 
 
-def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
+def _onset_and_resolution(period: IVL, entry: Entry, ctx: Ctx) -> None:
     """A problem's or allergy's effectiveTime is its onset (low) and resolution (high): the
     resolution goes to details.resolved; when only it is given, it is no onset (it was
     filed as the problem's date). A high of nullFlavor UNK says the problem ended on a day
@@ -261,7 +267,7 @@ def _onset_and_resolution(period: IVL, entry: Entry, ctx: _Ctx) -> None:
             high.null_flavor.strip().upper() == RESOLVED_UNKNOWN:
         entry.details["resolved_date_unknown"] = True
     if isinstance(high, TS) and high.value:
-        resolved = _iso_value(high.value, ctx.warnings, high.path)
+        resolved = iso_value(high.value, ctx.warnings, high.path)
         if resolved:
             entry.details["resolved"] = resolved
             if not (isinstance(low, TS) and low.value) and not period.value and \
@@ -305,7 +311,7 @@ def _interpretation(code: CD, section: Section) -> str:
         if c.code and c.code_system == INTERPRETATION_SYSTEM:
             return c.code
     for c in (code, *code.translations):
-        meant = _interpretation_codes().get((c.code_system, c.code))
+        meant = interpretation_codes().get((c.code_system, c.code))
         if c.code and meant:
             return meant
     if not code.code and code.null_flavor:
@@ -313,7 +319,7 @@ def _interpretation(code: CD, section: Section) -> str:
     return code.code
 
 
-def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
+def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: Ctx,
                      section: Section) -> None:
     """The normal range of a result. Several observationRanges may be sent, each with the
     interpretation that applies to values inside it (C-CDA: 'negative: normal', 'positive:
@@ -325,10 +331,10 @@ def _reference_range(ranges: list[ReferenceRange], entry: Entry, ctx: _Ctx,
                    r.interpretation_code.code == "N"), None) or \
         next((r for r in ranges if r.interpretation_code is None or
               not r.interpretation_code.code), None) or ranges[0]
-    value = _untyped(normal.value) if normal.value is not None else None
-    text = _range(value)
+    value = untyped(normal.value) if normal.value is not None else None
+    text = range_text(value)
     if text is None and isinstance(value, CD):
-        coded = _code(value, ctx, section)
+        coded = mapped_code(value, ctx, section)
         text = (coded[2] or coded[0]) if coded else original_text(value, section)
     if text and isinstance(value, IVL) and entry.unit:
         # a range in another unit than the result's (value in g/L, range in mmol/L: some

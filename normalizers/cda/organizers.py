@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.coded import _code, _coded_or_words, _qualify, original_text
-from normalizers.cda.common import OBSERVATION, SDTC, _Ctx, system_name
-from normalizers.cda.tables import _group_organizers, _result_statuses, _status
-from normalizers.cda.times import _iso_value
+from normalizers.cda.coded import coded_or_words, mapped_code, original_text, qualify
+from normalizers.cda.common import OBSERVATION, SDTC, Ctx, system_name
+from normalizers.cda.tables import group_organizers, result_statuses, status_of
+from normalizers.cda.times import iso_value
 from normalizers.model import LAB_RESULT, Entry
 from parsers.cda.model import ClinicalStatement, Organizer, Section
 
@@ -23,7 +23,7 @@ PLANNED_SUPPLY = "2.16.840.1.113883.10.20.22.4.43"  # C-CDA Planned Supply (mood
 _SELF = "ONESELF"  # HL7 RoleCode: the subject is the patient
 
 
-def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entry) -> None:
+def organizer_status(act: Organizer, component: ClinicalStatement, nested: Entry) -> None:
     """What an organizer's own statusCode says of what it holds. Nullified: the battery
     (or vital signs cluster) was recorded in error, and all of it with it; its results
     were filed final. Aborted, cancelled, active...: the status of its components that
@@ -33,20 +33,20 @@ def _organizer_status(act: Organizer, component: ClinicalStatement, nested: Entr
         nested.status = "entered-in-error"
     elif not component.status_code and nested.source_ref == component.path and \
             "lab_status" not in nested.details and nested.status != "entered-in-error":
-        nested.status = _status(act.status_code)
+        nested.status = status_of(act.status_code)
         if nested.type == LAB_RESULT:
-            nested.status = _result_statuses().get(act.status_code.strip(), nested.status)
+            nested.status = result_statuses().get(act.status_code.strip(), nested.status)
 
 
-def _relative(act: ClinicalStatement) -> dict[str, Any] | None:
+def statement_relative(act: ClinicalStatement) -> dict[str, Any] | None:
     """Whom a statement is about when it is not the patient (CDA subject/relatedSubject:
     a family member, a fetus): the relationship code (HL7 RoleCode FTH, MTH, FAMMEMB...) and
     the relative's sex when given; None for the patient."""
-    return _relative_of(act.subject)
+    return relative_of(act.subject)
 
 
-def _relative_of(subject: Any) -> dict[str, Any] | None:
-    """``_relative`` of a subject participation (a statement's or a section's)."""
+def relative_of(subject: Any) -> dict[str, Any] | None:
+    """``statement_relative`` of a subject participation (a statement's or a section's)."""
     if subject is None or subject.role != "relatedSubject":
         return None
     code = subject.code
@@ -68,25 +68,25 @@ def _relative_of(subject: Any) -> dict[str, Any] | None:
                 born = ext.attributes.get("value", "")
             elif ext.namespace == SDTC and ext.name == "deceasedInd":
                 out["deceased"] = ext.attributes.get("value", "") == "true"
-        if born and _iso_value(born):
-            out["birth_time"] = _iso_value(born)
+        if born and iso_value(born):
+            out["birth_time"] = iso_value(born)
     return out
 
 
-def _group(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, Any] | None:
+def organizer_group(act: Organizer, ctx: Ctx, section: Section) -> dict[str, Any] | None:
     """What an organizer listed in tables/cda_group_organizers.csv says its components
     measure: its code ({code, system, display} or {text}) and the code's qualifiers. Under
     OPH-BRE's 'lentilles prescrites' and 'lentilles délivrées' the same LOINC codes were
     filed alike (and their facts merged): which lens was which was lost."""
-    if act.code is None or _group_organizers().isdisjoint(act.template_roots):
+    if act.code is None or group_organizers().isdisjoint(act.template_roots):
         return None
-    said = _coded_or_words(act.code, ctx, section)
+    said = coded_or_words(act.code, ctx, section)
     if said is None:
         return None
     group: dict[str, Any] = {k: v for k, v in said.items() if v}
     if act.code.qualifiers:
         holder = Entry(type=OBSERVATION, key="", source_ref=act.path)
-        _qualify(act.code, holder, "qualifiers", ctx, section)
+        qualify(act.code, holder, "qualifiers", ctx, section)
         if holder.details.get("qualifiers"):
             group["qualifiers"] = holder.details["qualifiers"]
     return group
@@ -101,19 +101,19 @@ RESULT_ORGANIZERS = frozenset({
 })
 
 
-def _panel(act: Organizer, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+def battery_panel(act: Organizer, ctx: Ctx, section: Section) -> dict[str, str] | None:
     """The code of a battery (lab panel: 'lipid panel', 'CBC') for its results, else its
     name in words (code nullFlavor + originalText, as C-CDA senders without a panel code
     write it: the panel was lost)."""
-    coded = _code(act.code, ctx, section) if act.code is not None else None
+    coded = mapped_code(act.code, ctx, section) if act.code is not None else None
     if not coded or not coded[0]:
         words = original_text(act.code, section) if act.code is not None else ""
         return {"text": words[:300]} if words else None
     return {"code": coded[0], "system": coded[1], "display": coded[2]}
 
 
-def _sub_panel(act: Organizer, outer: dict[str, Any] | None, ctx: _Ctx,
-               section: Section) -> dict[str, Any] | None:
+def sub_panel(act: Organizer, outer: dict[str, Any] | None, ctx: Ctx,
+              section: Section) -> dict[str, Any] | None:
     """A CLUSTER of no result template nested in a battery (a sub-panel: 'Formule
     leucocytaire' inside 'NFS') as the panel of its results, the battery (whole: its
     comments, its own parent) as its ``parent``: its code was lost and its results took
@@ -121,7 +121,7 @@ def _sub_panel(act: Organizer, outer: dict[str, Any] | None, ctx: _Ctx,
     is in no battery that names one (a flat battery, a cluster alone: as before)."""
     if act.class_code != "CLUSTER" or not outer or not (outer.get("code") or outer.get("text")):
         return None
-    own = _panel(act, ctx, section)
+    own = battery_panel(act, ctx, section)
     if own is None:
         return None
     return {**own, "parent": dict(outer)}

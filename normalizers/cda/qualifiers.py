@@ -3,9 +3,9 @@ qualify."""
 
 from __future__ import annotations
 
-from normalizers.cda.coded import _code
-from normalizers.cda.common import _Ctx, system_name
-from normalizers.cda.values import _untyped
+from normalizers.cda.coded import mapped_code
+from normalizers.cda.common import Ctx, system_name
+from normalizers.cda.values import untyped
 from normalizers.model import Entry
 from parsers.cda.model import CD, ClinicalStatement, Observation, Section
 
@@ -20,7 +20,7 @@ QUALIFIERS = {("LN", "33999-4"): "clinical_status", ("HL7-ACTCODE", "SEV"): "sev
 _QUALIFIER_CODES = frozenset(code for _, code in QUALIFIERS)
 
 
-def _is_qualifier(act: ClinicalStatement) -> bool:
+def is_qualifier(act: ClinicalStatement) -> bool:
     """True for an observation saying a status, severity, certainty... of what nests it."""
     code = act.code
     return isinstance(act, Observation) and code is not None and \
@@ -28,16 +28,16 @@ def _is_qualifier(act: ClinicalStatement) -> bool:
         (system_name(code.code_system), code.code) in QUALIFIERS
 
 
-def _qualifiers(act: Observation, entry: Entry, ctx: _Ctx, section: Section) -> None:
+def nested_qualifiers(act: Observation, entry: Entry, ctx: Ctx, section: Section) -> None:
     """A problem's status ('active', 'resolved') and severity, an allergy's severity: coded
     values of the observations it nests, which were skipped as not entries of their own
     and lost; they go to details, as {code, system, display}."""
-    for key, coded in _qualifier_values(act, ctx, section).items():
+    for key, coded in qualifier_values(act, ctx, section).items():
         entry.details.setdefault(key, coded)
 
 
-def _qualifier_values(act: ClinicalStatement, ctx: _Ctx,
-                      section: Section) -> dict[str, dict[str, str]]:
+def qualifier_values(act: ClinicalStatement, ctx: Ctx,
+                     section: Section) -> dict[str, dict[str, str]]:
     """The coded qualifiers (QUALIFIERS: status, severity, certainty...) the observations
     nested in ``act`` say, the first of each kind."""
     found: dict[str, dict[str, str]] = {}
@@ -47,10 +47,10 @@ def _qualifier_values(act: ClinicalStatement, ctx: _Ctx,
                 obs.code.code not in _QUALIFIER_CODES:
             continue
         key = QUALIFIERS.get((system_name(obs.code.code_system), obs.code.code))
-        value = _untyped(obs.values[0])
+        value = untyped(obs.values[0])
         if key is None or key in found or not isinstance(value, CD):
             continue
-        coded = _code(value, ctx, section)
+        coded = mapped_code(value, ctx, section)
         if coded:
             found[key] = {"code": coded[0], "system": coded[1], "display": coded[2]}
     return found

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from normalizers.cda.times import _iso_value
+from normalizers.cda.times import iso_value
 from parsers.cda.model import INT, IVL, PQ, REAL, RTO, TS, Value
 
 
-def _period_text(value: IVL) -> str | None:
+def period_text(value: IVL) -> str | None:
     """An IVL_TS value as 'start/end' in ISO form (either side may be empty)."""
     if value.value:
-        return _iso_value(value.value) or None
-    low = _iso_value(value.low.value) if isinstance(value.low, TS) and value.low.value else ""
-    high = _iso_value(value.high.value) if isinstance(value.high, TS) and value.high.value \
+        return iso_value(value.value) or None
+    low = iso_value(value.low.value) if isinstance(value.low, TS) and value.low.value else ""
+    high = iso_value(value.high.value) if isinstance(value.high, TS) and value.high.value \
         else ""
     return f"{low}/{high}" if low or high else None
 
@@ -21,7 +21,7 @@ def _period_text(value: IVL) -> str | None:
 UCUM_OID = "2.16.840.1.113883.6.8"
 
 
-def _pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
+def pq_parts(pq: PQ) -> tuple[str, Decimal | None, str]:
     """(value as written, its number, unit as sent) of a PQ. A PQ whose unit is no UCUM
     unit is sent by C-CDA as a nullFlavor (OTH) carrying its value in a translation, the
     unit in that translation's code (UCUM) or words ('THOUS/MCL'): the value was lost.
@@ -40,7 +40,7 @@ def _bound(value: Value | None) -> str:
     """The number a range bound says ('' for none), read in a translation when the bound
     itself is a nullFlavor (C-CDA non-UCUM units).
 
-    The text only, as ``_pq_parts`` reads it: not through ``_pq_parts``, which also parses
+    The text only, as ``pq_parts`` reads it: not through ``pq_parts``, which also parses
     the value as a Decimal, unused here (two per result of a CR-BIO, low and high)."""
     if isinstance(value, PQ):
         if value.value or not value.translations:
@@ -52,7 +52,7 @@ def _bound(value: Value | None) -> str:
     return value.value.strip() if isinstance(value, (INT, REAL)) else ""
 
 
-def _ratio(value: RTO) -> str | None:
+def ratio_text(value: RTO) -> str | None:
     """'1/64' (a titer), '5 mg/1 mL': a ratio's terms with their units when they are not 1."""
     terms = []
     for term in (value.numerator, value.denominator):
@@ -66,13 +66,13 @@ def _ratio(value: RTO) -> str | None:
     return "/".join(terms) if all(terms) else None
 
 
-def _quantity(pq: PQ) -> str:
+def quantity_text(pq: PQ) -> str:
     return f"{pq.value} {pq.unit}".strip() if pq.value else ""
 
 
-def _range(value: Value | None) -> str | None:
+def range_text(value: Value | None) -> str | None:
     if not isinstance(value, IVL):
-        return _quantity(value) if isinstance(value, PQ) else None
+        return quantity_text(value) if isinstance(value, PQ) else None
     low, high = _bound(value.low), _bound(value.high)
     if low and high:
         return f"{low}-{high}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from normalizers.cda.coded import _coded_or_words, referenced_text
-from normalizers.cda.common import BODY_TEXT_CAP, _Ctx, is_placeholder, system_name
+from normalizers.cda.coded import coded_or_words, referenced_text
+from normalizers.cda.common import BODY_TEXT_CAP, Ctx, is_placeholder, system_name
 from normalizers.codes import LOINC
 from normalizers.model import Entry
 from parsers.cda.model import (
@@ -26,12 +26,12 @@ ENTRY_REFERENCES = frozenset({
 ENTRY_LINKS_KEPT = 20  # per entry: a reference list is no place for a document's worth
 
 
-def _entry_link(rel: EntryRelationship) -> dict[str, Any] | None:
+def entry_link(rel: EntryRelationship) -> dict[str, Any] | None:
     """What an entry reference nested in a statement names (IHE PCC internal reference,
     CI-SIS FR-Reference-interne, C-CDA Entry Reference 4.122: another entry of the same
     document, by its id): {type (the entryRelationship's typeCode: RSON, GEVL, SPRT...),
     id}; the key of the entry it names is added once the whole body is read
-    (``_resolve_entry_links``). It was skipped: a care plan's outcome lost the goal it
+    (``resolve_entry_links``). It was skipped: a care plan's outcome lost the goal it
     evaluates, an intervention the concern it is for."""
     act = rel.act
     ids = [i.key for i in act.ids if i.root and not i.null_flavor] if act is not None else []
@@ -53,7 +53,7 @@ def _entries_under(entries: list[Entry]) -> dict[str, list[str]]:
     return out
 
 
-def _resolve_entry_links(entries: list[Entry], ctx: _Ctx) -> None:
+def resolve_entry_links(entries: list[Entry], ctx: Ctx) -> None:
     """Each entry link gets the key of the entry of this document it names; one naming a
     statement that files no entry of its own but holds some (a problem concern, an
     organizer of measurements) gets theirs (``keys``). One naming nothing read here (an
@@ -83,17 +83,17 @@ def _resolve_entry_links(entries: list[Entry], ctx: _Ctx) -> None:
 EXTERNAL_REFERENCES_KEPT = 20  # per statement (CDA allows any number)
 
 
-def _keep_references(details: dict[str, Any], act: ClinicalStatement,
-                     section: Section) -> None:
+def keep_references(details: dict[str, Any], act: ClinicalStatement,
+                    section: Section) -> None:
     """details.external_references of an entry, with what ``act`` refers to."""
     kept = details.get("external_references") or []
-    found = _references(act, kept, section)
+    found = statement_references(act, kept, section)
     if found:
         details["external_references"] = [*kept, *found]
 
 
-def _references(act: ClinicalStatement, kept: list,
-                section: Section | None = None) -> list[dict[str, Any]]:
+def statement_references(act: ClinicalStatement, kept: list,
+                         section: Section | None = None) -> list[dict[str, Any]]:
     """What a statement's reference elements point at (CDA R2 act.reference: an
     externalDocument, externalAct, externalObservation or externalProcedure): the
     advance directives an observation is the summary of (CI-SIS DLU), the prescription a
@@ -125,7 +125,7 @@ def _references(act: ClinicalStatement, kept: list,
     return out
 
 
-def _parent_result(parent: Entry) -> dict[str, str]:
+def parent_result(parent: Entry) -> dict[str, str]:
     """The result a nested result is part of, as ``details['parent_result']`` says it for
     HL7v2 (OBR-26: code, value; part of the fact, dossiers/deposit.fact_of), with its key."""
     said = {"code": parent.code or "", "system": parent.system or "",
@@ -137,7 +137,7 @@ def _parent_result(parent: Entry) -> dict[str, str]:
 MEDIA_KEPT = 50  # images of the body no entry holds, listed on the document
 
 
-def _media_ref(media: ObservationMedia) -> dict[str, Any]:
+def media_ref(media: ObservationMedia) -> dict[str, Any]:
     """Where an image or file of the body is (CDA observationMedia: CI-SIS
     FR-Image-illustrative, an electrophoresis curve in its battery): its media type, ID
     (what the narrative's renderMultiMedia points at), path and size; the content stays in
@@ -152,15 +152,15 @@ def _media_ref(media: ObservationMedia) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _procedure_reference(rel: EntryRelationship, entry: Entry, ctx: _Ctx,
-                         section: Section) -> None:
+def procedure_reference(rel: EntryRelationship, entry: Entry, ctx: Ctx,
+                        section: Section) -> None:
     """An internal reference a procedure nests: to the problem it was done for (RSON:
     details.reasons, as a reason observation is read) or to what it used (the device of
     an anaesthesia, CI-SIS: details.references), by its code. Both were dropped."""
     act = rel.act
     if act is None or act.code is None:
         return
-    found = _coded_or_words(act.code, ctx, section)
+    found = coded_or_words(act.code, ctx, section)
     if not found:
         return
     if rel.type_code == "RSON":
@@ -183,24 +183,24 @@ COMMENT_TEMPLATES = frozenset({
 ANNOTATION_COMMENT = "48767-8"  # LOINC Annotation comment: the code of all three
 
 
-def _is_comment(act: ClinicalStatement) -> bool:
+def is_comment(act: ClinicalStatement) -> bool:
     return act.kind == "act" and (
         not COMMENT_TEMPLATES.isdisjoint(act.template_roots) or
         (act.code is not None and act.code.code == ANNOTATION_COMMENT and
          system_name(act.code.code_system) == LOINC))
 
 
-def _comment_text(act: ClinicalStatement, section: Section) -> str:
+def comment_text(act: ClinicalStatement, section: Section) -> str:
     """The words of a comment act: its text, inline or the narrative it references."""
     text = act.text.strip() or referenced_text(act.text_reference, section).strip()
     return "" if is_placeholder(text) else text[:BODY_TEXT_CAP]
 
 
-def _comments(act: ClinicalStatement, section: Section) -> list[str]:
+def organizer_comments(act: ClinicalStatement, section: Section) -> list[str]:
     """The comments an organizer (a battery) holds, in order: as components (CI-SIS) or
     entryRelationships."""
     nested = [rel.act for rel in act.entry_relationships if rel.act is not None]
     if isinstance(act, Organizer):
         nested = [*act.components, *nested]
-    notes = [_comment_text(a, section) for a in nested if _is_comment(a)]
+    notes = [comment_text(a, section) for a in nested if is_comment(a)]
     return [n for n in notes if n]

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from normalizers.cda.coded import _coded_or_words
-from normalizers.cda.common import _Ctx, system_name
-from normalizers.cda.header import _performing_party
-from normalizers.cda.references import _comments
-from normalizers.cda.times import _iso_value, end_of
-from normalizers.cda.values import _untyped
+from normalizers.cda.coded import coded_or_words
+from normalizers.cda.common import Ctx, system_name
+from normalizers.cda.header import performing_party
+from normalizers.cda.references import organizer_comments
+from normalizers.cda.times import end_of, iso_value
+from normalizers.cda.values import untyped
 from normalizers.cda_header import confidentiality_masking
 from normalizers.model import Entry
 from normalizers.tabledata import column_map
@@ -20,7 +20,7 @@ from parsers.cda.model import CD, IVL, TS, ClinicalStatement, Observation, Organ
 
 
 @dataclass(frozen=True, slots=True)
-class _Lab:
+class Lab:
     """What the laboratory says of the results under an act, battery or isolate: who
     performed them (``performer``, as Entry.performer) and who validated them
     (``validated_by``: ids and time), from the nearest act, battery or result naming them;
@@ -41,7 +41,7 @@ class _Lab:
 VERIFIER = "AUTHEN"  # IHE LAB Laboratory Result Verifier / CI-SIS FR-Participant
 
 
-def _kits(act: ClinicalStatement, ctx: _Ctx, section: Section) -> list[dict[str, Any]]:
+def device_kits(act: ClinicalStatement, ctx: Ctx, section: Section) -> list[dict[str, Any]]:
     """The devices a statement names as participants (typeCode DEV: an analyser, a test
     kit), each coded or in words, with the device's own ids when it has some (a UDI, GS1
     2.51.1.1: which kit and lot, CI-SIS BIO-TROD)."""
@@ -50,7 +50,7 @@ def _kits(act: ClinicalStatement, ctx: _Ctx, section: Section) -> list[dict[str,
         entity = part.entity
         if part.type_code != "DEV" or entity is None or entity.player_code is None:
             continue
-        kit = _coded_or_words(entity.player_code, ctx, section)
+        kit = coded_or_words(entity.player_code, ctx, section)
         if not kit:
             continue
         ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
@@ -58,8 +58,8 @@ def _kits(act: ClinicalStatement, ctx: _Ctx, section: Section) -> list[dict[str,
     return out
 
 
-def _lab_of(act: ClinicalStatement, inherited: _Lab | None,
-            warnings: list[str]) -> _Lab | None:
+def lab_of(act: ClinicalStatement, inherited: Lab | None,
+           warnings: list[str]) -> Lab | None:
     """The laboratory parties of ``act``: its own performer and verifier (participant
     AUTHEN: the biologist who validated the results, with when), else those of what holds
     it. The validation was dropped."""
@@ -70,23 +70,23 @@ def _lab_of(act: ClinicalStatement, inherited: _Lab | None,
                      None)
     if performer is None and validator is None:
         return inherited
-    base = inherited or _Lab()
+    base = inherited or Lab()
     return replace(base, performer=performer or base.performer,
                    validated_by=validator or base.validated_by)
 
 
-def _exam_of(act: ClinicalStatement, lab: _Lab | None, ctx: _Ctx,
-             section: Section) -> _Lab | None:
+def exam_of(act: ClinicalStatement, lab: Lab | None, ctx: Ctx,
+            section: Section) -> Lab | None:
     """``lab`` with what an act or organizer that is no entry of its own says of all the
     results it holds: its comments (not a battery's: those are its panel's) and the C-CDA
     Laboratory Result Status among its components. Both were dropped (the comment stayed
     in the narrative only; the status was skipped and a preliminary result filed final)."""
-    notes = _comments(act, section) if not (isinstance(act, Organizer) and
-                                            act.class_code == "BATTERY") else []
-    status = _lab_status(act.components, ctx) if isinstance(act, Organizer) else None
+    notes = organizer_comments(act, section) if not (isinstance(act, Organizer) and
+                                                     act.class_code == "BATTERY") else []
+    status = lab_status(act.components, ctx) if isinstance(act, Organizer) else None
     if not notes and status is None:
         return lab
-    base = lab or _Lab()
+    base = lab or Lab()
     return replace(base, comments=base.comments + tuple(notes),
                    status=status or base.status)
 
@@ -106,8 +106,8 @@ _STATUS_SYSTEM_TABLES = {"2.16.840.1.113883.18.51": "report_status",  # HL7 tabl
 _NOT_A_RESULT_STATUS = frozenset({"partial", "unknown"})
 
 
-def _lab_status(nested: list[ClinicalStatement],
-                ctx: _Ctx) -> tuple[str, str, str] | None:
+def lab_status(nested: list[ClinicalStatement],
+               ctx: Ctx) -> tuple[str, str, str] | None:
     """(code, code system, entry status) of the C-CDA laboratory status observation among
     ``nested`` (an organizer's components: 4.418, the report's; a result's entryRelationship
     statements: 4.419, its own), None when there is none or it says nothing of a result."""
@@ -122,7 +122,7 @@ def _lab_status(nested: list[ClinicalStatement],
                 break
         if not table_name:
             continue
-        value = _untyped(obs.values[0])
+        value = untyped(obs.values[0])
         if not isinstance(value, CD) or not value.code:
             continue
         table_name = _STATUS_SYSTEM_TABLES.get(value.code_system, table_name)
@@ -146,7 +146,7 @@ def _verifier(part, warnings: list[str]) -> dict[str, Any] | None:  # noqa: ANN0
     # an interval: when it ended, a width's end computed ('around 14:00 over 30 min' was
     # read as its center)
     iso = end_of(when, warnings) if isinstance(when, IVL) else \
-        _iso_value(when.value) if isinstance(when, TS) and when.value else None
+        iso_value(when.value) if isinstance(when, TS) and when.value else None
     if iso:
         out["time"] = iso
     out = {k: v for k, v in out.items() if v}
@@ -176,7 +176,7 @@ PRIVACY_ANNOTATION = "2.16.840.1.113883.3.3251.1.4"  # HL7 DS4P Privacy Annotati
 CONFIDENTIALITY_OBSERVATION = "2.16.840.1.113883.3.445.12"  # its confidentiality observation
 
 
-def _privacy_annotation(act: ClinicalStatement) -> dict[str, bool]:
+def privacy_annotation(act: ClinicalStatement) -> dict[str, bool]:
     """The masking a DS4P Privacy Annotation nested in a statement gives it (its
     confidentiality security observation's value: R, V), through the table of the
     document's confidentialityCode. The annotation was skipped, and the statement filed
@@ -190,27 +190,27 @@ def _privacy_annotation(act: ClinicalStatement) -> dict[str, bool]:
         for obs in organizer.components:
             if isinstance(obs, Observation) and obs.values and \
                     CONFIDENTIALITY_OBSERVATION in obs.template_roots:
-                value = _untyped(obs.values[0])
+                value = untyped(obs.values[0])
                 found = confidentiality_masking(value.code) if isinstance(value, CD) and \
                     value.code else None
                 flags.update({k: v for k, v in (found or {}).items() if v})
     return flags
 
 
-def _performed_by(act: ClinicalStatement) -> dict[str, Any] | None:
+def performer_of(act: ClinicalStatement) -> dict[str, Any] | None:
     """Who gave a vaccine or did a procedure (its performer: IHE PCC, CI-SIS FR-Vaccination,
     C-CDA; the primary one first), as ids: the person's (RPPS, NPI, GLN) and the
     organization's, with its name. It was dropped: a vaccination filed without its
     vaccinator. Not Entry.performer: dossiers/access.py reads that one as authorship (who
     may withdraw an entry), and the vaccinator did not write the document."""
     parts = sorted(act.performers, key=lambda p: p.type_code not in ("PPRF", "PRF", ""))
-    return next((found for found in map(_performing_party, parts) if found), None)
+    return next((found for found in map(performing_party, parts) if found), None)
 
 
 UNITS_CONCEPT = "246514001"  # SNOMED CT 'units': C-CDA puts a result's unit in such a child
 
 
-def _unit_of(act: ClinicalStatement, entry: Entry) -> bool:
+def unit_of(act: ClinicalStatement, entry: Entry) -> bool:
     """True when ``act`` is the 'units' observation C-CDA nests in a result whose value
     cannot carry it (an ST 'Unable to calculate'; a unit translated from a non-UCUM one):
     its UCUM unit then goes on the result when the value gave none."""

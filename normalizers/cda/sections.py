@@ -6,25 +6,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from normalizers.cda.attribution import _attributed, _diagnosis_roles
-from normalizers.cda.common import RESULT_SECTIONS, _Ctx, section_code
-from normalizers.cda.organizers import _relative_of
-from normalizers.cda.statements import _statement
+from normalizers.cda.attribution import attributed, diagnosis_roles
+from normalizers.cda.common import RESULT_SECTIONS, Ctx, section_code
+from normalizers.cda.organizers import relative_of
+from normalizers.cda.statements import statement_entries
 from normalizers.cda_header import confidentiality_masking
 from normalizers.cda_sources import informants
 from normalizers.model import Entry
 from parsers.cda.model import Section
 
 
-def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
-                     about: dict[str, Any] | None = None,
-                     authors: tuple = (), told_by: tuple = ()) -> Iterator[Entry]:
+def section_entries(section: Section, ctx: Ctx, outer_code: str,
+                    about: dict[str, Any] | None = None,
+                    authors: tuple = (), told_by: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: see ``_section_content``; ``about``: whom the enclosing section is
-    about when it names a subject (see ``_statement``); ``authors``: the nearest enclosing
-    section's authors (see ``_attributed``); ``told_by`` its informants (see
+    about when it names a subject (see ``statement_entries``); ``authors``: the nearest enclosing
+    section's authors (see ``attributed``); ``told_by`` its informants (see
     ``_section_informants``)."""
     if section.subject is not None:
-        about = _relative_of(section.subject)
+        about = relative_of(section.subject)
     authors = tuple(section.authors) or authors
     told_by = tuple(section.informants) or told_by
     content = _section_informants(
@@ -41,7 +41,7 @@ def _section_entries(section: Section, ctx: _Ctx, outer_code: str,
         ctx.masking = document_masking
 
 
-def _section_informants(made: Iterator[Entry], told_by: tuple, ctx: _Ctx) -> Iterator[Entry]:
+def _section_informants(made: Iterator[Entry], told_by: tuple, ctx: Ctx) -> Iterator[Entry]:
     """Who gave the information of a whole section (CDA R2 Section.informant: the mother
     for a child's history, the patient for his own, the referring doctor) is the
     informant of each of its entries that names none of its own (context conduction, as
@@ -54,7 +54,7 @@ def _section_informants(made: Iterator[Entry], told_by: tuple, ctx: _Ctx) -> Ite
         yield entry
 
 
-def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
+def _section_masking(section: Section, ctx: Ctx) -> dict[str, bool] | None:
     """The masking of a section's entries when its own confidentialityCode (CDA R2 section
     confidentiality; HL7 DS4P privacy segmented sections: a 42 CFR Part 2 section R in a
     document N) says more than the document's: ignored, an addiction-treatment section was
@@ -72,7 +72,7 @@ def _section_masking(section: Section, ctx: _Ctx) -> dict[str, bool] | None:
     return merged if merged != ctx.masking else None
 
 
-def _section_content(section: Section, ctx: _Ctx, outer_code: str,
+def _section_content(section: Section, ctx: Ctx, outer_code: str,
                      about: dict[str, Any] | None, authors: tuple = (),
                      told_by: tuple = ()) -> Iterator[Entry]:
     """``outer_code``: the code of the nearest enclosing results section, else of the top
@@ -85,11 +85,11 @@ def _section_content(section: Section, ctx: _Ctx, outer_code: str,
     inner_code = code if code in RESULT_SECTIONS else outer_code
     for entry in section.entries:
         if entry.act is not None:
-            made = list(_statement(entry.act, section, ctx, results_section, None,
-                                   about=about))
+            made = list(statement_entries(entry.act, section, ctx, results_section, None,
+                                          about=about))
             if made:
-                _attributed(entry.act, made, authors, ctx)
-                _diagnosis_roles(entry.act, made, section)
+                attributed(entry.act, made, authors, ctx)
+                diagnosis_roles(entry.act, made, section)
             yield from made
     for sub in section.sections:
-        yield from _section_entries(sub, ctx, inner_code, about, authors, told_by)
+        yield from section_entries(sub, ctx, inner_code, about, authors, told_by)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from normalizers.cda.coded import _code, _coded_or_words, original_text
-from normalizers.cda.common import _Ctx, system_name
-from normalizers.cda.tables import _organism_codes
-from normalizers.cda.times import _effective, end_of
-from normalizers.cda.values import _untyped
+from normalizers.cda.coded import coded_or_words, mapped_code, original_text
+from normalizers.cda.common import Ctx, system_name
+from normalizers.cda.tables import organism_codes
+from normalizers.cda.times import effective_time, end_of
+from normalizers.cda.values import untyped
 from parsers.cda.model import CD, IVL, ST, ClinicalStatement, Observation, Organizer, Section
 
 SPECIMEN_COLLECTION = "1.3.6.1.4.1.19376.1.3.1.2"  # IHE LAB Specimen Collection procedure
@@ -30,7 +30,7 @@ ISOLATE_ORGANIZERS = frozenset({"1.3.6.1.4.1.19376.1.3.1.5", "1.2.250.1.213.1.1.
 
 
 @dataclass(frozen=True, slots=True)
-class _Isolate:
+class Isolate:
     """The germ of an isolate (details.isolate of its results) and ``source``: the path of
     the observation that identified it ('' when the organizer's specimen names it), which
     is the identification result itself and does not carry it."""
@@ -39,7 +39,7 @@ class _Isolate:
     source: str = ""
 
 
-def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
+def isolate_of(act: Organizer, ctx: Ctx, section: Section) -> Isolate | None:
     """The micro-organism an isolate organizer is about (IHE LAB / CI-SIS
     FR-Isolat-microbiologique: its template, specimen/specimenRole/specimenPlayingEntity coded in
     SNOMED CT, its words in originalText), for the results it holds: the count and the
@@ -61,19 +61,19 @@ def _isolate(act: Organizer, ctx: _Ctx, section: Section) -> _Isolate | None:
                 ids = [i.key for i in entity.ids if i.root and not i.null_flavor]
                 if ids:
                     germ["id"] = ids[0]  # the isolate number: the same germ across reports
-                return _Isolate(_told_apart(germ, act, ctx))
+                return Isolate(_told_apart(germ, act, ctx))
     found = _identifications(act)
     if len(found) != 1:  # none, or two germs in one cluster: which result is whose is unsaid
         return None
     obs = found[0]
-    value = _untyped(obs.values[0])
+    value = untyped(obs.values[0])
     germ = _germ(value, ctx, section) if isinstance(value, CD) else \
         {"text": value.text.strip()[:300]} if isinstance(value, ST) and value.text.strip() \
         else None  # a germ named in words only ('E. coli BLSE')
-    return _Isolate(_told_apart(germ, act, ctx), obs.path) if germ else None
+    return Isolate(_told_apart(germ, act, ctx), obs.path) if germ else None
 
 
-def _told_apart(germ: dict[str, str], act: Organizer, ctx: _Ctx) -> dict[str, str]:
+def _told_apart(germ: dict[str, str], act: Organizer, ctx: Ctx) -> dict[str, str]:
     """``germ``, told apart from the isolates of the same germ read before it in the
     document when no specimen id does (two strains of E. coli, with and without an ESBL,
     each with its antibiogram: CI-SIS FR-Isolat-microbiologique's specimenRole/id is
@@ -95,7 +95,7 @@ def _told_apart(germ: dict[str, str], act: Organizer, ctx: _Ctx) -> dict[str, st
 def _identifications(act: Organizer) -> list[Observation]:
     """The 'organism identified' observations among an organizer's components and those of
     the batteries it holds (IHE LAB: an identification battery beside the antibiogram)."""
-    codes = _organism_codes()
+    codes = organism_codes()
     found: list[Observation] = []
     for component in act.components:
         nested = component.components if isinstance(component, Organizer) else [component]
@@ -107,10 +107,10 @@ def _identifications(act: Organizer) -> list[Observation]:
     return found
 
 
-def _germ(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+def _germ(code: CD, ctx: Ctx, section: Section) -> dict[str, str] | None:
     """A micro-organism as {code, system, display}, with the lab's words ('E. coli BLSE')
     as text when they say more than the code's name; None when neither is there."""
-    coded = _code(code, ctx, section)
+    coded = mapped_code(code, ctx, section)
     text = original_text(code, section)
     out = {"code": coded[0], "system": coded[1], "display": coded[2]} if coded else {}
     if text and text != out.get("display"):
@@ -118,8 +118,8 @@ def _germ(code: CD, ctx: _Ctx, section: Section) -> dict[str, str] | None:
     return out if out.get("code") or text else None
 
 
-def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
-                 section: Section) -> tuple[str | None, dict[str, str] | None]:
+def specimen_of(act: ClinicalStatement, ctx: Ctx,
+                section: Section) -> tuple[str | None, dict[str, str] | None]:
     """(when the specimen was taken, what it is) for the results under ``act``: the
     effectiveTime and the specimen (participant PRD / participantRole SPEC / playingEntity
     code: BLD, UR in HL7 table 0487, or SNOMED CT) of the Specimen Collection procedure an
@@ -128,7 +128,7 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
     Collection Procedure in a result organizer was not recognised); else, for the type, the
     act's own specimen (C-CDA result organizer, IHE XD-LAB act), but not an isolate's,
     which is its germ. The type was not read at all."""
-    own = _specimen_material(act, ctx, section) if act.specimens and \
+    own = specimen_material(act, ctx, section) if act.specimens and \
         ISOLATE_ORGANIZERS.isdisjoint(act.template_roots) else None
     nested = [rel.act for rel in act.entry_relationships]
     if isinstance(act, Organizer):
@@ -141,14 +141,14 @@ def _specimen_of(act: ClinicalStatement, ctx: _Ctx,
     return None, own
 
 
-def _collection(proc: ClinicalStatement, ctx: _Ctx, section: Section,
+def _collection(proc: ClinicalStatement, ctx: Ctx, section: Section,
                 own: dict[str, Any] | None = None) -> tuple[str | None, dict[str, Any] | None]:
     """(when, what) of one Specimen Collection procedure: its time, and the type of what it
     produced (else ``own``) with the site it was taken from, the specimen's condition and the
     time the lab received it."""
     material = _collected(proc, ctx, section) or own
     sites = getattr(proc, "target_site_codes", None) or getattr(proc, "approach_site_codes", None)
-    site = next((found for found in (_coded_or_words(c, ctx, section) for c in sites)
+    site = next((found for found in (coded_or_words(c, ctx, section) for c in sites)
                  if found), None) if sites else None
     if site:  # where it was taken from (C-CDA targetSiteCode 'specimen source site', IHE
         # LAB / CDA-CH approachSiteCode 'Entnahmeort'; HL7v2 SPM-8): a swab of which wound
@@ -167,7 +167,7 @@ SPECIMEN_COLLECTION_APSR = "1.3.6.1.4.1.19376.1.3.10.4.1"  # IHE PaLM (APSR) spe
 # collection, CI-SIS FR-Prelevement-APSR: an entry of its own in a specimen section
 
 
-def _specimens_by_id(sections: list[Section], ctx: _Ctx) -> dict[str, tuple[str | None,
+def specimens_by_id(sections: list[Section], ctx: Ctx) -> dict[str, tuple[str | None,
                                                                         dict[str, Any] | None]]:
     """The Specimen Collection procedures that are entries of a section (a specimen section:
     ELGA 'Probeninformation', CI-SIS CR-GM 'Informations sur le prélèvement', C-CDA senders
@@ -197,8 +197,8 @@ def _specimens_by_id(sections: list[Section], ctx: _Ctx) -> dict[str, tuple[str 
     return found
 
 
-def _linked_specimen(act: ClinicalStatement,
-                     ctx: _Ctx) -> tuple[str | None, dict[str, Any] | None] | None:
+def linked_specimen(act: ClinicalStatement,
+                    ctx: Ctx) -> tuple[str | None, dict[str, Any] | None] | None:
     """The collection of the specimen ``act`` names by id (specimen/specimenRole/id), when a
     section holds it as an entry of its own; None otherwise. Not for an isolate organizer,
     whose specimen is its germ."""
@@ -215,7 +215,7 @@ def _linked_specimen(act: ClinicalStatement,
 SPECIMEN_CONDITION = "2.16.840.1.113883.10.20.22.4.421"  # C-CDA Specimen Condition Observation
 
 
-def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
+def _specimen_conditions(proc: ClinicalStatement, ctx: Ctx,
                          section: Section) -> list[dict[str, str]]:
     """The condition of a specimen as its collection procedure says it (C-CDA Specimen
     Condition Observation, HL7 table 0493: HEM hemolysed, CLOT clotted, LIP lipemic...):
@@ -225,8 +225,8 @@ def _specimen_conditions(proc: ClinicalStatement, ctx: _Ctx,
         obs = rel.act
         if isinstance(obs, Observation) and obs.values and \
                 any(t.root == SPECIMEN_CONDITION for t in obs.template_ids):
-            value = _untyped(obs.values[0])
-            coded = _coded_or_words(value, ctx, section) if isinstance(value, CD) else None
+            value = untyped(obs.values[0])
+            coded = coded_or_words(value, ctx, section) if isinstance(value, CD) else None
             if coded:
                 found.append(coded)
     return found
@@ -237,7 +237,7 @@ SPECIMEN_RECEIVED = "1.3.6.1.4.1.19376.1.3.1.3"  # IHE LAB (XD-LAB, PaLM) Specim
 SPECIMEN_RECEIVED_FR = "1.2.250.1.213.1.1.3.107"  # CI-SIS FR-Echantillon-date-reception
 
 
-def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+def _received_time(proc: ClinicalStatement, ctx: Ctx) -> str | None:
     """When the laboratory received the specimen (the effectiveTime of the Specimen Received
     act a Specimen Collection procedure nests): it was skipped with the act, and a
     specimen that waited two days before analysis (a potassium, a culture) looked fresh."""
@@ -251,7 +251,7 @@ def _received_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
     return None
 
 
-def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
+def _collection_time(proc: ClinicalStatement, ctx: Ctx) -> str | None:
     """When a specimen was taken (or received): the end of the collection, else its start.
     An end said by a width (center + width: 'around 10:00, over 2 h', CDA R2 IVL_TS; low +
     width: 'from 08:00 for 24 h') is computed: the collection was dated by its center or
@@ -259,34 +259,34 @@ def _collection_time(proc: ClinicalStatement, ctx: _Ctx) -> str | None:
     t = proc.effective_time
     if isinstance(t, IVL) and not t.value:
         return end_of(t, ctx.warnings, ctx.warnings)
-    return _effective(t, ctx) or None
+    return effective_time(t, ctx) or None
 
 
 SPECIMEN_PRODUCT = "PRD"  # participant typeCode of the specimen a collection produced
 
 
-def _collected(proc: ClinicalStatement, ctx: _Ctx, section: Section) -> dict[str, str] | None:
+def _collected(proc: ClinicalStatement, ctx: Ctx, section: Section) -> dict[str, str] | None:
     """The type of the specimen a Specimen Collection procedure produced (its participant
     PRD, or a specimen element some senders use there)."""
     for part in proc.participants:
         entity = part.entity
         if part.type_code == SPECIMEN_PRODUCT and entity is not None and \
                 entity.player_code is not None:
-            found = _coded_or_words(entity.player_code, ctx, section)
+            found = coded_or_words(entity.player_code, ctx, section)
             if found:
                 return found
-    return _specimen_material(proc, ctx, section) if proc.specimens else None
+    return specimen_material(proc, ctx, section) if proc.specimens else None
 
 
-def _specimen_material(act: ClinicalStatement, ctx: _Ctx,
-                       section: Section) -> dict[str, str] | None:
+def specimen_material(act: ClinicalStatement, ctx: Ctx,
+                      section: Section) -> dict[str, str] | None:
     """The type of the specimen an act names in specimen/specimenRole/specimenPlayingEntity
     (C-CDA, IHE LAB), as {code, system, display} (the shape HL7v2 SPM-4 would have), else
     the words of its originalText ({text})."""
     for spec in act.specimens:
         entity = spec.entity
         if entity is not None and entity.player_code is not None:
-            found = _coded_or_words(entity.player_code, ctx, section)
+            found = coded_or_words(entity.player_code, ctx, section)
             if found:
                 return found
     return None

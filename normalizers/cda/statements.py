@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from normalizers.cda.absences import _absence, _negated_absence, _no_allergy, _no_diagnosis
-from normalizers.cda.attribution import _sources
+from normalizers.cda.absences import absence, negated_absence, no_allergy, no_diagnosis
+from normalizers.cda.attribution import sources
 from normalizers.cda.base import period_end
 from normalizers.cda.common import (
     ABSENCE,
@@ -27,76 +27,76 @@ from normalizers.cda.common import (
     PROCEDURE,
     SKIP,
     VITAL_SIGN,
-    _absent_codes,
-    _absent_systems,
-    _Ctx,
-    _negated_absences,
+    Ctx,
+    absent_codes,
+    absent_systems,
+    negated_absences,
     section_code,
 )
-from normalizers.cda.described import _describe
-from normalizers.cda.docstatus import _document_status
-from normalizers.cda.encounters import ENCOUNTER_DIAGNOSIS, _encounter_entry
-from normalizers.cda.imaging import DICOM_STUDY, _dicom_study, _reported_exam
+from normalizers.cda.described import describe
+from normalizers.cda.docstatus import document_status
+from normalizers.cda.encounters import ENCOUNTER_DIAGNOSIS, encounter_entry
+from normalizers.cda.imaging import DICOM_STUDY, dicom_study, reported_exam
 from normalizers.cda.instructions import is_planned_instruction, planned_instruction
-from normalizers.cda.kinds import PLAN_OF_TREATMENT_SECTION, _kind, _typed
+from normalizers.cda.kinds import PLAN_OF_TREATMENT_SECTION, entry_kind, is_typed
 from normalizers.cda.medications import (
-    _delivery,
-    _instruction,
-    _is_instruction,
-    _medication,
-    _medication_part,
-    _names_a_product,
+    is_instruction,
+    medication_entry,
+    medication_part,
+    names_a_product,
+    nested_delivery,
+    patient_instruction,
 )
-from normalizers.cda.notfiled import _not_filed
-from normalizers.cda.observations import _observation
+from normalizers.cda.notfiled import not_filed
+from normalizers.cda.observations import observation_entry
 from normalizers.cda.organizers import (
     DEVICE_PARTICIPATIONS,
     DEVICES_SECTION,
     FAMILY_HISTORY_SECTION,
     PLANNED_SUPPLY,
     RESULT_ORGANIZERS,
-    _group,
-    _organizer_status,
-    _panel,
-    _relative,
-    _sub_panel,
+    battery_panel,
+    organizer_group,
+    organizer_status,
+    statement_relative,
+    sub_panel,
 )
-from normalizers.cda.procedures import _device, _procedure
-from normalizers.cda.qualifiers import _is_qualifier
+from normalizers.cda.procedures import device_entry, procedure_entry
+from normalizers.cda.qualifiers import is_qualifier
 from normalizers.cda.references import (
     ENTRY_LINKS_KEPT,
     ENTRY_REFERENCES,
     EXTERNAL_REFERENCE,
     INTERNAL_REFERENCE,
     MEDIA_KEPT,
-    _comment_text,
-    _comments,
-    _entry_link,
-    _is_comment,
-    _keep_references,
-    _media_ref,
-    _parent_result,
-    _procedure_reference,
-    _references,
+    comment_text,
+    entry_link,
+    is_comment,
+    keep_references,
+    media_ref,
+    organizer_comments,
+    parent_result,
+    procedure_reference,
+    statement_references,
 )
 from normalizers.cda.results import (
-    _exam_of,
-    _kits,
-    _Lab,
-    _lab_of,
-    _lab_status,
-    _performed_by,
-    _privacy_annotation,
-    _unit_of,
+    Lab,
+    device_kits,
+    exam_of,
+    lab_of,
+    lab_status,
+    performer_of,
+    privacy_annotation,
+    unit_of,
 )
 from normalizers.cda.specimens import (
-    _Isolate,
-    _isolate,
-    _linked_specimen,
-    _specimen_material,
-    _specimen_of,
+    Isolate,
+    isolate_of,
+    linked_specimen,
+    specimen_material,
+    specimen_of,
 )
-from normalizers.cda.times import _effective
+from normalizers.cda.times import effective_time
 from normalizers.model import LAB_RESULT, Entry
 from parsers.cda.model import (
     IVL,
@@ -113,17 +113,17 @@ from parsers.cda.model import (
 )
 
 
-def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: bool,
-               parent_key: str | None, specimen: str | None = None,
-               panel: dict[str, str] | None = None,
-               family: dict[str, Any] | None = None,
-               when: str | None = None,
-               isolate: _Isolate | None = None,
-               lab: _Lab | None = None,
-               material: dict[str, str] | None = None,
-               about: dict[str, Any] | None = None,
-               group: dict[str, Any] | None = None,
-               until: str | None = None) -> Iterator[Entry]:
+def statement_entries(act: ClinicalStatement, section: Section, ctx: Ctx, in_results: bool,
+                      parent_key: str | None, specimen: str | None = None,
+                      panel: dict[str, str] | None = None,
+                      family: dict[str, Any] | None = None,
+                      when: str | None = None,
+                      isolate: Isolate | None = None,
+                      lab: Lab | None = None,
+                      material: dict[str, str] | None = None,
+                      about: dict[str, Any] | None = None,
+                      group: dict[str, Any] | None = None,
+                      until: str | None = None) -> Iterator[Entry]:
     """Entries for one clinical statement and what it nests (organizer components,
     entryRelationships: a problem concern's problem, an allergy concern's allergy).
     ``specimen`` is the collection time of the specimen the enclosing act or battery
@@ -148,7 +148,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # word; where it is goes to the document's details.media (an entry's or battery's
         # own media are read there)
         if len(ctx.media) < MEDIA_KEPT:
-            ctx.media.append({**_media_ref(act), "section": section_code(section) or None})
+            ctx.media.append({**media_ref(act), "section": section_code(section) or None})
         return
     own_section = section_code(section)
     # an entry reference carries the id of the statement it names, not one of its own: had
@@ -157,30 +157,30 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     for ii in act.ids[:1] if ENTRY_REFERENCES.isdisjoint(act.template_roots) else ():
         if ii.root and not ii.null_flavor:
             ctx.statement_ids.setdefault(ii.key, act.path)
-    if _document_status(act, ctx):
+    if document_status(act, ctx):
         return
-    kind = _kind(act, in_results, own_section)
+    kind = entry_kind(act, in_results, own_section)
     if kind == SKIP:
         if DICOM_STUDY in act.template_roots:
-            study = _dicom_study(act)
+            study = dicom_study(act)
             if study:
                 ctx.dicom_studies.append(study)
         elif act.references and EXTERNAL_REFERENCE in act.template_roots:
             # a document the whole document refers to (CARD-F-PRC: 'Document externe')
-            ctx.external_references.extend(_references(act, ctx.external_references,
+            ctx.external_references.extend(statement_references(act, ctx.external_references,
                                                         section))
         return
     if kind == NOT_FILED:
-        _not_filed(act, kind, ctx, section)
+        not_filed(act, kind, ctx, section)
         return
     if kind == CONTAINER and isinstance(act, Procedure) and act.mood_code in ("", "EVN") \
-            and not _reported_exam(act, ctx):
+            and not reported_exam(act, ctx):
         # an imaging act (DICOM Part 20 Procedure Technique) the header's serviceEvents do
         # not name (a RIS writing one documentationOf for a three-act exam): it was in no
         # entry nor in the document's service_events, lost; it is filed as the procedure
         kind = PROCEDURE
     filed_before = ctx.filed
-    relative = _relative(act) if act.subject is not None else about
+    relative = statement_relative(act) if act.subject is not None else about
     if kind == FAMILY_HISTORY or family is not None or own_section == FAMILY_HISTORY_SECTION \
             or (relative is not None and kind in (PROBLEM, ALLERGY)):
         # a problem or allergy whose subject is a relative (C-CDA lets any observation name
@@ -197,23 +197,23 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     mood = act.mood_code
     if mood not in ("", "EVN") and kind in (LAB_RESULT, VITAL_SIGN):
         kind = OBSERVATION  # an ordered, intended or goal measurement is no result yet
-    linked = _linked_specimen(act, ctx) if act.specimens and ctx.specimens else None
+    linked = linked_specimen(act, ctx) if act.specimens and ctx.specimens else None
     if linked is not None:  # its specimen is described beside it and named by id
         specimen, material = linked[0] or specimen, linked[1] or material
     if not isinstance(act, Observation):
-        taken, kind_of = _specimen_of(act, ctx, section)
+        taken, kind_of = specimen_of(act, ctx, section)
         specimen, material = taken or specimen, kind_of or material
     elif act.specimens:  # C-CDA, IHE LAB: the result's own specimen, nearest of all
-        material = _specimen_material(act, ctx, section) or material
-    lab = _lab_of(act, lab, ctx.warnings)
+        material = specimen_material(act, ctx, section) or material
+    lab = lab_of(act, lab, ctx.warnings)
     if isinstance(act, Act | Organizer) and act.participants:  # not a procedure's tools
-        kits = _kits(act, ctx, section)
+        kits = device_kits(act, ctx, section)
         if kits:
-            lab = replace(lab or _Lab(), devices=tuple(kits))
+            lab = replace(lab or Lab(), devices=tuple(kits))
     made: Entry | None = None
     if kind in (LAB_RESULT, VITAL_SIGN, OBSERVATION, PROBLEM, ALLERGY, FAMILY_HISTORY) and \
             isinstance(act, Observation):
-        made = _observation(act, kind, section, ctx, parent_key)
+        made = observation_entry(act, kind, section, ctx, parent_key)
         if made is not None and family:
             made.details["relative"] = family
         if made is not None and family is not None and made.type == ALLERGY:
@@ -234,7 +234,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                     made.details["exam_comments"] = list(lab.comments)
                 if lab.devices and "devices" not in made.details:  # its own is nearer
                     made.details["devices"] = [dict(d) for d in lab.devices]
-            status = (_lab_status([r.act for r in act.entry_relationships if r.act], ctx)
+            status = (lab_status([r.act for r in act.entry_relationships if r.act], ctx)
                       if act.entry_relationships else None) or (lab.status if lab else None)
             if status is not None and act.status_code != "nullified":
                 # the lab's word on the result (C-CDA 4.419, else its report's 4.418): a
@@ -242,9 +242,9 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
                 made.status = status[2]
                 made.details["lab_status"] = {"code": status[0], "system": status[1]}
     elif kind in (MEDICATION, IMMUNIZATION) and isinstance(act, SubstanceAdministration):
-        made = _medication(act, kind, section, ctx, parent_key)
+        made = medication_entry(act, kind, section, ctx, parent_key)
     elif kind == DISPENSE and isinstance(act, Supply) and mood in ("", "EVN"):
-        made = _medication(act, MEDICATION, section, ctx, parent_key)
+        made = medication_entry(act, MEDICATION, section, ctx, parent_key)
     elif kind == DEVICE and own_section != DEVICES_SECTION and \
             not any(p.type_code in DEVICE_PARTICIPATIONS for p in act.participants):
         # the CCD supply activity template also carries medication supplies (a supply
@@ -253,46 +253,46 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         # dispense') a medication intended, as a planned medication activity is; else
         # nothing
         if isinstance(act, Supply) and mood in ("", "EVN"):
-            made = _medication(act, MEDICATION, section, ctx, parent_key)
+            made = medication_entry(act, MEDICATION, section, ctx, parent_key)
         elif isinstance(act, Supply) and PLANNED_SUPPLY in act.template_roots and \
-                _names_a_product(act.product):
-            made = _medication(act, MEDICATION, section, ctx, parent_key)
+                names_a_product(act.product):
+            made = medication_entry(act, MEDICATION, section, ctx, parent_key)
             kind = MEDICATION
     elif kind == DEVICE:
-        made = _device(act, section, ctx, parent_key)
-        if made is not None and made.system in _absent_systems() and \
-                (made.system, made.code) in _absent_codes():
-            made = _absence(made, kind, ctx)
+        made = device_entry(act, section, ctx, parent_key)
+        if made is not None and made.system in absent_systems() and \
+                (made.system, made.code) in absent_codes():
+            made = absence(made, kind, ctx)
         elif made is not None and mood not in ("", "EVN"):  # a device prescribed (eP-MED)
             made.type, made.details["planned"], made.details["mood"] = PLAN, DEVICE, mood
         if made is not None:
             ctx.filed += 1
             yield made
         elif ctx.filed == filed_before:
-            _not_filed(act, kind, ctx, section)
+            not_filed(act, kind, ctx, section)
         return  # what it nests (size, diameter, a comment, ALD flags) is about the device
     elif kind == PROCEDURE:
-        made = _procedure(act, section, ctx, parent_key)
+        made = procedure_entry(act, section, ctx, parent_key)
     elif kind == ENCOUNTER and isinstance(act, Encounter | Act):  # an act: a transfer, a
         # transport (IHE PCC / CI-SIS FR-Transfert-du-patient, FR-Transport-du-patient)
-        made = _encounter_entry(act, section, ctx, parent_key)
+        made = encounter_entry(act, section, ctx, parent_key)
     elif kind is None and is_planned_instruction(act, section):  # what the plan of care or
         # the discharge tells the patient to do, an entry of its own: it was CDA_NOT_FILED
         made = planned_instruction(act, section, ctx, parent_key)
-    if made is not None and made.system in _absent_systems() and \
-            (made.system, made.code) in _absent_codes():
-        made = _absence(made, kind, ctx)
+    if made is not None and made.system in absent_systems() and \
+            (made.system, made.code) in absent_codes():
+        made = absence(made, kind, ctx)
         if made is None:  # 'no information': said (CDA_NO_INFORMATION), nothing in it
             return
     elif made is not None and made.details.get("negated") and \
-            (made.system, made.code) in _negated_absences():
-        made = _negated_absence(made, kind)
-    elif made is not None and kind == PROBLEM and _no_diagnosis(made, act):
+            (made.system, made.code) in negated_absences():
+        made = negated_absence(made, kind)
+    elif made is not None and kind == PROBLEM and no_diagnosis(made, act):
         ctx.warnings.append(f"CDA_NO_INFORMATION: {made.source_ref}: a problem statement "
                             "whose diagnosis (value) is nullFlavor "
                             f"{made.details['value_null_flavor']!r}, not filed")
         return
-    elif made is not None and kind == ALLERGY and _no_allergy(made):
+    elif made is not None and kind == ALLERGY and no_allergy(made):
         ctx.warnings.append(f"CDA_NO_INFORMATION: {made.source_ref}: an allergy statement "
                             "whose type (value) is nullFlavor "
                             f"{made.details['value_null_flavor']!r} and that names no "
@@ -314,13 +314,13 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         made.type = PLAN
         made.details["planned"] = kind
     if made is not None and act.references:
-        _keep_references(made.details, act, section)
+        keep_references(made.details, act, section)
     if made is not None and act.entry_relationships:
-        restricted = _privacy_annotation(act)
+        restricted = privacy_annotation(act)
         if restricted:  # DS4P: this statement alone is restricted (a 42 CFR Part 2 problem)
             made.masking = {**made.masking, **restricted}
     if made is not None and made.type in (IMMUNIZATION, PROCEDURE) and act.performers:
-        performed_by = _performed_by(act)
+        performed_by = performer_of(act)
         if performed_by:
             made.details["performed_by"] = performed_by
     if made is not None:
@@ -339,43 +339,43 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             made.details["mood"] = mood  # INT, RQO, PRP, GOL...: a plan, not a fact
         if group:
             made.details["group"] = group
-        _sources(act, made, ctx)
+        sources(act, made, ctx)
         ctx.filed += 1
         yield made
     inner_results = in_results or (isinstance(act, Organizer) and act.class_code == "BATTERY")
     if made is None and not isinstance(act, Observation) and \
             (act.entry_relationships or isinstance(act, Organizer)):
-        lab = _exam_of(act, lab, ctx, section)
+        lab = exam_of(act, lab, ctx, section)
     own_time = made.effective if made is not None else \
-        (_effective(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
+        (effective_time(act.effective_time, ctx) or None if isinstance(act, Organizer) else None)
     own_until = _own_until(act, made, own_time)
     if isinstance(act, Organizer):
-        battery = _panel(act, ctx, section) if act.class_code == "BATTERY" or \
+        battery = battery_panel(act, ctx, section) if act.class_code == "BATTERY" or \
             not RESULT_ORGANIZERS.isdisjoint(act.template_roots) else None
-        notes = _comments(act, section) if act.class_code == "BATTERY" else []
+        notes = organizer_comments(act, section) if act.class_code == "BATTERY" else []
         if notes:  # a comment on the whole battery (CR-BIO: its conclusion), coded or not
             battery = {**(battery or {}), "comments": notes}
-        media = [_media_ref(c) for c in act.components if isinstance(c, ObservationMedia)] \
+        media = [media_ref(c) for c in act.components if isinstance(c, ObservationMedia)] \
             if act.class_code == "BATTERY" else []
         if media:  # an image of the whole battery (CR-BIO: the electrophoresis curve)
             battery = {**(battery or {}), "media": media}
-        own_isolate = _isolate(act, ctx, section)
+        own_isolate = isolate_of(act, ctx, section)
         isolate = own_isolate or isolate
-        measured = _group(act, ctx, section)
+        measured = organizer_group(act, ctx, section)
         if battery is None and own_isolate is None and measured is None:
-            battery = _sub_panel(act, panel, ctx, section)  # else the battery's, as before
+            battery = sub_panel(act, panel, ctx, section)  # else the battery's, as before
         for component in act.components:
             if media and isinstance(component, ObservationMedia):
                 continue  # the battery's, read above
-            inner = _statement(component, section, ctx, inner_results, parent_key,
-                               specimen, battery or panel, family, own_time or when,
-                               isolate, lab, material, relative, measured,
-                               own_until if own_time else until)
+            inner = statement_entries(component, section, ctx, inner_results, parent_key,
+                                      specimen, battery or panel, family, own_time or when,
+                                      isolate, lab, material, relative, measured,
+                                      own_until if own_time else until)
             if act.status_code in ("", "completed"):
                 yield from inner
                 continue
             for nested in inner:
-                _organizer_status(act, component, nested)
+                organizer_status(act, component, nested)
                 yield nested
     # what an observation nests (a previous result, CR-BIO) is not of the same specimen,
     # nor of the same isolate nor done by the same laboratory
@@ -383,16 +383,16 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
     inner_material = None if isinstance(act, Observation) else material
     concern = act.status_code if kind == CONCERN else ""
     # a comment on the concern as a whole (IHE PCC / CI-SIS: beside its problems): theirs
-    concern_notes = _comments(act, section) if concern else []
+    concern_notes = organizer_comments(act, section) if concern else []
     for rel in act.entry_relationships:
         if rel.act is None:
             continue
         if made is not None and isinstance(rel.act, ObservationMedia):
             # what the statement shows (IPS-FR: the advance directives' PDF): where it is
-            made.details.setdefault("media", []).append(_media_ref(rel.act))
+            made.details.setdefault("media", []).append(media_ref(rel.act))
             continue
         if made is not None and ENTRY_REFERENCES & rel.act.template_roots:
-            link = _entry_link(rel)  # read as before too (a procedure's reason, by code)
+            link = entry_link(rel)  # read as before too (a procedure's reason, by code)
             links = made.details.setdefault("entry_links", [])
             if link and len(links) < ENTRY_LINKS_KEPT:
                 links.append(link)
@@ -401,26 +401,26 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
         if made is not None and EXTERNAL_REFERENCE in rel.act.template_roots:
             # the document the statement refers to, written as an external reference
             # entry nested in it (IHE PCC, CI-SIS FR-Reference-externe): skipped, lost
-            _keep_references(made.details, rel.act, section)
+            keep_references(made.details, rel.act, section)
             continue
-        if made is not None and _is_comment(rel.act):
+        if made is not None and is_comment(rel.act):
             # a comment on a result, problem, procedure... (IHE PCC Comment, C-CDA Comment
             # Activity, CCD comment): the statement's, not skipped with the narrative's
-            note = _comment_text(rel.act, section)
+            note = comment_text(rel.act, section)
             if note:
                 made.details.setdefault("comments", []).append(note)
             continue
         if made is not None and kind not in (MEDICATION, IMMUNIZATION, DISPENSE) and \
-                _is_instruction(rel.act):
-            _instruction(rel.act, made, section)
+                is_instruction(rel.act):
+            patient_instruction(rel.act, made, section)
             continue
         if concern:  # active, completed (resolved), suspended, aborted: the clinical status
-            for nested in _statement(rel.act, section, ctx, inner_results, parent_key,
-                                     inner_specimen, None, family, material=inner_material,
-                                     about=relative):
+            for nested in statement_entries(rel.act, section, ctx, inner_results, parent_key,
+                                            inner_specimen, None, family, material=inner_material,
+                                            about=relative):
                 if nested.type in (PROBLEM, ALLERGY):
                     nested.details.setdefault("concern_status", concern)
-                    _sources(act, nested, ctx)  # the concern's, when the problem says none
+                    sources(act, nested, ctx)  # the concern's, when the problem says none
                     if concern_notes:
                         nested.details["concern_comments"] = concern_notes
                     if concern == "nullified":  # the concern was recorded in error
@@ -429,36 +429,36 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION) and \
                 isinstance(rel.act, Supply) and rel.act.mood_code in ("", "EVN") and \
-                not _names_a_product(rel.act.product):
+                not names_a_product(rel.act.product):
             # a dispense of this very medication (IHE PCC supply entry nested in it, CNAM-HR:
             # delivered on, by, how many): it named no product, and was dropped
-            delivery = _delivery(rel.act, ctx)
+            delivery = nested_delivery(rel.act, ctx)
             if delivery:
                 made.details.setdefault("dispenses", []).append(delivery)
             continue
         if made is not None and kind in (MEDICATION, IMMUNIZATION, DISPENSE, PROBLEM, ALLERGY,
-                                         FAMILY_HISTORY) and not _typed(rel.act):
+                                         FAMILY_HISTORY) and not is_typed(rel.act):
             if kind in (MEDICATION, IMMUNIZATION, DISPENSE) and made.type != ABSENCE:
-                _medication_part(rel, made, ctx, section)
-            elif isinstance(rel.act, Observation) and not _is_qualifier(rel.act) and \
+                medication_part(rel, made, ctx, section)
+            elif isinstance(rel.act, Observation) and not is_qualifier(rel.act) and \
                     not (kind == ALLERGY and rel.type_code == "MFST"):
                 # what else a problem says of itself (how much it bled, the follow-up of
                 # its treatment, the age at onset: C-CDA 4.31) was dropped with them
-                _describe(rel.act, made, "observations", ctx, section)
+                describe(rel.act, made, "observations", ctx, section)
             continue  # a problem's status or severity, a medication's dosing: not entries
             # (a statement with an entry template of its own, e.g. the reaction of an
             # allergy coded as a problem, is one)
         if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
-                isinstance(rel.act, Observation) and not _typed(rel.act):
+                isinstance(rel.act, Observation) and not is_typed(rel.act):
             # what the act found or how it went ('difficulty: easy', an approach), why it was
             # done (RSON): the procedure's, not an observation of the patient of its own
             if rel.type_code != "RSON":
-                _describe(rel.act, made, "observations", ctx, section)
+                describe(rel.act, made, "observations", ctx, section)
             elif "not_done_reason" not in made.details:
-                _describe(rel.act, made, "reasons", ctx, section)
+                describe(rel.act, made, "reasons", ctx, section)
             continue
         if made is not None and kind == ENCOUNTER and rel.type_code == "RSON" and \
-                isinstance(rel.act, Observation) and not _typed(rel.act):
+                isinstance(rel.act, Observation) and not is_typed(rel.act):
             # why the visit took place (C-CDA Indication, an IHE PCC reason): read into the
             # encounter's details.diagnoses (role 'reason'), as a medication's or a
             # procedure's reasons are. It was filed a second time as a fact of its own: the
@@ -466,29 +466,29 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         if made is not None and made.type in (PROCEDURE, PLAN) and kind == PROCEDURE and \
                 INTERNAL_REFERENCE in rel.act.template_roots:
-            _procedure_reference(rel, made, ctx, section)
+            procedure_reference(rel, made, ctx, section)
             continue
         if made is not None and made.type == PLAN and kind == OBSERVATION and \
-                isinstance(rel.act, Observation) and not _typed(rel.act):
+                isinstance(rel.act, Observation) and not is_typed(rel.act):
             # what a requested exam says of the request (CI-SIS FR-Demande-d-examen: the
             # function studied, 'the requester wants a call back'): the plan's, not the
             # patient's observations
-            _describe(rel.act, made, "observations", ctx, section)
+            describe(rel.act, made, "observations", ctx, section)
             continue
-        if made is not None and made.type == OBSERVATION and _is_qualifier(rel.act):
+        if made is not None and made.type == OBSERVATION and is_qualifier(rel.act):
             continue  # its status, severity, certainty: read into its details (eHDSI and
             # other templates we do not know nest them), no observation of their own
-        if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and _unit_of(rel.act, made):
+        if made is not None and kind in (LAB_RESULT, VITAL_SIGN) and unit_of(rel.act, made):
             continue  # the result's unit, not a result (a previous result nested with
             # typeCode REFR, as CR-BIO sends them, still is one)
-        nested_entries = _statement(rel.act, section, ctx, inner_results, parent_key,
-                                    inner_specimen, None, family,
-                                    own_time if rel.type_code == "COMP" and
-                                    isinstance(act, Observation) else None,
-                                    *((None, None) if isinstance(act, Observation) else
-                                      (isolate, lab)), inner_material, relative,
-                                    until=own_until if rel.type_code == "COMP" and
-                                    isinstance(act, Observation) else None)
+        nested_entries = statement_entries(rel.act, section, ctx, inner_results, parent_key,
+                                           inner_specimen, None, family,
+                                           own_time if rel.type_code == "COMP" and
+                                           isinstance(act, Observation) else None,
+                                           *((None, None) if isinstance(act, Observation) else
+                                             (isolate, lab)), inner_material, relative,
+                                           until=own_until if rel.type_code == "COMP" and
+                                           isinstance(act, Observation) else None)
         if made is not None and kind == ENCOUNTER and \
                 (ENCOUNTER_DIAGNOSIS in rel.act.template_roots or rel.type_code == "RSON"):
             # the diagnosis made at a visit (C-CDA Encounter Diagnosis) or the problem it
@@ -524,7 +524,7 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             for nested in nested_entries:
                 if nested.source_ref == rel.act.path and \
                         nested.type in (LAB_RESULT, OBSERVATION):
-                    nested.details["parent_result"] = _parent_result(made)
+                    nested.details["parent_result"] = parent_result(made)
                 yield nested
             continue
         if made is not None and made.type == ALLERGY and rel.type_code == "MFST":
@@ -538,14 +538,14 @@ def _statement(act: ClinicalStatement, section: Section, ctx: _Ctx, in_results: 
             continue
         yield from nested_entries
     if made is None and ctx.filed == filed_before:
-        _not_filed(act, kind, ctx, section)
+        not_filed(act, kind, ctx, section)
 
 
 def _own_until(act: ClinicalStatement, made: Entry | None, own_time: str | None) -> str | None:
     """The end of the period a statement's components without a time of their own inherit
     with its start (``own_time``): a result's own period_high, else an organizer's
     effectiveTime end (``period_end``). Its width's or high's warnings are not said here:
-    the organizer is no entry, and its start is read the same way (``_effective``)."""
+    the organizer is no entry, and its start is read the same way (``effective_time``)."""
     if not own_time:
         return None
     if made is not None:

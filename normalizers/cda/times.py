@@ -7,15 +7,15 @@ from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from normalizers.cda.common import _Ctx
-from normalizers.cda.tables import _time_units
+from normalizers.cda.common import Ctx
+from normalizers.cda.tables import time_units
 from normalizers.dates import BAD_TS_TEXT, PARIS, hl7_ts_to_iso, sender_zone
 from parsers.cda.model import IVL, PQ, TS, Document, Value
 
 # The zone of the times the document being read writes without offset ('20240315101500'):
 # HL7 V3 TS, as HL7 v2.5 2.A.22, reads them in the sender's local time. Set for the length of
 # one normalize_cda (``document_zone``); Paris's elsewhere (a CDA carried in HL7v2).
-_ZONE: ContextVar[str] = ContextVar("cda_zone", default=PARIS)
+ZONE: ContextVar[str] = ContextVar("cda_zone", default=PARIS)
 
 
 def document_zone(doc: Document, declared: str | None = None) -> str:
@@ -40,30 +40,30 @@ def document_zone(doc: Document, declared: str | None = None) -> str:
 _PARIS_OFFSETS = frozenset({"+0100", "+0000", "-0000"})
 
 
-def _effective(value: Value | None, ctx: _Ctx) -> str:
+def effective_time(value: Value | None, ctx: Ctx) -> str:
     if isinstance(value, TS) and value.value:
-        return _iso_value(value.value, ctx.warnings, value.path)
+        return iso_value(value.value, ctx.warnings, value.path)
     if isinstance(value, IVL):
         if value.value:
-            return _iso_value(value.value, ctx.warnings, value.path)
-        bounds = center_bounds(value, [])  # its width's warnings are _period_end's
+            return iso_value(value.value, ctx.warnings, value.path)
+        bounds = center_bounds(value, [])  # its width's warnings are set_period_end's
         if bounds:
             return bounds[0]
         for v in (value.low, value.center, value.high):
             if isinstance(v, TS) and v.value:
-                return _iso_value(v.value, ctx.warnings, v.path)
+                return iso_value(v.value, ctx.warnings, v.path)
     return ""
 
 
-def _iso(ts: TS | None, warnings: list[str], where: str) -> str | None:
+def iso_time(ts: TS | None, warnings: list[str], where: str) -> str | None:
     if ts is None or not ts.value:
         return None
-    return _iso_value(ts.value, warnings, where) or None
+    return iso_value(ts.value, warnings, where) or None
 
 
-def _iso_value(value: str, warnings: list[str] | None = None, where: str = "") -> str:
+def iso_value(value: str, warnings: list[str] | None = None, where: str = "") -> str:
     try:
-        return hl7_ts_to_iso(value, _ZONE.get())
+        return hl7_ts_to_iso(value, ZONE.get())
     except ValueError:
         if warnings is not None:
             warnings.append(f"CDA_BAD_DATE: {where}: {BAD_TS_TEXT}, ignored")
@@ -84,7 +84,7 @@ def center_bounds(period: IVL, warnings: list[str]) -> tuple[str, str] | None:
     how = _width_unit(width, warnings)
     if how is None:
         return None
-    middle = _iso_value(center.value, warnings, center.path)
+    middle = iso_value(center.value, warnings, center.path)
     if not middle:
         return None
     half = how[1] / 2
@@ -111,14 +111,14 @@ def end_of(period: IVL, warnings: list[str], dated: list[str] | None = None) -> 
     is ignored, as the reader did)."""
     high = period.high
     if isinstance(high, TS) and high.value:
-        return _iso_value(high.value, dated, high.path) or None
+        return iso_value(high.value, dated, high.path) or None
     end = computed_end(period, warnings)
     if end:
         return end
     for bound in (period.low, period.center):
         if isinstance(bound, TS) and bound.value:
-            return _iso_value(bound.value, dated, bound.path) or None
-    return (_iso_value(period.value, dated, period.path) or None) if period.value else None
+            return iso_value(bound.value, dated, bound.path) or None
+    return (iso_value(period.value, dated, period.path) or None) if period.value else None
 
 
 def _width_unit(width: PQ, warnings: list[str]) -> tuple[str, Decimal] | None:
@@ -126,7 +126,7 @@ def _width_unit(width: PQ, warnings: list[str]) -> tuple[str, Decimal] | None:
     (seconds or months); None, with a warning, when the width is no duration in a unit of
     time; a unit of time that is not UCUM's ('hr', 'j') is read, with a warning."""
     unit = width.unit.strip() or "1"
-    how = _time_units().get(unit)
+    how = time_units().get(unit)
     try:
         amount = Decimal(width.value.strip())
     except InvalidOperation:
@@ -157,7 +157,7 @@ def width_end(period: IVL, warnings: list[str]) -> str | None:
     how = _width_unit(width, warnings)
     if how is None:
         return None
-    start = _iso_value(low.value, warnings, low.path)
+    start = iso_value(low.value, warnings, low.path)
     return _add_width(start, *how) if start else None
 
 

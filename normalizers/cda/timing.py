@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from normalizers.cda.quantities import _quantity, _range
-from normalizers.cda.times import _iso_value, center_bounds, width_end
+from normalizers.cda.quantities import quantity_text, range_text
+from normalizers.cda.times import center_bounds, iso_value, width_end
 from parsers.cda.model import EIVL_TS, IVL, PQ, SXPR_TS, TS, Value
 
 
@@ -20,7 +20,7 @@ def _flat_times(times: list[Value]) -> Iterator[Value]:
             yield t
 
 
-def _united(times: list[Value], details: dict[str, Any]) -> None:
+def united(times: list[Value], details: dict[str, Any]) -> None:
     """Times of a dosing united (SXPR_TS comps, or effectiveTimes, with set operator I, the
     default; never A, intersect, nor E, exclude): IHE PCC's 'matin et soir' is two PIVL_TS of
     one day at 08:00 and at 20:00, 'au lever et au coucher' two EIVL_TS. Each overwrote the
@@ -78,11 +78,11 @@ def _times_a_day(period: PQ) -> str | None:
     return "once a day" if times == 1 else f"{times} times a day"
 
 
-def _dose_range(dose: IVL) -> str | None:
+def dose_range(dose: IVL) -> str | None:
     """A dose given as a range ('1 to 2 tablets': IVL_PQ low/high, or a center) with its
     unit: the bounds' unit, else the one the IVL element carries (CDA-CH: unit="mg" on
     doseQuantity, center value="20"). '2-2' of nothing was filed: tablets or mg?"""
-    text = _range(dose)
+    text = range_text(dose)
     if not text:
         return None
     unit = next((b.unit for b in (dose.low, dose.high, dose.center)
@@ -91,7 +91,7 @@ def _dose_range(dose: IVL) -> str | None:
     return f"{text} {unit}" if unit and not text.endswith(unit) else text
 
 
-def _timing(t: Value, details: dict[str, Any], warnings: list[str] | None = None) -> None:
+def read_timing(t: Value, details: dict[str, Any], warnings: list[str] | None = None) -> None:
     """One effectiveTime of a medication into ``details``: its period (low, high; 'for 2 d'
     as duration), frequency (PIVL_TS), timing event (EIVL_TS), and the parts of a set
     expression (SXPR_TS: IHE PCC / CI-SIS structured posology 'every 8 h from the 1st for
@@ -100,14 +100,14 @@ def _timing(t: Value, details: dict[str, Any], warnings: list[str] | None = None
     that is no time)."""
     if isinstance(t, SXPR_TS):
         for comp in t.comps:
-            _timing(comp, details, warnings)
+            read_timing(comp, details, warnings)
     elif isinstance(t, IVL):
         for name in ("low", "high"):
             v = getattr(t, name)
             if isinstance(v, TS) and v.value:
-                details[f"period_{name}"] = _iso_value(v.value)
+                details[f"period_{name}"] = iso_value(v.value)
         if isinstance(t.width, PQ) and t.width.value:
-            details["duration"] = _quantity(t.width)
+            details["duration"] = quantity_text(t.width)
             end = width_end(t, warnings if warnings is not None else [])
             if end:
                 details["period_high"] = end
@@ -120,11 +120,11 @@ def _timing(t: Value, details: dict[str, Any], warnings: list[str] | None = None
             details["frequency"] = (_times_a_day(period) if
                                     getattr(t, "institution_specified", "") == "true"
                                     else None) or f"every {period.value} {period.unit}".strip()
-        elif isinstance(period, IVL) and _range(period):  # every 4 to 6 h
+        elif isinstance(period, IVL) and range_text(period):  # every 4 to 6 h
             bound = next((b for b in (period.low, period.high) if isinstance(b, PQ)),
                          None)
             unit = bound.unit if bound is not None and bound.unit != "1" else ""
-            details["frequency"] = f"every {_range(period)} {unit}".strip()
+            details["frequency"] = f"every {range_text(period)} {unit}".strip()
     elif isinstance(t, EIVL_TS) and t.event is not None and t.event.code:
         details["event"] = t.event.code  # HL7 TimingEvent: HS, ACM, PCV...
         offset = _offset_text(t.offset) if t.offset is not None else None

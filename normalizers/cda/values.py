@@ -8,11 +8,11 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from normalizers.cda.coded import _code, _other_codes, _qualify, original_text, referenced_text
-from normalizers.cda.common import _Ctx, all_translations, is_placeholder, system_name
-from normalizers.cda.quantities import _period_text, _pq_parts, _range, _ratio
-from normalizers.cda.times import _iso_value
-from normalizers.cda.timing import _timing
+from normalizers.cda.coded import mapped_code, original_text, other_codes, qualify, referenced_text
+from normalizers.cda.common import Ctx, all_translations, is_placeholder, system_name
+from normalizers.cda.quantities import period_text, pq_parts, range_text, ratio_text
+from normalizers.cda.times import iso_value
+from normalizers.cda.timing import read_timing
 from normalizers.cda_text_values import text_quantity, text_titre
 from normalizers.model import ENTRY_MAX, Entry
 from normalizers.units import to_ucum
@@ -39,7 +39,7 @@ from parsers.cda.model import (
 TEXT_VALUE_SIZE = 2000  # the most of a value in words kept (as ST, ED and CD words are)
 
 
-def _untyped(value: Value) -> Value:
+def untyped(value: Value) -> Value:
     """A value sent without xsi:type (invalid, but some senders forget it) read as what its
     attributes say: a CD when it has a code, a PQ when it has a unit; else as it is. The
     parser kept it as AnyValue with a CDA_UNKNOWN_XSI_TYPE warning."""
@@ -72,7 +72,7 @@ _SIMPLE_TYPES: dict[str, type[TS | INT | REAL | BL]] = {"TS": TS, "INT": INT, "R
 VALUE_TYPE_SIZE = 10
 
 
-def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None) -> None:
+def fill_value(value: Value, entry: Entry, ctx: Ctx, section: Section | None = None) -> None:
     if isinstance(value, IVL) and value.value and value.low is None and \
             value.high is None and value.center is None and not value.type.endswith("_TS"):
         # an IVL_PQ given as a point (value and unit on the element itself, as IVL<T>
@@ -93,7 +93,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.value_type = value.type.split("_", 1)[0][:VALUE_TYPE_SIZE]
         entry.details["xsi_type"] = value.type
     if isinstance(value, PQ):
-        amount, number, unit = _pq_parts(value)
+        amount, number, unit = pq_parts(value)
         if not value.value and len(unit) > ENTRY_MAX["unit_original"]:
             # a unit in words (a translation's originalText) too long for the unit column:
             # kept in details rather than refusing the whole document as FIELD_TOO_LONG
@@ -130,14 +130,14 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         if entry.value and number is None:
             _not_a_number(value, ctx)
     elif isinstance(value, CD):
-        coded = _code(value, ctx, section)
+        coded = mapped_code(value, ctx, section)
         if coded:
             entry.value = coded[2] or coded[0]
             entry.details["value_code"] = {"code": coded[0], "system": coded[1]}
             chosen = _chosen_code(value, coded)
             if chosen is not None and chosen.value_set:
                 _value_set(chosen, entry.details["value_code"])
-            others = _other_codes(value, coded)
+            others = other_codes(value, coded)
             if others:
                 entry.details["value_code"]["translations"] = others
             if not value.code and value.null_flavor:
@@ -149,11 +149,11 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         else:
             entry.value = original_text(value, section)[:2000] or None
         if value.qualifiers:
-            _qualify(value, entry, "value_qualifiers", ctx, section)
+            qualify(value, entry, "value_qualifiers", ctx, section)
     elif isinstance(value, IVL) and value.type.endswith("_TS"):
-        entry.value = _period_text(value)
+        entry.value = period_text(value)
     elif isinstance(value, IVL):
-        entry.value = _range(value)
+        entry.value = range_text(value)
         low, high = value.low, value.high
         bound = next((b for b in (low, high, value.center) if isinstance(b, PQ) and b.unit),
                      None)
@@ -197,7 +197,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         _text_as_quantity(value, entry, ctx)
     elif isinstance(value, TS):
         # a date the sender did not write as an HL7 TS is kept as written, with a warning
-        iso = _iso_value(value.value)
+        iso = iso_value(value.value)
         entry.value = iso or value.value.strip() or None
         if not iso and entry.value:
             ctx.warnings.append(f"CDA_BAD_DATE: {value.path}: a TS value that is not a valid "
@@ -205,12 +205,12 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
     elif isinstance(value, BL):
         entry.value = value.value.strip() or None
     elif isinstance(value, RTO):
-        entry.value = _ratio(value)
+        entry.value = ratio_text(value)
     elif isinstance(value, PIVL_TS | EIVL_TS):
         # a frequency ('every 2 wk': how often seizures come) or an event ('HS') as the
         # value, said as a medication's timing is: it was filed with no value at all
         said: dict[str, Any] = {}
-        _timing(value, said)
+        read_timing(value, said)
         entry.value = said.get("frequency") or said.get("event") or None
         if said.get("event_offset"):
             entry.details["event_offset"] = said["event_offset"]
@@ -224,7 +224,7 @@ def _value(value: Value, entry: Entry, ctx: _Ctx, section: Section | None = None
         entry.details["value_null_flavor"] = value.null_flavor[:8]
 
 
-def _text_as_quantity(value: ST | ED, entry: Entry, ctx: _Ctx) -> None:
+def _text_as_quantity(value: ST | ED, entry: Entry, ctx: Ctx) -> None:
     """A result written as text that is a comparator and a number ('<0,5', '< 0.5 mg/L',
     '≥ 60') or a number and a known unit (normalizers/cda_text_values.py): its number,
     comparator and unit, as an HL7v2 SN '<^0.5' gives them. It was text alone: no number,
@@ -256,7 +256,7 @@ def _text_as_quantity(value: ST | ED, entry: Entry, ctx: _Ctx) -> None:
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
 
 
-def _decimal_comma(amount: str, value: Value, ctx: _Ctx) -> Decimal | None:
+def _decimal_comma(amount: str, value: Value, ctx: Ctx) -> Decimal | None:
     """The number of a PQ or REAL written with a decimal comma ('7,2': a French sender's
     locale; CDA's xs:double has only the point), said as CDA_DECIMAL_COMMA; None for
     anything else. It was filed as text without a numeric value, while the same potassium
@@ -270,7 +270,7 @@ def _decimal_comma(amount: str, value: Value, ctx: _Ctx) -> Decimal | None:
     return Decimal(amount.replace(",", "."))
 
 
-def _compared_number(amount: str, value: Value, entry: Entry, ctx: _Ctx) -> Decimal | None:
+def _compared_number(amount: str, value: Value, entry: Entry, ctx: Ctx) -> Decimal | None:
     """The number of a PQ, INT or REAL whose value attribute starts with a comparator
     ('>60' for an eGFR, '<0,5': invalid for xs:double, but what LIS write when the result
     is beyond a limit and the type says a number), its comparator set on ``entry`` and
@@ -287,7 +287,7 @@ def _compared_number(amount: str, value: Value, entry: Entry, ctx: _Ctx) -> Deci
     return said.number
 
 
-def _quantity_in_words(value: PQ, entry: Entry, ctx: _Ctx, section: Section | None) -> None:
+def _quantity_in_words(value: PQ, entry: Entry, ctx: Ctx, section: Section | None) -> None:
     """A PQ that is a nullFlavor with no value in a translation: its words, when it says
     them (originalText inline or in the narrative: 'traces', 'inférieur au seuil de
     détection'), are the value, said as CDA_PQ_IN_WORDS; a translation giving neither
@@ -304,7 +304,7 @@ def _quantity_in_words(value: PQ, entry: Entry, ctx: _Ctx, section: Section | No
                             "whose translations give no value: filed without a value")
 
 
-def _money(value: MO, entry: Entry, ctx: _Ctx) -> None:
+def _money(value: MO, entry: Entry, ctx: Ctx) -> None:
     """A monetary amount (MO: a fee, the cost of a device left to the patient): its number
     and its currency (ISO 4217, 'EUR') as the unit, in details.currency too. It was filed
     without a value."""
@@ -319,14 +319,14 @@ def _money(value: MO, entry: Entry, ctx: _Ctx) -> None:
         entry.details["currency"] = currency
 
 
-def _not_a_number(value: Value, ctx: _Ctx) -> None:
+def _not_a_number(value: Value, ctx: Ctx) -> None:
     """A PQ, INT or REAL whose value is no number ('1,8', 'positif'): filed as the text it
     is, without a numeric value; said, by where it is (never the value)."""
     ctx.warnings.append(f"CDA_BAD_NUMBER: {value.path}: a {value.type} value that is not a "
                         "number, filed as text without a numeric value")
 
 
-def _ed_text(value: ED, ctx: _Ctx, limit: int = 2000) -> str:
+def _ed_text(value: ED, ctx: Ctx, limit: int = 2000) -> str:
     """The text a B64 ED value carries when its media type is text (text/plain, text/html
     read as sent), inflated per its compression (bounded: 1 MB); '' for binaries (a PDF, an
     image) and for what does not decode (a warning with its code, never the content)."""
@@ -361,7 +361,7 @@ def _value_set(value: CD, coded: dict[str, Any]) -> None:
     qualifies: it said which list the sender chose the answer from (a JDV's 'Positif'
     against another's), and was not read. That of the code the value is filed under: the
     sent code's, or its translation's when filed under it (the sent code's set then stays
-    with that code among the translations, ``_other_codes``)."""
+    with that code among the translations, ``other_codes``)."""
     coded["value_set"] = value.value_set[:64]
     if value.value_set_version:
         coded["value_set_version"] = value.value_set_version[:40]
