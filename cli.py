@@ -1356,6 +1356,7 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
         load_provenance,
     )
     from dossiers.fhir import to_bundle
+    from dossiers.fhir.decimals import bundle_json
     from dossiers.merged import merged_into
     from dossiers.patients import find_by_reference
 
@@ -1385,7 +1386,7 @@ def cmd_dossier_export(args: argparse.Namespace) -> int:
                     raise UserError(f"cannot write {args.output}: {exc.strerror}") from None
             record(conn, actor, "dossier.export", patient_id=patient.id,
                    details={"format": args.format, "entries": len(rows)})
-        json.dump(bundle, out, ensure_ascii=False, indent=2)
+        out.write(bundle_json(bundle, indent=2))  # the senders' decimal digits kept
         out.write("\n")
     finally:
         if out is not sys.stdout:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from api.app import MAX_ID, PATIENT_REF, ApiError, requires, state
 from dossiers import access
 from dossiers.access import Principal
+from dossiers.fhir.decimals import bundle_json
 from pipelines.archive import ArchiveError, ArchiveMissing
 
 log = logging.getLogger("dmp.api.dossiers")
@@ -133,7 +134,9 @@ def get_fhir(patient: PatientRef, request: Request, who: READER) -> Response:
     bundle = access.export_fhir(_engine(request), who, patient,
                                 base_url=str(request.base_url).rstrip("/"),
                                 read_file=state(request).ctx.archive.get)
-    return JSONResponse(bundle, media_type="application/fhir+json")
+    # JSONResponse's own settings (strict, compact), with the senders' decimal digits kept
+    return Response(bundle_json(bundle, separators=(",", ":")),
+                    media_type="application/fhir+json")
 
 
 @router.get("/documents/{entry_id}", summary="A document's original file",

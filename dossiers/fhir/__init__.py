@@ -99,7 +99,14 @@ Mapping decisions (the tables are in dossiers/tables/):
   idNatSt author) names it as an Organization with its name; a setId of a root alone is an
   RFC 3986 URI, as the masterIdentifier.
 - Numbers: one beyond a float (a 400-digit term) stays the text it was sent as: JSON has
-  no Infinity, and the API writes strict JSON.
+  no Infinity, and the API writes strict JSON. A result's value and its reference range's
+  limits keep the digits the sender wrote ('5.40', not 5.4: R4 decimal precision is
+  significant): a float that remembers them (decimals.py ``SentDecimal``), written so by
+  ``bundle_json``, the one JSON writer of the CLI's and the API's export.
+- A report read from an imaging PDF is coded by its DICOM modality (DCM): the Coding's
+  display is DICOM's (fhir_dicom_modalities.csv, CID 29), the exam's title the text.
+  ORPHAcodes (1.2.250.1.213.2.49) under https://www.orpha.net, the URI HL7's Terminology
+  Authority endorses for Orphanet.
 - Links: a result's report (parent_id, or the current version of the report it names:
   ``versions``) -> DiagnosticReport.result; an organism -> its susceptibility results
   (Observation.hasMember: the results of a panel filed under the organism, or results filed

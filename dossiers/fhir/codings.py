@@ -31,6 +31,32 @@ def code_system_table() -> dict[str, str]:
     return {r["name"]: r["uri"] for r in read_csv_rows(TABLES / "fhir_code_systems.csv")}
 
 
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+MODALITY_SYSTEM = "DICOM-MODALITY"  # normalizers/report.py: the modality of a PDF's title
+
+
+@cache
+def dicom_modality_table() -> dict[str, str]:
+    return {r["code"]: r["display"]
+            for r in read_csv_rows(TABLES / "fhir_dicom_modalities.csv")}
+
+
+def code_display(coding: dict, system: str | None) -> dict:
+    """The Coding with the display its code system gives the code, where the entry's words
+    are not it: a report read from an imaging PDF is coded by its DICOM modality ('MR') and
+    its display is the exam's title ('IRM du genou droit'), which R4 wants as the concept's
+    text (Coding.display: 'a representation of the meaning of the code in the system');
+    a receiver checking displays against DCM would reject it or show the title as MR's.
+    A DCM code of a CDA sender not in the table keeps the displayName sent with it; one of
+    our PDF normalizer (``system`` DICOM-MODALITY: XR, DXA) none: its words are a title."""
+    if coding.get("system") != DCM:
+        return coding
+    known = dicom_modality_table().get(str(coding.get("code")))
+    if known or system == MODALITY_SYSTEM:
+        return {**coding, "display": known}
+    return coding
+
+
 def resource_type(entry_type: str, details: Any = None) -> str:  # noqa: ANN401
     """The FHIR resource an entry type is exported as (Observation when not listed). A
     medication whose CDA moodCode is not EVN (details.mood: INT, RQO, PRP...) is
@@ -116,7 +142,8 @@ def entry_concept(entry: Mapping, base_url: str, fallback: str,
     code, display = fhir_code(entry.get("code")), fhir_string(entry.get("display"))
     concept: dict[str, Any] = {"text": display or (None if code else
                                                    fhir_string(fallback) or "entry")}
-    codings = [coding_of(code, entry.get("system"), display, base_url)] if code else []
+    codings = [code_display(coding_of(code, entry.get("system"), display, base_url),
+                            entry.get("system"))] if code else []
     details = details or {}
     substances = details.get("substance")
     others = [details.get("local_code"), *(substances if isinstance(substances, list) else []),

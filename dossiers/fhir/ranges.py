@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dossiers.fhir.common import decoded_json, fhir_string
+from dossiers.fhir.decimals import sent_decimal
 from dossiers.fhir.units import fhir_quantity
 from normalizers.units import to_ucum
 
@@ -96,11 +97,12 @@ def _read_limits(text: str) -> dict[str, float] | None:
 
 
 def _limit(number: str) -> float:
-    """A limit as written ('3,5', '10^3', '1,5x10^4', '1E5', '150 000') as its number."""
+    """A limit as written ('3,5', '10^3', '1,5x10^4', '1E5', '150 000') as its number, with
+    the digits it was written with ('3.50': R4 decimal precision is significant)."""
     number = re.sub(r"[ \u00a0\u202f]", "", number.strip())
     m = _POWER.fullmatch(number)
     if m is None:
-        return float(number.replace(",", "."))
+        return sent_decimal(number, float(number.replace(",", ".")))
     mantissa = (m.group(1) or "1").replace(",", ".")
     return float(f"{mantissa}e{int(m.group(2))}")
 

@@ -20,6 +20,7 @@ from dossiers.fhir.common import (
     fhir_string,
 )
 from dossiers.fhir.dates import fhir_datetime
+from dossiers.fhir.decimals import sent_decimal
 from dossiers.fhir.ranges import declared_ucum
 from dossiers.fhir.units import fhir_quantity
 from normalizers.tabledata import read_csv_rows
@@ -43,7 +44,9 @@ def observation_value(entry: Mapping, details: Mapping, base_url: str) -> dict:
         return {"valueString": f"{shown} {unit}" if unit and not shown.endswith(unit)
                 else shown}
     if number is not None:
-        return {"valueQuantity": fhir_quantity(number, entry.get("unit"),
+        # the sender's digits ('5.40'): R4 decimal precision is significant
+        return {"valueQuantity": fhir_quantity(sent_decimal(entry.get("value"), number),
+                                               entry.get("unit"),
                                                entry.get("unit_original"),
                                                entry.get("comparator"), declared_ucum(entry))}
     text = fhir_string(entry.get("value"))
