@@ -9,6 +9,13 @@ What the round found:
   was not read at all: nothing of it reached the dossier. Kept now on the report, in
   details.clinical_information, each repetition as {text} (ST) or as a coded item (CWE);
   a report without it is filed as before;
+- SPM-18, specimen received date/time (v2.5 7.4.3.18), and OBR-14 (the same time as
+  v2.3-2.4 senders and HPRIM converters still send it) were not read: when the laboratory
+  received the specimen, how long it waited before analysis (a potassium or a glucose
+  drifts with it), was lost. Kept now on the report, details.specimen_received (ISO 8601,
+  the sender's zone as for every time), SPM-18 first; it dates nothing. A value that is
+  no HL7 time ('15/03/2024 09:35') is not read, said (OBR[n]-14 / SPM[n]-18), and fails
+  nothing: the message was filed before and still is.
 """
 
 from __future__ import annotations
@@ -63,11 +70,47 @@ def test_an_empty_clinical_information_is_nothing(sent: str) -> None:
     assert report.details == {"placer_order": "CMD-1", "ordering_provider": "DR Paul MARTIN"}
 
 
-def test_clinical_information_reaches_the_dossier(sqlite_ctx) -> None:  # noqa: ANN001
-    obr = _with(OBR, 13, "Sous AVK (fluindione), INR cible 2-3")
-    ((status, code, warnings),) = _file(sqlite_ctx, _message("MSG-2201", INR, obr=obr))
+
+
+# -- SPM-18 / OBR-14, specimen received time ---------------------------------------------------
+SPM = "SPM|1|||SER^Sérum^HL70487|||||||||||||202403150805"
+
+
+@pytest.mark.parametrize("obr14, spm18, received", [
+    ("202403150935", None, "2024-03-15T09:35+01:00"),  # OBR-14 alone (no SPM)
+    ("20240315093512+0100", None, "2024-03-15T09:35:12+01:00"),
+    ("202403150935^M", None, "2024-03-15T09:35+01:00"),  # v2.3 degree of precision
+    ("", "202403150920", "2024-03-15T09:20+01:00"),  # SPM-18 alone
+    ("202403150935", "202403150920", "2024-03-15T09:20+01:00"),  # SPM-18 first
+])
+def test_the_specimen_received_time_is_kept_on_the_report(obr14: str, spm18: str | None,
+                                                          received: str) -> None:
+    obr = _with(OBR, 14, obr14)
+    tail = () if spm18 is None else (f"{SPM}|{spm18}",)
+    nm = norm(oru(K, order=(ORC, obr), tail=tail))
+    report = _report(nm)
+    assert report.details["specimen_received"] == received
+    assert report.effective == "2024-03-15T08:10+01:00"  # dated by OBR-7 as before
+    assert nm.warnings == []
+
+
+@pytest.mark.parametrize("obr14", ["15/03/2024 09:35", "20240332"])
+def test_a_received_time_that_is_no_date_is_said_and_fails_nothing(obr14: str) -> None:
+    nm = norm(oru(K, order=(ORC, _with(OBR, 14, obr14))))
+    report = _report(nm)
+    assert "specimen_received" not in report.details
+    assert [e.value for e in nm.entries if e.type == "lab_result"] == ["4.1"]
+    assert nm.warnings == ["OBR[4]-14: the specimen's reception time is no HL7 date/time "
+                           "(YYYYMMDD[HHMM[SS]]): not read"]
+    assert "2024" not in nm.warnings[0]
+
+
+def test_the_received_time_reaches_the_dossier(sqlite_ctx) -> None:  # noqa: ANN001
+    obr = _with(_with(OBR, 14, "202403150935"), 13, "Patiente à jeun")
+    ((status, code, warnings),) = _file(sqlite_ctx, _message("MSG-2202", K, obr=obr))
     assert (status, code, warnings) == ("deposited", None, None)
     with sqlite_ctx.engine.connect() as conn:
         details = conn.execute(select(entries.c.details).where(
             entries.c.type == "lab_report")).scalar_one()
-    assert details["clinical_information"] == [{"text": "Sous AVK (fluindione), INR cible 2-3"}]
+    assert details["specimen_received"] == "2024-03-15T09:35+01:00"
+    assert details["clinical_information"] == [{"text": "Patiente à jeun"}]

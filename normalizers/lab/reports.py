@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 from normalizers.codes import resolve_code, text_in_system_slot
+from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import (
     comps,
     first_rep,
@@ -17,6 +18,8 @@ from normalizers.fields import (
     sub,
     text,
     ts_field,
+    with_degree,
+    zone_of,
 )
 from normalizers.lab.common import (
     NO_VALUE_STATUSES,
@@ -139,6 +142,9 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     clinical = _clinical_information(msg, obr)
     if clinical:
         details["clinical_information"] = clinical
+    received = _received(ctx, g)
+    if received:
+        details["specimen_received"] = received
     ordering = first_rep(msg, obr, 16)
     if not ordering and g.own_orc and g.orc is not None:
         ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)
@@ -188,6 +194,30 @@ def _clinical_information(msg: Message, obr: Segment) -> list[dict[str, str]]:
         if item:
             items.append(item)
     return items
+
+
+def _received(ctx: _Ctx, g: _Group) -> str | None:
+    """When the laboratory received the specimen: SPM-18 (v2.5 7.4.3.18, TS) of the order's
+    specimens, else OBR-14 (v2.5 7.4.1.14, the same time before SPM existed, still sent by
+    v2.3-2.4 senders and HPRIM converters), as ISO 8601. Neither was read: the time a
+    specimen waited before analysis (a potassium or a glucose drift with it) was lost. It
+    dates nothing (the order is dated by its collection): a value that is no HL7 time is
+    not read, said, and fails nothing."""
+    msg = ctx.msg
+    sources = [(spm, 18) for spm in g.specimens] + [(g.obr, 14)]
+    for seg, n in sources:
+        if len(seg.fields) <= n or not seg.fields[n]:
+            continue
+        c = comps(msg, first_rep(msg, seg, n))
+        raw = text(msg, part(c, 1))
+        if not raw:
+            continue
+        try:
+            return hl7_ts_to_iso(with_degree(raw, text(msg, part(c, 2))), zone_of(msg))
+        except ValueError:
+            ctx.warnings.append(f"{loc(seg, n)}: the specimen's reception time is no HL7 "
+                                "date/time (YYYYMMDD[HHMM[SS]]): not read")
+    return None
 
 
 def _original_text(msg: Message, seg: Segment, n: int) -> str:
