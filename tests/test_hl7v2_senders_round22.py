@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from dossiers.schema import entries
 from tests.test_hl7v2_senders_round21 import _file, _message
-from tests.test_lab_normalizer import OBR, ORC, norm, oru
+from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
 
 K = "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F"
 INR = "OBX|1|NM|34714-6^INR^LN||2.6||2.0-3.0||||F"
@@ -114,3 +114,16 @@ def test_the_received_time_reaches_the_dossier(sqlite_ctx) -> None:  # noqa: ANN
             entries.c.type == "lab_report")).scalar_one()
     assert details["specimen_received"] == "2024-03-15T09:35+01:00"
     assert details["clinical_information"] == [{"text": "Patiente à jeun"}]
+
+
+def test_an_oul_r22_specimen_first_gives_both_to_its_order() -> None:
+    """OUL^R22 (v2.5 13.4, IHE LAB-3 on an automation line): the SPM before its orders."""
+    header = MSH.replace("ORU^R01^ORU_R01", "OUL^R22^OUL_R22")
+    nm = norm("\r".join([
+        header, PID, f"{SPM}|202403150920", "ORC|SC|CMD-1|24C0315-07^LABO-DEMO",
+        "OBR|1|CMD-1|24C0315-07^LABO-DEMO|K^Kaliémie^L|||202403150810||||||Sous diurétiques",
+        K]) + "\r")
+    report = _report(nm)
+    assert report.details["specimen_received"] == "2024-03-15T09:20+01:00"
+    assert report.details["clinical_information"] == [{"text": "Sous diurétiques"}]
+    assert nm.warnings == []
