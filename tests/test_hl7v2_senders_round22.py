@@ -16,6 +16,14 @@ What the round found:
   the sender's zone as for every time), SPM-18 first; it dates nothing. A value that is
   no HL7 time ('15/03/2024 09:35') is not read, said (OBR[n]-14 / SPM[n]-18), and fails
   nothing: the message was filed before and still is.
+- OBX-4 empty and OBX-4 '1' are one sub-id (v2.5 7.4.2.4: 'use a null or 1 when there is
+  no need for multiples'), but a result's key kept the sub-id as sent: a lab whose
+  middleware writes '1' and whose LIS leaves it empty (or one LIS before and after an
+  upgrade) had its final filed beside the preliminary it completes, a second final beside
+  the first, and its withdrawal (OBX-11 W) left a tombstone while the potassium withdrawn
+  stayed current. The result held under the other spelling is followed now (its key kept:
+  nothing stored before changes key), in the bulk and the one-message deposit alike; a
+  message sending both spellings files two results, as before.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import pytest
 from sqlalchemy import select
 
 from dossiers.schema import entries
-from tests.test_hl7v2_senders_round21 import _file, _message
+from tests.test_hl7v2_senders_round21 import _file, _message, _versions
 from tests.test_lab_normalizer import MSH, OBR, ORC, PID, norm, oru
 
 K = "OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F"
@@ -127,3 +135,49 @@ def test_an_oul_r22_specimen_first_gives_both_to_its_order() -> None:
     assert report.details["specimen_received"] == "2024-03-15T09:20+01:00"
     assert report.details["clinical_information"] == [{"text": "Sous diurétiques"}]
     assert nm.warnings == []
+
+
+# -- OBX-4 empty or '1': one sub-id --------------------------------------------------------------
+def _k(sub_id: str, value: str, status: str) -> str:
+    return f"OBX|1|NM|2823-3^Potassium^LN|{sub_id}|{value}|mmol/L|3.5-5.1|N|||{status}"
+
+
+@pytest.mark.parametrize("first, then, versions", [
+    (("", "4.1", "P"), ("1", "4.3", "F"),  # the final of a preliminary
+     [(1, False, "preliminary", "4.1"), (2, True, "final", "4.3")]),
+    (("1", "4.1", "F"), ("", "4.3", "C"),  # a correction
+     [(1, False, "final", "4.1"), (2, True, "corrected", "4.3")]),
+    (("1", "4.1", "F"), ("", "", "W"),  # a withdrawal
+     [(1, False, "final", "4.1"), (2, True, "withdrawn", "4.1")]),
+    (("", "4.1", "F"), ("1", "4.6", "F"),  # a final sent again with another value
+     [(1, False, "final", "4.1"), (2, True, "final", "4.6")]),
+])
+def test_an_empty_sub_id_and_sub_id_1_are_one_result(sqlite_ctx, first: tuple, then: tuple,
+                                                     versions: list) -> None:  # noqa: ANN001
+    rows = _file(sqlite_ctx, _message("MSG-2211", _k(*first)), _message("MSG-2212", _k(*then)))
+    assert [r[:2] for r in rows] == [("deposited", None)] * 2
+    assert _versions(sqlite_ctx, "2823-3") == versions
+    with sqlite_ctx.engine.connect() as conn:  # the key held is kept
+        keys = set(conn.execute(select(entries.c.key).where(entries.c.code == "2823-3")).scalars())
+    assert keys == {f"result|24C0315-07|LABO-DEMO|2823-3|LN|{first[0]}"}
+
+
+def test_a_message_sending_both_spellings_still_files_two_results(sqlite_ctx) -> None:  # noqa: ANN001
+    _file(sqlite_ctx, _message("MSG-2215", _k("", "4.1", "F")))
+    _file(sqlite_ctx, _message("MSG-2216", _k("", "4.2", "F"),
+                               _k("1", "4.4", "F").replace("OBX|1|", "OBX|2|")))
+    assert sorted(v[1:] for v in _versions(sqlite_ctx, "2823-3")) == [
+        (False, "final", "4.1"), (True, "final", "4.2"), (True, "final", "4.4")]
+
+
+def test_another_sub_id_is_not_followed(sqlite_ctx) -> None:  # noqa: ANN001
+    _file(sqlite_ctx, _message("MSG-2217", _k("1", "4.1", "F")),
+          _message("MSG-2218", _k("2", "4.3", "F")))
+    assert sorted(v[1:] for v in _versions(sqlite_ctx, "2823-3")) == [
+        (True, "final", "4.1"), (True, "final", "4.3")]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_empty_sub_id_follows_sub_id_1_on_postgresql(ctx) -> None:  # noqa: ANN001
+    _file(ctx, _message("MSG-2219", _k("1", "4.1", "F")), _message("MSG-2220", _k("", "", "W")))
+    assert _versions(ctx, "2823-3") == [(1, False, "final", "4.1"), (2, True, "withdrawn", "4.1")]
