@@ -1153,6 +1153,58 @@ def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
     stored.update({pair: rows for pair, rows in held.items() if pair in followed})
 
 
+# OBX-4 (v2.5 7.4.2.4): 'use a null or 1 when there is no need for multiples': one sub-id,
+# two spellings
+_DEFAULT_SUB_IDS = {"": "1", "1": ""}
+
+
+def _other_sub_id_spelling(key: str) -> str | None:
+    """A result's key ('result|order|ns|code|system|sub-id[|scope]') with its default sub-id
+    spelled the other way ('' for '1', '1' for ''); None for any other key (another sub-id,
+    a key told apart by time or rank: '@...', '#n')."""
+    parts = key.split("|")
+    if parts[0] != "result" or len(parts) not in (6, 7) or parts[5] not in _DEFAULT_SUB_IDS \
+            or "@" in parts[-1] or "#" in parts[-1]:
+        return None
+    parts[5] = _DEFAULT_SUB_IDS[parts[5]]
+    return "|".join(parts)
+
+
+def follow_sub_id_spellings(conn: Connection, stored: dict[tuple[int, str], list],
+                            targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]]
+                            ) -> None:
+    """A result, or its correction or withdrawal, keyed with OBX-4 empty that the dossier
+    holds no version of, held under OBX-4 '1' (or the reverse): HL7 v2.5 makes them one
+    sub-id, and a laboratory's middleware and its LIS, or one LIS before and after an
+    upgrade, write it each its own way. Keyed apart, a final stood beside the preliminary it
+    completes, a second final beside the first, and a withdrawal (OBX-11 W) left a tombstone
+    while the result withdrawn stayed current. It keeps the key held now. Not when the
+    message itself sends both spellings (two results then, as before). Call right after
+    ``held_entries`` (the rows followed join ``stored``)."""
+    named: dict[tuple[int, str], str] = {}  # (patient, other spelling) -> key sent
+    for patient_id, items in targets:
+        own = {k for entry, _ in items for k in (entry.key, entry.replaces_key) if k}
+        for entry, _ in items:
+            for key in (entry.key, entry.replaces_key):
+                other = _other_sub_id_spelling(key) if key else None
+                if other is not None and other not in own \
+                        and not stored.get((patient_id, key)):
+                    named[(patient_id, other)] = key
+    if not named:
+        return
+    held = {pair: rows for pair, rows in held_entries(conn, set(named)).items() if rows}
+    if not held:
+        return
+    real = {(patient_id, named[(patient_id, other)]): other for patient_id, other in held}
+    for patient_id, items in targets:
+        for entry, _ in items:
+            entry.key = real.get((patient_id, entry.key), entry.key)
+            if entry.replaces_key:
+                entry.replaces_key = real.get((patient_id, entry.replaces_key),
+                                              entry.replaces_key)
+    stored.update(held)
+
+
 def document_set(entry: Entry) -> tuple[str, str, str | None] | None:
     """(set id, version number, effective time) of a versioned document entry (a CDA, as a
     file or inside HL7v2); None for anything else."""
@@ -1315,6 +1367,7 @@ def deposit(conn: Connection, *, patient_id: int, import_id: int, source: str,
     stored = held_entries(conn, {(patient_id, k) for k in keys_of(items)})
     stored.update(held_set_documents(conn, {(patient_id, s) for s in sets_of(items)}))
     follow_order_scopes(conn, stored, [(patient_id, items)], [source])
+    follow_sub_id_spellings(conn, stored, [(patient_id, items)])
     companions = follow_document_numbers(conn, stored, [(patient_id, items)], [source])
     follow_replaced_versions(conn, stored, [(patient_id, items)])
     facts = held_facts(conn, {(patient_id, f) for f in facts_of(items, mine)})

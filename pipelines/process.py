@@ -47,6 +47,7 @@ from dossiers.deposit import (
     follow_document_numbers,
     follow_order_scopes,
     follow_replaced_versions,
+    follow_sub_id_spellings,
     held_by_code,
     held_children,
     held_confirmed,
@@ -1935,6 +1936,7 @@ def file_in_bulk(ctx: Context, conn, prepared: list[Prepared],  # noqa: ANN001
         every_target = [(t.patient_id, t.items) for _, targets, _ in filing for t in targets]
         every_source = [item.row.source for item, targets, _ in filing for _ in targets]
         follow_order_scopes(conn, stored, every_target, every_source)
+        follow_sub_id_spellings(conn, stored, every_target)
         companions = follow_document_numbers(conn, stored, every_target, every_source)
         follow_replaced_versions(conn, stored, every_target)
         facts = held_facts(conn, {(t.patient_id, f) for _, targets, _ in filing

@@ -7,11 +7,25 @@ from functools import cache
 from typing import Any
 
 from normalizers.codes import resolve_code, text_in_system_slot
-from normalizers.fields import comps, first_rep, loc, part, person_name, sub, text, ts_field
+from normalizers.dates import hl7_ts_to_iso
+from normalizers.fields import (
+    comps,
+    first_rep,
+    loc,
+    part,
+    person_name,
+    reps,
+    sub,
+    text,
+    ts_field,
+    with_degree,
+    zone_of,
+)
 from normalizers.lab.common import (
     NO_VALUE_STATUSES,
     WITHHELD_STATUSES,
     _coded_id,
+    _coded_item,
     _Ctx,
     _name_in_system_slot,
 )
@@ -125,6 +139,12 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
         section = text(msg, part(comps(msg, first_rep(msg, obr, 24)), 1))
         if section:
             details["service_section"] = section
+    clinical = _clinical_information(msg, obr)
+    if clinical:
+        details["clinical_information"] = clinical
+    received = _received(ctx, g)
+    if received:
+        details["specimen_received"] = received
     ordering = first_rep(msg, obr, 16)
     if not ordering and g.own_orc and g.orc is not None:
         ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)
@@ -153,6 +173,51 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
     if code25 == "C":
         entry.action, entry.replaces_key = ACTION_REPLACE, key
     return entry
+
+
+def _clinical_information(msg: Message, obr: Segment) -> list[dict[str, str]]:
+    """OBR-13, relevant clinical information: what the prescriber told the laboratory about
+    the patient or the specimen ('Grossesse 12 SA', 'Sous AVK, INR cible 2-3', 'Fièvre au
+    retour du Mali'), which a French report prints beside the results and without which a
+    result is misread (an INR under AVK, a hCG in pregnancy). It was not read at all: the
+    dossier lost it. ST in v2.5 (7.4.1.13), kept as {text}; CWE and repeating from v2.7
+    (sent by v2.7+ systems and LRI-style bridges): each as a coded item (``_coded_item``)."""
+    if len(obr.fields) <= 13 or not obr.fields[13]:
+        return []
+    items = []
+    for rep in reps(msg, obr, 13):
+        if msg.delimiters.component in rep:
+            item = _coded_item(msg, rep)
+        else:
+            said = text(msg, rep)
+            item = {"text": said} if said else None
+        if item:
+            items.append(item)
+    return items
+
+
+def _received(ctx: _Ctx, g: _Group) -> str | None:
+    """When the laboratory received the specimen: SPM-18 (v2.5 7.4.3.18, TS) of the order's
+    specimens, else OBR-14 (v2.5 7.4.1.14, the same time before SPM existed, still sent by
+    v2.3-2.4 senders and HPRIM converters), as ISO 8601. Neither was read: the time a
+    specimen waited before analysis (a potassium or a glucose drift with it) was lost. It
+    dates nothing (the order is dated by its collection): a value that is no HL7 time is
+    not read, said, and fails nothing."""
+    msg = ctx.msg
+    sources = [(spm, 18) for spm in g.specimens] + [(g.obr, 14)]
+    for seg, n in sources:
+        if len(seg.fields) <= n or not seg.fields[n]:
+            continue
+        c = comps(msg, first_rep(msg, seg, n))
+        raw = text(msg, part(c, 1))
+        if not raw:
+            continue
+        try:
+            return hl7_ts_to_iso(with_degree(raw, text(msg, part(c, 2))), zone_of(msg))
+        except ValueError:
+            ctx.warnings.append(f"{loc(seg, n)}: the specimen's reception time is no HL7 "
+                                "date/time (YYYYMMDD[HHMM[SS]]): not read")
+    return None
 
 
 def _original_text(msg: Message, seg: Segment, n: int) -> str:
