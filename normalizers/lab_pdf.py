@@ -43,8 +43,11 @@ What is read, and what is not (nothing is invented):
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
   number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
   range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
-  qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
-  (the comment is the value); anything else under 'Résultat' is no value, and says so
+  qualitative results coded, 'Non réalisé' (filed cancelled, no value, the reason printed
+  after it kept: 'Non fait : tube manquant'), the specimen's fault under 'Résultat'
+  ('Prélèvement hémolysé', 'Absence de prélèvement': the same, never a finding 'Absent';
+  elsewhere the lab's remark), 'Voir commentaire' (the comment is the value); anything
+  else under 'Résultat' is no value, and says so
   (PDF_LAB_VALUE_NOT_READ); a qualitative word goes on as a phrase ('Présence d'oxalate de
   calcium': the value, coded by its word). Flags printed after the value ('5,9 H', '5,9H',
   '5,9 (H)', '5,9 H*') or before it ('* 4,10', 'H 5,9', '(L) 131', '↑ 7,2';
@@ -706,6 +709,9 @@ _METHOD = re.compile(r"(?i)^\(?\s*(?:(?:m[ée]thode|technique|automate|r[ée]act
 _WORD = re.compile(r"\S+")
 # What a qualitative word goes on with ('Présence d'oxalate de calcium', 'Absence de
 # sang'): the rest of the cell is the value's, never a unit ('d' of 'd'')
+# why no result was obtained, printed after the words saying so to the cell's end ('Non fait :
+# tube manquant', 'Ininterprétable (hémolyse)', 'Non effectué - prélèvement coagulé')
+_REASON = re.compile(r"\s*[:(\-–,]\s*[^\W\d_][^\d<>]*$")
 _QUALIFIED = re.compile(r"\s+(?:de|du|des|d['’]|en)(?=[\s\w]).*$", re.IGNORECASE)
 # Lines that are the page's or the report's, never a comment on a result
 _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
@@ -748,6 +754,8 @@ def _fold_same_length(s: str) -> str:
     for c in s:
         base = "".join(ch for ch in unicodedata.normalize("NFKD", c)
                        if not unicodedata.combining(ch)).lower()
+        if c == "’":
+            base = "'"  # 'absence d’échantillon' as the tables spell it
         out.append(base[:1] if len(base) >= 1 and base[:1].isascii() else c.lower()[:1] or c)
     return "".join(out)
 
@@ -768,11 +776,17 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
     if (m := _unit_pattern().match(text, i)) and (before or column == "unit") \
             and (i == 0 or not text[i - 1].isalnum()):
         return _Tok("unit", i, m.end(), column, m, m.group(0))
-    if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()):
+    if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()) \
+            and (_words()[m.group(0)]["kind"] != "specimen_problem" or column in ("result", "")):
+        # a specimen's fault ('Prélèvement hémolysé') is a value under the result's heading
+        # (or outside a table) only: elsewhere the lab's remark
         end = m.end()
         if _words()[m.group(0)]["kind"] == "qualitative" \
                 and (rest := _QUALIFIED.match(text, end)):
             end = rest.end()  # 'Présence d'oxalate de calcium': the phrase is the value
+        elif _words()[m.group(0)]["kind"] in ("no_result", "specimen_problem") \
+                and (rest := _REASON.match(text, end)):
+            end = rest.end()  # 'Non fait : tube manquant': why, kept with it
         return _Tok("word", i, end, column, m, text[i:end])
     if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo") + (
             text[m.start("lo")] in "-\u2212+")):
@@ -1988,7 +2002,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
             vtype = "CWE"
             details["value_code"] = {"system": "SCT", "code": value.word["code"],
                                      "display": value.word["display"]}
-        elif kind == "no_result":
+        elif kind in ("no_result", "specimen_problem"):
             status, vtype, text_value = "cancelled", None, None
             details["not_done"] = value.text
         else:  # see_comment

@@ -16,10 +16,14 @@ with samples/generate_pdf.py's writer and filed through the pipeline."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from dossiers.schema import entries
 from normalizers import lab_pdf
 from parsers.pdf.model import OCR, TEXT_LAYER
+from tests.test_pdf_round3 import LEFEVRE, _lab_pdf, _row
 from tests.test_pdf_round5 import _page
+from tests.test_pdf_round9 import _file, _warned
 
 COLLECTED = [(40, "Prélevé le 04/02/2026 à 07h50")]
 
@@ -164,3 +168,69 @@ def test_an_unknown_heading_is_said_capped_and_with_its_neighbours() -> None:
     assert said.startswith(f"PDF_LAB_COLUMN_UNKNOWN: page 1 line 2: column heading(s) "
                            f"'Tech.', '{long[:40]}' name")
     assert long[:41] not in said
+
+
+# -- the specimen's fault as the value --------------------------------------------------------
+@pytest.mark.parametrize("printed", [
+    "Absence de prélèvement", "Absence d’échantillon", "Prélèvement hémolysé",
+    "Échantillon non reçu", "Quantité insuffisante", "Prélèvement coagulé",
+    "Non fait : tube manquant", "Ininterprétable (hémolyse)", "Non effectué - sérum lactescent"])
+def test_the_specimens_fault_printed_as_the_value_is_an_analysis_not_done(printed: str) -> None:
+    """'Absence de prélèvement' under 'Résultat' was the finding 'Absent' of the potassium
+    (a coded, wrong result); 'Prélèvement hémolysé', 'Quantité insuffisante' no value read;
+    'Non fait : tube manquant' lost its reason. Each is now the analysis not done (status
+    cancelled, no value), what the lab printed kept whole in details.not_done."""
+    found = _results([
+        [(40, "Analyse"), (200, "Résultat"), (300, "Unité"), (400, "Normes")],
+        [(40, "Potassium"), (200, printed), (400, "3,5 - 5,0")],
+        [(40, "Sodium"), (200, "139"), (300, "mmol/L"), (400, "136 - 145")]])
+    potassium, sodium = found.entries
+    assert (potassium.code, potassium.status, potassium.value, potassium.value_type) == (
+        "2823-3", "cancelled", None, None)
+    assert potassium.details["not_done"] == printed and "value_code" not in potassium.details
+    assert (sodium.value, sodium.status) == ("139", "final")
+    assert found.warnings == []
+
+
+def test_the_specimens_fault_in_a_comment_stays_the_labs_remark() -> None:
+    """'Prélèvement hémolysé : résultat sous réserve.' under a result, at the names' margin:
+    a comment of the kalaemia as before, never a result not done."""
+    found = _results([
+        [(40, "Analyse"), (200, "Résultat"), (300, "Unité"), (400, "Normes")],
+        [(40, "Potassium"), (200, "5,6"), (300, "mmol/L"), (400, "3,5 - 5,0")],
+        [(40, "Prélèvement hémolysé : résultat sous réserve.")]])
+    (potassium,) = found.entries
+    assert (potassium.value, potassium.status) == ("5,6", "final")
+    assert potassium.details["comment"] == ["Prélèvement hémolysé : résultat sous réserve."]
+
+
+# -- through the PDF writer, the parser and the pipeline ---------------------------------------
+def test_on_the_ledger_and_in_the_dossier(sqlite_ctx) -> None:  # noqa: ANN001
+    """Mme Lefèvre's report of 4 February from a lab we have not seen: today's heading run
+    into the units' ('Résultat Unité'), 'Rappel du 12/01/2026' beside it, a technician's
+    column we do not know, a kalaemia not done on a haemolysed specimen. Filed: today's
+    values with January's kept apart, the kalaemia cancelled with its reason; the ledger
+    names the unknown heading, never the patient nor a value."""
+    x = (40.0, 230.0, 330.0, 400.0, 530.0)
+    pdf = _lab_pdf([("centre", "LABORATOIRE DU VAL D'ÉRDRE - Biologie médicale"), *LEFEVRE,
+                    ("label", "Prélevé le 04/02/2026 à 07h50"), ("title", "BIOCHIMIE SANGUINE"),
+                    _row(x, "", "Résultat Unité", "Normes", "Rappel du 12/01/2026", "Opér.",
+                         style="label"),
+                    _row(x, "Créatinine", "98 µmol/L", "45 - 84", "102", "MLB"),
+                    _row(x, "Potassium", "Prélèvement hémolysé", "3,5 - 5,0", "4,2", "MLB"),
+                    _row(x, "Sodium", "139 mmol/L", "136 - 145", "141", "MLB")])
+    _, ledger = _file(sqlite_ctx, (pdf, "lab-val-d-erdre"))
+    assert [r["status"] for r in ledger] == ["deposited"]
+    warned = _warned(ledger)
+    assert "PDF_LAB_COLUMN_UNKNOWN: page 1 line 6: column heading(s) 'Opér.'" in warned
+    assert "LEFÈVRE" not in warned and "98" not in warned and "MLB" not in warned
+    with sqlite_ctx.engine.connect() as conn:
+        stored = conn.execute(select(entries.c.code, entries.c.value, entries.c.status,
+                                     entries.c.details)
+                              .where(entries.c.type == "lab_result").order_by(entries.c.id)
+                              ).all()
+    assert [(code, value, status) for code, value, status, _ in stored] == [
+        ("14682-9", "98", "final"), ("2823-3", None, "cancelled"), ("2951-2", "139", "final")]
+    assert [d.get("previous") for *_, d in stored] == [
+        "102 (12/01/2026)", "4,2 (12/01/2026)", "141 (12/01/2026)"]
+    assert stored[1].details["not_done"] == "Prélèvement hémolysé"
