@@ -553,7 +553,8 @@ def _heading(row: _Row, collected: str | None = None,
     if not kinds[0][2]:  # 'BILAN LIPIDIQUE', 'Autres examens de biochimie :' over the names
         section = row.cells[0].text if _is_section(row.cells[0].text) else ""
         kinds[0] = (*kinds[0][:2], "name")
-    read.unknown = [c.text for c, (*_, k) in zip(row.cells, kinds, strict=True) if not k]
+    read.unknown = [c.text for c, (*_, k) in zip(row.cells, kinds, strict=True)
+                    if not k and re.search(r"[^\W\d_]{2}", c.text)]  # no rule nor stray '|'
     cells = [(x0, x1, k or "ignore") for x0, x1, k in kinds]
     if cells[0][2] != "name":
         cells.insert(0, (0.0, 0.0, "name"))

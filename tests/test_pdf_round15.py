@@ -170,6 +170,17 @@ def test_an_unknown_heading_is_said_capped_and_with_its_neighbours() -> None:
     assert long[:41] not in said
 
 
+def test_a_stray_mark_in_a_scanned_heading_is_no_heading_to_name() -> None:
+    """A table rule OCR read as '|' or '—' between two headings: nothing to add to the
+    table, nothing said."""
+    found = _results([
+        [(40, "Analyse"), (200, "Résultat"), (260, "|"), (300, "Unité"), (360, "—"),
+         (400, "Normes")],
+        [(40, "Potassium"), (200, "4,1"), (300, "mmol/L"), (400, "3,5 - 5,0")]], OCR)
+    assert [e.value for e in found.entries] == ["4,1"]
+    assert found.warnings == []
+
+
 # -- the specimen's fault as the value --------------------------------------------------------
 @pytest.mark.parametrize("printed", [
     "Absence de prélèvement", "Absence d’échantillon", "Prélèvement hémolysé",
