@@ -427,12 +427,16 @@ def _side_by_side(rows: list[_Row]) -> list[_Row]:
 def _previous_block(row: _Row) -> bool:
     """A line heading a block of former results: one cell, at the line's start, naming the
     antériorités as a column heading would ('ANTÉRIORITÉS', 'Résultats antérieurs du
-    12/01/2026 :', 'Historique des résultats'), a date aside."""
-    if len(row.cells) != 1:
-        return False
-    text = _DATED.sub(" ", row.cells[0].text)
-    key = re.sub(r"\s+(?:du|le|au)$", "", _fold(text).strip(" :()-")).replace("(s)", "s")
-    return _columns().get(key) == "previous"
+    12/01/2026 :', 'Historique des résultats'), a date aside; spelt out: a column's short
+    form ('Ant.', 'Antér.') alone on a line is no block's title (its results would be lost)."""
+    return len(row.cells) == 1 and _block_title(row.cells[0].text)
+
+
+def _block_title(text: str) -> bool:
+    """Whether a line's text titles a block of former results (see _previous_block)."""
+    key = re.sub(r"\s+(?:du|le|au)$", "", _fold(_DATED.sub(" ", text)).strip(" :()-"))
+    key = key.replace("(s)", "s")
+    return _columns().get(key) == "previous" and len(key) > 3 and not key.endswith(".")
 
 
 def _second_table_at(row: _Row) -> float | None:
@@ -1319,8 +1323,7 @@ def collection_days(lines: list[str]) -> list[str]:
     report's results dated by its own specimen)."""
     out: list[str] = []
     for line in lines:
-        key = re.sub(r"\s+(?:du|le|au)$", "", _fold(_DATED.sub(" ", line)).strip(" :()-"))
-        if _columns().get(key.replace("(s)", "s")) == "previous":
+        if _block_title(line):
             break
         out.extend(d[:10] for m in _collected().finditer(_fold(line))
                    if (d := _collected_at(m)) is not None)

@@ -135,6 +135,27 @@ def test_an_anteriorite_headed_rappel_or_ant_is_kept_apart(heading: str, dated: 
     assert found.warnings == []
 
 
+@pytest.mark.parametrize("alone", ["Ant.", "Ant", "Antér."])
+def test_a_short_form_alone_on_a_line_starts_no_block_of_former_results(alone: str) -> None:
+    """'Ant.' is an antériorité column's heading now; alone on a line (a stray cell of the
+    text layer) it is no title of a block of former results: the results under it are
+    today's, read as ever. 'Rappel du 12/01/2026 :' spelt out is such a title."""
+    found = _results([
+        [(40, "Analyse"), (200, "Résultat"), (300, "Unité"), (400, "Normes")],
+        [(40, "Créatinine"), (200, "98"), (300, "µmol/L"), (400, "45 - 84")],
+        [(40, alone)],
+        [(40, "Urée"), (200, "6,1"), (300, "mmol/L"), (400, "2,5 - 7,5")]])
+    assert [e.value for e in found.entries] == ["98", "6,1"]
+    assert "PDF_LAB_PREVIOUS_BLOCK" not in _said(found)
+    block = _results([
+        [(40, "Analyse"), (200, "Résultat"), (300, "Unité"), (400, "Normes")],
+        [(40, "Créatinine"), (200, "98"), (300, "µmol/L"), (400, "45 - 84")],
+        [(40, "Rappel du 12/01/2026 :")],
+        [(40, "Créatinine"), (200, "102"), (300, "µmol/L"), (400, "45 - 84")]])
+    assert [e.value for e in block.entries] == ["98"]
+    assert _said(block) == ["PDF_LAB_PREVIOUS_BLOCK"]
+
+
 # -- a heading we do not know ------------------------------------------------------------------
 def test_a_column_under_a_heading_we_do_not_know_is_said_once_per_table() -> None:
     """'Commentaire technique' heads no column of ours: what is under it was dropped without
