@@ -13,7 +13,12 @@ What is read, and what is not (nothing is invented):
   read one after the other; the specimen's date heading the result column and former
   dates the antériorités' ('12/01/2026', 'Le 12/01/2026', 'Du 12/01/26'; beside a column
   headed 'Résultat' alone every dated one, 'Résultat du 12/01/2026' too, is an
-  antériorité); an 'Interprétation' column's words as flags). Cells are placed
+  antériorité; a column dated before the specimen's collection is one whatever its words:
+  the only one left, today's heading unread, the lines are read as outside a table, that
+  column's values their antériorités, PDF_LAB_COLUMN_BEFORE_COLLECTION); an 'Interprétation'
+  column's words as flags; a heading cell holding 'Résultat' and the next heading run
+  together ('Résultat Unité') is the result's column; headings naming no column of ours are
+  said once per table (PDF_LAB_COLUMN_UNKNOWN), what is under them unread). Cells are placed
   under a heading by the words' boxes. The antériorité column (a former result and its
   date, the date heading its column when it prints none: 'Antériorité du 12/01/2025') is
   kept in ``details.previous``, never read as a result nor as the range; a block of
@@ -38,8 +43,11 @@ What is read, and what is not (nothing is invented):
   minus sign ('-2,1', and '- 2,1' under 'Résultat'; apart from the
   number with no heading, a sign or a separator: not filed, PDF_LAB_SIGN_DOUBTFUL), signed
   range limits ('-2,0 - +3,0'); a value in parentheses; words (``tables/pdf_lab_value_words.csv``):
-  qualitative results coded, 'Non réalisé' (filed cancelled, no value), 'Voir commentaire'
-  (the comment is the value); anything else under 'Résultat' is no value, and says so
+  qualitative results coded, 'Non réalisé' (filed cancelled, no value, the reason printed
+  after it kept: 'Non fait : tube manquant'), the specimen's fault under 'Résultat'
+  ('Prélèvement hémolysé', 'Absence de prélèvement': the same, never a finding 'Absent';
+  elsewhere the lab's remark), 'Voir commentaire' (the comment is the value); anything
+  else under 'Résultat' is no value, and says so
   (PDF_LAB_VALUE_NOT_READ); a qualitative word goes on as a phrase ('Présence d'oxalate de
   calcium': the value, coded by its word). Flags printed after the value ('5,9 H', '5,9H',
   '5,9 (H)', '5,9 H*') or before it ('* 4,10', 'H 5,9', '(L) 131', '↑ 7,2';
@@ -419,12 +427,16 @@ def _side_by_side(rows: list[_Row]) -> list[_Row]:
 def _previous_block(row: _Row) -> bool:
     """A line heading a block of former results: one cell, at the line's start, naming the
     antériorités as a column heading would ('ANTÉRIORITÉS', 'Résultats antérieurs du
-    12/01/2026 :', 'Historique des résultats'), a date aside."""
-    if len(row.cells) != 1:
-        return False
-    text = _DATED.sub(" ", row.cells[0].text)
-    key = re.sub(r"\s+(?:du|le|au)$", "", _fold(text).strip(" :()-")).replace("(s)", "s")
-    return _columns().get(key) == "previous"
+    12/01/2026 :', 'Historique des résultats'), a date aside; spelt out: a column's short
+    form ('Ant.', 'Antér.') alone on a line is no block's title (its results would be lost)."""
+    return len(row.cells) == 1 and _block_title(row.cells[0].text)
+
+
+def _block_title(text: str) -> bool:
+    """Whether a line's text titles a block of former results (see _previous_block)."""
+    key = re.sub(r"\s+(?:du|le|au)$", "", _fold(_DATED.sub(" ", text)).strip(" :()-"))
+    key = key.replace("(s)", "s")
+    return _columns().get(key) == "previous" and len(key) > 3 and not key.endswith(".")
 
 
 def _second_table_at(row: _Row) -> float | None:
@@ -489,17 +501,33 @@ class _Heading:
 _DATED = re.compile(r"\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?:\s+(?:à\s+)?\d{1,2}\s*[h:]\s*\d{2})?")
 
 
-def _heading(row: _Row) -> tuple[_Heading, str] | None:
+@dataclass(slots=True)
+class _HeadingRead:
+    """What a heading row says beyond its columns: the texts of its cells naming no column
+    of ours (their values are not read), and the columns headed by a date before the
+    specimen's collection (x0, x1, the date) when one of them would have been taken for
+    today's result and no other column is today's."""
+
+    unknown: list[str] = field(default_factory=list)
+    stale: list[tuple[float, float, str]] = field(default_factory=list)
+
+
+def _heading(row: _Row, collected: str | None = None,
+             read: _HeadingRead | None = None) -> tuple[_Heading, str] | None:
     """The columns a heading row names, and the section its first cell names when it is
     no heading ('BILAN LIPIDIQUE | 04/01/2021 | Valeurs de référence'). The specimen's
     date heading a column ('04/01/2023 11:30') is the result's column, later dates the
-    antériorités'."""
+    antériorités'; a date before ``collected`` (the specimen's collection day, YYYY-MM-DD)
+    is an antériorité's, whatever its words ('Résultat du 12/01/2026' beside a heading
+    the text layer merged: today's column unread, never that one). ``read`` gets what
+    the row says besides."""
+    read = read if read is not None else _HeadingRead()
     kinds = []
     dates: dict[float, str] = {}
     units: dict[float, str] = {}
     for c in row.cells:
         key = _fold(c.text).rstrip(" :").replace("(s)", "s")
-        kind = _columns().get(key, "")
+        kind = _columns().get(key, "") or _merged_result(key)
         if not kind and _DATED.fullmatch(c.text.strip()):
             kind = "date"
             dates[c.x0] = c.text.strip()
@@ -519,22 +547,80 @@ def _heading(row: _Row) -> tuple[_Heading, str] | None:
         kinds.append((c.x0, c.x1, kind))
     percent = {x0 for x0, _, k in kinds if k == "percent"}
     kinds = [(x0, x1, "result" if k == "percent" else k) for x0, x1, k in kinds]
-    kinds = _dated_columns(kinds)
-    if kinds is None:
-        return None
-    named = {k for *_, k in kinds if k}
-    if "result" not in named or not named & {"unit", "reference", "previous"}:
+    dated, stale = _before_collection(kinds, dates, collected)
+    if stale and _columns_named(_dated_columns(kinds)):
+        read.stale = stale  # a heading, but for the column taken as today's
+    kinds = _dated_columns(dated)
+    if kinds is None or not _columns_named(kinds):
         return None
     section = ""
     if not kinds[0][2]:  # 'BILAN LIPIDIQUE', 'Autres examens de biochimie :' over the names
         section = row.cells[0].text if _is_section(row.cells[0].text) else ""
         kinds[0] = (*kinds[0][:2], "name")
+    read.unknown = [c.text for c, (*_, k) in zip(row.cells, kinds, strict=True)
+                    if not k and re.search(r"[^\W\d_]{2}", c.text)]  # no rule nor stray '|'
     cells = [(x0, x1, k or "ignore") for x0, x1, k in kinds]
     if cells[0][2] != "name":
         cells.insert(0, (0.0, 0.0, "name"))
     return _Heading(cells, {x: d for x, d in dates.items()
                             if any(c[0] == x and c[2] == "previous" for c in cells)},
                     percent, units), section
+
+
+@cache
+def _merged_result(key: str) -> str:
+    """'result' for a heading cell holding the result's heading and the next one's run
+    together ('Résultat Unité', 'RésultatUnité', 'Résultat Valeurs de référence'), as a
+    text layer or OCR merges cells set close: read as the result's column (values and
+    units are told apart by their tokens, not their column), else ''."""
+    for heading, column in sorted(_columns().items(), key=lambda hc: -len(hc[0])):
+        rest = key[len(heading):].strip(" :") if column == "result" \
+            and key.startswith(heading) else ""
+        if rest and _columns().get(rest) in ("unit", "reference"):
+            return "result"
+    return ""
+
+
+def _column_day(text: str) -> str | None:
+    """The day (YYYY-MM-DD) of a column heading's date ('12/01/2026', '12/01/26 08:15'),
+    None when it is no date."""
+    m = re.match(r"(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})", text)
+    if m is None:
+        return None
+    year = int(m.group(3))
+    if len(m.group(3)) == 2:  # '12/01/26': this century unless that is in the future
+        year += 2000 if 2000 + year <= date.today().year else 1900
+    try:
+        return date(year, int(m.group(2)), int(m.group(1))).isoformat()
+    except ValueError:
+        return None
+
+
+def _columns_named(kinds: list[tuple[float, float, str]] | None) -> bool:
+    """Whether heading cells make a result table's heading: a result column and a unit,
+    reference or antériorité column."""
+    named = {k for *_, k in kinds or [] if k}
+    return "result" in named and bool(named & {"unit", "reference", "previous"})
+
+
+def _before_collection(kinds: list[tuple[float, float, str]], dates: dict[float, str],
+                       collected: str | None
+                       ) -> tuple[list[tuple[float, float, str]], list[tuple[float, float, str]]]:
+    """Columns headed by a date before the specimen's collection made antériorités: such a
+    column is never today's result, even headed 'Résultat du ...' or alone dated (today's
+    heading unread: merged by the text layer into the next cell). Also those columns
+    (x0, x1, date) when one would have been taken for today's and no column is left to be
+    today's."""
+    if collected is None:
+        return kinds, []
+    older = {x0 for x0, _, kind in kinds if kind in ("date", "dated result")
+             and (day := _column_day(dates[x0])) is not None and day < collected}
+    picked = next((x0 for wanted in ("dated result", "date") for x0, _, kind in kinds
+                   if kind == wanted), None)  # as _dated_columns picks today's
+    kinds = [(x0, x1, "previous" if x0 in older else kind) for x0, x1, kind in kinds]
+    if picked not in older or any(k in ("result", "date", "dated result") for *_, k in kinds):
+        return kinds, []
+    return kinds, [(x0, x1, dates[x0]) for x0, x1, _ in kinds if x0 in older]
 
 
 def _dated_columns(kinds: list[tuple[float, float, str]]
@@ -628,6 +714,9 @@ _METHOD = re.compile(r"(?i)^\(?\s*(?:(?:m[ée]thode|technique|automate|r[ée]act
 _WORD = re.compile(r"\S+")
 # What a qualitative word goes on with ('Présence d'oxalate de calcium', 'Absence de
 # sang'): the rest of the cell is the value's, never a unit ('d' of 'd'')
+# why no result was obtained, printed after the words saying so to the cell's end ('Non fait :
+# tube manquant', 'Ininterprétable (hémolyse)', 'Non effectué - prélèvement coagulé')
+_REASON = re.compile(r"\s*[:(\-–,]\s*[^\W\d_][^\d<>]*$")
 _QUALIFIED = re.compile(r"\s+(?:de|du|des|d['’]|en)(?=[\s\w]).*$", re.IGNORECASE)
 # Lines that are the page's or the report's, never a comment on a result
 _NOT_COMMENT = re.compile(r"(?i)\b(?:[ée]dit[ée]|imprim[ée]|valid[ée]|sign[ée])s?\s+le\b"
@@ -670,6 +759,8 @@ def _fold_same_length(s: str) -> str:
     for c in s:
         base = "".join(ch for ch in unicodedata.normalize("NFKD", c)
                        if not unicodedata.combining(ch)).lower()
+        if c == "’":
+            base = "'"  # 'absence d’échantillon' as the tables spell it
         out.append(base[:1] if len(base) >= 1 and base[:1].isascii() else c.lower()[:1] or c)
     return "".join(out)
 
@@ -690,11 +781,17 @@ def _token_at(text: str, folded: str, i: int, column: str, before: list[_Tok]) -
     if (m := _unit_pattern().match(text, i)) and (before or column == "unit") \
             and (i == 0 or not text[i - 1].isalnum()):
         return _Tok("unit", i, m.end(), column, m, m.group(0))
-    if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()):
+    if (m := _word_pattern().match(folded, i)) and (i == 0 or not folded[i - 1].isalpha()) \
+            and (_words()[m.group(0)]["kind"] != "specimen_problem" or column in ("result", "")):
+        # a specimen's fault ('Prélèvement hémolysé') is a value under the result's heading
+        # (or outside a table) only: elsewhere the lab's remark
         end = m.end()
         if _words()[m.group(0)]["kind"] == "qualitative" \
                 and (rest := _QUALIFIED.match(text, end)):
             end = rest.end()  # 'Présence d'oxalate de calcium': the phrase is the value
+        elif _words()[m.group(0)]["kind"] in ("no_result", "specimen_problem") \
+                and (rest := _REASON.match(text, end)):
+            end = rest.end()  # 'Non fait : tube manquant': why, kept with it
         return _Tok("word", i, end, column, m, text[i:end])
     if (m := _RANGE.match(text, i)) and _NUM_AT.match(text, m.start("lo") + (
             text[m.start("lo")] in "-\u2212+")):
@@ -1226,8 +1323,7 @@ def collection_days(lines: list[str]) -> list[str]:
     report's results dated by its own specimen)."""
     out: list[str] = []
     for line in lines:
-        key = re.sub(r"\s+(?:du|le|au)$", "", _fold(_DATED.sub(" ", line)).strip(" :()-"))
-        if _columns().get(key.replace("(s)", "s")) == "previous":
+        if _block_title(line):
             break
         out.extend(d[:10] for m in _collected().finditer(_fold(line))
                    if (d := _collected_at(m)) is not None)
@@ -1267,9 +1363,11 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     rows = _side_by_side([r for r in _rows(doc) if r.page in pages
                           and (only is None or (r.page, r.line) in only)])
     comma = _comma_decimals(rows)
-    when = (collection_time(doc, pages) if only is None
-            else _collection_in([r.text for r in rows])) or effective
+    collected = (collection_time(doc, pages) if only is None
+                 else _collection_in([r.text for r in rows]))
+    when = collected or effective
     warnings: list[str] = []
+    unknown_said: set[tuple[str, ...]] = set()  # unknown headings said (once per table)
     lines: list[tuple[_Line, str, str, _Heading | None]] = []
     heading: _Heading | None = None
     section = ""
@@ -1277,6 +1375,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     last: _Line | None = None
     gap = 0  # rows since the heading or the last result
     furniture = _page_furniture(rows)
+    # the columns of a heading refused for its only result column dated before the
+    # collection: their values are antériorités of the lines read as outside a table
+    stale: list[tuple[float, float, str]] = []
     page, started = 0, False  # started: a heading or a result read on this page
     former = 0  # the page of the block of former results we are in (0: none)
     # the name left alone at the foot of a page (and the line whose comment it was taken
@@ -1286,6 +1387,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
     carried: tuple[str, _Line | None] = ("", None)
     for row in rows:
         if row.page != page:
+            stale = []
             carried = tail if row.page == page + 1 else ("", None)
             page, started, tail = row.page, False, ("", None)
         if last is not None and row.page != last.row.page:
@@ -1303,8 +1405,15 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if former == row.page and not _is_section(text) and not _ends_table(text):
             continue
         former = 0
-        found = _heading(row)
+        read = _HeadingRead()
+        found = _heading(row, collected[:10] if collected else None, read)
+        _heading_warnings(read, found is not None, row, unknown_said, warnings)
+        if found is None and read.stale:
+            heading, stale, pending, last, gap = None, read.stale, "", None, 0
+            started = True
+            continue
         if found:
+            stale = []
             heading, pending, last, gap = found[0], "", None, 0
             tail = ("", None)
             section = found[1] or section
@@ -1315,7 +1424,7 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             continue
         gap += 1
         if _ends_table(text) or gap > _MAX_GAP_ROWS:
-            heading = None  # the table is over: what follows is read only by the table
+            heading, stale = None, []  # the table is over: what follows is read only by the table
             if _ends_table(text):
                 # the section ends with its table: the next exam's results are not of its
                 # specimen (an ECBU's leucocytes under the hemogram's 'HÉMATOLOGIE')
@@ -1324,7 +1433,9 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
         if _NOT_COMMENT.search(text):
             pending = ""  # 'Edité le ...', 'page 1/2': the page's, never a result
             continue
+        row, former_values = _apart_stale(row, stale)
         line = _read_line(row, heading, comma)
+        line.previous.extend(former_values)
         where = f"page {row.page} line {row.line + 1}"
         if last is not None and (_METHOD.match(text) or _formula_alone(text)) \
                 and not any(v.unit for v in line.values):
@@ -1456,6 +1567,51 @@ def lab_results(doc: PdfDocument, pages: list[int], parent_key: str, *,
             warnings.append(f"PDF_LAB_NOT_READ: {where}: text after the result was not read "
                             "as a result (an antériorité, or a number without a unit)")
     return LabPdfResults(entries, warnings, len(lines))
+
+
+def _apart_stale(row: _Row, stale: list[tuple[float, float, str]]
+                 ) -> tuple[_Row, list[str]]:
+    """A row without its cells under a column dated before the collection (its centre
+    within the heading's width, a few points aside), and their texts with that date: the
+    line's antériorités ('102 (12/01/2026)'), never its values."""
+    if not stale:
+        return row, []
+    kept: list[_Cell] = []
+    former: list[str] = []
+    for n, cell in enumerate(row.cells):
+        centre = (cell.x0 + cell.x1) / 2
+        under = next((d for x0, x1, d in stale if n and x0 - 10 <= centre <= x1 + 10), None)
+        if under is None:
+            kept.append(cell)
+        else:
+            dated = _DATE.search(cell.text) or _DATE_WORDS.search(cell.text)
+            former.append(cell.text if dated else f"{cell.text} ({under})")
+    return _Row(row.page, row.line, row.source, kept, row.styles_seen), former
+
+
+HEADING_SHOWN = 40  # characters of an unknown heading said on the ledger (layout, capped)
+
+
+def _heading_warnings(read: _HeadingRead, taken: bool, row: _Row,
+                      said: set[tuple[str, ...]], warnings: list[str]) -> None:
+    """What a heading row leaves unread, said once per table (a heading repeated on each
+    page is said once): a column dated before the specimen's collection where today's
+    result was looked for, and the headings naming no column of ours, so that an operator
+    can add them to tables/pdf_lab_columns.csv (a heading is layout, no patient data; its
+    length capped all the same)."""
+    where = f"page {row.page} line {row.line + 1}"
+    if read.stale:
+        warnings.append(f"PDF_LAB_COLUMN_BEFORE_COLLECTION: {where}: the only column headed as "
+                        "a result is dated before the specimen's collection (today's heading "
+                        "unread): its values are antériorités, kept as the former results, "
+                        "never filed as today's; today's read as outside a table")
+    unknown = tuple(" ".join(t.split())[:HEADING_SHOWN] for t in read.unknown)
+    if taken and unknown and unknown not in said:
+        said.add(unknown)
+        shown = "', '".join(unknown)
+        warnings.append(f"PDF_LAB_COLUMN_UNKNOWN: {where}: column heading(s) '{shown}' name no "
+                        "column we know (tables/pdf_lab_columns.csv): what is printed under "
+                        "them was not read")
 
 
 def _out_of_range(value: _Value, comma: bool) -> str | None:
@@ -1850,7 +2006,7 @@ def _entry(line: _Line, value: _Value, section: str, where: str, parent_key: str
             vtype = "CWE"
             details["value_code"] = {"system": "SCT", "code": value.word["code"],
                                      "display": value.word["display"]}
-        elif kind == "no_result":
+        elif kind in ("no_result", "specimen_problem"):
             status, vtype, text_value = "cancelled", None, None
             details["not_done"] = value.text
         else:  # see_comment
