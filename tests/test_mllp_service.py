@@ -752,9 +752,9 @@ def test_unsupported_message_type_is_refused_from_its_header(ctx) -> None:  # no
 
 def _dispatch_cases() -> list[tuple[str, str]]:
     from normalizers.adt import CHANGE_IDENTIFIER, adt_triggers
-    from normalizers.lab.dispatch import _HANDLED
+    from normalizers.lab.dispatch import HANDLED
 
-    return sorted({*_HANDLED, *(("ADT", t) for t in adt_triggers()),
+    return sorted({*HANDLED, *(("ADT", t) for t in adt_triggers()),
                    ("ADT", CHANGE_IDENTIFIER), ("ORU", ""), ("ORM", "O01"), ("ADT", "A40"),
                    ("ADT", "A18"), ("ADT", "A43"),
                    ("QRY", "A19"), ("ACK", "R01"), ("MDM", "T01"), ("ORU", "R99"), ("", ""),

@@ -12,7 +12,7 @@ Speed matters (10,000 messages/s end to end): every field is split once, tables 
 built once, dates are cached, nothing is compiled per call.
 
 The package, one job a module (each imports only those listed before it that it needs):
-common (type and status sets, the message context ``_Ctx``, small field readers), groups
+common (type and status sets, the message context ``Ctx``, small field readers), groups
 (segments to orders), notes (NTE, text lines), people (providers, observers, performers), flags
 (OBX-8), units_ranges (OBX-6, OBX-7), numeric (NM, CQ, comparators), quantities (numbers in
 text), structured (SN), coded (CE/CWE), values (OBX-5 by data type), corrections (OBX-11, W/D),

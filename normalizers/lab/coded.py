@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from normalizers.codes import text_in_system_slot
 from normalizers.fields import comps, loc, part, reps, sub, text
-from normalizers.lab.common import _WORDS, _Ctx, _name_in_system_slot
+from normalizers.lab.common import WORDS, Ctx, name_in_system_slot
 from normalizers.model import Entry
 from parsers.hl7v2.er7 import Message, Segment
 
 
-def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+def fill_coded(ctx: Ctx, obx: Segment, entry: Entry) -> None:
     """CE / CWE values: each repetition with its alternate triplet (CE.4-6) and, from v2.5,
     its original text (CWE.9). The value shown is the first of text, code, alternate text,
     alternate code, original text: public-health senders code the alternate triplet only
     ('^^^260373001^Detected^SCT') or send the original text alone, which was lost. A text
     sent in the coding-system slot ('POS^^Positif', as the same French LIS writes OBX-3)
-    is the text (``_name_in_system_slot``)."""
+    is the text (``name_in_system_slot``)."""
     msg = ctx.msg
     coded: list[dict[str, str]] = []
     system_only: list[str] = []
@@ -26,7 +26,7 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
             system_only.append(str(n))  # '^^99LAB~POS^Positif^L': it made the value '; Positif'
             continue
         c = comps(msg, rep)
-        if len(c) == 1 and _WORDS.search(c[0].strip()):
+        if len(c) == 1 and WORDS.search(c[0].strip()):
             # 'Escherichia coli', 'Pas de germe isolé': words alone where a CWE was due (a SIL
             # typing its free text CE). No code: its original text (CWE.9). Filed as the
             # code, it was a code no coding system has, exported as one.
@@ -36,7 +36,7 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
         item = {"code": sub(msg, part(c, 1), 1), "display": text(msg, part(c, 2)),
                 "system": sub(msg, part(c, 3), 1) or sub(msg, part(c, 14), 1)}  # 14: its OID
         if item["system"] and not item["display"] and text_in_system_slot(item["system"]):
-            item["display"], item["system"] = _name_in_system_slot(ctx, obx, 5, part(c, 3))
+            item["display"], item["system"] = name_in_system_slot(ctx, obx, 5, part(c, 3))
         if part(c, 4) or part(c, 5):
             item.update(alt_code=sub(msg, part(c, 4), 1), alt_display=text(msg, part(c, 5)),
                         alt_system=sub(msg, part(c, 6), 1) or sub(msg, part(c, 17), 1))
@@ -55,7 +55,7 @@ def _coded(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     entry.details["coded_value"] = coded[0] if len(coded) == 1 else coded
 
 
-class _NothingCoded(Exception):
+class NothingCoded(Exception):
     """An OBX whose coded value (CE, CWE, CNE) names a coding system and nothing else: its
     message is the ledger warning."""
 
@@ -76,7 +76,7 @@ def _rep_codes_anything(msg: Message, rep: str) -> bool:
     return text_in_system_slot(sub(msg, part(c, 3), 1))
 
 
-def _codes_anything(msg: Message, obx: Segment) -> bool:
+def codes_anything(msg: Message, obx: Segment) -> bool:
     """Whether OBX-5, a coded value, holds a code or a text in any repetition (or nothing at
     all). Only the rare value starting with a delimiter is checked further: a plain code is
     read at once."""

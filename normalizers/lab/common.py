@@ -1,5 +1,5 @@
 """Shared by every part of the lab normalizer: the value type and status sets, the reading context
-of one message (``_Ctx``) and the small field readers (times, coded identifiers) used
+of one message (``Ctx``) and the small field readers (times, coded identifiers) used
 throughout."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from normalizers.fields import comps, id_code, leaf, loc, part, split_field, tex
 from normalizers.model import Entry, NormalizationError
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 NARRATIVE_TYPES = frozenset({"TX", "FT"})  # text meant for display, line by line
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
@@ -32,17 +32,17 @@ SINGLE_VALUE_TYPES = frozenset({"NM", "SN", "CQ", "TM", "DR"}) | DATE_TYPES
 
 
 @dataclass(slots=True)
-class _Ctx:
+class Ctx:
     msg: Message
     source: tuple[str, ...]  # mapping table candidates: intake source id, then sender
     mappings: CodeMappings | None
     warnings: list[str]
     keys: set[str] = field(default_factory=set)
     # a result key -> the OBX-14 its first result was sent with ('' for none): what tells a
-    # cumulative report's previous results of one test apart (``_make_unique``)
+    # cumulative report's previous results of one test apart (``make_unique``)
     observed: dict[str, str] = field(default_factory=dict)
     # a result or report key -> the OBR-7 of the order its first entry came in, as sent:
-    # what tells apart the orders of one number and code (``_order_time_key``)
+    # what tells apart the orders of one number and code (``order_time_key``)
     ordered: dict[str, str] = field(default_factory=dict)
     order_time: str = ""  # OBR-7 as sent of the order being read
     zone: str = PARIS  # of times sent without offset (fields.zone_of)
@@ -50,15 +50,15 @@ class _Ctx:
     sent_iso: str = ""
     sent_at: datetime | None = None
     # a result key -> the entry of the message that withdraws it (OBX-11 W or D), and the
-    # entries left out (a withdrawal its replacement follows: ``_replacement_of``)
+    # entries left out (a withdrawal its replacement follows: ``replacement_of``)
     withdrawals: dict[str, Entry] = field(default_factory=dict)
     dropped: set[int] = field(default_factory=set)
     # a result key -> the result of the message filed under it, for a withdrawal (W or D)
-    # of it later in the message (``_withdrawn_in_message``)
+    # of it later in the message (``withdrawn_in_message``)
     filed: dict[str, Entry] = field(default_factory=dict)
 
 
-def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
+def leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
     """``leaf(d, x)`` for values cut from ``fields``. Most segments hold no subcomponent and no
     escape at all: then a leaf is just the text stripped, and ``str.strip`` (a C call) reads
     it instead of a Python call per value."""
@@ -68,14 +68,14 @@ def _leaf_reader(d: Delimiters, fields: list[str]) -> Callable[[str], str]:
     return str.strip
 
 
-def _coded_item(msg: Message, rep: str) -> dict[str, str] | None:
+def coded_item(msg: Message, rep: str) -> dict[str, str] | None:
     """One CE/CWE repetition as {code, system (named as on every channel), display}, or its
     text alone ('Formule de Friedewald' sent as words); None when empty."""
     c = comps(msg, rep)
     code, display = text(msg, part(c, 1)), text(msg, part(c, 2))
     system = text(msg, part(c, 3))
     original = text(msg, part(c, 9))
-    if code and not display and not system and _WORDS.search(code):
+    if code and not display and not system and WORDS.search(code):
         return {"text": code}
     if code:
         return {"code": code, "system": system_name(system) if system else "",
@@ -84,7 +84,7 @@ def _coded_item(msg: Message, rep: str) -> dict[str, str] | None:
     return {"text": text_said} if text_said else None
 
 
-def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str, str]:
+def name_in_system_slot(ctx: Ctx, seg: Segment, n: int, raw: str) -> tuple[str, str]:
     """(text, coding system) of an identifier (OBX-3, OBR-4) sent 'LEUUR^^Leucocytes': the
     name in the coding-system slot, its own slot empty (``text_in_system_slot``). The name is
     its text and the code is local ('L'). The key keeps the component as sent (a result
@@ -98,7 +98,7 @@ def _name_in_system_slot(ctx: _Ctx, seg: Segment, n: int, raw: str) -> tuple[str
     return text(ctx.msg, raw), ""
 
 
-def _coded_id(ctx: _Ctx, seg: Segment, n: int, what: str) -> str:
+def coded_id(ctx: Ctx, seg: Segment, n: int, what: str) -> str:
     """An ID field sent as a coded element ('F^Final^HL70085'): its code, said (``id_code``)."""
     code = id_code(ctx.msg, seg, n)
     ctx.warnings.append(f"{loc(seg, n)}: {what} sent with components (an ID holds one code): "
@@ -106,7 +106,7 @@ def _coded_id(ctx: _Ctx, seg: Segment, n: int, what: str) -> str:
     return code
 
 
-def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
+def field_ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
     value = seg.fields[n]
     if d.component in value or d.repetition in value or d.escape in value:
         c = split_field(d, value)
@@ -123,4 +123,4 @@ def _ts(seg: Segment, n: int, d: Delimiters, zone: str) -> str | None:
                                  where) from None
 
 
-_WORDS = re.compile(r"\S\s+\S")  # two words: text, never one code
+WORDS = re.compile(r"\S\s+\S")  # two words: text, never one code

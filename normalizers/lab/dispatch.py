@@ -10,7 +10,7 @@ from normalizers.codes import CodeMappings
 from normalizers.documents import normalize_mdm
 from normalizers.fields import comps, first_rep, header_warnings, loc, part, text
 from normalizers.identity import patient_starts
-from normalizers.lab.groups import _groups, _oul_groups
+from normalizers.lab.groups import order_groups, oul_groups
 from normalizers.lab.oru import normalize_oru
 from normalizers.model import (
     Entry,
@@ -27,14 +27,14 @@ from parsers.hl7v2.er7 import Message
 # ORU^R30/R31/R32 (v2.5 7.3.4-7.3.6): point-of-care results (a blood gas, a glucose meter
 # reading), with or without an order; the same PID, ORC, OBR, OBX layout as R01.
 # OUL^R22/R23 (specimen first) and R24 (order first), v2.5 13.4: the results of IHE LTW and
-# LAW laboratory systems, the same segments in another order (see _oul_groups).
+# LAW laboratory systems, the same segments in another order (see oul_groups).
 # OUL^R21 (v2.4-v2.6 7.3.x, laboratory automation middleware): ORU's ORC OBR OBX, each order
 # opened by its container ([SAC [{OBX}]] [{SID}] [ORC] OBR ...).
-_HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
-            ("ORU", "R32"): "oru", ("OUL", "R21"): "oul_container",
-            ("OUL", "R22"): "oul_specimen",
-            ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
-            **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
+HANDLED = {("ORU", "R01"): "oru", ("ORU", "R30"): "oru", ("ORU", "R31"): "oru",
+           ("ORU", "R32"): "oru", ("OUL", "R21"): "oul_container",
+           ("OUL", "R22"): "oul_specimen",
+           ("OUL", "R23"): "oul_specimen", ("OUL", "R24"): "oul_order",
+           **{("MDM", f"T{n:02d}"): "mdm" for n in range(1, 12)}}  # tables/mdm_triggers.csv
 
 
 def normalize_message(msg: Message, source: str,
@@ -107,18 +107,18 @@ def _dispatch(msg: Message, source: str, mappings: CodeMappings | None, kind: st
         nm = normalize_results(msg, source, mappings)
         nm.warnings.append("MSH-9: no trigger event (v2.1 style), read as ORU^R01")
         return nm
-    handler = _HANDLED.get((kind, trigger))
+    handler = HANDLED.get((kind, trigger))
     if handler is None and handles(kind, trigger):
         return normalize_adt(msg, source)
     if handler == "oru":
         if trigger == "R01":  # the only one whose PATIENT_RESULT group repeats
             return normalize_results(msg, source, mappings)
-        return normalize_oru(msg, source, mappings, _groups(msg, patient_observations=True))
+        return normalize_oru(msg, source, mappings, order_groups(msg, patient_observations=True))
     if handler in ("oul_specimen", "oul_order", "oul_container"):
         _refuse_oul_without_patient(msg, f"{kind}^{trigger}")
         return normalize_oru(msg, source, mappings,
-                             _oul_groups(msg, specimen_first=handler == "oul_specimen",
-                                         containers_first=handler == "oul_container"))
+                             oul_groups(msg, specimen_first=handler == "oul_specimen",
+                                        containers_first=handler == "oul_container"))
     if handler == "mdm":
         return normalize_mdm(msg, source, mappings)
     if not kind:
@@ -184,7 +184,7 @@ def _misrouted_text(msg: Message, name: str, what: str, belongs: str) -> str:
     return said
 
 
-_KINDS_READ = frozenset({kind for kind, _ in _HANDLED} | {"ADT"})
+_KINDS_READ = frozenset({kind for kind, _ in HANDLED} | {"ADT"})
 
 
 @cache
@@ -277,5 +277,5 @@ def handles_message_type(kind: str, trigger: str) -> bool:
     2.9.2: MSH-9 is among what the receiver checks before accepting a message)."""
     kind, trigger = kind.strip().upper(), trigger.strip().upper()
     kind, trigger = _type_aliases().get((kind, trigger), (kind, trigger))
-    return ((kind == "ORU" and not trigger) or (kind, trigger) in _HANDLED
+    return ((kind == "ORU" and not trigger) or (kind, trigger) in HANDLED
             or handles(kind, trigger))

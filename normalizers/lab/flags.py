@@ -9,19 +9,19 @@ from functools import cache
 
 from normalizers.codes import system_name
 from normalizers.fields import loc, part, text
-from normalizers.lab.common import _Ctx
+from normalizers.lab.common import Ctx
 from normalizers.model import Entry
 from normalizers.tabledata import column_map, table
 from parsers.hl7v2.er7 import Segment
 
 
-def _flag(ctx: _Ctx, obx: Segment, sent: str) -> str:
+def flag_code(ctx: Ctx, obx: Segment, sent: str) -> str:
     """An OBX-8 flag as its HL7 table 0078 code: sent in lower case ('h', 'hh', 'syn-r', as
     some hospital LIS write them) it was filed as sent, no code any reader knew
     (tables/abnormal_flags.csv). Anything else is kept as sent and said: a '*' or a '+'
     of a LIS printing its report, 'HIGH', is no interpretation any reader knows, and was
     filed as if it were one. The warning never quotes the flag (it tells of the result)."""
-    codes = _flag_codes()
+    codes = flag_codes()
     if not sent or sent in codes:
         return sent
     code = codes.get(sent.upper())
@@ -34,7 +34,7 @@ def _flag(ctx: _Ctx, obx: Segment, sent: str) -> str:
     return code
 
 
-def _flag_word(ctx: _Ctx, obx: Segment, sent: str) -> str | None:
+def _flag_word(ctx: Ctx, obx: Segment, sent: str) -> str | None:
     """The table 0078 code of a flag written as a French word ('Sensible', 'RÉSISTANT',
     'Haut': tables/hl7_flag_words.csv), said; None for any other text. Kept as sent, an
     antibiogram's 'Sensible' was an interpretation no reader (nor the same result of a CDA,
@@ -53,7 +53,7 @@ def _flag_words() -> dict[str, str]:
     return column_map("hl7_flag_words", "word", "interpretation")
 
 
-def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -> str | None:
+def coded_flags(ctx: Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -> str | None:
     """OBX-8 with repetitions or components: each repetition a flag. v2.7 made OBX-8 a CWE
     (code ^ text ^ system ^ alternate code ^ alternate text ^ alternate system ...): the
     flag is the code in table 0078's system wherever it is ('HAUT^Haut^L^H^High^HL70078':
@@ -69,13 +69,13 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
     for rep in raw8.split(d.repetition):
         c = rep.split(d.component)
         if len(c) == 1:
-            flag = _flag(ctx, obx, lf(c[0]))
+            flag = flag_code(ctx, obx, lf(c[0]))
         else:
             codes = [(lf(part(c, i)), lf(part(c, i + 2)).upper()) for i in (1, 4)]
             standard = [code for code, system in codes if code and system in _FLAG_SYSTEMS]
             flag = next(iter(standard), "") or next((code for code, _ in codes if code), "")
             if flag:
-                flag = _flag(ctx, obx, flag)
+                flag = flag_code(ctx, obx, flag)
             else:
                 flag = text(ctx.msg, part(c, 2)) or text(ctx.msg, part(c, 5)) \
                     or text(ctx.msg, part(c, 9))
@@ -95,7 +95,7 @@ def _coded_flags(ctx: _Ctx, obx: Segment, raw8: str, lf: Callable[[str], str]) -
     return ",".join(said) or None
 
 
-def _flag_origins(ctx: _Ctx, raw8: str, lf: Callable[[str], str], entry: Entry) -> None:
+def flag_origins(ctx: Ctx, raw8: str, lf: Callable[[str], str], entry: Entry) -> None:
     """The sender's own flags of a coded OBX-8 and their coding systems, in the details as
     a CDA's are: 'HAUT^Haut^L^H^High^HL70078' was filed 'H', the LIS code 'HAUT' and its
     system 'L' lost; '+^Positif^99LAB' kept '+' without '99LAB'. ``interpretation_local``
@@ -128,5 +128,5 @@ _FLAG_SYSTEMS = frozenset({"HL70078", "HL7-0078", "0078"})
 
 
 @cache
-def _flag_codes() -> dict[str, str]:
+def flag_codes() -> dict[str, str]:
     return {row["code"]: row["code"] for row in table("abnormal_flags")}

@@ -22,7 +22,7 @@ _PATIENT_PARTS = frozenset({"PD1", "NK1", "PV1", "PV2"})
 
 # -- grouping ---------------------------------------------------------------------------------
 @dataclass(slots=True)
-class _Group:
+class Group:
     """One OBR with what belongs to it. ``orc`` is the last ORC before the OBR; ``own_orc``
     says whether it is this OBR's own (no other OBR between them) or one inherited from an
     earlier order of the same patient, which v2.3 flat senders rely on for ORC-1 but whose
@@ -71,14 +71,14 @@ def _nulled(seg: Segment) -> Segment:
     return Segment(seg.name, ["" if x == NULL else x for x in seg.fields], seg.index)
 
 
-def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
+def order_groups(msg: Message, patient_observations: bool = False) -> list[Group]:
     """The orders of an ORU, each OBR with what follows it. ``patient_observations``
     (point of care, ORU^R30-R32): OBX sent after the PID and before any OBR are the
     patient's own (v2.7+ PATIENT_OBSERVATION group), filed with the order that follows;
     elsewhere such an OBX fails the message (HL7_OBX_WITHOUT_OBR)."""
-    groups: list[_Group] = []
+    groups: list[Group] = []
     waiting: list[tuple[Segment, list[Segment]]] = []  # patient observations, for an OBR
-    current: _Group | None = None
+    current: Group | None = None
     orc: Segment | None = None
     orc_fresh = False  # no OBR since ``orc``: it is the next OBR's own
     patient_notes: list[Segment] = []  # of the last PID
@@ -92,7 +92,7 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
     in_patient = False  # a PID was read, no order yet: where patient observations go
     # SPM sent before the OBR of their order, with the group current then (where they went
     # before, as they do still when no OBR follows them)
-    early: list[tuple[Segment, _Group | None]] = []
+    early: list[tuple[Segment, Group | None]] = []
     pid_seen = False
     pid_seen_before_orc = True  # whether a PID came before the last ORC
     for seg in msg.segments:
@@ -135,9 +135,9 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
-            current = _Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
-                             patient_notes=patient_notes, order_parts=orc_parts,
-                             message_notes=message_notes)
+            current = Group(seg, orc, own_orc=orc_fresh, notes=order_notes,
+                            patient_notes=patient_notes, order_parts=orc_parts,
+                            message_notes=message_notes)
             current.orc_before_patient = orc_fresh and not pid_seen_before_orc
             if early:
                 current.early_specimens = [spm for spm, _ in early]
@@ -199,7 +199,7 @@ def _groups(msg: Message, patient_observations: bool = False) -> list[_Group]:
     return groups
 
 
-def _settle(early: list[tuple[Segment, _Group | None]]) -> list:
+def _settle(early: list[tuple[Segment, Group | None]]) -> list:
     """SPM sent before an OBR that did not come: each goes where it went before this reading
     (the order current when it was sent; none before the first OBR). The empty list."""
     for spm, group in early:
@@ -208,8 +208,8 @@ def _settle(early: list[tuple[Segment, _Group | None]]) -> list:
     return []
 
 
-def _oul_groups(msg: Message, specimen_first: bool,
-                containers_first: bool = False) -> list[_Group]:
+def oul_groups(msg: Message, specimen_first: bool,
+               containers_first: bool = False) -> list[Group]:
     """The orders of an OUL (v2.5 13.4), where the ORC follows its OBR.
 
     R22/R23 (``specimen_first``): SPM [OBX...] [SAC...] then the orders of that specimen,
@@ -222,8 +222,8 @@ def _oul_groups(msg: Message, specimen_first: bool,
     [SID] [NTE]...]: a SAC opens the next order, its OBX (the tube's hemolysis or lipemia
     index, its volume) are filed with that order as a specimen's are. Read as R24, they
     were filed as results of the order before the SAC."""
-    groups: list[_Group] = []
-    current: _Group | None = None
+    groups: list[Group] = []
+    current: Group | None = None
     specimen: list[Segment] = []  # R22/R23: the SPM of the orders that follow
     waiting: list[tuple[Segment, list[Segment]]] = []  # specimen OBX, for its next order
     orc: Segment | None = None  # an ORC sent before its OBR
@@ -245,7 +245,7 @@ def _oul_groups(msg: Message, specimen_first: bool,
             else:
                 current.observations.append((seg, notes))
                 resulted, last_obx = True, seg
-        elif name == "PRT" and current is not None:  # v2.7+: as in an ORU (_groups)
+        elif name == "PRT" and current is not None:  # v2.7+: as in an ORU (order_groups)
             if last_obx is not None:
                 current.result_parts.setdefault(last_obx.index, []).append(seg)
             elif not current.observations:
@@ -254,9 +254,9 @@ def _oul_groups(msg: Message, specimen_first: bool,
             if notes is not None:
                 notes.append(seg)
         elif name == "OBR":
-            current = _Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
-                             notes=list(specimen_notes) if specimen else [],
-                             patient_notes=patient_notes, message_notes=message_notes)
+            current = Group(seg, orc, own_orc=orc is not None, specimens=list(specimen),
+                            notes=list(specimen_notes) if specimen else [],
+                            patient_notes=patient_notes, message_notes=message_notes)
             orc, resulted, last_obx = None, False, None
             if not specimen_first:
                 specimen = []  # R24: an SPM sent before the first order is that order's
@@ -273,7 +273,7 @@ def _oul_groups(msg: Message, specimen_first: bool,
                 orc, notes = seg, None
         elif name == "SPM":
             # an NTE after the SPM (outside v2.5's OUL, but sent: 'échantillon hémolysé')
-            # speaks of the specimen: the comments of its orders, as in an ORU (_groups);
+            # speaks of the specimen: the comments of its orders, as in an ORU (order_groups);
             # it was dropped
             last_obx = None
             if specimen_first or current is None:

@@ -4,12 +4,12 @@ time."""
 from __future__ import annotations
 
 from normalizers.fields import comps, first_rep, loc, part, text
-from normalizers.lab.common import _Ctx
+from normalizers.lab.common import Ctx
 from normalizers.model import Entry
 from parsers.hl7v2.er7 import Message, Segment
 
 
-def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> None:
+def make_unique(ctx: Ctx, entry: Entry, obx: Segment, observed: str = "") -> None:
     """A result under the key of an earlier one of the message. Observed at another time
     (OBX-14) than the first, it is a previous result a cumulative report repeats (French
     labs' 'antériorités'): its key says that time ('...@202401100805'). By rank ('#2') the
@@ -24,14 +24,14 @@ def _make_unique(ctx: _Ctx, entry: Entry, obx: Segment, observed: str = "") -> N
                             "observed at another time (OBX-14): told apart by that time")
         return
     if not observed and not first:
-        by_order = _order_time_key(ctx, key, obx)
+        by_order = order_time_key(ctx, key, obx)
         if by_order is not None:
             entry.key = by_order
             return
-    entry.key = _unique_key(ctx, key, obx)
+    entry.key = unique_key(ctx, key, obx)
 
 
-def _order_time_sent(msg: Message, obr: Segment) -> str:
+def order_time_sent(msg: Message, obr: Segment) -> str:
     """OBR-7 as sent (its first component, the time without its degree of precision)."""
     f = obr.fields
     if len(f) <= 7 or not f[7]:
@@ -39,10 +39,10 @@ def _order_time_sent(msg: Message, obr: Segment) -> str:
     return text(msg, part(comps(msg, first_rep(msg, obr, 7)), 1)).strip()
 
 
-def _order_time_key(ctx: _Ctx, key: str, seg: Segment) -> str | None:
+def order_time_key(ctx: Ctx, key: str, seg: Segment) -> str | None:
     """The key of a report or result under the key of an earlier one of the message whose
     order has another observation time (OBR-7): that time appended ('...@202403150900'),
-    said; None when the times are the same or unsaid (ranked, ``_unique_key``).
+    said; None when the times are the same or unsaid (ranked, ``unique_key``).
 
     A dynamic test (a glucose tolerance test's T0, T60, T120; serial troponins), or the
     previous results of a cumulative report sent each in its own order group, repeats one
@@ -58,7 +58,7 @@ def _order_time_key(ctx: _Ctx, key: str, seg: Segment) -> str | None:
     return f"{key}@{when}"
 
 
-def _unique_key(ctx: _Ctx, key: str, seg: Segment) -> str:
+def unique_key(ctx: Ctx, key: str, seg: Segment) -> str:
     """Keys are unique within a message: the same order or the same code and sub-id twice
     get their rank appended, so that nothing silently overwrites another entry (stable
     across resends of the same message)."""

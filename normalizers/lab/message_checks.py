@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 
 from normalizers.dates import hl7_ts_to_iso
 from normalizers.fields import comps, first_rep, loc, part, text
-from normalizers.lab.common import _Ctx
-from normalizers.lab.groups import NULL, _Group
+from normalizers.lab.common import Ctx
+from normalizers.lab.groups import NULL, Group
 from normalizers.model import LAB_RESULT, Entry, NormalizationError, shorten_prose
 from parsers.hl7v2.er7 import Message
 
 
-def _message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:
-    """MSH-7 as ISO 8601 and as an instant, for ``_after_message``; ('', None) when it is
+def message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:
+    """MSH-7 as ISO 8601 and as an instant, for ``after_message``; ('', None) when it is
     no HL7 date/time with a time to the minute (said by ``header_warnings``; a message
     dated to the day or the hour may have been sent at its end)."""
     sent = text(msg, part(comps(msg, first_rep(msg, msg.msh, 7)), 1))
@@ -31,7 +31,7 @@ def _message_time(msg: Message, zone: str) -> tuple[str, datetime | None]:
 _AHEAD = timedelta(minutes=10)
 
 
-def _after_message(ctx: _Ctx, when: str, where: str) -> None:
+def after_message(ctx: Ctx, when: str, where: str) -> None:
     """Say a collection or observation time later than the message itself (MSH-7): a
     result is observed before it is sent. A typo in a year ('2042'), an instrument left on
     summer time, times in UTC beside times in Paris time were filed as sent, a result on
@@ -50,12 +50,12 @@ def _after_message(ctx: _Ctx, when: str, where: str) -> None:
                             "clock or time zone of the sender's that is wrong? filed as sent")
 
 
-def _no_order(msg: Message, warnings: list[str]) -> None:
+def no_order(msg: Message, warnings: list[str]) -> None:
     """A results message without any OBR (v2.5 7.3.1 requires one per patient; a LIS
     sending 'Résultats à suivre' as an NTE after the PID, or a PID alone) files nothing:
     it was 'deposited, 0 entries' without a word, its comments dropped. Said, with how many
     comments are not filed (never their text); an ORC alone is said by
-    ``_orders_without_request``."""
+    ``orders_without_request``."""
     if any(s.name == "ORC" for s in msg.segments):
         return
     pid = msg.first("PID")
@@ -65,7 +65,7 @@ def _no_order(msg: Message, warnings: list[str]) -> None:
                     f"request) in the message: no order, no result, nothing filed{lost}")
 
 
-def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[str]) -> None:
+def orders_without_request(msg: Message, groups: list[Group], warnings: list[str]) -> None:
     """An ORC that is no order's own (no OBR follows it before the next ORC, PID or the end:
     v2.5 7.3.1 requires one) has nothing to file: said in a warning, with its ORC-1 (a
     cancellation 'CA' sent that way is not applied). It was dropped without a word."""
@@ -77,7 +77,7 @@ def _orders_without_request(msg: Message, groups: list[_Group], warnings: list[s
                             "an OBR (observation request) after it: nothing filed for it")
 
 
-def _empty_request(g: _Group, warnings: list[str]) -> bool:
+def empty_request(g: Group, warnings: list[str]) -> bool:
     """An OBR that says nothing (no field valued beyond its set id: 'OBR|', 'OBR|2', as a
     sender's template leaves a last order group unfilled) with nothing under it (no OBX,
     SPM nor NTE): no order to file, said in a warning. It was filed as a report of no test,
@@ -91,8 +91,8 @@ def _empty_request(g: _Group, warnings: list[str]) -> bool:
     return True
 
 
-def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
-                     warnings: list[str]) -> None:
+def empty_documents(empty: list[NormalizationError], entries: list[Entry],
+                    warnings: list[str]) -> None:
     """An empty ED (ED_EMPTY) fails the message when the message is about that document;
     beside results, the results are filed and the empty document is not, with a warning.
     Why: filed, an empty document was a blank current version (a replacement hid the report);
@@ -112,7 +112,7 @@ def _empty_documents(empty: list[NormalizationError], entries: list[Entry],
 _FREE_TEXT = ("reference_range", "interpretation")
 
 
-def _fit(entry: Entry, warnings: list[str]) -> None:
+def fit_range_text(entry: Entry, warnings: list[str]) -> None:
     """A reference range written out in words ('Phase folliculaire : 2,5 à 10,2 UI/L ; ...')
     is shortened (``shorten_prose``) rather than failing the whole message as
     FIELD_TOO_LONG. Called only once the message's sizes were found too long

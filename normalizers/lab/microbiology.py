@@ -8,7 +8,7 @@ from functools import cache
 
 from normalizers.codes import system_name
 from normalizers.fields import comps, first_rep, part, sub, text
-from normalizers.lab.groups import _Group
+from normalizers.lab.groups import Group
 from normalizers.model import LAB_RESULT, Entry
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Message, Segment
@@ -22,7 +22,7 @@ def _organism_codes() -> frozenset[tuple[str, str]]:
                      for row in table("organism_identification_codes"))
 
 
-def _isolates(msg: Message, g: _Group, results: list[Entry]) -> None:
+def group_isolates(msg: Message, g: Group, results: list[Entry]) -> None:
     """A culture's results grouped by organism through OBX-4 (v2.5 7.4.2.4: the sub-id
     relates OBX of one order): the organism's identification under '1', its colony count
     and antibiotics under '1' too (US ELR) or '1.1', '1.2'... (dotted, French LIS). Each
@@ -107,7 +107,7 @@ class _ParentResult:
         return {k: v for k, v in said.items() if v}
 
 
-def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
+def parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
     """OBR-26 when it is one: a PRL has components (identifier ^ sub-id ^ value) or at least
     a coded identifier (code&text&system); a lone value there ('F', a status shifted by one
     field) is no parent and changes no key."""
@@ -126,8 +126,8 @@ def _parent_result(msg: Message, obr: Segment) -> _ParentResult | None:
     return parent if parent.scope else None
 
 
-def _link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
-                 parent_order: tuple[str, str, str] | None) -> None:
+def link_parent(report: Entry, parent: _ParentResult, entries: list[Entry],
+                parent_order: tuple[str, str, str] | None) -> None:
     """A child order (a susceptibility panel) points at the result it is about (the
     organism): ``details['parent_result']`` says which, as sent, and ``parent_key`` is that
     result's key: the last one of the message with that identifier and sub-id, else, when

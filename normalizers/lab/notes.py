@@ -13,32 +13,32 @@ from normalizers.tabledata import column_map
 from parsers.hl7v2.er7 import Message, Segment
 
 
-def _untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str]:
+def untitled_text(msg: Message, obx: Segment, notes: list[Segment]) -> list[str]:
     """The lines of a text OBX (ST, TX, FT) sent without observation identifier.
 
     Transcription and radiology systems send a narrative report one line per OBX, OBX-3 left
     empty (empty lines are paragraph breaks). There is no observation to key a result on, but
     the text belongs to the report of the OBR: it is kept there, in order, notes included.
     Any other OBX without identifier but with a value still fails (OBX_NO_CODE, see
-    ``_result``)."""
-    lines = [_text_line(msg, r) for r in reps(msg, obx, 5)] or [""]
-    return lines + _notes(msg, notes)
+    ``result_entry``)."""
+    lines = [text_line(msg, r) for r in reps(msg, obx, 5)] or [""]
+    return lines + note_texts(msg, notes)
 
 
 @lru_cache(maxsize=64)
-def _narrative(vtype: str) -> bool:
+def is_narrative(vtype: str) -> bool:
     """OBX-2 is TX or FT (cached: a handful of spellings, read for every OBX). Not ST: two
     ST values under one identifier are as often two results (two organisms) sent without
     sub-ids, and stay two entries."""
     return vtype.strip().upper() in NARRATIVE_TYPES
 
 
-def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment]) -> None:
+def continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment]) -> None:
     """A narrative report (TX, FT) sent one line per OBX, each with the same identifier,
     sub-id and status (radiology and transcription systems): one observation whose text
     goes on, not a result per line with made-up keys '#2', '#3'... (a correction with fewer
     lines left the old extra lines behind)."""
-    lines = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
+    lines = "\n".join(text_line(msg, r) for r in reps(msg, obx, 5))
     if entry.status in WITHHELD_STATUSES:  # the same OBX-11 as the first line's
         withheld = entry.details.get("value_withheld")
         entry.details["value_withheld"] = f"{withheld}\n{lines}" if withheld else lines
@@ -46,13 +46,13 @@ def _continue_text(msg: Message, entry: Entry, obx: Segment, notes: list[Segment
         entry.value = f"{entry.value or ''}\n{lines}"
         if entry.value_num is not None:  # a number read from the first line is no more
             entry.value_num = entry.comparator = None
-    comments = _notes(msg, notes) if notes else None
+    comments = note_texts(msg, notes) if notes else None
     if comments:
         entry.details.setdefault("comments", []).extend(comments)
-        _keep_comment_types(msg, notes, entry.details)
+        keep_comment_types(msg, notes, entry.details)
 
 
-def _text_line(msg: Message, raw: str) -> str:
+def text_line(msg: Message, raw: str) -> str:
     """One repetition of a text value (ST, TX, FT, NTE-3), unescaped, trailing blanks (layout)
     removed, its line ends as '\\n'. Engines escape a line end inside a field as hex
     (Cloverleaf and Mirth write '\\X0D\\', Windows senders '\\X0D0A\\'): kept as the
@@ -65,14 +65,14 @@ def _text_line(msg: Message, raw: str) -> str:
     return value.rstrip()
 
 
-def _notes(msg: Message, notes: list[Segment]) -> list[str]:
+def note_texts(msg: Message, notes: list[Segment]) -> list[str]:
     """NTE-3 of each note (repetitions are lines); empty notes (a bare 'NTE|1') are dropped."""
     texts = (_note_text(msg, nte) for nte in notes)
     return [t for t in texts if t.strip()]
 
 
 def _note_text(msg: Message, nte: Segment) -> str:
-    return "\n".join(_text_line(msg, r) for r in reps(msg, nte, 3))
+    return "\n".join(text_line(msg, r) for r in reps(msg, nte, 3))
 
 
 def _comment_types(msg: Message, notes: list[Segment]) -> list[dict[str, str]]:
@@ -103,7 +103,7 @@ def _comment_type_names() -> dict[str, str]:
     return column_map("comment_types", "code", "meaning")
 
 
-def _keep_comment_types(msg: Message, notes: list[Segment], details: dict[str, Any]) -> None:
+def keep_comment_types(msg: Message, notes: list[Segment], details: dict[str, Any]) -> None:
     """``_comment_types`` of ``notes`` added to ``details['comment_types']``."""
     typed = _comment_types(msg, notes) if notes else None
     if typed:

@@ -7,9 +7,9 @@ from functools import cache
 
 from normalizers.fields import comps, first_rep, loc, part, sub, text, ts_field
 from normalizers.identity import scoped_authority
-from normalizers.lab.common import _Ctx, _ts
-from normalizers.lab.groups import _Group
-from normalizers.lab.microbiology import _parent_result
+from normalizers.lab.common import Ctx, field_ts
+from normalizers.lab.groups import Group
+from normalizers.lab.microbiology import parent_result
 from normalizers.model import NormalizationError
 from normalizers.tabledata import column_map
 from parsers.hl7v2.er7 import Message, Segment
@@ -17,9 +17,9 @@ from parsers.hl7v2.er7 import Message, Segment
 POINT_OF_CARE = frozenset({"R30", "R31", "R32"})  # ORU triggers of point-of-care results
 
 
-def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
+def parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
     """(number, namespace, scope) of the parent order OBR-29 names (EIP: placer ^ filler,
-    each number & namespace & universal id), filler first as ``_order_number`` keys an order;
+    each number & namespace & universal id), filler first as ``order_number`` keys an order;
     the namespace its child's documents are keyed by (``document_namespace``, as the parent's
     own: a namespace with no universal id scoped by MSH-4 since documents round 12); None if
     unsaid."""
@@ -33,7 +33,7 @@ def _parent_order(msg: Message, obr: Segment) -> tuple[str, str, str] | None:
     return None
 
 
-def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
+def parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
     """OBR-29 (EIP: placer ^ filler, each number & namespace) as sent: the order this one
     was made from. A reflex test (a free T4 ordered by the laboratory after a high TSH) names
     its parent only there, OBR-26 empty; it was not read, and the report did not say which
@@ -50,13 +50,13 @@ def _parent_order_said(msg: Message, obr: Segment) -> dict[str, str]:
     return said
 
 
-def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
+def order_number(msg: Message, g: Group, ctx: Ctx) -> tuple[str, str, str]:
     """(number, namespace, scope): filler order (OBR-3, ORC-3) first, else placer (OBR-2,
     ORC-2); the namespace its documents are keyed by (``document_namespace``), the scope its
     assigning authority as the keys of its results and report name it (``order_scope``); for a
     point-of-care result sent without any number, see ``_point_of_care_set``.
 
-    An ORC inherited from an earlier order (``_Group.own_orc`` false) comes after the OBR's
+    An ORC inherited from an earlier order (``Group.own_orc`` false) comes after the OBR's
     own numbers: its filler number is that other order's, and taking it first filed the
     results of an OBR sent with a placer number only under the previous order."""
     own = _own_number(msg, g)
@@ -64,8 +64,8 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
         return own
     # A child order (OBR-26 set: a susceptibility panel) sent without numbers of its own is
     # filed under its parent's (OBR-29: placer&ns ^ filler&ns), the parent result in its key.
-    if _parent_result(msg, g.obr):
-        parent = _parent_order(msg, g.obr)
+    if parent_result(msg, g.obr):
+        parent = parent_order(msg, g.obr)
         if parent is not None:
             return parent
     where = loc(g.obr, 3)
@@ -77,8 +77,8 @@ def _order_number(msg: Message, g: _Group, ctx: _Ctx) -> tuple[str, str, str]:
                              where)
 
 
-def _own_number(msg: Message, g: _Group) -> tuple[str, str, str] | None:
-    """(number, namespace, scope) of the order's own number (see ``_order_number``), None
+def _own_number(msg: Message, g: Group) -> tuple[str, str, str] | None:
+    """(number, namespace, scope) of the order's own number (see ``order_number``), None
     when it was sent without any."""
     if g.own_orc:
         candidates = [(g.obr, 3), (g.orc, 3), (g.obr, 2), (g.orc, 2)]
@@ -96,12 +96,12 @@ def _own_number(msg: Message, g: _Group) -> tuple[str, str, str] | None:
     return None
 
 
-def keyed_by_parent(msg: Message, g: _Group) -> bool:
+def keyed_by_parent(msg: Message, g: Group) -> bool:
     """Whether the order is a child order (OBR-26) sent without numbers of its own and keyed
-    by its parent's (OBR-29), as ``_order_number`` keys it: its documents then need the
+    by its parent's (OBR-29), as ``order_number`` keys it: its documents then need the
     child's own identity in their key (``child_document_id``)."""
-    return _own_number(msg, g) is None and _parent_result(msg, g.obr) is not None \
-        and _parent_order(msg, g.obr) is not None
+    return _own_number(msg, g) is None and parent_result(msg, g.obr) is not None \
+        and parent_order(msg, g.obr) is not None
 
 
 def child_document_id(number_id: str, service: str, parent_scope: str) -> str:
@@ -151,7 +151,7 @@ def order_scope(msg: Message, namespace: str, universal: str) -> str:
     return namespace or universal or "&" + msg.sender.replace("|", "^")
 
 
-def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str, bool]:
+def _point_of_care_set(ctx: Ctx, g: Group, where: str) -> tuple[str, str, bool]:
     """(number, namespace, universal) of a point-of-care observation set sent without any
     order number; ``universal`` whether the device's identifier has a universal id (OBX-18.3).
 
@@ -172,7 +172,7 @@ def _point_of_care_set(ctx: _Ctx, g: _Group, where: str) -> tuple[str, str, bool
     for obx, _ in g.observations:
         f = obx.fields
         if observed is None and len(f) > 14 and f[14]:
-            observed = _ts(obx, 14, msg.delimiters, ctx.zone)
+            observed = field_ts(obx, 14, msg.delimiters, ctx.zone)
         if not device and len(f) > 18 and f[18]:
             c = comps(msg, first_rep(msg, obx, 18))
             device = "^".join(x for x in (sub(msg, part(c, i), 1) for i in (1, 2, 3)) if x)
@@ -204,7 +204,7 @@ def _point_of_care_document_namespace(msg: Message, namespace: str, universal: b
     return scoped_authority(namespace, msg.sender.partition("|")[2])
 
 
-def _priority(ctx: _Ctx, g: _Group) -> dict[str, str] | None:
+def order_priority(ctx: Ctx, g: Group) -> dict[str, str] | None:
     """How urgently the order was to be done: TQ1-9 (CWE, table 0485, v2.5+), else the
     priority component of the order's TQ (OBR-27.6, ORC-7.6, v2.3-2.4), else OBR-5 (v2.3);
     as {code, meaning} (tables/order_priorities.csv; a code not listed kept alone). It was

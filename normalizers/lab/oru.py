@@ -26,44 +26,44 @@ from normalizers.documents import (
 )
 from normalizers.fields import comps, first_rep, loc, logical_id, part, sub, text, ts_field, zone_of
 from normalizers.identity import extract_identity, single_pid
-from normalizers.lab.coded import _NothingCoded
-from normalizers.lab.common import TEXT_TYPES, _Ctx
-from normalizers.lab.groups import _Group, _groups
-from normalizers.lab.keys import _make_unique, _order_time_key, _order_time_sent, _unique_key
+from normalizers.lab.coded import NothingCoded
+from normalizers.lab.common import TEXT_TYPES, Ctx
+from normalizers.lab.groups import Group, order_groups
+from normalizers.lab.keys import make_unique, order_time_key, order_time_sent, unique_key
 from normalizers.lab.message_checks import (
-    _after_message,
-    _empty_documents,
-    _empty_request,
-    _fit,
-    _message_time,
-    _no_order,
-    _orders_without_request,
+    after_message,
+    empty_documents,
+    empty_request,
+    fit_range_text,
+    message_time,
+    no_order,
+    orders_without_request,
 )
-from normalizers.lab.microbiology import _isolates, _link_parent, _parent_result
+from normalizers.lab.microbiology import group_isolates, link_parent, parent_result
 from normalizers.lab.notes import (
-    _continue_text,
-    _keep_comment_types,
-    _narrative,
-    _notes,
-    _untitled_text,
+    continue_text,
+    is_narrative,
+    keep_comment_types,
+    note_texts,
+    untitled_text,
 )
 from normalizers.lab.orders import (
-    _order_number,
-    _parent_order,
-    _parent_order_said,
     child_document_id,
     keyed_by_parent,
+    order_number,
+    parent_order,
+    parent_order_said,
 )
-from normalizers.lab.people import _participants, _report_performer
-from normalizers.lab.reports import _observation_end, _report, _results_time
-from normalizers.lab.results import _result
+from normalizers.lab.people import participants, report_performer_of
+from normalizers.lab.reports import observation_end, report_entry, results_time
+from normalizers.lab.results import result_entry
 from normalizers.lab.specimens import (
-    _own_specimens,
-    _patient_observations,
-    _specimen_site,
-    _specimen_states,
-    _specimen_time,
-    _specimen_type,
+    collection_time,
+    own_specimens,
+    patient_observations,
+    specimen_site,
+    specimen_states,
+    specimen_type,
 )
 from normalizers.model import DOCUMENT, LAB_RESULT, Entry, NormalizationError, NormalizedMessage
 from parsers.hl7v2.er7 import Message, Segment
@@ -71,9 +71,9 @@ from parsers.hl7v2.er7 import Message, Segment
 
 # -- ORU ----------------------------------------------------------------------------------------
 def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = None,
-                  groups: list[_Group] | None = None) -> NormalizedMessage:
+                  groups: list[Group] | None = None) -> NormalizedMessage:
     """ORU^R01 to entries. ``source`` is the intake source id (selects per-source mappings);
-    ``groups``: the orders as ``_oul_groups`` read them, for an OUL."""
+    ``groups``: the orders as ``oul_groups`` read them, for an OUL."""
     warnings: list[str] = []
     sender = msg.sender  # MSH-3|MSH-4: part of the logical id, and a mapping table candidate
     lid = logical_id(msg, sender)
@@ -81,9 +81,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
     identity = extract_identity(msg, pid)
     death = feeding_pid_death(msg, pid, identity.birth_date, warnings)
     if groups is None:
-        groups = _groups(msg)
-    _orders_without_request(msg, groups, warnings)
-    groups = [g for g in groups if not _empty_request(g, warnings)]
+        groups = order_groups(msg)
+    orders_without_request(msg, groups, warnings)
+    groups = [g for g in groups if not empty_request(g, warnings)]
     for g in groups:
         if g.orc_before_patient and g.orc is not None:
             warnings.append(f"{loc(g.orc)}: order control sent before the patient (PID): read "
@@ -92,9 +92,9 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                         f"after the OBR and its results): read as {loc(g.obr)}'s"
                         for spm in g.early_specimens)
     if not groups:
-        _no_order(msg, warnings)
-    ctx = _Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
-    ctx.sent_iso, ctx.sent_at = _message_time(msg, ctx.zone)
+        no_order(msg, warnings)
+    ctx = Ctx(msg, (source, sender), mappings, warnings, zone=zone_of(msg))
+    ctx.sent_iso, ctx.sent_at = message_time(msg, ctx.zone)
     cisis = is_cisis(msg)
     meta = MessageMeta()
     quarantine: list[str] = [refused] if (refused := feeding_refused(msg)) else []
@@ -106,7 +106,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
         gflags = GroupFlags(loc(obr))
         flags.append(gflags)
         start = len(entries)
-        order_no, ns, scope_ns = _order_number(msg, g, ctx)
+        order_no, ns, scope_ns = order_number(msg, g, ctx)
         c4 = comps(msg, first_rep(msg, obr, 4))
         obr_code = sub(msg, part(c4, 1), 1)
         if not obr_code and sub(msg, part(c4, 4), 1):
@@ -115,25 +115,25 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             # had the key 'report|number|ns|', and a panel sent alone later replaced another.
             c4 = c4[3:]
             obr_code = sub(msg, part(c4, 1), 1)
-        parent = _parent_result(msg, obr)
+        parent = parent_result(msg, obr)
         scope = parent.scope if parent is not None else ""
         report_key = f"report|{order_no}|{scope_ns}|{obr_code}"
         if scope:
             report_key = f"{report_key}|{scope}"
-        ctx.order_time = _order_time_sent(msg, obr)
+        ctx.order_time = order_time_sent(msg, obr)
         if report_key in ctx.keys:
-            report_key = _order_time_key(ctx, report_key, obr) \
-                or _unique_key(ctx, report_key, obr)
+            report_key = order_time_key(ctx, report_key, obr) \
+                or unique_key(ctx, report_key, obr)
         else:
             ctx.ordered[report_key] = ctx.order_time
         ctx.keys.add(report_key)
-        collected = _specimen_time(msg, g)
+        collected = collection_time(msg, g)
         # OBR-7, else the specimen's collection time (SPM-17, v2.5.1): the clinically
         # relevant time of the order, which senders that fill SPM leave out of OBR-7
         obr7 = ts_field(msg, obr, 7)
-        effective = obr7 or collected or _observation_end(ctx, obr)
+        effective = obr7 or collected or observation_end(ctx, obr)
         if effective is not None and ctx.sent_at is not None:
-            _after_message(ctx, effective, loc(obr, 7) if obr7 else loc(obr))
+            after_message(ctx, effective, loc(obr, 7) if obr7 else loc(obr))
         issued = ts_field(msg, obr, 22)
         specimen_time = collected or effective
         kinds = [classify_obx(msg, obx) for obx, _ in g.observations]
@@ -144,7 +144,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             kinds = [OBX_PIECE if id(obx) in pieced else k
                      for (obx, _), k in zip(g.observations, kinds, strict=True)]
         with_report = not kinds or OBX_RESULT in kinds
-        report_performer = _report_performer(msg, obr)
+        report_performer = report_performer_of(msg, obr)
         results: list[Entry] = []
         report_text: list[str] = []
         doc_ctx: DocumentContext | None = None
@@ -154,33 +154,33 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             if kind == OBX_PIECE:  # read with the document it continues
                 continue
             if kind == OBX_RESULT:
-                f = obx.fields  # (OBX-3, -4, -11) of a narrative line: see _continue_text
+                f = obx.fields  # (OBX-3, -4, -11) of a narrative line: see continue_text
                 nf = len(f)
                 line = (f[3], f[4], f[11].strip().upper() if nf > 11 else "") \
-                    if nf > 4 and f[3] and _narrative(f[2]) else None
+                    if nf > 4 and f[3] and is_narrative(f[2]) else None
                 if line is not None and last_text is not None and last_text[0] == line:
-                    _continue_text(msg, last_text[1], obx, notes)
+                    continue_text(msg, last_text[1], obx, notes)
                     continue
                 try:
-                    result = _result(ctx, obx, notes, order_no, scope_ns, effective, issued,
-                                     specimen_time, report_key if with_report else None, scope)
-                except _NothingCoded as said:  # its comments stay, as an empty OBX's
+                    result = result_entry(ctx, obx, notes, order_no, scope_ns, effective, issued,
+                                          specimen_time, report_key if with_report else None, scope)
+                except NothingCoded as said:  # its comments stay, as an empty OBX's
                     warnings.append(str(said))
-                    report_text.extend(_notes(msg, notes) if notes else ())
+                    report_text.extend(note_texts(msg, notes) if notes else ())
                     last_text = None
                     continue
                 if result is None:  # a line of text without identifier: the report's
                     if (f[2] if nf > 2 else "").strip().upper() in TEXT_TYPES:
-                        report_text.extend(_untitled_text(msg, obx, notes))
-                    else:  # an empty OBX: see _result
+                        report_text.extend(untitled_text(msg, obx, notes))
+                    else:  # an empty OBX: see result_entry
                         warnings.append(f"{loc(obx)}: observation without identifier nor "
                                         "value, nothing to file")
-                        report_text.extend(_notes(msg, notes) if notes else ())
+                        report_text.extend(note_texts(msg, notes) if notes else ())
                     last_text = None
                     continue
                 if result.effective != effective and result.effective is not None \
                         and ctx.sent_at is not None:
-                    _after_message(ctx, result.effective, loc(obx, 14))
+                    after_message(ctx, result.effective, loc(obx, 14))
                 results.append(result)
                 last_text = (line, result) if line is not None else None
                 continue
@@ -211,7 +211,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     empty.append(exc)  # decided below, once the results are read
                     continue
                 if entry.key in ctx.keys:
-                    _make_unique(ctx, entry, obx)
+                    make_unique(ctx, entry, obx)
                 ctx.keys.add(entry.key)
                 if n in cut:  # and after the OBX that continue it
                     pieces = {id(p) for p in cut[n].segments if p is not obx}
@@ -220,8 +220,8 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                 if notes:
                     # an NTE after the document's OBX ('compte rendu signé électroniquement')
                     # is the document's comment, as a result's: it was dropped
-                    entry.details.setdefault("comments", []).extend(_notes(msg, notes))
-                    _keep_comment_types(msg, notes, entry.details)
+                    entry.details.setdefault("comments", []).extend(note_texts(msg, notes))
+                    keep_comment_types(msg, notes, entry.details)
                 results.append(entry)
             else:
                 _collect_flags(msg, obx, meta, gflags, warnings)
@@ -234,30 +234,30 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                             "SPM-17, OBR-8 empty) nor for some of its results (OBX-14): they "
                             "are filed without one")
         if with_report:
-            report = _report(ctx, g, report_key, c4, obr_code,
-                             effective or _results_time(ctx, obr, results), issued,
-                             specimen_time, report_performer, results)
+            report = report_entry(ctx, g, report_key, c4, obr_code,
+                                  effective or results_time(ctx, obr, results), issued,
+                                  specimen_time, report_performer, results)
             if report_text:
                 report.details["text"] = "\n".join(report_text).strip("\n")
             if parent is not None:
-                _link_parent(report, parent, entries, _parent_order(msg, obr))
+                link_parent(report, parent, entries, parent_order(msg, obr))
             if len(obr.fields) > 29 and obr.fields[29]:
-                said_order = _parent_order_said(msg, obr)
+                said_order = parent_order_said(msg, obr)
                 if said_order:
                     report.details["parent_order"] = said_order
             entries.append(report)
         if len(results) > 1:
-            _isolates(msg, g, results)
+            group_isolates(msg, g, results)
         if g.result_parts or g.order_parts:
-            _participants(msg, g, entries[-1] if with_report else None, results)
+            participants(msg, g, entries[-1] if with_report else None, results)
         if parent is not None:
             said = parent.said()  # which organism a susceptibility is of, on each result
             for r in results:
                 if r.type == LAB_RESULT:
                     r.details["parent_result"] = said
         if g.specimens or (len(obr.fields) > 15 and obr.fields[15]):
-            specimen = _specimen_type(msg, g)
-            site = _specimen_site(msg, g)
+            specimen = specimen_type(msg, g)
+            site = specimen_site(msg, g)
             for r in results:
                 if r.type == LAB_RESULT:
                     if specimen:
@@ -265,17 +265,17 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
                     if site:
                         r.details["specimen_site"] = dict(site)
             if len(g.specimens) > 1 and g.specimen_of:
-                _own_specimens(msg, g, results)
+                own_specimens(msg, g, results)
         if g.about_patient:
-            _patient_observations(g, results)
+            patient_observations(g, results)
         if g.specimens:
-            _specimen_states(msg, g, entries[-1] if with_report else None, results)
+            specimen_states(msg, g, entries[-1] if with_report else None, results)
         entries.extend(results)
         gflags.entries = {id(e) for e in entries[start:]}
         gflags.documents = any(e.type == DOCUMENT for e in entries[start:])
-    if ctx.dropped:  # withdrawals their replacement follows (_replacement_of)
+    if ctx.dropped:  # withdrawals their replacement follows (replacement_of)
         entries = [e for e in entries if id(e) not in ctx.dropped]
-    _empty_documents(empty, entries, warnings)
+    empty_documents(empty, entries, warnings)
     if cisis:
         _reference_only(entries)
     add_embedded_entries(entries, source, mappings, warnings, msg.zone)
@@ -289,7 +289,7 @@ def normalize_oru(msg: Message, source: str, mappings: CodeMappings | None = Non
             raise
         for entry in entries:
             if entry.type != DOCUMENT:
-                _fit(entry, warnings)
+                fit_range_text(entry, warnings)
         return NormalizedMessage(logical_id=lid, identity=identity, entries=entries,
                                  warnings=identity.warnings + warnings,
                                  quarantine_reasons=quarantine, death=death)

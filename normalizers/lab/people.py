@@ -8,13 +8,13 @@ from typing import Any
 
 from normalizers.fields import comps, first_rep, leaf, organization, part, person_name, sub, text
 from normalizers.identity import authority_of
-from normalizers.lab.groups import _Group
+from normalizers.lab.groups import Group
 from normalizers.model import LAB_RESULT, Entry
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
 
 
-def _participants(msg: Message, g: _Group, report: Entry | None,
-                  results: list[Entry]) -> None:
+def participants(msg: Message, g: Group, report: Entry | None,
+                 results: list[Entry]) -> None:
     """Who performed and who interpreted, as v2.7+ senders say it: PRT segments (table 0912
     roles) in place of the fields v2.7 deprecates. A result's performer is the performing
     organization (PRT-4 'PO', PRT-8) unless OBX-23 names one, else the responsible observer
@@ -40,7 +40,7 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
         org = _participant(msg, parts, "PO") if not (len(f) > 23 and f[23]) else None
         if org:
             result.performer = org
-            said = next((_organization_said(msg, first_rep(msg, prt, 8)) for prt in parts
+            said = next((organization_said(msg, first_rep(msg, prt, 8)) for prt in parts
                          if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper()
                          == "PO"), None)
             if said and said["name"] == org:
@@ -50,7 +50,7 @@ def _participants(msg: Message, g: _Group, report: Entry | None,
         if "responsible_observer" not in result.details:
             for prt in parts:
                 if text(msg, part(comps(msg, first_rep(msg, prt, 4)), 1)).upper() == "RO":
-                    observer = _observer(msg, first_rep(msg, prt, 5))
+                    observer = responsible_observer(msg, first_rep(msg, prt, 5))
                     if observer:
                         result.details["responsible_observer"] = observer
                     break
@@ -68,13 +68,13 @@ def _ordering_provider(msg: Message, parts: list[Segment], report: Entry) -> Non
         name = person_name(msg, rep) if rep else ""
         if name:
             report.details["ordering_provider"] = name
-            said = _provider_id(msg, rep)
+            said = provider_id(msg, rep)
             if said:
                 report.details["ordering_provider_id"] = said
             return
 
 
-def _organization_said(msg: Message, rep: str) -> dict[str, Any] | None:
+def organization_said(msg: Message, rep: str) -> dict[str, Any] | None:
     """A performing laboratory (OBX-23, PRT-8: XON) with its identifier as sent: XON.10
     (XON.3 before v2.5), its assigning authority XON.6 (the OID when there is one: a FINESS
     under the ANS structures' 1.2.250.1.71.4.2.2) and its type XON.7 ('FINEG'). Only the
@@ -108,13 +108,13 @@ def _participant(msg: Message, parts: list[Segment], role: str) -> str | None:
     return None
 
 
-def _report_performer(msg: Message, obr: Segment) -> str | None:
+def report_performer_of(msg: Message, obr: Segment) -> str | None:
     """OBR-32 principal result interpreter, else the sending facility (MSH-4)."""
     rep = first_rep(msg, obr, 32)
     return (person_name(msg, rep) if rep else "") or msg.get(msg.msh, 4) or None
 
 
-def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:
+def provider_id(msg: Message, rep: str) -> dict[str, str] | None:
     """The identifier of an XCN (OBR-16, ORC-12) as sent: XCN.1, its assigning authority
     (XCN.9, the OID when there is one) and its type (XCN.13). French prescribers are named
     by their RPPS or ADELI number ('10003791976^MARTIN^Paul^^^DR^^^ASIP-SANTE-PS&1.2.250.1.
@@ -125,7 +125,7 @@ def _provider_id(msg: Message, rep: str) -> dict[str, str] | None:
 
 @lru_cache(maxsize=1024)
 def _xcn_id(d: Delimiters, rep: str) -> tuple[tuple[str, str], ...]:
-    """``_provider_id`` of the raw text alone (cached: a lab's reports name the same few
+    """``provider_id`` of the raw text alone (cached: a lab's reports name the same few
     prescribers). A lone value is the name's stand-in, not an identifier."""
     c = rep.split(d.component)
     number = leaf(d, c[0])
@@ -137,19 +137,19 @@ def _xcn_id(d: Delimiters, rep: str) -> tuple[tuple[str, str], ...]:
     return tuple((k, v) for k, v in said if v)
 
 
-def _observer(msg: Message, rep: str) -> dict[str, Any] | None:
+def responsible_observer(msg: Message, rep: str) -> dict[str, Any] | None:
     """OBX-16 or a PRT-5 in role RO, the responsible observer (in France the biologist who
     validated the result), as {name, id: {id, authority, type}}: the RPPS number tells two
     Dr MARTIN apart. Only a name, and only when no organization was named, was kept."""
     name = person_name(msg, rep) if rep else ""
     said: dict[str, Any] = {"name": name} if name else {}
-    ident = _provider_id(msg, rep) if rep else None
+    ident = provider_id(msg, rep) if rep else None
     if ident:
         said["id"] = ident
     return said or None
 
 
-def _result_performer(msg: Message, obx: Segment) -> str | None:
+def result_performer(msg: Message, obx: Segment) -> str | None:
     """OBX-23 performing organization, else OBX-15 producer, else OBX-16 responsible observer."""
     rep = first_rep(msg, obx, 23)
     if rep:

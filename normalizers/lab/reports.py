@@ -24,21 +24,21 @@ from normalizers.fields import (
 from normalizers.lab.common import (
     NO_VALUE_STATUSES,
     WITHHELD_STATUSES,
-    _coded_id,
-    _coded_item,
-    _Ctx,
-    _name_in_system_slot,
+    Ctx,
+    coded_id,
+    coded_item,
+    name_in_system_slot,
 )
-from normalizers.lab.groups import _Group
-from normalizers.lab.notes import _keep_comment_types, _notes
-from normalizers.lab.orders import _priority
-from normalizers.lab.people import _provider_id
+from normalizers.lab.groups import Group
+from normalizers.lab.notes import keep_comment_types, note_texts
+from normalizers.lab.orders import order_priority
+from normalizers.lab.people import provider_id
 from normalizers.model import ACTION_REPLACE, LAB_REPORT, LAB_RESULT, Entry
 from normalizers.tabledata import column_map
 from parsers.hl7v2.er7 import Message, Segment
 
 
-def _results_time(ctx: _Ctx, obr: Segment, results: list[Entry]) -> str | None:
+def results_time(ctx: Ctx, obr: Segment, results: list[Entry]) -> str | None:
     """The time of an order sent without any (OBR-7, SPM-17, OBR-8 empty) whose results all
     give one and the same OBX-14, said; None otherwise. The report was filed undated, its
     results dated: listed by date, the dossier showed it nowhere. Results observed at
@@ -53,7 +53,7 @@ def _results_time(ctx: _Ctx, obr: Segment, results: list[Entry]) -> str | None:
     return times.pop()
 
 
-def _observation_end(ctx: _Ctx, obr: Segment) -> str | None:
+def observation_end(ctx: Ctx, obr: Segment) -> str | None:
     """OBR-8, the end of the collection (v2.5 7.4.1.8), when neither OBR-7 nor SPM-17 dates
     the order: OBR-7 is required in a result, but older SILs fill only OBR-8, and their
     results were filed undated without a word. Said in a warning."""
@@ -97,16 +97,16 @@ def _order_status(msg: Message, orc: Segment, resulted: bool) -> str:
     return status
 
 
-def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
-            effective: str | None, issued: str | None, specimen_time: str | None,
-            performer: str | None, results: list[Entry]) -> Entry:
+def report_entry(ctx: Ctx, g: Group, key: str, c4: list[str], obr_code: str,
+                 effective: str | None, issued: str | None, specimen_time: str | None,
+                 performer: str | None, results: list[Entry]) -> Entry:
     """One LAB_REPORT; ``c4``: the components of OBR-4, as the caller split them."""
     msg, obr = ctx.msg, g.obr
     display, system = text(msg, part(c4, 2)), sub(msg, part(c4, 3), 1)
     sent_system = ""
     if system and not display and text_in_system_slot(system):
         sent_system = system
-        display, system = _name_in_system_slot(ctx, obr, 4, part(c4, 3))
+        display, system = name_in_system_slot(ctx, obr, 4, part(c4, 3))
     if not display:
         display = _original_text(msg, obr, 4)
     coded = resolve_code(obr_code, display, system, sub(msg, part(c4, 4), 1),
@@ -114,7 +114,7 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
                          source=ctx.source, mappings=ctx.mappings, sent_system=sent_system)
     code25 = text(msg, first_rep(msg, obr, 25)).upper()
     if msg.delimiters.component in code25:
-        code25 = _coded_id(ctx, obr, 25, "result status")
+        code25 = coded_id(ctx, obr, 25, "result status")
     if code25:
         status = _report_statuses().get(code25)
         if status is None:
@@ -150,20 +150,20 @@ def _report(ctx: _Ctx, g: _Group, key: str, c4: list[str], obr_code: str,
         ordering = first_rep(msg, g.orc, 12)  # ORC-12: the same person (v2.5 4.5.1.12)
     if ordering:
         details["ordering_provider"] = person_name(msg, ordering)
-        said = _provider_id(msg, ordering)
+        said = provider_id(msg, ordering)
         if said:
             details["ordering_provider_id"] = said
-    priority = _priority(ctx, g)
+    priority = order_priority(ctx, g)
     if priority:
         details["priority"] = priority
-    comments = _notes(msg, g.notes) if g.notes else None
+    comments = note_texts(msg, g.notes) if g.notes else None
     if comments:
         details["comments"] = comments
-        _keep_comment_types(msg, g.notes, details)
-    about_patient = _notes(msg, g.patient_notes) if g.patient_notes else None
+        keep_comment_types(msg, g.notes, details)
+    about_patient = note_texts(msg, g.patient_notes) if g.patient_notes else None
     if about_patient:
         details["patient_comments"] = about_patient
-    about_message = _notes(msg, g.message_notes) if g.message_notes else None
+    about_message = note_texts(msg, g.message_notes) if g.message_notes else None
     if about_message:
         details["message_comments"] = about_message
     entry = Entry(type=LAB_REPORT, key=key, source_ref=loc(obr), code=coded.code or None,
@@ -181,13 +181,13 @@ def _clinical_information(msg: Message, obr: Segment) -> list[dict[str, str]]:
     retour du Mali'), which a French report prints beside the results and without which a
     result is misread (an INR under AVK, a hCG in pregnancy). It was not read at all: the
     dossier lost it. ST in v2.5 (7.4.1.13), kept as {text}; CWE and repeating from v2.7
-    (sent by v2.7+ systems and LRI-style bridges): each as a coded item (``_coded_item``)."""
+    (sent by v2.7+ systems and LRI-style bridges): each as a coded item (``coded_item``)."""
     if len(obr.fields) <= 13 or not obr.fields[13]:
         return []
     items = []
     for rep in reps(msg, obr, 13):
         if msg.delimiters.component in rep:
-            item = _coded_item(msg, rep)
+            item = coded_item(msg, rep)
         else:
             said = text(msg, rep)
             item = {"text": said} if said else None
@@ -196,7 +196,7 @@ def _clinical_information(msg: Message, obr: Segment) -> list[dict[str, str]]:
     return items
 
 
-def _received(ctx: _Ctx, g: _Group) -> str | None:
+def _received(ctx: Ctx, g: Group) -> str | None:
     """When the laboratory received the specimen: SPM-18 (v2.5 7.4.3.18, TS) of the order's
     specimens, else OBR-14 (v2.5 7.4.1.14, the same time before SPM existed, still sent by
     v2.3-2.4 senders and HPRIM converters), as ISO 8601. Neither was read: the time a
@@ -235,7 +235,7 @@ _NOT_YET = frozenset({"preliminary", "registered"})
 _NO_RESULT_YET = frozenset({"registered", "cancelled"})
 
 
-def _status_disagreement(ctx: _Ctx, obr: Segment, code25: str, status: str,
+def _status_disagreement(ctx: Ctx, obr: Segment, code25: str, status: str,
                          results: list[Entry]) -> None:
     """OBR-25 and the results' OBX-11 that contradict each other: an order said canceled or
     without result (X, I, O, S) whose results carry values, or said final (F, C) with results

@@ -7,37 +7,37 @@ from functools import cache
 from normalizers.codes import loinc_check_fails, resolve_code, text_in_system_slot
 from normalizers.documents import obx_status
 from normalizers.fields import comps, first_rep, loc, part, reps, split_field, text
-from normalizers.lab.coded import _codes_anything, _NothingCoded
+from normalizers.lab.coded import NothingCoded, codes_anything
 from normalizers.lab.common import (
-    _NUMBER,
     CODED_TYPES,
+    NUMBER,
     TEXT_TYPES,
     WITHHELD_STATUSES,
-    _coded_id,
-    _coded_item,
-    _Ctx,
-    _leaf_reader,
-    _name_in_system_slot,
-    _ts,
+    Ctx,
+    coded_id,
+    coded_item,
+    field_ts,
+    leaf_reader,
+    name_in_system_slot,
 )
 from normalizers.lab.corrections import (
-    _empty_means_held,
-    _replacement_of,
-    _why_no_status,
-    _withdrawn_in_message,
-    _withhold,
+    empty_means_held,
+    replacement_of,
+    why_no_status,
+    withdrawn_in_message,
+    withhold,
 )
-from normalizers.lab.flags import _coded_flags, _flag, _flag_codes, _flag_origins
-from normalizers.lab.keys import _make_unique
-from normalizers.lab.notes import _keep_comment_types, _notes
-from normalizers.lab.people import _observer, _organization_said, _result_performer
+from normalizers.lab.flags import coded_flags, flag_code, flag_codes, flag_origins
+from normalizers.lab.keys import make_unique
+from normalizers.lab.notes import keep_comment_types, note_texts
+from normalizers.lab.people import organization_said, responsible_observer, result_performer
 from normalizers.lab.units_ranges import (
-    _check_unit_in_value,
-    _reference_ranges,
-    _unit,
-    _unit_contradicts_code,
+    check_unit_in_value,
+    fill_unit,
+    reference_ranges,
+    warn_unit_contradicts_code,
 )
-from normalizers.lab.values import _value
+from normalizers.lab.values import fill_value
 from normalizers.loinc_units import unit_contradicts_code
 from normalizers.model import ACTION_DELETE, ACTION_REPLACE, LAB_RESULT, Entry, NormalizationError
 from normalizers.tabledata import table
@@ -45,11 +45,11 @@ from parsers.hl7v2.er7 import Segment
 
 
 # -- one OBX ------------------------------------------------------------------------------------
-def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
-            obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
-            parent_key: str | None, scope: str = "") -> Entry | None:
+def result_entry(ctx: Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: str,
+                 obr_effective: str | None, obr_issued: str | None, specimen_time: str | None,
+                 parent_key: str | None, scope: str = "") -> Entry | None:
     """One LAB_RESULT. Written flat on purpose: this runs for every OBX of every message.
-    None for a text OBX without any identifier (see ``_untitled_text``), and for an OBX
+    None for a text OBX without any identifier (see ``untitled_text``), and for an OBX
     with neither identifier nor value. ``scope``: the
     parent result of the OBR (OBR-26), part of the key: the same antibiotic tested on two
     organisms under one order number is two results, not one the second overwrites."""
@@ -57,7 +57,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     d = msg.delimiters
     f = obx.fields
     nf = len(f)
-    lf = _leaf_reader(d, f)
+    lf = leaf_reader(d, f)
     c3 = split_field(d, f[3]) if nf > 3 else [""]
     sent3 = c3
     n3 = len(c3)
@@ -89,7 +89,7 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         system = lf(c3[13])
     coding = system  # the coding system the code is read under
     if system and not display and text_in_system_slot(system):
-        display, coding = _name_in_system_slot(ctx, obx, 3, c3[2])
+        display, coding = name_in_system_slot(ctx, obx, 3, c3[2])
     if not display and len(sent3) > 8:
         display = text(msg, sent3[8])  # CWE.9, original text: see _original_text
     if coding == "LN" and (n3 < 4 or not c3[3]):  # the sender's own LOINC, alone
@@ -113,33 +113,33 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         key = f"{key}|{scope}"
     status_code = lf(f[11]).upper() if nf > 11 else ""
     if status_code and d.component in f[11]:
-        status_code = _coded_id(ctx, obx, 11, "result status")
+        status_code = coded_id(ctx, obx, 11, "result status")
     if not status_code:
         # OBX-11 is required (v2.3 to v2.5.1); without it we cannot tell a final result from a
         # preliminary one, and it is what a message cut in transit loses first.
         where = loc(obx, 11)
         raise NormalizationError("OBX_NO_STATUS", f"{where}: observation result status "
-                                 f"(OBX-11) is {_why_no_status(f)}", where)
+                                 f"(OBX-11) is {why_no_status(f)}", where)
     status, action = obx_status(status_code)
     if status == "unknown":
         ctx.warnings.append(f"{loc(obx, 11)}: unknown result status, kept as unknown")
     withheld = status in WITHHELD_STATUSES
     if not withheld and nf > 5 and f[5] and (f[2] if nf > 2 else "").strip().upper() \
-            in CODED_TYPES and not _codes_anything(msg, obx):
-        raise _NothingCoded(f"{loc(obx, 5)}: the coded value holds a coding system and no "
-                            "code nor text: the observation carries nothing, not filed")
+            in CODED_TYPES and not codes_anything(msg, obx):
+        raise NothingCoded(f"{loc(obx, 5)}: the coded value holds a coding system and no "
+                           "code nor text: the observation carries nothing, not filed")
     entry = Entry(type=LAB_RESULT, key=key, source_ref=f"OBX[{obx.index}]", code=r_code,
                   system=r_system, display=r_display or None, mapped=mapped,
                   status=status, specimen_time=specimen_time, parent_key=parent_key,
                   action=action)
     observed_sent = lf(f[14].split(d.component, 1)[0]) if nf > 14 and f[14] else ""
     if key in ctx.withdrawals and not withheld:
-        _replacement_of(ctx, entry, obx)
+        replacement_of(ctx, entry, obx)
     elif action == ACTION_DELETE and key in ctx.filed \
             and observed_sent in ("", ctx.observed.get(key)):
-        _withdrawn_in_message(ctx, entry, obx)
+        withdrawn_in_message(ctx, entry, obx)
     elif key in ctx.keys:
-        _make_unique(ctx, entry, obx, observed_sent)
+        make_unique(ctx, entry, obx, observed_sent)
     else:
         ctx.observed[key] = observed_sent
         ctx.ordered[key] = ctx.order_time
@@ -158,14 +158,14 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
     if withheld:
         entry.value_type = lf(vtype).upper() or None
         if raw5:
-            _withhold(ctx, obx, entry, status_code)
-    elif vtype == "NM" and raw5 and _NUMBER.fullmatch(raw5):  # the common case, inline
+            withhold(ctx, obx, entry, status_code)
+    elif vtype == "NM" and raw5 and NUMBER.fullmatch(raw5):  # the common case, inline
         entry.value_type, entry.value, entry.value_num = "NM", raw5, float(raw5)
     elif raw5:
-        _value(ctx, obx, entry)
+        fill_value(ctx, obx, entry)
     else:
         entry.value_type = lf(vtype).upper() or None
-        if status_code in _empty_means_held():
+        if status_code in empty_means_held():
             # OBX-11 U (v2.5 7.4.2.11): 'results status change to final without
             # retransmitting results already sent as preliminary'. The value is the one
             # held; deposit carries it over (dossiers/deposit.py). Filed as it came, the
@@ -173,27 +173,27 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
             entry.details["value_held"] = True
     if nf > 6 and f[6]:
         in_value = entry.unit if entry.details.get("unit_in_value") else None
-        _unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
+        fill_unit(lf, split_field(d, f[6]), entry, ctx.warnings, obx)
         if in_value is not None:
-            _check_unit_in_value(obx, entry, in_value)
+            check_unit_in_value(obx, entry, in_value)
     if r_system == "LN" and entry.unit and (clash := unit_contradicts_code(r_code, entry.unit)):
-        _unit_contradicts_code(ctx, obx, entry, clash)
+        warn_unit_contradicts_code(ctx, obx, entry, clash)
     if nf > 7 and f[7]:
         # ST: no components, and a '&' there is text a sender left unescaped ('H & F : ...')
         if d.repetition in f[7]:
-            _reference_ranges(ctx, obx, entry)
+            reference_ranges(ctx, obx, entry)
         else:
             entry.reference_range = text(msg, f[7]) or None
     if nf > 8 and f[8]:
         raw8 = f[8]
         if d.repetition in raw8 or d.component in raw8:
-            entry.interpretation = _coded_flags(ctx, obx, raw8, lf)
-            _flag_origins(ctx, raw8, lf, entry)
+            entry.interpretation = coded_flags(ctx, obx, raw8, lf)
+            flag_origins(ctx, raw8, lf, entry)
         else:
             flag = lf(raw8)  # 'H', 'N': as nearly all send, one lookup
-            entry.interpretation = (flag if flag in _flag_codes() else _flag(ctx, obx, flag)) \
+            entry.interpretation = (flag if flag in flag_codes() else flag_code(ctx, obx, flag)) \
                 or None
-    observed = _ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
+    observed = field_ts(obx, 14, d, ctx.zone) if nf > 14 and f[14] else None
     if observed is not None and len(observed) <= 10 and obr_effective \
             and obr_effective.startswith(observed):
         # OBX-14 a date ('20240315') where OBR-7 has the time of that day: the time is kept.
@@ -201,29 +201,29 @@ def _result(ctx: _Ctx, obx: Segment, notes: list[Segment], order_no: str, ns: st
         # a CDA lab report (dedupe level 4 compares the instant)
         observed = obr_effective
     entry.effective = observed or obr_effective
-    entry.issued = (_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
+    entry.issued = (field_ts(obx, 19, d, ctx.zone) if nf > 19 and f[19] else None) or obr_issued
     if nf > 23 and f[23]:  # performing organization (v2.5): XON.1 name, else its id
         org = split_field(d, f[23])
         entry.performer = lf(org[0]) or (lf(org[9]) if len(org) > 9 else "") or None
-        said = _organization_said(msg, first_rep(msg, obx, 23))
+        said = organization_said(msg, first_rep(msg, obx, 23))
         if said and said["name"] == entry.performer:
             entry.details["performing_organization"] = said
     if entry.performer is None and nf > 15 and (f[15] or (nf > 16 and f[16])):
-        entry.performer = _result_performer(msg, obx)
+        entry.performer = result_performer(msg, obx)
     if nf > 16 and f[16]:
-        observer = _observer(msg, first_rep(msg, obx, 16))
+        observer = responsible_observer(msg, first_rep(msg, obx, 16))
         if observer:
             entry.details["responsible_observer"] = observer
     if nf > 17 and (f[17] or (nf > 18 and f[18]) or (nf > 29 and f[29])):
         _how_observed(ctx, obx, entry)
-    comments = _notes(msg, notes) if notes else None
+    comments = note_texts(msg, notes) if notes else None
     if comments:
         entry.details["comments"] = comments
-        _keep_comment_types(msg, notes, entry.details)
+        keep_comment_types(msg, notes, entry.details)
     return entry
 
 
-def _how_observed(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+def _how_observed(ctx: Ctx, obx: Segment, entry: Entry) -> None:
     """OBX-17 observation method (CWE, repeats: 'calculated by Friedewald', the enzymatic
     or immunoturbidimetric technique a French report prints beside the result), OBX-18
     equipment instance (EI: the analyser), OBX-29 observation type (table 0936: a result,
@@ -232,7 +232,7 @@ def _how_observed(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     US ELR and LRI 2.5.1 senders require them; they were dropped, and an LDL computed
     by formula read as one measured."""
     msg, f = ctx.msg, obx.fields
-    methods = [m for m in (_coded_item(msg, r) for r in reps(msg, obx, 17)) if m]
+    methods = [m for m in (coded_item(msg, r) for r in reps(msg, obx, 17)) if m]
     if methods:
         entry.details["method"] = methods[0] if len(methods) == 1 else methods
     devices = []

@@ -7,13 +7,13 @@ import re
 from normalizers.codes import system_name
 from normalizers.dates import BAD_TS_TEXT, hl7_ts_to_iso
 from normalizers.fields import comps, first_rep, loc, part, reps, sub, text, with_degree, zone_of
-from normalizers.lab.common import _coded_item
-from normalizers.lab.groups import _Group
+from normalizers.lab.common import coded_item
+from normalizers.lab.groups import Group
 from normalizers.model import LAB_RESULT, Entry, NormalizationError
 from parsers.hl7v2.er7 import Message, Segment
 
 
-def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
+def specimen_type(msg: Message, g: Group) -> dict[str, str] | None:
     """What was sampled (blood, urine...): SPM-4 of the order's specimen (v2.5), else OBR-15
     component 1 (v2.3-2.4 senders), as the CDA path files a CR-BIO's specimen
     (``details.specimen``: code, system (named as on every channel), display; or only its
@@ -40,7 +40,7 @@ def _specimen_type(msg: Message, g: _Group) -> dict[str, str] | None:
     return None
 
 
-def _specimen_site(msg: Message, g: _Group) -> dict[str, str] | None:
+def specimen_site(msg: Message, g: Group) -> dict[str, str] | None:
     """Where on the body the specimen was taken: SPM-8, specimen source site (CWE, v2.5
     7.4.3.8: 'Pied gauche', 'Cathéter veineux central'), else OBR-15.4, the body site of
     the specimen source (v2.3-2.4 SPS). A wound swab of the left foot and one of the right
@@ -63,7 +63,7 @@ def _specimen_site(msg: Message, g: _Group) -> dict[str, str] | None:
     return None
 
 
-def _patient_observations(g: _Group, results: list[Entry]) -> None:
+def patient_observations(g: Group, results: list[Entry]) -> None:
     """The patient's own observations of a point-of-care message (its temperature, its FiO2)
     are said to be (details['patient_observation']) and taken from no specimen."""
     for r in results:
@@ -73,7 +73,7 @@ def _patient_observations(g: _Group, results: list[Entry]) -> None:
             r.details.pop("specimen_site", None)
 
 
-def _own_specimens(msg: Message, g: _Group, results: list[Entry]) -> None:
+def own_specimens(msg: Message, g: Group, results: list[Entry]) -> None:
     """The results of an order with several specimens (SPM) that came in a SPECIMEN group
     (v2.5.1 ORU_R01: SPM {OBX}) are about that SPM's specimen: its type (SPM-4) and its
     collection time (SPM-17). The order's first specimen was given to all of them: the
@@ -127,7 +127,7 @@ def _specimen_cwe(msg: Message, c: list[str]) -> tuple[str, str, str]:
     return code, display or text(msg, part(c, 9)), system
 
 
-def _specimen_time(msg: Message, g: _Group) -> str | None:
+def collection_time(msg: Message, g: Group) -> str | None:
     for spm in g.specimens:
         value = _collected(msg, spm)
         if value:
@@ -138,21 +138,21 @@ def _specimen_time(msg: Message, g: _Group) -> str | None:
 def _specimen_state(msg: Message, spm: Segment) -> dict[str, list[dict[str, str]]]:
     """What the laboratory says of a specimen it received: SPM-21 why it was rejected
     ('tube cassé', 'quantité insuffisante', table 0490) and SPM-24 its condition
-    ('hémolysé', 'lipémique', table 0493), each repetition as ``_coded_item`` reads it."""
+    ('hémolysé', 'lipémique', table 0493), each repetition as ``coded_item`` reads it."""
     state: dict[str, list[dict[str, str]]] = {}
     f = spm.fields
     for n, name in ((21, "specimen_rejected"), (24, "specimen_condition")):
         if len(f) > n and f[n]:
-            said = [i for i in (_coded_item(msg, r) for r in reps(msg, spm, n)) if i]
+            said = [i for i in (coded_item(msg, r) for r in reps(msg, spm, n)) if i]
             if said:
                 state[name] = said
     return state
 
 
-def _specimen_states(msg: Message, g: _Group, report: Entry | None,
-                     results: list[Entry]) -> None:
+def specimen_states(msg: Message, g: Group, report: Entry | None,
+                    results: list[Entry]) -> None:
     """``_specimen_state`` of the order's specimens, in details: on the report all of them,
-    on each result its own specimen's (``_Group.specimen_of``), else the order's first.
+    on each result its own specimen's (``Group.specimen_of``), else the order's first.
     Dropped, a rejected specimen left a cancelled order with no reason, and a potassium
     measured on a haemolysed sample read like any other."""
     states = {id(spm): _specimen_state(msg, spm) for spm in g.specimens}

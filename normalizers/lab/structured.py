@@ -5,19 +5,19 @@ from __future__ import annotations
 import re
 
 from normalizers.fields import part, text
-from normalizers.lab.common import _NUMBER, _Ctx
+from normalizers.lab.common import NUMBER, Ctx
 from normalizers.lab.numeric import (
-    _COMPARED,
-    _EXPONENT_DIGITS,
-    _POWER_OF_TEN,
     COMPARATORS,
-    _comparator,
-    _comparator_signs,
-    _number_with_unit,
-    _numeric,
-    _parse_number,
-    _says_no_number,
-    _text_not_number,
+    COMPARED,
+    EXPONENT_DIGITS,
+    POWER_OF_TEN,
+    comparator_of,
+    comparator_signs,
+    fill_numeric,
+    number_with_unit,
+    parse_number,
+    says_no_number,
+    text_not_number,
 )
 from normalizers.model import Entry, NormalizationError
 
@@ -29,7 +29,7 @@ SN_SEPARATORS = frozenset({"-", "+", "/", ".", ":"})  # SN.3 (v2.5 2.A.71)
 _GLUED_RATIO = re.compile(r"\s*(\d+(?:[.,]\d+)?)\s*([:/-])\s*(\d+(?:[.,]\d+)?)\s*")
 
 
-def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> None:
+def structured_numeric(ctx: Ctx, c: list[str], entry: Entry, where: str) -> None:
     """SN = comparator ^ num1 ^ separator/suffix ^ num2. '<^0.5' -> comparator '<', 0.5;
     ratios and ranges ('1^:^128', '^10^-^20') are kept as text."""
     msg = ctx.msg
@@ -38,7 +38,7 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         if glued is None:
             # No component at all: '182' or '<0.5' where '^182' or '<^0.5' was due. What a
             # sender means is clear, and it is what an NM value may hold: read the same way.
-            _numeric(ctx, text(msg, c[0]), entry, where, "SN")
+            fill_numeric(ctx, text(msg, c[0]), entry, where, "SN")
             return
         c = ["", *glued.groups()]
         ctx.warnings.append(f"{where}: SN ratio or range written without components, read as "
@@ -50,10 +50,10 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         num1, separator, num2 = glued.groups()
         ctx.warnings.append(f"{where}: SN ratio or range written whole in num1, read as "
                             "num1^separator^num2")
-    if comparator in _comparator_signs():  # '≤^0.25'
-        comparator = _comparator(ctx, comparator, where)
+    if comparator in comparator_signs():  # '≤^0.25'
+        comparator = comparator_of(ctx, comparator, where)
     if comparator and comparator not in COMPARATORS and len(c) < 4 \
-            and num1 in SN_SEPARATORS and _NUMBER.fullmatch(comparator):
+            and num1 in SN_SEPARATORS and NUMBER.fullmatch(comparator):
         # '1^:^128' or '1^-^5' where '^1^:^128' was due (the empty comparator left out): a
         # number before a separator is num1, as unambiguous as a plain '182' is
         comparator, num1, separator, num2 = "", comparator, num1, separator
@@ -67,8 +67,8 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
             # the whole message failed OBX_BAD_NUMBER with it
             comparator, num1 = shifted
             separator = ""
-            if comparator in _comparator_signs():
-                comparator = _comparator(ctx, comparator, where)
+            if comparator in comparator_signs():
+                comparator = comparator_of(ctx, comparator, where)
             ctx.warnings.append(f"{where}: SN comparator sent in the num1 component, read as "
                                 "comparator^num1")
     if comparator and comparator not in COMPARATORS:
@@ -84,17 +84,17 @@ def _structured_numeric(ctx: _Ctx, c: list[str], entry: Entry, where: str) -> No
         return
     shown = comparator if comparator != "=" else ""
     entry.value = f"{shown}{num1}{separator}{num2}" or None
-    parsed = [_parse_number(ctx, n, where) if n else None for n in (num1, num2)]
+    parsed = [parse_number(ctx, n, where) if n else None for n in (num1, num2)]
     if num1 and parsed[0] is None and not (separator or num2):
-        # '<^5 mg/L': the unit typed after the number, as under NM ('_number_with_unit')
-        parsed[0] = _number_with_unit(ctx, num1, entry, where)
+        # '<^5 mg/L': the unit typed after the number, as under NM ('number_with_unit')
+        parsed[0] = number_with_unit(ctx, num1, entry, where)
         if parsed[0] is not None:
             entry.details["value_sent"] = entry.value
             entry.value = f"{shown}{num1[:len(num1) - len(entry.unit_original or '')].rstrip()}"
     if num1 and parsed[0] is None and not (comparator or separator or num2) \
-            and _says_no_number(num1):  # '^Voir commentaire': as under NM
+            and says_no_number(num1):  # '^Voir commentaire': as under NM
         entry.value = num1
-        _text_not_number(ctx, entry, "SN", where)
+        text_not_number(ctx, entry, "SN", where)
         return
     for n, number in zip((num1, num2), parsed, strict=True):
         if n and number is None:
@@ -113,31 +113,31 @@ def _comparator_in_num1(num1: str, separator: str) -> tuple[str, str] | None:
     """(comparator, number) of an SN whose comparator is in num1's place: num1 a comparator
     and the number after it ('^>^100000'), or num1 a comparator glued to a number with
     nothing after ('^<=0.25'); None for anything else."""
-    if num1 in COMPARATORS or num1 in _comparator_signs():
+    if num1 in COMPARATORS or num1 in comparator_signs():
         return (num1, separator) if separator and _NUMBER_LIKE.fullmatch(separator) else None
     if separator:
         return None
-    m = _COMPARED.fullmatch(num1)
+    m = COMPARED.fullmatch(num1)
     return (m.group(1), m.group(2).strip()) if m is not None else None
 
 
 _NUMBER_LIKE = re.compile(r"\s*[+-]?[\d.,][\d.,\s\u00a0\u202f]*(?:[eE][+-]?\d{1,2})?\s*")
 
 
-def _sn_power(ctx: _Ctx, comparator: str, num1: str, separator: str, num2: str, entry: Entry,
+def _sn_power(ctx: Ctx, comparator: str, num1: str, separator: str, num2: str, entry: Entry,
               where: str) -> bool:
     """An SN whose separator/suffix (SN.3) is none of HL7's (+ - / . :). A power of ten
     ('>^10^5', a colony count typed with its '^' unescaped; '^1^E^5') is the number it
     spells: it was filed as the text '>105', a thousand times less than meant, without a
     word. True when read so; else False, and the value is kept as sent, with a warning."""
     power = None
-    if not num2 and _EXPONENT_DIGITS.fullmatch(separator):
-        m = _POWER_OF_TEN.fullmatch(num1)
+    if not num2 and EXPONENT_DIGITS.fullmatch(separator):
+        m = POWER_OF_TEN.fullmatch(num1)
         if m is not None and not m.group(1):
             mantissa = float(m.group(2).replace(",", ".")) if m.group(2) else 1.0
             power = float(f"{mantissa!r}e{int(separator)}")
-    elif separator in ("E", "e") and _EXPONENT_DIGITS.fullmatch(num2):
-        number = _parse_number(ctx, num1, where) if num1 else None
+    elif separator in ("E", "e") and EXPONENT_DIGITS.fullmatch(num2):
+        number = parse_number(ctx, num1, where) if num1 else None
         if number is not None:
             power = float(f"{number!r}e{int(num2)}")
     if power is None:

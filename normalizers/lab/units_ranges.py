@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 from normalizers.codes import system_name
 from normalizers.fields import loc, part, text
-from normalizers.lab.common import _Ctx
+from normalizers.lab.common import Ctx
 from normalizers.loinc_units import PROPERTY_NAMES
 from normalizers.model import Entry, NormalizationError
 from normalizers.units import to_ucum
 from parsers.hl7v2.er7 import Segment
 
 
-def _unit_contradicts_code(ctx: _Ctx, obx: Segment, entry: Entry,
-                           clash: tuple[str, str]) -> None:
+def warn_unit_contradicts_code(ctx: Ctx, obx: Segment, entry: Entry,
+                               clash: tuple[str, str]) -> None:
     """The unit is of another kind than the LOINC code says (normalizers/loinc_units.py):
     '75 nmol/L' under 1989-3, 25-OH vitamin D [Mass/volume]. Filed as sent, never
     converted; said, and kept in ``details['unit_contradicts_code']`` for whoever trends by
@@ -29,7 +29,7 @@ def _unit_contradicts_code(ctx: _Ctx, obx: Segment, entry: Entry,
         f"LOINC code one of {PROPERTY_NAMES[code_property]}: filed as sent, not converted")
 
 
-def _reference_ranges(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+def reference_ranges(ctx: Ctx, obx: Segment, entry: Entry) -> None:
     """OBX-7 repeated ('H : 13-17~F : 12-16', a range per sex or per age): OBX-7 is one ST
     (v2.5 7.4.2.7), so the first filled one is the range, as before; the others go to
     ``details['other_reference_ranges']``, said. They were dropped without a word. Empty
@@ -44,8 +44,8 @@ def _reference_ranges(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
                             "the first is the range, the others are kept apart")
 
 
-def _check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> None:
-    """OBX-6 set beside a unit written in OBX-5 (``_number_with_unit``): the same unit
+def check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> None:
+    """OBX-6 set beside a unit written in OBX-5 (``number_with_unit``): the same unit
     (UCUM) is said twice and read once; another one leaves the number's meaning in doubt
     (12,5 'g/dL' in OBX-5, 'g/L' in OBX-6): OBX_UNIT_CONFLICT, never a guess."""
     if in_value is None or entry.unit == in_value:
@@ -56,11 +56,11 @@ def _check_unit_in_value(obx: Segment, entry: Entry, in_value: str | None) -> No
                              "is not said", where)
 
 
-def _unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],
-          obx: Segment, field: int = 6) -> None:
+def fill_unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: list[str],
+              obx: Segment, field: int = 6) -> None:
     """OBX-6 (CE: code ^ text ^ system) to UCUM; a unit already declared UCUM is kept.
-    ``lf`` reads a leaf (see ``_leaf_reader``); ``field`` is where the unit was sent, for
-    the warnings (5: a CQ's units, ``_composite_quantity``).
+    ``lf`` reads a leaf (see ``leaf_reader``); ``field`` is where the unit was sent, for
+    the warnings (5: a CQ's units, ``composite_quantity``).
 
     '10^9/L' sent without escaping its '^' reaches us as code '10', text '9/L': no unit is a
     bare number and no unit's text starts with a digit, so the two are put back together
@@ -130,7 +130,7 @@ def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
     code beside a UCUM or known unit ('MMOLL^^99LAB^mmol/L^^UCUM', as v2.5.1 LRI and ELR
     senders send UCUM beside their local code). Only the first triplet was read: the
     potassium was filed without any unit, or under the unmapped unit 'MMOLL'. A local code
-    is kept apart (details.unit_code), as when its text says the unit (``_unit``); two
+    is kept apart (details.unit_code), as when its text says the unit (``fill_unit``); two
     local codes stay the first, as before."""
     code = lf(c[0])
     if code:
@@ -141,7 +141,7 @@ def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
 
 
 def _read_as(lf: Callable[[str], str], triplet: list[str]) -> str | None:
-    """The UCUM unit a triplet of a unit is read as, as ``_unit`` reads it: declared UCUM,
+    """The UCUM unit a triplet of a unit is read as, as ``fill_unit`` reads it: declared UCUM,
     its code (a spelling the table knows read as the code it spells); else its code, else
     its text, through the units table. None when neither reads."""
     code, said = lf(part(triplet, 1)), lf(part(triplet, 2))

@@ -20,30 +20,30 @@ from normalizers.fields import (
     text,
     with_degree,
 )
-from normalizers.lab.coded import _coded
+from normalizers.lab.coded import fill_coded
 from normalizers.lab.common import (
-    _NUMBER,
     CODED_TYPES,
     DATE_TYPES,
+    NUMBER,
     SINGLE_VALUE_TYPES,
     TEXT_TYPES,
-    _Ctx,
+    Ctx,
 )
-from normalizers.lab.notes import _text_line
+from normalizers.lab.notes import text_line
 from normalizers.lab.numeric import (
-    _composite_quantity,
-    _is_comparator,
-    _nm_with_components,
-    _numeric,
+    composite_quantity,
+    fill_numeric,
+    is_comparator,
+    nm_with_components,
 )
-from normalizers.lab.people import _provider_id
+from normalizers.lab.people import provider_id
 from normalizers.lab.quantities import (
-    _QUANTITY_STARTS,
-    _text_quantity,
-    _text_titre,
-    _text_with_unit,
+    QUANTITY_STARTS,
+    text_quantity,
+    text_titre,
+    text_with_unit,
 )
-from normalizers.lab.structured import _structured_numeric
+from normalizers.lab.structured import structured_numeric
 from normalizers.model import Entry, NormalizationError
 from normalizers.tabledata import table
 from parsers.hl7v2.er7 import Delimiters, Message, Segment
@@ -56,7 +56,7 @@ def _value_types() -> frozenset[str]:
     return frozenset(row["code"] for row in table("hl7_value_types"))
 
 
-def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
+def fill_value(ctx: Ctx, obx: Segment, entry: Entry) -> None:
     msg = ctx.msg
     vtype = text(msg, obx.raw(2)).upper()
     raw5 = obx.raw(5)
@@ -67,7 +67,7 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     if not vtype:
         # OBX-2 is required when OBX-5 is valued; older senders leave it out. A plain number
         # is read as one (else a glucose would be filed as text, out of every trend).
-        if _NUMBER.fullmatch(text(msg, raw5)):
+        if NUMBER.fullmatch(text(msg, raw5)):
             ctx.warnings.append(f"{loc(obx, 2)}: no value type, numeric value read as NM")
             vtype = "NM"
         elif (typed := _typed_by_components(msg, first_rep(msg, obx, 5))) is not None:
@@ -93,34 +93,34 @@ def _value(ctx: _Ctx, obx: Segment, entry: Entry) -> None:
     if vtype == "NM":
         c = comps(msg, first)
         head = text(msg, c[0]) if c else ""
-        if len(c) > 1 and (not head or _is_comparator(head)) and text(msg, c[1]):
+        if len(c) > 1 and (not head or is_comparator(head)) and text(msg, c[1]):
             # '^182', '<^0.5': an SN's components under OBX-2 NM. Read as NM, the number in
             # component 2 was lost without a word ('^182') or the message failed ('<^0.5').
             ctx.warnings.append(f"{where}: NM value written as an SN (comparator^number), "
                                 "read as SN")
-            _structured_numeric(ctx, c, entry, where)
+            structured_numeric(ctx, c, entry, where)
         elif len(c) > 1 and any(text(msg, x) for x in c[1:]):
-            _nm_with_components(ctx, first, c, head, entry, where)
+            nm_with_components(ctx, first, c, head, entry, where)
         else:
-            _numeric(ctx, head, entry, where)
+            fill_numeric(ctx, head, entry, where)
     elif vtype == "SN":
-        _structured_numeric(ctx, comps(msg, first), entry, where)
+        structured_numeric(ctx, comps(msg, first), entry, where)
     elif vtype == "CQ":
-        _composite_quantity(ctx, obx, first, entry, where)
+        composite_quantity(ctx, obx, first, entry, where)
     elif vtype in TEXT_TYPES:
         # whole repetitions: a text value has no components, and leading blanks are layout
-        entry.value = "\n".join(_text_line(msg, r) for r in reps(msg, obx, 5))
+        entry.value = "\n".join(text_line(msg, r) for r in reps(msg, obx, 5))
         if _cut_short(msg, raw5):
             ctx.warnings.append(f"{where}: the text ends with the truncation character MSH-2 "
                                 "declares: the sender cut it short, filed as received")
         if obx.raw(6).strip() and entry.value:
-            _text_quantity(ctx, entry, vtype, where)
-        elif entry.value and entry.value[:1] in _QUANTITY_STARTS and "\n" not in entry.value:
-            _text_with_unit(ctx, entry, vtype, where)
+            text_quantity(ctx, entry, vtype, where)
+        elif entry.value and entry.value[:1] in QUANTITY_STARTS and "\n" not in entry.value:
+            text_with_unit(ctx, entry, vtype, where)
         if entry.value_num is None and entry.value and entry.value[:1] == "1":
-            _text_titre(ctx, entry, vtype, where)
+            text_titre(ctx, entry, vtype, where)
     elif vtype in CODED_TYPES:
-        _coded(ctx, obx, entry)
+        fill_coded(ctx, obx, entry)
     elif vtype in DATE_TYPES:
         c = comps(msg, first)
         value = with_degree(text(msg, part(c, 1)), text(msg, part(c, 2)))
@@ -159,7 +159,7 @@ _DAY_FIRST = re.compile(r"(?:\d{1,2}([/.-])\d{1,2}\1|\d{2}[/.-])\d{4}"
                         r"(?:[ T]\d{1,2}[:hH]\d{2}(?::\d{2})?)?")
 
 
-def _day_first_date(ctx: _Ctx, entry: Entry, vtype: str, sent: str, where: str) -> None:
+def _day_first_date(ctx: Ctx, entry: Entry, vtype: str, sent: str, where: str) -> None:
     """A DT, TS or DTM value written day first ('15/03/2024', '15/03/2024 08:30') or month
     first ('03/2024'): HL7 v2.5
     (2.A.21, 2.A.77) says YYYY[MM[DD[HHMM...]]]. The value is the lab's result (a date of
@@ -197,7 +197,7 @@ def _names(msg: Message, obx: Segment, entry: Entry, vtype: str) -> None:
             continue
         names.append(organization(msg, rep) if not family_at
                      else person_name(msg, rep, family_at))
-        said = _provider_id(msg, rep) if family_at == 2 else None
+        said = provider_id(msg, rep) if family_at == 2 else None
         if said:
             ids.append(said)
     entry.value = "\n".join(n for n in names if n) or None
@@ -205,7 +205,7 @@ def _names(msg: Message, obx: Segment, entry: Entry, vtype: str) -> None:
         entry.details["value_ids"] = ids
 
 
-def _date_range(ctx: _Ctx, rep: str, entry: Entry, where: str) -> None:
+def _date_range(ctx: Ctx, rep: str, entry: Entry, where: str) -> None:
     """DR (v2.5 2.A.20): range start ^ range end, each a TS (its own precision in
     subcomponents, v2.3 style): the period of a 24-hour urine collection. Kept as sent it
     was '20240314080000^20240315080000', no date any reader took for one. The value is the
@@ -271,7 +271,7 @@ def _typed_by_components(msg: Message, rep: str) -> str | None:
     if len(c) > 3 and text(msg, c[3]).upper() in ed_encodings():
         return None  # an ED's shape ('^AP^PDF^Base64^JVBERi0...'): no coded value, as before
     head, second = text(msg, c[0]).strip(), text(msg, part(c, 2)).strip()
-    if (not head or _is_comparator(head)) and _NUMBER.fullmatch(second.replace(",", ".")):
+    if (not head or is_comparator(head)) and NUMBER.fullmatch(second.replace(",", ".")):
         return "SN"
     return "CWE"
 
