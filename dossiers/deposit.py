@@ -1141,14 +1141,7 @@ def follow_order_scopes(conn: Connection, stored: dict[tuple[int, str], list],
                 real[(patient_id, key)] = old
     if not real:
         return
-    for patient_id, items in targets:
-        for entry, _ in items:
-            entry.key = real.get((patient_id, entry.key), entry.key)
-            if entry.replaces_key:
-                entry.replaces_key = real.get((patient_id, entry.replaces_key),
-                                              entry.replaces_key)
-            if entry.parent_key:
-                entry.parent_key = real.get((patient_id, entry.parent_key), entry.parent_key)
+    _rekey(targets, real, parents=True)
     followed = {(patient_id, old) for (patient_id, _), old in real.items()}
     stored.update({pair: rows for pair, rows in held.items() if pair in followed})
 
@@ -1196,13 +1189,23 @@ def follow_sub_id_spellings(conn: Connection, stored: dict[tuple[int, str], list
     if not held:
         return
     real = {(patient_id, named[(patient_id, other)]): other for patient_id, other in held}
+    _rekey(targets, real, parents=False)
+    stored.update(held)
+
+
+def _rekey(targets: Sequence[tuple[int, Sequence[tuple[Entry, str | None]]]],
+           real: dict[tuple[int, str], str], *, parents: bool) -> None:
+    """The entries' keys (and the keys they replace, and with ``parents`` the key of the
+    entry they hang from) taken as the dossier holds them: ``real`` maps (patient, key sent)
+    to the key held."""
     for patient_id, items in targets:
         for entry, _ in items:
             entry.key = real.get((patient_id, entry.key), entry.key)
             if entry.replaces_key:
                 entry.replaces_key = real.get((patient_id, entry.replaces_key),
                                               entry.replaces_key)
-    stored.update(held)
+            if parents and entry.parent_key:
+                entry.parent_key = real.get((patient_id, entry.parent_key), entry.parent_key)
 
 
 def document_set(entry: Entry) -> tuple[str, str, str | None] | None:

@@ -141,12 +141,7 @@ def list_imports(engine: Engine, flt: ImportFilter | None = None, *, status: str
     if flt is None:
         flt = ImportFilter(status=status, source=source, error_code=error_code)
     q = where_filter(select(imports).order_by(*sort_order(sort)), flt)
-    if limit is not None:
-        q = q.limit(limit)
-    if offset:
-        q = q.offset(offset)
-    with engine.connect() as conn:
-        return [_import_dict(r) for r in conn.execute(q)]
+    return _page(engine, q, limit, offset)
 
 
 def list_import_ids(engine: Engine, ids: list[int], *, sort: str = "-id",
@@ -157,6 +152,12 @@ def list_import_ids(engine: Engine, ids: list[int], *, sort: str = "-id",
     if not ids:
         return []
     q = select(imports).where(imports.c.id.in_(sorted(set(ids)))).order_by(*sort_order(sort))
+    return _page(engine, q, limit, offset)
+
+
+def _page(engine: Engine, q, limit: int | None, offset: int) -> list[dict]:  # noqa: ANN001
+    """One page of a sorted ledger query, cut by the database (a deep page does not load
+    the rows before it)."""
     if limit is not None:
         q = q.limit(limit)
     if offset:
