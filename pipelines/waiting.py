@@ -102,8 +102,9 @@ def resolvable_imports(ctx: Context, flt: ImportFilter | None = None) -> Resolva
         named = [(row.id, _identities(ctx, row, started))
                  for row in rows[start:start + LOOKUP_CHUNK]]
         result.found.update(_dossiers_named(ctx, [n for n in named if n[1]]))
+        # (no identity read at all: no longer readable as it was; its rerun will say why)
         result.without_ins += [import_id for import_id, identities in named
-                               if import_id not in result.found
+                               if identities and import_id not in result.found
                                and not any(i.key_valid for identity in identities
                                            for i in identity.ins)]
     return result
