@@ -169,10 +169,7 @@ def assigned_party(entity) -> dict[str, Any] | None:  # noqa: ANN001
     with the organization's name."""
     out: dict[str, Any] = {"ids": [i.key for i in entity.ids if i.root]}
     if entity.organization is not None:
-        out["organization"] = _org_ids(entity.organization)
-        names = [n for n in entity.organization.names if n]
-        if names:
-            out["organization_name"] = names[0]
+        out.update(_organization(entity.organization))
     out = {k: v for k, v in out.items() if v}
     return out or None
 
@@ -375,6 +372,13 @@ def _org_ids(org) -> list[str]:  # noqa: ANN001
     return [i.key for i in org.ids if i.root]
 
 
+def _organization(org) -> dict[str, Any]:  # noqa: ANN001
+    """An organization as ids (FINESS...) and its first name (the ids alone are opaque);
+    an empty value is dropped by the caller."""
+    names = [n for n in org.names if n]
+    return {"organization": _org_ids(org), "organization_name": names[0] if names else None}
+
+
 def _encounter(header, warnings: list[str]) -> dict | None:  # noqa: ANN001
     """The stay or visit the document was written in (componentOf/encompassingEncounter):
     its ids, class (IMP, AMB, EMER...), admission (low) and discharge (high) as ISO 8601 like
@@ -422,10 +426,7 @@ def _encounter(header, warnings: list[str]) -> dict | None:  # noqa: ANN001
         if facility.place is not None and facility.place.name:
             place["name"] = facility.place.name.strip()[:300]
         if facility.organization is not None:
-            place["organization"] = _org_ids(facility.organization)
-            names = [n for n in facility.organization.names if n]
-            if names:
-                place["organization_name"] = names[0]
+            place.update(_organization(facility.organization))
         place = {k: v for k, v in place.items() if v}
         if place:
             out["location"] = place

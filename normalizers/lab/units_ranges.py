@@ -73,9 +73,9 @@ def fill_unit(lf: Callable[[str], str], c: list[str], entry: Entry, warnings: li
         warnings.append(f"{loc(obx, field)}: unescaped '^' inside the unit read as an exponent")
     if len(c) > 3 and lf(c[3]) and not _unit_reads(lf, c[:3]) \
             and (not lf(c[0]) or _unit_reads(lf, c[3:6])):
-        c = _alternate_unit(lf, c, entry, warnings, obx, field)
+        c = _alternate_unit(lf, c, entry, warnings, f"{loc(obx, field)}: {_FIRST_NAMES_NONE}")
     elif _ucum_alternate_differs(lf, c):
-        c = _ucum_alternate(lf, c, entry, warnings, obx, field)
+        c = _alternate_unit(lf, c, entry, warnings, f"{loc(obx, field)}: {_FIRST_READS_OTHER}")
     sent = lf(c[0]) or (lf(c[1]) if len(c) > 1 else "")
     if not sent:
         return
@@ -123,20 +123,33 @@ def _unit_reads(lf: Callable[[str], str], triplet: list[str]) -> bool:
     return any(x and to_ucum(x).mapped for x in (code, said))
 
 
+# Why the alternate triplet of a unit (CE.4-6) was read, said on the ledger
+_FIRST_NAMES_NONE = "unit read from its alternate triplet (CE.4-6): the first names none"
+_FIRST_READS_OTHER = ("the unit's first triplet reads as another unit than the UCUM code of "
+                      "its alternate triplet (CE.4-6): the UCUM code read")
+
+
 def _alternate_unit(lf: Callable[[str], str], c: list[str], entry: Entry,
-                    warnings: list[str], obx: Segment, field: int) -> list[str]:
-    """The alternate triplet of a unit (CE.4-6, v2.5 2.A.8) read as the unit, when the first
-    names none we read: empty ('^^^mmol/L^millimole par litre^UCUM'), or a LIS's own unit
-    code beside a UCUM or known unit ('MMOLL^^99LAB^mmol/L^^UCUM', as v2.5.1 LRI and ELR
-    senders send UCUM beside their local code). Only the first triplet was read: the
-    potassium was filed without any unit, or under the unmapped unit 'MMOLL'. A local code
-    is kept apart (details.unit_code), as when its text says the unit (``fill_unit``); two
-    local codes stay the first, as before."""
+                    warnings: list[str], said: str) -> list[str]:
+    """The alternate triplet of a unit (CE.4-6, v2.5 2.A.8: the same concept in another
+    coding system) read as the unit, the first's code kept apart (details.unit_code, as when
+    its text says the unit: ``fill_unit``) and ``said`` warned. Two cases call it:
+
+    - the first names no unit we read: empty ('^^^mmol/L^millimole par litre^UCUM'), or a
+      LIS's own unit code beside a UCUM or known unit ('MMOLL^^99LAB^mmol/L^^UCUM', as
+      v2.5.1 LRI and ELR senders send UCUM beside their local code). Only the first triplet
+      was read: the potassium was filed without any unit, or under the unmapped 'MMOLL';
+      two local codes stay the first, as before;
+    - the sender's own unit of the first reads as another unit than the UCUM code of the
+      alternate (``_ucum_alternate_differs``): 'G/L^^L^g/L^^UCUM' (an albumin in grams per
+      litre written in capitals by a LIS, which the table reads as giga per litre, 10*9/L,
+      a cell count), 'mEq/L^^L^mmol/L^^UCUM'. The UCUM one is the code the sender mapped
+      for exchange, the first its label; the first was read, the albumin filed as a cell
+      count. When both read as the same unit, the first is read, as before."""
     code = lf(c[0])
     if code:
         entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
-    warnings.append(f"{loc(obx, field)}: unit read from its alternate triplet (CE.4-6): the "
-                    "first names none")
+    warnings.append(said)
     return [c[3], part(c, 5), part(c, 6)]
 
 
@@ -162,24 +175,6 @@ def _ucum_alternate_differs(lf: Callable[[str], str], c: list[str]) -> bool:
         return False
     first = _read_as(lf, c[:3])
     return first is not None and first != _read_as(lf, c[3:6])
-
-
-def _ucum_alternate(lf: Callable[[str], str], c: list[str], entry: Entry,
-                    warnings: list[str], obx: Segment, field: int) -> list[str]:
-    """The UCUM code of the alternate triplet read as the unit when the sender's own unit of
-    the first reads as another one: 'G/L^^L^g/L^^UCUM' (an albumin in grams per litre
-    written in capitals by a LIS, which the table reads as giga per litre, 10*9/L, a cell
-    count), 'mEq/L^^L^mmol/L^^UCUM'. The two triplets of a CE name one unit (v2.5 2.A.8: the
-    alternate is the same concept in another coding system); the UCUM one is the code the
-    sender mapped for exchange, the first its label. The first was read, the UCUM code
-    ignored: the albumin filed as a cell count. Its code is kept apart (details.unit_code),
-    said. When both read as the same unit, the first is read, as before."""
-    code = lf(c[0])
-    if code:
-        entry.details["unit_code"] = {"code": code, "system": lf(c[2])}
-    warnings.append(f"{loc(obx, field)}: the unit's first triplet reads as another unit than "
-                    "the UCUM code of its alternate triplet (CE.4-6): the UCUM code read")
-    return [c[3], part(c, 5), part(c, 6)]
 
 
 # What the code of a unit split at an unescaped '^' is when the '^' was an exponent: a bare
